@@ -1,0 +1,219 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Document, isMap, isPair, isScalar, LineCounter, parseDocument, visit } from 'yaml';
+import type { $ZodIssue } from 'zod/v4/core';
+import { ConfigError, ConfigIssue } from '../errors';
+import { SecretRegistry } from '../secrets';
+import { resolveTopology, Topology, TopologyIssue } from '../topology';
+import { configSchema, validKeysAt } from './schema';
+
+export interface LoadedConfig {
+  file: string;
+  topology: Topology;
+}
+
+const VAR = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
+
+/**
+ * Reads and checks replication.yml. Every rule is enforced here, before any server is
+ * touched; all problems are reported at once, each with file:line:column and key.
+ * Values substituted from `${VAR}` are registered as secrets.
+ */
+export function loadConfig(file: string, env: NodeJS.ProcessEnv, secrets: SecretRegistry): LoadedConfig {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (err as Error).message;
+    throw new ConfigError([{ file: display(file), line: 1, column: 1, key: '(file)', message: `${reason}; pass the file with -c/config` }]);
+  }
+  return parseConfig(text, display(file), env, secrets);
+}
+
+export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv, secrets: SecretRegistry): LoadedConfig {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const at = (offset: number | undefined, key: string, message: string): ConfigIssue => {
+    const pos = lineCounter.linePos(offset ?? 0);
+    return { file, line: pos.line, column: pos.col, key, message };
+  };
+
+  if (doc.errors.length > 0) {
+    throw new ConfigError(doc.errors.map((e) => at(e.pos[0], '(yaml)', yamlMessage(e.message))));
+  }
+
+  const issues: ConfigIssue[] = [];
+  substitute(doc, env, secrets, (offset, key, message) => issues.push(at(offset, key, message)));
+  if (issues.length > 0) throw new ConfigError(issues);
+
+  const parsed = configSchema.safeParse(doc.toJS({ maxAliasCount: 100 }) ?? {});
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) issues.push(...zodIssue(issue, doc, at));
+    throw new ConfigError(sortIssues(issues));
+  }
+
+  const resolved = resolveTopology(parsed.data);
+  if (!resolved.ok) {
+    for (const i of resolved.issues) issues.push(topologyIssue(i, doc, at));
+    throw new ConfigError(sortIssues(issues));
+  }
+  return { file, topology: resolved.topology };
+}
+
+type At = (offset: number | undefined, key: string, message: string) => ConfigIssue;
+
+function display(file: string): string {
+  const rel = path.relative(process.cwd(), file);
+  return rel && !rel.startsWith('..') ? rel : file;
+}
+
+function yamlMessage(message: string): string {
+  return message.split('\n')[0]!.replace(/ at line \d+, column \d+.*$/, '');
+}
+
+/** Replace `${NAME}` in every string scalar, keeping the node (and so its position). `$${` is a literal `${`. */
+function substitute(doc: Document, env: NodeJS.ProcessEnv, secrets: SecretRegistry, report: (offset: number | undefined, key: string, message: string) => void): void {
+  visit(doc, {
+    Scalar(_key, node, ancestry) {
+      if (typeof node.value !== 'string' || !node.value.includes('${')) return;
+      const keyPath = dotted(pathOf(ancestry, node));
+      node.value = node.value.replace(VAR, (whole: string, name: string | undefined) => {
+        if (name === undefined) return '${';
+        const value = env[name];
+        if (value === undefined) {
+          report(node.range?.[0], keyPath, `environment variable ${name} is not set; export it (or add it to the workflow's env) before running`);
+          return whole;
+        }
+        secrets.add(value);
+        return value;
+      });
+    },
+  });
+}
+
+function pathOf(ancestry: readonly unknown[], node: unknown): Array<string | number> {
+  const out: Array<string | number> = [];
+  const chain = [...ancestry, node];
+  for (let i = 0; i < chain.length; i++) {
+    const n = chain[i];
+    if (isPair(n) && isScalar(n.key)) out.push(String(n.key.value));
+    else if (n && typeof n === 'object' && 'items' in n && !isMap(n)) {
+      const items = (n as { items: unknown[] }).items;
+      const idx = items.indexOf(chain[i + 1]);
+      if (idx >= 0) out.push(idx);
+    }
+  }
+  return out;
+}
+
+function dotted(path: ReadonlyArray<PropertyKey>): string {
+  let s = '';
+  for (const seg of path) s += typeof seg === 'number' ? `[${seg}]` : s ? `.${String(seg)}` : String(seg);
+  return s || '(root)';
+}
+
+/** Offset of the value at `path`, or of the key itself, or of the nearest existing ancestor. */
+function offsetOf(doc: Document, path: ReadonlyArray<PropertyKey>, atKey = false): number | undefined {
+  const segs = path.map((p) => (typeof p === 'number' ? p : String(p)));
+  for (let n = segs.length; n >= 0; n--) {
+    const sub = segs.slice(0, n);
+    if (atKey && n === segs.length && n > 0) {
+      const parent = sub.length > 1 ? doc.getIn(sub.slice(0, -1), true) : doc.contents;
+      if (isMap(parent)) {
+        const pair = parent.items.find((it) => isScalar(it.key) && String(it.key.value) === String(sub[sub.length - 1]));
+        if (pair && isScalar(pair.key)) return pair.key.range?.[0];
+      }
+    }
+    const node = n === 0 ? doc.contents : doc.getIn(sub, true);
+    const range = (node as { range?: [number, number, number] } | null | undefined)?.range;
+    if (range) return range[0];
+  }
+  return 0;
+}
+
+function keyOffset(doc: Document, mapPath: ReadonlyArray<PropertyKey>, key: string): number | undefined {
+  const map = mapPath.length === 0 ? doc.contents : doc.getIn(mapPath.map((p) => (typeof p === 'number' ? p : String(p))), true);
+  if (isMap(map)) {
+    const pair = map.items.find((it) => isScalar(it.key) && String(it.key.value) === key);
+    if (pair && isScalar(pair.key)) return pair.key.range?.[0];
+  }
+  return offsetOf(doc, mapPath);
+}
+
+function zodIssue(issue: $ZodIssue, doc: Document, at: At): ConfigIssue[] {
+  const path = issue.path;
+  switch (issue.code) {
+    case 'unrecognized_keys': {
+      const valid = validKeysAt(path);
+      return issue.keys.map((k) => {
+        const near = closest(k, valid);
+        const hint = near ? `did you mean "${near}"? ` : '';
+        return at(keyOffset(doc, path, k), dotted([...path, k]), `unknown key "${k}"; ${hint}valid keys here: ${valid.join(', ')}`);
+      });
+    }
+    case 'invalid_type': {
+      const exists = doc.hasIn(path.map((p) => (typeof p === 'number' ? p : String(p))));
+      const last = path[path.length - 1];
+      if (!exists && path.length > 0) {
+        return [at(offsetOf(doc, path.slice(0, -1)), dotted(path), `missing required key "${String(last)}" (expected ${issue.expected})`)];
+      }
+      return [at(offsetOf(doc, path), dotted(path), `expected ${issue.expected}${describeReceived(doc, path)}`)];
+    }
+    case 'invalid_value':
+      return [at(offsetOf(doc, path), dotted(path), `invalid value${describeReceived(doc, path)}; expected one of: ${issue.values.map((v) => String(v)).join(', ')}`)];
+    case 'invalid_union': {
+      // Port and duration unions: the string branch's message is the useful one.
+      const inner = issue.errors.flat().find((e) => e.code !== 'invalid_type');
+      return [at(offsetOf(doc, path), dotted(path), inner ? inner.message : 'invalid value')];
+    }
+    default:
+      return [at(offsetOf(doc, path), dotted(path), issue.message)];
+  }
+}
+
+function describeReceived(doc: Document, path: ReadonlyArray<PropertyKey>): string {
+  const node = doc.getIn(path.map((p) => (typeof p === 'number' ? p : String(p))), true);
+  if (isScalar(node)) {
+    const v = node.value;
+    if (v === null) return ', got nothing (empty value)';
+    return typeof v === 'string' ? `, got "${v.length > 40 ? v.slice(0, 40) + '…' : v}"` : `, got ${String(v)}`;
+  }
+  if (isMap(node)) return ', got a mapping';
+  if (node && typeof node === 'object' && 'items' in node) return ', got a list';
+  return '';
+}
+
+function topologyIssue(i: TopologyIssue, doc: Document, at: At): ConfigIssue {
+  return at(offsetOf(doc, i.path, i.atKey), dotted(i.path), i.message);
+}
+
+function sortIssues(issues: ConfigIssue[]): ConfigIssue[] {
+  return [...issues].sort((a, b) => a.line - b.line || a.column - b.column);
+}
+
+function closest(word: string, candidates: string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const c of candidates) {
+    const d = levenshtein(word.toLowerCase(), c);
+    if (d < bestDistance) {
+      best = c;
+      bestDistance = d;
+    }
+  }
+  return bestDistance <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
+}
+
+function levenshtein(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return row[b.length]!;
+}

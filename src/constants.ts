@@ -1,0 +1,20 @@
+/** Action input and output names (action.yml), in one place. */
+export const Inputs = {
+  Command: 'command',
+  Config: 'config',
+  Only: 'only',
+  Resync: 'resync',
+  SecretsToken: 'secrets-token',
+  EnvTarget: 'env-target',
+  GithubToken: 'github-token',
+  Comment: 'comment',
+  MaxParallel: 'max-parallel',
+  FailOnDrift: 'fail-on-drift',
+} as const;
+
+export const Outputs = {
+  Plan: 'plan',
+  Changes: 'changes',
+  Status: 'status',
+  Env: 'env',
+} as const;

@@ -1,0 +1,46 @@
+import type { EngineName } from '../config/schema';
+import type { HostProvider } from '../hosts/host';
+import type { Action, ActionDetails, PairLive, PlannedPair } from '../plan/types';
+import type { Pair, Server } from '../topology';
+
+/** Outcome of inspecting one server: engine-specific facts, or why it could not be reached. */
+export type Inspection<F = unknown> = { ok: true; server: Server; facts: F } | { ok: false; server: Server; error: string };
+
+export interface Logger {
+  info(message: string): void;
+  warn(message: string): void;
+}
+
+export interface ApplyContext {
+  hosts: HostProvider;
+  log: Logger;
+  /** Serialises work on one server (e.g. two slaves configuring the same master). */
+  withLock<T>(key: string, fn: () => Promise<T>): Promise<T>;
+  /** Records a finished step, for the report and for the journal of what was done. */
+  step(name: string): void;
+}
+
+/** Live replication between declared servers, found from the slave's side. */
+export interface LiveLink {
+  slave: Server;
+  /** The declared server it follows, when it follows one. */
+  master: Server | null;
+  /** Where it follows, as the slave's own settings say (host:port). */
+  upstream: string;
+}
+
+/**
+ * One engine: every engine folder implements this. Inspection is the only part that
+ * reads servers during plan/status; `describe` and `pairState` are pure.
+ */
+export interface Engine<F = unknown> {
+  readonly name: EngineName;
+  inspectServer(server: Server): Promise<F>;
+  pairState(pair: Pair, master: Inspection<F>, slave: Inspection<F>): PairLive;
+  /** Steps, disruption and preserved path of an action, from inspection alone. */
+  describe(pair: Pair, action: Action, master: Inspection<F>, slave: Inspection<F>, stamp: string): ActionDetails;
+  /** Replication links live on declared servers (for drift). */
+  liveLinks(inspections: Array<Inspection<F>>, servers: Server[]): LiveLink[];
+  enable(pair: Pair, planned: PlannedPair, ctx: ApplyContext): Promise<{ preserved: string | null }>;
+  disable(pair: Pair, planned: PlannedPair, ctx: ApplyContext): Promise<void>;
+}

@@ -1,0 +1,19 @@
+import type { EngineName } from '../config/schema';
+import type { Engine } from './engine';
+import { postgresql } from './postgresql';
+
+/**
+ * The engines this build carries. An engine not yet implemented gets no entry: its pairs
+ * are reported as `unreachable` with a message that says so, and apply leaves them alone.
+ */
+const ENGINES: Partial<Record<EngineName, Engine>> = {
+  postgresql: postgresql as Engine,
+};
+
+export function engineFor(name: EngineName): Engine | undefined {
+  return ENGINES[name];
+}
+
+export function unsupportedMessage(name: EngineName): string {
+  return `the ${name} engine is not available in this version of dbrepl yet`;
+}

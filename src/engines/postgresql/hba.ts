@@ -1,0 +1,79 @@
+import { BlockList, isIP } from 'node:net';
+
+/** A row of pg_hba_file_rules. */
+export interface HbaRule {
+  line_number: number;
+  type: string;
+  database: string[] | null;
+  user_name: string[] | null;
+  address: string | null;
+  netmask: string | null;
+  auth_method: string | null;
+  error: string | null;
+}
+
+const PASSWORD_METHODS = new Set(['trust', 'scram-sha-256', 'md5', 'password']);
+
+export type HbaVerdict = { admitted: true; line: number } | { admitted: false; line: number | null; why: string };
+
+/**
+ * Whether the master's pg_hba rules let `user` open a replication connection from
+ * `address` with a password, evaluated as the server does: the first rule whose type,
+ * database, user and address match decides. Rules this code cannot evaluate (group
+ * membership, samenet, hostnames against an IP) are treated as not matching, so the tool
+ * adds its own explicit rule rather than trust a guess.
+ */
+export function admitsReplication(rules: HbaRule[], user: string, address: string, ssl: boolean): HbaVerdict {
+  for (const r of [...rules].sort((a, b) => a.line_number - b.line_number)) {
+    if (r.error) continue;
+    if (!(r.type === 'host' || (r.type === 'hostssl' && ssl) || (r.type === 'hostnossl' && !ssl))) continue;
+    if (!r.database?.includes('replication')) continue;
+    if (!r.user_name?.some((u) => u === 'all' || u === user)) continue;
+    if (!addressMatches(r, address)) continue;
+    const method = r.auth_method ?? '';
+    if (PASSWORD_METHODS.has(method)) return { admitted: true, line: r.line_number };
+    return { admitted: false, line: r.line_number, why: `line ${r.line_number} matches first with method "${method}"` };
+  }
+  return { admitted: false, line: null, why: 'no rule matches' };
+}
+
+function addressMatches(rule: HbaRule, address: string): boolean {
+  const a = rule.address;
+  if (a === 'all') return true;
+  if (!a) return false;
+  const family = isIP(address);
+  if (family === 0) return a.toLowerCase() === address.toLowerCase();
+  const ruleFamily = isIP(a);
+  if (ruleFamily === 0 || ruleFamily !== family) return false;
+  const type = family === 4 ? 'ipv4' : 'ipv6';
+  const prefix = rule.netmask ? maskToPrefix(rule.netmask) : family === 4 ? 32 : 128;
+  if (prefix === null) return false;
+  const list = new BlockList();
+  list.addSubnet(a, prefix, type);
+  return list.check(address, type);
+}
+
+function maskToPrefix(mask: string): number | null {
+  let bits: string;
+  if (isIP(mask) === 4) {
+    bits = mask.split('.').map((o) => Number(o).toString(2).padStart(8, '0')).join('');
+  } else if (isIP(mask) === 6) {
+    const [head = '', rest = ''] = mask.split('::');
+    const h = head ? head.split(':') : [];
+    const t = rest ? rest.split(':') : [];
+    const groups = [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
+    bits = groups.map((g) => parseInt(g || '0', 16).toString(2).padStart(16, '0')).join('');
+  } else {
+    return null;
+  }
+  if (!/^1*0*$/.test(bits)) return null;
+  const zero = bits.indexOf('0');
+  return zero === -1 ? bits.length : zero;
+}
+
+/** The line the tool adds (first in the file, so it wins over any later reject). */
+export function hbaLine(user: string, address: string, method: string): string {
+  const family = isIP(address);
+  const addr = family === 4 ? `${address}/32` : family === 6 ? `${address}/128` : address;
+  return `host replication "${user.replace(/"/g, '""')}" ${addr} ${method}`;
+}

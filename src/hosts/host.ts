@@ -1,0 +1,84 @@
+import { DbreplError } from '../errors';
+import type { Server } from '../topology';
+
+export interface CommandResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface RunOptions {
+  /** Extra environment variables; secrets reach commands this way (or by stdin), never by argv. */
+  env?: Record<string, string>;
+  input?: string;
+}
+
+/** Where host commands run: the runner itself, or (later) a server's host over SSH. */
+export interface Host {
+  readonly label: string;
+  /** Runs argv without a shell; a non-zero exit is returned, not thrown. */
+  run(argv: string[], options?: RunOptions): Promise<CommandResult>;
+  close(): Promise<void>;
+}
+
+/** Gives the host of a server; the apply layer closes them all at the end. */
+export interface HostProvider {
+  forServer(server: Server): Promise<Host>;
+  closeAll(): Promise<void>;
+}
+
+/** POSIX single-quoting, for the few places that must build a shell line from arguments. */
+export function quote(arg: string): string {
+  if (/^[A-Za-z0-9_\-+=/.,:@%]+$/.test(arg)) return arg;
+  return `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+export function shellLine(argv: string[]): string {
+  return argv.map(quote).join(' ');
+}
+
+/** Runs and throws on a non-zero exit, with the last lines of stderr (the caller's messages are redacted at the edge). */
+export async function runChecked(host: Host, argv: string[], what: string, options?: RunOptions): Promise<string> {
+  const r = await host.run(argv, options);
+  if (r.code !== 0) {
+    throw new DbreplError('STEP', `${what} failed on ${host.label} (exit ${r.code}): ${tail(r.stderr || r.stdout)}`);
+  }
+  return r.stdout;
+}
+
+/** A user's shell command line from replication.yml (`service.stop` ...), run with /bin/sh -c. */
+export function runShell(host: Host, line: string, what: string, options?: RunOptions): Promise<string> {
+  return runChecked(host, ['/bin/sh', '-c', line], what, options);
+}
+
+export async function readFile(host: Host, file: string): Promise<string | null> {
+  const r = await host.run(['cat', '--', file]);
+  return r.code === 0 ? r.stdout : null;
+}
+
+/** Writes through a temporary file and a rename, so a reader never sees half a file. */
+export async function writeFile(host: Host, file: string, content: string): Promise<void> {
+  await runChecked(
+    host,
+    ['/bin/sh', '-c', 'umask 077; cat > "$1.dbrepl-tmp" && chown --reference="$1" "$1.dbrepl-tmp" 2>/dev/null; chmod --reference="$1" "$1.dbrepl-tmp" 2>/dev/null; mv -f "$1.dbrepl-tmp" "$1"', 'sh', file],
+    `writing ${file}`,
+    { input: content },
+  );
+}
+
+export async function pathExists(host: Host, file: string): Promise<boolean> {
+  return (await host.run(['test', '-e', file])).code === 0;
+}
+
+/** Owner uid, gid and octal mode of a path. */
+export async function statOwner(host: Host, file: string): Promise<{ uid: string; gid: string; mode: string }> {
+  const out = (await runChecked(host, ['stat', '-c', '%u %g %a', '--', file], `stat ${file}`)).trim();
+  const [uid, gid, mode] = out.split(/\s+/);
+  if (!uid || !gid || !mode) throw new DbreplError('STEP', `unexpected stat output for ${file}`);
+  return { uid, gid, mode };
+}
+
+export function tail(text: string, lines = 5): string {
+  const t = text.trim().split('\n').slice(-lines).join(' | ');
+  return t.length > 600 ? t.slice(-600) : t || '(no output)';
+}

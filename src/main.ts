@@ -1,0 +1,129 @@
+import * as path from 'node:path';
+import { run as runCore, Command } from './core';
+import { Inputs, Outputs } from './constants';
+import { ConfigError, DbreplError, UsageError, messageOf } from './errors';
+import type { Mode } from './plan/diff';
+import { planMarkdown } from './report/render';
+import { SecretRegistry } from './secrets';
+
+/** The slice of @actions/core the action uses; tests hand in another implementation. */
+export interface ActionRuntime {
+  getInput(name: string): string;
+  setOutput(name: string, value: string): void;
+  setSecret(value: string): void;
+  setFailed(message: string): void;
+  info(message: string): void;
+  warning(message: string): void;
+  error(message: string, annotation?: { file: string; startLine: number; startColumn: number; title?: string }): void;
+  group<T>(name: string, fn: () => Promise<T>): Promise<T>;
+  writeSummary(markdown: string): Promise<void>;
+  env: NodeJS.ProcessEnv;
+}
+
+export interface ActionInputs {
+  command: Command;
+  config: string;
+  only: string[];
+  resync: 'broken' | string[];
+  secretsToken: string;
+  envTarget: 'secrets' | 'variables';
+  githubToken: string;
+  comment: boolean;
+  maxParallel: number;
+  failOnDrift: boolean;
+}
+
+const COMMANDS: readonly Command[] = ['plan', 'apply', 'status', 'resync'];
+
+function list(value: string): string[] {
+  return value.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+function bool(name: string, value: string, fallback: boolean): boolean {
+  if (value === '') return fallback;
+  if (/^(true|yes|1)$/i.test(value)) return true;
+  if (/^(false|no|0)$/i.test(value)) return false;
+  throw new UsageError(`input ${name} takes true or false, not "${value}"`);
+}
+
+/** Every input read once, here, into a typed object. */
+export function readInputs(rt: Pick<ActionRuntime, 'getInput'>): ActionInputs {
+  const command = (rt.getInput(Inputs.Command) || 'plan') as Command;
+  if (!COMMANDS.includes(command)) throw new UsageError(`input command takes ${COMMANDS.join(', ')}, not "${command}"`);
+  const envTarget = rt.getInput(Inputs.EnvTarget) || 'secrets';
+  if (envTarget !== 'secrets' && envTarget !== 'variables') throw new UsageError(`input env-target takes secrets or variables, not "${envTarget}"`);
+  const maxParallel = Number(rt.getInput(Inputs.MaxParallel) || '4');
+  if (!Number.isInteger(maxParallel) || maxParallel < 1) throw new UsageError('input max-parallel takes a whole number >= 1');
+  const resync = rt.getInput(Inputs.Resync) || 'broken';
+  return {
+    command,
+    config: rt.getInput(Inputs.Config) || 'replication.yml',
+    only: list(rt.getInput(Inputs.Only)),
+    resync: resync === 'broken' ? 'broken' : list(resync),
+    secretsToken: rt.getInput(Inputs.SecretsToken),
+    envTarget,
+    githubToken: rt.getInput(Inputs.GithubToken),
+    comment: bool(Inputs.Comment, rt.getInput(Inputs.Comment), true),
+    maxParallel,
+    failOnDrift: bool(Inputs.FailOnDrift, rt.getInput(Inputs.FailOnDrift), false),
+  };
+}
+
+/** inputs -> config -> inspect -> plan -> apply? -> env -> report. The one try/catch of the action. */
+export async function run(rt: ActionRuntime): Promise<void> {
+  const secrets = new SecretRegistry();
+  secrets.onAdd((v) => rt.setSecret(v));
+  try {
+    const inputs = readInputs(rt);
+    if (inputs.secretsToken) rt.setSecret(inputs.secretsToken);
+    if (inputs.githubToken) rt.setSecret(inputs.githubToken);
+    const workspace = rt.env.GITHUB_WORKSPACE ?? process.cwd();
+    const configPath = path.resolve(workspace, inputs.config);
+    const mode: Mode =
+      inputs.command !== 'resync'
+        ? { kind: 'converge' }
+        : inputs.resync === 'broken'
+          ? { kind: 'resync-broken' }
+          : { kind: 'resync', pairs: new Set(inputs.resync) };
+    const log = { info: (m: string) => rt.info(secrets.redact(m)), warn: (m: string) => rt.warning(secrets.redact(m)) };
+
+    const result = await rt.group(`dbrepl ${inputs.command}`, () =>
+      runCore(inputs.command, { configPath, only: inputs.only, maxParallel: inputs.maxParallel, env: rt.env, secrets, log }, mode),
+    );
+
+    rt.setOutput(Outputs.Plan, secrets.redact(JSON.stringify(result.plan)));
+    rt.setOutput(Outputs.Changes, String(result.plan.changes));
+    rt.setOutput(Outputs.Status, secrets.redact(JSON.stringify(result.status)));
+    // The variables are delivered as they are; values that are secrets are masked in logs by setSecret.
+    rt.setOutput(Outputs.Env, JSON.stringify(result.env));
+
+    const applied = inputs.command === 'apply' || inputs.command === 'resync';
+    await rt.writeSummary(secrets.redact(planMarkdown(result.plan, `dbrepl ${inputs.command}`)));
+    if (inputs.secretsToken) {
+      rt.warning('secrets-token is set, but writing the variables to GitHub is not part of this version yet; nothing was written to GitHub');
+    }
+
+    if (result.exitCode !== 0) {
+      const failed = [...result.plan.pairs, ...result.plan.drift].filter((p) => p.result === 'failed' || (!applied && p.error));
+      rt.setFailed(secrets.redact(`dbrepl ${inputs.command} failed: ${failed.map((p) => `${p.name}: ${p.error}`).join('; ') || 'see the log'}`));
+      return;
+    }
+    if (inputs.failOnDrift && !applied) {
+      const unhealthy = result.status.pairs.filter((p) => (p.state !== 'replicating' && p.state !== 'standalone') || (p.state === 'standalone' && result.plan.pairs.find((q) => q.name === p.name)?.desired === 'enabled'));
+      if (result.plan.changes > 0 || unhealthy.length > 0) {
+        rt.setFailed(`fail-on-drift: ${result.plan.changes} change(s) planned, ${unhealthy.length} pair(s) not healthy`);
+      }
+    }
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      for (const i of err.issues) {
+        rt.error(secrets.redact(`${i.key}: ${i.message}`), { file: i.file, startLine: i.line, startColumn: i.column, title: 'replication.yml' });
+      }
+      rt.setFailed(secrets.redact(`replication.yml is invalid:\n${err.message}`));
+    } else if (err instanceof DbreplError) {
+      rt.setFailed(secrets.redact(err.message));
+    } else {
+      rt.setFailed(secrets.redact(`unexpected error: ${messageOf(err)}`));
+    }
+  }
+}

@@ -1,0 +1,182 @@
+import { engineFor, unsupportedMessage } from '../engines';
+import type { Inspection } from '../engines/engine';
+import type { Pair, Server, Topology } from '../topology';
+import type { Action, DriftEntry, EnvMap, PairLive, Plan, PlannedPair, Status } from './types';
+
+/** What the run asks for beyond converging on the file. */
+export type Mode =
+  | { kind: 'converge' }
+  | { kind: 'resync'; pairs: ReadonlySet<string> }
+  | { kind: 'resync-broken' };
+
+export interface PlanInput {
+  topology: Topology;
+  selected: Pair[];
+  inspections: ReadonlyMap<string, Inspection>;
+  /** Timestamp used to name preserved data (`<data_dir>.dbrepl-<stamp>`). */
+  stamp: string;
+  mode: Mode;
+  env: EnvMap;
+}
+
+function inspectionOf(inspections: ReadonlyMap<string, Inspection>, server: Server): Inspection {
+  return inspections.get(server.ref) ?? { ok: false, server, error: 'not inspected' };
+}
+
+export function livePair(pair: Pair, inspections: ReadonlyMap<string, Inspection>): PairLive {
+  const engine = engineFor(pair.engine);
+  if (!engine) {
+    return { state: 'unreachable', lagSeconds: null, lagBytes: null, error: unsupportedMessage(pair.engine), masterKeepsSlave: false };
+  }
+  return engine.pairState(pair, inspectionOf(inspections, pair.master), inspectionOf(inspections, pair.slave));
+}
+
+/** The decision table: desired state, live state and mode -> action and why. Pure. */
+export function decide(pair: Pair, live: PairLive, mode: Mode): { action: Action; reason: string } {
+  if (live.state === 'unreachable') return { action: 'none', reason: `cannot inspect: ${live.error ?? 'unreachable'}` };
+  if (mode.kind === 'resync') {
+    if (!mode.pairs.has(pair.name)) return { action: 'none', reason: 'not named for resync' };
+    if (pair.desired === 'disabled') return { action: 'none', reason: 'pair is disabled in the file; nothing to resync' };
+    return { action: 'resync', reason: `resync requested (slave is ${live.state})` };
+  }
+  const following = live.state === 'replicating' || live.state === 'lagging' || live.state === 'broken';
+  if (pair.desired === 'disabled') {
+    if (following) return { action: 'disable', reason: `slave is ${live.state} but the pair is disabled in the file` };
+    if (live.state === 'standalone' && live.masterKeepsSlave) {
+      return { action: 'disable', reason: 'slave is standalone but the master still keeps replication state for it' };
+    }
+    if (live.state === 'other-master') return { action: 'none', reason: 'slave follows another server; this disabled pair leaves it alone' };
+    return { action: 'none', reason: 'slave is standalone, as the file wants' };
+  }
+  if (mode.kind === 'resync-broken' && (live.state === 'replicating' || live.state === 'lagging')) {
+    return { action: 'none', reason: `slave is ${live.state}` };
+  }
+  switch (live.state) {
+    case 'replicating':
+      return { action: 'none', reason: 'slave is replicating from the declared master' };
+    case 'lagging':
+      return { action: 'none', reason: `slave follows the declared master but is lagging (${live.error ?? 'over max_lag'})` };
+    case 'standalone':
+      if (!live.masterKeepsSlave) {
+        return mode.kind === 'resync-broken'
+          ? { action: 'none', reason: 'slave is standalone and was never enabled; use apply to enable it' }
+          : { action: 'enable', reason: 'slave is standalone' };
+      }
+      return needsResync(pair, 'slave is standalone although the master still keeps replication state for it (promoted by hand?)');
+    case 'broken':
+      return needsResync(pair, `slave is broken: ${live.error ?? ''}`.trim());
+    case 'other-master':
+      return needsResync(pair, `slave follows another server: ${live.error ?? ''}`.trim());
+  }
+}
+
+function needsResync(pair: Pair, why: string): { action: Action; reason: string } {
+  if (pair.resync === 'manual') return { action: 'none', reason: `${why}; resync: manual, so it is left alone (run dbrepl resync --pair ${pair.name})` };
+  return { action: 'resync', reason: why };
+}
+
+export function planPairs(input: PlanInput): PlannedPair[] {
+  return input.selected.map((pair) => {
+    const live = livePair(pair, input.inspections);
+    const { action, reason } = decide(pair, live, input.mode);
+    const engine = engineFor(pair.engine);
+    const details = engine && action !== 'none'
+      ? engine.describe(pair, action, inspectionOf(input.inspections, pair.master), inspectionOf(input.inspections, pair.slave), input.stamp)
+      : { steps: [], disruption: null, preserved: null, warnings: [] };
+    return {
+      name: pair.name,
+      engine: pair.engine,
+      master: pair.master.ref,
+      slave: pair.slave.ref,
+      desired: pair.desired,
+      live: live.state,
+      action,
+      reason,
+      steps: details.steps,
+      disruption: details.disruption,
+      preserved: details.preserved,
+      warnings: details.warnings,
+      lag_seconds: live.lagSeconds,
+      lag_bytes: live.lagBytes,
+      error: live.state === 'unreachable' ? live.error : null,
+    };
+  });
+}
+
+/** Live replication on declared servers that no pair of the file declares. */
+export function findDrift(input: PlanInput, servers: Server[]): DriftEntry[] {
+  if (input.mode.kind !== 'converge') return [];
+  const declaredSlaves = new Set(input.topology.pairs.map((p) => p.slave.ref));
+  const out: DriftEntry[] = [];
+  const engines = [...new Set(servers.map((s) => s.engine))];
+  for (const name of engines) {
+    const engine = engineFor(name);
+    if (!engine) continue;
+    const ofEngine = servers.filter((s) => s.engine === name);
+    const inspections = ofEngine.map((s) => inspectionOf(input.inspections, s));
+    for (const link of engine.liveLinks(inspections, [...input.topology.servers.values()])) {
+      if (declaredSlaves.has(link.slave.ref)) continue;
+      const master = link.master?.ref ?? link.upstream;
+      const prune = input.topology.prune && link.master !== null;
+      const pseudo = link.master ? prunePair(link.master, link.slave) : null;
+      const steps = prune && pseudo
+        ? engine.describe(pseudo, 'disable', inspectionOf(input.inspections, link.master!), inspectionOf(input.inspections, link.slave), input.stamp).steps
+        : [];
+      out.push({
+        name: link.slave.ref,
+        engine: name,
+        master,
+        slave: link.slave.ref,
+        live: 'replicating',
+        action: prune ? 'disable' : 'none',
+        reason: link.master
+          ? `${link.slave.ref} replicates from ${master} but the file declares no such pair${prune ? '; prune: true disables it' : ' (set prune: true to disable it)'}`
+          : `${link.slave.ref} replicates from ${master}, which the file does not declare; declare it to manage this replication`,
+        steps,
+        error: null,
+      });
+    }
+  }
+  return out;
+}
+
+/** The pair a pruned drift entry is disabled as (default timeouts). */
+export function prunePair(master: Server, slave: Server): Pair {
+  return {
+    name: slave.ref,
+    index: -1,
+    engine: master.engine,
+    master,
+    slave,
+    desired: 'disabled',
+    resync: 'manual',
+    maxLagSeconds: 300,
+    catchupTimeoutSeconds: 600,
+    replication: {},
+  };
+}
+
+export function buildPlan(input: PlanInput, servers: Server[]): Plan {
+  const pairs = planPairs(input);
+  const drift = findDrift(input, servers);
+  const changes = pairs.filter((p) => p.action !== 'none').length + drift.filter((d) => d.action !== 'none').length;
+  return { changes, pairs, drift, env: input.env };
+}
+
+export function buildStatus(selected: Pair[], inspections: ReadonlyMap<string, Inspection>): Status {
+  return {
+    pairs: selected.map((pair) => {
+      const live = livePair(pair, inspections);
+      return {
+        name: pair.name,
+        engine: pair.engine,
+        master: pair.master.ref,
+        slave: pair.slave.ref,
+        state: live.state,
+        lag_seconds: live.lagSeconds,
+        lag_bytes: live.lagBytes,
+        error: live.error,
+      };
+    }),
+  };
+}

@@ -1,0 +1,43 @@
+import { TimeoutError } from '../errors';
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Calls `probe` until it returns a value other than undefined, or the time runs out.
+ * Errors from the probe count as "not yet" (a server restarting refuses connections);
+ * the last one is named in the timeout message.
+ */
+export async function pollUntil<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>, intervalMs = 250): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined) return v;
+      last = '';
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    if (Date.now() >= deadline) {
+      throw new TimeoutError(`timed out after ${Math.round(timeoutMs / 1000)}s waiting for ${what}${last ? ` (last error: ${last})` : ''}`);
+    }
+    await sleep(intervalMs);
+  }
+}
+
+/** A keyed mutex: work under one key runs one at a time, in arrival order. */
+export class KeyedLock {
+  private readonly tails = new Map<string, Promise<unknown>>();
+
+  async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.tails.get(key) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const settled = next.catch(() => undefined);
+    this.tails.set(key, settled);
+    try {
+      return await next;
+    } finally {
+      if (this.tails.get(key) === settled) this.tails.delete(key);
+    }
+  }
+}
