@@ -14202,6 +14202,7 @@ function describe(pair, action, master, slave, stamp) {
     }
     const preserved = dataDir ? preservedPath(dataDir, stamp) : null;
     steps.push(
+      `slave: check that its admin login works on the master (a physical copy carries the master's roles)`,
       `master: ensure role ${user} (REPLICATION LOGIN, password from the file)`,
       `master: admit ${user} from ${pair.slave.host} for replication in ${m?.hbaFile ?? "pg_hba.conf"} and reload, unless a rule already does`,
       `master: create physical replication slot ${slot}`,
@@ -14277,6 +14278,7 @@ async function enable(pair, planned, ctx) {
   if (slave.systemId !== master.systemId && !slave.inRecovery && slave.clients.length > 0) {
     throw new StepError("slave: read its settings", `${pair.slave.ref} is serving ${slave.clients.length} replication connection(s) of its own; refusing to overwrite a live master`);
   }
+  await step(ctx, "slave: check its login will survive the copy", () => checkLoginSurvives(pair));
   await ctx.withLock(pair.master.ref, async () => {
     const current = await withClient(pair.master, readFacts);
     const restart = restartSettings(current, slot);
@@ -14304,6 +14306,17 @@ async function enable(pair, planned, ctx) {
       async () => await pathExists(slaveHost, `${dataDir}/postmaster.pid`) ? void 0 : true
     );
   });
+  await step(
+    ctx,
+    "master: wait until the slot is free",
+    () => withClient(
+      pair.master,
+      (sql) => pollUntil(`slot ${slot} on ${pair.master.ref} to be released by the stopped slave`, 6e4, async () => {
+        const { rows } = await sql.query("SELECT active FROM pg_replication_slots WHERE slot_name = $1", [slot]);
+        return rows[0]?.active ? void 0 : true;
+      })
+    )
+  );
   await step(ctx, "slave: move the data directory aside", async () => {
     await runChecked(slaveHost, ["mv", "--no-target-directory", "--", dataDir, preserved], `moving ${dataDir} to ${preserved}`);
     await runChecked(slaveHost, ["mkdir", "-m", "700", "--", dataDir], `creating ${dataDir}`);
@@ -14376,7 +14389,12 @@ async function disable(pair, _planned, ctx) {
   const target = await step(
     ctx,
     "master: note the current WAL position",
-    () => withClient(pair.master, async (sql) => (await readFacts(sql)).lsn)
+    () => withClient(pair.master, async (sql) => {
+      const { rows } = await sql.query(
+        "SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_insert_lsn() END)::text AS lsn"
+      );
+      return rows[0]?.lsn ?? null;
+    })
   );
   await step(ctx, "slave: wait until it has replayed everything", async () => {
     if (!target) throw new DbreplError("STEP", "the master reported no WAL position");
@@ -14434,6 +14452,18 @@ async function disable(pair, _planned, ctx) {
     )
   );
 }
+async function checkLoginSurvives(pair) {
+  const probe = { ...pair.master, user: pair.slave.user, password: pair.slave.password };
+  try {
+    await withClient(probe, async () => void 0);
+  } catch (err) {
+    throw new DbreplError(
+      "STEP",
+      `after the copy ${pair.slave.ref} will have the roles of ${pair.master.ref}, but its login from the file (user ${pair.slave.user ?? "postgres"}) does not work on ${pair.master.ref}: ${messageOf(err).replace(/^[^:]+: /, "")}; give both servers the same admin user and password`,
+      { cause: err }
+    );
+  }
+}
 async function ensureRole(sql, user, password) {
   const { rows } = await sql.query("SELECT rolsuper FROM pg_roles WHERE rolname = $1", [user]);
   const ident = sql.escapeIdentifier(user);
@@ -14447,12 +14477,8 @@ async function ensureRole(sql, user, password) {
   }
 }
 async function ensureSlot(sql, slot) {
-  const { rows } = await sql.query("SELECT active FROM pg_replication_slots WHERE slot_name = $1", [slot]);
-  if (rows[0]?.active) {
-    throw new DbreplError("STEP", `slot ${slot} is in use by another connection; stop whatever uses it first`);
-  }
-  if (rows.length > 0) await sql.query("SELECT pg_drop_replication_slot($1)", [slot]);
-  await sql.query("SELECT pg_create_physical_replication_slot($1, true)", [slot]);
+  const { rows } = await sql.query("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", [slot]);
+  if (rows.length === 0) await sql.query("SELECT pg_create_physical_replication_slot($1, true)", [slot]);
 }
 async function ensureHba(pair, masterHost, user) {
   await withClient(pair.master, async (sql) => {

@@ -48,6 +48,7 @@ export async function enable(pair: Pair, planned: PlannedPair, ctx: ApplyContext
   if (slave.systemId !== master.systemId && !slave.inRecovery && slave.clients.length > 0) {
     throw new StepError('slave: read its settings', `${pair.slave.ref} is serving ${slave.clients.length} replication connection(s) of its own; refusing to overwrite a live master`);
   }
+  await step(ctx, "slave: check its login will survive the copy", () => checkLoginSurvives(pair));
 
   // Master side, one pair at a time per master: role, access rule, slot, WAL settings.
   await ctx.withLock(pair.master.ref, async () => {
@@ -77,6 +78,14 @@ export async function enable(pair: Pair, planned: PlannedPair, ctx: ApplyContext
       (await pathExists(slaveHost, `${dataDir}/postmaster.pid`)) ? undefined : true,
     );
   });
+  await step(ctx, 'master: wait until the slot is free', () =>
+    withClient(pair.master, (sql) =>
+      pollUntil(`slot ${slot} on ${pair.master.ref} to be released by the stopped slave`, 60_000, async () => {
+        const { rows } = await sql.query<{ active: boolean }>('SELECT active FROM pg_replication_slots WHERE slot_name = $1', [slot]);
+        return rows[0]?.active ? undefined : true;
+      }),
+    ),
+  );
   await step(ctx, 'slave: move the data directory aside', async () => {
     await runChecked(slaveHost, ['mv', '--no-target-directory', '--', dataDir, preserved], `moving ${dataDir} to ${preserved}`);
     await runChecked(slaveHost, ['mkdir', '-m', '700', '--', dataDir], `creating ${dataDir}`);
@@ -134,8 +143,14 @@ export async function enable(pair: Pair, planned: PlannedPair, ctx: ApplyContext
 /** Disable: catch up, promote, forget the master, drop the slot. */
 export async function disable(pair: Pair, _planned: PlannedPair, ctx: ApplyContext): Promise<void> {
   const slot = slotName(pair);
+  // The insert position covers commits acknowledged but not yet flushed (synchronous_commit = off).
   const target = await step(ctx, 'master: note the current WAL position', () =>
-    withClient(pair.master, async (sql) => (await readFacts(sql)).lsn),
+    withClient(pair.master, async (sql) => {
+      const { rows } = await sql.query<{ lsn: string }>(
+        'SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_insert_lsn() END)::text AS lsn',
+      );
+      return rows[0]?.lsn ?? null;
+    }),
   );
   await step(ctx, 'slave: wait until it has replayed everything', async () => {
     if (!target) throw new DbreplError('STEP', 'the master reported no WAL position');
@@ -185,6 +200,24 @@ export async function disable(pair: Pair, _planned: PlannedPair, ctx: ApplyConte
   );
 }
 
+/**
+ * A physical copy carries the master's roles: once rebuilt, the slave only accepts the
+ * logins the master has. Refuse before anything changes if the slave's admin login from
+ * the file would not work there, instead of leaving a slave the tool can no longer manage.
+ */
+async function checkLoginSurvives(pair: Pair): Promise<void> {
+  const probe: Server = { ...pair.master, user: pair.slave.user, password: pair.slave.password };
+  try {
+    await withClient(probe, async () => undefined);
+  } catch (err) {
+    throw new DbreplError(
+      'STEP',
+      `after the copy ${pair.slave.ref} will have the roles of ${pair.master.ref}, but its login from the file (user ${pair.slave.user ?? 'postgres'}) does not work on ${pair.master.ref}: ${messageOf(err).replace(/^[^:]+: /, '')}; give both servers the same admin user and password`,
+      { cause: err },
+    );
+  }
+}
+
 async function ensureRole(sql: Sql, user: string, password: string): Promise<void> {
   const { rows } = await sql.query<{ rolsuper: boolean }>('SELECT rolsuper FROM pg_roles WHERE rolname = $1', [user]);
   const ident = sql.escapeIdentifier(user);
@@ -199,14 +232,10 @@ async function ensureRole(sql: Sql, user: string, password: string): Promise<voi
   }
 }
 
+/** One physical slot per slave; an existing one is kept (it already retains WAL from before the backup starts). */
 async function ensureSlot(sql: Sql, slot: string): Promise<void> {
-  const { rows } = await sql.query<{ active: boolean }>('SELECT active FROM pg_replication_slots WHERE slot_name = $1', [slot]);
-  if (rows[0]?.active) {
-    throw new DbreplError('STEP', `slot ${slot} is in use by another connection; stop whatever uses it first`);
-  }
-  // A leftover slot holds WAL from an old position; start clean.
-  if (rows.length > 0) await sql.query('SELECT pg_drop_replication_slot($1)', [slot]);
-  await sql.query('SELECT pg_create_physical_replication_slot($1, true)', [slot]);
+  const { rows } = await sql.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [slot]);
+  if (rows.length === 0) await sql.query('SELECT pg_create_physical_replication_slot($1, true)', [slot]);
 }
 
 async function ensureHba(pair: Pair, masterHost: Host, user: string): Promise<void> {

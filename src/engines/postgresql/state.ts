@@ -108,6 +108,7 @@ export function describe(pair: Pair, action: Action, master: Inspection<PgFacts>
     }
     const preserved = dataDir ? preservedPath(dataDir, stamp) : null;
     steps.push(
+      `slave: check that its admin login works on the master (a physical copy carries the master's roles)`,
       `master: ensure role ${user} (REPLICATION LOGIN, password from the file)`,
       `master: admit ${user} from ${pair.slave.host} for replication in ${m?.hbaFile ?? 'pg_hba.conf'} and reload, unless a rule already does`,
       `master: create physical replication slot ${slot}`,
