@@ -1,7 +1,7 @@
 /** Two projects: unit (pure code, no servers) and integration (real servers from test/support). */
 const common = {
   testEnvironment: 'node',
-  transform: { '^.+\\.ts$': ['ts-jest', { isolatedModules: true }] },
+  transform: { '^.+\\.ts$': 'ts-jest' },
   moduleFileExtensions: ['ts', 'js', 'json'],
 };
 module.exports = {

@@ -1,0 +1,101 @@
+/**
+ * PostgreSQL enable when the master needs work first or the rebuild cannot go through:
+ * a master restart announced by the plan, a login that would not survive the copy, and a
+ * pg_basebackup failure that puts the slave back as it was.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { PgCluster, startPostgres } from '../support/postgres';
+import { dbrepl, SECRETS, tempDir, writeYaml } from '../support/dbrepl';
+import { eventually, sh } from '../support/sh';
+
+const REPL_PASSWORD = `repl-${randomBytes(10).toString('hex')}`;
+const clusters: PgCluster[] = [];
+let dir: string;
+
+async function pg(options: Parameters<typeof startPostgres>[0]): Promise<PgCluster> {
+  const c = await startPostgres(options);
+  clusters.push(c);
+  SECRETS.add(c.password);
+  return c;
+}
+
+function pairConfig(name: string, master: PgCluster, slave: PgCluster): { file: string; env: NodeJS.ProcessEnv } {
+  const server = (c: PgCluster, v: string) => ({ engine: 'postgresql', host: c.host, port: c.port, user: 'postgres', password: `\${${v}}`, service: c.service });
+  const file = writeYaml(dir, {
+    version: 1,
+    applications: { app: { servers: { main: server(master, 'M_PW'), replica: server(slave, 'S_PW') } } },
+    replications: [{ master: 'app/main', slave: 'app/replica', replication: { user: 'replicator', password: '${REPL_PW}' } }],
+  }, `${name}.yml`);
+  return { file, env: { ...process.env, M_PW: master.password, S_PW: slave.password, REPL_PW: REPL_PASSWORD } };
+}
+
+beforeAll(() => {
+  SECRETS.add(REPL_PASSWORD);
+  dir = tempDir('dbrepl-preflight-');
+});
+
+afterAll(async () => {
+  await Promise.all(clusters.map((c) => c.destroy()));
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('a master with wal_level=minimal: the plan announces the restart, apply does it', async () => {
+  const password = randomBytes(8).toString('hex');
+  const master = await pg({ password, settings: { wal_level: 'minimal', max_wal_senders: '0' } });
+  const slave = await pg({ password });
+  const { file, env } = pairConfig('minimal', master, slave);
+
+  const plan = (await dbrepl(['plan', '--json', '-c', file], env)).json();
+  expect(plan.pairs[0].action).toBe('enable');
+  expect(plan.pairs[0].steps[0]).toMatch(/^master: ALTER SYSTEM SET wal_level=replica, max_wal_senders=\d+ and restart the master$/);
+  expect(plan.pairs[0].warnings[0]).toMatch(/must restart to change wal_level, max_wal_senders/);
+  expect(plan.pairs[0].disruption).toMatch(/^master restarts/);
+  // Planning restarted nothing.
+  expect((await master.query<{ wal_level: string }>('SHOW wal_level'))[0]!.wal_level).toBe('minimal');
+
+  const r = await dbrepl(['apply', '--json', '-c', file], env);
+  expect(r.json().pairs[0]).toMatchObject({ result: 'done', error: null });
+  expect((await master.query<{ wal_level: string }>('SHOW wal_level'))[0]!.wal_level).toBe('replica');
+  await master.query('CREATE TABLE t AS SELECT 7 AS v');
+  await eventually(async () => (await slave.query<{ v: number }>('SELECT v FROM t').catch(() => []))[0]?.v === 7, 20_000, 'row on slave');
+});
+
+test("a slave whose admin login would not survive the copy is refused before anything changes", async () => {
+  const master = await pg({});
+  const slave = await pg({}); // its own, different, superuser password
+  await slave.query('CREATE TABLE mine AS SELECT 1 AS v');
+  const { file, env } = pairConfig('login', master, slave);
+  const r = await dbrepl(['apply', '--json', '-c', file], env);
+  expect(r.code).toBe(1);
+  const p = r.json().pairs[0];
+  expect(p.result).toBe('failed');
+  expect(p.error).toMatch(/step "slave: check its login will survive the copy" failed: after the copy app\/replica will have the roles of app\/main, but its login from the file \(user postgres\) does not work on app\/main: .*give both servers the same admin user and password/);
+  expect((await slave.query<{ v: number }>('SELECT v FROM mine'))[0]!.v).toBe(1);
+  expect(fs.readdirSync(path.dirname(slave.dataDir)).filter((f) => f.includes('.dbrepl-'))).toEqual([]);
+  expect(await master.query('SELECT * FROM pg_replication_slots')).toEqual([]);
+});
+
+test('a failed pg_basebackup puts the slave back on its previous data and restarts it', async () => {
+  const password = randomBytes(8).toString('hex');
+  const master = await pg({ password });
+  const slave = await pg({ password });
+  // A tablespace outside the data directory: on the same host its path is taken, so the copy fails.
+  const ts = path.join(master.base, 'tblspc');
+  fs.mkdirSync(ts);
+  await sh('chown', ['postgres:postgres', ts]);
+  await master.query(`CREATE TABLESPACE extra LOCATION '${ts}'`);
+  await master.query('CREATE TABLE in_ts (v int) TABLESPACE extra');
+  await slave.query('CREATE TABLE mine AS SELECT 1 AS v');
+  const { file, env } = pairConfig('rollback', master, slave);
+
+  const r = await dbrepl(['apply', '--json', '-c', file], env);
+  expect(r.code).toBe(1);
+  const p = r.json().pairs[0];
+  expect(p.result).toBe('failed');
+  expect(p.error).toMatch(/step "slave: pg_basebackup from the master" failed: .*pg_basebackup failed .*; the slave's previous data was put back at .* and the server restarted/);
+  expect((await slave.query<{ v: number }>('SELECT v FROM mine'))[0]!.v).toBe(1);
+  expect((await slave.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r'))[0]!.r).toBe(false);
+  expect(fs.readdirSync(path.dirname(slave.dataDir)).filter((f) => f.includes('.dbrepl-'))).toEqual([]);
+});
