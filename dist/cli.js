@@ -14253,9 +14253,7 @@ var START_TIMEOUT_MS = 18e4;
 async function step(ctx, name, fn) {
   ctx.log.info(`  ${name}`);
   try {
-    const out = await fn();
-    ctx.step(name);
-    return out;
+    return await fn();
   } catch (err) {
     if (err instanceof StepError) throw err;
     throw new StepError(name, messageOf(err), { cause: err });
@@ -14391,7 +14389,9 @@ async function disable(pair, _planned, ctx) {
     "master: note the current WAL position",
     () => withClient(pair.master, async (sql) => {
       const { rows } = await sql.query(
-        "SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_insert_lsn() END)::text AS lsn"
+        `SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
+                 ELSE pg_logical_emit_message(false, 'dbrepl', $1) END)::text AS lsn`,
+        [`disable ${pair.name}`]
       );
       return rows[0]?.lsn ?? null;
     })
@@ -14791,24 +14791,18 @@ async function applyPlan(plan, options) {
   await Promise.all(jobs.map(start));
   return plan;
 }
-function context(pair, options, locks, steps) {
-  return {
-    hosts: options.hosts,
-    log: options.log,
-    withLock: (key, fn) => locks.run(key, fn),
-    step: (name) => steps.push(name)
-  };
+function context(options, locks) {
+  return { hosts: options.hosts, log: options.log, withLock: (key, fn) => locks.run(key, fn) };
 }
 async function runPair(pair, planned, options, locks) {
   const engine = engineFor(pair.engine);
-  const steps = [];
   options.log.info(`${pair.name}: ${planned.action} (${planned.reason})`);
   try {
     if (!engine) throw new StepError("start", unsupportedMessage(pair.engine));
     if (planned.action === "disable") {
-      await engine.disable(pair, planned, context(pair, options, locks, steps));
+      await engine.disable(pair, planned, context(options, locks));
     } else {
-      const { preserved } = await engine.enable(pair, planned, context(pair, options, locks, steps));
+      const { preserved } = await engine.enable(pair, planned, context(options, locks));
       planned.preserved = preserved;
     }
     planned.result = "done";
@@ -14841,7 +14835,7 @@ async function runDrift(pair, entry2, options, locks) {
     error: null
   };
   try {
-    await engine.disable(pair, planned, context(pair, options, locks, []));
+    await engine.disable(pair, planned, context(options, locks));
     entry2.result = "done";
   } catch (err) {
     entry2.result = "failed";

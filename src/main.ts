@@ -109,7 +109,10 @@ export async function run(rt: ActionRuntime): Promise<void> {
       return;
     }
     if (inputs.failOnDrift && !applied) {
-      const unhealthy = result.status.pairs.filter((p) => (p.state !== 'replicating' && p.state !== 'standalone') || (p.state === 'standalone' && result.plan.pairs.find((q) => q.name === p.name)?.desired === 'enabled'));
+      const desired = new Map(result.plan.pairs.map((p) => [p.name, p.desired]));
+      const unhealthy = result.status.pairs.filter((p) =>
+        desired.get(p.name) === 'disabled' ? p.state !== 'standalone' && p.state !== 'other-master' : p.state !== 'replicating',
+      );
       if (result.plan.changes > 0 || unhealthy.length > 0) {
         rt.setFailed(`fail-on-drift: ${result.plan.changes} change(s) planned, ${unhealthy.length} pair(s) not healthy`);
       }

@@ -108,25 +108,19 @@ export async function applyPlan(plan: Plan, options: ApplyOptions): Promise<Plan
   return plan;
 }
 
-function context(pair: Pair, options: ApplyOptions, locks: KeyedLock, steps: string[]): ApplyContext {
-  return {
-    hosts: options.hosts,
-    log: options.log,
-    withLock: (key, fn) => locks.run(key, fn),
-    step: (name) => steps.push(name),
-  };
+function context(options: ApplyOptions, locks: KeyedLock): ApplyContext {
+  return { hosts: options.hosts, log: options.log, withLock: (key, fn) => locks.run(key, fn) };
 }
 
 async function runPair(pair: Pair, planned: PlannedPair, options: ApplyOptions, locks: KeyedLock): Promise<void> {
   const engine = engineFor(pair.engine);
-  const steps: string[] = [];
   options.log.info(`${pair.name}: ${planned.action} (${planned.reason})`);
   try {
     if (!engine) throw new StepError('start', unsupportedMessage(pair.engine));
     if (planned.action === 'disable') {
-      await engine.disable(pair, planned, context(pair, options, locks, steps));
+      await engine.disable(pair, planned, context(options, locks));
     } else {
-      const { preserved } = await engine.enable(pair, planned, context(pair, options, locks, steps));
+      const { preserved } = await engine.enable(pair, planned, context(options, locks));
       planned.preserved = preserved;
     }
     planned.result = 'done';
@@ -147,7 +141,7 @@ async function runDrift(pair: Pair, entry: DriftEntry, options: ApplyOptions, lo
     action: 'disable', reason: entry.reason, steps: entry.steps, disruption: null, preserved: null, warnings: [], lag_seconds: null, lag_bytes: null, error: null,
   };
   try {
-    await engine.disable(pair, planned, context(pair, options, locks, []));
+    await engine.disable(pair, planned, context(options, locks));
     entry.result = 'done';
   } catch (err) {
     entry.result = 'failed';

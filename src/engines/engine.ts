@@ -16,8 +16,6 @@ export interface ApplyContext {
   log: Logger;
   /** Serialises work on one server (e.g. two slaves configuring the same master). */
   withLock<T>(key: string, fn: () => Promise<T>): Promise<T>;
-  /** Records a finished step, for the report and for the journal of what was done. */
-  step(name: string): void;
 }
 
 /** Live replication between declared servers, found from the slave's side. */

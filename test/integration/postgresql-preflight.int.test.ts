@@ -99,3 +99,32 @@ test('a failed pg_basebackup puts the slave back on its previous data and restar
   expect((await slave.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r'))[0]!.r).toBe(false);
   expect(fs.readdirSync(path.dirname(slave.dataDir)).filter((f) => f.includes('.dbrepl-'))).toEqual([]);
 });
+
+test('replication live but absent from the file is drift; prune: true disables it', async () => {
+  const password = randomBytes(8).toString('hex');
+  const master = await pg({ password });
+  const slave = await pg({ password });
+  const { file, env } = pairConfig('drift', master, slave);
+  expect((await dbrepl(['apply', '--json', '-c', file], env)).code).toBe(0);
+
+  const server = (c: PgCluster, v: string) => ({ engine: 'postgresql', host: c.host, port: c.port, user: 'postgres', password: `\${${v}}`, service: c.service });
+  const undeclared = (prune: boolean) => writeYaml(dir, {
+    version: 1,
+    applications: { app: { servers: { main: server(master, 'M_PW'), replica: server(slave, 'S_PW') } } },
+    prune,
+  }, `drift-${prune}.yml`);
+
+  const seen = (await dbrepl(['plan', '--json', '--detailed-exitcode', '-c', undeclared(false)], env));
+  expect(seen.code).toBe(0);
+  expect(seen.json().drift).toEqual([
+    expect.objectContaining({ slave: 'app/replica', master: 'app/main', action: 'none', reason: expect.stringContaining('set prune: true') }),
+  ]);
+
+  const pruned = await dbrepl(['apply', '--json', '-c', undeclared(true)], env);
+  expect(pruned.code).toBe(0);
+  expect(pruned.json().changes).toBe(1);
+  expect(pruned.json().drift[0]).toMatchObject({ action: 'disable', result: 'done' });
+  expect((await slave.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r'))[0]!.r).toBe(false);
+  expect(await master.query('SELECT slot_name FROM pg_replication_slots')).toEqual([]);
+  expect((await dbrepl(['plan', '--json', '-c', undeclared(true)], env)).json().drift).toEqual([]);
+});

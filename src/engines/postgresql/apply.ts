@@ -19,9 +19,7 @@ const START_TIMEOUT_MS = 180_000;
 async function step<T>(ctx: ApplyContext, name: string, fn: () => Promise<T>): Promise<T> {
   ctx.log.info(`  ${name}`);
   try {
-    const out = await fn();
-    ctx.step(name);
-    return out;
+    return await fn();
   } catch (err) {
     if (err instanceof StepError) throw err;
     throw new StepError(name, messageOf(err), { cause: err });
@@ -143,11 +141,17 @@ export async function enable(pair: Pair, planned: PlannedPair, ctx: ApplyContext
 /** Disable: catch up, promote, forget the master, drop the slot. */
 export async function disable(pair: Pair, _planned: PlannedPair, ctx: ApplyContext): Promise<void> {
   const slot = slotName(pair);
-  // The insert position covers commits acknowledged but not yet flushed (synchronous_commit = off).
+  // The target is the end of a marker record written now: it follows every commit the master
+  // acknowledged (flushed or not, synchronous_commit = off included), and unlike the bare
+  // insert position it is a record end, which a standby's replay position can reach exactly
+  // (after a WAL segment switch the insert position sits past a page header no standby
+  // replays until the next record, up to 15 s later on an idle master).
   const target = await step(ctx, 'master: note the current WAL position', () =>
     withClient(pair.master, async (sql) => {
       const { rows } = await sql.query<{ lsn: string }>(
-        'SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_insert_lsn() END)::text AS lsn',
+        `SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
+                 ELSE pg_logical_emit_message(false, 'dbrepl', $1) END)::text AS lsn`,
+        [`disable ${pair.name}`],
       );
       return rows[0]?.lsn ?? null;
     }),
