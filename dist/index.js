@@ -5,11 +5,11 @@ var __getOwnPropDesc = Object.getOwnPropertyDescriptor;
 var __getOwnPropNames = Object.getOwnPropertyNames;
 var __getProtoOf = Object.getPrototypeOf;
 var __hasOwnProp = Object.prototype.hasOwnProperty;
-var __commonJS = (cb, mod) => function __require() {
+var __commonJS = (cb, mod2) => function __require() {
   try {
-    return mod || (0, cb[__getOwnPropNames(cb)[0]])((mod = { exports: {} }).exports, mod), mod.exports;
+    return mod2 || (0, cb[__getOwnPropNames(cb)[0]])((mod2 = { exports: {} }).exports, mod2), mod2.exports;
   } catch (e) {
-    throw mod = 0, e;
+    throw mod2 = 0, e;
   }
 };
 var __export = (target, all) => {
@@ -24,13 +24,13 @@ var __copyProps = (to, from, except, desc) => {
   }
   return to;
 };
-var __toESM = (mod, isNodeMode, target) => (target = mod != null ? __create(__getProtoOf(mod)) : {}, __copyProps(
+var __toESM = (mod2, isNodeMode, target) => (target = mod2 != null ? __create(__getProtoOf(mod2)) : {}, __copyProps(
   // If the importer is in node compatibility mode or this is not an ESM
   // file that has been converted to a CommonJS file using a Babel-
   // compatible transform (i.e. "__esModule" has not been set), then set
   // "default" to the CommonJS "module.exports" for node compatibility.
-  isNodeMode || !mod || !mod.__esModule ? __defProp(target, "default", { value: mod, enumerable: true }) : target,
-  mod
+  isNodeMode || !mod2 || !mod2.__esModule ? __defProp(target, "default", { value: mod2, enumerable: true }) : target,
+  mod2
 ));
 
 // node_modules/@actions/core/lib/utils.js
@@ -95,13 +95,13 @@ var require_command = __commonJS({
         };
         return ownKeys(o);
       };
-      return function(mod) {
-        if (mod && mod.__esModule) return mod;
+      return function(mod2) {
+        if (mod2 && mod2.__esModule) return mod2;
         var result = {};
-        if (mod != null) {
-          for (var k = ownKeys(mod), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod, k[i]);
+        if (mod2 != null) {
+          for (var k = ownKeys(mod2), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod2, k[i]);
         }
-        __setModuleDefault(result, mod);
+        __setModuleDefault(result, mod2);
         return result;
       };
     })();
@@ -190,13 +190,13 @@ var require_file_command = __commonJS({
         };
         return ownKeys(o);
       };
-      return function(mod) {
-        if (mod && mod.__esModule) return mod;
+      return function(mod2) {
+        if (mod2 && mod2.__esModule) return mod2;
         var result = {};
-        if (mod != null) {
-          for (var k = ownKeys(mod), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod, k[i]);
+        if (mod2 != null) {
+          for (var k = ownKeys(mod2), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod2, k[i]);
         }
-        __setModuleDefault(result, mod);
+        __setModuleDefault(result, mod2);
         return result;
       };
     })();
@@ -6075,13 +6075,13 @@ var require_client_h1 = __commonJS({
     var extractBody;
     async function lazyllhttp() {
       const llhttpWasmData = process.env.JEST_WORKER_ID ? require_llhttp_wasm() : void 0;
-      let mod;
+      let mod2;
       try {
-        mod = await WebAssembly.compile(require_llhttp_simd_wasm());
+        mod2 = await WebAssembly.compile(require_llhttp_simd_wasm());
       } catch (e) {
-        mod = await WebAssembly.compile(llhttpWasmData || require_llhttp_wasm());
+        mod2 = await WebAssembly.compile(llhttpWasmData || require_llhttp_wasm());
       }
-      return await WebAssembly.instantiate(mod, {
+      return await WebAssembly.instantiate(mod2, {
         env: {
           /* eslint-disable camelcase */
           wasm_on_url: (p, at, len) => {
@@ -19459,13 +19459,13 @@ var require_lib = __commonJS({
         };
         return ownKeys(o);
       };
-      return function(mod) {
-        if (mod && mod.__esModule) return mod;
+      return function(mod2) {
+        if (mod2 && mod2.__esModule) return mod2;
         var result = {};
-        if (mod != null) {
-          for (var k = ownKeys(mod), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod, k[i]);
+        if (mod2 != null) {
+          for (var k = ownKeys(mod2), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod2, k[i]);
         }
-        __setModuleDefault(result, mod);
+        __setModuleDefault(result, mod2);
         return result;
       };
     })();
@@ -20646,13 +20646,13 @@ var require_path_utils = __commonJS({
         };
         return ownKeys(o);
       };
-      return function(mod) {
-        if (mod && mod.__esModule) return mod;
+      return function(mod2) {
+        if (mod2 && mod2.__esModule) return mod2;
         var result = {};
-        if (mod != null) {
-          for (var k = ownKeys(mod), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod, k[i]);
+        if (mod2 != null) {
+          for (var k = ownKeys(mod2), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod2, k[i]);
         }
-        __setModuleDefault(result, mod);
+        __setModuleDefault(result, mod2);
         return result;
       };
     })();
@@ -20704,13 +20704,13 @@ var require_io_util = __commonJS({
         };
         return ownKeys(o);
       };
-      return function(mod) {
-        if (mod && mod.__esModule) return mod;
+      return function(mod2) {
+        if (mod2 && mod2.__esModule) return mod2;
         var result = {};
-        if (mod != null) {
-          for (var k = ownKeys(mod), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod, k[i]);
+        if (mod2 != null) {
+          for (var k = ownKeys(mod2), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod2, k[i]);
         }
-        __setModuleDefault(result, mod);
+        __setModuleDefault(result, mod2);
         return result;
       };
     })();
@@ -20901,13 +20901,13 @@ var require_io = __commonJS({
         };
         return ownKeys(o);
       };
-      return function(mod) {
-        if (mod && mod.__esModule) return mod;
+      return function(mod2) {
+        if (mod2 && mod2.__esModule) return mod2;
         var result = {};
-        if (mod != null) {
-          for (var k = ownKeys(mod), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod, k[i]);
+        if (mod2 != null) {
+          for (var k = ownKeys(mod2), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod2, k[i]);
         }
-        __setModuleDefault(result, mod);
+        __setModuleDefault(result, mod2);
         return result;
       };
     })();
@@ -21162,13 +21162,13 @@ var require_toolrunner = __commonJS({
         };
         return ownKeys(o);
       };
-      return function(mod) {
-        if (mod && mod.__esModule) return mod;
+      return function(mod2) {
+        if (mod2 && mod2.__esModule) return mod2;
         var result = {};
-        if (mod != null) {
-          for (var k = ownKeys(mod), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod, k[i]);
+        if (mod2 != null) {
+          for (var k = ownKeys(mod2), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod2, k[i]);
         }
-        __setModuleDefault(result, mod);
+        __setModuleDefault(result, mod2);
         return result;
       };
     })();
@@ -21660,13 +21660,13 @@ var require_exec = __commonJS({
         };
         return ownKeys(o);
       };
-      return function(mod) {
-        if (mod && mod.__esModule) return mod;
+      return function(mod2) {
+        if (mod2 && mod2.__esModule) return mod2;
         var result = {};
-        if (mod != null) {
-          for (var k = ownKeys(mod), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod, k[i]);
+        if (mod2 != null) {
+          for (var k = ownKeys(mod2), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod2, k[i]);
         }
-        __setModuleDefault(result, mod);
+        __setModuleDefault(result, mod2);
         return result;
       };
     })();
@@ -21780,13 +21780,13 @@ var require_platform = __commonJS({
         };
         return ownKeys(o);
       };
-      return function(mod) {
-        if (mod && mod.__esModule) return mod;
+      return function(mod2) {
+        if (mod2 && mod2.__esModule) return mod2;
         var result = {};
-        if (mod != null) {
-          for (var k = ownKeys(mod), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod, k[i]);
+        if (mod2 != null) {
+          for (var k = ownKeys(mod2), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod2, k[i]);
         }
-        __setModuleDefault(result, mod);
+        __setModuleDefault(result, mod2);
         return result;
       };
     })();
@@ -21817,8 +21817,8 @@ var require_platform = __commonJS({
         step2((generator = generator.apply(thisArg, _arguments || [])).next());
       });
     };
-    var __importDefault = exports2 && exports2.__importDefault || function(mod) {
-      return mod && mod.__esModule ? mod : { "default": mod };
+    var __importDefault = exports2 && exports2.__importDefault || function(mod2) {
+      return mod2 && mod2.__esModule ? mod2 : { "default": mod2 };
     };
     Object.defineProperty(exports2, "__esModule", { value: true });
     exports2.isLinux = exports2.isMacOS = exports2.isWindows = exports2.arch = exports2.platform = void 0;
@@ -21909,13 +21909,13 @@ var require_core = __commonJS({
         };
         return ownKeys(o);
       };
-      return function(mod) {
-        if (mod && mod.__esModule) return mod;
+      return function(mod2) {
+        if (mod2 && mod2.__esModule) return mod2;
         var result = {};
-        if (mod != null) {
-          for (var k = ownKeys(mod), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod, k[i]);
+        if (mod2 != null) {
+          for (var k = ownKeys(mod2), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod2, k[i]);
         }
-        __setModuleDefault(result, mod);
+        __setModuleDefault(result, mod2);
         return result;
       };
     })();
@@ -23452,7 +23452,7 @@ var require_sasl = __commonJS({
     "use strict";
     var crypto = require_utils4();
     var { signatureAlgorithmHashFromCertificate } = require_cert_signatures();
-    function saslprep(password) {
+    function saslprep2(password) {
       const nonAsciiSpace = /[\u00A0\u1680\u2000-\u200B\u202F\u205F\u3000]/g;
       const mappedToNothing = /[\u00AD\u034F\u1806\u180B\u180C\u180D\u200C\u200D\u2060\uFE00-\uFE0F\uFEFF]/g;
       return password.replace(nonAsciiSpace, " ").replace(mappedToNothing, "").normalize("NFKC");
@@ -23517,7 +23517,7 @@ var require_sasl = __commonJS({
       const clientFinalMessageWithoutProof = "c=" + channelBinding + ",r=" + sv.nonce;
       const authMessage = clientFirstMessageBare + "," + serverFirstMessage + "," + clientFinalMessageWithoutProof;
       const saltBytes = Buffer.from(sv.salt, "base64");
-      const saltedPassword = await crypto.deriveKey(saslprep(password), saltBytes, sv.iteration);
+      const saltedPassword = await crypto.deriveKey(saslprep2(password), saltBytes, sv.iteration);
       const clientKey = await crypto.hmacSha256(saltedPassword, "Client Key");
       const storedKey = await crypto.sha256(clientKey);
       const clientSignature = await crypto.hmacSha256(storedKey, authMessage);
@@ -27425,6 +27425,350 @@ var require_lib3 = __commonJS({
         return native;
       }
     });
+  }
+});
+
+// node_modules/@mongodb-js/saslprep/dist/index.js
+var require_dist2 = __commonJS({
+  "node_modules/@mongodb-js/saslprep/dist/index.js"(exports2, module2) {
+    "use strict";
+    var getCodePoint = (character) => character.codePointAt(0);
+    var first = (x) => x[0];
+    var last = (x) => x[x.length - 1];
+    function toCodePoints(input2) {
+      const codepoints = [];
+      const size = input2.length;
+      for (let i = 0; i < size; i += 1) {
+        const before = input2.charCodeAt(i);
+        if (before >= 55296 && before <= 56319 && size > i + 1) {
+          const next = input2.charCodeAt(i + 1);
+          if (next >= 56320 && next <= 57343) {
+            codepoints.push((before - 55296) * 1024 + next - 56320 + 65536);
+            i += 1;
+            continue;
+          }
+        }
+        codepoints.push(before);
+      }
+      return codepoints;
+    }
+    function saslprep2({ unassigned_code_points, commonly_mapped_to_nothing, non_ASCII_space_characters, prohibited_characters, bidirectional_r_al, bidirectional_l }, input2, opts = {}) {
+      const mapping2space = non_ASCII_space_characters;
+      const mapping2nothing = commonly_mapped_to_nothing;
+      if (typeof input2 !== "string") {
+        throw new TypeError("Expected string.");
+      }
+      if (input2.length === 0) {
+        return "";
+      }
+      const mapped_input = toCodePoints(input2).map((character) => mapping2space.get(character) ? 32 : character).filter((character) => !mapping2nothing.get(character));
+      const normalized_input = String.fromCodePoint.apply(null, mapped_input).normalize("NFKC");
+      const normalized_map = toCodePoints(normalized_input);
+      const hasProhibited = normalized_map.some((character) => prohibited_characters.get(character));
+      if (hasProhibited) {
+        throw new Error("Prohibited character, see https://tools.ietf.org/html/rfc4013#section-2.3");
+      }
+      if (opts.allowUnassigned !== true) {
+        const hasUnassigned = normalized_map.some((character) => unassigned_code_points.get(character));
+        if (hasUnassigned) {
+          throw new Error("Unassigned code point, see https://tools.ietf.org/html/rfc4013#section-2.5");
+        }
+      }
+      const hasBidiRAL = normalized_map.some((character) => bidirectional_r_al.get(character));
+      const hasBidiL = normalized_map.some((character) => bidirectional_l.get(character));
+      if (hasBidiRAL && hasBidiL) {
+        throw new Error("String must not contain RandALCat and LCat at the same time, see https://tools.ietf.org/html/rfc3454#section-6");
+      }
+      const isFirstBidiRAL = bidirectional_r_al.get(getCodePoint(first(normalized_input)));
+      const isLastBidiRAL = bidirectional_r_al.get(getCodePoint(last(normalized_input)));
+      if (hasBidiRAL && !(isFirstBidiRAL && isLastBidiRAL)) {
+        throw new Error("Bidirectional RandALCat character must be the first and the last character of the string, see https://tools.ietf.org/html/rfc3454#section-6");
+      }
+      return normalized_input;
+    }
+    saslprep2.saslprep = saslprep2;
+    saslprep2.default = saslprep2;
+    module2.exports = saslprep2;
+  }
+});
+
+// node_modules/memory-pager/index.js
+var require_memory_pager = __commonJS({
+  "node_modules/memory-pager/index.js"(exports2, module2) {
+    module2.exports = Pager;
+    function Pager(pageSize, opts) {
+      if (!(this instanceof Pager)) return new Pager(pageSize, opts);
+      this.length = 0;
+      this.updates = [];
+      this.path = new Uint16Array(4);
+      this.pages = new Array(32768);
+      this.maxPages = this.pages.length;
+      this.level = 0;
+      this.pageSize = pageSize || 1024;
+      this.deduplicate = opts ? opts.deduplicate : null;
+      this.zeros = this.deduplicate ? alloc(this.deduplicate.length) : null;
+    }
+    Pager.prototype.updated = function(page) {
+      while (this.deduplicate && page.buffer[page.deduplicate] === this.deduplicate[page.deduplicate]) {
+        page.deduplicate++;
+        if (page.deduplicate === this.deduplicate.length) {
+          page.deduplicate = 0;
+          if (page.buffer.equals && page.buffer.equals(this.deduplicate)) page.buffer = this.deduplicate;
+          break;
+        }
+      }
+      if (page.updated || !this.updates) return;
+      page.updated = true;
+      this.updates.push(page);
+    };
+    Pager.prototype.lastUpdate = function() {
+      if (!this.updates || !this.updates.length) return null;
+      var page = this.updates.pop();
+      page.updated = false;
+      return page;
+    };
+    Pager.prototype._array = function(i, noAllocate) {
+      if (i >= this.maxPages) {
+        if (noAllocate) return;
+        grow(this, i);
+      }
+      factor(i, this.path);
+      var arr = this.pages;
+      for (var j = this.level; j > 0; j--) {
+        var p = this.path[j];
+        var next = arr[p];
+        if (!next) {
+          if (noAllocate) return;
+          next = arr[p] = new Array(32768);
+        }
+        arr = next;
+      }
+      return arr;
+    };
+    Pager.prototype.get = function(i, noAllocate) {
+      var arr = this._array(i, noAllocate);
+      var first = this.path[0];
+      var page = arr && arr[first];
+      if (!page && !noAllocate) {
+        page = arr[first] = new Page(i, alloc(this.pageSize));
+        if (i >= this.length) this.length = i + 1;
+      }
+      if (page && page.buffer === this.deduplicate && this.deduplicate && !noAllocate) {
+        page.buffer = copy(page.buffer);
+        page.deduplicate = 0;
+      }
+      return page;
+    };
+    Pager.prototype.set = function(i, buf) {
+      var arr = this._array(i, false);
+      var first = this.path[0];
+      if (i >= this.length) this.length = i + 1;
+      if (!buf || this.zeros && buf.equals && buf.equals(this.zeros)) {
+        arr[first] = void 0;
+        return;
+      }
+      if (this.deduplicate && buf.equals && buf.equals(this.deduplicate)) {
+        buf = this.deduplicate;
+      }
+      var page = arr[first];
+      var b = truncate(buf, this.pageSize);
+      if (page) page.buffer = b;
+      else arr[first] = new Page(i, b);
+    };
+    Pager.prototype.toBuffer = function() {
+      var list2 = new Array(this.length);
+      var empty = alloc(this.pageSize);
+      var ptr = 0;
+      while (ptr < list2.length) {
+        var arr = this._array(ptr, true);
+        for (var i = 0; i < 32768 && ptr < list2.length; i++) {
+          list2[ptr++] = arr && arr[i] ? arr[i].buffer : empty;
+        }
+      }
+      return Buffer.concat(list2);
+    };
+    function grow(pager, index) {
+      while (pager.maxPages < index) {
+        var old = pager.pages;
+        pager.pages = new Array(32768);
+        pager.pages[0] = old;
+        pager.level++;
+        pager.maxPages *= 32768;
+      }
+    }
+    function truncate(buf, len) {
+      if (buf.length === len) return buf;
+      if (buf.length > len) return buf.slice(0, len);
+      var cpy = alloc(len);
+      buf.copy(cpy);
+      return cpy;
+    }
+    function alloc(size) {
+      if (Buffer.alloc) return Buffer.alloc(size);
+      var buf = new Buffer(size);
+      buf.fill(0);
+      return buf;
+    }
+    function copy(buf) {
+      var cpy = Buffer.allocUnsafe ? Buffer.allocUnsafe(buf.length) : new Buffer(buf.length);
+      buf.copy(cpy);
+      return cpy;
+    }
+    function Page(i, buf) {
+      this.offset = i * buf.length;
+      this.buffer = buf;
+      this.updated = false;
+      this.deduplicate = 0;
+    }
+    function factor(n, out) {
+      n = (n - (out[0] = n & 32767)) / 32768;
+      n = (n - (out[1] = n & 32767)) / 32768;
+      out[3] = (n - (out[2] = n & 32767)) / 32768 & 32767;
+    }
+  }
+});
+
+// node_modules/sparse-bitfield/index.js
+var require_sparse_bitfield = __commonJS({
+  "node_modules/sparse-bitfield/index.js"(exports2, module2) {
+    var pager = require_memory_pager();
+    module2.exports = Bitfield;
+    function Bitfield(opts) {
+      if (!(this instanceof Bitfield)) return new Bitfield(opts);
+      if (!opts) opts = {};
+      if (Buffer.isBuffer(opts)) opts = { buffer: opts };
+      this.pageOffset = opts.pageOffset || 0;
+      this.pageSize = opts.pageSize || 1024;
+      this.pages = opts.pages || pager(this.pageSize);
+      this.byteLength = this.pages.length * this.pageSize;
+      this.length = 8 * this.byteLength;
+      if (!powerOfTwo(this.pageSize)) throw new Error("The page size should be a power of two");
+      this._trackUpdates = !!opts.trackUpdates;
+      this._pageMask = this.pageSize - 1;
+      if (opts.buffer) {
+        for (var i = 0; i < opts.buffer.length; i += this.pageSize) {
+          this.pages.set(i / this.pageSize, opts.buffer.slice(i, i + this.pageSize));
+        }
+        this.byteLength = opts.buffer.length;
+        this.length = 8 * this.byteLength;
+      }
+    }
+    Bitfield.prototype.get = function(i) {
+      var o = i & 7;
+      var j = (i - o) / 8;
+      return !!(this.getByte(j) & 128 >> o);
+    };
+    Bitfield.prototype.getByte = function(i) {
+      var o = i & this._pageMask;
+      var j = (i - o) / this.pageSize;
+      var page = this.pages.get(j, true);
+      return page ? page.buffer[o + this.pageOffset] : 0;
+    };
+    Bitfield.prototype.set = function(i, v) {
+      var o = i & 7;
+      var j = (i - o) / 8;
+      var b = this.getByte(j);
+      return this.setByte(j, v ? b | 128 >> o : b & (255 ^ 128 >> o));
+    };
+    Bitfield.prototype.toBuffer = function() {
+      var all = alloc(this.pages.length * this.pageSize);
+      for (var i = 0; i < this.pages.length; i++) {
+        var next = this.pages.get(i, true);
+        var allOffset = i * this.pageSize;
+        if (next) next.buffer.copy(all, allOffset, this.pageOffset, this.pageOffset + this.pageSize);
+      }
+      return all;
+    };
+    Bitfield.prototype.setByte = function(i, b) {
+      var o = i & this._pageMask;
+      var j = (i - o) / this.pageSize;
+      var page = this.pages.get(j, false);
+      o += this.pageOffset;
+      if (page.buffer[o] === b) return false;
+      page.buffer[o] = b;
+      if (i >= this.byteLength) {
+        this.byteLength = i + 1;
+        this.length = this.byteLength * 8;
+      }
+      if (this._trackUpdates) this.pages.updated(page);
+      return true;
+    };
+    function alloc(n) {
+      if (Buffer.alloc) return Buffer.alloc(n);
+      var b = new Buffer(n);
+      b.fill(0);
+      return b;
+    }
+    function powerOfTwo(x) {
+      return !(x & x - 1);
+    }
+  }
+});
+
+// node_modules/@mongodb-js/saslprep/dist/memory-code-points.js
+var require_memory_code_points = __commonJS({
+  "node_modules/@mongodb-js/saslprep/dist/memory-code-points.js"(exports2) {
+    "use strict";
+    var __importDefault = exports2 && exports2.__importDefault || function(mod2) {
+      return mod2 && mod2.__esModule ? mod2 : { "default": mod2 };
+    };
+    Object.defineProperty(exports2, "__esModule", { value: true });
+    exports2.createMemoryCodePoints = createMemoryCodePoints;
+    var sparse_bitfield_1 = __importDefault(require_sparse_bitfield());
+    function createMemoryCodePoints(data) {
+      let offset = 0;
+      function read() {
+        const size = data.readUInt32BE(offset);
+        offset += 4;
+        const codepoints = data.slice(offset, offset + size);
+        offset += size;
+        return (0, sparse_bitfield_1.default)({ buffer: codepoints });
+      }
+      const unassigned_code_points = read();
+      const commonly_mapped_to_nothing = read();
+      const non_ASCII_space_characters = read();
+      const prohibited_characters = read();
+      const bidirectional_r_al = read();
+      const bidirectional_l = read();
+      return {
+        unassigned_code_points,
+        commonly_mapped_to_nothing,
+        non_ASCII_space_characters,
+        prohibited_characters,
+        bidirectional_r_al,
+        bidirectional_l
+      };
+    }
+  }
+});
+
+// node_modules/@mongodb-js/saslprep/dist/code-points-data.js
+var require_code_points_data = __commonJS({
+  "node_modules/@mongodb-js/saslprep/dist/code-points-data.js"(exports2) {
+    "use strict";
+    Object.defineProperty(exports2, "__esModule", { value: true });
+    var zlib_1 = require("zlib");
+    exports2.default = (0, zlib_1.gunzipSync)(Buffer.from("H4sIAAAAAAACA+3dTYgcaRkA4LemO9Mhxm0FITnE9Cwr4jHgwgZ22B6YywqCJ0HQg5CL4sGTuOjCtGSF4CkHEW856MlTQHD3EJnWkU0Owh5VxE3LHlYQdNxd2U6mU59UV/d09fw4M2EySSXPAzNdP1/9fX/99bzVNZEN4jisRDulVFnQmLxm1aXF9Id/2/xMxNJ4XZlg576yuYlGt9gupV6xoFf8jhu9YvulVrFlp5XSx+lfvYhORGPXvqIRWSxERKtIm8bKFd10WNfKDS5Fo9jJWrq2+M2IlW+8uHgl/+BsROfPF4v5L7148Ur68Sha6dqZpYiVVy8tvLCWXo80Sf/lS89dGX2wHGvpzoXVn75/YWH5wmqe8uika82ViJXTy83Ve2k5Urozm38wm4/ls6t5uT6yfsTSJ7J3T0VKt8c5ExEXI8aFkH729c3eT+7EC6ca8cVULZUiYacX0R5PNWNxlh9L1y90q5kyzrpyy+9WcvOV6URntqw7La9sNVstXyczWVaWYbaaTYqzOHpr7pyiNT3/YzKuT63Z/FqKZlFTiuXtFM2vVOtIq7jiyKJbWZaOWD0euz0yoV2Z7kY0xq2x0YhfzVpmM5px9nTEH7JZ0ot5u39p0ma75Z472/s/H+2yr2inYyuq7fMvJivH2rM72N/Z3lyL31F2b1ya1P0zn816k2KP6JU9UzseucdQH5YqVeH/lFajSN2udg+TLJ9rksNxlvV2lki19rXKI43TPLejFu4ov7k3nMbhyhfY3Xb37f8BAGCf0eMTOH5szf154KmnNgKcnLb+Fzi2AfXktbN7fJelwTAiO/W5uQ2KINXRYu+znqo/WTAdLadURHmy3qciazd3bra4T3w16/f7t7Ms9U5gfJu10955sx1r3vmhBAAAAAAAgId20J1iZbDowNvIjuH427Gr5l/eiC+8OplZON8sVjx/qr9y+Pj+YRItT+NqAM+kkZs3AAAAAID6yfx1FwCAI97/dCh1/ub6SA0AAAAAAAAAgNoT/wcAAAAAAACA+hP/BwAAAAAAAID6E/8HAAAAAAAAgPoT/wcAAAAAAACA+hP/BwAAAAAAAID6E/8HAAAAAAAAgPoT/wcAAAAAAACA+hP/BwAAAAAAAID6E/8HAAAAAAAAgPoT/wcAAAAAAACA+hutp5SiQpYAAAAAAAAAQO2MIpZiT804flnAE2fhwjOeAZXr76kOAAAAAAAA8FjNf4N/l0NE3U/vuVQskLpSd4/Yh2xu9xTu0tFeeNYsLI2f/VMdNxTzj6Je9E/+6pp6Nn3awW3A54goe4Bss6v+PGsjQGMAAAAAAOBp5XEgwH6e7J7rwEQHRb/XvAMAAAAAAAA8yzoDeQDwVGjIAgAAAAAAAACoPfF/AAAAAAAAAKg/8X8AAAAAAAAAqD/xfwAAAAAAAACoP/F/AAAAAAAAAKg/8X8AAAAAAAAAqD/xfwAAAAAAAACoP/F/AAAAAAAAAKg/8X8AAAAAAAAAqD/xfwAAAAAAAACoP/F/AAAAAAAAAKg/8X8AAAAAAAAAqL/GSkSkClkCAAAAAAAAALXTSAAAAAAAAABA3Y1kAQAAAAAAAADUX8RSXZ9dsHC9+M8Fg2Ex/em1lAZpEBGttcrVjZqLEa+k0XpKw9mG4zWx4ukPUMhkAQAAAAAAABzBqbSe3//rXOS9HxGdo4TqR2XkutCdBu+LaPZw/lBbO7cbHnh2C7N7AIo4evEznllqLqWUp/LnYOtpM2bnOH66wI1+9GO4sOuISwv/TOlumu56FDv3NZhc4mR9v7zYIrafr40j/Cccvj9Xns3t3mu99E7qxUv3bqS0/ouNH/08++RGemfQ+nsx/5uNXsQPGulynPvv3ZTW37zd+1ovrqaYpP/122X6Xpx779Z3zr/3YOPKW1lkaRDf31pPaf3j/msRsVGkL+d/f+/m4sJsPm1cfSsr16e8m9Ldj/KsnyIuR3nXw83Is3EhxLd/2V773ks3m/cj/THKUummdP9qKhIOImuOU0Xjwb3y+oqt735rpTetVbF9n8R4x9crRfO77TKqVOZpDclv5bfK18lMnk+q0K18UpxF/RrGXE0Zxtqx3tWSj+vxbL4XaasfKb0dRbtLW73JsfPGg177H+OmGKlfvS1msllt7JEJm9XOJqXR+Fkfo1H66uy5H1v3Xx5+uJmGLw9jro2u7Loj4PnuR6+f+e3d261+eazNhzrL7X83MohoHpS4PddV8ki1it61//pw1g7z6p1U/26Nm2llST57B5rUvuG0XqSU/rPd7jYrqWcbd+beJQ77BgPMDwn37/8BAGCf0eMTOH4cPlufv9VGgJOzqf8Fjm1APXkd7B7f5dF57GPMaWy/MTvjvNvtXj6h8W2+GXvnzXaseeeHEgAAAAAAAB7aQXeKlcGiadBoEOeLb2dtpGOL2MyOtf391a3P/zD96c3JzIP3t4oV797vrh8+vn+YRL5bBuj/AQAAAABqJvfHXQAAHkX82zfXAQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAACeAgkAAAAAAAAAqLuRLAAAAAAAAACA2hv9D1iu/VAYaAYA", "base64"));
+  }
+});
+
+// node_modules/@mongodb-js/saslprep/dist/node.js
+var require_node = __commonJS({
+  "node_modules/@mongodb-js/saslprep/dist/node.js"(exports2, module2) {
+    "use strict";
+    var __importDefault = exports2 && exports2.__importDefault || function(mod2) {
+      return mod2 && mod2.__esModule ? mod2 : { "default": mod2 };
+    };
+    var index_1 = __importDefault(require_dist2());
+    var memory_code_points_1 = require_memory_code_points();
+    var code_points_data_1 = __importDefault(require_code_points_data());
+    var codePoints = (0, memory_code_points_1.createMemoryCodePoints)(code_points_data_1.default);
+    function saslprep2(input2, opts) {
+      return (0, index_1.default)(codePoints, input2, opts);
+    }
+    saslprep2.saslprep = saslprep2;
+    saslprep2.default = saslprep2;
+    module2.exports = saslprep2;
   }
 });
 
@@ -34707,7 +35051,7 @@ var require_public_api = __commonJS({
 });
 
 // node_modules/yaml/dist/index.js
-var require_dist2 = __commonJS({
+var require_dist3 = __commonJS({
   "node_modules/yaml/dist/index.js"(exports2) {
     "use strict";
     var composer = require_composer();
@@ -34969,27 +35313,39 @@ var PASSWORD_METHODS = /* @__PURE__ */ new Set(["trust", "scram-sha-256", "md5",
 function admitsReplication(rules, user, address, ssl) {
   for (const r of [...rules].sort((a, b) => a.line_number - b.line_number)) {
     if (r.error) continue;
-    if (!(r.type === "host" || r.type === "hostssl" && ssl || r.type === "hostnossl" && !ssl)) continue;
+    const tcp = r.type === "host" || r.type === "hostnogssenc" || r.type === "hostssl" && ssl || r.type === "hostnossl" && !ssl;
+    if (!tcp) continue;
     if (!r.database?.includes("replication")) continue;
-    if (!r.user_name?.some((u) => u === "all" || u === user)) continue;
-    if (!addressMatches(r, address)) continue;
+    const userMatch = matchUser(r.user_name ?? [], user);
+    const addrMatch = addressMatches(r, address);
+    if (userMatch === false || addrMatch === false) continue;
+    if (userMatch === null || addrMatch === null) {
+      return { admitted: false, line: r.line_number, why: `line ${r.line_number} may match and cannot be evaluated here` };
+    }
     const method = r.auth_method ?? "";
     if (PASSWORD_METHODS.has(method)) return { admitted: true, line: r.line_number };
     return { admitted: false, line: r.line_number, why: `line ${r.line_number} matches first with method "${method}"` };
   }
   return { admitted: false, line: null, why: "no rule matches" };
 }
+function matchUser(users, user) {
+  if (users.some((u) => u === "all" || u === user)) return true;
+  if (users.some((u) => u.startsWith("+") || u.startsWith("@") || u.startsWith("/"))) return null;
+  return false;
+}
 function addressMatches(rule, address) {
   const a = rule.address;
   if (a === "all") return true;
-  if (!a) return false;
+  if (!a) return null;
+  if (a === "samehost" || a === "samenet") return null;
   const family = (0, import_node_net.isIP)(address);
-  if (family === 0) return a.toLowerCase() === address.toLowerCase();
   const ruleFamily = (0, import_node_net.isIP)(a);
-  if (ruleFamily === 0 || ruleFamily !== family) return false;
+  if (ruleFamily === 0) return a.toLowerCase() === address.toLowerCase() ? true : null;
+  if (family === 0) return null;
+  if (ruleFamily !== family) return false;
   const type = family === 4 ? "ipv4" : "ipv6";
   const prefix = rule.netmask ? maskToPrefix(rule.netmask) : family === 4 ? 32 : 128;
-  if (prefix === null) return false;
+  if (prefix === null) return null;
   const list2 = new import_node_net.BlockList();
   list2.addSubnet(a, prefix, type);
   return list2.check(address, type);
@@ -35105,19 +35461,37 @@ function lsnDistance(ahead, behind) {
 
 // src/engines/postgresql/scram.ts
 var import_node_crypto = require("node:crypto");
+
+// node_modules/@mongodb-js/saslprep/dist/.esm-wrapper.mjs
+var import_node = __toESM(require_node(), 1);
+var esm_wrapper_default = import_node.default;
+var saslprep = import_node.default.saslprep;
+
+// src/engines/postgresql/scram.ts
 function scramVerifier(password, iterations = 4096, salt = (0, import_node_crypto.randomBytes)(16)) {
-  const salted = (0, import_node_crypto.pbkdf2Sync)(password.normalize("NFKC"), salt, iterations, 32, "sha256");
+  const salted = (0, import_node_crypto.pbkdf2Sync)(prepare(password), salt, iterations, 32, "sha256");
   const clientKey = (0, import_node_crypto.createHmac)("sha256", salted).update("Client Key").digest();
   const storedKey = (0, import_node_crypto.createHash)("sha256").update(clientKey).digest();
   const serverKey = (0, import_node_crypto.createHmac)("sha256", salted).update("Server Key").digest();
   return `SCRAM-SHA-256$${iterations}:${salt.toString("base64")}$${storedKey.toString("base64")}:${serverKey.toString("base64")}`;
 }
+function prepare(password) {
+  try {
+    return esm_wrapper_default(password);
+  } catch {
+    return password;
+  }
+}
 
 // src/engines/postgresql/state.ts
+var import_node_crypto2 = require("node:crypto");
 var MAX_IDENTIFIER = 63;
 function slotName(pair) {
-  const base = `dbrepl_${pair.slave.app}_${pair.slave.name}`.toLowerCase().replace(/[^a-z0-9_]/g, "_");
-  return base.slice(0, MAX_IDENTIFIER);
+  const slug = (s) => s.toLowerCase().replace(/[^a-z0-9]/g, "_");
+  const base = `dbrepl_${slug(pair.slave.app)}__${slug(pair.slave.name)}`;
+  if (base.length <= MAX_IDENTIFIER && !pair.slave.app.includes("--") && !pair.slave.name.includes("--")) return base;
+  const hash2 = (0, import_node_crypto2.createHash)("sha256").update(pair.slave.ref).digest("hex").slice(0, 8);
+  return `${base.slice(0, MAX_IDENTIFIER - hash2.length - 1)}_${hash2}`;
 }
 function restartSettings(m, slot) {
   const out = {};
@@ -35590,6 +35964,9 @@ function decide(pair, live, mode) {
     if (pair.desired === "disabled") return { action: "none", reason: "pair is disabled in the file; nothing to resync" };
     return { action: "resync", reason: `resync requested (slave is ${live.state})` };
   }
+  if (mode.kind === "resync-broken" && pair.desired === "disabled") {
+    return { action: "none", reason: "pair is disabled in the file; resync --broken does not disable (use apply)" };
+  }
   const following = live.state === "replicating" || live.state === "lagging" || live.state === "broken";
   if (pair.desired === "disabled") {
     if (following) return { action: "disable", reason: `slave is ${live.state} but the pair is disabled in the file` };
@@ -35851,7 +36228,7 @@ async function runDrift(pair, entry2, options, locks) {
 // src/config/load.ts
 var fs = __toESM(require("node:fs"));
 var path = __toESM(require("node:path"));
-var import_yaml = __toESM(require_dist2());
+var import_yaml = __toESM(require_dist3());
 
 // node_modules/zod/v4/classic/external.js
 var external_exports = {};
@@ -55583,7 +55960,7 @@ function parseDuration(value) {
 }
 var port = external_exports.union([external_exports.number().int(), external_exports.string().regex(/^\d+$/, "expected a port number (1-65535)")]).transform(Number).pipe(external_exports.number().int().min(1, "expected a port number (1-65535)").max(65535, "expected a port number (1-65535)"));
 var duration3 = external_exports.union([
-  external_exports.number().nonnegative(),
+  external_exports.number().nonnegative("expected a duration such as 30s, 5m or 1h"),
   external_exports.string().regex(DURATION_PATTERN, "expected a duration such as 30s, 5m or 1h")
 ]).transform(parseDuration);
 var nonEmpty = external_exports.string().min(1, "must not be empty");
@@ -55750,11 +56127,11 @@ function resolveTopology(config2) {
     const masterRef = raw.master ?? raw.primary;
     const slaveRef = raw.slave ?? raw.replica;
     if (masterRef === void 0) {
-      issues.push({ path: ["replications", index], message: "missing master (or primary): expected <application>/<server>" });
+      issues.push({ path: ["replications", index, "master"], message: "missing master (or primary): expected <application>/<server>" });
       broken = true;
     }
     if (slaveRef === void 0) {
-      issues.push({ path: ["replications", index], message: "missing slave (or replica): expected <application>/<server>" });
+      issues.push({ path: ["replications", index, "slave"], message: "missing slave (or replica): expected <application>/<server>" });
       broken = true;
     }
     if (broken || masterRef === void 0 || slaveRef === void 0) return;
@@ -55786,11 +56163,11 @@ function resolveTopology(config2) {
       });
       return;
     }
-    const previous = slaveOf.get(slave.ref);
+    const previous = slaveOf.get(endpointKey(slave));
     if (previous) {
       issues.push({
         path: at(slaveKey),
-        message: `${slave.ref} already has a master (${previous.master.ref}, replications[${previous.index}]); a slave has exactly one master`
+        message: `${slave.ref}${previous.slave.ref !== slave.ref ? ` (the same server as ${previous.slave.ref})` : ""} already has a master (${previous.master.ref}, replications[${previous.index}]); a slave has exactly one master`
       });
       return;
     }
@@ -55821,11 +56198,11 @@ function resolveTopology(config2) {
       replication
     };
     names.set(name, index);
-    slaveOf.set(slave.ref, pair);
+    slaveOf.set(endpointKey(slave), pair);
     pairs.push(pair);
   });
   for (const pair of pairs) {
-    const upstream = slaveOf.get(pair.master.ref);
+    const upstream = slaveOf.get(endpointKey(pair.master));
     if (upstream && !CASCADING.has(pair.engine)) {
       issues.push({
         path: ["replications", pair.index, "master"],
@@ -55839,7 +56216,7 @@ function resolveTopology(config2) {
       message: `replication cycle: ${cycleText(cycle, slaveOf)}; every chain of slaves must end at a master that replicates from nobody`
     });
   }
-  if (issues.length > 0) return { ok: false, issues };
+  if (issues.length > 0) return { ok: false, issues: dedupe(issues) };
   return { ok: true, topology: { applications, servers, pairs, prune: config2.prune } };
 }
 function lookup(servers, ref, path3, issues) {
@@ -55850,37 +56227,53 @@ function lookup(servers, ref, path3, issues) {
   issues.push({ path: path3, message: `unknown server "${ref}"; ${hint}` });
   return void 0;
 }
+function endpointKey(s) {
+  return `${s.engine}:${s.host.toLowerCase()}:${s.port}`;
+}
+function dedupe(issues) {
+  const seen = /* @__PURE__ */ new Set();
+  return issues.filter((i) => {
+    const k = `${i.path.join(".")}\0${i.message}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}
 function findCycles(pairs, slaveOf) {
   const reported = /* @__PURE__ */ new Set();
   const found = [];
   for (const start of pairs) {
-    const seen = /* @__PURE__ */ new Set([start.slave.ref]);
+    const origin = endpointKey(start.slave);
+    if (reported.has(origin)) continue;
+    const seen = /* @__PURE__ */ new Set([origin]);
     let p = start;
     while (p) {
-      if (seen.has(p.master.ref)) {
-        if (p.master.ref === start.slave.ref && !reported.has(start.slave.ref)) {
+      const up = endpointKey(p.master);
+      if (seen.has(up)) {
+        if (up === origin) {
           let q = start;
           do {
-            reported.add(q.slave.ref);
-            q = slaveOf.get(q.master.ref);
+            reported.add(endpointKey(q.slave));
+            q = slaveOf.get(endpointKey(q.master));
           } while (q && q !== start);
           found.push(start);
         }
         break;
       }
-      seen.add(p.master.ref);
-      p = slaveOf.get(p.master.ref);
+      seen.add(up);
+      p = slaveOf.get(up);
     }
   }
   return found;
 }
 function cycleText(start, slaveOf) {
   const chain = [start.slave.ref];
+  const origin = endpointKey(start.slave);
   let p = start;
   while (p) {
     chain.push(p.master.ref);
-    if (p.master.ref === start.slave.ref) break;
-    p = slaveOf.get(p.master.ref);
+    if (endpointKey(p.master) === origin) break;
+    p = slaveOf.get(endpointKey(p.master));
   }
   return chain.join(" <- ");
 }
@@ -55914,7 +56307,16 @@ function parseConfig(text, file2, env, secrets) {
     return { file: file2, line: pos.line, column: pos.col, key, message };
   };
   if (doc.errors.length > 0) {
-    throw new ConfigError(doc.errors.map((e) => at(e.pos[0], "(yaml)", yamlMessage(e.message))));
+    throw new ConfigError(doc.errors.map((e) => {
+      if (e.code === "DUPLICATE_KEY") {
+        const found = keyAt(doc, e.pos[0]);
+        if (found) {
+          const first = lineCounter.linePos(found.firstOffset).line;
+          return at(e.pos[0], dotted(found.path), `duplicate key "${String(found.path[found.path.length - 1])}" (first on line ${first}); each key may appear once`);
+        }
+      }
+      return at(e.pos[0], "(yaml)", yamlMessage(e.message));
+    }));
   }
   const issues = [];
   substitute(doc, env, secrets, (offset, key, message) => issues.push(at(offset, key, message)));
@@ -55930,6 +56332,23 @@ function parseConfig(text, file2, env, secrets) {
     throw new ConfigError(sortIssues(issues));
   }
   return { file: file2, topology: resolved.topology };
+}
+function keyAt(doc, offset) {
+  let found;
+  (0, import_yaml.visit)(doc, {
+    Pair(_k, pair, ancestry) {
+      if (!(0, import_yaml.isScalar)(pair.key) || pair.key.range?.[0] !== offset) return void 0;
+      const parent = ancestry[ancestry.length - 1];
+      const name = String(pair.key.value);
+      const first = (0, import_yaml.isMap)(parent) ? parent.items.find((it) => (0, import_yaml.isScalar)(it.key) && String(it.key.value) === name) : void 0;
+      found = {
+        path: [...pathOf(ancestry, void 0), name],
+        firstOffset: (first && (0, import_yaml.isScalar)(first.key) ? first.key.range?.[0] : void 0) ?? offset
+      };
+      return import_yaml.visit.BREAK;
+    }
+  });
+  return found;
 }
 function display(file2) {
   const rel = path.relative(process.cwd(), file2);
@@ -56020,6 +56439,9 @@ function zodIssue(issue2, doc, at) {
       return [at(offsetOf(doc, path3), dotted(path3), `expected ${issue2.expected}${describeReceived(doc, path3)}`)];
     }
     case "invalid_value":
+      if (!doc.hasIn(path3.map((p) => typeof p === "number" ? p : String(p))) && path3.length > 0) {
+        return [at(offsetOf(doc, path3.slice(0, -1)), dotted(path3), `missing required key "${String(path3[path3.length - 1])}"; expected one of: ${issue2.values.map((v) => String(v)).join(", ")}`)];
+      }
       return [at(offsetOf(doc, path3), dotted(path3), `invalid value${describeReceived(doc, path3)}; expected one of: ${issue2.values.map((v) => String(v)).join(", ")}`)];
     case "invalid_union": {
       const inner = issue2.errors.flat().find((e) => e.code !== "invalid_type");
@@ -56105,10 +56527,12 @@ function computeEnv(topology, isEnabled) {
     for (const engine of engines) {
       const E = PREFIX[engine];
       const servers = app.servers.filter((s) => s.engine === engine);
-      const master = servers.find((s) => {
+      const candidates = servers.filter((s) => {
         const up = masterOf.get(s.ref);
         return !up || up.app !== app.name;
       });
+      const everSlave = (s) => topology.pairs.some((p) => p.slave.ref === s.ref && p.master.app === app.name);
+      const master = candidates.find((s) => !everSlave(s)) ?? candidates[0];
       if (!master) continue;
       vars[`${E}_ADDRESS`] = master.host;
       vars[`${E}_PORT`] = String(master.port);

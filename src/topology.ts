@@ -120,6 +120,8 @@ export function resolveTopology(config: RawConfig): Resolved {
   }
 
   const pairs: Pair[] = [];
+  // Keyed by the server itself (engine, host, port), so two names for one server cannot
+  // give it two masters or hide a cycle.
   const slaveOf = new Map<string, Pair>();
   const names = new Map<string, number>();
   config.replications.forEach((raw, index) => {
@@ -138,11 +140,11 @@ export function resolveTopology(config: RawConfig): Resolved {
     const masterRef = raw.master ?? raw.primary;
     const slaveRef = raw.slave ?? raw.replica;
     if (masterRef === undefined) {
-      issues.push({ path: ['replications', index], message: 'missing master (or primary): expected <application>/<server>' });
+      issues.push({ path: ['replications', index, 'master'], message: 'missing master (or primary): expected <application>/<server>' });
       broken = true;
     }
     if (slaveRef === undefined) {
-      issues.push({ path: ['replications', index], message: 'missing slave (or replica): expected <application>/<server>' });
+      issues.push({ path: ['replications', index, 'slave'], message: 'missing slave (or replica): expected <application>/<server>' });
       broken = true;
     }
     if (broken || masterRef === undefined || slaveRef === undefined) return;
@@ -176,11 +178,11 @@ export function resolveTopology(config: RawConfig): Resolved {
       });
       return;
     }
-    const previous = slaveOf.get(slave.ref);
+    const previous = slaveOf.get(endpointKey(slave));
     if (previous) {
       issues.push({
         path: at(slaveKey),
-        message: `${slave.ref} already has a master (${previous.master.ref}, replications[${previous.index}]); a slave has exactly one master`,
+        message: `${slave.ref}${previous.slave.ref !== slave.ref ? ` (the same server as ${previous.slave.ref})` : ''} already has a master (${previous.master.ref}, replications[${previous.index}]); a slave has exactly one master`,
       });
       return;
     }
@@ -211,12 +213,12 @@ export function resolveTopology(config: RawConfig): Resolved {
       replication,
     };
     names.set(name, index);
-    slaveOf.set(slave.ref, pair);
+    slaveOf.set(endpointKey(slave), pair);
     pairs.push(pair);
   });
 
   for (const pair of pairs) {
-    const upstream = slaveOf.get(pair.master.ref);
+    const upstream = slaveOf.get(endpointKey(pair.master));
     if (upstream && !CASCADING.has(pair.engine)) {
       issues.push({
         path: ['replications', pair.index, 'master'],
@@ -231,7 +233,7 @@ export function resolveTopology(config: RawConfig): Resolved {
     });
   }
 
-  if (issues.length > 0) return { ok: false, issues };
+  if (issues.length > 0) return { ok: false, issues: dedupe(issues) };
   return { ok: true, topology: { applications, servers, pairs, prune: config.prune } };
 }
 
@@ -244,27 +246,45 @@ function lookup(servers: Map<string, Server>, ref: string, path: Array<string | 
   return undefined;
 }
 
+/** The identity of a server for the one-master and cycle rules: engine, host, port. */
+function endpointKey(s: Server): string {
+  return `${s.engine}:${s.host.toLowerCase()}:${s.port}`;
+}
+
+function dedupe(issues: TopologyIssue[]): TopologyIssue[] {
+  const seen = new Set<string>();
+  return issues.filter((i) => {
+    const k = `${i.path.join('.')}\u0000${i.message}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}
+
 /** One pair per cycle (the first in file order that lies on it). */
 function findCycles(pairs: Pair[], slaveOf: Map<string, Pair>): Pair[] {
   const reported = new Set<string>();
   const found: Pair[] = [];
   for (const start of pairs) {
-    const seen = new Set<string>([start.slave.ref]);
+    const origin = endpointKey(start.slave);
+    if (reported.has(origin)) continue;
+    const seen = new Set<string>([origin]);
     let p: Pair | undefined = start;
     while (p) {
-      if (seen.has(p.master.ref)) {
-        if (p.master.ref === start.slave.ref && !reported.has(start.slave.ref)) {
+      const up = endpointKey(p.master);
+      if (seen.has(up)) {
+        if (up === origin) {
           let q: Pair | undefined = start;
           do {
-            reported.add(q!.slave.ref);
-            q = slaveOf.get(q!.master.ref);
+            reported.add(endpointKey(q!.slave));
+            q = slaveOf.get(endpointKey(q!.master));
           } while (q && q !== start);
           found.push(start);
         }
         break;
       }
-      seen.add(p.master.ref);
-      p = slaveOf.get(p.master.ref);
+      seen.add(up);
+      p = slaveOf.get(up);
     }
   }
   return found;
@@ -272,11 +292,12 @@ function findCycles(pairs: Pair[], slaveOf: Map<string, Pair>): Pair[] {
 
 function cycleText(start: Pair, slaveOf: Map<string, Pair>): string {
   const chain = [start.slave.ref];
+  const origin = endpointKey(start.slave);
   let p: Pair | undefined = start;
   while (p) {
     chain.push(p.master.ref);
-    if (p.master.ref === start.slave.ref) break;
-    p = slaveOf.get(p.master.ref);
+    if (endpointKey(p.master) === origin) break;
+    p = slaveOf.get(endpointKey(p.master));
   }
   return chain.join(' <- ');
 }

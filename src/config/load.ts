@@ -39,7 +39,16 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv, 
   };
 
   if (doc.errors.length > 0) {
-    throw new ConfigError(doc.errors.map((e) => at(e.pos[0], '(yaml)', yamlMessage(e.message))));
+    throw new ConfigError(doc.errors.map((e) => {
+      if (e.code === 'DUPLICATE_KEY') {
+        const found = keyAt(doc, e.pos[0]);
+        if (found) {
+          const first = lineCounter.linePos(found.firstOffset).line;
+          return at(e.pos[0], dotted(found.path), `duplicate key "${String(found.path[found.path.length - 1])}" (first on line ${first}); each key may appear once`);
+        }
+      }
+      return at(e.pos[0], '(yaml)', yamlMessage(e.message));
+    }));
   }
 
   const issues: ConfigIssue[] = [];
@@ -58,6 +67,25 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv, 
     throw new ConfigError(sortIssues(issues));
   }
   return { file, topology: resolved.topology };
+}
+
+/** The mapping key starting at `offset`, its path, and where the first key of that name is. */
+function keyAt(doc: Document, offset: number): { path: Array<string | number>; firstOffset: number } | undefined {
+  let found: { path: Array<string | number>; firstOffset: number } | undefined;
+  visit(doc, {
+    Pair(_k, pair, ancestry) {
+      if (!isScalar(pair.key) || pair.key.range?.[0] !== offset) return undefined;
+      const parent = ancestry[ancestry.length - 1];
+      const name = String(pair.key.value);
+      const first = isMap(parent) ? parent.items.find((it) => isScalar(it.key) && String(it.key.value) === name) : undefined;
+      found = {
+        path: [...pathOf(ancestry, undefined), name],
+        firstOffset: (first && isScalar(first.key) ? first.key.range?.[0] : undefined) ?? offset,
+      };
+      return visit.BREAK;
+    },
+  });
+  return found;
 }
 
 type At = (offset: number | undefined, key: string, message: string) => ConfigIssue;
@@ -160,6 +188,9 @@ function zodIssue(issue: $ZodIssue, doc: Document, at: At): ConfigIssue[] {
       return [at(offsetOf(doc, path), dotted(path), `expected ${issue.expected}${describeReceived(doc, path)}`)];
     }
     case 'invalid_value':
+      if (!doc.hasIn(path.map((p) => (typeof p === 'number' ? p : String(p)))) && path.length > 0) {
+        return [at(offsetOf(doc, path.slice(0, -1)), dotted(path), `missing required key "${String(path[path.length - 1])}"; expected one of: ${issue.values.map((v) => String(v)).join(', ')}`)];
+      }
       return [at(offsetOf(doc, path), dotted(path), `invalid value${describeReceived(doc, path)}; expected one of: ${issue.values.map((v) => String(v)).join(', ')}`)];
     case 'invalid_union': {
       // Port and duration unions: the string branch's message is the useful one.

@@ -25,7 +25,7 @@ const port = z
 
 const duration = z
   .union([
-    z.number().nonnegative(),
+    z.number().nonnegative('expected a duration such as 30s, 5m or 1h'),
     z.string().regex(DURATION_PATTERN, 'expected a duration such as 30s, 5m or 1h'),
   ])
   .transform(parseDuration);

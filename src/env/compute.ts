@@ -42,11 +42,15 @@ export function computeEnv(topology: Topology, isEnabled: (pair: Pair) => boolea
     for (const engine of engines) {
       const E = PREFIX[engine];
       const servers = app.servers.filter((s) => s.engine === engine);
-      // The application's master: not a slave of another server of the same application (first declared wins).
-      const master = servers.find((s) => {
+      // The application's master: not a slave of another server of the same application.
+      // Among several, one the file never names as a slave inside the application comes
+      // first (a just-disabled replica must not take the writes), then declaration order.
+      const candidates = servers.filter((s) => {
         const up = masterOf.get(s.ref);
         return !up || up.app !== app.name;
       });
+      const everSlave = (s: Server): boolean => topology.pairs.some((p) => p.slave.ref === s.ref && p.master.app === app.name);
+      const master = candidates.find((s) => !everSlave(s)) ?? candidates[0];
       if (!master) continue;
       vars[`${E}_ADDRESS`] = master.host;
       vars[`${E}_PORT`] = String(master.port);

@@ -39,6 +39,9 @@ export function decide(pair: Pair, live: PairLive, mode: Mode): { action: Action
     if (pair.desired === 'disabled') return { action: 'none', reason: 'pair is disabled in the file; nothing to resync' };
     return { action: 'resync', reason: `resync requested (slave is ${live.state})` };
   }
+  if (mode.kind === 'resync-broken' && pair.desired === 'disabled') {
+    return { action: 'none', reason: 'pair is disabled in the file; resync --broken does not disable (use apply)' };
+  }
   const following = live.state === 'replicating' || live.state === 'lagging' || live.state === 'broken';
   if (pair.desired === 'disabled') {
     if (following) return { action: 'disable', reason: `slave is ${live.state} but the pair is disabled in the file` };

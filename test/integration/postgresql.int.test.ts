@@ -93,7 +93,7 @@ describe('postgresql replication, end to end', () => {
     ]);
     const p = plan.pairs[0];
     expect(p.preserved).toMatch(new RegExp(`^${replica.dataDir}\\.dbrepl-\\d{8}T\\d{6}Z$`));
-    expect(p.steps.join('\n')).toContain('pg_basebackup -X stream -R -S dbrepl_shop_pg_replica');
+    expect(p.steps.join('\n')).toContain('pg_basebackup -X stream -R -S dbrepl_shop__pg_replica');
     expect(p.disruption).toContain('master keeps serving');
     expect(plan.env.shop).toEqual({
       POSTGRESQL_ADDRESS: '127.0.0.1',
@@ -143,8 +143,8 @@ describe('postgresql replication, end to end', () => {
     expect(hba).toMatch(/^# dbrepl: replication for shop\/pg-replica\nhost replication "replicator" 127\.0\.0\.1\/32 scram-sha-256$/m);
     const slots = await master.query<{ slot_name: string; active: boolean }>('SELECT slot_name, active FROM pg_replication_slots ORDER BY 1');
     expect(slots).toEqual([
-      { slot_name: 'dbrepl_shop_dr_pg', active: true },
-      { slot_name: 'dbrepl_shop_pg_replica', active: true },
+      { slot_name: 'dbrepl_shop__pg_replica', active: true },
+      { slot_name: 'dbrepl_shop_dr__pg', active: true },
     ]);
     const role = await master.query<{ rolreplication: boolean; rolsuper: boolean }>(`SELECT rolreplication, rolsuper FROM pg_roles WHERE rolname = 'replicator'`);
     expect(role).toEqual([{ rolreplication: true, rolsuper: false }]);
@@ -263,7 +263,7 @@ describe('postgresql replication, end to end', () => {
     await dr.query(`INSERT INTO orders VALUES ('written-on-promoted-dr')`);
     expect(await tableOn(dr, 'orders')).toContain('written-on-promoted-dr');
     const slots = await master.query<{ slot_name: string }>('SELECT slot_name FROM pg_replication_slots ORDER BY 1');
-    expect(slots.map((s) => s.slot_name)).toEqual(['dbrepl_shop_pg_replica']);
+    expect(slots.map((s) => s.slot_name)).toEqual(['dbrepl_shop__pg_replica']);
     const conninfo = await dr.query<{ primary_conninfo: string }>('SHOW primary_conninfo');
     expect(conninfo[0]!.primary_conninfo).toBe('');
     // A restart does not turn it back into a slave.

@@ -26,10 +26,16 @@ export type HbaVerdict = { admitted: true; line: number } | { admitted: false; l
 export function admitsReplication(rules: HbaRule[], user: string, address: string, ssl: boolean): HbaVerdict {
   for (const r of [...rules].sort((a, b) => a.line_number - b.line_number)) {
     if (r.error) continue;
-    if (!(r.type === 'host' || (r.type === 'hostssl' && ssl) || (r.type === 'hostnossl' && !ssl))) continue;
+    const tcp = r.type === 'host' || r.type === 'hostnogssenc' || (r.type === 'hostssl' && ssl) || (r.type === 'hostnossl' && !ssl);
+    if (!tcp) continue;
     if (!r.database?.includes('replication')) continue;
-    if (!r.user_name?.some((u) => u === 'all' || u === user)) continue;
-    if (!addressMatches(r, address)) continue;
+    const userMatch = matchUser(r.user_name ?? [], user);
+    const addrMatch = addressMatches(r, address);
+    if (userMatch === false || addrMatch === false) continue;
+    // A rule that might match but cannot be evaluated here decides nothing we can trust.
+    if (userMatch === null || addrMatch === null) {
+      return { admitted: false, line: r.line_number, why: `line ${r.line_number} may match and cannot be evaluated here` };
+    }
     const method = r.auth_method ?? '';
     if (PASSWORD_METHODS.has(method)) return { admitted: true, line: r.line_number };
     return { admitted: false, line: r.line_number, why: `line ${r.line_number} matches first with method "${method}"` };
@@ -37,17 +43,27 @@ export function admitsReplication(rules: HbaRule[], user: string, address: strin
   return { admitted: false, line: null, why: 'no rule matches' };
 }
 
-function addressMatches(rule: HbaRule, address: string): boolean {
+/** true, false, or null when it cannot be known here (group membership, @file). */
+function matchUser(users: string[], user: string): boolean | null {
+  if (users.some((u) => u === 'all' || u === user)) return true;
+  if (users.some((u) => u.startsWith('+') || u.startsWith('@') || u.startsWith('/'))) return null;
+  return false;
+}
+
+/** true, false, or null when it cannot be known here (samehost, samenet, host names). */
+function addressMatches(rule: HbaRule, address: string): boolean | null {
   const a = rule.address;
   if (a === 'all') return true;
-  if (!a) return false;
+  if (!a) return null;
+  if (a === 'samehost' || a === 'samenet') return null;
   const family = isIP(address);
-  if (family === 0) return a.toLowerCase() === address.toLowerCase();
   const ruleFamily = isIP(a);
-  if (ruleFamily === 0 || ruleFamily !== family) return false;
+  if (ruleFamily === 0) return a.toLowerCase() === address.toLowerCase() ? true : null;
+  if (family === 0) return null;
+  if (ruleFamily !== family) return false;
   const type = family === 4 ? 'ipv4' : 'ipv6';
   const prefix = rule.netmask ? maskToPrefix(rule.netmask) : family === 4 ? 32 : 128;
-  if (prefix === null) return false;
+  if (prefix === null) return null;
   const list = new BlockList();
   list.addSubnet(a, prefix, type);
   return list.check(address, type);

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Action, ActionDetails, PairLive } from '../../plan/types';
 import type { Pair, Server } from '../../topology';
 import type { Inspection, LiveLink } from '../engine';
@@ -6,10 +7,17 @@ import type { PgFacts } from './inspect';
 
 const MAX_IDENTIFIER = 63;
 
-/** One physical slot per slave, named after the slave so it is recognisable on the master. */
+/**
+ * One physical slot per slave, named after it so it is recognisable on the master:
+ * `dbrepl_<application>__<server>`. Where that could be ambiguous (a name with `--`) or
+ * too long for an identifier, a short hash of the reference keeps it unique.
+ */
 export function slotName(pair: Pair): string {
-  const base = `dbrepl_${pair.slave.app}_${pair.slave.name}`.toLowerCase().replace(/[^a-z0-9_]/g, '_');
-  return base.slice(0, MAX_IDENTIFIER);
+  const slug = (s: string): string => s.toLowerCase().replace(/[^a-z0-9]/g, '_');
+  const base = `dbrepl_${slug(pair.slave.app)}__${slug(pair.slave.name)}`;
+  if (base.length <= MAX_IDENTIFIER && !pair.slave.app.includes('--') && !pair.slave.name.includes('--')) return base;
+  const hash = createHash('sha256').update(pair.slave.ref).digest('hex').slice(0, 8);
+  return `${base.slice(0, MAX_IDENTIFIER - hash.length - 1)}_${hash}`;
 }
 
 /** Master-side settings that can only change with a restart, and what they must become. */
