@@ -3480,7 +3480,7 @@ var require_split2 = __commonJS({
 var require_helper = __commonJS({
   "node_modules/pgpass/lib/helper.js"(exports2, module2) {
     "use strict";
-    var path3 = require("path");
+    var path4 = require("path");
     var Stream = require("stream").Stream;
     var split = require_split2();
     var util = require("util");
@@ -3519,7 +3519,7 @@ var require_helper = __commonJS({
     };
     module2.exports.getFileName = function(rawEnv) {
       var env = rawEnv || process.env;
-      var file2 = env.PGPASSFILE || (isWin ? path3.join(env.APPDATA || "./", "postgresql", "pgpass.conf") : path3.join(env.HOME || "./", ".pgpass"));
+      var file2 = env.PGPASSFILE || (isWin ? path4.join(env.APPDATA || "./", "postgresql", "pgpass.conf") : path4.join(env.HOME || "./", ".pgpass"));
       return file2;
     };
     module2.exports.usePgPass = function(stats, fname) {
@@ -3651,7 +3651,7 @@ var require_helper = __commonJS({
 var require_lib = __commonJS({
   "node_modules/pgpass/lib/index.js"(exports2, module2) {
     "use strict";
-    var path3 = require("path");
+    var path4 = require("path");
     var fs2 = require("fs");
     var helper = require_helper();
     module2.exports = function(connInfo, cb) {
@@ -5767,17 +5767,17 @@ var require_visit = __commonJS({
     visit3.BREAK = BREAK;
     visit3.SKIP = SKIP;
     visit3.REMOVE = REMOVE;
-    function visit_(key, node2, visitor, path3) {
-      const ctrl = callVisitor(key, node2, visitor, path3);
+    function visit_(key, node2, visitor, path4) {
+      const ctrl = callVisitor(key, node2, visitor, path4);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path3, ctrl);
-        return visit_(key, ctrl, visitor, path3);
+        replaceNode(key, path4, ctrl);
+        return visit_(key, ctrl, visitor, path4);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node2)) {
-          path3 = Object.freeze(path3.concat(node2));
+          path4 = Object.freeze(path4.concat(node2));
           for (let i = 0; i < node2.items.length; ++i) {
-            const ci = visit_(i, node2.items[i], visitor, path3);
+            const ci = visit_(i, node2.items[i], visitor, path4);
             if (typeof ci === "number")
               i = ci - 1;
             else if (ci === BREAK)
@@ -5788,13 +5788,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node2)) {
-          path3 = Object.freeze(path3.concat(node2));
-          const ck = visit_("key", node2.key, visitor, path3);
+          path4 = Object.freeze(path4.concat(node2));
+          const ck = visit_("key", node2.key, visitor, path4);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node2.key = null;
-          const cv = visit_("value", node2.value, visitor, path3);
+          const cv = visit_("value", node2.value, visitor, path4);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -5815,17 +5815,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node2, visitor, path3) {
-      const ctrl = await callVisitor(key, node2, visitor, path3);
+    async function visitAsync_(key, node2, visitor, path4) {
+      const ctrl = await callVisitor(key, node2, visitor, path4);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path3, ctrl);
-        return visitAsync_(key, ctrl, visitor, path3);
+        replaceNode(key, path4, ctrl);
+        return visitAsync_(key, ctrl, visitor, path4);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node2)) {
-          path3 = Object.freeze(path3.concat(node2));
+          path4 = Object.freeze(path4.concat(node2));
           for (let i = 0; i < node2.items.length; ++i) {
-            const ci = await visitAsync_(i, node2.items[i], visitor, path3);
+            const ci = await visitAsync_(i, node2.items[i], visitor, path4);
             if (typeof ci === "number")
               i = ci - 1;
             else if (ci === BREAK)
@@ -5836,13 +5836,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node2)) {
-          path3 = Object.freeze(path3.concat(node2));
-          const ck = await visitAsync_("key", node2.key, visitor, path3);
+          path4 = Object.freeze(path4.concat(node2));
+          const ck = await visitAsync_("key", node2.key, visitor, path4);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node2.key = null;
-          const cv = await visitAsync_("value", node2.value, visitor, path3);
+          const cv = await visitAsync_("value", node2.value, visitor, path4);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -5869,23 +5869,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node2, visitor, path3) {
+    function callVisitor(key, node2, visitor, path4) {
       if (typeof visitor === "function")
-        return visitor(key, node2, path3);
+        return visitor(key, node2, path4);
       if (identity.isMap(node2))
-        return visitor.Map?.(key, node2, path3);
+        return visitor.Map?.(key, node2, path4);
       if (identity.isSeq(node2))
-        return visitor.Seq?.(key, node2, path3);
+        return visitor.Seq?.(key, node2, path4);
       if (identity.isPair(node2))
-        return visitor.Pair?.(key, node2, path3);
+        return visitor.Pair?.(key, node2, path4);
       if (identity.isScalar(node2))
-        return visitor.Scalar?.(key, node2, path3);
+        return visitor.Scalar?.(key, node2, path4);
       if (identity.isAlias(node2))
-        return visitor.Alias?.(key, node2, path3);
+        return visitor.Alias?.(key, node2, path4);
       return void 0;
     }
-    function replaceNode(key, path3, node2) {
-      const parent = path3[path3.length - 1];
+    function replaceNode(key, path4, node2) {
+      const parent = path4[path4.length - 1];
       if (identity.isCollection(parent)) {
         parent.items[key] = node2;
       } else if (identity.isPair(parent)) {
@@ -6497,10 +6497,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path3, value) {
+    function collectionFromPath(schema, path4, value) {
       let v = value;
-      for (let i = path3.length - 1; i >= 0; --i) {
-        const k = path3[i];
+      for (let i = path4.length - 1; i >= 0; --i) {
+        const k = path4[i];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a = [];
           a[k] = v;
@@ -6519,7 +6519,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path3) => path3 == null || typeof path3 === "object" && !!path3[Symbol.iterator]().next().done;
+    var isEmptyPath = (path4) => path4 == null || typeof path4 === "object" && !!path4[Symbol.iterator]().next().done;
     var Collection = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -6549,11 +6549,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path3, value) {
-        if (isEmptyPath(path3))
+      addIn(path4, value) {
+        if (isEmptyPath(path4))
           this.add(value);
         else {
-          const [key, ...rest] = path3;
+          const [key, ...rest] = path4;
           const node2 = this.get(key, true);
           if (identity.isCollection(node2))
             node2.addIn(rest, value);
@@ -6567,8 +6567,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path3) {
-        const [key, ...rest] = path3;
+      deleteIn(path4) {
+        const [key, ...rest] = path4;
         if (rest.length === 0)
           return this.delete(key);
         const node2 = this.get(key, true);
@@ -6582,8 +6582,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path3, keepScalar) {
-        const [key, ...rest] = path3;
+      getIn(path4, keepScalar) {
+        const [key, ...rest] = path4;
         const node2 = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity.isScalar(node2) ? node2.value : node2;
@@ -6601,8 +6601,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path3) {
-        const [key, ...rest] = path3;
+      hasIn(path4) {
+        const [key, ...rest] = path4;
         if (rest.length === 0)
           return this.has(key);
         const node2 = this.get(key, true);
@@ -6612,8 +6612,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path3, value) {
-        const [key, ...rest] = path3;
+      setIn(path4, value) {
+        const [key, ...rest] = path4;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -9128,9 +9128,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path3, value) {
+      addIn(path4, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path3, value);
+          this.contents.addIn(path4, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -9205,14 +9205,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path3) {
-        if (Collection.isEmptyPath(path3)) {
+      deleteIn(path4) {
+        if (Collection.isEmptyPath(path4)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path3) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path4) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -9227,10 +9227,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path3, keepScalar) {
-        if (Collection.isEmptyPath(path3))
+      getIn(path4, keepScalar) {
+        if (Collection.isEmptyPath(path4))
           return !keepScalar && identity.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity.isCollection(this.contents) ? this.contents.getIn(path3, keepScalar) : void 0;
+        return identity.isCollection(this.contents) ? this.contents.getIn(path4, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -9241,10 +9241,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path3) {
-        if (Collection.isEmptyPath(path3))
+      hasIn(path4) {
+        if (Collection.isEmptyPath(path4))
           return this.contents !== void 0;
-        return identity.isCollection(this.contents) ? this.contents.hasIn(path3) : false;
+        return identity.isCollection(this.contents) ? this.contents.hasIn(path4) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -9261,13 +9261,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path3, value) {
-        if (Collection.isEmptyPath(path3)) {
+      setIn(path4, value) {
+        if (Collection.isEmptyPath(path4)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection.collectionFromPath(this.schema, Array.from(path3), value);
+          this.contents = Collection.collectionFromPath(this.schema, Array.from(path4), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path3, value);
+          this.contents.setIn(path4, value);
         }
       }
       /**
@@ -11228,9 +11228,9 @@ var require_cst_visit = __commonJS({
     visit3.BREAK = BREAK;
     visit3.SKIP = SKIP;
     visit3.REMOVE = REMOVE;
-    visit3.itemAtPath = (cst, path3) => {
+    visit3.itemAtPath = (cst, path4) => {
       let item = cst;
-      for (const [field, index] of path3) {
+      for (const [field, index] of path4) {
         const tok = item?.[field];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -11239,23 +11239,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit3.parentCollection = (cst, path3) => {
-      const parent = visit3.itemAtPath(cst, path3.slice(0, -1));
-      const field = path3[path3.length - 1][0];
+    visit3.parentCollection = (cst, path4) => {
+      const parent = visit3.itemAtPath(cst, path4.slice(0, -1));
+      const field = path4[path4.length - 1][0];
       const coll = parent?.[field];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path3, item, visitor) {
-      let ctrl = visitor(item, path3);
+    function _visit(path4, item, visitor) {
+      let ctrl = visitor(item, path4);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field of ["key", "value"]) {
         const token = item[field];
         if (token && "items" in token) {
           for (let i = 0; i < token.items.length; ++i) {
-            const ci = _visit(Object.freeze(path3.concat([[field, i]])), token.items[i], visitor);
+            const ci = _visit(Object.freeze(path4.concat([[field, i]])), token.items[i], visitor);
             if (typeof ci === "number")
               i = ci - 1;
             else if (ci === BREAK)
@@ -11266,10 +11266,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field === "key")
-            ctrl = ctrl(item, path3);
+            ctrl = ctrl(item, path4);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path3) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path4) : ctrl;
     }
     exports2.visit = visit3;
   }
@@ -13098,7 +13098,7 @@ var require_io_util = __commonJS({
     exports2.tryGetExecutablePath = tryGetExecutablePath;
     exports2.getCmdPath = getCmdPath;
     var fs2 = __importStar(require("fs"));
-    var path3 = __importStar(require("path"));
+    var path4 = __importStar(require("path"));
     _a3 = fs2.promises, exports2.chmod = _a3.chmod, exports2.copyFile = _a3.copyFile, exports2.lstat = _a3.lstat, exports2.mkdir = _a3.mkdir, exports2.open = _a3.open, exports2.readdir = _a3.readdir, exports2.rename = _a3.rename, exports2.rm = _a3.rm, exports2.rmdir = _a3.rmdir, exports2.stat = _a3.stat, exports2.symlink = _a3.symlink, exports2.unlink = _a3.unlink;
     exports2.IS_WINDOWS = process.platform === "win32";
     function readlink(fsPath) {
@@ -13153,7 +13153,7 @@ var require_io_util = __commonJS({
         }
         if (stats && stats.isFile()) {
           if (exports2.IS_WINDOWS) {
-            const upperExt = path3.extname(filePath).toUpperCase();
+            const upperExt = path4.extname(filePath).toUpperCase();
             if (extensions.some((validExt) => validExt.toUpperCase() === upperExt)) {
               return filePath;
             }
@@ -13177,11 +13177,11 @@ var require_io_util = __commonJS({
           if (stats && stats.isFile()) {
             if (exports2.IS_WINDOWS) {
               try {
-                const directory = path3.dirname(filePath);
-                const upperName = path3.basename(filePath).toUpperCase();
+                const directory = path4.dirname(filePath);
+                const upperName = path4.basename(filePath).toUpperCase();
                 for (const actualName of yield (0, exports2.readdir)(directory)) {
                   if (upperName === actualName.toUpperCase()) {
-                    filePath = path3.join(directory, actualName);
+                    filePath = path4.join(directory, actualName);
                     break;
                   }
                 }
@@ -13293,7 +13293,7 @@ var require_io = __commonJS({
     exports2.which = which;
     exports2.findInPath = findInPath;
     var assert_1 = require("assert");
-    var path3 = __importStar(require("path"));
+    var path4 = __importStar(require("path"));
     var ioUtil = __importStar(require_io_util());
     function cp(source_1, dest_1) {
       return __awaiter(this, arguments, void 0, function* (source, dest, options = {}) {
@@ -13302,7 +13302,7 @@ var require_io = __commonJS({
         if (destStat && destStat.isFile() && !force) {
           return;
         }
-        const newDest = destStat && destStat.isDirectory() && copySourceDirectory ? path3.join(dest, path3.basename(source)) : dest;
+        const newDest = destStat && destStat.isDirectory() && copySourceDirectory ? path4.join(dest, path4.basename(source)) : dest;
         if (!(yield ioUtil.exists(source))) {
           throw new Error(`no such file or directory: ${source}`);
         }
@@ -13314,7 +13314,7 @@ var require_io = __commonJS({
             yield cpDirRecursive(source, newDest, 0, force);
           }
         } else {
-          if (path3.relative(source, newDest) === "") {
+          if (path4.relative(source, newDest) === "") {
             throw new Error(`'${newDest}' and '${source}' are the same file`);
           }
           yield copyFile(source, newDest, force);
@@ -13326,7 +13326,7 @@ var require_io = __commonJS({
         if (yield ioUtil.exists(dest)) {
           let destExists = true;
           if (yield ioUtil.isDirectory(dest)) {
-            dest = path3.join(dest, path3.basename(source));
+            dest = path4.join(dest, path4.basename(source));
             destExists = yield ioUtil.exists(dest);
           }
           if (destExists) {
@@ -13337,7 +13337,7 @@ var require_io = __commonJS({
             }
           }
         }
-        yield mkdirP(path3.dirname(dest));
+        yield mkdirP(path4.dirname(dest));
         yield ioUtil.rename(source, dest);
       });
     }
@@ -13396,7 +13396,7 @@ var require_io = __commonJS({
         }
         const extensions = [];
         if (ioUtil.IS_WINDOWS && process.env["PATHEXT"]) {
-          for (const extension of process.env["PATHEXT"].split(path3.delimiter)) {
+          for (const extension of process.env["PATHEXT"].split(path4.delimiter)) {
             if (extension) {
               extensions.push(extension);
             }
@@ -13409,12 +13409,12 @@ var require_io = __commonJS({
           }
           return [];
         }
-        if (tool.includes(path3.sep)) {
+        if (tool.includes(path4.sep)) {
           return [];
         }
         const directories = [];
         if (process.env.PATH) {
-          for (const p of process.env.PATH.split(path3.delimiter)) {
+          for (const p of process.env.PATH.split(path4.delimiter)) {
             if (p) {
               directories.push(p);
             }
@@ -13422,7 +13422,7 @@ var require_io = __commonJS({
         }
         const matches = [];
         for (const directory of directories) {
-          const filePath = yield ioUtil.tryGetExecutablePath(path3.join(directory, tool), extensions);
+          const filePath = yield ioUtil.tryGetExecutablePath(path4.join(directory, tool), extensions);
           if (filePath) {
             matches.push(filePath);
           }
@@ -13552,7 +13552,7 @@ var require_toolrunner = __commonJS({
     var os = __importStar(require("os"));
     var events = __importStar(require("events"));
     var child = __importStar(require("child_process"));
-    var path3 = __importStar(require("path"));
+    var path4 = __importStar(require("path"));
     var io = __importStar(require_io());
     var ioUtil = __importStar(require_io_util());
     var timers_1 = require("timers");
@@ -13767,7 +13767,7 @@ var require_toolrunner = __commonJS({
       exec() {
         return __awaiter(this, void 0, void 0, function* () {
           if (!ioUtil.isRooted(this.toolPath) && (this.toolPath.includes("/") || IS_WINDOWS && this.toolPath.includes("\\"))) {
-            this.toolPath = path3.resolve(process.cwd(), this.options.cwd || process.cwd(), this.toolPath);
+            this.toolPath = path4.resolve(process.cwd(), this.options.cwd || process.cwd(), this.toolPath);
           }
           this.toolPath = yield io.which(this.toolPath, true);
           return new Promise((resolve2, reject) => __awaiter(this, void 0, void 0, function* () {
@@ -14102,8 +14102,11 @@ __export(cli_exports, {
   cli: () => cli
 });
 module.exports = __toCommonJS(cli_exports);
-var path2 = __toESM(require("node:path"));
+var path3 = __toESM(require("node:path"));
 var import_node_util = require("node:util");
+
+// src/engines/postgresql/apply.ts
+var path = __toESM(require("node:path"));
 
 // src/errors.ts
 var DbreplError = class extends Error {
@@ -14151,6 +14154,19 @@ var TimeoutError = class extends DbreplError {
 function messageOf(err) {
   if (err instanceof Error) return err.message;
   return String(err);
+}
+
+// src/util/bytes.ts
+function humanBytes(n) {
+  if (n < 1024) return `${n} B`;
+  const units = ["KiB", "MiB", "GiB", "TiB"];
+  let v = n;
+  let u = -1;
+  do {
+    v /= 1024;
+    u++;
+  } while (v >= 1024 && u < units.length - 1);
+  return `${v.toFixed(1)} ${units[u]}`;
 }
 
 // src/hosts/host.ts
@@ -14580,6 +14596,7 @@ function describe(pair, action, master, slave, stamp) {
       `master: ensure role ${user} (REPLICATION LOGIN, password from the file)`,
       `master: admit ${user} from ${pair.slave.host} for replication in ${m?.hbaFile ?? "pg_hba.conf"} and reload, unless a rule already does`,
       `master: create physical replication slot ${slot}`,
+      `slave: check there is free disk space for the copy next to the kept data`,
       `slave: stop the server (${pair.slave.service?.stop ?? DEFAULT_SERVICE.stop})`,
       `slave: move ${dataDir ?? "the data directory"} aside to ${preserved ?? "(unknown)"}`,
       `slave: pg_basebackup -X stream -R -S ${slot} from ${pair.master.host}:${pair.master.port} (full online backup of the master)`,
@@ -14668,6 +14685,16 @@ async function enable(pair, planned, ctx) {
       throw new DbreplError("STEP", `${preserved} already exists; refusing to overwrite kept data`);
     }
     return statOwner(slaveHost, dataDir);
+  });
+  await step(ctx, "slave: check free disk space for the copy", async () => {
+    const need = await withClient(pair.master, async (sql) => {
+      const { rows } = await sql.query("SELECT sum(pg_database_size(datname))::text AS bytes FROM pg_database");
+      return Number(rows[0].bytes);
+    });
+    const free = await freeBytes(slaveHost, path.dirname(dataDir));
+    if (free < need * 1.1 + 64 * 1024 * 1024) {
+      throw new DbreplError("STEP", `${path.dirname(dataDir)} on ${slaveHost.label} has ${humanBytes(free)} free; the copy of ${pair.master.ref} needs about ${humanBytes(need)} while the previous data is kept; free some space first`);
+    }
   });
   const pgBin = await step(ctx, "slave: find pg_basebackup", () => findBinary(slaveHost, Math.floor(slave.versionNum / 1e4)));
   await step(ctx, "slave: stop the server", async () => {
@@ -14863,7 +14890,7 @@ async function ensureHba(pair, masterHost, user) {
     const before = await readFile(masterHost, file2);
     if (before === null) throw new DbreplError("STEP", `cannot read ${file2} on ${masterHost.label}`);
     const method = facts.passwordEncryption === "md5" ? "md5" : "scram-sha-256";
-    const added = `# dbrepl: replication for ${pair.name}
+    const added = `# dbrepl: replication login ${user} from ${pair.slave.host} (first added for ${pair.slave.ref})
 ${hbaLine(user, pair.slave.host, method)}
 `;
     await writeFile(masterHost, file2, added + before);
@@ -14889,6 +14916,13 @@ async function restartMaster(master, host, settings) {
       return f.walLevel !== "minimal" ? true : void 0;
     })
   );
+}
+async function freeBytes(host, dir) {
+  const out = await runChecked(host, ["df", "-Pk", "--", dir], `df ${dir}`);
+  const fields = out.trim().split("\n").pop().split(/\s+/);
+  const kb = Number(fields[3]);
+  if (!Number.isFinite(kb)) throw new DbreplError("STEP", `cannot read free space of ${dir} from df`);
+  return kb * 1024;
 }
 async function findBinary(host, major) {
   const out = await runChecked(
@@ -15224,7 +15258,7 @@ async function runDrift(pair, entry2, options, locks) {
 
 // src/config/load.ts
 var fs = __toESM(require("node:fs"));
-var path = __toESM(require("node:path"));
+var path2 = __toESM(require("node:path"));
 var import_yaml = __toESM(require_dist3());
 
 // node_modules/zod/v4/classic/external.js
@@ -16044,10 +16078,10 @@ function mergeDefs(...defs) {
 function cloneDef(schema) {
   return mergeDefs(schema._zod.def);
 }
-function getElementAtPath(obj, path3) {
-  if (!path3)
+function getElementAtPath(obj, path4) {
+  if (!path4)
     return obj;
-  return path3.reduce((acc, key) => acc?.[key], obj);
+  return path4.reduce((acc, key) => acc?.[key], obj);
 }
 function promiseAllObject(promisesObj) {
   const keys = Object.keys(promisesObj);
@@ -16387,11 +16421,11 @@ function explicitlyAborted(x, startIndex = 0) {
   }
   return false;
 }
-function prefixIssues(path3, issues) {
+function prefixIssues(path4, issues) {
   return issues.map((iss) => {
     var _a3;
     (_a3 = iss).path ?? (_a3.path = []);
-    iss.path.unshift(path3);
+    iss.path.unshift(path4);
     return iss;
   });
 }
@@ -16853,16 +16887,16 @@ function flattenError(error62, mapper = (issue2) => issue2.message) {
 }
 function formatError(error62, mapper = (issue2) => issue2.message) {
   const fieldErrors = { _errors: [] };
-  const processError = (error63, path3 = []) => {
+  const processError = (error63, path4 = []) => {
     for (const issue2 of error63.issues) {
       if (issue2.code === "invalid_union" && issue2.errors.length) {
-        issue2.errors.map((issues) => processError({ issues }, [...path3, ...issue2.path]));
+        issue2.errors.map((issues) => processError({ issues }, [...path4, ...issue2.path]));
       } else if (issue2.code === "invalid_key") {
-        processError({ issues: issue2.issues }, [...path3, ...issue2.path]);
+        processError({ issues: issue2.issues }, [...path4, ...issue2.path]);
       } else if (issue2.code === "invalid_element") {
-        processError({ issues: issue2.issues }, [...path3, ...issue2.path]);
+        processError({ issues: issue2.issues }, [...path4, ...issue2.path]);
       } else {
-        const fullpath = [...path3, ...issue2.path];
+        const fullpath = [...path4, ...issue2.path];
         if (fullpath.length === 0) {
           fieldErrors._errors.push(mapper(issue2));
         } else {
@@ -16901,17 +16935,17 @@ function formatError(error62, mapper = (issue2) => issue2.message) {
 }
 function treeifyError(error62, mapper = (issue2) => issue2.message) {
   const result = { errors: [] };
-  const processError = (error63, path3 = []) => {
+  const processError = (error63, path4 = []) => {
     var _a3;
     for (const issue2 of error63.issues) {
       if (issue2.code === "invalid_union" && issue2.errors.length) {
-        issue2.errors.map((issues) => processError({ issues }, [...path3, ...issue2.path]));
+        issue2.errors.map((issues) => processError({ issues }, [...path4, ...issue2.path]));
       } else if (issue2.code === "invalid_key") {
-        processError({ issues: issue2.issues }, [...path3, ...issue2.path]);
+        processError({ issues: issue2.issues }, [...path4, ...issue2.path]);
       } else if (issue2.code === "invalid_element") {
-        processError({ issues: issue2.issues }, [...path3, ...issue2.path]);
+        processError({ issues: issue2.issues }, [...path4, ...issue2.path]);
       } else {
-        const fullpath = [...path3, ...issue2.path];
+        const fullpath = [...path4, ...issue2.path];
         if (fullpath.length === 0) {
           result.errors.push(mapper(issue2));
           continue;
@@ -16950,8 +16984,8 @@ function treeifyError(error62, mapper = (issue2) => issue2.message) {
 }
 function toDotPath(_path) {
   const segs = [];
-  const path3 = _path.map((seg) => typeof seg === "object" ? seg.key : seg);
-  for (const seg of path3) {
+  const path4 = _path.map((seg) => typeof seg === "object" ? seg.key : seg);
+  for (const seg of path4) {
     if (typeof seg === "number")
       segs.push(`[${seg}]`);
     else if (typeof seg === "symbol")
@@ -34089,13 +34123,13 @@ function resolveRef(ref, ctx) {
   if (!ref.startsWith("#")) {
     throw new Error("External $ref is not supported, only local refs (#/...) are allowed");
   }
-  const path3 = ref.slice(1).split("/").filter(Boolean);
-  if (path3.length === 0) {
+  const path4 = ref.slice(1).split("/").filter(Boolean);
+  if (path4.length === 0) {
     return ctx.rootSchema;
   }
   const defsKey = ctx.version === "draft-2020-12" ? "$defs" : "definitions";
-  if (path3[0] === defsKey) {
-    const key = path3[1] === void 0 ? void 0 : decodeJSONPointerSegment(path3[1]);
+  if (path4[0] === defsKey) {
+    const key = path4[1] === void 0 ? void 0 : decodeJSONPointerSegment(path4[1]);
     if (!key || !ctx.defs[key]) {
       throw new Error(`Reference not found: ${ref}`);
     }
@@ -35022,9 +35056,9 @@ var configSchema = external_exports.strictObject({
   replications: external_exports.array(pairSchema).default([]),
   prune: external_exports.boolean().default(false)
 });
-function validKeysAt(path3) {
+function validKeysAt(path4) {
   let schema = configSchema;
-  for (const seg of path3) {
+  for (const seg of path4) {
     schema = unwrap(schema);
     const def2 = defOf(schema);
     if (!def2) return [];
@@ -35069,22 +35103,22 @@ function resolveTopology(config2) {
     }
     const list = [];
     for (const [name, s] of Object.entries(appDef.servers)) {
-      const path3 = ["applications", app, "servers", name];
+      const path4 = ["applications", app, "servers", name];
       if (!NAME_PATTERN.test(name)) {
-        issues.push({ path: path3, atKey: true, message: `invalid server name "${name}"; expected [a-z0-9][a-z0-9-]*` });
+        issues.push({ path: path4, atKey: true, message: `invalid server name "${name}"; expected [a-z0-9][a-z0-9-]*` });
       }
       const ssh = s.ssh || config2.defaults?.ssh ? { ...config2.defaults?.ssh, ...s.ssh } : void 0;
       if (ssh && !ssh.known_hosts && !ssh.host_key) {
         issues.push({
-          path: s.ssh ? [...path3, "ssh"] : ["defaults", "ssh"],
+          path: s.ssh ? [...path4, "ssh"] : ["defaults", "ssh"],
           message: "ssh needs known_hosts or host_key: host keys are always verified"
         });
       }
       if (s.replica_set && s.engine !== "mongodb") {
-        issues.push({ path: [...path3, "replica_set"], message: `replica_set applies to mongodb only (this server is ${s.engine})` });
+        issues.push({ path: [...path4, "replica_set"], message: `replica_set applies to mongodb only (this server is ${s.engine})` });
       }
       if (s.data_dir && s.engine === "redis") {
-        issues.push({ path: [...path3, "data_dir"], message: "data_dir applies to postgresql, mysql and mongodb, not redis" });
+        issues.push({ path: [...path4, "data_dir"], message: "data_dir applies to postgresql, mysql and mongodb, not redis" });
       }
       const server = {
         ref: `${app}/${name}`,
@@ -35216,12 +35250,12 @@ function resolveTopology(config2) {
   if (issues.length > 0) return { ok: false, issues: dedupe(issues) };
   return { ok: true, topology: { applications, servers, pairs, prune: config2.prune } };
 }
-function lookup(servers, ref, path3, issues) {
+function lookup(servers, ref, path4, issues) {
   const server = servers.get(ref);
   if (server) return server;
   const known = [...servers.keys()];
   const hint = ref.includes("/") ? `known servers: ${known.join(", ") || "(none)"}` : "expected <application>/<server>";
-  issues.push({ path: path3, message: `unknown server "${ref}"; ${hint}` });
+  issues.push({ path: path4, message: `unknown server "${ref}"; ${hint}` });
   return void 0;
 }
 function endpointKey(s) {
@@ -35328,6 +35362,12 @@ function parseConfig(text, file2, env, secrets) {
     for (const i of resolved.issues) issues.push(topologyIssue(i, doc, at));
     throw new ConfigError(sortIssues(issues));
   }
+  for (const server of resolved.topology.servers.values()) {
+    secrets.add(server.password);
+    secrets.add(server.ssh?.private_key);
+    secrets.add(server.ssh?.passphrase);
+  }
+  for (const pair of resolved.topology.pairs) secrets.add(pair.replication.password);
   return { file: file2, topology: resolved.topology };
 }
 function keyAt(doc, offset) {
@@ -35348,7 +35388,7 @@ function keyAt(doc, offset) {
   return found;
 }
 function display(file2) {
-  const rel = path.relative(process.cwd(), file2);
+  const rel = path2.relative(process.cwd(), file2);
   return rel && !rel.startsWith("..") ? rel : file2;
 }
 function yamlMessage(message) {
@@ -35386,13 +35426,13 @@ function pathOf(ancestry, node2) {
   }
   return out;
 }
-function dotted(path3) {
+function dotted(path4) {
   let s = "";
-  for (const seg of path3) s += typeof seg === "number" ? `[${seg}]` : s ? `.${String(seg)}` : String(seg);
+  for (const seg of path4) s += typeof seg === "number" ? `[${seg}]` : s ? `.${String(seg)}` : String(seg);
   return s || "(root)";
 }
-function offsetOf(doc, path3, atKey = false) {
-  const segs = path3.map((p) => typeof p === "number" ? p : String(p));
+function offsetOf(doc, path4, atKey = false) {
+  const segs = path4.map((p) => typeof p === "number" ? p : String(p));
   for (let n = segs.length; n >= 0; n--) {
     const sub = segs.slice(0, n);
     if (atKey && n === segs.length && n > 0) {
@@ -35417,39 +35457,39 @@ function keyOffset(doc, mapPath, key) {
   return offsetOf(doc, mapPath);
 }
 function zodIssue(issue2, doc, at) {
-  const path3 = issue2.path;
+  const path4 = issue2.path;
   switch (issue2.code) {
     case "unrecognized_keys": {
-      const valid = validKeysAt(path3);
+      const valid = validKeysAt(path4);
       return issue2.keys.map((k) => {
         const near = closest(k, valid);
         const hint = near ? `did you mean "${near}"? ` : "";
-        return at(keyOffset(doc, path3, k), dotted([...path3, k]), `unknown key "${k}"; ${hint}valid keys here: ${valid.join(", ")}`);
+        return at(keyOffset(doc, path4, k), dotted([...path4, k]), `unknown key "${k}"; ${hint}valid keys here: ${valid.join(", ")}`);
       });
     }
     case "invalid_type": {
-      const exists = doc.hasIn(path3.map((p) => typeof p === "number" ? p : String(p)));
-      const last = path3[path3.length - 1];
-      if (!exists && path3.length > 0) {
-        return [at(offsetOf(doc, path3.slice(0, -1)), dotted(path3), `missing required key "${String(last)}" (expected ${issue2.expected})`)];
+      const exists = doc.hasIn(path4.map((p) => typeof p === "number" ? p : String(p)));
+      const last = path4[path4.length - 1];
+      if (!exists && path4.length > 0) {
+        return [at(offsetOf(doc, path4.slice(0, -1)), dotted(path4), `missing required key "${String(last)}" (expected ${issue2.expected})`)];
       }
-      return [at(offsetOf(doc, path3), dotted(path3), `expected ${issue2.expected}${describeReceived(doc, path3)}`)];
+      return [at(offsetOf(doc, path4), dotted(path4), `expected ${issue2.expected}${describeReceived(doc, path4)}`)];
     }
     case "invalid_value":
-      if (!doc.hasIn(path3.map((p) => typeof p === "number" ? p : String(p))) && path3.length > 0) {
-        return [at(offsetOf(doc, path3.slice(0, -1)), dotted(path3), `missing required key "${String(path3[path3.length - 1])}"; expected one of: ${issue2.values.map((v) => String(v)).join(", ")}`)];
+      if (!doc.hasIn(path4.map((p) => typeof p === "number" ? p : String(p))) && path4.length > 0) {
+        return [at(offsetOf(doc, path4.slice(0, -1)), dotted(path4), `missing required key "${String(path4[path4.length - 1])}"; expected one of: ${issue2.values.map((v) => String(v)).join(", ")}`)];
       }
-      return [at(offsetOf(doc, path3), dotted(path3), `invalid value${describeReceived(doc, path3)}; expected one of: ${issue2.values.map((v) => String(v)).join(", ")}`)];
+      return [at(offsetOf(doc, path4), dotted(path4), `invalid value${describeReceived(doc, path4)}; expected one of: ${issue2.values.map((v) => String(v)).join(", ")}`)];
     case "invalid_union": {
       const inner = issue2.errors.flat().find((e) => e.code !== "invalid_type");
-      return [at(offsetOf(doc, path3), dotted(path3), inner ? inner.message : "invalid value")];
+      return [at(offsetOf(doc, path4), dotted(path4), inner ? inner.message : "invalid value")];
     }
     default:
-      return [at(offsetOf(doc, path3), dotted(path3), issue2.message)];
+      return [at(offsetOf(doc, path4), dotted(path4), issue2.message)];
   }
 }
-function describeReceived(doc, path3) {
-  const node2 = doc.getIn(path3.map((p) => typeof p === "number" ? p : String(p)), true);
+function describeReceived(doc, path4) {
+  const node2 = doc.getIn(path4.map((p) => typeof p === "number" ? p : String(p)), true);
   if ((0, import_yaml.isScalar)(node2)) {
     const v = node2.value;
     if (v === null) return ", got nothing (empty value)";
@@ -35691,17 +35731,6 @@ function lag(seconds, bytes) {
   const b = bytes === null ? "?" : humanBytes(bytes);
   return `${s} / ${b}`;
 }
-function humanBytes(n) {
-  if (n < 1024) return `${n} B`;
-  const units = ["KiB", "MiB", "GiB", "TiB"];
-  let v = n;
-  let u = -1;
-  do {
-    v /= 1024;
-    u++;
-  } while (v >= 1024 && u < units.length - 1);
-  return `${v.toFixed(1)} ${units[u]}`;
-}
 var SYMBOL = { none: " ", enable: "+", disable: "-", resync: "~" };
 function planText(plan, applied = false) {
   const out = [];
@@ -35809,7 +35838,7 @@ async function cli(io) {
         "max-parallel": { type: "string", default: "4" }
       }
     });
-    const configPath = path2.resolve(io.cwd, values.config);
+    const configPath = path3.resolve(io.cwd, values.config);
     const only = values.only ? values.only.split(",").map((s) => s.trim()).filter(Boolean) : void 0;
     const maxParallel = Number(values["max-parallel"]);
     if (!Number.isInteger(maxParallel) || maxParallel < 1) throw new UsageError("--max-parallel takes a whole number >= 1");

@@ -66,6 +66,13 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv, 
     for (const i of resolved.issues) issues.push(topologyIssue(i, doc, at));
     throw new ConfigError(sortIssues(issues));
   }
+  // Credentials are secrets even when written literally in the file.
+  for (const server of resolved.topology.servers.values()) {
+    secrets.add(server.password);
+    secrets.add(server.ssh?.private_key);
+    secrets.add(server.ssh?.passphrase);
+  }
+  for (const pair of resolved.topology.pairs) secrets.add(pair.replication.password);
   return { file, topology: resolved.topology };
 }
 

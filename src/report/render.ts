@@ -1,4 +1,5 @@
 import type { Plan, Status, StatusPair } from '../plan/types';
+import { humanBytes } from '../util/bytes';
 
 /**
  * One renderer for every human-facing view of a plan: the terminal (text) and the job
@@ -11,18 +12,6 @@ function lag(seconds: number | null, bytes: number | null): string {
   const s = seconds === null ? '?' : `${seconds}s`;
   const b = bytes === null ? '?' : humanBytes(bytes);
   return `${s} / ${b}`;
-}
-
-export function humanBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let u = -1;
-  do {
-    v /= 1024;
-    u++;
-  } while (v >= 1024 && u < units.length - 1);
-  return `${v.toFixed(1)} ${units[u]}`;
 }
 
 const SYMBOL: Record<string, string> = { none: ' ', enable: '+', disable: '-', resync: '~' };

@@ -128,3 +128,28 @@ test('replication live but absent from the file is drift; prune: true disables i
   expect(await master.query('SELECT slot_name FROM pg_replication_slots')).toEqual([]);
   expect((await dbrepl(['plan', '--json', '-c', undeclared(true)], env)).json().drift).toEqual([]);
 });
+
+test('a slave without room for the copy next to its kept data is refused before it stops', async () => {
+  const password = randomBytes(8).toString('hex');
+  const small = tempDir('dbrepl-small-');
+  await sh('mount', ['-t', 'tmpfs', '-o', 'size=80m', 'dbrepl-test', small]);
+  try {
+    const master = await pg({ password });
+    const slave = await startPostgres({ password, parent: small });
+    try {
+      await master.query(`CREATE TABLE big AS SELECT g, repeat('x', 500) AS pad FROM generate_series(1, 120000) g`);
+      const { file, env } = pairConfig('disk', master, slave);
+      const r = await dbrepl(['apply', '--json', '-c', file], env);
+      expect(r.code).toBe(1);
+      expect(r.json().pairs[0].error).toMatch(/step "slave: check free disk space for the copy" failed: .* has [\d.]+ MiB free; the copy of app\/main needs about [\d.]+ MiB while the previous data is kept; free some space first/);
+      // Still running, still standalone, nothing moved.
+      expect((await slave.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r'))[0]!.r).toBe(false);
+      expect(fs.readdirSync(slave.base).filter((f) => f.includes('.dbrepl-'))).toEqual([]);
+    } finally {
+      await slave.destroy();
+    }
+  } finally {
+    await sh('umount', [small], { allowFail: true });
+    fs.rmSync(small, { recursive: true, force: true });
+  }
+});

@@ -30,6 +30,8 @@ export interface PgOptions {
   settings?: Record<string, string>;
   /** Superuser password; servers of one replication group share it, as a physical copy carries the master's roles. */
   password?: string;
+  /** Directory to create the cluster in (default: the system temp dir). */
+  parent?: string;
 }
 
 export class PgCluster {
@@ -100,7 +102,7 @@ async function asPostgres(args: string[]): Promise<void> {
 
 export async function startPostgres(options: PgOptions = {}): Promise<PgCluster> {
   const layout = options.layout ?? 'initdb';
-  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'dbrepl-pg-'));
+  const base = fs.mkdtempSync(path.join(options.parent ?? os.tmpdir(), 'dbrepl-pg-'));
   fs.chmodSync(base, 0o755);
   const dataDir = path.join(base, 'data');
   const confDir = layout === 'debian' ? path.join(base, 'etc') : dataDir;

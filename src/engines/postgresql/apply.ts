@@ -1,4 +1,6 @@
+import * as path from 'node:path';
 import { DbreplError, StepError, messageOf } from '../../errors';
+import { humanBytes } from '../../util/bytes';
 import { Host, pathExists, readFile, runChecked, runShell, statOwner, writeFile } from '../../hosts/host';
 import type { PlannedPair } from '../../plan/types';
 import type { Pair, Server } from '../../topology';
@@ -67,6 +69,17 @@ export async function enable(pair: Pair, planned: PlannedPair, ctx: ApplyContext
       throw new DbreplError('STEP', `${preserved} already exists; refusing to overwrite kept data`);
     }
     return statOwner(slaveHost, dataDir);
+  });
+  await step(ctx, 'slave: check free disk space for the copy', async () => {
+    const need = await withClient(pair.master, async (sql) => {
+      const { rows } = await sql.query<{ bytes: string }>('SELECT sum(pg_database_size(datname))::text AS bytes FROM pg_database');
+      return Number(rows[0]!.bytes);
+    });
+    const free = await freeBytes(slaveHost, path.dirname(dataDir));
+    // The previous data stays on the same filesystem, so the copy needs room of its own (plus WAL written meanwhile).
+    if (free < need * 1.1 + 64 * 1024 * 1024) {
+      throw new DbreplError('STEP', `${path.dirname(dataDir)} on ${slaveHost.label} has ${humanBytes(free)} free; the copy of ${pair.master.ref} needs about ${humanBytes(need)} while the previous data is kept; free some space first`);
+    }
   });
   const pgBin = await step(ctx, 'slave: find pg_basebackup', () => findBinary(slaveHost, Math.floor(slave.versionNum / 10000)));
 
@@ -251,7 +264,7 @@ async function ensureHba(pair: Pair, masterHost: Host, user: string): Promise<vo
     const before = await readFile(masterHost, file);
     if (before === null) throw new DbreplError('STEP', `cannot read ${file} on ${masterHost.label}`);
     const method = facts.passwordEncryption === 'md5' ? 'md5' : 'scram-sha-256';
-    const added = `# dbrepl: replication for ${pair.name}\n${hbaLine(user, pair.slave.host, method)}\n`;
+    const added = `# dbrepl: replication login ${user} from ${pair.slave.host} (first added for ${pair.slave.ref})\n${hbaLine(user, pair.slave.host, method)}\n`;
     await writeFile(masterHost, file, added + before);
     const errors = (await hbaRules(sql)).filter((r) => r.error);
     if (errors.length > 0) {
@@ -274,6 +287,14 @@ async function restartMaster(master: Server, host: Host, settings: Record<string
       return f.walLevel !== 'minimal' ? true : undefined;
     }),
   );
+}
+
+async function freeBytes(host: Host, dir: string): Promise<number> {
+  const out = await runChecked(host, ['df', '-Pk', '--', dir], `df ${dir}`);
+  const fields = out.trim().split('\n').pop()!.split(/\s+/);
+  const kb = Number(fields[3]);
+  if (!Number.isFinite(kb)) throw new DbreplError('STEP', `cannot read free space of ${dir} from df`);
+  return kb * 1024;
 }
 
 async function findBinary(host: Host, major: number): Promise<string> {

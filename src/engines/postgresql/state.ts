@@ -120,6 +120,7 @@ export function describe(pair: Pair, action: Action, master: Inspection<PgFacts>
       `master: ensure role ${user} (REPLICATION LOGIN, password from the file)`,
       `master: admit ${user} from ${pair.slave.host} for replication in ${m?.hbaFile ?? 'pg_hba.conf'} and reload, unless a rule already does`,
       `master: create physical replication slot ${slot}`,
+      `slave: check there is free disk space for the copy next to the kept data`,
       `slave: stop the server (${pair.slave.service?.stop ?? DEFAULT_SERVICE.stop})`,
       `slave: move ${dataDir ?? 'the data directory'} aside to ${preserved ?? '(unknown)'}`,
       `slave: pg_basebackup -X stream -R -S ${slot} from ${pair.master.host}:${pair.master.port} (full online backup of the master)`,
