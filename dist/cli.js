@@ -14643,8 +14643,11 @@ var STOP_TIMEOUT_MS = 12e4;
 var START_TIMEOUT_MS = 18e4;
 async function step(ctx, name, fn) {
   ctx.log.info(`  ${name}`);
+  const started = Date.now();
   try {
-    return await fn();
+    const out = await fn();
+    ctx.log.info(`    done in ${((Date.now() - started) / 1e3).toFixed(2)} s`);
+    return out;
   } catch (err) {
     if (err instanceof StepError) throw err;
     throw new StepError(name, messageOf(err), { cause: err });

@@ -13,11 +13,12 @@ import { PG_BIN, PgCluster, startPostgres } from '../test/support/postgres';
 
 const rounds = Number(process.argv[2] ?? 3);
 
-function timed(label: string, cmd: string, args: string[], env: NodeJS.ProcessEnv, cwd = '/tmp'): number {
+function timed(label: string, cmd: string, args: string[], env: NodeJS.ProcessEnv, cwd = '/tmp', showSteps = false): number {
   const t0 = process.hrtime.bigint();
   const r = spawnSync(cmd, args, { env, cwd, encoding: 'utf8' });
   const s = Number(process.hrtime.bigint() - t0) / 1e9;
   if (r.status !== 0) throw new Error(`${label} failed (${r.status}): ${r.stderr}\n${r.stdout}`);
+  if (showSteps) console.log(`steps of the last ${label}:\n${r.stderr.split('\n').filter((l) => l.startsWith('  ')).join('\n')}`);
   return s;
 }
 
@@ -48,7 +49,7 @@ async function main(): Promise<void> {
       alone.push(timed('pg_basebackup', `${PG_BIN}/pg_basebackup`, ['-h', '127.0.0.1', '-p', String(master.port), '-U', 'postgres', '-D', target, '-X', 'stream', '-c', 'fast'], env));
       fs.rmSync(target, { recursive: true, force: true });
       const args = i === 0 ? ['apply'] : ['resync', '--pair', 'app/replica'];
-      enable.push(timed(`dbrepl ${args[0]}`, process.execPath, [cli, ...args, '-c', path.join(dir, 'replication.yml')], env));
+      enable.push(timed(`dbrepl ${args[0]}`, process.execPath, [cli, ...args, '-c', path.join(dir, 'replication.yml')], env, '/tmp', i === rounds - 1));
       // Preserved copies are kept by design; remove them so the disk does not fill up.
       for (const f of fs.readdirSync(path.dirname(slave.dataDir))) if (f.includes('.dbrepl-')) fs.rmSync(path.join(path.dirname(slave.dataDir), f), { recursive: true, force: true });
     }

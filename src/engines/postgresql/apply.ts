@@ -20,8 +20,11 @@ const START_TIMEOUT_MS = 180_000;
 /** Runs one named step; any failure becomes a StepError naming it. */
 async function step<T>(ctx: ApplyContext, name: string, fn: () => Promise<T>): Promise<T> {
   ctx.log.info(`  ${name}`);
+  const started = Date.now();
   try {
-    return await fn();
+    const out = await fn();
+    ctx.log.info(`    done in ${((Date.now() - started) / 1000).toFixed(2)} s`);
+    return out;
   } catch (err) {
     if (err instanceof StepError) throw err;
     throw new StepError(name, messageOf(err), { cause: err });
