@@ -7483,9 +7483,9 @@ var require_Pair = __commonJS({
     function createPair(key, value, ctx) {
       const k = createNode.createNode(key, void 0, ctx);
       const v = createNode.createNode(value, void 0, ctx);
-      return new Pair3(k, v);
+      return new Pair4(k, v);
     }
-    var Pair3 = class _Pair {
+    var Pair4 = class _Pair {
       constructor(key, value = null) {
         Object.defineProperty(this, identity.NODE_TYPE, { value: identity.PAIR });
         this.key = key;
@@ -7507,7 +7507,7 @@ var require_Pair = __commonJS({
         return ctx?.doc ? stringifyPair.stringifyPair(this, ctx, onComment, onChompKeep) : JSON.stringify(this);
       }
     };
-    exports2.Pair = Pair3;
+    exports2.Pair = Pair4;
     exports2.createPair = createPair;
   }
 });
@@ -7671,7 +7671,7 @@ var require_YAMLMap = __commonJS({
     var addPairToJSMap = require_addPairToJSMap();
     var Collection = require_Collection();
     var identity = require_identity();
-    var Pair3 = require_Pair();
+    var Pair4 = require_Pair();
     var Scalar = require_Scalar();
     function findPair(items, key) {
       const k = identity.isScalar(key) ? key.value : key;
@@ -7706,7 +7706,7 @@ var require_YAMLMap = __commonJS({
           else if (Array.isArray(replacer) && !replacer.includes(key))
             return;
           if (value !== void 0 || keepUndefined)
-            map2.items.push(Pair3.createPair(key, value, ctx));
+            map2.items.push(Pair4.createPair(key, value, ctx));
         };
         if (obj instanceof Map) {
           for (const [key, value] of obj)
@@ -7731,9 +7731,9 @@ var require_YAMLMap = __commonJS({
         if (identity.isPair(pair))
           _pair = pair;
         else if (!pair || typeof pair !== "object" || !("key" in pair)) {
-          _pair = new Pair3.Pair(pair, pair?.value);
+          _pair = new Pair4.Pair(pair, pair?.value);
         } else
-          _pair = new Pair3.Pair(pair.key, pair.value);
+          _pair = new Pair4.Pair(pair.key, pair.value);
         const prev = findPair(this.items, _pair.key);
         const sortEntries = this.schema?.sortMapEntries;
         if (prev) {
@@ -7769,7 +7769,7 @@ var require_YAMLMap = __commonJS({
         return !!findPair(this.items, key);
       }
       set(key, value) {
-        this.add(new Pair3.Pair(key, value), true);
+        this.add(new Pair4.Pair(key, value), true);
       }
       /**
        * @param ctx - Conversion context, originally set in Document#toJS()
@@ -8312,7 +8312,7 @@ var require_pairs = __commonJS({
   "node_modules/yaml/dist/schema/yaml-1.1/pairs.js"(exports2) {
     "use strict";
     var identity = require_identity();
-    var Pair3 = require_Pair();
+    var Pair4 = require_Pair();
     var Scalar = require_Scalar();
     var YAMLSeq = require_YAMLSeq();
     function resolvePairs(seq, onError) {
@@ -8324,7 +8324,7 @@ var require_pairs = __commonJS({
           else if (identity.isMap(item)) {
             if (item.items.length > 1)
               onError("Each pair must have its own sequence indicator");
-            const pair = item.items[0] || new Pair3.Pair(new Scalar.Scalar(null));
+            const pair = item.items[0] || new Pair4.Pair(new Scalar.Scalar(null));
             if (item.commentBefore)
               pair.key.commentBefore = pair.key.commentBefore ? `${item.commentBefore}
 ${pair.key.commentBefore}` : item.commentBefore;
@@ -8335,7 +8335,7 @@ ${cn.comment}` : item.comment;
             }
             item = pair;
           }
-          seq.items[i] = identity.isPair(item) ? item : new Pair3.Pair(item);
+          seq.items[i] = identity.isPair(item) ? item : new Pair4.Pair(item);
         }
       } else
         onError("Expected a sequence for this tag");
@@ -8368,7 +8368,7 @@ ${cn.comment}` : item.comment;
           } else {
             key = it;
           }
-          pairs2.items.push(Pair3.createPair(key, value, ctx));
+          pairs2.items.push(Pair4.createPair(key, value, ctx));
         }
       return pairs2;
     }
@@ -8628,7 +8628,7 @@ var require_set = __commonJS({
   "node_modules/yaml/dist/schema/yaml-1.1/set.js"(exports2) {
     "use strict";
     var identity = require_identity();
-    var Pair3 = require_Pair();
+    var Pair4 = require_Pair();
     var YAMLMap = require_YAMLMap();
     var YAMLSet = class _YAMLSet extends YAMLMap.YAMLMap {
       constructor(schema) {
@@ -8640,9 +8640,9 @@ var require_set = __commonJS({
         if (identity.isPair(key))
           pair = key;
         else if (key && typeof key === "object" && "key" in key && "value" in key && key.value === null)
-          pair = new Pair3.Pair(key.key, null);
+          pair = new Pair4.Pair(key.key, null);
         else
-          pair = new Pair3.Pair(key, null);
+          pair = new Pair4.Pair(key, null);
         const prev = YAMLMap.findPair(this.items, pair.key);
         if (!prev)
           this.items.push(pair);
@@ -8662,7 +8662,7 @@ var require_set = __commonJS({
         if (prev && !value) {
           this.items.splice(this.items.indexOf(prev), 1);
         } else if (!prev && value) {
-          this.items.push(new Pair3.Pair(key));
+          this.items.push(new Pair4.Pair(key));
         }
       }
       toJSON(_, ctx) {
@@ -8683,7 +8683,7 @@ var require_set = __commonJS({
           for (let value of iterable) {
             if (typeof replacer === "function")
               value = replacer.call(iterable, value, value);
-            set3.items.push(Pair3.createPair(value, null, ctx));
+            set3.items.push(Pair4.createPair(value, null, ctx));
           }
         return set3;
       }
@@ -9057,7 +9057,7 @@ var require_Document = __commonJS({
     var Alias = require_Alias();
     var Collection = require_Collection();
     var identity = require_identity();
-    var Pair3 = require_Pair();
+    var Pair4 = require_Pair();
     var toJS = require_toJS();
     var Schema = require_Schema();
     var stringifyDocument = require_stringifyDocument();
@@ -9192,7 +9192,7 @@ var require_Document = __commonJS({
       createPair(key, value, options = {}) {
         const k = this.createNode(key, null, options);
         const v = this.createNode(value, null, options);
-        return new Pair3.Pair(k, v);
+        return new Pair4.Pair(k, v);
       }
       /**
        * Removes a value from the document.
@@ -9638,7 +9638,7 @@ var require_util_map_includes = __commonJS({
 var require_resolve_block_map = __commonJS({
   "node_modules/yaml/dist/compose/resolve-block-map.js"(exports2) {
     "use strict";
-    var Pair3 = require_Pair();
+    var Pair4 = require_Pair();
     var YAMLMap = require_YAMLMap();
     var resolveProps = require_resolve_props();
     var utilContainsNewline = require_util_contains_newline();
@@ -9714,7 +9714,7 @@ var require_resolve_block_map = __commonJS({
           if (ctx.schema.compat)
             utilFlowIndentCheck.flowIndentCheck(bm.indent, value, onError);
           offset = valueNode.range[2];
-          const pair = new Pair3.Pair(keyNode, valueNode);
+          const pair = new Pair4.Pair(keyNode, valueNode);
           if (ctx.options.keepSourceTokens)
             pair.srcToken = collItem;
           map2.items.push(pair);
@@ -9727,7 +9727,7 @@ var require_resolve_block_map = __commonJS({
             else
               keyNode.comment = valueProps.comment;
           }
-          const pair = new Pair3.Pair(keyNode);
+          const pair = new Pair4.Pair(keyNode);
           if (ctx.options.keepSourceTokens)
             pair.srcToken = collItem;
           map2.items.push(pair);
@@ -9841,7 +9841,7 @@ var require_resolve_flow_collection = __commonJS({
   "node_modules/yaml/dist/compose/resolve-flow-collection.js"(exports2) {
     "use strict";
     var identity = require_identity();
-    var Pair3 = require_Pair();
+    var Pair4 = require_Pair();
     var YAMLMap = require_YAMLMap();
     var YAMLSeq = require_YAMLSeq();
     var resolveEnd = require_resolve_end();
@@ -9981,7 +9981,7 @@ var require_resolve_flow_collection = __commonJS({
             else
               keyNode.comment = valueProps.comment;
           }
-          const pair = new Pair3.Pair(keyNode, valueNode);
+          const pair = new Pair4.Pair(keyNode, valueNode);
           if (ctx.options.keepSourceTokens)
             pair.srcToken = collItem;
           if (isMap2) {
@@ -12978,7 +12978,7 @@ var require_dist3 = __commonJS({
     var errors = require_errors();
     var Alias = require_Alias();
     var identity = require_identity();
-    var Pair3 = require_Pair();
+    var Pair4 = require_Pair();
     var Scalar = require_Scalar();
     var YAMLMap = require_YAMLMap();
     var YAMLSeq = require_YAMLSeq();
@@ -13003,7 +13003,7 @@ var require_dist3 = __commonJS({
     exports2.isPair = identity.isPair;
     exports2.isScalar = identity.isScalar;
     exports2.isSeq = identity.isSeq;
-    exports2.Pair = Pair3.Pair;
+    exports2.Pair = Pair4.Pair;
     exports2.Scalar = Scalar.Scalar;
     exports2.YAMLMap = YAMLMap.YAMLMap;
     exports2.YAMLSeq = YAMLSeq.YAMLSeq;
@@ -14105,9 +14105,6 @@ module.exports = __toCommonJS(cli_exports);
 var path3 = __toESM(require("node:path"));
 var import_node_util = require("node:util");
 
-// src/engines/postgresql/apply.ts
-var path = __toESM(require("node:path"));
-
 // src/errors.ts
 var DbreplError = class extends Error {
   code;
@@ -14156,19 +14153,6 @@ function messageOf(err) {
   return String(err);
 }
 
-// src/util/bytes.ts
-function humanBytes(n) {
-  if (n < 1024) return `${n} B`;
-  const units = ["KiB", "MiB", "GiB", "TiB"];
-  let v = n;
-  let u = -1;
-  do {
-    v /= 1024;
-    u++;
-  } while (v >= 1024 && u < units.length - 1);
-  return `${v.toFixed(1)} ${units[u]}`;
-}
-
 // src/hosts/host.ts
 async function runChecked(host, argv, what, options) {
   const r = await host.run(argv, options);
@@ -14177,20 +14161,23 @@ async function runChecked(host, argv, what, options) {
   }
   return r.stdout;
 }
-function runShell(host, line, what, options) {
-  return runChecked(host, ["/bin/sh", "-c", line], what, options);
-}
 async function readFile(host, file2) {
   const r = await host.run(["cat", "--", file2]);
   return r.code === 0 ? r.stdout : null;
 }
 async function writeFile(host, file2, content) {
-  await runChecked(
-    host,
-    ["/bin/sh", "-c", 'umask 077; cat > "$1.dbrepl-tmp" && chown --reference="$1" "$1.dbrepl-tmp" 2>/dev/null; chmod --reference="$1" "$1.dbrepl-tmp" 2>/dev/null; mv -f "$1.dbrepl-tmp" "$1"', "sh", file2],
-    `writing ${file2}`,
-    { input: content }
-  );
+  const script = [
+    "set -e",
+    'tmp="$1.dbrepl-tmp"',
+    `trap 'rm -f "$tmp"' EXIT`,
+    '(umask 077; cat > "$tmp")',
+    '[ "$(wc -c < "$tmp")" -eq "$2" ] || { echo "short write: $(wc -c < "$tmp") of $2 bytes" >&2; exit 1; }',
+    'if [ -e "$1" ]; then chown --reference="$1" "$tmp"; chmod --reference="$1" "$tmp"; fi',
+    'sync "$tmp" 2>/dev/null || true',
+    'mv -f "$tmp" "$1"',
+    "trap - EXIT"
+  ].join("\n");
+  await runChecked(host, ["/bin/sh", "-c", script, "sh", file2, String(Buffer.byteLength(content))], `writing ${file2}`, { input: content });
 }
 async function pathExists(host, file2) {
   return (await host.run(["test", "-e", file2])).code === 0;
@@ -14265,7 +14252,10 @@ async function withClient(server, fn) {
     database: "postgres",
     application_name: "dbrepl",
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-    statement_timeout: 6e4
+    statement_timeout: 6e4,
+    // The server enforces statement_timeout; these bound a wait on a partitioned network.
+    query_timeout: 9e4,
+    keepAlive: true
   });
   client.on("error", () => void 0);
   try {
@@ -14281,43 +14271,16 @@ async function withClient(server, fn) {
   }
 }
 
-// src/engines/postgresql/conninfo.ts
-function parseConninfo(text) {
-  const out = {};
-  let i = 0;
-  const s = text;
-  const skipSpace = () => {
-    while (i < s.length && /\s/.test(s[i])) i++;
-  };
-  while (i < s.length) {
-    skipSpace();
-    if (i >= s.length) break;
-    let key = "";
-    while (i < s.length && s[i] !== "=" && !/\s/.test(s[i])) key += s[i++];
-    skipSpace();
-    if (s[i] !== "=") break;
-    i++;
-    skipSpace();
-    let value = "";
-    if (s[i] === "'") {
-      i++;
-      while (i < s.length && s[i] !== "'") {
-        if (s[i] === "\\" && i + 1 < s.length) i++;
-        value += s[i++];
-      }
-      i++;
-    } else {
-      while (i < s.length && !/\s/.test(s[i])) {
-        if (s[i] === "\\" && i + 1 < s.length) i++;
-        value += s[i++];
-      }
-    }
-    out[key] = value;
-  }
-  return out;
+// src/engines/postgresql/lsn.ts
+function lsnToBigInt(lsn) {
+  const m = /^([0-9A-Fa-f]+)\/([0-9A-Fa-f]+)$/.exec(lsn.trim());
+  if (!m) throw new Error(`not an LSN: ${lsn}`);
+  return (BigInt(`0x${m[1]}`) << 32n) + BigInt(`0x${m[2]}`);
 }
-function formatConninfo(values) {
-  return Object.entries(values).map(([k, v]) => `${k}='${String(v).replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`).join(" ");
+function lsnDistance(ahead, behind) {
+  if (!ahead || !behind) return null;
+  const d = lsnToBigInt(ahead) - lsnToBigInt(behind);
+  return d > 0n ? Number(d) : 0;
 }
 
 // src/engines/postgresql/hba.ts
@@ -14386,13 +14349,52 @@ function hbaLine(user, address, method) {
   return `host replication "${user.replace(/"/g, '""')}" ${addr} ${method}`;
 }
 
+// src/engines/postgresql/conninfo.ts
+function parseConninfo(text) {
+  const out = {};
+  let i = 0;
+  const s = text;
+  const skipSpace = () => {
+    while (i < s.length && /\s/.test(s[i])) i++;
+  };
+  while (i < s.length) {
+    skipSpace();
+    if (i >= s.length) break;
+    let key = "";
+    while (i < s.length && s[i] !== "=" && !/\s/.test(s[i])) key += s[i++];
+    skipSpace();
+    if (s[i] !== "=") break;
+    i++;
+    skipSpace();
+    let value = "";
+    if (s[i] === "'") {
+      i++;
+      while (i < s.length && s[i] !== "'") {
+        if (s[i] === "\\" && i + 1 < s.length) i++;
+        value += s[i++];
+      }
+      i++;
+    } else {
+      while (i < s.length && !/\s/.test(s[i])) {
+        if (s[i] === "\\" && i + 1 < s.length) i++;
+        value += s[i++];
+      }
+    }
+    out[key] = value;
+  }
+  return out;
+}
+
 // src/engines/postgresql/inspect.ts
+var STANDBY_MINIMUMS = ["max_connections", "max_worker_processes", "max_wal_senders", "max_prepared_transactions", "max_locks_per_transaction"];
 async function inspectPostgres(server) {
   return withClient(server, readFacts);
 }
 async function readFacts(sql) {
   const { rows } = await sql.query(
     `SELECT current_setting('server_version_num')::int AS version_num,
+            current_setting('port')::int AS port,
+            extract(epoch FROM date_trunc('second', pg_postmaster_start_time()))::bigint::text AS start_epoch,
             pg_is_in_recovery() AS in_recovery,
             (SELECT system_identifier::text FROM pg_control_system()) AS system_id,
             current_setting('data_directory') AS data_directory,
@@ -14414,18 +14416,24 @@ async function readFacts(sql) {
     "SELECT status, sender_host, sender_port, slot_name FROM pg_stat_wal_receiver"
   );
   const clients = await sql.query(
-    `SELECT pid, application_name, client_addr::text AS client_addr, state, replay_lsn::text AS replay_lsn,
-            extract(epoch FROM replay_lag)::float8 AS replay_lag
+    `SELECT pid, application_name, state, extract(epoch FROM replay_lag)::float8 AS replay_lag
        FROM pg_stat_replication`
   );
   const slots = await sql.query(
     "SELECT slot_name, slot_type, active, active_pid FROM pg_replication_slots"
+  );
+  const minimums = await sql.query(
+    `SELECT name, setting FROM pg_settings WHERE name = ANY($1)`,
+    [STANDBY_MINIMUMS]
   );
   const conninfo = String(r.primary_conninfo ?? "");
   const ci = conninfo ? parseConninfo(conninfo) : null;
   const w = receiver.rows[0];
   return {
     versionNum: Number(r.version_num),
+    port: Number(r.port),
+    startEpoch: Number(r.start_epoch),
+    standbyMinimums: Object.fromEntries(minimums.rows.map((m) => [m.name, Number(m.setting)])),
     inRecovery: Boolean(r.in_recovery),
     systemId: String(r.system_id),
     dataDirectory: String(r.data_directory),
@@ -14445,9 +14453,7 @@ async function readFacts(sql) {
     clients: clients.rows.map((c) => ({
       pid: c.pid,
       applicationName: c.application_name,
-      clientAddr: c.client_addr,
       state: c.state,
-      replayLsn: c.replay_lsn,
       replayLagSeconds: c.replay_lag
     })),
     slots: slots.rows.map((s) => ({ name: s.slot_name, type: s.slot_type, active: s.active, activePid: s.active_pid }))
@@ -14458,18 +14464,6 @@ async function hbaRules(sql) {
     "SELECT line_number, type, database, user_name, address, netmask, auth_method, error FROM pg_hba_file_rules"
   );
   return rows;
-}
-
-// src/engines/postgresql/lsn.ts
-function lsnToBigInt(lsn) {
-  const m = /^([0-9A-Fa-f]+)\/([0-9A-Fa-f]+)$/.exec(lsn.trim());
-  if (!m) throw new Error(`not an LSN: ${lsn}`);
-  return (BigInt(`0x${m[1]}`) << 32n) + BigInt(`0x${m[2]}`);
-}
-function lsnDistance(ahead, behind) {
-  if (!ahead || !behind) return null;
-  const d = lsnToBigInt(ahead) - lsnToBigInt(behind);
-  return d > 0n ? Number(d) : 0;
 }
 
 // src/engines/postgresql/scram.ts
@@ -14509,7 +14503,7 @@ function slotName(pair) {
 function restartSettings(m, slot) {
   const out = {};
   if (m.walLevel === "minimal") out.wal_level = "replica";
-  const senders = m.clients.length + 1;
+  const senders = m.clients.length + 2;
   if (m.maxWalSenders < senders) out.max_wal_senders = String(Math.max(10, senders + 2));
   const slots = m.slots.length + (m.slots.some((s) => s.name === slot) ? 0 : 1);
   if (m.maxReplicationSlots < slots) out.max_replication_slots = String(Math.max(10, slots + 2));
@@ -14519,19 +14513,21 @@ function endpoint(host, port2) {
   return `${host ?? "?"}:${port2 ?? 5432}`;
 }
 function upstreamOf(s) {
+  const applicationName = s.upstream?.applicationName ?? null;
   if (s.receiver && s.receiver.senderHost) {
-    return { host: s.receiver.senderHost, port: s.receiver.senderPort, slot: s.receiver.slotName };
+    return { host: s.receiver.senderHost, port: s.receiver.senderPort, slot: s.receiver.slotName, applicationName };
   }
-  if (s.upstream && s.upstream.host) return { host: s.upstream.host, port: s.upstream.port ?? 5432, slot: s.primarySlotName };
+  if (s.upstream && s.upstream.host) return { host: s.upstream.host, port: s.upstream.port ?? 5432, slot: s.primarySlotName, applicationName };
   return null;
 }
 function follows(up, master, m) {
   if (up.host && up.host.toLowerCase() === master.host.toLowerCase() && (up.port ?? 5432) === master.port) return true;
-  if (m && up.slot) {
+  if (!m) return false;
+  if (up.slot) {
     const slot = m.slots.find((x) => x.name === up.slot && x.active);
     if (slot && m.clients.some((c) => c.pid === slot.activePid)) return true;
   }
-  return false;
+  return !!up.applicationName && up.applicationName !== "walreceiver" && m.clients.some((c) => c.applicationName === up.applicationName);
 }
 function pairState(pair, master, slave) {
   const slot = slotName(pair);
@@ -14592,16 +14588,16 @@ function describe(pair, action, master, slave, stamp) {
     }
     const preserved = dataDir ? preservedPath(dataDir, stamp) : null;
     steps.push(
-      `slave: check that its admin login works on the master (a physical copy carries the master's roles)`,
+      `preflight: same major version; the slave's admin login works on the master (a physical copy carries the master's roles); the slave's max_connections and similar are not lower than the master's; the slave is not a primary of its own; this host runs the servers; free disk space for the copy next to the kept data`,
       `master: ensure role ${user} (REPLICATION LOGIN, password from the file)`,
       `master: admit ${user} from ${pair.slave.host} for replication in ${m?.hbaFile ?? "pg_hba.conf"} and reload, unless a rule already does`,
       `master: create physical replication slot ${slot}`,
-      `slave: check there is free disk space for the copy next to the kept data`,
       `slave: stop the server (${pair.slave.service?.stop ?? DEFAULT_SERVICE.stop})`,
       `slave: move ${dataDir ?? "the data directory"} aside to ${preserved ?? "(unknown)"}`,
       `slave: pg_basebackup -X stream -R -S ${slot} from ${pair.master.host}:${pair.master.port} (full online backup of the master)`,
       `slave: restore its own configuration files, ownership and permissions`,
       `slave: start the server (${pair.slave.service?.start ?? DEFAULT_SERVICE.start}) and wait until it streams`,
+      "on any failure after the stop: the previous data is put back and the slave restarted as it was",
       "env: recompute the environment variables"
     );
     const disruption = restartKeys.length > 0 ? "master restarts (brief outage); slave restarts and is rebuilt" : "slave restarts and is rebuilt; master keeps serving";
@@ -14638,9 +14634,10 @@ function liveLinks(inspections, servers) {
   return links;
 }
 
-// src/engines/postgresql/apply.ts
+// src/engines/postgresql/steps.ts
 var STOP_TIMEOUT_MS = 12e4;
 var START_TIMEOUT_MS = 18e4;
+var SERVICE_TIMEOUT_S = 300;
 async function step(ctx, name, fn) {
   ctx.log.info(`  ${name}`);
   const started = Date.now();
@@ -14656,6 +14653,190 @@ async function step(ctx, name, fn) {
 function service(server) {
   return server.service ?? DEFAULT_SERVICE;
 }
+function serviceArgv(line) {
+  return ["timeout", String(SERVICE_TIMEOUT_S), "/bin/sh", "-c", line];
+}
+
+// src/engines/postgresql/master.ts
+async function ensureRole(sql, master, user, password) {
+  const { rows } = await sql.query(
+    "SELECT rolsuper, rolreplication, rolcanlogin FROM pg_roles WHERE rolname = $1",
+    [user]
+  );
+  const role = rows[0];
+  const inRecovery = (await sql.query("SELECT pg_is_in_recovery() AS r")).rows[0].r;
+  if (inRecovery) {
+    if (!role || !role.rolcanlogin || !(role.rolreplication || role.rolsuper)) {
+      throw new DbreplError("STEP", `${master.ref} is itself a standby, so the role ${user} cannot be created there; it must exist with REPLICATION LOGIN on the primary it replicates from (enable that pair first, with the same replication user)`);
+    }
+    return;
+  }
+  const ident = sql.escapeIdentifier(user);
+  const verifier = sql.escapeLiteral(scramVerifier(password));
+  if (!role) await sql.query(`CREATE ROLE ${ident} WITH REPLICATION LOGIN PASSWORD ${verifier}`);
+  else if (role.rolsuper) await sql.query(`ALTER ROLE ${ident} WITH LOGIN`);
+  else await sql.query(`ALTER ROLE ${ident} WITH REPLICATION LOGIN PASSWORD ${verifier}`);
+}
+async function ensureSlot(sql, slot) {
+  const { rows } = await sql.query("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", [slot]);
+  if (rows.length > 0) return false;
+  await sql.query("SELECT pg_create_physical_replication_slot($1, true)", [slot]);
+  return true;
+}
+async function dropSlotWhenFree(sql, slot, where) {
+  await pollUntil(`slot ${slot} on ${where} to become inactive`, 6e4, async () => {
+    const { rows } = await sql.query("SELECT active FROM pg_replication_slots WHERE slot_name = $1", [slot]);
+    return rows.length === 0 || !rows[0].active ? true : void 0;
+  });
+  await sql.query("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", [slot]);
+}
+async function hbaAdmits(pair, user) {
+  return withClient(pair.master, async (sql) => {
+    const facts = await readFacts(sql);
+    return admitsReplication(await hbaRules(sql), user, pair.slave.host, facts.ssl).admitted;
+  });
+}
+async function addHbaRule(pair, masterHost, user) {
+  await withClient(pair.master, async (sql) => {
+    const facts = await readFacts(sql);
+    if (admitsReplication(await hbaRules(sql), user, pair.slave.host, facts.ssl).admitted) return;
+    const file2 = facts.hbaFile;
+    const before = await readFile(masterHost, file2);
+    if (before === null) throw new DbreplError("STEP", `cannot read ${file2} on ${masterHost.label}`);
+    const method = facts.passwordEncryption === "md5" ? "md5" : "scram-sha-256";
+    const added = `# dbrepl: replication login ${user} from ${pair.slave.host} (first added for ${pair.slave.ref})
+${hbaLine(user, pair.slave.host, method)}
+`;
+    await writeFile(masterHost, file2, added + before);
+    const errors = (await hbaRules(sql)).filter((r) => r.error);
+    if (errors.length > 0) {
+      await writeFile(masterHost, file2, before);
+      throw new DbreplError("STEP", `the new pg_hba.conf did not parse (${errors[0].error}); the file was put back`);
+    }
+    await sql.query("SELECT pg_reload_conf()");
+  });
+}
+async function restartMaster(master, host, settings) {
+  const before = await withClient(master, async (sql) => {
+    for (const [k, v] of Object.entries(settings)) await sql.query(`ALTER SYSTEM SET ${sql.escapeIdentifier(k)} = ${sql.escapeLiteral(v)}`);
+    return (await readFacts(sql)).startEpoch;
+  });
+  await runChecked(host, serviceArgv(service(master).stop), `stop command of ${master.ref}`);
+  await runChecked(host, serviceArgv(service(master).start), `start command of ${master.ref}`);
+  await pollUntil(
+    `${master.ref} to come back restarted with ${Object.keys(settings).join(", ")} applied`,
+    START_TIMEOUT_MS,
+    () => withClient(master, async (sql) => {
+      const f = await readFacts(sql);
+      if (f.startEpoch === before) return void 0;
+      const { rows } = await sql.query("SELECT name, setting FROM pg_settings WHERE name = ANY($1)", [Object.keys(settings)]);
+      return rows.every((r) => r.setting === settings[r.name]) ? true : void 0;
+    })
+  );
+}
+
+// src/engines/postgresql/slave.ts
+var path = __toESM(require("node:path"));
+
+// src/util/bytes.ts
+function humanBytes(n) {
+  if (n < 1024) return `${n} B`;
+  const units = ["KiB", "MiB", "GiB", "TiB"];
+  let v = n;
+  let u = -1;
+  do {
+    v /= 1024;
+    u++;
+  } while (v >= 1024 && u < units.length - 1);
+  return `${v.toFixed(1)} ${units[u]}`;
+}
+
+// src/engines/postgresql/slave.ts
+async function verifyHost(host, server, facts) {
+  const pidFile = `${facts.dataDirectory}/postmaster.pid`;
+  const text = await readFile(host, pidFile);
+  const lines = text?.split("\n") ?? [];
+  if (text === null || Number(lines[3]) !== facts.port || Number(lines[2]) !== facts.startEpoch) {
+    throw new DbreplError(
+      "STEP",
+      `host commands for ${server.ref} would run on ${host.label}, which does not run this server (${pidFile} ${text === null ? "is missing" : "names another port or start time"}); run dbrepl on the server's own host`
+    );
+  }
+}
+async function takeRebuildLock(host, server, dataDir, info) {
+  const lock = `${dataDir}.dbrepl-lock`;
+  const r = await host.run(["mkdir", "--", lock]);
+  if (r.code !== 0) {
+    const previous = (await readFile(host, `${lock}/info`))?.trim() ?? "(no info)";
+    throw new DbreplError(
+      "STEP",
+      `${lock} exists: another dbrepl run is rebuilding ${server.ref}, or one was interrupted (${previous}); if none is running, check that the server is as it should be (its previous data may be at the path named there), then remove ${lock}`
+    );
+  }
+  await writeFile(host, `${lock}/info`, JSON.stringify({ ...info, started: (/* @__PURE__ */ new Date()).toISOString() }) + "\n");
+  return lock;
+}
+async function releaseRebuildLock(host, lock) {
+  await host.run(["rm", "-rf", "--", lock]);
+}
+async function freeBytes(host, dir) {
+  const out = await runChecked(host, ["df", "-Pk", "--", dir], `df ${dir}`);
+  const kb = Number(out.trim().split("\n").pop().split(/\s+/)[3]);
+  if (!Number.isFinite(kb)) throw new DbreplError("STEP", `cannot read the free space of ${dir} from df`);
+  return kb * 1024;
+}
+async function checkFreeSpace(host, dataDir, needBytes, masterRef) {
+  const dir = path.dirname(dataDir);
+  const free = await freeBytes(host, dir);
+  if (free < needBytes * 1.1 + 64 * 1024 * 1024) {
+    throw new DbreplError("STEP", `${dir} on ${host.label} has ${humanBytes(free)} free; the copy of ${masterRef} needs about ${humanBytes(needBytes)} while the previous data is kept; free some space first`);
+  }
+}
+async function findBasebackup(host, major2) {
+  const out = await runChecked(
+    host,
+    ["/bin/sh", "-c", 'p="/usr/lib/postgresql/$1/bin/pg_basebackup"; if [ -x "$p" ]; then echo "$p"; else command -v pg_basebackup; fi', "sh", String(major2)],
+    "looking for pg_basebackup"
+  );
+  const bin = out.trim();
+  if (!bin) throw new DbreplError("STEP", `pg_basebackup (PostgreSQL ${major2}) is not installed on ${host.label}`);
+  return bin;
+}
+function standbyShortfalls(master, slave) {
+  return Object.entries(master.standbyMinimums).filter(([name, value]) => (slave.standbyMinimums[name] ?? 0) < value).map(([name, value]) => `${name} ${slave.standbyMinimums[name] ?? "?"} < ${value}`);
+}
+var STANDBY_KEYS = /^\s*(primary_conninfo|primary_slot_name)\s*=/;
+async function restoreOwnConfig(host, slave, dataDir, preserved) {
+  const inside = (file2) => file2.startsWith(`${dataDir}/`) ? file2.slice(dataDir.length + 1) : null;
+  for (const file2 of [slave.configFile, slave.hbaFile, slave.identFile]) {
+    const rel = inside(file2);
+    if (rel && await pathExists(host, `${preserved}/${rel}`)) {
+      await runChecked(host, ["cp", "-p", "--", `${preserved}/${rel}`, `${dataDir}/${rel}`], `restoring ${rel}`);
+    }
+  }
+  const written = await readFile(host, `${dataDir}/postgresql.auto.conf`) ?? "";
+  const own2 = await readFile(host, `${preserved}/postgresql.auto.conf`) ?? "# Do not edit this file manually!\n# It will be overwritten by the ALTER SYSTEM command.\n";
+  const standby = written.split("\n").filter((l) => STANDBY_KEYS.test(l));
+  const kept = own2.split("\n").filter((l) => !STANDBY_KEYS.test(l) && l !== "");
+  await writeFile(host, `${dataDir}/postgresql.auto.conf`, [...kept, ...standby].join("\n") + "\n");
+}
+async function restorePrevious(host, slave, dataDir, preserved, moved) {
+  try {
+    if (moved) {
+      if (!await pathExists(host, preserved)) throw new DbreplError("STEP", `${preserved} is missing; leaving ${dataDir} as it is`);
+      await host.run(serviceArgv(service(slave).stop));
+      await runChecked(host, ["rm", "-rf", "--", dataDir], `removing the partial ${dataDir}`);
+      await runChecked(host, ["mv", "--no-target-directory", "--", preserved, dataDir], `moving ${preserved} back`);
+    }
+    await runChecked(host, serviceArgv(service(slave).start), `start command of ${slave.ref}`);
+    return moved ? `the slave's previous data was put back at ${dataDir} and the server restarted` : "the slave was started again on its own data";
+  } catch (err) {
+    return `putting the slave back failed (${messageOf(err)}); ${moved ? `its previous data is kept at ${preserved}` : "its data was not moved"}`;
+  }
+}
+
+// src/engines/postgresql/apply.ts
+var major = (f) => Math.floor(f.versionNum / 1e4);
 async function enable(pair, planned, ctx) {
   const slot = slotName(pair);
   const user = pair.replication.user;
@@ -14663,131 +14844,140 @@ async function enable(pair, planned, ctx) {
   const masterHost = await ctx.hosts.forServer(pair.master);
   const slaveHost = await ctx.hosts.forServer(pair.slave);
   const slave = await step(ctx, "slave: read its settings", () => withClient(pair.slave, readFacts));
-  const master = await step(ctx, "master: check version and WAL settings", () => withClient(pair.master, readFacts));
-  if (Math.floor(master.versionNum / 1e4) !== Math.floor(slave.versionNum / 1e4)) {
-    throw new StepError("master: check version and WAL settings", `major versions differ (master ${master.versionNum}, slave ${slave.versionNum}); physical replication needs the same major version`);
-  }
-  if (slave.systemId !== master.systemId && !slave.inRecovery && slave.clients.length > 0) {
-    throw new StepError("slave: read its settings", `${pair.slave.ref} is serving ${slave.clients.length} replication connection(s) of its own; refusing to overwrite a live master`);
-  }
-  await step(ctx, "slave: check its login will survive the copy", () => checkLoginSurvives(pair));
-  await ctx.withLock(pair.master.ref, async () => {
-    const current = await withClient(pair.master, readFacts);
-    const restart = restartSettings(current, slot);
-    if (Object.keys(restart).length > 0) {
-      await step(ctx, "master: change WAL settings and restart", () => restartMaster(pair.master, masterHost, restart));
-    }
-    await step(ctx, "master: ensure replication role", () => withClient(pair.master, (sql) => ensureRole(sql, user, password)));
-    await step(ctx, "master: admit the slave in pg_hba.conf", () => ensureHba(pair, masterHost, user));
-    await step(ctx, "master: create replication slot", () => withClient(pair.master, (sql) => ensureSlot(sql, slot)));
-  });
+  const master = await step(ctx, "master: read its settings", () => withClient(pair.master, readFacts));
   const dataDir = slave.dataDirectory;
-  const preserved = planned.preserved ?? preservedPath(dataDir, (/* @__PURE__ */ new Date()).toISOString().replace(/[-:]/g, "").replace(/\..*/, ""));
-  const owner = await step(ctx, "slave: check the data directory", async () => {
-    if (await pathExists(slaveHost, preserved)) {
-      throw new DbreplError("STEP", `${preserved} already exists; refusing to overwrite kept data`);
+  const preserved = planned.preserved;
+  if (!preserved) throw new StepError("preflight", "the plan names no path for the previous data");
+  const restart = restartSettings(master, slot);
+  const hbaOk = await hbaAdmits(pair, user);
+  await step(ctx, "preflight: versions, roles, standby settings, hosts, disk", async () => {
+    if (major(master) !== major(slave)) {
+      throw new DbreplError("STEP", `major versions differ (master ${master.versionNum}, slave ${slave.versionNum}); physical replication needs the same major version`);
     }
-    return statOwner(slaveHost, dataDir);
-  });
-  await step(ctx, "slave: check free disk space for the copy", async () => {
+    if (!slave.inRecovery && (slave.clients.length > 0 || slave.slots.length > 0)) {
+      throw new DbreplError("STEP", `${pair.slave.ref} is a primary with replication of its own (${slave.clients.length} connection(s), ${slave.slots.length} slot(s)); refusing to overwrite a master \u2014 remove its slots and standbys first, or fix the file`);
+    }
+    const short = standbyShortfalls(master, slave);
+    if (short.length > 0) {
+      throw new DbreplError("STEP", `the slave's own settings are lower than the master's (${short.join(", ")}); a standby refuses to run with them: raise them in ${pair.slave.ref}'s configuration first`);
+    }
+    await checkLoginSurvives(pair);
+    await verifyHost(slaveHost, pair.slave, slave);
+    if (!hbaOk || Object.keys(restart).length > 0) await verifyHost(masterHost, pair.master, master);
+    if (await pathExists(slaveHost, preserved)) throw new DbreplError("STEP", `${preserved} already exists; refusing to overwrite kept data`);
     const need = await withClient(pair.master, async (sql) => {
       const { rows } = await sql.query("SELECT sum(pg_database_size(datname))::text AS bytes FROM pg_database");
       return Number(rows[0].bytes);
     });
-    const free = await freeBytes(slaveHost, path.dirname(dataDir));
-    if (free < need * 1.1 + 64 * 1024 * 1024) {
-      throw new DbreplError("STEP", `${path.dirname(dataDir)} on ${slaveHost.label} has ${humanBytes(free)} free; the copy of ${pair.master.ref} needs about ${humanBytes(need)} while the previous data is kept; free some space first`);
-    }
+    await checkFreeSpace(slaveHost, dataDir, need, pair.master.ref);
   });
-  const pgBin = await step(ctx, "slave: find pg_basebackup", () => findBinary(slaveHost, Math.floor(slave.versionNum / 1e4)));
-  await step(ctx, "slave: stop the server", async () => {
-    await runShell(slaveHost, service(pair.slave).stop, `stop command of ${pair.slave.ref}`);
-    await pollUntil(
-      `${pair.slave.ref} to stop (postmaster.pid gone)`,
-      STOP_TIMEOUT_MS,
-      async () => await pathExists(slaveHost, `${dataDir}/postmaster.pid`) ? void 0 : true
-    );
-  });
-  await step(
+  const owner = await statOwner(slaveHost, dataDir);
+  const pgBin = await findBasebackup(slaveHost, major(slave));
+  const lock = await step(
     ctx,
-    "master: wait until the slot is free",
-    () => withClient(
-      pair.master,
-      (sql) => pollUntil(`slot ${slot} on ${pair.master.ref} to be released by the stopped slave`, 6e4, async () => {
-        const { rows } = await sql.query("SELECT active FROM pg_replication_slots WHERE slot_name = $1", [slot]);
-        return rows[0]?.active ? void 0 : true;
-      })
-    )
+    "slave: take the rebuild lock",
+    () => takeRebuildLock(slaveHost, pair.slave, dataDir, { pair: pair.name, preserved })
   );
-  await step(ctx, "slave: move the data directory aside", async () => {
-    await runChecked(slaveHost, ["mv", "--no-target-directory", "--", dataDir, preserved], `moving ${dataDir} to ${preserved}`);
-    await runChecked(slaveHost, ["mkdir", "-m", "700", "--", dataDir], `creating ${dataDir}`);
-  });
+  let createdSlot = false;
   try {
-    await step(
-      ctx,
-      "slave: pg_basebackup from the master",
-      () => runChecked(
-        slaveHost,
-        [
-          pgBin,
-          "-D",
-          dataDir,
-          "-X",
-          "stream",
-          "-R",
-          "-S",
-          slot,
-          "-c",
-          "fast",
-          "--no-password",
-          "-d",
-          formatConninfo({ host: pair.master.host, port: pair.master.port, user, application_name: slot })
-        ],
-        "pg_basebackup",
-        { env: { PGPASSWORD: password, PGCONNECT_TIMEOUT: "15" } }
-      )
-    );
-    await step(ctx, "slave: restore its own configuration and ownership", async () => {
-      await restoreOwnConfig(slaveHost, slave, dataDir, preserved);
-      await runChecked(slaveHost, ["chown", "-R", `${owner.uid}:${owner.gid}`, "--", dataDir], "chown of the new data directory");
-      await runChecked(slaveHost, ["chmod", owner.mode, "--", dataDir], "chmod of the new data directory");
+    await ctx.withLock(pair.master.ref, async () => {
+      if (Object.keys(restart).length > 0) {
+        await step(ctx, "master: change WAL settings and restart", () => restartMaster(pair.master, masterHost, restart));
+      }
+      await step(ctx, "master: ensure replication role", () => withClient(pair.master, (sql) => ensureRole(sql, pair.master, user, password)));
+      if (!hbaOk) await step(ctx, "master: admit the slave in pg_hba.conf", () => addHbaRule(pair, masterHost, user));
+      createdSlot = await step(ctx, "master: create replication slot", () => withClient(pair.master, (sql) => ensureSlot(sql, slot)));
     });
+    await step(ctx, "slave: stop the server", async () => {
+      await runChecked(slaveHost, serviceArgv(service(pair.slave).stop), `stop command of ${pair.slave.ref}`);
+      await pollUntil(
+        `${pair.slave.ref} to stop (postmaster.pid gone)`,
+        STOP_TIMEOUT_MS,
+        async () => await pathExists(slaveHost, `${dataDir}/postmaster.pid`) ? void 0 : true
+      );
+    });
+    let moved = false;
+    try {
+      await step(
+        ctx,
+        "master: wait until the slot is free",
+        () => withClient(
+          pair.master,
+          (sql) => pollUntil(`slot ${slot} on ${pair.master.ref} to be released by the stopped slave`, 6e4, async () => {
+            const { rows } = await sql.query("SELECT active FROM pg_replication_slots WHERE slot_name = $1", [slot]);
+            return rows[0]?.active ? void 0 : true;
+          })
+        )
+      );
+      await step(ctx, "slave: move the data directory aside", async () => {
+        await runChecked(slaveHost, ["mv", "--no-target-directory", "--", dataDir, preserved], `moving ${dataDir} to ${preserved}`);
+        moved = true;
+        await runChecked(slaveHost, ["mkdir", "-m", "700", "--", dataDir], `creating ${dataDir}`);
+      });
+      await step(
+        ctx,
+        "slave: pg_basebackup from the master",
+        () => runChecked(slaveHost, [pgBin, "-D", dataDir, "-X", "stream", "-R", "-S", slot, "-c", "fast", "--no-password"], "pg_basebackup", {
+          // Connection settings through the environment: nothing from the file on the command line.
+          env: { PGHOST: pair.master.host, PGPORT: String(pair.master.port), PGUSER: user, PGPASSWORD: password, PGAPPNAME: slot, PGCONNECT_TIMEOUT: "15" }
+        })
+      );
+      await step(ctx, "slave: restore its own configuration and ownership", async () => {
+        await restoreOwnConfig(slaveHost, slave, dataDir, preserved);
+        await runChecked(slaveHost, ["chown", "-R", `${owner.uid}:${owner.gid}`, "--", dataDir], "chown of the new data directory");
+        await runChecked(slaveHost, ["chmod", owner.mode, "--", dataDir], "chmod of the new data directory");
+      });
+      await step(ctx, "slave: start the server and wait until it streams", async () => {
+        await runChecked(slaveHost, serviceArgv(service(pair.slave).start), `start command of ${pair.slave.ref}`);
+        await waitStreaming(pair, slot);
+      });
+    } catch (err) {
+      const what = await restorePrevious(slaveHost, pair.slave, dataDir, preserved, moved);
+      throw new StepError(err instanceof StepError ? err.step : "rebuild", `${err instanceof StepError ? messageOf(err.cause ?? err) : messageOf(err)}; ${what}`, { cause: err });
+    }
   } catch (err) {
-    const rollback = await restorePrevious(slaveHost, pair.slave, dataDir, preserved).then(
-      () => `the slave's previous data was put back at ${dataDir} and the server restarted`,
-      (e) => `putting the previous data back failed (${messageOf(e)}); it is kept at ${preserved}`
-    );
-    const failed = err instanceof StepError ? err.step : "rebuild";
-    throw new StepError(failed, `${err instanceof StepError ? messageOf(err.cause ?? err) : messageOf(err)}; ${rollback}`, { cause: err });
+    if (createdSlot) {
+      await withClient(pair.master, (sql) => dropSlotWhenFree(sql, slot, pair.master.ref)).catch(
+        (e) => ctx.log.warn(`${pair.name}: could not drop slot ${slot} on ${pair.master.ref} after the failure (${messageOf(e)}); drop it by hand, it retains WAL`)
+      );
+    }
+    throw err;
+  } finally {
+    await releaseRebuildLock(slaveHost, lock);
   }
-  await step(ctx, "slave: start the server and wait until it streams", async () => {
-    await runShell(slaveHost, service(pair.slave).start, `start command of ${pair.slave.ref}`);
-    await pollUntil(
-      `${pair.slave.ref} to stream from ${pair.master.ref}`,
-      START_TIMEOUT_MS,
-      () => withClient(pair.slave, async (sql) => {
-        const f = await readFacts(sql);
-        return f.inRecovery && f.receiver?.status === "streaming" ? true : void 0;
-      })
-    );
-    await pollUntil(
-      `${pair.master.ref} to report the slave as streaming`,
-      6e4,
-      () => withClient(pair.master, async (sql) => {
-        const { rows } = await sql.query(
-          `SELECT count(*)::int AS n FROM pg_stat_replication r JOIN pg_replication_slots s ON s.active_pid = r.pid
-            WHERE s.slot_name = $1 AND r.state = 'streaming'`,
-          [slot]
-        );
-        return rows[0].n > 0 ? true : void 0;
-      })
-    );
-  });
   return { preserved };
 }
+async function waitStreaming(pair, slot) {
+  await pollUntil(
+    `${pair.slave.ref} to stream from ${pair.master.ref}`,
+    START_TIMEOUT_MS,
+    () => withClient(pair.slave, async (sql) => {
+      const f = await readFacts(sql);
+      return f.inRecovery && f.receiver?.status === "streaming" ? true : void 0;
+    })
+  );
+  await pollUntil(
+    `${pair.master.ref} to report the slave as streaming`,
+    6e4,
+    () => withClient(pair.master, async (sql) => {
+      const { rows } = await sql.query(
+        `SELECT count(*)::int AS n FROM pg_stat_replication r JOIN pg_replication_slots s ON s.active_pid = r.pid
+          WHERE s.slot_name = $1 AND r.state = 'streaming'`,
+        [slot]
+      );
+      return rows[0].n > 0 ? true : void 0;
+    })
+  );
+}
 async function disable(pair, _planned, ctx) {
-  const slot = slotName(pair);
+  const slot = await step(
+    ctx,
+    "slave: read its settings",
+    () => withClient(pair.slave, async (sql) => {
+      const f = await readFacts(sql);
+      return f.receiver?.slotName ?? f.primarySlotName ?? slotName(pair);
+    })
+  );
   const target = await step(
     ctx,
     "master: note the current WAL position",
@@ -14843,17 +15033,7 @@ async function disable(pair, _planned, ctx) {
   );
   await ctx.withLock(
     pair.master.ref,
-    () => step(
-      ctx,
-      "master: drop the replication slot",
-      () => withClient(pair.master, async (sql) => {
-        await pollUntil(`slot ${slot} on ${pair.master.ref} to become inactive`, 6e4, async () => {
-          const { rows } = await sql.query("SELECT active FROM pg_replication_slots WHERE slot_name = $1", [slot]);
-          return rows.length === 0 || !rows[0].active ? true : void 0;
-        });
-        await sql.query("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", [slot]);
-      })
-    )
+    () => step(ctx, `master: drop the replication slot ${slot}`, () => withClient(pair.master, (sql) => dropSlotWhenFree(sql, slot, pair.master.ref)))
   );
 }
 async function checkLoginSurvives(pair) {
@@ -14867,95 +15047,6 @@ async function checkLoginSurvives(pair) {
       { cause: err }
     );
   }
-}
-async function ensureRole(sql, user, password) {
-  const { rows } = await sql.query("SELECT rolsuper FROM pg_roles WHERE rolname = $1", [user]);
-  const ident = sql.escapeIdentifier(user);
-  const verifier = sql.escapeLiteral(scramVerifier(password));
-  if (rows.length === 0) {
-    await sql.query(`CREATE ROLE ${ident} WITH REPLICATION LOGIN PASSWORD ${verifier}`);
-  } else if (rows[0].rolsuper) {
-    await sql.query(`ALTER ROLE ${ident} WITH LOGIN`);
-  } else {
-    await sql.query(`ALTER ROLE ${ident} WITH REPLICATION LOGIN PASSWORD ${verifier}`);
-  }
-}
-async function ensureSlot(sql, slot) {
-  const { rows } = await sql.query("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", [slot]);
-  if (rows.length === 0) await sql.query("SELECT pg_create_physical_replication_slot($1, true)", [slot]);
-}
-async function ensureHba(pair, masterHost, user) {
-  await withClient(pair.master, async (sql) => {
-    const facts = await readFacts(sql);
-    const verdict = admitsReplication(await hbaRules(sql), user, pair.slave.host, facts.ssl);
-    if (verdict.admitted) return;
-    const file2 = facts.hbaFile;
-    const before = await readFile(masterHost, file2);
-    if (before === null) throw new DbreplError("STEP", `cannot read ${file2} on ${masterHost.label}`);
-    const method = facts.passwordEncryption === "md5" ? "md5" : "scram-sha-256";
-    const added = `# dbrepl: replication login ${user} from ${pair.slave.host} (first added for ${pair.slave.ref})
-${hbaLine(user, pair.slave.host, method)}
-`;
-    await writeFile(masterHost, file2, added + before);
-    const errors = (await hbaRules(sql)).filter((r) => r.error);
-    if (errors.length > 0) {
-      await writeFile(masterHost, file2, before);
-      throw new DbreplError("STEP", `the new pg_hba.conf did not parse (${errors[0].error}); the file was put back`);
-    }
-    await sql.query("SELECT pg_reload_conf()");
-  });
-}
-async function restartMaster(master, host, settings) {
-  await withClient(master, async (sql) => {
-    for (const [k, v] of Object.entries(settings)) await sql.query(`ALTER SYSTEM SET ${sql.escapeIdentifier(k)} = ${sql.escapeLiteral(v)}`);
-  });
-  await runShell(host, service(master).stop, `stop command of ${master.ref}`);
-  await runShell(host, service(master).start, `start command of ${master.ref}`);
-  await pollUntil(
-    `${master.ref} to accept connections after restart`,
-    START_TIMEOUT_MS,
-    () => withClient(master, async (sql) => {
-      const f = await readFacts(sql);
-      return f.walLevel !== "minimal" ? true : void 0;
-    })
-  );
-}
-async function freeBytes(host, dir) {
-  const out = await runChecked(host, ["df", "-Pk", "--", dir], `df ${dir}`);
-  const fields = out.trim().split("\n").pop().split(/\s+/);
-  const kb = Number(fields[3]);
-  if (!Number.isFinite(kb)) throw new DbreplError("STEP", `cannot read free space of ${dir} from df`);
-  return kb * 1024;
-}
-async function findBinary(host, major) {
-  const out = await runChecked(
-    host,
-    ["/bin/sh", "-c", 'p="/usr/lib/postgresql/$1/bin/pg_basebackup"; if [ -x "$p" ]; then echo "$p"; else command -v pg_basebackup; fi', "sh", String(major)],
-    "looking for pg_basebackup"
-  );
-  const bin = out.trim();
-  if (!bin) throw new DbreplError("STEP", `pg_basebackup (PostgreSQL ${major}) is not installed on ${host.label}`);
-  return bin;
-}
-var STANDBY_KEYS = /^\s*(primary_conninfo|primary_slot_name)\s*=/;
-async function restoreOwnConfig(host, slave, dataDir, preserved) {
-  const inside = (file2) => file2.startsWith(`${dataDir}/`) ? file2.slice(dataDir.length + 1) : null;
-  for (const file2 of [slave.configFile, slave.hbaFile, slave.identFile]) {
-    const rel = inside(file2);
-    if (rel && await pathExists(host, `${preserved}/${rel}`)) {
-      await runChecked(host, ["cp", "-p", "--", `${preserved}/${rel}`, `${dataDir}/${rel}`], `restoring ${rel}`);
-    }
-  }
-  const written = await readFile(host, `${dataDir}/postgresql.auto.conf`) ?? "";
-  const own2 = await readFile(host, `${preserved}/postgresql.auto.conf`) ?? "# Do not edit this file manually!\n# It will be overwritten by the ALTER SYSTEM command.\n";
-  const standby = written.split("\n").filter((l) => STANDBY_KEYS.test(l));
-  const kept = own2.split("\n").filter((l) => !STANDBY_KEYS.test(l) && l !== "");
-  await writeFile(host, `${dataDir}/postgresql.auto.conf`, [...kept, ...standby].join("\n") + "\n");
-}
-async function restorePrevious(host, slave, dataDir, preserved) {
-  await runChecked(host, ["rm", "-rf", "--", dataDir], `removing the partial ${dataDir}`);
-  await runChecked(host, ["mv", "--no-target-directory", "--", preserved, dataDir], `moving ${preserved} back`);
-  await runShell(host, service(slave).start, `start command of ${slave.ref}`);
 }
 
 // src/engines/postgresql/index.ts
@@ -14979,290 +15070,6 @@ function engineFor(name) {
 function unsupportedMessage(name) {
   return `the ${name} engine is not available in this version of dbrepl yet`;
 }
-
-// src/plan/diff.ts
-function inspectionOf(inspections, server) {
-  return inspections.get(server.ref) ?? { ok: false, server, error: "not inspected" };
-}
-function livePair(pair, inspections) {
-  const engine = engineFor(pair.engine);
-  if (!engine) {
-    return { state: "unreachable", lagSeconds: null, lagBytes: null, error: unsupportedMessage(pair.engine), masterKeepsSlave: false };
-  }
-  return engine.pairState(pair, inspectionOf(inspections, pair.master), inspectionOf(inspections, pair.slave));
-}
-function decide(pair, live, mode) {
-  if (live.state === "unreachable") return { action: "none", reason: `cannot inspect: ${live.error ?? "unreachable"}` };
-  if (mode.kind === "resync") {
-    if (!mode.pairs.has(pair.name)) return { action: "none", reason: "not named for resync" };
-    if (pair.desired === "disabled") return { action: "none", reason: "pair is disabled in the file; nothing to resync" };
-    return { action: "resync", reason: `resync requested (slave is ${live.state})` };
-  }
-  if (mode.kind === "resync-broken" && pair.desired === "disabled") {
-    return { action: "none", reason: "pair is disabled in the file; resync --broken does not disable (use apply)" };
-  }
-  const following = live.state === "replicating" || live.state === "lagging" || live.state === "broken";
-  if (pair.desired === "disabled") {
-    if (following) return { action: "disable", reason: `slave is ${live.state} but the pair is disabled in the file` };
-    if (live.state === "standalone" && live.masterKeepsSlave) {
-      return { action: "disable", reason: "slave is standalone but the master still keeps replication state for it" };
-    }
-    if (live.state === "other-master") return { action: "none", reason: "slave follows another server; this disabled pair leaves it alone" };
-    return { action: "none", reason: "slave is standalone, as the file wants" };
-  }
-  if (mode.kind === "resync-broken" && (live.state === "replicating" || live.state === "lagging")) {
-    return { action: "none", reason: `slave is ${live.state}` };
-  }
-  switch (live.state) {
-    case "replicating":
-      return { action: "none", reason: "slave is replicating from the declared master" };
-    case "lagging":
-      return { action: "none", reason: `slave follows the declared master but is lagging (${live.error ?? "over max_lag"})` };
-    case "standalone":
-      if (!live.masterKeepsSlave) {
-        return mode.kind === "resync-broken" ? { action: "none", reason: "slave is standalone and was never enabled; use apply to enable it" } : { action: "enable", reason: "slave is standalone" };
-      }
-      return needsResync(pair, "slave is standalone although the master still keeps replication state for it (promoted by hand?)");
-    case "broken":
-      return needsResync(pair, `slave is broken: ${live.error ?? ""}`.trim());
-    case "other-master":
-      return needsResync(pair, `slave follows another server: ${live.error ?? ""}`.trim());
-  }
-}
-function needsResync(pair, why) {
-  if (pair.resync === "manual") return { action: "none", reason: `${why}; resync: manual, so it is left alone (run dbrepl resync --pair ${pair.name})` };
-  return { action: "resync", reason: why };
-}
-function planPairs(input2) {
-  return input2.selected.map((pair) => {
-    const live = livePair(pair, input2.inspections);
-    const { action, reason } = decide(pair, live, input2.mode);
-    const engine = engineFor(pair.engine);
-    const details = engine && action !== "none" ? engine.describe(pair, action, inspectionOf(input2.inspections, pair.master), inspectionOf(input2.inspections, pair.slave), input2.stamp) : { steps: [], disruption: null, preserved: null, warnings: [] };
-    return {
-      name: pair.name,
-      engine: pair.engine,
-      master: pair.master.ref,
-      slave: pair.slave.ref,
-      desired: pair.desired,
-      live: live.state,
-      action,
-      reason,
-      steps: details.steps,
-      disruption: details.disruption,
-      preserved: details.preserved,
-      warnings: details.warnings,
-      lag_seconds: live.lagSeconds,
-      lag_bytes: live.lagBytes,
-      error: live.state === "unreachable" ? live.error : null
-    };
-  });
-}
-function findDrift(input2, servers) {
-  if (input2.mode.kind !== "converge") return [];
-  const declaredSlaves = new Set(input2.topology.pairs.map((p) => p.slave.ref));
-  const out = [];
-  const engines = [...new Set(servers.map((s) => s.engine))];
-  for (const name of engines) {
-    const engine = engineFor(name);
-    if (!engine) continue;
-    const ofEngine = servers.filter((s) => s.engine === name);
-    const inspections = ofEngine.map((s) => inspectionOf(input2.inspections, s));
-    for (const link of engine.liveLinks(inspections, [...input2.topology.servers.values()])) {
-      if (declaredSlaves.has(link.slave.ref)) continue;
-      const master = link.master?.ref ?? link.upstream;
-      const prune = input2.topology.prune && link.master !== null;
-      const pseudo = link.master ? prunePair(link.master, link.slave) : null;
-      const steps = prune && pseudo ? engine.describe(pseudo, "disable", inspectionOf(input2.inspections, link.master), inspectionOf(input2.inspections, link.slave), input2.stamp).steps : [];
-      out.push({
-        name: link.slave.ref,
-        engine: name,
-        master,
-        slave: link.slave.ref,
-        live: "replicating",
-        action: prune ? "disable" : "none",
-        reason: link.master ? `${link.slave.ref} replicates from ${master} but the file declares no such pair${prune ? "; prune: true disables it" : " (set prune: true to disable it)"}` : `${link.slave.ref} replicates from ${master}, which the file does not declare; declare it to manage this replication`,
-        steps,
-        error: null
-      });
-    }
-  }
-  return out;
-}
-function prunePair(master, slave) {
-  return {
-    name: slave.ref,
-    index: -1,
-    engine: master.engine,
-    master,
-    slave,
-    desired: "disabled",
-    resync: "manual",
-    maxLagSeconds: 300,
-    catchupTimeoutSeconds: 600,
-    replication: {}
-  };
-}
-function buildPlan(input2, servers) {
-  const pairs = planPairs(input2);
-  const drift = findDrift(input2, servers);
-  const changes = pairs.filter((p) => p.action !== "none").length + drift.filter((d) => d.action !== "none").length;
-  return { changes, pairs, drift, env: input2.env };
-}
-function buildStatus(selected, inspections) {
-  return {
-    pairs: selected.map((pair) => {
-      const live = livePair(pair, inspections);
-      return {
-        name: pair.name,
-        engine: pair.engine,
-        master: pair.master.ref,
-        slave: pair.slave.ref,
-        state: live.state,
-        lag_seconds: live.lagSeconds,
-        lag_bytes: live.lagBytes,
-        error: live.error
-      };
-    })
-  };
-}
-
-// src/apply/run.ts
-async function applyPlan(plan, options) {
-  const locks = new KeyedLock();
-  const jobs = [];
-  const byName = new Map(options.topology.pairs.map((p) => [p.name, p]));
-  for (const planned of plan.pairs) {
-    const pair = byName.get(planned.name);
-    if (planned.action === "none") {
-      planned.result = "skipped";
-      continue;
-    }
-    jobs.push({
-      key: pair.slave.ref,
-      pair,
-      after: [],
-      run: () => runPair(pair, planned, options, locks),
-      skip: (why) => {
-        planned.result = "skipped";
-        planned.error = why;
-      }
-    });
-  }
-  for (const entry2 of plan.drift) {
-    if (entry2.action !== "disable") {
-      entry2.result = "skipped";
-      continue;
-    }
-    const master = options.topology.servers.get(entry2.master);
-    const slave = options.topology.servers.get(entry2.slave);
-    const pair = prunePair(master, slave);
-    jobs.push({ key: slave.ref, pair, after: [], run: () => runDrift(pair, entry2, options, locks), skip: (why) => {
-      entry2.result = "skipped";
-      entry2.error = why;
-    } });
-  }
-  for (const job of jobs) {
-    job.after = jobs.filter((j) => j !== job && j.pair.slave.ref === job.pair.master.ref).map((j) => j.key);
-  }
-  const done = /* @__PURE__ */ new Map();
-  const queue = [];
-  let running = 0;
-  const slot = async () => {
-    if (running < options.maxParallel) {
-      running++;
-      return;
-    }
-    await new Promise((resolve2) => queue.push(resolve2));
-    running++;
-  };
-  const release = () => {
-    running--;
-    queue.shift()?.();
-  };
-  const start = (job) => {
-    const existing = done.get(job.key);
-    if (existing) return existing;
-    const p = (async () => {
-      const deps = await Promise.all(job.after.map((k) => start(jobs.find((j) => j.key === k))));
-      if (deps.some((ok) => !ok)) {
-        job.skip(`skipped: the pair that rebuilds its master ${job.pair.master.ref} did not finish`);
-        return false;
-      }
-      await slot();
-      try {
-        await job.run();
-        return true;
-      } catch {
-        return false;
-      } finally {
-        release();
-      }
-    })();
-    done.set(job.key, p);
-    return p;
-  };
-  await Promise.all(jobs.map(start));
-  return plan;
-}
-function context(options, locks) {
-  return { hosts: options.hosts, log: options.log, withLock: (key, fn) => locks.run(key, fn) };
-}
-async function runPair(pair, planned, options, locks) {
-  const engine = engineFor(pair.engine);
-  options.log.info(`${pair.name}: ${planned.action} (${planned.reason})`);
-  try {
-    if (!engine) throw new StepError("start", unsupportedMessage(pair.engine));
-    if (planned.action === "disable") {
-      await engine.disable(pair, planned, context(options, locks));
-    } else {
-      const { preserved } = await engine.enable(pair, planned, context(options, locks));
-      planned.preserved = preserved;
-    }
-    planned.result = "done";
-    planned.error = null;
-    options.log.info(`${pair.name}: ${planned.action} done`);
-  } catch (err) {
-    planned.result = "failed";
-    planned.error = messageOf(err);
-    options.log.warn(`${pair.name}: ${planned.action} failed: ${planned.error}`);
-    throw err;
-  }
-}
-async function runDrift(pair, entry2, options, locks) {
-  const engine = engineFor(pair.engine);
-  const planned = {
-    name: entry2.name,
-    engine: entry2.engine,
-    master: entry2.master,
-    slave: entry2.slave,
-    desired: "disabled",
-    live: entry2.live,
-    action: "disable",
-    reason: entry2.reason,
-    steps: entry2.steps,
-    disruption: null,
-    preserved: null,
-    warnings: [],
-    lag_seconds: null,
-    lag_bytes: null,
-    error: null
-  };
-  try {
-    await engine.disable(pair, planned, context(options, locks));
-    entry2.result = "done";
-  } catch (err) {
-    entry2.result = "failed";
-    entry2.error = messageOf(err);
-    options.log.warn(`${entry2.name}: prune failed: ${entry2.error}`);
-    throw err;
-  }
-}
-
-// src/config/load.ts
-var fs = __toESM(require("node:fs"));
-var path2 = __toESM(require("node:path"));
-var import_yaml = __toESM(require_dist3());
 
 // node_modules/zod/v4/classic/external.js
 var external_exports = {};
@@ -18455,13 +18262,13 @@ var $ZodNumber = /* @__PURE__ */ $constructor("$ZodNumber", (inst, def) => {
     if (typeof input2 === "number" && !Number.isNaN(input2) && Number.isFinite(input2)) {
       return payload;
     }
-    const received = typeof input2 === "number" ? Number.isNaN(input2) ? "NaN" : !Number.isFinite(input2) ? String(input2) : void 0 : void 0;
+    const received2 = typeof input2 === "number" ? Number.isNaN(input2) ? "NaN" : !Number.isFinite(input2) ? String(input2) : void 0 : void 0;
     payload.issues.push({
       expected: "number",
       code: "invalid_type",
       input: input2,
       inst,
-      ...received ? { received } : {}
+      ...received2 ? { received: received2 } : {}
     });
     return payload;
   };
@@ -20711,11 +20518,11 @@ var error = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
         if (/^[A-Z]/.test(issue2.expected)) {
-          return `\u0645\u062F\u062E\u0644\u0627\u062A \u063A\u064A\u0631 \u0645\u0642\u0628\u0648\u0644\u0629: \u064A\u0641\u062A\u0631\u0636 \u0625\u062F\u062E\u0627\u0644 instanceof ${issue2.expected}\u060C \u0648\u0644\u0643\u0646 \u062A\u0645 \u0625\u062F\u062E\u0627\u0644 ${received}`;
+          return `\u0645\u062F\u062E\u0644\u0627\u062A \u063A\u064A\u0631 \u0645\u0642\u0628\u0648\u0644\u0629: \u064A\u0641\u062A\u0631\u0636 \u0625\u062F\u062E\u0627\u0644 instanceof ${issue2.expected}\u060C \u0648\u0644\u0643\u0646 \u062A\u0645 \u0625\u062F\u062E\u0627\u0644 ${received2}`;
         }
-        return `\u0645\u062F\u062E\u0644\u0627\u062A \u063A\u064A\u0631 \u0645\u0642\u0628\u0648\u0644\u0629: \u064A\u0641\u062A\u0631\u0636 \u0625\u062F\u062E\u0627\u0644 ${expected}\u060C \u0648\u0644\u0643\u0646 \u062A\u0645 \u0625\u062F\u062E\u0627\u0644 ${received}`;
+        return `\u0645\u062F\u062E\u0644\u0627\u062A \u063A\u064A\u0631 \u0645\u0642\u0628\u0648\u0644\u0629: \u064A\u0641\u062A\u0631\u0636 \u0625\u062F\u062E\u0627\u0644 ${expected}\u060C \u0648\u0644\u0643\u0646 \u062A\u0645 \u0625\u062F\u062E\u0627\u0644 ${received2}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -20823,11 +20630,11 @@ var error2 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
         if (/^[A-Z]/.test(issue2.expected)) {
-          return `Yanl\u0131\u015F d\u0259y\u0259r: g\xF6zl\u0259nil\u0259n instanceof ${issue2.expected}, daxil olan ${received}`;
+          return `Yanl\u0131\u015F d\u0259y\u0259r: g\xF6zl\u0259nil\u0259n instanceof ${issue2.expected}, daxil olan ${received2}`;
         }
-        return `Yanl\u0131\u015F d\u0259y\u0259r: g\xF6zl\u0259nil\u0259n ${expected}, daxil olan ${received}`;
+        return `Yanl\u0131\u015F d\u0259y\u0259r: g\xF6zl\u0259nil\u0259n ${expected}, daxil olan ${received2}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -20986,11 +20793,11 @@ var error3 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
         if (/^[A-Z]/.test(issue2.expected)) {
-          return `\u041D\u044F\u043F\u0440\u0430\u0432\u0456\u043B\u044C\u043D\u044B \u045E\u0432\u043E\u0434: \u0447\u0430\u043A\u0430\u045E\u0441\u044F instanceof ${issue2.expected}, \u0430\u0442\u0440\u044B\u043C\u0430\u043D\u0430 ${received}`;
+          return `\u041D\u044F\u043F\u0440\u0430\u0432\u0456\u043B\u044C\u043D\u044B \u045E\u0432\u043E\u0434: \u0447\u0430\u043A\u0430\u045E\u0441\u044F instanceof ${issue2.expected}, \u0430\u0442\u0440\u044B\u043C\u0430\u043D\u0430 ${received2}`;
         }
-        return `\u041D\u044F\u043F\u0440\u0430\u0432\u0456\u043B\u044C\u043D\u044B \u045E\u0432\u043E\u0434: \u0447\u0430\u043A\u0430\u045E\u0441\u044F ${expected}, \u0430\u0442\u0440\u044B\u043C\u0430\u043D\u0430 ${received}`;
+        return `\u041D\u044F\u043F\u0440\u0430\u0432\u0456\u043B\u044C\u043D\u044B \u045E\u0432\u043E\u0434: \u0447\u0430\u043A\u0430\u045E\u0441\u044F ${expected}, \u0430\u0442\u0440\u044B\u043C\u0430\u043D\u0430 ${received2}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -21105,11 +20912,11 @@ var error4 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
         if (/^[A-Z]/.test(issue2.expected)) {
-          return `\u041D\u0435\u0432\u0430\u043B\u0438\u0434\u0435\u043D \u0432\u0445\u043E\u0434: \u043E\u0447\u0430\u043A\u0432\u0430\u043D instanceof ${issue2.expected}, \u043F\u043E\u043B\u0443\u0447\u0435\u043D ${received}`;
+          return `\u041D\u0435\u0432\u0430\u043B\u0438\u0434\u0435\u043D \u0432\u0445\u043E\u0434: \u043E\u0447\u0430\u043A\u0432\u0430\u043D instanceof ${issue2.expected}, \u043F\u043E\u043B\u0443\u0447\u0435\u043D ${received2}`;
         }
-        return `\u041D\u0435\u0432\u0430\u043B\u0438\u0434\u0435\u043D \u0432\u0445\u043E\u0434: \u043E\u0447\u0430\u043A\u0432\u0430\u043D ${expected}, \u043F\u043E\u043B\u0443\u0447\u0435\u043D ${received}`;
+        return `\u041D\u0435\u0432\u0430\u043B\u0438\u0434\u0435\u043D \u0432\u0445\u043E\u0434: \u043E\u0447\u0430\u043A\u0432\u0430\u043D ${expected}, \u043F\u043E\u043B\u0443\u0447\u0435\u043D ${received2}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -21229,8 +21036,8 @@ var error5 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
-        return `\u0985\u09AC\u09C8\u09A7 \u0987\u09A8\u09AA\u09C1\u099F: \u09AA\u09CD\u09B0\u09A4\u09CD\u09AF\u09BE\u09B6\u09BF\u09A4 ${expected}, \u09AA\u09CD\u09B0\u09BE\u09AA\u09CD\u09A4 ${received}`;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
+        return `\u0985\u09AC\u09C8\u09A7 \u0987\u09A8\u09AA\u09C1\u099F: \u09AA\u09CD\u09B0\u09A4\u09CD\u09AF\u09BE\u09B6\u09BF\u09A4 ${expected}, \u09AA\u09CD\u09B0\u09BE\u09AA\u09CD\u09A4 ${received2}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -21343,11 +21150,11 @@ var error6 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
         if (/^[A-Z]/.test(issue2.expected)) {
-          return `Tipus inv\xE0lid: s'esperava instanceof ${issue2.expected}, s'ha rebut ${received}`;
+          return `Tipus inv\xE0lid: s'esperava instanceof ${issue2.expected}, s'ha rebut ${received2}`;
         }
-        return `Tipus inv\xE0lid: s'esperava ${expected}, s'ha rebut ${received}`;
+        return `Tipus inv\xE0lid: s'esperava ${expected}, s'ha rebut ${received2}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -21475,12 +21282,12 @@ var error7 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
-        const postfix = ["\u0627", "\u0648", "\u06C6", "\u0648\u0648", "\u06D5", "\u06CC", "\u06CE"].some((p) => received.endsWith(p)) ? "\u06CC\u06D5" : "\u06D5";
-        const isEnglish = /^[a-zA-Z]+$/.test(received);
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
+        const postfix = ["\u0627", "\u0648", "\u06C6", "\u0648\u0648", "\u06D5", "\u06CC", "\u06CE"].some((p) => received2.endsWith(p)) ? "\u06CC\u06D5" : "\u06D5";
+        const isEnglish = /^[a-zA-Z]+$/.test(received2);
         if (receivedType === "null" || receivedType === "undefined")
           return `\u062F\u0627\u0648\u0627\u06A9\u0631\u0627\u0648\u06D5`;
-        return `\u0686\u0627\u0648\u06D5\u0695\u0648\u0627\u0646\u06A9\u0631\u0627\u0648\u06D5 ${expected} \u0628\u06CE\u062A\u060C \u0628\u06D5\u06B5\u0627\u0645 ${received}${isEnglish ? "" : postfix}`;
+        return `\u0686\u0627\u0648\u06D5\u0695\u0648\u0627\u0646\u06A9\u0631\u0627\u0648\u06D5 ${expected} \u0628\u06CE\u062A\u060C \u0628\u06D5\u06B5\u0627\u0645 ${received2}${isEnglish ? "" : postfix}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -21594,11 +21401,11 @@ var error8 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
         if (/^[A-Z]/.test(issue2.expected)) {
-          return `Neplatn\xFD vstup: o\u010Dek\xE1v\xE1no instanceof ${issue2.expected}, obdr\u017Eeno ${received}`;
+          return `Neplatn\xFD vstup: o\u010Dek\xE1v\xE1no instanceof ${issue2.expected}, obdr\u017Eeno ${received2}`;
         }
-        return `Neplatn\xFD vstup: o\u010Dek\xE1v\xE1no ${expected}, obdr\u017Eeno ${received}`;
+        return `Neplatn\xFD vstup: o\u010Dek\xE1v\xE1no ${expected}, obdr\u017Eeno ${received2}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -21714,11 +21521,11 @@ var error9 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
         if (/^[A-Z]/.test(issue2.expected)) {
-          return `Ugyldigt input: forventede instanceof ${issue2.expected}, fik ${received}`;
+          return `Ugyldigt input: forventede instanceof ${issue2.expected}, fik ${received2}`;
         }
-        return `Ugyldigt input: forventede ${expected}, fik ${received}`;
+        return `Ugyldigt input: forventede ${expected}, fik ${received2}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -21830,11 +21637,11 @@ var error10 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
         if (/^[A-Z]/.test(issue2.expected)) {
-          return `Ung\xFCltige Eingabe: erwartet instanceof ${issue2.expected}, erhalten ${received}`;
+          return `Ung\xFCltige Eingabe: erwartet instanceof ${issue2.expected}, erhalten ${received2}`;
         }
-        return `Ung\xFCltige Eingabe: erwartet ${expected}, erhalten ${received}`;
+        return `Ung\xFCltige Eingabe: erwartet ${expected}, erhalten ${received2}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -21942,11 +21749,11 @@ var error11 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
         if (typeof issue2.expected === "string" && /^[A-Z]/.test(issue2.expected)) {
-          return `\u039C\u03B7 \u03AD\u03B3\u03BA\u03C5\u03C1\u03B7 \u03B5\u03AF\u03C3\u03BF\u03B4\u03BF\u03C2: \u03B1\u03BD\u03B1\u03BC\u03B5\u03BD\u03CC\u03C4\u03B1\u03BD instanceof ${issue2.expected}, \u03BB\u03AE\u03C6\u03B8\u03B7\u03BA\u03B5 ${received}`;
+          return `\u039C\u03B7 \u03AD\u03B3\u03BA\u03C5\u03C1\u03B7 \u03B5\u03AF\u03C3\u03BF\u03B4\u03BF\u03C2: \u03B1\u03BD\u03B1\u03BC\u03B5\u03BD\u03CC\u03C4\u03B1\u03BD instanceof ${issue2.expected}, \u03BB\u03AE\u03C6\u03B8\u03B7\u03BA\u03B5 ${received2}`;
         }
-        return `\u039C\u03B7 \u03AD\u03B3\u03BA\u03C5\u03C1\u03B7 \u03B5\u03AF\u03C3\u03BF\u03B4\u03BF\u03C2: \u03B1\u03BD\u03B1\u03BC\u03B5\u03BD\u03CC\u03C4\u03B1\u03BD ${expected}, \u03BB\u03AE\u03C6\u03B8\u03B7\u03BA\u03B5 ${received}`;
+        return `\u039C\u03B7 \u03AD\u03B3\u03BA\u03C5\u03C1\u03B7 \u03B5\u03AF\u03C3\u03BF\u03B4\u03BF\u03C2: \u03B1\u03BD\u03B1\u03BC\u03B5\u03BD\u03CC\u03C4\u03B1\u03BD ${expected}, \u03BB\u03AE\u03C6\u03B8\u03B7\u03BA\u03B5 ${received2}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -22063,8 +21870,8 @@ var error12 = () => {
       case "invalid_type": {
         const expected = getTypeName(issue2.expected);
         const receivedType = parsedType(issue2.input);
-        const received = getTypeName(receivedType, issue2.input);
-        return `Invalid input: expected ${expected}, received ${received}`;
+        const received2 = getTypeName(receivedType, issue2.input);
+        return `Invalid input: expected ${expected}, received ${received2}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -22183,11 +21990,11 @@ var error13 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
         if (/^[A-Z]/.test(issue2.expected)) {
-          return `Nevalida enigo: atendi\u011Dis instanceof ${issue2.expected}, ricevi\u011Dis ${received}`;
+          return `Nevalida enigo: atendi\u011Dis instanceof ${issue2.expected}, ricevi\u011Dis ${received2}`;
         }
-        return `Nevalida enigo: atendi\u011Dis ${expected}, ricevi\u011Dis ${received}`;
+        return `Nevalida enigo: atendi\u011Dis ${expected}, ricevi\u011Dis ${received2}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -22318,11 +22125,11 @@ var error14 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
         if (/^[A-Z]/.test(issue2.expected)) {
-          return `Entrada inv\xE1lida: se esperaba instanceof ${issue2.expected}, recibido ${received}`;
+          return `Entrada inv\xE1lida: se esperaba instanceof ${issue2.expected}, recibido ${received2}`;
         }
-        return `Entrada inv\xE1lida: se esperaba ${expected}, recibido ${received}`;
+        return `Entrada inv\xE1lida: se esperaba ${expected}, recibido ${received2}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -22434,11 +22241,11 @@ var error15 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
         if (/^[A-Z]/.test(issue2.expected)) {
-          return `\u0648\u0631\u0648\u062F\u06CC \u0646\u0627\u0645\u0639\u062A\u0628\u0631: \u0645\u06CC\u200C\u0628\u0627\u06CC\u0633\u062A instanceof ${issue2.expected} \u0645\u06CC\u200C\u0628\u0648\u062F\u060C ${received} \u062F\u0631\u06CC\u0627\u0641\u062A \u0634\u062F`;
+          return `\u0648\u0631\u0648\u062F\u06CC \u0646\u0627\u0645\u0639\u062A\u0628\u0631: \u0645\u06CC\u200C\u0628\u0627\u06CC\u0633\u062A instanceof ${issue2.expected} \u0645\u06CC\u200C\u0628\u0648\u062F\u060C ${received2} \u062F\u0631\u06CC\u0627\u0641\u062A \u0634\u062F`;
         }
-        return `\u0648\u0631\u0648\u062F\u06CC \u0646\u0627\u0645\u0639\u062A\u0628\u0631: \u0645\u06CC\u200C\u0628\u0627\u06CC\u0633\u062A ${expected} \u0645\u06CC\u200C\u0628\u0648\u062F\u060C ${received} \u062F\u0631\u06CC\u0627\u0641\u062A \u0634\u062F`;
+        return `\u0648\u0631\u0648\u062F\u06CC \u0646\u0627\u0645\u0639\u062A\u0628\u0631: \u0645\u06CC\u200C\u0628\u0627\u06CC\u0633\u062A ${expected} \u0645\u06CC\u200C\u0628\u0648\u062F\u060C ${received2} \u062F\u0631\u06CC\u0627\u0641\u062A \u0634\u062F`;
       }
       case "invalid_value":
         if (issue2.values.length === 1) {
@@ -22556,11 +22363,11 @@ var error16 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
         if (/^[A-Z]/.test(issue2.expected)) {
-          return `Virheellinen tyyppi: odotettiin instanceof ${issue2.expected}, oli ${received}`;
+          return `Virheellinen tyyppi: odotettiin instanceof ${issue2.expected}, oli ${received2}`;
         }
-        return `Virheellinen tyyppi: odotettiin ${expected}, oli ${received}`;
+        return `Virheellinen tyyppi: odotettiin ${expected}, oli ${received2}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -22689,11 +22496,11 @@ var error17 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
         if (/^[A-Z]/.test(issue2.expected)) {
-          return `Entr\xE9e invalide : instance de ${issue2.expected} attendu, ${received} re\xE7u`;
+          return `Entr\xE9e invalide : instance de ${issue2.expected} attendu, ${received2} re\xE7u`;
         }
-        return `Entr\xE9e invalide : ${expected} attendu, ${received} re\xE7u`;
+        return `Entr\xE9e invalide : ${expected} attendu, ${received2} re\xE7u`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -22800,11 +22607,11 @@ var error18 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
         if (/^[A-Z]/.test(issue2.expected)) {
-          return `Entr\xE9e invalide : attendu instanceof ${issue2.expected}, re\xE7u ${received}`;
+          return `Entr\xE9e invalide : attendu instanceof ${issue2.expected}, re\xE7u ${received2}`;
         }
-        return `Entr\xE9e invalide : attendu ${expected}, re\xE7u ${received}`;
+        return `Entr\xE9e invalide : attendu ${expected}, re\xE7u ${received2}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -22913,8 +22720,8 @@ var error19 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
-        return `\u0A85\u0AAE\u0ABE\u0AA8\u0ACD\u0AAF \u0A87\u0AA8\u0AAA\u0AC1\u0A9F: \u0A85\u0AAA\u0AC7\u0A95\u0ACD\u0AB7\u0ABF\u0AA4 ${expected}, \u0AAA\u0ACD\u0AB0\u0ABE\u0AAA\u0ACD\u0AA4 ${received}`;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
+        return `\u0A85\u0AAE\u0ABE\u0AA8\u0ACD\u0AAF \u0A87\u0AA8\u0AAA\u0AC1\u0A9F: \u0A85\u0AAA\u0AC7\u0A95\u0ACD\u0AB7\u0ABF\u0AA4 ${expected}, \u0AAA\u0ACD\u0AB0\u0ABE\u0AAA\u0ACD\u0AA4 ${received2}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -23069,11 +22876,11 @@ var error20 = () => {
         const expectedKey = issue2.expected;
         const expected = TypeDictionary[expectedKey ?? ""] ?? typeLabel(expectedKey);
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? TypeNames[receivedType]?.label ?? receivedType;
+        const received2 = TypeDictionary[receivedType] ?? TypeNames[receivedType]?.label ?? receivedType;
         if (/^[A-Z]/.test(issue2.expected)) {
-          return `\u05E7\u05DC\u05D8 \u05DC\u05D0 \u05EA\u05E7\u05D9\u05DF: \u05E6\u05E8\u05D9\u05DA \u05DC\u05D4\u05D9\u05D5\u05EA instanceof ${issue2.expected}, \u05D4\u05EA\u05E7\u05D1\u05DC ${received}`;
+          return `\u05E7\u05DC\u05D8 \u05DC\u05D0 \u05EA\u05E7\u05D9\u05DF: \u05E6\u05E8\u05D9\u05DA \u05DC\u05D4\u05D9\u05D5\u05EA instanceof ${issue2.expected}, \u05D4\u05EA\u05E7\u05D1\u05DC ${received2}`;
         }
-        return `\u05E7\u05DC\u05D8 \u05DC\u05D0 \u05EA\u05E7\u05D9\u05DF: \u05E6\u05E8\u05D9\u05DA \u05DC\u05D4\u05D9\u05D5\u05EA ${expected}, \u05D4\u05EA\u05E7\u05D1\u05DC ${received}`;
+        return `\u05E7\u05DC\u05D8 \u05DC\u05D0 \u05EA\u05E7\u05D9\u05DF: \u05E6\u05E8\u05D9\u05DA \u05DC\u05D4\u05D9\u05D5\u05EA ${expected}, \u05D4\u05EA\u05E7\u05D1\u05DC ${received2}`;
       }
       case "invalid_value": {
         if (issue2.values.length === 1) {
@@ -23229,8 +23036,8 @@ var error21 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
-        return `\u0905\u092E\u093E\u0928\u094D\u092F \u0907\u0928\u092A\u0941\u091F: \u0905\u092A\u0947\u0915\u094D\u0937\u093F\u0924 ${expected}, \u092A\u094D\u0930\u093E\u092A\u094D\u0924 ${received}`;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
+        return `\u0905\u092E\u093E\u0928\u094D\u092F \u0907\u0928\u092A\u0941\u091F: \u0905\u092A\u0947\u0915\u094D\u0937\u093F\u0924 ${expected}, \u092A\u094D\u0930\u093E\u092A\u094D\u0924 ${received2}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -23354,11 +23161,11 @@ var error22 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
         if (/^[A-Z]/.test(issue2.expected)) {
-          return `Neispravan unos: o\u010Dekuje se instanceof ${issue2.expected}, a primljeno je ${received}`;
+          return `Neispravan unos: o\u010Dekuje se instanceof ${issue2.expected}, a primljeno je ${received2}`;
         }
-        return `Neispravan unos: o\u010Dekuje se ${expected}, a primljeno je ${received}`;
+        return `Neispravan unos: o\u010Dekuje se ${expected}, a primljeno je ${received2}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -23470,11 +23277,11 @@ var error23 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
         if (/^[A-Z]/.test(issue2.expected)) {
-          return `\xC9rv\xE9nytelen bemenet: a v\xE1rt \xE9rt\xE9k instanceof ${issue2.expected}, a kapott \xE9rt\xE9k ${received}`;
+          return `\xC9rv\xE9nytelen bemenet: a v\xE1rt \xE9rt\xE9k instanceof ${issue2.expected}, a kapott \xE9rt\xE9k ${received2}`;
         }
-        return `\xC9rv\xE9nytelen bemenet: a v\xE1rt \xE9rt\xE9k ${expected}, a kapott \xE9rt\xE9k ${received}`;
+        return `\xC9rv\xE9nytelen bemenet: a v\xE1rt \xE9rt\xE9k ${expected}, a kapott \xE9rt\xE9k ${received2}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -23624,11 +23431,11 @@ var error24 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
         if (/^[A-Z]/.test(issue2.expected)) {
-          return `\u054D\u056D\u0561\u056C \u0574\u0578\u0582\u057F\u0584\u0561\u0563\u0580\u0578\u0582\u0574\u2024 \u057D\u057A\u0561\u057D\u057E\u0578\u0582\u0574 \u0567\u0580 instanceof ${issue2.expected}, \u057D\u057F\u0561\u0581\u057E\u0565\u056C \u0567 ${received}`;
+          return `\u054D\u056D\u0561\u056C \u0574\u0578\u0582\u057F\u0584\u0561\u0563\u0580\u0578\u0582\u0574\u2024 \u057D\u057A\u0561\u057D\u057E\u0578\u0582\u0574 \u0567\u0580 instanceof ${issue2.expected}, \u057D\u057F\u0561\u0581\u057E\u0565\u056C \u0567 ${received2}`;
         }
-        return `\u054D\u056D\u0561\u056C \u0574\u0578\u0582\u057F\u0584\u0561\u0563\u0580\u0578\u0582\u0574\u2024 \u057D\u057A\u0561\u057D\u057E\u0578\u0582\u0574 \u0567\u0580 ${expected}, \u057D\u057F\u0561\u0581\u057E\u0565\u056C \u0567 ${received}`;
+        return `\u054D\u056D\u0561\u056C \u0574\u0578\u0582\u057F\u0584\u0561\u0563\u0580\u0578\u0582\u0574\u2024 \u057D\u057A\u0561\u057D\u057E\u0578\u0582\u0574 \u0567\u0580 ${expected}, \u057D\u057F\u0561\u0581\u057E\u0565\u056C \u0567 ${received2}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -23741,11 +23548,11 @@ var error25 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
         if (/^[A-Z]/.test(issue2.expected)) {
-          return `Input tidak valid: diharapkan instanceof ${issue2.expected}, diterima ${received}`;
+          return `Input tidak valid: diharapkan instanceof ${issue2.expected}, diterima ${received2}`;
         }
-        return `Input tidak valid: diharapkan ${expected}, diterima ${received}`;
+        return `Input tidak valid: diharapkan ${expected}, diterima ${received2}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -23855,11 +23662,11 @@ var error26 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
         if (/^[A-Z]/.test(issue2.expected)) {
-          return `Rangt gildi: \xDE\xFA sl\xF3st inn ${received} \xFEar sem \xE1 a\xF0 vera instanceof ${issue2.expected}`;
+          return `Rangt gildi: \xDE\xFA sl\xF3st inn ${received2} \xFEar sem \xE1 a\xF0 vera instanceof ${issue2.expected}`;
         }
-        return `Rangt gildi: \xDE\xFA sl\xF3st inn ${received} \xFEar sem \xE1 a\xF0 vera ${expected}`;
+        return `Rangt gildi: \xDE\xFA sl\xF3st inn ${received2} \xFEar sem \xE1 a\xF0 vera ${expected}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -23970,11 +23777,11 @@ var error27 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
         if (/^[A-Z]/.test(issue2.expected)) {
-          return `Input non valido: atteso instanceof ${issue2.expected}, ricevuto ${received}`;
+          return `Input non valido: atteso instanceof ${issue2.expected}, ricevuto ${received2}`;
         }
-        return `Input non valido: atteso ${expected}, ricevuto ${received}`;
+        return `Input non valido: atteso ${expected}, ricevuto ${received2}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -24084,11 +23891,11 @@ var error28 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
         if (/^[A-Z]/.test(issue2.expected)) {
-          return `\u7121\u52B9\u306A\u5165\u529B: instanceof ${issue2.expected}\u304C\u671F\u5F85\u3055\u308C\u307E\u3057\u305F\u304C\u3001${received}\u304C\u5165\u529B\u3055\u308C\u307E\u3057\u305F`;
+          return `\u7121\u52B9\u306A\u5165\u529B: instanceof ${issue2.expected}\u304C\u671F\u5F85\u3055\u308C\u307E\u3057\u305F\u304C\u3001${received2}\u304C\u5165\u529B\u3055\u308C\u307E\u3057\u305F`;
         }
-        return `\u7121\u52B9\u306A\u5165\u529B: ${expected}\u304C\u671F\u5F85\u3055\u308C\u307E\u3057\u305F\u304C\u3001${received}\u304C\u5165\u529B\u3055\u308C\u307E\u3057\u305F`;
+        return `\u7121\u52B9\u306A\u5165\u529B: ${expected}\u304C\u671F\u5F85\u3055\u308C\u307E\u3057\u305F\u304C\u3001${received2}\u304C\u5165\u529B\u3055\u308C\u307E\u3057\u305F`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -24200,11 +24007,11 @@ var error29 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
         if (/^[A-Z]/.test(issue2.expected)) {
-          return `\u10D0\u10E0\u10D0\u10E1\u10EC\u10DD\u10E0\u10D8 \u10E8\u10D4\u10E7\u10D5\u10D0\u10DC\u10D0: \u10DB\u10DD\u10E1\u10D0\u10DA\u10DD\u10D3\u10DC\u10D4\u10DA\u10D8 instanceof ${issue2.expected}, \u10DB\u10D8\u10E6\u10D4\u10D1\u10E3\u10DA\u10D8 ${received}`;
+          return `\u10D0\u10E0\u10D0\u10E1\u10EC\u10DD\u10E0\u10D8 \u10E8\u10D4\u10E7\u10D5\u10D0\u10DC\u10D0: \u10DB\u10DD\u10E1\u10D0\u10DA\u10DD\u10D3\u10DC\u10D4\u10DA\u10D8 instanceof ${issue2.expected}, \u10DB\u10D8\u10E6\u10D4\u10D1\u10E3\u10DA\u10D8 ${received2}`;
         }
-        return `\u10D0\u10E0\u10D0\u10E1\u10EC\u10DD\u10E0\u10D8 \u10E8\u10D4\u10E7\u10D5\u10D0\u10DC\u10D0: \u10DB\u10DD\u10E1\u10D0\u10DA\u10DD\u10D3\u10DC\u10D4\u10DA\u10D8 ${expected}, \u10DB\u10D8\u10E6\u10D4\u10D1\u10E3\u10DA\u10D8 ${received}`;
+        return `\u10D0\u10E0\u10D0\u10E1\u10EC\u10DD\u10E0\u10D8 \u10E8\u10D4\u10E7\u10D5\u10D0\u10DC\u10D0: \u10DB\u10DD\u10E1\u10D0\u10DA\u10DD\u10D3\u10DC\u10D4\u10DA\u10D8 ${expected}, \u10DB\u10D8\u10E6\u10D4\u10D1\u10E3\u10DA\u10D8 ${received2}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -24316,11 +24123,11 @@ var error30 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
         if (/^[A-Z]/.test(issue2.expected)) {
-          return `\u1791\u17B7\u1793\u17D2\u1793\u1793\u17D0\u1799\u1794\u1789\u17D2\u1785\u17BC\u179B\u1798\u17B7\u1793\u178F\u17D2\u179A\u17B9\u1798\u178F\u17D2\u179A\u17BC\u179C\u17D6 \u178F\u17D2\u179A\u17BC\u179C\u1780\u17B6\u179A instanceof ${issue2.expected} \u1794\u17C9\u17BB\u1793\u17D2\u178F\u17C2\u1791\u1791\u17BD\u179B\u1794\u17B6\u1793 ${received}`;
+          return `\u1791\u17B7\u1793\u17D2\u1793\u1793\u17D0\u1799\u1794\u1789\u17D2\u1785\u17BC\u179B\u1798\u17B7\u1793\u178F\u17D2\u179A\u17B9\u1798\u178F\u17D2\u179A\u17BC\u179C\u17D6 \u178F\u17D2\u179A\u17BC\u179C\u1780\u17B6\u179A instanceof ${issue2.expected} \u1794\u17C9\u17BB\u1793\u17D2\u178F\u17C2\u1791\u1791\u17BD\u179B\u1794\u17B6\u1793 ${received2}`;
         }
-        return `\u1791\u17B7\u1793\u17D2\u1793\u1793\u17D0\u1799\u1794\u1789\u17D2\u1785\u17BC\u179B\u1798\u17B7\u1793\u178F\u17D2\u179A\u17B9\u1798\u178F\u17D2\u179A\u17BC\u179C\u17D6 \u178F\u17D2\u179A\u17BC\u179C\u1780\u17B6\u179A ${expected} \u1794\u17C9\u17BB\u1793\u17D2\u178F\u17C2\u1791\u1791\u17BD\u179B\u1794\u17B6\u1793 ${received}`;
+        return `\u1791\u17B7\u1793\u17D2\u1793\u1793\u17D0\u1799\u1794\u1789\u17D2\u1785\u17BC\u179B\u1798\u17B7\u1793\u178F\u17D2\u179A\u17B9\u1798\u178F\u17D2\u179A\u17BC\u179C\u17D6 \u178F\u17D2\u179A\u17BC\u179C\u1780\u17B6\u179A ${expected} \u1794\u17C9\u17BB\u1793\u17D2\u178F\u17C2\u1791\u1791\u17BD\u179B\u1794\u17B6\u1793 ${received2}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -24436,8 +24243,8 @@ var error31 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
-        return `\u0C85\u0CAE\u0CBE\u0CA8\u0CCD\u0CAF \u0C87\u0CA8\u0CCD\u200C\u0CAA\u0CC1\u0C9F\u0CCD: \u0CA8\u0CBF\u0CB0\u0CC0\u0C95\u0CCD\u0CB7\u0CBF\u0CB8\u0CB2\u0CBE\u0C97\u0CBF\u0CA6\u0CC6 ${expected}, \u0CB8\u0CCD\u0CB5\u0CC0\u0C95\u0CB0\u0CBF\u0CB8\u0CBF\u0CA6\u0CA8\u0CC1 ${received}`;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
+        return `\u0C85\u0CAE\u0CBE\u0CA8\u0CCD\u0CAF \u0C87\u0CA8\u0CCD\u200C\u0CAA\u0CC1\u0C9F\u0CCD: \u0CA8\u0CBF\u0CB0\u0CC0\u0C95\u0CCD\u0CB7\u0CBF\u0CB8\u0CB2\u0CBE\u0C97\u0CBF\u0CA6\u0CC6 ${expected}, \u0CB8\u0CCD\u0CB5\u0CC0\u0C95\u0CB0\u0CBF\u0CB8\u0CBF\u0CA6\u0CA8\u0CC1 ${received2}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -24550,11 +24357,11 @@ var error32 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
         if (/^[A-Z]/.test(issue2.expected)) {
-          return `\uC798\uBABB\uB41C \uC785\uB825: \uC608\uC0C1 \uD0C0\uC785\uC740 instanceof ${issue2.expected}, \uBC1B\uC740 \uD0C0\uC785\uC740 ${received}\uC785\uB2C8\uB2E4`;
+          return `\uC798\uBABB\uB41C \uC785\uB825: \uC608\uC0C1 \uD0C0\uC785\uC740 instanceof ${issue2.expected}, \uBC1B\uC740 \uD0C0\uC785\uC740 ${received2}\uC785\uB2C8\uB2E4`;
         }
-        return `\uC798\uBABB\uB41C \uC785\uB825: \uC608\uC0C1 \uD0C0\uC785\uC740 ${expected}, \uBC1B\uC740 \uD0C0\uC785\uC740 ${received}\uC785\uB2C8\uB2E4`;
+        return `\uC798\uBABB\uB41C \uC785\uB825: \uC608\uC0C1 \uD0C0\uC785\uC740 ${expected}, \uBC1B\uC740 \uD0C0\uC785\uC740 ${received2}\uC785\uB2C8\uB2E4`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -24759,11 +24566,11 @@ var error33 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
         if (/^[A-Z]/.test(issue2.expected)) {
-          return `Gautas tipas ${received}, o tik\u0117tasi - instanceof ${issue2.expected}`;
+          return `Gautas tipas ${received2}, o tik\u0117tasi - instanceof ${issue2.expected}`;
         }
-        return `Gautas tipas ${received}, o tik\u0117tasi - ${expected}`;
+        return `Gautas tipas ${received2}, o tik\u0117tasi - ${expected}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -24877,11 +24684,11 @@ var error34 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
         if (/^[A-Z]/.test(issue2.expected)) {
-          return `\u0413\u0440\u0435\u0448\u0435\u043D \u0432\u043D\u0435\u0441: \u0441\u0435 \u043E\u0447\u0435\u043A\u0443\u0432\u0430 instanceof ${issue2.expected}, \u043F\u0440\u0438\u043C\u0435\u043D\u043E ${received}`;
+          return `\u0413\u0440\u0435\u0448\u0435\u043D \u0432\u043D\u0435\u0441: \u0441\u0435 \u043E\u0447\u0435\u043A\u0443\u0432\u0430 instanceof ${issue2.expected}, \u043F\u0440\u0438\u043C\u0435\u043D\u043E ${received2}`;
         }
-        return `\u0413\u0440\u0435\u0448\u0435\u043D \u0432\u043D\u0435\u0441: \u0441\u0435 \u043E\u0447\u0435\u043A\u0443\u0432\u0430 ${expected}, \u043F\u0440\u0438\u043C\u0435\u043D\u043E ${received}`;
+        return `\u0413\u0440\u0435\u0448\u0435\u043D \u0432\u043D\u0435\u0441: \u0441\u0435 \u043E\u0447\u0435\u043A\u0443\u0432\u0430 ${expected}, \u043F\u0440\u0438\u043C\u0435\u043D\u043E ${received2}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -24991,11 +24798,11 @@ var error35 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
         if (/^[A-Z]/.test(issue2.expected)) {
-          return `Input tidak sah: dijangka instanceof ${issue2.expected}, diterima ${received}`;
+          return `Input tidak sah: dijangka instanceof ${issue2.expected}, diterima ${received2}`;
         }
-        return `Input tidak sah: dijangka ${expected}, diterima ${received}`;
+        return `Input tidak sah: dijangka ${expected}, diterima ${received2}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -25103,8 +24910,8 @@ var error36 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
-        return `\u0905\u092E\u093E\u0928\u094D\u092F \u0907\u0928\u092A\u0941\u091F: \u0905\u092A\u0947\u0915\u094D\u0937\u093F\u0924 ${expected}, \u092A\u094D\u0930\u093E\u092A\u094D\u0924 ${received}`;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
+        return `\u0905\u092E\u093E\u0928\u094D\u092F \u0907\u0928\u092A\u0941\u091F: \u0905\u092A\u0947\u0915\u094D\u0937\u093F\u0924 ${expected}, \u092A\u094D\u0930\u093E\u092A\u094D\u0924 ${received2}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -25216,11 +25023,11 @@ var error37 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
         if (/^[A-Z]/.test(issue2.expected)) {
-          return `Ongeldige invoer: verwacht instanceof ${issue2.expected}, ontving ${received}`;
+          return `Ongeldige invoer: verwacht instanceof ${issue2.expected}, ontving ${received2}`;
         }
-        return `Ongeldige invoer: verwacht ${expected}, ontving ${received}`;
+        return `Ongeldige invoer: verwacht ${expected}, ontving ${received2}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -25333,11 +25140,11 @@ var error38 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
         if (/^[A-Z]/.test(issue2.expected)) {
-          return `Ugyldig input: forventa instanceof ${issue2.expected}, fekk ${received}`;
+          return `Ugyldig input: forventa instanceof ${issue2.expected}, fekk ${received2}`;
         }
-        return `Ugyldig input: forventa ${expected}, fekk ${received}`;
+        return `Ugyldig input: forventa ${expected}, fekk ${received2}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -25447,11 +25254,11 @@ var error39 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
         if (/^[A-Z]/.test(issue2.expected)) {
-          return `Ugyldig input: forventet instanceof ${issue2.expected}, fikk ${received}`;
+          return `Ugyldig input: forventet instanceof ${issue2.expected}, fikk ${received2}`;
         }
-        return `Ugyldig input: forventet ${expected}, fikk ${received}`;
+        return `Ugyldig input: forventet ${expected}, fikk ${received2}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -25562,11 +25369,11 @@ var error40 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
         if (/^[A-Z]/.test(issue2.expected)) {
-          return `F\xE2sit giren: umulan instanceof ${issue2.expected}, al\u0131nan ${received}`;
+          return `F\xE2sit giren: umulan instanceof ${issue2.expected}, al\u0131nan ${received2}`;
         }
-        return `F\xE2sit giren: umulan ${expected}, al\u0131nan ${received}`;
+        return `F\xE2sit giren: umulan ${expected}, al\u0131nan ${received2}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -25676,11 +25483,11 @@ var error41 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
         if (/^[A-Z]/.test(issue2.expected)) {
-          return `\u0646\u0627\u0633\u0645 \u0648\u0631\u0648\u062F\u064A: \u0628\u0627\u06CC\u062F instanceof ${issue2.expected} \u0648\u0627\u06CC, \u0645\u06AB\u0631 ${received} \u062A\u0631\u0644\u0627\u0633\u0647 \u0634\u0648`;
+          return `\u0646\u0627\u0633\u0645 \u0648\u0631\u0648\u062F\u064A: \u0628\u0627\u06CC\u062F instanceof ${issue2.expected} \u0648\u0627\u06CC, \u0645\u06AB\u0631 ${received2} \u062A\u0631\u0644\u0627\u0633\u0647 \u0634\u0648`;
         }
-        return `\u0646\u0627\u0633\u0645 \u0648\u0631\u0648\u062F\u064A: \u0628\u0627\u06CC\u062F ${expected} \u0648\u0627\u06CC, \u0645\u06AB\u0631 ${received} \u062A\u0631\u0644\u0627\u0633\u0647 \u0634\u0648`;
+        return `\u0646\u0627\u0633\u0645 \u0648\u0631\u0648\u062F\u064A: \u0628\u0627\u06CC\u062F ${expected} \u0648\u0627\u06CC, \u0645\u06AB\u0631 ${received2} \u062A\u0631\u0644\u0627\u0633\u0647 \u0634\u0648`;
       }
       case "invalid_value":
         if (issue2.values.length === 1) {
@@ -25796,11 +25603,11 @@ var error42 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
         if (/^[A-Z]/.test(issue2.expected)) {
-          return `Nieprawid\u0142owe dane wej\u015Bciowe: oczekiwano instanceof ${issue2.expected}, otrzymano ${received}`;
+          return `Nieprawid\u0142owe dane wej\u015Bciowe: oczekiwano instanceof ${issue2.expected}, otrzymano ${received2}`;
         }
-        return `Nieprawid\u0142owe dane wej\u015Bciowe: oczekiwano ${expected}, otrzymano ${received}`;
+        return `Nieprawid\u0142owe dane wej\u015Bciowe: oczekiwano ${expected}, otrzymano ${received2}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -25938,8 +25745,8 @@ var error43 = () => {
       case "invalid_type": {
         const expected = translateOriginWithArticle(issue2.expected, "indefinite");
         const receivedType = parsedType(issue2.input);
-        const received = translateOriginWithArticle(receivedType, "indefinite");
-        return `Entrada inv\xE1lida: esperava ${expected}, recebeu ${received}`;
+        const received2 = translateOriginWithArticle(receivedType, "indefinite");
+        return `Entrada inv\xE1lida: esperava ${expected}, recebeu ${received2}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -26082,8 +25889,8 @@ var error44 = () => {
       case "invalid_type": {
         const expected = translateOriginWithArticle(issue2.expected, "indefinite");
         const receivedType = parsedType(issue2.input);
-        const received = translateOriginWithArticle(receivedType, "indefinite");
-        return `Entrada inv\xE1lida: esperava ${expected}, recebeu ${received}`;
+        const received2 = translateOriginWithArticle(receivedType, "indefinite");
+        return `Entrada inv\xE1lida: esperava ${expected}, recebeu ${received2}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -26211,8 +26018,8 @@ var error45 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
-        return `Intrare invalid\u0103: a\u0219teptat ${expected}, primit ${received}`;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
+        return `Intrare invalid\u0103: a\u0219teptat ${expected}, primit ${received2}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -26373,11 +26180,11 @@ var error46 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
         if (/^[A-Z]/.test(issue2.expected)) {
-          return `\u041D\u0435\u0432\u0435\u0440\u043D\u044B\u0439 \u0432\u0432\u043E\u0434: \u043E\u0436\u0438\u0434\u0430\u043B\u043E\u0441\u044C instanceof ${issue2.expected}, \u043F\u043E\u043B\u0443\u0447\u0435\u043D\u043E ${received}`;
+          return `\u041D\u0435\u0432\u0435\u0440\u043D\u044B\u0439 \u0432\u0432\u043E\u0434: \u043E\u0436\u0438\u0434\u0430\u043B\u043E\u0441\u044C instanceof ${issue2.expected}, \u043F\u043E\u043B\u0443\u0447\u0435\u043D\u043E ${received2}`;
         }
-        return `\u041D\u0435\u0432\u0435\u0440\u043D\u044B\u0439 \u0432\u0432\u043E\u0434: \u043E\u0436\u0438\u0434\u0430\u043B\u043E\u0441\u044C ${expected}, \u043F\u043E\u043B\u0443\u0447\u0435\u043D\u043E ${received}`;
+        return `\u041D\u0435\u0432\u0435\u0440\u043D\u044B\u0439 \u0432\u0432\u043E\u0434: \u043E\u0436\u0438\u0434\u0430\u043B\u043E\u0441\u044C ${expected}, \u043F\u043E\u043B\u0443\u0447\u0435\u043D\u043E ${received2}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -26494,11 +26301,11 @@ var error47 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
         if (/^[A-Z]/.test(issue2.expected)) {
-          return `Neplatn\xFD vstup: o\u010Dak\xE1van\xE9 instanceof ${issue2.expected}, obdr\u017Ean\xE9 ${received}`;
+          return `Neplatn\xFD vstup: o\u010Dak\xE1van\xE9 instanceof ${issue2.expected}, obdr\u017Ean\xE9 ${received2}`;
         }
-        return `Neplatn\xFD vstup: o\u010Dak\xE1van\xE9 ${expected}, obdr\u017Ean\xE9 ${received}`;
+        return `Neplatn\xFD vstup: o\u010Dak\xE1van\xE9 ${expected}, obdr\u017Ean\xE9 ${received2}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -26609,11 +26416,11 @@ var error48 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
         if (/^[A-Z]/.test(issue2.expected)) {
-          return `Neveljaven vnos: pri\u010Dakovano instanceof ${issue2.expected}, prejeto ${received}`;
+          return `Neveljaven vnos: pri\u010Dakovano instanceof ${issue2.expected}, prejeto ${received2}`;
         }
-        return `Neveljaven vnos: pri\u010Dakovano ${expected}, prejeto ${received}`;
+        return `Neveljaven vnos: pri\u010Dakovano ${expected}, prejeto ${received2}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -26724,11 +26531,11 @@ var error49 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
         if (/^[A-Z]/.test(issue2.expected)) {
-          return `Ogiltig inmatning: f\xF6rv\xE4ntat instanceof ${issue2.expected}, fick ${received}`;
+          return `Ogiltig inmatning: f\xF6rv\xE4ntat instanceof ${issue2.expected}, fick ${received2}`;
         }
-        return `Ogiltig inmatning: f\xF6rv\xE4ntat ${expected}, fick ${received}`;
+        return `Ogiltig inmatning: f\xF6rv\xE4ntat ${expected}, fick ${received2}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -26841,11 +26648,11 @@ var error50 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
         if (/^[A-Z]/.test(issue2.expected)) {
-          return `\u0BA4\u0BB5\u0BB1\u0BBE\u0BA9 \u0B89\u0BB3\u0BCD\u0BB3\u0BC0\u0B9F\u0BC1: \u0B8E\u0BA4\u0BBF\u0BB0\u0BCD\u0BAA\u0BBE\u0BB0\u0BCD\u0B95\u0BCD\u0B95\u0BAA\u0BCD\u0BAA\u0B9F\u0BCD\u0B9F\u0BA4\u0BC1 instanceof ${issue2.expected}, \u0BAA\u0BC6\u0BB1\u0BAA\u0BCD\u0BAA\u0B9F\u0BCD\u0B9F\u0BA4\u0BC1 ${received}`;
+          return `\u0BA4\u0BB5\u0BB1\u0BBE\u0BA9 \u0B89\u0BB3\u0BCD\u0BB3\u0BC0\u0B9F\u0BC1: \u0B8E\u0BA4\u0BBF\u0BB0\u0BCD\u0BAA\u0BBE\u0BB0\u0BCD\u0B95\u0BCD\u0B95\u0BAA\u0BCD\u0BAA\u0B9F\u0BCD\u0B9F\u0BA4\u0BC1 instanceof ${issue2.expected}, \u0BAA\u0BC6\u0BB1\u0BAA\u0BCD\u0BAA\u0B9F\u0BCD\u0B9F\u0BA4\u0BC1 ${received2}`;
         }
-        return `\u0BA4\u0BB5\u0BB1\u0BBE\u0BA9 \u0B89\u0BB3\u0BCD\u0BB3\u0BC0\u0B9F\u0BC1: \u0B8E\u0BA4\u0BBF\u0BB0\u0BCD\u0BAA\u0BBE\u0BB0\u0BCD\u0B95\u0BCD\u0B95\u0BAA\u0BCD\u0BAA\u0B9F\u0BCD\u0B9F\u0BA4\u0BC1 ${expected}, \u0BAA\u0BC6\u0BB1\u0BAA\u0BCD\u0BAA\u0B9F\u0BCD\u0B9F\u0BA4\u0BC1 ${received}`;
+        return `\u0BA4\u0BB5\u0BB1\u0BBE\u0BA9 \u0B89\u0BB3\u0BCD\u0BB3\u0BC0\u0B9F\u0BC1: \u0B8E\u0BA4\u0BBF\u0BB0\u0BCD\u0BAA\u0BBE\u0BB0\u0BCD\u0B95\u0BCD\u0B95\u0BAA\u0BCD\u0BAA\u0B9F\u0BCD\u0B9F\u0BA4\u0BC1 ${expected}, \u0BAA\u0BC6\u0BB1\u0BAA\u0BCD\u0BAA\u0B9F\u0BCD\u0B9F\u0BA4\u0BC1 ${received2}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -26959,8 +26766,8 @@ var error51 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
-        return `\u0412\u0443\u0440\u0443\u0434\u0438 \u043D\u043E\u0434\u0443\u0440\u0443\u0441\u0442: ${expected} \u0438\u043D\u0442\u0438\u0437\u043E\u0440 \u043C\u0435\u0440\u0430\u0444\u0442, ${received} \u0433\u0438\u0440\u0438\u0444\u0442\u0430 \u0448\u0443\u0434`;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
+        return `\u0412\u0443\u0440\u0443\u0434\u0438 \u043D\u043E\u0434\u0443\u0440\u0443\u0441\u0442: ${expected} \u0438\u043D\u0442\u0438\u0437\u043E\u0440 \u043C\u0435\u0440\u0430\u0444\u0442, ${received2} \u0433\u0438\u0440\u0438\u0444\u0442\u0430 \u0448\u0443\u0434`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -27074,11 +26881,11 @@ var error52 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
         if (/^[A-Z]/.test(issue2.expected)) {
-          return `\u0E1B\u0E23\u0E30\u0E40\u0E20\u0E17\u0E02\u0E49\u0E2D\u0E21\u0E39\u0E25\u0E44\u0E21\u0E48\u0E16\u0E39\u0E01\u0E15\u0E49\u0E2D\u0E07: \u0E04\u0E27\u0E23\u0E40\u0E1B\u0E47\u0E19 instanceof ${issue2.expected} \u0E41\u0E15\u0E48\u0E44\u0E14\u0E49\u0E23\u0E31\u0E1A ${received}`;
+          return `\u0E1B\u0E23\u0E30\u0E40\u0E20\u0E17\u0E02\u0E49\u0E2D\u0E21\u0E39\u0E25\u0E44\u0E21\u0E48\u0E16\u0E39\u0E01\u0E15\u0E49\u0E2D\u0E07: \u0E04\u0E27\u0E23\u0E40\u0E1B\u0E47\u0E19 instanceof ${issue2.expected} \u0E41\u0E15\u0E48\u0E44\u0E14\u0E49\u0E23\u0E31\u0E1A ${received2}`;
         }
-        return `\u0E1B\u0E23\u0E30\u0E40\u0E20\u0E17\u0E02\u0E49\u0E2D\u0E21\u0E39\u0E25\u0E44\u0E21\u0E48\u0E16\u0E39\u0E01\u0E15\u0E49\u0E2D\u0E07: \u0E04\u0E27\u0E23\u0E40\u0E1B\u0E47\u0E19 ${expected} \u0E41\u0E15\u0E48\u0E44\u0E14\u0E49\u0E23\u0E31\u0E1A ${received}`;
+        return `\u0E1B\u0E23\u0E30\u0E40\u0E20\u0E17\u0E02\u0E49\u0E2D\u0E21\u0E39\u0E25\u0E44\u0E21\u0E48\u0E16\u0E39\u0E01\u0E15\u0E49\u0E2D\u0E07: \u0E04\u0E27\u0E23\u0E40\u0E1B\u0E47\u0E19 ${expected} \u0E41\u0E15\u0E48\u0E44\u0E14\u0E49\u0E23\u0E31\u0E1A ${received2}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -27187,8 +26994,8 @@ var error53 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
-        return `N\xE4dogry baha: gara\u015Fylan ${expected} \xFDerine ${received} alyndy`;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
+        return `N\xE4dogry baha: gara\u015Fylan ${expected} \xFDerine ${received2} alyndy`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -27295,11 +27102,11 @@ var error54 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
         if (/^[A-Z]/.test(issue2.expected)) {
-          return `Ge\xE7ersiz de\u011Fer: beklenen instanceof ${issue2.expected}, al\u0131nan ${received}`;
+          return `Ge\xE7ersiz de\u011Fer: beklenen instanceof ${issue2.expected}, al\u0131nan ${received2}`;
         }
-        return `Ge\xE7ersiz de\u011Fer: beklenen ${expected}, al\u0131nan ${received}`;
+        return `Ge\xE7ersiz de\u011Fer: beklenen ${expected}, al\u0131nan ${received2}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -27408,11 +27215,11 @@ var error55 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
         if (/^[A-Z]/.test(issue2.expected)) {
-          return `\u041D\u0435\u043F\u0440\u0430\u0432\u0438\u043B\u044C\u043D\u0456 \u0432\u0445\u0456\u0434\u043D\u0456 \u0434\u0430\u043D\u0456: \u043E\u0447\u0456\u043A\u0443\u0454\u0442\u044C\u0441\u044F instanceof ${issue2.expected}, \u043E\u0442\u0440\u0438\u043C\u0430\u043D\u043E ${received}`;
+          return `\u041D\u0435\u043F\u0440\u0430\u0432\u0438\u043B\u044C\u043D\u0456 \u0432\u0445\u0456\u0434\u043D\u0456 \u0434\u0430\u043D\u0456: \u043E\u0447\u0456\u043A\u0443\u0454\u0442\u044C\u0441\u044F instanceof ${issue2.expected}, \u043E\u0442\u0440\u0438\u043C\u0430\u043D\u043E ${received2}`;
         }
-        return `\u041D\u0435\u043F\u0440\u0430\u0432\u0438\u043B\u044C\u043D\u0456 \u0432\u0445\u0456\u0434\u043D\u0456 \u0434\u0430\u043D\u0456: \u043E\u0447\u0456\u043A\u0443\u0454\u0442\u044C\u0441\u044F ${expected}, \u043E\u0442\u0440\u0438\u043C\u0430\u043D\u043E ${received}`;
+        return `\u041D\u0435\u043F\u0440\u0430\u0432\u0438\u043B\u044C\u043D\u0456 \u0432\u0445\u0456\u0434\u043D\u0456 \u0434\u0430\u043D\u0456: \u043E\u0447\u0456\u043A\u0443\u0454\u0442\u044C\u0441\u044F ${expected}, \u043E\u0442\u0440\u0438\u043C\u0430\u043D\u043E ${received2}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -27528,11 +27335,11 @@ var error56 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
         if (/^[A-Z]/.test(issue2.expected)) {
-          return `\u063A\u0644\u0637 \u0627\u0646 \u067E\u0679: instanceof ${issue2.expected} \u0645\u062A\u0648\u0642\u0639 \u062A\u06BE\u0627\u060C ${received} \u0645\u0648\u0635\u0648\u0644 \u06C1\u0648\u0627`;
+          return `\u063A\u0644\u0637 \u0627\u0646 \u067E\u0679: instanceof ${issue2.expected} \u0645\u062A\u0648\u0642\u0639 \u062A\u06BE\u0627\u060C ${received2} \u0645\u0648\u0635\u0648\u0644 \u06C1\u0648\u0627`;
         }
-        return `\u063A\u0644\u0637 \u0627\u0646 \u067E\u0679: ${expected} \u0645\u062A\u0648\u0642\u0639 \u062A\u06BE\u0627\u060C ${received} \u0645\u0648\u0635\u0648\u0644 \u06C1\u0648\u0627`;
+        return `\u063A\u0644\u0637 \u0627\u0646 \u067E\u0679: ${expected} \u0645\u062A\u0648\u0642\u0639 \u062A\u06BE\u0627\u060C ${received2} \u0645\u0648\u0635\u0648\u0644 \u06C1\u0648\u0627`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -27643,11 +27450,11 @@ var error57 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
         if (/^[A-Z]/.test(issue2.expected)) {
-          return `Noto\u2018g\u2018ri kirish: kutilgan instanceof ${issue2.expected}, qabul qilingan ${received}`;
+          return `Noto\u2018g\u2018ri kirish: kutilgan instanceof ${issue2.expected}, qabul qilingan ${received2}`;
         }
-        return `Noto\u2018g\u2018ri kirish: kutilgan ${expected}, qabul qilingan ${received}`;
+        return `Noto\u2018g\u2018ri kirish: kutilgan ${expected}, qabul qilingan ${received2}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -27757,11 +27564,11 @@ var error58 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
         if (/^[A-Z]/.test(issue2.expected)) {
-          return `\u0110\u1EA7u v\xE0o kh\xF4ng h\u1EE3p l\u1EC7: mong \u0111\u1EE3i instanceof ${issue2.expected}, nh\u1EADn \u0111\u01B0\u1EE3c ${received}`;
+          return `\u0110\u1EA7u v\xE0o kh\xF4ng h\u1EE3p l\u1EC7: mong \u0111\u1EE3i instanceof ${issue2.expected}, nh\u1EADn \u0111\u01B0\u1EE3c ${received2}`;
         }
-        return `\u0110\u1EA7u v\xE0o kh\xF4ng h\u1EE3p l\u1EC7: mong \u0111\u1EE3i ${expected}, nh\u1EADn \u0111\u01B0\u1EE3c ${received}`;
+        return `\u0110\u1EA7u v\xE0o kh\xF4ng h\u1EE3p l\u1EC7: mong \u0111\u1EE3i ${expected}, nh\u1EADn \u0111\u01B0\u1EE3c ${received2}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -27872,11 +27679,11 @@ var error59 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
         if (/^[A-Z]/.test(issue2.expected)) {
-          return `\u65E0\u6548\u8F93\u5165\uFF1A\u671F\u671B instanceof ${issue2.expected}\uFF0C\u5B9E\u9645\u63A5\u6536 ${received}`;
+          return `\u65E0\u6548\u8F93\u5165\uFF1A\u671F\u671B instanceof ${issue2.expected}\uFF0C\u5B9E\u9645\u63A5\u6536 ${received2}`;
         }
-        return `\u65E0\u6548\u8F93\u5165\uFF1A\u671F\u671B ${expected}\uFF0C\u5B9E\u9645\u63A5\u6536 ${received}`;
+        return `\u65E0\u6548\u8F93\u5165\uFF1A\u671F\u671B ${expected}\uFF0C\u5B9E\u9645\u63A5\u6536 ${received2}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -27984,11 +27791,11 @@ var error60 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
         if (/^[A-Z]/.test(issue2.expected)) {
-          return `\u7121\u6548\u7684\u8F38\u5165\u503C\uFF1A\u9810\u671F\u70BA instanceof ${issue2.expected}\uFF0C\u4F46\u6536\u5230 ${received}`;
+          return `\u7121\u6548\u7684\u8F38\u5165\u503C\uFF1A\u9810\u671F\u70BA instanceof ${issue2.expected}\uFF0C\u4F46\u6536\u5230 ${received2}`;
         }
-        return `\u7121\u6548\u7684\u8F38\u5165\u503C\uFF1A\u9810\u671F\u70BA ${expected}\uFF0C\u4F46\u6536\u5230 ${received}`;
+        return `\u7121\u6548\u7684\u8F38\u5165\u503C\uFF1A\u9810\u671F\u70BA ${expected}\uFF0C\u4F46\u6536\u5230 ${received2}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -28099,11 +27906,11 @@ var error61 = () => {
       case "invalid_type": {
         const expected = TypeDictionary[issue2.expected] ?? issue2.expected;
         const receivedType = parsedType(issue2.input);
-        const received = TypeDictionary[receivedType] ?? receivedType;
+        const received2 = TypeDictionary[receivedType] ?? receivedType;
         if (/^[A-Z]/.test(issue2.expected)) {
-          return `\xCCb\xE1w\u1ECDl\xE9 a\u1E63\xEC\u1E63e: a n\xED l\xE1ti fi instanceof ${issue2.expected}, \xE0m\u1ECD\u0300 a r\xED ${received}`;
+          return `\xCCb\xE1w\u1ECDl\xE9 a\u1E63\xEC\u1E63e: a n\xED l\xE1ti fi instanceof ${issue2.expected}, \xE0m\u1ECD\u0300 a r\xED ${received2}`;
         }
-        return `\xCCb\xE1w\u1ECDl\xE9 a\u1E63\xEC\u1E63e: a n\xED l\xE1ti fi ${expected}, \xE0m\u1ECD\u0300 a r\xED ${received}`;
+        return `\xCCb\xE1w\u1ECDl\xE9 a\u1E63\xEC\u1E63e: a n\xED l\xE1ti fi ${expected}, \xE0m\u1ECD\u0300 a r\xED ${received2}`;
       }
       case "invalid_value":
         if (issue2.values.length === 1)
@@ -35321,7 +35128,292 @@ function selectPairs(topology, only) {
   return { pairs, unknown: unknown2 };
 }
 
+// src/plan/diff.ts
+function inspectionOf(inspections, server) {
+  return inspections.get(server.ref) ?? { ok: false, server, error: "not inspected" };
+}
+function livePair(pair, inspections) {
+  const engine = engineFor(pair.engine);
+  if (!engine) {
+    return { state: "unreachable", lagSeconds: null, lagBytes: null, error: unsupportedMessage(pair.engine), masterKeepsSlave: false };
+  }
+  return engine.pairState(pair, inspectionOf(inspections, pair.master), inspectionOf(inspections, pair.slave));
+}
+function decide(pair, live, mode) {
+  if (live.state === "unreachable") return { action: "none", reason: `cannot inspect: ${live.error ?? "unreachable"}` };
+  if (mode.kind === "resync") {
+    if (!mode.pairs.has(pair.name)) return { action: "none", reason: "not named for resync" };
+    if (pair.desired === "disabled") return { action: "none", reason: "pair is disabled in the file; nothing to resync" };
+    return { action: "resync", reason: `resync requested (slave is ${live.state})` };
+  }
+  if (mode.kind === "resync-broken" && pair.desired === "disabled") {
+    return { action: "none", reason: "pair is disabled in the file; resync --broken does not disable (use apply)" };
+  }
+  const following = live.state === "replicating" || live.state === "lagging" || live.state === "broken";
+  if (pair.desired === "disabled") {
+    if (following) return { action: "disable", reason: `slave is ${live.state} but the pair is disabled in the file` };
+    if (live.state === "standalone" && live.masterKeepsSlave) {
+      return { action: "disable", reason: "slave is standalone but the master still keeps replication state for it" };
+    }
+    if (live.state === "other-master") return { action: "none", reason: "slave follows another server; this disabled pair leaves it alone" };
+    return { action: "none", reason: "slave is standalone, as the file wants" };
+  }
+  if (mode.kind === "resync-broken" && (live.state === "replicating" || live.state === "lagging")) {
+    return { action: "none", reason: `slave is ${live.state}` };
+  }
+  switch (live.state) {
+    case "replicating":
+      return { action: "none", reason: "slave is replicating from the declared master" };
+    case "lagging":
+      return { action: "none", reason: `slave follows the declared master but is lagging (${live.error ?? "over max_lag"})` };
+    case "standalone":
+      if (!live.masterKeepsSlave) {
+        return mode.kind === "resync-broken" ? { action: "none", reason: "slave is standalone and was never enabled; use apply to enable it" } : { action: "enable", reason: "slave is standalone" };
+      }
+      if (mode.kind === "resync-broken") {
+        return { action: "none", reason: `slave is standalone although the master keeps its slot (promoted by hand?); not broken: rebuild it with apply or resync --pair ${pair.name}` };
+      }
+      return needsResync(pair, "slave is standalone although the master still keeps replication state for it (promoted by hand?); writes it took since then are kept only in the preserved data");
+    case "broken":
+      return needsResync(pair, `slave is broken: ${live.error ?? ""}`.trim());
+    case "other-master":
+      return needsResync(pair, `slave follows another server: ${live.error ?? ""}`.trim());
+  }
+}
+function needsResync(pair, why) {
+  if (pair.resync === "manual") return { action: "none", reason: `${why}; resync: manual, so it is left alone (run dbrepl resync --pair ${pair.name})` };
+  return { action: "resync", reason: why };
+}
+function planPairs(input2) {
+  return input2.selected.map((pair) => {
+    const live = livePair(pair, input2.inspections);
+    const { action, reason } = decide(pair, live, input2.mode);
+    const engine = engineFor(pair.engine);
+    const details = engine && action !== "none" ? engine.describe(pair, action, inspectionOf(input2.inspections, pair.master), inspectionOf(input2.inspections, pair.slave), input2.stamp) : { steps: [], disruption: null, preserved: null, warnings: [] };
+    return {
+      name: pair.name,
+      engine: pair.engine,
+      master: pair.master.ref,
+      slave: pair.slave.ref,
+      desired: pair.desired,
+      live: live.state,
+      action,
+      reason,
+      steps: details.steps,
+      disruption: details.disruption,
+      preserved: details.preserved,
+      warnings: details.warnings,
+      lag_seconds: live.lagSeconds,
+      lag_bytes: live.lagBytes,
+      error: live.state === "unreachable" ? live.error : null
+    };
+  });
+}
+function findDrift(input2, servers) {
+  if (input2.mode.kind !== "converge") return [];
+  const declaredSlaves = new Set(input2.topology.pairs.map((p) => endpointKey(p.slave)));
+  const out = [];
+  const engines = [...new Set(servers.map((s) => s.engine))];
+  for (const name of engines) {
+    const engine = engineFor(name);
+    if (!engine) continue;
+    const ofEngine = servers.filter((s) => s.engine === name);
+    const inspections = ofEngine.map((s) => inspectionOf(input2.inspections, s));
+    for (const link of engine.liveLinks(inspections, [...input2.topology.servers.values()])) {
+      if (declaredSlaves.has(endpointKey(link.slave))) continue;
+      const master = link.master?.ref ?? link.upstream;
+      const prune = input2.topology.prune && link.master !== null;
+      const pseudo = link.master ? prunePair(link.master, link.slave) : null;
+      const steps = prune && pseudo ? engine.describe(pseudo, "disable", inspectionOf(input2.inspections, link.master), inspectionOf(input2.inspections, link.slave), input2.stamp).steps : [];
+      out.push({
+        name: link.slave.ref,
+        engine: name,
+        master,
+        slave: link.slave.ref,
+        live: "replicating",
+        action: prune ? "disable" : "none",
+        reason: link.master ? `${link.slave.ref} replicates from ${master} but the file declares no such pair${prune ? "; prune: true disables it" : " (set prune: true to disable it)"}` : `${link.slave.ref} replicates from ${master}, which the file does not declare; declare it to manage this replication`,
+        steps,
+        error: null
+      });
+    }
+  }
+  return out;
+}
+function prunePair(master, slave) {
+  return {
+    name: slave.ref,
+    index: -1,
+    engine: master.engine,
+    master,
+    slave,
+    desired: "disabled",
+    resync: "manual",
+    maxLagSeconds: 300,
+    catchupTimeoutSeconds: 600,
+    replication: {}
+  };
+}
+function buildPlan(input2, servers) {
+  const pairs = planPairs(input2);
+  const drift = findDrift(input2, servers);
+  const changes = pairs.filter((p) => p.action !== "none").length + drift.filter((d) => d.action !== "none").length;
+  return { changes, pairs, drift, env: input2.env };
+}
+function buildStatus(selected, inspections) {
+  return {
+    pairs: selected.map((pair) => {
+      const live = livePair(pair, inspections);
+      return {
+        name: pair.name,
+        engine: pair.engine,
+        master: pair.master.ref,
+        slave: pair.slave.ref,
+        state: live.state,
+        lag_seconds: live.lagSeconds,
+        lag_bytes: live.lagBytes,
+        error: live.error
+      };
+    })
+  };
+}
+
+// src/apply/run.ts
+async function applyPlan(plan, options) {
+  const locks = new KeyedLock();
+  const jobs = [];
+  const byName = new Map(options.topology.pairs.map((p) => [p.name, p]));
+  for (const planned of plan.pairs) {
+    const pair = byName.get(planned.name);
+    if (planned.action === "none") {
+      planned.result = "skipped";
+      continue;
+    }
+    jobs.push({
+      key: pair.slave.ref,
+      pair,
+      after: [],
+      run: () => runPair(pair, planned, options, locks),
+      skip: (why) => {
+        planned.result = "skipped";
+        planned.error = why;
+      }
+    });
+  }
+  for (const entry2 of plan.drift) {
+    if (entry2.action !== "disable") {
+      entry2.result = "skipped";
+      continue;
+    }
+    const master = options.topology.servers.get(entry2.master);
+    const slave = options.topology.servers.get(entry2.slave);
+    const pair = prunePair(master, slave);
+    jobs.push({ key: slave.ref, pair, after: [], run: () => runDrift(pair, entry2, options, locks), skip: (why) => {
+      entry2.result = "skipped";
+      entry2.error = why;
+    } });
+  }
+  for (const job of jobs) {
+    job.after = jobs.filter((j) => j !== job && j.pair.slave.ref === job.pair.master.ref).map((j) => j.key);
+  }
+  const done = /* @__PURE__ */ new Map();
+  const queue = [];
+  let running = 0;
+  const slot = async () => {
+    if (running < options.maxParallel) {
+      running++;
+      return;
+    }
+    await new Promise((resolve2) => queue.push(resolve2));
+    running++;
+  };
+  const release = () => {
+    running--;
+    queue.shift()?.();
+  };
+  const start = (job) => {
+    const existing = done.get(job.key);
+    if (existing) return existing;
+    const p = (async () => {
+      const deps = await Promise.all(job.after.map((k) => start(jobs.find((j) => j.key === k))));
+      if (deps.some((ok) => !ok)) {
+        job.skip(`skipped: the pair that rebuilds its master ${job.pair.master.ref} did not finish`);
+        return false;
+      }
+      await slot();
+      try {
+        await job.run();
+        return true;
+      } catch {
+        return false;
+      } finally {
+        release();
+      }
+    })();
+    done.set(job.key, p);
+    return p;
+  };
+  await Promise.all(jobs.map(start));
+  return plan;
+}
+function context(options, locks) {
+  return { hosts: options.hosts, log: options.log, withLock: (key, fn) => locks.run(key, fn) };
+}
+async function runPair(pair, planned, options, locks) {
+  const engine = engineFor(pair.engine);
+  options.log.info(`${pair.name}: ${planned.action} (${planned.reason})`);
+  try {
+    if (!engine) throw new StepError("start", unsupportedMessage(pair.engine));
+    if (planned.action === "disable") {
+      await engine.disable(pair, planned, context(options, locks));
+    } else {
+      const { preserved } = await engine.enable(pair, planned, context(options, locks));
+      planned.preserved = preserved;
+    }
+    planned.result = "done";
+    planned.error = null;
+    options.log.info(`${pair.name}: ${planned.action} done`);
+  } catch (err) {
+    planned.result = "failed";
+    planned.error = messageOf(err);
+    options.log.warn(`${pair.name}: ${planned.action} failed: ${planned.error}`);
+    throw err;
+  }
+}
+async function runDrift(pair, entry2, options, locks) {
+  const engine = engineFor(pair.engine);
+  const planned = {
+    name: entry2.name,
+    engine: entry2.engine,
+    master: entry2.master,
+    slave: entry2.slave,
+    desired: "disabled",
+    live: entry2.live,
+    action: "disable",
+    reason: entry2.reason,
+    steps: entry2.steps,
+    disruption: null,
+    preserved: null,
+    warnings: [],
+    lag_seconds: null,
+    lag_bytes: null,
+    error: null
+  };
+  try {
+    await engine.disable(pair, planned, context(options, locks));
+    entry2.result = "done";
+  } catch (err) {
+    entry2.result = "failed";
+    entry2.error = messageOf(err);
+    options.log.warn(`${entry2.name}: prune failed: ${entry2.error}`);
+    throw err;
+  }
+}
+
 // src/config/load.ts
+var fs = __toESM(require("node:fs"));
+var path2 = __toESM(require("node:path"));
+var import_yaml = __toESM(require_dist3());
 var VAR = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 function loadConfig(file2, env, secrets) {
   let text;
@@ -35353,11 +35445,11 @@ function parseConfig(text, file2, env, secrets) {
     }));
   }
   const issues = [];
-  substitute(doc, env, secrets, (offset, key, message) => issues.push(at(offset, key, message)));
+  const substituted = substitute(doc, env, secrets, (offset, key, message) => issues.push(at(offset, key, message)));
   if (issues.length > 0) throw new ConfigError(issues);
   const parsed = configSchema.safeParse(doc.toJS({ maxAliasCount: 100 }) ?? {});
   if (!parsed.success) {
-    for (const issue2 of parsed.error.issues) issues.push(...zodIssue(issue2, doc, at));
+    for (const issue2 of parsed.error.issues) issues.push(...zodIssue(issue2, doc, at, substituted));
     throw new ConfigError(sortIssues(issues));
   }
   const resolved = resolveTopology(parsed.data);
@@ -35398,6 +35490,7 @@ function yamlMessage(message) {
   return message.split("\n")[0].replace(/ at line \d+, column \d+.*$/, "");
 }
 function substitute(doc, env, secrets, report) {
+  const touched = /* @__PURE__ */ new Set();
   (0, import_yaml.visit)(doc, {
     Scalar(_key, node2, ancestry) {
       if (typeof node2.value !== "string" || !node2.value.includes("${")) return;
@@ -35410,10 +35503,12 @@ function substitute(doc, env, secrets, report) {
           return whole;
         }
         secrets.add(value);
+        touched.add(node2);
         return value;
       });
     }
   });
+  return touched;
 }
 function pathOf(ancestry, node2) {
   const out = [];
@@ -35459,8 +35554,9 @@ function keyOffset(doc, mapPath, key) {
   }
   return offsetOf(doc, mapPath);
 }
-function zodIssue(issue2, doc, at) {
+function zodIssue(issue2, doc, at, substituted) {
   const path4 = issue2.path;
+  const describeReceived = (d, p) => received(d, p, substituted);
   switch (issue2.code) {
     case "unrecognized_keys": {
       const valid = validKeysAt(path4);
@@ -35491,8 +35587,9 @@ function zodIssue(issue2, doc, at) {
       return [at(offsetOf(doc, path4), dotted(path4), issue2.message)];
   }
 }
-function describeReceived(doc, path4) {
+function received(doc, path4, substituted) {
   const node2 = doc.getIn(path4.map((p) => typeof p === "number" ? p : String(p)), true);
+  if (substituted.has(node2)) return " (a value from the environment, not shown)";
   if ((0, import_yaml.isScalar)(node2)) {
     const v = node2.value;
     if (v === null) return ", got nothing (empty value)";
@@ -35688,6 +35785,11 @@ function stampOf(now) {
 }
 async function run(command, options, mode = { kind: "converge" }) {
   const { topology, selected } = load(options);
+  if (mode.kind === "resync") {
+    const known = new Set(topology.pairs.map((p) => p.name));
+    const missing = [...mode.pairs].filter((p) => !known.has(p));
+    if (missing.length > 0) throw new UsageError(`resync names unknown pair(s): ${missing.join(", ")}; pairs: ${[...known].join(", ") || "(none)"}`);
+  }
   const servers = serversToInspect(topology, selected, options.only);
   options.log.info(`Inspecting ${servers.length} server(s) for ${selected.length} pair(s)`);
   const inspections = await inspectServers(servers, options.maxParallel, options.log);
@@ -35789,19 +35891,19 @@ var SecretRegistry = class {
     this.listeners.push(listener);
     for (const v of this.values) listener(v);
   }
-  has(value) {
-    return this.values.has(value);
-  }
-  /** True when the string contains any secret. */
-  leaks(text) {
-    for (const v of this.values) if (text.includes(v)) return true;
-    return false;
-  }
   redact(text) {
     let out = text;
     const sorted = [...this.values].sort((a, b) => b.length - a.length);
     for (const v of sorted) out = out.split(v).join("***");
     return out;
+  }
+  /**
+   * Redacts every string inside a value, then serialises it: redacting the serialised
+   * text instead could cut through numbers (a port used as a secret) and would miss a
+   * secret that JSON escapes.
+   */
+  json(value, indent) {
+    return JSON.stringify(value, (_k, v) => typeof v === "string" ? this.redact(v) : v, indent);
   }
 };
 
@@ -35819,6 +35921,7 @@ exit codes: 0 success, 1 error, 2 plan has changes (plan --detailed-exitcode)
 async function cli(io) {
   const secrets = new SecretRegistry();
   const out = (s) => io.stdout(secrets.redact(s));
+  const outJson = (v) => io.stdout(secrets.json(v, 2) + "\n");
   const log = stderrLogger(secrets, io.stderr);
   try {
     const [command, ...rest] = io.argv;
@@ -35870,20 +35973,16 @@ async function cli(io) {
           if (values.broken) mode = { kind: "resync-broken" };
           else if (values.pair && values.pair.length > 0) mode = { kind: "resync", pairs: new Set(values.pair.flatMap((p) => p.split(","))) };
           else throw new UsageError("resync needs --pair NAME... or --broken");
-          if (mode.kind === "resync") {
-            const { topology } = load({ configPath, env: io.env, secrets, log, maxParallel });
-            const known = new Set(topology.pairs.map((p) => p.name));
-            const missing = [...mode.pairs].filter((p) => !known.has(p));
-            if (missing.length > 0) throw new UsageError(`--pair names unknown pair(s): ${missing.join(", ")}; pairs: ${[...known].join(", ")}`);
-          }
         }
         const result = await run(command, { configPath, only, maxParallel, env: io.env, secrets, log }, mode);
         if (command === "status") {
-          out(values.json ? JSON.stringify(result.status, null, 2) + "\n" : statusText(result.status));
+          if (values.json) outJson(result.status);
+          else out(statusText(result.status));
           return result.exitCode;
         }
         const applied = command === "apply" || command === "resync";
-        out(values.json ? JSON.stringify(result.plan, null, 2) + "\n" : planText(result.plan, applied));
+        if (values.json) outJson(result.plan);
+        else out(planText(result.plan, applied));
         if (result.exitCode !== 0) return result.exitCode;
         if (command === "plan" && values["detailed-exitcode"] && result.plan.changes > 0) return 2;
         return 0;

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { load, run, Command } from './core';
+import { run, Command } from './core';
 import { loadConfig } from './config/load';
 import { desiredEnv, toDotenv } from './env/compute';
 import { ConfigError, DbreplError, UsageError, messageOf } from './errors';
@@ -33,6 +33,7 @@ export interface CliIo {
 export async function cli(io: CliIo): Promise<number> {
   const secrets = new SecretRegistry();
   const out = (s: string): void => io.stdout(secrets.redact(s));
+  const outJson = (v: unknown): void => io.stdout(secrets.json(v, 2) + '\n');
   const log = stderrLogger(secrets, io.stderr);
   try {
     const [command, ...rest] = io.argv;
@@ -85,20 +86,16 @@ export async function cli(io: CliIo): Promise<number> {
           if (values.broken) mode = { kind: 'resync-broken' };
           else if (values.pair && values.pair.length > 0) mode = { kind: 'resync', pairs: new Set(values.pair.flatMap((p) => p.split(','))) };
           else throw new UsageError('resync needs --pair NAME... or --broken');
-          if (mode.kind === 'resync') {
-            const { topology } = load({ configPath, env: io.env, secrets, log, maxParallel });
-            const known = new Set(topology.pairs.map((p) => p.name));
-            const missing = [...mode.pairs].filter((p) => !known.has(p));
-            if (missing.length > 0) throw new UsageError(`--pair names unknown pair(s): ${missing.join(', ')}; pairs: ${[...known].join(', ')}`);
-          }
         }
         const result = await run(command as Command, { configPath, only, maxParallel, env: io.env, secrets, log }, mode);
         if (command === 'status') {
-          out(values.json ? JSON.stringify(result.status, null, 2) + '\n' : statusText(result.status));
+          if (values.json) outJson(result.status);
+          else out(statusText(result.status));
           return result.exitCode;
         }
         const applied = command === 'apply' || command === 'resync';
-        out(values.json ? JSON.stringify(result.plan, null, 2) + '\n' : planText(result.plan, applied));
+        if (values.json) outJson(result.plan);
+        else out(planText(result.plan, applied));
         if (result.exitCode !== 0) return result.exitCode;
         if (command === 'plan' && values['detailed-exitcode'] && result.plan.changes > 0) return 2;
         return 0;

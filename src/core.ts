@@ -86,6 +86,11 @@ function stampOf(now: Date): string {
 /** Inspect, diff, and (for apply/resync) execute; the status and env reflect the end state. */
 export async function run(command: Command, options: CoreOptions, mode: Mode = { kind: 'converge' }): Promise<RunResult> {
   const { topology, selected } = load(options);
+  if (mode.kind === 'resync') {
+    const known = new Set(topology.pairs.map((p) => p.name));
+    const missing = [...mode.pairs].filter((p) => !known.has(p));
+    if (missing.length > 0) throw new UsageError(`resync names unknown pair(s): ${missing.join(', ')}; pairs: ${[...known].join(', ') || '(none)'}`);
+  }
   const servers = serversToInspect(topology, selected, options.only);
   options.log.info(`Inspecting ${servers.length} server(s) for ${selected.length} pair(s)`);
   const inspections = await inspectServers(servers, options.maxParallel, options.log);

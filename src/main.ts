@@ -91,9 +91,9 @@ export async function run(rt: ActionRuntime): Promise<void> {
       runCore(inputs.command, { configPath, only: inputs.only, maxParallel: inputs.maxParallel, env: rt.env, secrets, log }, mode),
     );
 
-    rt.setOutput(Outputs.Plan, secrets.redact(JSON.stringify(result.plan)));
+    rt.setOutput(Outputs.Plan, secrets.json(result.plan));
     rt.setOutput(Outputs.Changes, String(result.plan.changes));
-    rt.setOutput(Outputs.Status, secrets.redact(JSON.stringify(result.status)));
+    rt.setOutput(Outputs.Status, secrets.json(result.status));
     // The variables are delivered as they are; values that are secrets are masked in logs by setSecret.
     rt.setOutput(Outputs.Env, JSON.stringify(result.env));
 

@@ -21,21 +21,20 @@ export class SecretRegistry {
     for (const v of this.values) listener(v);
   }
 
-  has(value: string): boolean {
-    return this.values.has(value);
-  }
-
-  /** True when the string contains any secret. */
-  leaks(text: string): boolean {
-    for (const v of this.values) if (text.includes(v)) return true;
-    return false;
-  }
-
   redact(text: string): string {
     let out = text;
     // Longest first, so a secret that contains another is replaced whole.
     const sorted = [...this.values].sort((a, b) => b.length - a.length);
     for (const v of sorted) out = out.split(v).join('***');
     return out;
+  }
+
+  /**
+   * Redacts every string inside a value, then serialises it: redacting the serialised
+   * text instead could cut through numbers (a port used as a secret) and would miss a
+   * secret that JSON escapes.
+   */
+  json(value: unknown, indent?: number): string {
+    return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'string' ? this.redact(v) : v), indent);
   }
 }

@@ -247,7 +247,7 @@ function lookup(servers: Map<string, Server>, ref: string, path: Array<string | 
 }
 
 /** The identity of a server for the one-master and cycle rules: engine, host, port. */
-function endpointKey(s: Server): string {
+export function endpointKey(s: Server): string {
   return `${s.engine}:${s.host.toLowerCase()}:${s.port}`;
 }
 
@@ -300,11 +300,6 @@ function cycleText(start: Pair, slaveOf: Map<string, Pair>): string {
     p = slaveOf.get(endpointKey(p.master));
   }
   return chain.join(' <- ');
-}
-
-/** The pair whose slave is `server`, if any. */
-export function upstreamPair(topology: Topology, server: Server): Pair | undefined {
-  return topology.pairs.find((p) => p.slave.ref === server.ref);
 }
 
 /** Pairs selected by `--only` (pair names or application names); unknown names are an error for the caller. */

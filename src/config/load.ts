@@ -52,12 +52,12 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv, 
   }
 
   const issues: ConfigIssue[] = [];
-  substitute(doc, env, secrets, (offset, key, message) => issues.push(at(offset, key, message)));
+  const substituted = substitute(doc, env, secrets, (offset, key, message) => issues.push(at(offset, key, message)));
   if (issues.length > 0) throw new ConfigError(issues);
 
   const parsed = configSchema.safeParse(doc.toJS({ maxAliasCount: 100 }) ?? {});
   if (!parsed.success) {
-    for (const issue of parsed.error.issues) issues.push(...zodIssue(issue, doc, at));
+    for (const issue of parsed.error.issues) issues.push(...zodIssue(issue, doc, at, substituted));
     throw new ConfigError(sortIssues(issues));
   }
 
@@ -106,8 +106,12 @@ function yamlMessage(message: string): string {
   return message.split('\n')[0]!.replace(/ at line \d+, column \d+.*$/, '');
 }
 
-/** Replace `${NAME}` in every string scalar, keeping the node (and so its position). `$${` is a literal `${`. */
-function substitute(doc: Document, env: NodeJS.ProcessEnv, secrets: SecretRegistry, report: (offset: number | undefined, key: string, message: string) => void): void {
+/**
+ * Replace `${NAME}` in every string scalar, keeping the node (and so its position). `$${`
+ * is a literal `${`. Returns the nodes that received a value, whose text is never echoed.
+ */
+function substitute(doc: Document, env: NodeJS.ProcessEnv, secrets: SecretRegistry, report: (offset: number | undefined, key: string, message: string) => void): Set<unknown> {
+  const touched = new Set<unknown>();
   visit(doc, {
     Scalar(_key, node, ancestry) {
       if (typeof node.value !== 'string' || !node.value.includes('${')) return;
@@ -120,10 +124,12 @@ function substitute(doc: Document, env: NodeJS.ProcessEnv, secrets: SecretRegist
           return whole;
         }
         secrets.add(value);
+        touched.add(node);
         return value;
       });
     },
   });
+  return touched;
 }
 
 function pathOf(ancestry: readonly unknown[], node: unknown): Array<string | number> {
@@ -175,8 +181,9 @@ function keyOffset(doc: Document, mapPath: ReadonlyArray<PropertyKey>, key: stri
   return offsetOf(doc, mapPath);
 }
 
-function zodIssue(issue: $ZodIssue, doc: Document, at: At): ConfigIssue[] {
+function zodIssue(issue: $ZodIssue, doc: Document, at: At, substituted: Set<unknown>): ConfigIssue[] {
   const path = issue.path;
+  const describeReceived = (d: Document, p: ReadonlyArray<PropertyKey>): string => received(d, p, substituted);
   switch (issue.code) {
     case 'unrecognized_keys': {
       const valid = validKeysAt(path);
@@ -209,8 +216,9 @@ function zodIssue(issue: $ZodIssue, doc: Document, at: At): ConfigIssue[] {
   }
 }
 
-function describeReceived(doc: Document, path: ReadonlyArray<PropertyKey>): string {
+function received(doc: Document, path: ReadonlyArray<PropertyKey>, substituted: Set<unknown>): string {
   const node = doc.getIn(path.map((p) => (typeof p === 'number' ? p : String(p))), true);
+  if (substituted.has(node)) return ' (a value from the environment, not shown)';
   if (isScalar(node)) {
     const v = node.value;
     if (v === null) return ', got nothing (empty value)';

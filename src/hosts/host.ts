@@ -56,14 +56,23 @@ export async function readFile(host: Host, file: string): Promise<string | null>
   return r.code === 0 ? r.stdout : null;
 }
 
-/** Writes through a temporary file and a rename, so a reader never sees half a file. */
+/**
+ * Writes through a temporary file and a rename, so a reader never sees half a file; the
+ * rename happens only when the whole content reached the disk (same byte count).
+ */
 export async function writeFile(host: Host, file: string, content: string): Promise<void> {
-  await runChecked(
-    host,
-    ['/bin/sh', '-c', 'umask 077; cat > "$1.dbrepl-tmp" && chown --reference="$1" "$1.dbrepl-tmp" 2>/dev/null; chmod --reference="$1" "$1.dbrepl-tmp" 2>/dev/null; mv -f "$1.dbrepl-tmp" "$1"', 'sh', file],
-    `writing ${file}`,
-    { input: content },
-  );
+  const script = [
+    'set -e',
+    'tmp="$1.dbrepl-tmp"',
+    'trap \'rm -f "$tmp"\' EXIT',
+    '(umask 077; cat > "$tmp")',
+    '[ "$(wc -c < "$tmp")" -eq "$2" ] || { echo "short write: $(wc -c < "$tmp") of $2 bytes" >&2; exit 1; }',
+    'if [ -e "$1" ]; then chown --reference="$1" "$tmp"; chmod --reference="$1" "$tmp"; fi',
+    'sync "$tmp" 2>/dev/null || true',
+    'mv -f "$tmp" "$1"',
+    'trap - EXIT',
+  ].join('\n');
+  await runChecked(host, ['/bin/sh', '-c', script, 'sh', file, String(Buffer.byteLength(content))], `writing ${file}`, { input: content });
 }
 
 export async function pathExists(host: Host, file: string): Promise<boolean> {

@@ -1,6 +1,6 @@
 import { engineFor, unsupportedMessage } from '../engines';
 import type { Inspection } from '../engines/engine';
-import type { Pair, Server, Topology } from '../topology';
+import { endpointKey, Pair, Server, Topology } from '../topology';
 import type { Action, DriftEntry, EnvMap, PairLive, Plan, PlannedPair, Status } from './types';
 
 /** What the run asks for beyond converging on the file. */
@@ -65,7 +65,11 @@ export function decide(pair: Pair, live: PairLive, mode: Mode): { action: Action
           ? { action: 'none', reason: 'slave is standalone and was never enabled; use apply to enable it' }
           : { action: 'enable', reason: 'slave is standalone' };
       }
-      return needsResync(pair, 'slave is standalone although the master still keeps replication state for it (promoted by hand?)');
+      // Not something a scheduled --broken run should decide: a promoted slave may be taking writes.
+      if (mode.kind === 'resync-broken') {
+        return { action: 'none', reason: `slave is standalone although the master keeps its slot (promoted by hand?); not broken: rebuild it with apply or resync --pair ${pair.name}` };
+      }
+      return needsResync(pair, 'slave is standalone although the master still keeps replication state for it (promoted by hand?); writes it took since then are kept only in the preserved data');
     case 'broken':
       return needsResync(pair, `slave is broken: ${live.error ?? ''}`.trim());
     case 'other-master':
@@ -109,7 +113,8 @@ export function planPairs(input: PlanInput): PlannedPair[] {
 /** Live replication on declared servers that no pair of the file declares. */
 export function findDrift(input: PlanInput, servers: Server[]): DriftEntry[] {
   if (input.mode.kind !== 'converge') return [];
-  const declaredSlaves = new Set(input.topology.pairs.map((p) => p.slave.ref));
+  // By endpoint: a replica declared under a second name (for another application's variables) is not drift.
+  const declaredSlaves = new Set(input.topology.pairs.map((p) => endpointKey(p.slave)));
   const out: DriftEntry[] = [];
   const engines = [...new Set(servers.map((s) => s.engine))];
   for (const name of engines) {
@@ -118,7 +123,7 @@ export function findDrift(input: PlanInput, servers: Server[]): DriftEntry[] {
     const ofEngine = servers.filter((s) => s.engine === name);
     const inspections = ofEngine.map((s) => inspectionOf(input.inspections, s));
     for (const link of engine.liveLinks(inspections, [...input.topology.servers.values()])) {
-      if (declaredSlaves.has(link.slave.ref)) continue;
+      if (declaredSlaves.has(endpointKey(link.slave))) continue;
       const master = link.master?.ref ?? link.upstream;
       const prune = input.topology.prune && link.master !== null;
       const pseudo = link.master ? prunePair(link.master, link.slave) : null;

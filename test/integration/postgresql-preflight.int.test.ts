@@ -71,7 +71,7 @@ test("a slave whose admin login would not survive the copy is refused before any
   expect(r.code).toBe(1);
   const p = r.json().pairs[0];
   expect(p.result).toBe('failed');
-  expect(p.error).toMatch(/step "slave: check its login will survive the copy" failed: after the copy app\/replica will have the roles of app\/main, but its login from the file \(user postgres\) does not work on app\/main: .*give both servers the same admin user and password/);
+  expect(p.error).toMatch(/step "preflight: [^"]*" failed: after the copy app\/replica will have the roles of app\/main, but its login from the file \(user postgres\) does not work on app\/main: .*give both servers the same admin user and password/);
   expect((await slave.query<{ v: number }>('SELECT v FROM mine'))[0]!.v).toBe(1);
   expect(fs.readdirSync(path.dirname(slave.dataDir)).filter((f) => f.includes('.dbrepl-'))).toEqual([]);
   expect(await master.query('SELECT * FROM pg_replication_slots')).toEqual([]);
@@ -141,7 +141,7 @@ test('a slave without room for the copy next to its kept data is refused before 
       const { file, env } = pairConfig('disk', master, slave);
       const r = await dbrepl(['apply', '--json', '-c', file], env);
       expect(r.code).toBe(1);
-      expect(r.json().pairs[0].error).toMatch(/step "slave: check free disk space for the copy" failed: .* has [\d.]+ MiB free; the copy of app\/main needs about [\d.]+ MiB while the previous data is kept; free some space first/);
+      expect(r.json().pairs[0].error).toMatch(/step "preflight: [^"]*" failed: .* has [\d.]+ MiB free; the copy of app\/main needs about [\d.]+ MiB while the previous data is kept; free some space first/);
       // Still running, still standalone, nothing moved.
       expect((await slave.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r'))[0]!.r).toBe(false);
       expect(fs.readdirSync(slave.base).filter((f) => f.includes('.dbrepl-'))).toEqual([]);
@@ -152,4 +152,35 @@ test('a slave without room for the copy next to its kept data is refused before 
     await sh('umount', [small], { allowFail: true });
     fs.rmSync(small, { recursive: true, force: true });
   }
+});
+
+test('a slave with lower max_connections than its master is refused before it stops', async () => {
+  const password = randomBytes(8).toString('hex');
+  const master = await pg({ password, settings: { max_connections: '120' } });
+  const slave = await pg({ password, settings: { max_connections: '40' } });
+  const { file, env } = pairConfig('minimums', master, slave);
+  const r = await dbrepl(['apply', '--json', '-c', file], env);
+  expect(r.code).toBe(1);
+  expect(r.json().pairs[0].error).toMatch(/the slave's own settings are lower than the master's \(max_connections 40 < 120\); a standby refuses to run with them/);
+  expect((await slave.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r'))[0]!.r).toBe(false);
+  expect(await master.query('SELECT * FROM pg_replication_slots')).toEqual([]);
+});
+
+test('a rebuild lock left by an interrupted run stops a second rebuild and says where to look', async () => {
+  const password = randomBytes(8).toString('hex');
+  const master = await pg({ password });
+  const slave = await pg({ password });
+  const lock = `${slave.dataDir}.dbrepl-lock`;
+  fs.mkdirSync(lock);
+  fs.writeFileSync(`${lock}/info`, '{"pair":"app/replica","preserved":"/somewhere/kept"}\n');
+  const { file, env } = pairConfig('lock', master, slave);
+  const r = await dbrepl(['apply', '--json', '-c', file], env);
+  expect(r.code).toBe(1);
+  const error: string = r.json().pairs[0].error;
+  expect(error).toContain(`${lock} exists: another dbrepl run is rebuilding app/replica, or one was interrupted`);
+  expect(error).toContain('/somewhere/kept');
+  // The lock belongs to the other run: still there; the slave untouched; no slot left behind.
+  expect(fs.existsSync(lock)).toBe(true);
+  expect((await slave.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r'))[0]!.r).toBe(false);
+  expect(await master.query('SELECT * FROM pg_replication_slots')).toEqual([]);
 });

@@ -58,7 +58,8 @@ const TABLE: Row[] = [
   ['enabled', 'manual', 'resync (another pair named)', /**/ ['none', 'none', 'none', 'none', 'none', 'none', 'none']],
   ['disabled', 'auto', 'resync (another pair named)', /* */ ['none', 'none', 'none', 'none', 'none', 'none', 'none']],
   ['disabled', 'manual', 'resync (another pair named)', /**/ ['none', 'none', 'none', 'none', 'none', 'none', 'none']],
-  ['enabled', 'auto', 'resync --broken', /*              */ ['none', 'none', 'resync', 'resync', 'none', 'resync', 'none']],
+  // A slave promoted by hand is not broken: it may be taking writes, so a scheduled --broken run leaves it (apply or --pair rebuild it).
+  ['enabled', 'auto', 'resync --broken', /*              */ ['none', 'none', 'resync', 'resync', 'none', 'none', 'none']],
   ['enabled', 'manual', 'resync --broken', /*            */ ['none', 'none', 'none', 'none', 'none', 'none', 'none']],
   // `resync --broken` rebuilds broken slaves; it is not apply and must not disable (promote) anything.
   ['disabled', 'auto', 'resync --broken', /*             */ ['none', 'none', 'none', 'none', 'none', 'none', 'none']],

@@ -311,6 +311,9 @@ describe('pairState', () => {
   function facts(over: Partial<PgFacts> = {}): PgFacts {
     return {
       versionNum: 150004,
+      port: 5432,
+      startEpoch: 1764000000,
+      standbyMinimums: { max_connections: 100 },
       inRecovery: false,
       systemId: '7300000000000000001',
       dataDirectory: '/var/lib/postgresql/15/main',
@@ -339,7 +342,7 @@ describe('pairState', () => {
   const servingMaster = (replayLagSeconds: number | null, lsn = '0/3000060'): PgFacts =>
     facts({
       lsn,
-      clients: [{ pid: 4242, applicationName: 'walreceiver', clientAddr: '10.0.1.6', state: 'streaming', replayLsn: '0/3000000', replayLagSeconds }],
+      clients: [{ pid: 4242, applicationName: 'walreceiver', state: 'streaming', replayLagSeconds }],
       slots: [{ name: SLOT, type: 'physical', active: true, activePid: 4242 }],
     });
   /** A standby pulling from host:port. */

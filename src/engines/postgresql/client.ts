@@ -22,6 +22,9 @@ export async function withClient<T>(server: Server, fn: (sql: Sql) => Promise<T>
     application_name: 'dbrepl',
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     statement_timeout: 60_000,
+    // The server enforces statement_timeout; these bound a wait on a partitioned network.
+    query_timeout: 90_000,
+    keepAlive: true,
   });
   // An idle connection dropped by the server (e.g. during promotion) must not crash the process.
   client.on('error', () => undefined);

@@ -13,9 +13,7 @@ export interface WalReceiver {
 export interface ReplicationClient {
   pid: number;
   applicationName: string;
-  clientAddr: string | null;
   state: string;
-  replayLsn: string | null;
   replayLagSeconds: number | null;
 }
 
@@ -29,6 +27,11 @@ export interface Slot {
 /** Read-only facts about one PostgreSQL server. Nothing here holds a password. */
 export interface PgFacts {
   versionNum: number;
+  port: number;
+  /** pg_postmaster_start_time() as a Unix time, as postmaster.pid records it. */
+  startEpoch: number;
+  /** Settings a standby must have at least as high as its primary. */
+  standbyMinimums: Record<string, number>;
   inRecovery: boolean;
   systemId: string;
   dataDirectory: string;
@@ -52,6 +55,9 @@ export interface PgFacts {
   slots: Slot[];
 }
 
+/** A hot standby refuses to start (or pauses) when any of these is lower than on its primary. */
+export const STANDBY_MINIMUMS = ['max_connections', 'max_worker_processes', 'max_wal_senders', 'max_prepared_transactions', 'max_locks_per_transaction'];
+
 export async function inspectPostgres(server: Server): Promise<PgFacts> {
   return withClient(server, readFacts);
 }
@@ -59,6 +65,8 @@ export async function inspectPostgres(server: Server): Promise<PgFacts> {
 export async function readFacts(sql: Sql): Promise<PgFacts> {
   const { rows } = await sql.query<Record<string, string | number | boolean | null>>(
     `SELECT current_setting('server_version_num')::int AS version_num,
+            current_setting('port')::int AS port,
+            extract(epoch FROM date_trunc('second', pg_postmaster_start_time()))::bigint::text AS start_epoch,
             pg_is_in_recovery() AS in_recovery,
             (SELECT system_identifier::text FROM pg_control_system()) AS system_id,
             current_setting('data_directory') AS data_directory,
@@ -79,19 +87,25 @@ export async function readFacts(sql: Sql): Promise<PgFacts> {
   const receiver = await sql.query<{ status: string; sender_host: string | null; sender_port: number | null; slot_name: string | null }>(
     'SELECT status, sender_host, sender_port, slot_name FROM pg_stat_wal_receiver',
   );
-  const clients = await sql.query<{ pid: number; application_name: string; client_addr: string | null; state: string; replay_lsn: string | null; replay_lag: number | null }>(
-    `SELECT pid, application_name, client_addr::text AS client_addr, state, replay_lsn::text AS replay_lsn,
-            extract(epoch FROM replay_lag)::float8 AS replay_lag
+  const clients = await sql.query<{ pid: number; application_name: string; state: string; replay_lag: number | null }>(
+    `SELECT pid, application_name, state, extract(epoch FROM replay_lag)::float8 AS replay_lag
        FROM pg_stat_replication`,
   );
   const slots = await sql.query<{ slot_name: string; slot_type: string; active: boolean; active_pid: number | null }>(
     'SELECT slot_name, slot_type, active, active_pid FROM pg_replication_slots',
+  );
+  const minimums = await sql.query<{ name: string; setting: string }>(
+    `SELECT name, setting FROM pg_settings WHERE name = ANY($1)`,
+    [STANDBY_MINIMUMS],
   );
   const conninfo = String(r.primary_conninfo ?? '');
   const ci = conninfo ? parseConninfo(conninfo) : null;
   const w = receiver.rows[0];
   return {
     versionNum: Number(r.version_num),
+    port: Number(r.port),
+    startEpoch: Number(r.start_epoch),
+    standbyMinimums: Object.fromEntries(minimums.rows.map((m) => [m.name, Number(m.setting)])),
     inRecovery: Boolean(r.in_recovery),
     systemId: String(r.system_id),
     dataDirectory: String(r.data_directory),
@@ -113,9 +127,7 @@ export async function readFacts(sql: Sql): Promise<PgFacts> {
     clients: clients.rows.map((c) => ({
       pid: c.pid,
       applicationName: c.application_name,
-      clientAddr: c.client_addr,
       state: c.state,
-      replayLsn: c.replay_lsn,
       replayLagSeconds: c.replay_lag,
     })),
     slots: slots.rows.map((s) => ({ name: s.slot_name, type: s.slot_type, active: s.active, activePid: s.active_pid })),

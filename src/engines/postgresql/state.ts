@@ -24,7 +24,8 @@ export function slotName(pair: Pair): string {
 export function restartSettings(m: PgFacts, slot: string): Record<string, string> {
   const out: Record<string, string> = {};
   if (m.walLevel === 'minimal') out.wal_level = 'replica';
-  const senders = m.clients.length + 1;
+  // pg_basebackup -X stream holds two WAL senders while it copies.
+  const senders = m.clients.length + 2;
   if (m.maxWalSenders < senders) out.max_wal_senders = String(Math.max(10, senders + 2));
   const slots = m.slots.length + (m.slots.some((s) => s.name === slot) ? 0 : 1);
   if (m.maxReplicationSlots < slots) out.max_replication_slots = String(Math.max(10, slots + 2));
@@ -36,22 +37,32 @@ function endpoint(host: string | null, port: number | null): string {
 }
 
 /** Where a standby says it pulls from: the live WAL receiver first, else primary_conninfo. */
-function upstreamOf(s: PgFacts): { host: string | null; port: number | null; slot: string | null } | null {
+interface Upstream {
+  host: string | null;
+  port: number | null;
+  slot: string | null;
+  applicationName: string | null;
+}
+
+function upstreamOf(s: PgFacts): Upstream | null {
+  const applicationName = s.upstream?.applicationName ?? null;
   if (s.receiver && s.receiver.senderHost) {
-    return { host: s.receiver.senderHost, port: s.receiver.senderPort, slot: s.receiver.slotName };
+    return { host: s.receiver.senderHost, port: s.receiver.senderPort, slot: s.receiver.slotName, applicationName };
   }
-  if (s.upstream && s.upstream.host) return { host: s.upstream.host, port: s.upstream.port ?? 5432, slot: s.primarySlotName };
+  if (s.upstream && s.upstream.host) return { host: s.upstream.host, port: s.upstream.port ?? 5432, slot: s.primarySlotName, applicationName };
   return null;
 }
 
-function follows(up: { host: string | null; port: number | null; slot: string | null }, master: Server, m: PgFacts | null): boolean {
+function follows(up: Upstream, master: Server, m: PgFacts | null): boolean {
   if (up.host && up.host.toLowerCase() === master.host.toLowerCase() && (up.port ?? 5432) === master.port) return true;
-  // Same server under another name (an IP for a hostname): the master holds the slot and a live sender on it.
-  if (m && up.slot) {
+  if (!m) return false;
+  // Same server under another name (an IP for a host name): the master holds the slot and a live sender on it ...
+  if (up.slot) {
     const slot = m.slots.find((x) => x.name === up.slot && x.active);
     if (slot && m.clients.some((c) => c.pid === slot.activePid)) return true;
   }
-  return false;
+  // ... or serves a sender under the application_name the slave connects with (when it is not the default).
+  return !!up.applicationName && up.applicationName !== 'walreceiver' && m.clients.some((c) => c.applicationName === up.applicationName);
 }
 
 export function pairState(pair: Pair, master: Inspection<PgFacts>, slave: Inspection<PgFacts>): PairLive {
@@ -116,16 +127,16 @@ export function describe(pair: Pair, action: Action, master: Inspection<PgFacts>
     }
     const preserved = dataDir ? preservedPath(dataDir, stamp) : null;
     steps.push(
-      `slave: check that its admin login works on the master (a physical copy carries the master's roles)`,
+      `preflight: same major version; the slave's admin login works on the master (a physical copy carries the master's roles); the slave's max_connections and similar are not lower than the master's; the slave is not a primary of its own; this host runs the servers; free disk space for the copy next to the kept data`,
       `master: ensure role ${user} (REPLICATION LOGIN, password from the file)`,
       `master: admit ${user} from ${pair.slave.host} for replication in ${m?.hbaFile ?? 'pg_hba.conf'} and reload, unless a rule already does`,
       `master: create physical replication slot ${slot}`,
-      `slave: check there is free disk space for the copy next to the kept data`,
       `slave: stop the server (${pair.slave.service?.stop ?? DEFAULT_SERVICE.stop})`,
       `slave: move ${dataDir ?? 'the data directory'} aside to ${preserved ?? '(unknown)'}`,
       `slave: pg_basebackup -X stream -R -S ${slot} from ${pair.master.host}:${pair.master.port} (full online backup of the master)`,
       `slave: restore its own configuration files, ownership and permissions`,
       `slave: start the server (${pair.slave.service?.start ?? DEFAULT_SERVICE.start}) and wait until it streams`,
+      'on any failure after the stop: the previous data is put back and the slave restarted as it was',
       'env: recompute the environment variables',
     );
     const disruption = restartKeys.length > 0

@@ -1,0 +1,96 @@
+import { DbreplError } from '../../errors';
+import { Host, readFile, runChecked, writeFile } from '../../hosts/host';
+import type { Pair, Server } from '../../topology';
+import { pollUntil } from '../../util/poll';
+import { withClient, Sql } from './client';
+import { admitsReplication, hbaLine } from './hba';
+import { hbaRules, readFacts } from './inspect';
+import { scramVerifier } from './scram';
+import { service, serviceArgv, START_TIMEOUT_MS } from './steps';
+
+/**
+ * The replication role. On a primary it is created or its password set (as a SCRAM
+ * verifier, never in clear); a superuser's password is never changed. On a standby (a
+ * cascading master) nothing can be written: the role must have replicated from the root.
+ */
+export async function ensureRole(sql: Sql, master: Server, user: string, password: string): Promise<void> {
+  const { rows } = await sql.query<{ rolsuper: boolean; rolreplication: boolean; rolcanlogin: boolean }>(
+    'SELECT rolsuper, rolreplication, rolcanlogin FROM pg_roles WHERE rolname = $1',
+    [user],
+  );
+  const role = rows[0];
+  const inRecovery = (await sql.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]!.r;
+  if (inRecovery) {
+    if (!role || !role.rolcanlogin || !(role.rolreplication || role.rolsuper)) {
+      throw new DbreplError('STEP', `${master.ref} is itself a standby, so the role ${user} cannot be created there; it must exist with REPLICATION LOGIN on the primary it replicates from (enable that pair first, with the same replication user)`);
+    }
+    return;
+  }
+  const ident = sql.escapeIdentifier(user);
+  const verifier = sql.escapeLiteral(scramVerifier(password));
+  if (!role) await sql.query(`CREATE ROLE ${ident} WITH REPLICATION LOGIN PASSWORD ${verifier}`);
+  else if (role.rolsuper) await sql.query(`ALTER ROLE ${ident} WITH LOGIN`);
+  else await sql.query(`ALTER ROLE ${ident} WITH REPLICATION LOGIN PASSWORD ${verifier}`);
+}
+
+/** One physical slot per slave; an existing one is kept (it already retains WAL from before the backup starts). Returns whether it was created now. */
+export async function ensureSlot(sql: Sql, slot: string): Promise<boolean> {
+  const { rows } = await sql.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [slot]);
+  if (rows.length > 0) return false;
+  await sql.query('SELECT pg_create_physical_replication_slot($1, true)', [slot]);
+  return true;
+}
+
+export async function dropSlotWhenFree(sql: Sql, slot: string, where: string): Promise<void> {
+  await pollUntil(`slot ${slot} on ${where} to become inactive`, 60_000, async () => {
+    const { rows } = await sql.query<{ active: boolean }>('SELECT active FROM pg_replication_slots WHERE slot_name = $1', [slot]);
+    return rows.length === 0 || !rows[0]!.active ? true : undefined;
+  });
+  await sql.query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1', [slot]);
+}
+
+/** Whether the master's pg_hba rules already admit the slave's replication login. */
+export async function hbaAdmits(pair: Pair, user: string): Promise<boolean> {
+  return withClient(pair.master, async (sql) => {
+    const facts = await readFacts(sql);
+    return admitsReplication(await hbaRules(sql), user, pair.slave.host, facts.ssl).admitted;
+  });
+}
+
+/** Adds the rule at the top of the master's pg_hba file (first match wins) and reloads. */
+export async function addHbaRule(pair: Pair, masterHost: Host, user: string): Promise<void> {
+  await withClient(pair.master, async (sql) => {
+    const facts = await readFacts(sql);
+    if (admitsReplication(await hbaRules(sql), user, pair.slave.host, facts.ssl).admitted) return;
+    const file = facts.hbaFile;
+    const before = await readFile(masterHost, file);
+    if (before === null) throw new DbreplError('STEP', `cannot read ${file} on ${masterHost.label}`);
+    const method = facts.passwordEncryption === 'md5' ? 'md5' : 'scram-sha-256';
+    const added = `# dbrepl: replication login ${user} from ${pair.slave.host} (first added for ${pair.slave.ref})\n${hbaLine(user, pair.slave.host, method)}\n`;
+    await writeFile(masterHost, file, added + before);
+    const errors = (await hbaRules(sql)).filter((r) => r.error);
+    if (errors.length > 0) {
+      await writeFile(masterHost, file, before);
+      throw new DbreplError('STEP', `the new pg_hba.conf did not parse (${errors[0]!.error}); the file was put back`);
+    }
+    await sql.query('SELECT pg_reload_conf()');
+  });
+}
+
+/** ALTER SYSTEM the restart-only settings, restart with the master's service commands, and check they took. */
+export async function restartMaster(master: Server, host: Host, settings: Record<string, string>): Promise<void> {
+  const before = await withClient(master, async (sql) => {
+    for (const [k, v] of Object.entries(settings)) await sql.query(`ALTER SYSTEM SET ${sql.escapeIdentifier(k)} = ${sql.escapeLiteral(v)}`);
+    return (await readFacts(sql)).startEpoch;
+  });
+  await runChecked(host, serviceArgv(service(master).stop), `stop command of ${master.ref}`);
+  await runChecked(host, serviceArgv(service(master).start), `start command of ${master.ref}`);
+  await pollUntil(`${master.ref} to come back restarted with ${Object.keys(settings).join(', ')} applied`, START_TIMEOUT_MS, () =>
+    withClient(master, async (sql) => {
+      const f = await readFacts(sql);
+      if (f.startEpoch === before) return undefined;
+      const { rows } = await sql.query<{ name: string; setting: string }>('SELECT name, setting FROM pg_settings WHERE name = ANY($1)', [Object.keys(settings)]);
+      return rows.every((r) => r.setting === settings[r.name]) ? true : undefined;
+    }),
+  );
+}
