@@ -35864,6 +35864,9 @@ async function enable(pair, planned, ctx) {
     if (short.length > 0) {
       throw new DbreplError("STEP", `the slave's own settings are lower than the master's (${short.join(", ")}); a standby refuses to run with them: raise them in ${pair.slave.ref}'s configuration first`);
     }
+    if (!pair.slave.service && pair.slave.host === pair.master.host) {
+      throw new DbreplError("STEP", `${pair.slave.ref} runs on the same host as its master and has no service commands; the default (${DEFAULT_SERVICE.stop}) would stop every cluster there, the master included: set service.stop and service.start for ${pair.slave.ref}`);
+    }
     await checkLoginSurvives(pair);
     await verifyHost(slaveHost, pair.slave, slave);
     if (!hbaOk || Object.keys(restart).length > 0) await verifyHost(masterHost, pair.master, master);

@@ -11,7 +11,7 @@ import { PgFacts, readFacts } from './inspect';
 import {
   checkFreeSpace, findBasebackup, releaseRebuildLock, restoreOwnConfig, restorePrevious, standbyShortfalls, takeRebuildLock, verifyHost,
 } from './slave';
-import { restartSettings, slotName } from './state';
+import { DEFAULT_SERVICE, restartSettings, slotName } from './state';
 import { service, serviceArgv, START_TIMEOUT_MS, step, STOP_TIMEOUT_MS } from './steps';
 
 const major = (f: PgFacts): number => Math.floor(f.versionNum / 10000);
@@ -46,6 +46,9 @@ export async function enable(pair: Pair, planned: PlannedPair, ctx: ApplyContext
     const short = standbyShortfalls(master, slave);
     if (short.length > 0) {
       throw new DbreplError('STEP', `the slave's own settings are lower than the master's (${short.join(', ')}); a standby refuses to run with them: raise them in ${pair.slave.ref}'s configuration first`);
+    }
+    if (!pair.slave.service && pair.slave.host === pair.master.host) {
+      throw new DbreplError('STEP', `${pair.slave.ref} runs on the same host as its master and has no service commands; the default (${DEFAULT_SERVICE.stop}) would stop every cluster there, the master included: set service.stop and service.start for ${pair.slave.ref}`);
     }
     await checkLoginSurvives(pair);
     await verifyHost(slaveHost, pair.slave, slave);
