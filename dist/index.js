@@ -35397,7 +35397,7 @@ async function readFacts(sql) {
   const { rows } = await sql.query(
     `SELECT current_setting('server_version_num')::int AS version_num,
             current_setting('port')::int AS port,
-            extract(epoch FROM date_trunc('second', pg_postmaster_start_time()))::bigint::text AS start_epoch,
+            floor(extract(epoch FROM pg_postmaster_start_time()))::bigint::text AS start_epoch,
             pg_is_in_recovery() AS in_recovery,
             (SELECT system_identifier::text FROM pg_control_system()) AS system_id,
             current_setting('data_directory') AS data_directory,
@@ -35759,7 +35759,7 @@ async function verifyHost(host, server, facts) {
   const pidFile = `${facts.dataDirectory}/postmaster.pid`;
   const text = await readFile(host, pidFile);
   const lines = text?.split("\n") ?? [];
-  if (text === null || Number(lines[3]) !== facts.port || Number(lines[2]) !== facts.startEpoch) {
+  if (text === null || Number(lines[3]) !== facts.port || Math.abs(Number(lines[2]) - facts.startEpoch) > 5) {
     throw new DbreplError(
       "STEP",
       `host commands for ${server.ref} would run on ${host.label}, which does not run this server (${pidFile} ${text === null ? "is missing" : "names another port or start time"}); run dbrepl on the server's own host`

@@ -56,6 +56,11 @@ describe('verifyHost', () => {
     await expect(verifyHost(new LocalHost(), server, facts(dir))).resolves.toBeUndefined();
   });
 
+  test('refuses a server at that path started at another time (a restart of another cluster)', async () => {
+    fs.writeFileSync(path.join(dir, 'postmaster.pid'), `4242\n${dir}\n1763990000\n5433\n/tmp\n*\n`);
+    await expect(verifyHost(new LocalHost(), server, facts(dir))).rejects.toThrow(/names another port or start time/);
+  });
+
   test('refuses a host whose server at that path is another one (other port)', async () => {
     fs.writeFileSync(path.join(dir, 'postmaster.pid'), `4242\n${dir}\n1764000000\n5432\n/tmp\n*\n`);
     await expect(verifyHost(new LocalHost(), server, facts(dir))).rejects.toThrow(/host commands for shop\/pg would run on the runner \(local\), which does not run this server .*names another port or start time/);

@@ -66,7 +66,7 @@ export async function readFacts(sql: Sql): Promise<PgFacts> {
   const { rows } = await sql.query<Record<string, string | number | boolean | null>>(
     `SELECT current_setting('server_version_num')::int AS version_num,
             current_setting('port')::int AS port,
-            extract(epoch FROM date_trunc('second', pg_postmaster_start_time()))::bigint::text AS start_epoch,
+            floor(extract(epoch FROM pg_postmaster_start_time()))::bigint::text AS start_epoch,
             pg_is_in_recovery() AS in_recovery,
             (SELECT system_identifier::text FROM pg_control_system()) AS system_id,
             current_setting('data_directory') AS data_directory,

@@ -9,13 +9,14 @@ import { service, serviceArgv } from './steps';
 /**
  * Host commands for a server must run where that server runs. postmaster.pid in its data
  * directory names the port (line 4) and the start time (line 3): both must match what the
- * server itself reports, else the commands would stop, move or edit another server.
+ * server itself reports (the time within seconds), else the commands would stop, move or edit another server.
  */
 export async function verifyHost(host: Host, server: Server, facts: PgFacts): Promise<void> {
   const pidFile = `${facts.dataDirectory}/postmaster.pid`;
   const text = await readFile(host, pidFile);
   const lines = text?.split('\n') ?? [];
-  if (text === null || Number(lines[3]) !== facts.port || Number(lines[2]) !== facts.startEpoch) {
+  // The pid file's time is taken a moment before pg_postmaster_start_time(): allow a few seconds.
+  if (text === null || Number(lines[3]) !== facts.port || Math.abs(Number(lines[2]) - facts.startEpoch) > 5) {
     throw new DbreplError(
       'STEP',
       `host commands for ${server.ref} would run on ${host.label}, which does not run this server (${pidFile} ${text === null ? 'is missing' : 'names another port or start time'}); run dbrepl on the server's own host`,
