@@ -28,6 +28,7 @@ export interface Server {
   dataDir?: string;
   service?: { stop: string; start: string };
   replicaSet: string;
+  optionsFile?: string;
 }
 
 export interface ReplicationLogin {
@@ -96,6 +97,9 @@ export function resolveTopology(config: RawConfig): Resolved {
       if (s.replica_set && s.engine !== 'mongodb') {
         issues.push({ path: [...path, 'replica_set'], message: `replica_set applies to mongodb only (this server is ${s.engine})` });
       }
+      if (s.options_file && s.engine !== 'mysql') {
+        issues.push({ path: [...path, 'options_file'], message: `options_file applies to mysql only (this server is ${s.engine})` });
+      }
       if (s.data_dir && s.engine === 'redis') {
         issues.push({ path: [...path, 'data_dir'], message: 'data_dir applies to postgresql, mysql and mongodb, not redis' });
       }
@@ -112,6 +116,7 @@ export function resolveTopology(config: RawConfig): Resolved {
         dataDir: s.data_dir,
         service: s.service,
         replicaSet: s.replica_set ?? 'rs0',
+        optionsFile: s.options_file,
       };
       servers.set(server.ref, server);
       list.push(server);

@@ -70,6 +70,8 @@ export const serverSchema = z.strictObject({
   data_dir: nonEmpty.optional(),
   service: serviceSchema.optional(),
   replica_set: nonEmpty.optional(),
+  /** mysql (MariaDB): an option file the server reads and dbrepl owns, for settings that must survive a restart. */
+  options_file: nonEmpty.optional(),
 });
 
 const applicationSchema = z.strictObject({

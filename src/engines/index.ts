@@ -1,5 +1,6 @@
 import type { EngineName } from '../config/schema';
 import type { Engine } from './engine';
+import { mysql } from './mysql';
 import { postgresql } from './postgresql';
 
 /**
@@ -8,6 +9,7 @@ import { postgresql } from './postgresql';
  */
 const ENGINES: Partial<Record<EngineName, Engine>> = {
   postgresql: postgresql as Engine,
+  mysql: mysql as Engine,
 };
 
 export function engineFor(name: EngineName): Engine | undefined {

@@ -8,9 +8,8 @@ import { withClient } from './client';
 import { lsnToBigInt } from './lsn';
 import { addHbaRule, dropSlotWhenFree, ensureRole, ensureSlot, hbaAdmits, restartMaster } from './master';
 import { PgFacts, readFacts } from './inspect';
-import {
-  checkFreeSpace, findBasebackup, releaseRebuildLock, restoreOwnConfig, restorePrevious, standbyShortfalls, takeRebuildLock, verifyHost,
-} from './slave';
+import { checkFreeSpace, releaseRebuildLock, takeRebuildLock } from '../../hosts/rebuild';
+import { findBasebackup, restoreOwnConfig, restorePrevious, standbyShortfalls, verifyHost } from './slave';
 import { DEFAULT_SERVICE, restartSettings, slotName } from './state';
 import { service, serviceArgv, START_TIMEOUT_MS, step, STOP_TIMEOUT_MS } from './steps';
 

@@ -1,8 +1,6 @@
-import * as path from 'node:path';
 import { DbreplError, messageOf } from '../../errors';
 import { Host, pathExists, readFile, runChecked, writeFile } from '../../hosts/host';
 import type { Server } from '../../topology';
-import { humanBytes } from '../../util/bytes';
 import type { PgFacts } from './inspect';
 import { service, serviceArgv } from './steps';
 
@@ -21,41 +19,6 @@ export async function verifyHost(host: Host, server: Server, facts: PgFacts): Pr
       'STEP',
       `host commands for ${server.ref} would run on ${host.label}, which does not run this server (${pidFile} ${text === null ? 'is missing' : 'names another port or start time'}); run dbrepl on the server's own host`,
     );
-  }
-}
-
-/** Held while a slave is rebuilt; a leftover one means a run was interrupted and says where the old data is. */
-export async function takeRebuildLock(host: Host, server: Server, dataDir: string, info: Record<string, string>): Promise<string> {
-  const lock = `${dataDir}.dbrepl-lock`;
-  const r = await host.run(['mkdir', '--', lock]);
-  if (r.code !== 0) {
-    const previous = (await readFile(host, `${lock}/info`))?.trim() ?? '(no info)';
-    throw new DbreplError(
-      'STEP',
-      `${lock} exists: another dbrepl run is rebuilding ${server.ref}, or one was interrupted (${previous}); if none is running, check that the server is as it should be (its previous data may be at the path named there), then remove ${lock}`,
-    );
-  }
-  await writeFile(host, `${lock}/info`, JSON.stringify({ ...info, started: new Date().toISOString() }) + '\n');
-  return lock;
-}
-
-export async function releaseRebuildLock(host: Host, lock: string): Promise<void> {
-  await host.run(['rm', '-rf', '--', lock]);
-}
-
-export async function freeBytes(host: Host, dir: string): Promise<number> {
-  const out = await runChecked(host, ['df', '-Pk', '--', dir], `df ${dir}`);
-  const kb = Number(out.trim().split('\n').pop()!.split(/\s+/)[3]);
-  if (!Number.isFinite(kb)) throw new DbreplError('STEP', `cannot read the free space of ${dir} from df`);
-  return kb * 1024;
-}
-
-export async function checkFreeSpace(host: Host, dataDir: string, needBytes: number, masterRef: string): Promise<void> {
-  const dir = path.dirname(dataDir);
-  const free = await freeBytes(host, dir);
-  // The previous data stays on the same filesystem, so the copy needs room of its own (plus WAL written meanwhile).
-  if (free < needBytes * 1.1 + 64 * 1024 * 1024) {
-    throw new DbreplError('STEP', `${dir} on ${host.label} has ${humanBytes(free)} free; the copy of ${masterRef} needs about ${humanBytes(needBytes)} while the previous data is kept; free some space first`);
   }
 }
 

@@ -1,32 +1,11 @@
-import { StepError, messageOf } from '../../errors';
 import type { Server } from '../../topology';
-import type { ApplyContext } from '../engine';
 import { DEFAULT_SERVICE } from './state';
+
+export { serviceArgv, step } from '../steps';
 
 export const STOP_TIMEOUT_MS = 120_000;
 export const START_TIMEOUT_MS = 180_000;
-/** Bound on a user's service command line (stop/start), so a hung init script cannot hang the run. */
-export const SERVICE_TIMEOUT_S = 300;
-
-/** Runs one named step, logging its duration; any failure becomes a StepError naming it. */
-export async function step<T>(ctx: ApplyContext, name: string, fn: () => Promise<T>): Promise<T> {
-  ctx.log.info(`  ${name}`);
-  const started = Date.now();
-  try {
-    const out = await fn();
-    ctx.log.info(`    done in ${((Date.now() - started) / 1000).toFixed(2)} s`);
-    return out;
-  } catch (err) {
-    if (err instanceof StepError) throw err;
-    throw new StepError(name, messageOf(err), { cause: err });
-  }
-}
 
 export function service(server: Server): { stop: string; start: string } {
   return server.service ?? DEFAULT_SERVICE;
-}
-
-/** A service command line, bounded in time. */
-export function serviceArgv(line: string): string[] {
-  return ['timeout', String(SERVICE_TIMEOUT_S), '/bin/sh', '-c', line];
 }

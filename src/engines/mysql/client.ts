@@ -1,0 +1,41 @@
+import { createConnection, RowDataPacket } from 'mysql2/promise';
+import { ConnectionError } from '../../errors';
+import type { Server } from '../../topology';
+
+/** The slice of mysql2 the engine uses (values are bound client-side with `?`). */
+export interface Sql {
+  query(sql: string, values?: unknown[]): Promise<RowDataPacket[]>;
+}
+
+/** Opens an admin connection to a server, runs fn, always closes. */
+export async function withClient<T>(server: Server, fn: (sql: Sql) => Promise<T>): Promise<T> {
+  let conn;
+  try {
+    conn = await createConnection({
+      host: server.host,
+      port: server.port,
+      user: server.user ?? 'root',
+      password: server.password,
+      connectTimeout: 10_000,
+      enableKeepAlive: true,
+      supportBigNumbers: true,
+      bigNumberStrings: true,
+      dateStrings: true,
+    });
+  } catch (err) {
+    throw new ConnectionError(server.ref, `cannot connect to MySQL at ${server.host}:${server.port}: ${(err as Error).message}`, { cause: err });
+  }
+  // A connection dropped by the server must not crash the process.
+  conn.on('error', () => undefined);
+  const sql: Sql = {
+    query: async (text, values) => {
+      const [rows] = await conn.query({ sql: text, values, timeout: 120_000 });
+      return (Array.isArray(rows) ? rows : []) as RowDataPacket[];
+    },
+  };
+  try {
+    return await fn(sql);
+  } finally {
+    await conn.end().catch(() => conn.destroy());
+  }
+}

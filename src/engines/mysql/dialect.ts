@@ -1,0 +1,166 @@
+import { createHash } from 'node:crypto';
+
+/**
+ * Every difference between MySQL 8.0, MySQL 8.4 and MariaDB lives in this one table, keyed
+ * by flavour and version: statement spellings (MASTER/SLAVE words removed in MySQL 8.4),
+ * GTID positioning, how settings are persisted, and the client programs.
+ */
+export type Flavour = 'mariadb' | 'mysql';
+
+export interface Version {
+  flavour: Flavour;
+  major: number;
+  minor: number;
+  patch: number;
+  text: string;
+}
+
+export function parseVersion(text: string): Version {
+  const m = /^(\d+)\.(\d+)\.(\d+)/.exec(text);
+  if (!m) throw new Error(`cannot read a server version from "${text}"`);
+  return { flavour: /mariadb/i.test(text) ? 'mariadb' : 'mysql', major: Number(m[1]), minor: Number(m[2]), patch: Number(m[3]), text };
+}
+
+/** a >= b by major.minor.patch */
+export function atLeast(v: Version, major: number, minor = 0, patch = 0): boolean {
+  return v.major !== major ? v.major > major : v.minor !== minor ? v.minor > minor : v.patch >= patch;
+}
+
+export interface SourceOptions {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+}
+
+export interface Dialect {
+  version: Version;
+  replicaStatus: string;
+  binlogStatus: string;
+  startReplica: string;
+  stopReplica: string;
+  resetReplicaAll: string;
+  /** Clears the server's own binary logs and executed GTIDs (before a copy replaces its data). */
+  resetBinlogs: string;
+  /** Points the slave at the master, positioned by GTID; values are bound client-side. */
+  changeSource(o: SourceOptions): { sql: string; values: unknown[] };
+  /** SQL expression: every GTID the server has executed (the master's side of a catch-up). */
+  executedGtids: string;
+  /** Waits on the slave until it has executed `target`; the result column `r` is 0 when done. */
+  waitForGtids: string;
+  readOnly(on: boolean): string[];
+  /** Whether settings must be written to an option file to survive a restart (no SET PERSIST). */
+  needsOptionsFile: boolean;
+  setServerId: string;
+  dumpProgram: string;
+  clientProgram: string;
+  /** Online, consistent full dump carrying the GTID position. */
+  dumpArgs: string[];
+  /** Replication user statements (values bound client-side); `secret` is what stands for the password. */
+  replicationUser(user: string, host: string, secret: string): Array<{ sql: string; values: unknown[] }>;
+}
+
+interface Row {
+  flavour: Flavour;
+  /** Applies from this version on (the last matching row of each key wins). */
+  since: [number, number, number];
+  set: Partial<Omit<Dialect, 'version'>>;
+}
+
+const COMMON_DUMP = ['--single-transaction', '--all-databases', '--routines', '--events', '--triggers', '--hex-blob', '--quick'];
+
+const TABLE: Row[] = [
+  {
+    flavour: 'mariadb',
+    since: [10, 5, 0],
+    set: {
+      replicaStatus: 'SHOW SLAVE STATUS',
+      binlogStatus: 'SHOW MASTER STATUS',
+      startReplica: 'START SLAVE',
+      stopReplica: 'STOP SLAVE',
+      resetReplicaAll: 'RESET SLAVE ALL',
+      resetBinlogs: 'RESET MASTER',
+      changeSource: (o) => ({
+        sql: 'CHANGE MASTER TO MASTER_HOST = ?, MASTER_PORT = ?, MASTER_USER = ?, MASTER_PASSWORD = ?, MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 5',
+        values: [o.host, o.port, o.user, o.password],
+      }),
+      executedGtids: '@@GLOBAL.gtid_binlog_pos',
+      waitForGtids: 'SELECT MASTER_GTID_WAIT(?, ?) AS r',
+      readOnly: (on) => [`SET GLOBAL read_only = ${on ? 1 : 0}`],
+      needsOptionsFile: true,
+      setServerId: 'SET GLOBAL server_id = ?',
+      dumpProgram: 'mariadb-dump',
+      clientProgram: 'mariadb',
+      dumpArgs: [...COMMON_DUMP, '--gtid', '--master-data=1'],
+      // MariaDB takes a mysql_native_password hash: the password itself never travels in a statement.
+      replicationUser: (user, host, hash) => [
+        { sql: 'CREATE USER IF NOT EXISTS ?@? IDENTIFIED BY PASSWORD ?', values: [user, host, hash] },
+        { sql: 'ALTER USER ?@? IDENTIFIED BY PASSWORD ?', values: [user, host, hash] },
+        { sql: 'GRANT REPLICATION SLAVE ON *.* TO ?@?', values: [user, host] },
+      ],
+    },
+  },
+  {
+    flavour: 'mysql',
+    since: [8, 0, 0],
+    set: {
+      replicaStatus: 'SHOW SLAVE STATUS',
+      binlogStatus: 'SHOW MASTER STATUS',
+      startReplica: 'START SLAVE',
+      stopReplica: 'STOP SLAVE',
+      resetReplicaAll: 'RESET SLAVE ALL',
+      resetBinlogs: 'RESET MASTER',
+      changeSource: (o) => ({
+        sql: 'CHANGE MASTER TO MASTER_HOST = ?, MASTER_PORT = ?, MASTER_USER = ?, MASTER_PASSWORD = ?, MASTER_AUTO_POSITION = 1, GET_MASTER_PUBLIC_KEY = 1, MASTER_CONNECT_RETRY = 5',
+        values: [o.host, o.port, o.user, o.password],
+      }),
+      executedGtids: '@@GLOBAL.gtid_executed',
+      waitForGtids: 'SELECT WAIT_FOR_EXECUTED_GTID_SET(?, ?) AS r',
+      readOnly: (on) => (on ? ['SET PERSIST read_only = ON', 'SET PERSIST super_read_only = ON'] : ['SET PERSIST super_read_only = OFF', 'SET PERSIST read_only = OFF']),
+      needsOptionsFile: false,
+      setServerId: 'SET PERSIST server_id = ?',
+      dumpProgram: 'mysqldump',
+      clientProgram: 'mysql',
+      dumpArgs: [...COMMON_DUMP, '--master-data=1', '--set-gtid-purged=ON'],
+      // MySQL rewrites the password out of its logs; caching_sha2_password has no client-side hash form.
+      replicationUser: (user, host, password) => [
+        { sql: 'CREATE USER IF NOT EXISTS ?@? IDENTIFIED WITH caching_sha2_password BY ?', values: [user, host, password] },
+        { sql: 'ALTER USER ?@? IDENTIFIED WITH caching_sha2_password BY ?', values: [user, host, password] },
+        { sql: 'GRANT REPLICATION SLAVE ON *.* TO ?@?', values: [user, host] },
+      ],
+    },
+  },
+  {
+    flavour: 'mysql',
+    since: [8, 0, 22],
+    set: { replicaStatus: 'SHOW REPLICA STATUS', startReplica: 'START REPLICA', stopReplica: 'STOP REPLICA', resetReplicaAll: 'RESET REPLICA ALL' },
+  },
+  {
+    flavour: 'mysql',
+    since: [8, 0, 23],
+    set: {
+      changeSource: (o) => ({
+        sql: 'CHANGE REPLICATION SOURCE TO SOURCE_HOST = ?, SOURCE_PORT = ?, SOURCE_USER = ?, SOURCE_PASSWORD = ?, SOURCE_AUTO_POSITION = 1, GET_SOURCE_PUBLIC_KEY = 1, SOURCE_CONNECT_RETRY = 5',
+        values: [o.host, o.port, o.user, o.password],
+      }),
+    },
+  },
+  { flavour: 'mysql', since: [8, 0, 26], set: { dumpArgs: [...COMMON_DUMP, '--source-data=1', '--set-gtid-purged=ON'] } },
+  // 8.2 added the new spellings; 8.4 (LTS) removed SHOW MASTER STATUS and RESET MASTER.
+  { flavour: 'mysql', since: [8, 2, 0], set: { binlogStatus: 'SHOW BINARY LOG STATUS', resetBinlogs: 'RESET BINARY LOGS AND GTIDS' } },
+];
+
+export function dialectFor(version: Version): Dialect {
+  const rows = TABLE.filter((r) => r.flavour === version.flavour && atLeast(version, ...r.since));
+  if (rows.length === 0) {
+    const min = version.flavour === 'mariadb' ? 'MariaDB 10.5' : 'MySQL 8.0';
+    throw new Error(`${version.flavour} ${version.text} is not supported; the oldest supported is ${min}`);
+  }
+  return Object.assign({ version }, ...rows.map((r) => r.set)) as Dialect;
+}
+
+/** MariaDB's mysql_native_password hash: `*` + hex(SHA1(SHA1(password))). */
+export function nativePasswordHash(password: string): string {
+  const sha1 = (b: Buffer): Buffer => createHash('sha1').update(b).digest();
+  return `*${sha1(sha1(Buffer.from(password, 'utf8'))).toString('hex').toUpperCase()}`;
+}

@@ -1,0 +1,112 @@
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { createConnection, RowDataPacket } from 'mysql2/promise';
+import { freePort, sh } from './sh';
+
+/**
+ * Real MariaDB servers for the tests: mariadb-install-db into a temp dir, mariadbd on its
+ * own port on loopback, with its own option file that includes conf.d/ (where dbrepl keeps
+ * the settings that must survive a restart). Admin login `admin`@`%` with a password; root
+ * stays socket-only.
+ */
+export const MARIADBD = process.env.DBREPL_MARIADBD ?? '/usr/sbin/mariadbd';
+
+export interface MariaOptions {
+  /** Extra [mysqld] settings. */
+  settings?: Record<string, string>;
+  logBin?: boolean;
+  serverId?: number;
+  password?: string;
+}
+
+export class MariaServer {
+  readonly host = '127.0.0.1';
+  constructor(
+    readonly port: number,
+    readonly password: string,
+    readonly base: string,
+  ) {}
+
+  get dataDir(): string {
+    return path.join(this.base, 'data');
+  }
+  get optionsFile(): string {
+    return path.join(this.base, 'my.cnf');
+  }
+  /** The file dbrepl may own (included by my.cnf). */
+  get dbreplOptionsFile(): string {
+    return path.join(this.base, 'conf.d', '90-dbrepl.cnf');
+  }
+  get socket(): string {
+    return path.join(this.base, 'mysqld.sock');
+  }
+
+  get service(): { stop: string; start: string } {
+    const admin = `mariadb-admin --no-defaults --socket=${this.socket} --user=root`;
+    return {
+      stop: `${admin} shutdown`,
+      start: `(setsid ${MARIADBD} --defaults-file=${this.optionsFile} --user=mysql >>${this.base}/server.log 2>&1 &); i=0; until ${admin} ping >/dev/null 2>&1; do i=$((i+1)); [ $i -gt 300 ] && exit 1; sleep 0.1; done`,
+    };
+  }
+
+  async start(): Promise<void> {
+    await sh('/bin/sh', ['-c', this.service.start]);
+  }
+
+  async stop(): Promise<void> {
+    await sh('/bin/sh', ['-c', this.service.stop]);
+  }
+
+  async query<R = RowDataPacket>(sql: string, params: unknown[] = []): Promise<R[]> {
+    const c = await createConnection({ host: this.host, port: this.port, user: 'admin', password: this.password, connectTimeout: 5000 });
+    try {
+      const [rows] = await c.query(sql, params);
+      return rows as R[];
+    } finally {
+      await c.end();
+    }
+  }
+
+  async destroy(): Promise<void> {
+    await sh('/bin/sh', ['-c', this.service.stop], { allowFail: true });
+    fs.rmSync(this.base, { recursive: true, force: true });
+  }
+}
+
+export async function startMariaDB(options: MariaOptions = {}): Promise<MariaServer> {
+  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'dbrepl-maria-'));
+  fs.chmodSync(base, 0o755);
+  const port = await freePort();
+  const password = options.password ?? randomBytes(12).toString('hex');
+  const server = new MariaServer(port, password, base);
+  fs.mkdirSync(path.join(base, 'conf.d'));
+  const settings: Record<string, string> = {
+    datadir: server.dataDir,
+    port: String(port),
+    'bind-address': '127.0.0.1',
+    socket: server.socket,
+    'pid-file': path.join(base, 'mysqld.pid'),
+    'skip-name-resolve': '1',
+    'server-id': String(options.serverId ?? 1),
+    'binlog-format': 'ROW',
+    'innodb-buffer-pool-size': '64M',
+    'innodb-log-file-size': '48M',
+    // Test servers trade durability for speed; replication behaves the same.
+    'innodb-flush-log-at-trx-commit': '2',
+    'sync-binlog': '0',
+    ...(options.logBin === false ? {} : { 'log-bin': path.join(base, 'data', 'mysql-bin') }),
+    ...options.settings,
+  };
+  fs.writeFileSync(
+    server.optionsFile,
+    `[mysqld]\n${Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join('\n')}\n!includedir ${path.join(base, 'conf.d')}\n`,
+  );
+  await sh('chown', ['-R', 'mysql:mysql', base]);
+  await sh('mariadb-install-db', ['--no-defaults', '--user=mysql', `--datadir=${server.dataDir}`, '--skip-test-db', '--skip-name-resolve']);
+  await server.start();
+  const sock = ['--no-defaults', `--socket=${server.socket}`, '--user=root'];
+  await sh('mariadb', [...sock, '-e', `CREATE USER 'admin'@'%' IDENTIFIED BY '${password}'; GRANT ALL ON *.* TO 'admin'@'%' WITH GRANT OPTION;`]);
+  return server;
+}
