@@ -35200,6 +35200,8 @@ async function checkFreeSpace(host, dataDir, needBytes, masterRef) {
 
 // src/util/poll.ts
 var sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+var PollAbort = class extends Error {
+};
 async function pollUntil(what, timeoutMs, probe, intervalMs = 250) {
   const deadline = Date.now() + timeoutMs;
   let last = "";
@@ -35209,6 +35211,7 @@ async function pollUntil(what, timeoutMs, probe, intervalMs = 250) {
       if (v !== void 0) return v;
       last = "";
     } catch (err) {
+      if (err instanceof PollAbort) throw err;
       last = err.message;
     }
     if (Date.now() >= deadline) {
@@ -35418,7 +35421,8 @@ async function streamCopy(host, d, master, slave, trailer) {
   await runChecked(
     host,
     BASH(
-      '{ printf "SET SESSION sql_log_bin=0;\\n"; "$DBREPL_DUMP" --defaults-file=<(printf %s "$DBREPL_SRC") "$@"; printf "%s\\n" "$DBREPL_TRAILER"; } | "$DBREPL_CLIENT" --defaults-file=<(printf %s "$DBREPL_DST") --binary-mode',
+      // A failed dump must fail the pipeline (and must not be followed by the trailer).
+      '{ printf "SET SESSION sql_log_bin=0;\\n"; "$DBREPL_DUMP" --defaults-file=<(printf %s "$DBREPL_SRC") "$@" || exit 1; printf "%s\\n" "$DBREPL_TRAILER"; } | "$DBREPL_CLIENT" --defaults-file=<(printf %s "$DBREPL_DST") --binary-mode',
       ...d.dumpArgs
     ),
     `copying ${master.ref} into ${slave.ref}`,
@@ -35436,7 +35440,7 @@ async function streamCopy(host, d, master, slave, trailer) {
 async function restoreFromFile(host, d, slave, file2, trailer) {
   await runChecked(
     host,
-    BASH('{ printf "SET SESSION sql_log_bin=0;\\n"; gunzip -c "$DBREPL_IN"; printf "%s\\n" "$DBREPL_TRAILER"; } | "$DBREPL_CLIENT" --defaults-file=<(printf %s "$DBREPL_DST") --binary-mode'),
+    BASH('{ printf "SET SESSION sql_log_bin=0;\\n"; gunzip -c "$DBREPL_IN" || exit 1; printf "%s\\n" "$DBREPL_TRAILER"; } | "$DBREPL_CLIENT" --defaults-file=<(printf %s "$DBREPL_DST") --binary-mode'),
     `restoring ${slave.ref} from ${file2}`,
     { env: { DBREPL_CLIENT: d.clientProgram, DBREPL_DST: clientOptions(slave, slave.user ?? "root", slave.password ?? ""), DBREPL_IN: file2, DBREPL_TRAILER: trailer } }
   );
@@ -35653,7 +35657,8 @@ function service(server, d) {
   return server.service ?? { stop: `systemctl stop ${unit}`, start: `systemctl start ${unit}` };
 }
 var optionsFile = (server) => server.optionsFile ?? DEFAULT_OPTIONS_FILE;
-async function adminAccount(sql) {
+async function adminAccount(sql, d) {
+  if (d.version.flavour === "mysql") await sql.query("SET SESSION print_identified_with_as_hex = ON");
   const [created] = await sql.query("SHOW CREATE USER CURRENT_USER()");
   const create = String(Object.values(created)[0]);
   const account = /^CREATE USER (\S+)/.exec(create)?.[1];
@@ -35680,14 +35685,14 @@ async function enable(pair, planned, ctx) {
   const d = await withClient(pair.slave, dialectOf);
   const md = await withClient(pair.master, dialectOf);
   const mariadb = d.version.flavour === "mariadb";
-  const trailer = await withClient(pair.slave, adminAccount);
+  const trailer = await withClient(pair.slave, (sql) => adminAccount(sql, d));
   await step(ctx, "preflight: versions, GTID, hosts, disk", async () => {
     const blocked = blockers(master, slave);
     if (blocked.length > 0) throw new DbreplError("STEP", blocked.join("; "));
     if (slave.dumpClients.length > 0) {
       throw new DbreplError("STEP", `${pair.slave.ref} is serving ${slave.dumpClients.length} replica connection(s) of its own (${slave.dumpClients.join(", ")}); refusing to overwrite a master \u2014 fix the file or stop those replicas first`);
     }
-    await verifyHost(slaveHost, pair.slave, slave, slave.hostname);
+    if (d.needsOptionsFile) await verifyHost(slaveHost, pair.slave, slave, slave.hostname);
     if (mariadb && !master.logBin) await verifyHost(masterHost, pair.master, master, master.hostname);
     if (await pathExists(slaveHost, preserved)) throw new DbreplError("STEP", `${preserved} already exists; refusing to overwrite kept data`);
     const need = await withClient(pair.master, async (sql) => {
@@ -35765,19 +35770,17 @@ async function enable(pair, planned, ctx) {
   return { preserved };
 }
 async function waitCaughtUp(pair, d, md) {
-  let last = "";
   await pollUntil(
     `both replication threads of ${pair.slave.ref} to run`,
     12e4,
     () => withClient(pair.slave, async (sql) => {
       const r = (await readFacts(sql)).replica;
-      if (r && (r.lastSqlErrno || r.lastIoErrno)) last = `${r.lastSqlError || r.lastIoError}`;
-      if (r?.lastSqlErrno) throw new DbreplError("STEP", `the slave stopped on error ${r.lastSqlErrno}: ${r.lastSqlError}`);
-      return r && r.ioRunning === "Yes" && r.sqlRunning === "Yes" && r.secondsBehind !== null ? true : void 0;
+      if (r?.lastSqlErrno) throw new PollAbort(`the slave stopped on error ${r.lastSqlErrno}: ${r.lastSqlError}`);
+      if (r && r.ioRunning === "Yes" && r.sqlRunning === "Yes" && r.secondsBehind !== null) return true;
+      if (r?.lastIoErrno) throw new Error(`IO error ${r.lastIoErrno}: ${r.lastIoError}`);
+      return void 0;
     })
-  ).catch((err) => {
-    throw new DbreplError("STEP", `${messageOf(err)}${last ? ` (${last})` : ""}`);
-  });
+  );
   const target = await withClient(pair.master, async (sql) => String((await sql.query(`SELECT ${md.executedGtids} AS g`))[0].g).replace(/\s+/g, ""));
   const done = await withClient(pair.slave, async (sql) => Number((await sql.query(d.waitForGtids, [target, CATCHUP_AFTER_COPY_S]))[0].r));
   if (done !== 0) throw new DbreplError("STEP", `the slave did not execute the master's GTIDs ${target} within ${CATCHUP_AFTER_COPY_S}s`);

@@ -2,10 +2,13 @@ import { TimeoutError } from '../errors';
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** Thrown by a probe to stop waiting at once (the condition can no longer be met). */
+export class PollAbort extends Error {}
+
 /**
  * Calls `probe` until it returns a value other than undefined, or the time runs out.
  * Errors from the probe count as "not yet" (a server restarting refuses connections);
- * the last one is named in the timeout message.
+ * the last one is named in the timeout message; a PollAbort ends the wait at once.
  */
 export async function pollUntil<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>, intervalMs = 250): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -16,6 +19,7 @@ export async function pollUntil<T>(what: string, timeoutMs: number, probe: () =>
       if (v !== undefined) return v;
       last = '';
     } catch (err) {
+      if (err instanceof PollAbort) throw err;
       last = (err as Error).message;
     }
     if (Date.now() >= deadline) {

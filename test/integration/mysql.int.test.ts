@@ -207,3 +207,38 @@ describe('mysql (MariaDB) replication', () => {
     expect(r.json().env.shop.MYSQL_SLAVE_ADDRESSES).toBe(`127.0.0.1:${replica.port}`);
   });
 });
+
+describe('mysql (MariaDB) failures', () => {
+  test('a copy that fails half-way restores the slave from its own dump', async () => {
+    const m = await startMariaDB();
+    const s = await startMariaDB();
+    SECRETS.add(m.password);
+    SECRETS.add(s.password);
+    try {
+      await m.query('CREATE DATABASE app');
+      await m.query('CREATE TABLE app.t (i INT PRIMARY KEY)');
+      await m.query('INSERT INTO app.t VALUES (1)');
+      // A view whose table is gone: mariadb-dump stops with an error when it reaches it.
+      await m.query('CREATE TABLE app.gone (i INT)');
+      await m.query('CREATE VIEW app.v AS SELECT i FROM app.gone');
+      await m.query('DROP TABLE app.gone');
+      await s.query('CREATE DATABASE mine');
+      await s.query('CREATE TABLE mine.t AS SELECT 42 AS answer');
+      const file = writeYaml(dir, {
+        version: 1,
+        applications: { app: { servers: { main: server(m, 'M_PW'), replica: server(s, 'S_PW') } } },
+        replications: [{ master: 'app/main', slave: 'app/replica', replication: { user: 'replicator', password: '${REPLICATION_PASSWORD}' } }],
+      }, 'failing.yml');
+      const r = await dbrepl(['apply', '--json', '-c', file], { ...env, M_PW: m.password, S_PW: s.password });
+      expect(r.code).toBe(1);
+      const p = r.json().pairs[0];
+      expect(p.result).toBe('failed');
+      expect(p.error).toMatch(/step "slave host: stream the master into the slave" failed: copying app\/main into app\/replica failed .*; the slave was restored from its dump .*\.sql\.gz/);
+      expect(Number((await one(s, 'SELECT answer FROM mine.t')).answer)).toBe(42);
+      expect(await s.query('SHOW SLAVE STATUS')).toEqual([]);
+      expect(Number((await one(s, 'SELECT @@read_only AS r')).r)).toBe(0);
+    } finally {
+      await Promise.all([m.destroy(), s.destroy()]);
+    }
+  });
+});

@@ -75,6 +75,16 @@ export class MariaServer {
   }
 }
 
+// Bootstraps running at the same time collide on temporary tables in /tmp: one at a time.
+let installs: Promise<unknown> = Promise.resolve();
+function installDb(dataDir: string, tmp: string): Promise<unknown> {
+  const next = installs.then(() =>
+    sh('mariadb-install-db', ['--no-defaults', '--user=mysql', `--datadir=${dataDir}`, '--skip-test-db', '--skip-name-resolve', `--tmpdir=${tmp}`]),
+  );
+  installs = next.catch(() => undefined);
+  return next;
+}
+
 export async function startMariaDB(options: MariaOptions = {}): Promise<MariaServer> {
   const base = fs.mkdtempSync(path.join(os.tmpdir(), 'dbrepl-maria-'));
   fs.chmodSync(base, 0o755);
@@ -82,11 +92,13 @@ export async function startMariaDB(options: MariaOptions = {}): Promise<MariaSer
   const password = options.password ?? randomBytes(12).toString('hex');
   const server = new MariaServer(port, password, base);
   fs.mkdirSync(path.join(base, 'conf.d'));
+  fs.mkdirSync(path.join(base, 'tmp'));
   const settings: Record<string, string> = {
     datadir: server.dataDir,
     port: String(port),
     'bind-address': '127.0.0.1',
     socket: server.socket,
+    tmpdir: path.join(base, 'tmp'),
     'pid-file': path.join(base, 'mysqld.pid'),
     'skip-name-resolve': '1',
     'server-id': String(options.serverId ?? 1),
@@ -104,7 +116,7 @@ export async function startMariaDB(options: MariaOptions = {}): Promise<MariaSer
     `[mysqld]\n${Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join('\n')}\n!includedir ${path.join(base, 'conf.d')}\n`,
   );
   await sh('chown', ['-R', 'mysql:mysql', base]);
-  await sh('mariadb-install-db', ['--no-defaults', '--user=mysql', `--datadir=${server.dataDir}`, '--skip-test-db', '--skip-name-resolve']);
+  await installDb(server.dataDir, path.join(base, 'tmp'));
   await server.start();
   const sock = ['--no-defaults', `--socket=${server.socket}`, '--user=root'];
   await sh('mariadb', [...sock, '-e', `CREATE USER 'admin'@'%' IDENTIFIED BY '${password}'; GRANT ALL ON *.* TO 'admin'@'%' WITH GRANT OPTION;`]);

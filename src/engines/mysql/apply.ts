@@ -3,7 +3,7 @@ import { Host, pathExists, runChecked } from '../../hosts/host';
 import { checkFreeSpace, releaseRebuildLock, takeRebuildLock } from '../../hosts/rebuild';
 import type { PlannedPair } from '../../plan/types';
 import type { Pair, Server } from '../../topology';
-import { pollUntil } from '../../util/poll';
+import { pollUntil, PollAbort } from '../../util/poll';
 import type { ApplyContext } from '../engine';
 import { serviceArgv, step } from '../steps';
 import { withClient, Sql } from './client';
@@ -28,7 +28,9 @@ const optionsFile = (server: Server): string => server.optionsFile ?? DEFAULT_OP
  * accounts replicated later apply cleanly), and the slave must stay manageable with the
  * credentials in the file.
  */
-async function adminAccount(sql: Sql): Promise<string> {
+async function adminAccount(sql: Sql, d: Dialect): Promise<string> {
+  // MySQL's caching_sha2_password hashes hold raw bytes: have them printed as hex so they replay.
+  if (d.version.flavour === 'mysql') await sql.query('SET SESSION print_identified_with_as_hex = ON');
   const [created] = await sql.query('SHOW CREATE USER CURRENT_USER()');
   const create = String(Object.values(created!)[0]);
   const account = /^CREATE USER (\S+)/.exec(create)?.[1];
@@ -65,7 +67,7 @@ export async function enable(pair: Pair, planned: PlannedPair, ctx: ApplyContext
   const d = await withClient(pair.slave, dialectOf);
   const md = await withClient(pair.master, dialectOf);
   const mariadb = d.version.flavour === 'mariadb';
-  const trailer = await withClient(pair.slave, adminAccount);
+  const trailer = await withClient(pair.slave, (sql) => adminAccount(sql, d));
 
   await step(ctx, 'preflight: versions, GTID, hosts, disk', async () => {
     const blocked = blockers(master, slave);
@@ -73,7 +75,8 @@ export async function enable(pair: Pair, planned: PlannedPair, ctx: ApplyContext
     if (slave.dumpClients.length > 0) {
       throw new DbreplError('STEP', `${pair.slave.ref} is serving ${slave.dumpClients.length} replica connection(s) of its own (${slave.dumpClients.join(', ')}); refusing to overwrite a master — fix the file or stop those replicas first`);
     }
-    await verifyHost(slaveHost, pair.slave, slave, slave.hostname);
+    // Files on the server's own machine (the option file) need the commands to run there.
+    if (d.needsOptionsFile) await verifyHost(slaveHost, pair.slave, slave, slave.hostname);
     if (mariadb && !master.logBin) await verifyHost(masterHost, pair.master, master, master.hostname);
     if (await pathExists(slaveHost, preserved)) throw new DbreplError('STEP', `${preserved} already exists; refusing to overwrite kept data`);
     const need = await withClient(pair.master, async (sql) => {
@@ -148,17 +151,16 @@ export async function enable(pair: Pair, planned: PlannedPair, ctx: ApplyContext
 }
 
 async function waitCaughtUp(pair: Pair, d: Dialect, md: Dialect): Promise<void> {
-  let last = '';
   await pollUntil(`both replication threads of ${pair.slave.ref} to run`, 120_000, () =>
     withClient(pair.slave, async (sql) => {
       const r = (await readFacts(sql)).replica;
-      if (r && (r.lastSqlErrno || r.lastIoErrno)) last = `${r.lastSqlError || r.lastIoError}`;
-      if (r?.lastSqlErrno) throw new DbreplError('STEP', `the slave stopped on error ${r.lastSqlErrno}: ${r.lastSqlError}`);
-      return r && r.ioRunning === 'Yes' && r.sqlRunning === 'Yes' && r.secondsBehind !== null ? true : undefined;
+      // An SQL error will not go away by waiting.
+      if (r?.lastSqlErrno) throw new PollAbort(`the slave stopped on error ${r.lastSqlErrno}: ${r.lastSqlError}`);
+      if (r && r.ioRunning === 'Yes' && r.sqlRunning === 'Yes' && r.secondsBehind !== null) return true;
+      if (r?.lastIoErrno) throw new Error(`IO error ${r.lastIoErrno}: ${r.lastIoError}`);
+      return undefined;
     }),
-  ).catch((err: unknown) => {
-    throw new DbreplError('STEP', `${messageOf(err)}${last ? ` (${last})` : ''}`);
-  });
+  );
   const target = await withClient(pair.master, async (sql) => String((await sql.query(`SELECT ${md.executedGtids} AS g`))[0]!.g).replace(/\s+/g, ''));
   const done = await withClient(pair.slave, async (sql) => Number((await sql.query(d.waitForGtids, [target, CATCHUP_AFTER_COPY_S]))[0]!.r));
   if (done !== 0) throw new DbreplError('STEP', `the slave did not execute the master's GTIDs ${target} within ${CATCHUP_AFTER_COPY_S}s`);

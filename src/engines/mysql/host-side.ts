@@ -40,7 +40,8 @@ export async function streamCopy(host: Host, d: Dialect, master: Server, slave: 
   await runChecked(
     host,
     BASH(
-      '{ printf "SET SESSION sql_log_bin=0;\\n"; "$DBREPL_DUMP" --defaults-file=<(printf %s "$DBREPL_SRC") "$@"; printf "%s\\n" "$DBREPL_TRAILER"; } | "$DBREPL_CLIENT" --defaults-file=<(printf %s "$DBREPL_DST") --binary-mode',
+      // A failed dump must fail the pipeline (and must not be followed by the trailer).
+      '{ printf "SET SESSION sql_log_bin=0;\\n"; "$DBREPL_DUMP" --defaults-file=<(printf %s "$DBREPL_SRC") "$@" || exit 1; printf "%s\\n" "$DBREPL_TRAILER"; } | "$DBREPL_CLIENT" --defaults-file=<(printf %s "$DBREPL_DST") --binary-mode',
       ...d.dumpArgs,
     ),
     `copying ${master.ref} into ${slave.ref}`,
@@ -60,7 +61,7 @@ export async function streamCopy(host: Host, d: Dialect, master: Server, slave: 
 export async function restoreFromFile(host: Host, d: Dialect, slave: Server, file: string, trailer: string): Promise<void> {
   await runChecked(
     host,
-    BASH('{ printf "SET SESSION sql_log_bin=0;\\n"; gunzip -c "$DBREPL_IN"; printf "%s\\n" "$DBREPL_TRAILER"; } | "$DBREPL_CLIENT" --defaults-file=<(printf %s "$DBREPL_DST") --binary-mode'),
+    BASH('{ printf "SET SESSION sql_log_bin=0;\\n"; gunzip -c "$DBREPL_IN" || exit 1; printf "%s\\n" "$DBREPL_TRAILER"; } | "$DBREPL_CLIENT" --defaults-file=<(printf %s "$DBREPL_DST") --binary-mode'),
     `restoring ${slave.ref} from ${file}`,
     { env: { DBREPL_CLIENT: d.clientProgram, DBREPL_DST: clientOptions(slave, slave.user ?? 'root', slave.password ?? ''), DBREPL_IN: file, DBREPL_TRAILER: trailer } },
   );
