@@ -79,8 +79,9 @@ export async function inspectServers(servers: Server[], maxParallel: number, log
   return out;
 }
 
+/** UTC to the millisecond (20261126T071509123Z): two runs in one second must not name the same path. */
 function stampOf(now: Date): string {
-  return now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return now.toISOString().replace(/[-:.]/g, '');
 }
 
 /** Inspect, diff, and (for apply/resync) execute; the status and env reflect the end state. */

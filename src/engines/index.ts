@@ -2,6 +2,7 @@ import type { EngineName } from '../config/schema';
 import type { Engine } from './engine';
 import { mysql } from './mysql';
 import { postgresql } from './postgresql';
+import { redis } from './redis';
 
 /**
  * The engines this build carries. An engine not yet implemented gets no entry: its pairs
@@ -10,6 +11,7 @@ import { postgresql } from './postgresql';
 const ENGINES: Partial<Record<EngineName, Engine>> = {
   postgresql: postgresql as Engine,
   mysql: mysql as Engine,
+  redis: redis as Engine,
 };
 
 export function engineFor(name: EngineName): Engine | undefined {

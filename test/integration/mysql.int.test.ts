@@ -74,7 +74,7 @@ describe('mysql (MariaDB) replication', () => {
       ['shop/mysql-replica', 'mysql', 'standalone', 'enable'],
       ['shop-dr/mysql', 'mysql', 'standalone', 'enable'],
     ]);
-    expect(plan.pairs[0].preserved).toMatch(new RegExp(`^${replica.dataDir}\\.dbrepl-\\d{8}T\\d{6}Z\\.sql\\.gz$`));
+    expect(plan.pairs[0].preserved).toMatch(new RegExp(`^${replica.dataDir}\\.dbrepl-\\d{8}T\\d{9}Z\\.sql\\.gz$`));
     expect(plan.pairs[0].steps.join('\n')).toContain('MASTER_USE_GTID=slave_pos');
     expect(await count(replica, 'legacy.kept')).toBe(1);
   });

@@ -92,7 +92,7 @@ describe('postgresql replication, end to end', () => {
       ['shop-dr/pg', 'standalone', 'enable'],
     ]);
     const p = plan.pairs[0];
-    expect(p.preserved).toMatch(new RegExp(`^${replica.dataDir}\\.dbrepl-\\d{8}T\\d{6}Z$`));
+    expect(p.preserved).toMatch(new RegExp(`^${replica.dataDir}\\.dbrepl-\\d{8}T\\d{9}Z$`));
     expect(p.steps.join('\n')).toContain('pg_basebackup -X stream -R -S dbrepl_shop__pg_replica');
     expect(p.disruption).toContain('master keeps serving');
     expect(plan.env.shop).toEqual({

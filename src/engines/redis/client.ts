@@ -1,0 +1,51 @@
+import Redis from 'ioredis';
+import { ConnectionError } from '../../errors';
+import type { Server } from '../../topology';
+
+/** The slice of ioredis the engine uses. */
+export interface Cmd {
+  call(command: string, ...args: Array<string | number>): Promise<unknown>;
+}
+
+/** One connection to a server (no reconnect loops, no offline queue), always closed. */
+export async function withClient<T>(server: Server, fn: (redis: Cmd) => Promise<T>): Promise<T> {
+  const redis = new Redis({
+    host: server.host,
+    port: server.port,
+    username: server.user,
+    password: server.password,
+    lazyConnect: true,
+    connectTimeout: 10_000,
+    commandTimeout: 120_000,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    retryStrategy: () => null,
+  });
+  redis.on('error', () => undefined);
+  try {
+    await redis.connect();
+  } catch (err) {
+    redis.disconnect();
+    throw new ConnectionError(server.ref, `cannot connect to Redis at ${server.host}:${server.port}: ${(err as Error).message}`, { cause: err });
+  }
+  try {
+    return await fn({ call: (command, ...args) => redis.call(command, ...args) });
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** `INFO` text as key -> value. */
+export function parseInfo(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of text.split(/\r?\n/)) {
+    const i = line.indexOf(':');
+    if (i > 0 && !line.startsWith('#')) out[line.slice(0, i)] = line.slice(i + 1);
+  }
+  return out;
+}
+
+/** `ip=10.0.0.2,port=6380,state=online,offset=123,lag=0` */
+export function parseFields(text: string): Record<string, string> {
+  return Object.fromEntries(text.split(',').map((kv) => kv.split('=') as [string, string]));
+}

@@ -1,0 +1,80 @@
+import type { Server } from '../../topology';
+import { Cmd, parseFields, parseInfo, withClient } from './client';
+
+export interface ConnectedReplica {
+  ip: string;
+  port: number;
+  state: string;
+  offset: number;
+  lag: number;
+}
+
+/** Read-only facts about one Redis server. Nothing here holds a password. */
+export interface RedisFacts {
+  version: string;
+  role: 'master' | 'slave';
+  masterHost: string | null;
+  masterPort: number | null;
+  linkUp: boolean;
+  syncInProgress: boolean;
+  linkDownSeconds: number | null;
+  lastIoSecondsAgo: number | null;
+  /** What it has produced or passed on (master_repl_offset; a replica reports one too). */
+  masterOffset: number;
+  /** What it has received from its master (slave_repl_offset), replicas only. */
+  replicaOffset: number | null;
+  dir: string;
+  dbfilename: string;
+  replicas: ConnectedReplica[];
+  usedMemory: number;
+  replBacklogSize: number;
+  /** client-output-buffer-limit for replicas: hard bytes, soft bytes, soft seconds. */
+  replicaBufferLimit: { hard: number; soft: number; seconds: number };
+  configFile: string;
+  processId: number;
+  syncFull: number;
+}
+
+export async function inspectRedis(server: Server): Promise<RedisFacts> {
+  return withClient(server, readFacts);
+}
+
+async function config(redis: Cmd, name: string): Promise<string> {
+  const r = (await redis.call('CONFIG', 'GET', name)) as string[];
+  return r[1] ?? '';
+}
+
+export async function readFacts(redis: Cmd): Promise<RedisFacts> {
+  const info = parseInfo(String(await redis.call('INFO', 'all')));
+  const replicas: ConnectedReplica[] = [];
+  for (const [k, v] of Object.entries(info)) {
+    if (!/^slave\d+$/.test(k)) continue;
+    const f = parseFields(v);
+    replicas.push({ ip: f.ip ?? '', port: Number(f.port), state: f.state ?? '', offset: Number(f.offset), lag: Number(f.lag) });
+  }
+  const limits = (await config(redis, 'client-output-buffer-limit')).split(/\s+/);
+  const i = limits.indexOf('slave') >= 0 ? limits.indexOf('slave') : limits.indexOf('replica');
+  const role = info.role === 'slave' ? 'slave' : 'master';
+  const num = (k: string): number | null => (info[k] === undefined || info[k] === '' ? null : Number(info[k]));
+  return {
+    version: info.redis_version ?? '',
+    role,
+    masterHost: role === 'slave' ? (info.master_host ?? null) : null,
+    masterPort: role === 'slave' ? num('master_port') : null,
+    linkUp: info.master_link_status === 'up',
+    syncInProgress: info.master_sync_in_progress === '1',
+    linkDownSeconds: num('master_link_down_since_seconds'),
+    lastIoSecondsAgo: num('master_last_io_seconds_ago'),
+    masterOffset: Number(info.master_repl_offset ?? 0),
+    replicaOffset: role === 'slave' ? num('slave_repl_offset') : null,
+    dir: await config(redis, 'dir'),
+    dbfilename: await config(redis, 'dbfilename'),
+    replicas,
+    usedMemory: Number(info.used_memory_dataset ?? info.used_memory ?? 0),
+    replBacklogSize: Number(info.repl_backlog_size ?? (await config(redis, 'repl-backlog-size'))),
+    replicaBufferLimit: { hard: Number(limits[i + 1] ?? 0), soft: Number(limits[i + 2] ?? 0), seconds: Number(limits[i + 3] ?? 0) },
+    configFile: info.config_file ?? '',
+    processId: Number(info.process_id ?? 0),
+    syncFull: Number(info.sync_full ?? 0),
+  };
+}

@@ -1,0 +1,110 @@
+import type { Action, ActionDetails, PairLive } from '../../plan/types';
+import type { Pair, Server } from '../../topology';
+import { humanBytes } from '../../util/bytes';
+import type { Inspection, LiveLink } from '../engine';
+import type { RedisFacts } from './inspect';
+
+export function preservedPath(dir: string, stamp: string): string {
+  return `${dir.replace(/\/+$/, '')}/dump.dbrepl-${stamp}.rdb`;
+}
+
+function follows(s: RedisFacts, slave: Server, master: Server, m: RedisFacts | null): boolean {
+  if (s.masterHost && s.masterHost.toLowerCase() === master.host.toLowerCase() && s.masterPort === master.port) return true;
+  // Under another name: the master lists this replica (its address and listening port).
+  return !!m && m.replicas.some((r) => r.ip === slave.host && r.port === slave.port) && s.masterPort === master.port;
+}
+
+export function pairState(pair: Pair, master: Inspection<RedisFacts>, slave: Inspection<RedisFacts>): PairLive {
+  const none = { lagSeconds: null, lagBytes: null, masterKeepsSlave: false };
+  if (!master.ok || !slave.ok) {
+    const errors = [master, slave].filter((i): i is Extract<typeof i, { ok: false }> => !i.ok).map((i) => `${i.server.ref} unreachable: ${i.error}`);
+    return { state: 'unreachable', ...none, error: errors.join('; ') };
+  }
+  const s = slave.facts;
+  const m = master.facts;
+  if (s.role === 'master') return { state: 'standalone', ...none, error: null };
+  if (!follows(s, pair.slave, pair.master, m)) {
+    return { state: 'other-master', ...none, error: `slave follows ${s.masterHost}:${s.masterPort}, not ${pair.master.ref} (${pair.master.host}:${pair.master.port})` };
+  }
+  if (!s.linkUp) {
+    const down = s.linkDownSeconds ?? 0;
+    if (s.syncInProgress && down <= pair.maxLagSeconds) {
+      return { state: 'lagging', ...none, error: `initial sync from the master in progress (${down}s)` };
+    }
+    const why = s.syncInProgress ? `full sync not finishing (link down for ${down}s; restarted syncs?)` : `link to the master is down${s.linkDownSeconds !== null ? ` for ${down}s` : ''}`;
+    return { state: 'broken', ...none, error: why };
+  }
+  const lagBytes = Math.max(0, m.masterOffset - (s.replicaOffset ?? 0));
+  const entry = m.replicas.find((r) => r.port === pair.slave.port && (r.ip === pair.slave.host || m.replicas.filter((x) => x.port === r.port).length === 1));
+  const lagSeconds = lagBytes === 0 ? 0 : (entry?.lag ?? s.lastIoSecondsAgo ?? null);
+  const lag = { lagSeconds, lagBytes, masterKeepsSlave: false };
+  if (lagSeconds !== null && lagSeconds > pair.maxLagSeconds) {
+    return { state: 'lagging', ...lag, error: `replica ${lagBytes} bytes and ${lagSeconds}s behind (over max_lag ${pair.maxLagSeconds}s)` };
+  }
+  return { state: 'replicating', ...lag, error: null };
+}
+
+/** Warnings when the master's buffers are small for its dataset: a full sync could loop. */
+export function bufferWarnings(master: Server, m: RedisFacts): string[] {
+  const out: string[] = [];
+  const size = m.usedMemory;
+  const { hard, soft, seconds } = m.replicaBufferLimit;
+  if (hard > 0 && hard < size) {
+    out.push(`${master.ref}: client-output-buffer-limit replica hard limit ${humanBytes(hard)} is below the dataset (${humanBytes(size)}): writes during a full sync can overflow it, the master drops the replica and the sync starts over (a loop); raise it first`);
+  } else if (soft > 0 && soft < size && seconds > 0) {
+    out.push(`${master.ref}: client-output-buffer-limit replica soft limit ${humanBytes(soft)} for ${seconds}s is below the dataset (${humanBytes(size)}): a long full sync under writes can be cut and start over; raise it first`);
+  }
+  const backlogFloor = Math.max(1024 * 1024, Math.floor(size / 100));
+  if (m.replBacklogSize < backlogFloor) {
+    out.push(`${master.ref}: repl-backlog-size ${humanBytes(m.replBacklogSize)} is small for a ${humanBytes(size)} dataset: after a short disconnect the replica will need a full sync`);
+  }
+  return out;
+}
+
+export function describe(pair: Pair, action: Action, master: Inspection<RedisFacts>, slave: Inspection<RedisFacts>, stamp: string): ActionDetails {
+  const m = master.ok ? master.facts : null;
+  const s = slave.ok ? slave.facts : null;
+  if (action === 'enable' || action === 'resync') {
+    const preserved = s ? preservedPath(s.dir, stamp) : null;
+    return {
+      steps: [
+        'preflight: the slave is not serving replicas of its own (unless declared cascading), versions',
+        `slave: BGSAVE its current dataset and keep a copy at ${preserved ?? '(unknown)'}`,
+        `slave: masterauth${pair.replication.user ? ' (and masteruser, when the master has that ACL user)' : ''}; replica-read-only yes`,
+        ...(action === 'resync' ? ['slave: REPLICAOF NO ONE first, so that it re-attaches with a full sync'] : []),
+        `slave: REPLICAOF ${pair.master.host} ${pair.master.port}`,
+        `slave: CONFIG REWRITE${s && !s.configFile ? ' (the server has no config file: a restart would forget it is a slave)' : ''}`,
+        'slave: wait until the initial sync has finished and the link is up',
+        'env: recompute the environment variables',
+      ],
+      disruption: "slave's dataset is replaced by the master's (a full sync); master keeps serving (it forks for the RDB)",
+      preserved,
+      warnings: [...(m ? bufferWarnings(pair.master, m) : []), ...(s && !s.configFile ? [`${pair.slave.ref} runs without a config file: CONFIG REWRITE is impossible, a restart makes it a master again`] : [])],
+    };
+  }
+  if (action === 'disable') {
+    return {
+      steps: [
+        "master: note its replication offset",
+        `slave: wait until its offset has reached it (at most ${pair.catchupTimeoutSeconds}s)`,
+        'slave: REPLICAOF NO ONE; CONFIG REWRITE',
+        'env: recompute the environment variables',
+      ],
+      disruption: 'slave becomes a standalone writable server; master keeps serving',
+      preserved: null,
+      warnings: [],
+    };
+  }
+  return { steps: [], disruption: null, preserved: null, warnings: [] };
+}
+
+export function liveLinks(inspections: Array<Inspection<RedisFacts>>, servers: Server[]): LiveLink[] {
+  const byRef = new Map(inspections.filter((i) => i.ok).map((i) => [i.server.ref, i as Extract<Inspection<RedisFacts>, { ok: true }>]));
+  const links: LiveLink[] = [];
+  for (const insp of byRef.values()) {
+    if (insp.facts.role !== 'slave') continue;
+    const master = servers.find((sv) => sv.ref !== insp.server.ref && sv.engine === 'redis' && follows(insp.facts, insp.server, sv, byRef.get(sv.ref)?.facts ?? null)) ?? null;
+    links.push({ slave: insp.server, master, upstream: `${insp.facts.masterHost}:${insp.facts.masterPort}` });
+  }
+  return links;
+}
