@@ -45962,7 +45962,7 @@ async function statOwner(host, file2) {
   return { uid, gid, mode };
 }
 function tail(text, lines = 5) {
-  const t = text.trim().split("\n").slice(-lines).join(" | ");
+  const t = text.trim().split("\n").slice(-lines).join(" | ").replace(/\*[0-9A-Fa-f]{40}/g, "***").replace(/(AS|PASSWORD|USING) '[^']*'/gi, "$1 '***'");
   return t.length > 600 ? t.slice(-600) : t || "(no output)";
 }
 
@@ -46089,8 +46089,8 @@ async function withClient(server, fn) {
   }
   conn.on("error", () => void 0);
   const sql = {
-    query: async (text, values) => {
-      const [rows] = await conn.query({ sql: text, values, timeout: 12e4 });
+    query: async (text, values, timeoutMs = 12e4) => {
+      const [rows] = await conn.query({ sql: text, values, timeout: timeoutMs });
       return Array.isArray(rows) ? rows : [];
     }
   };
@@ -46130,6 +46130,8 @@ var TABLE = [
       executedGtids: "@@GLOBAL.gtid_binlog_pos",
       waitForGtids: "SELECT MASTER_GTID_WAIT(?, ?) AS r",
       readOnly: (on) => [`SET GLOBAL read_only = ${on ? 1 : 0}`],
+      superReadOnly: null,
+      disableEventOnReplica: "DISABLE ON SLAVE",
       needsOptionsFile: true,
       setServerId: "SET GLOBAL server_id = ?",
       dumpProgram: "mariadb-dump",
@@ -46159,7 +46161,9 @@ var TABLE = [
       }),
       executedGtids: "@@GLOBAL.gtid_executed",
       waitForGtids: "SELECT WAIT_FOR_EXECUTED_GTID_SET(?, ?) AS r",
-      readOnly: (on) => on ? ["SET PERSIST read_only = ON", "SET PERSIST super_read_only = ON"] : ["SET PERSIST super_read_only = OFF", "SET PERSIST read_only = OFF"],
+      readOnly: (on) => on ? ["SET PERSIST read_only = ON"] : ["SET PERSIST super_read_only = OFF", "SET PERSIST read_only = OFF"],
+      superReadOnly: "SET PERSIST super_read_only = ON",
+      disableEventOnReplica: "DISABLE ON SLAVE",
       needsOptionsFile: false,
       setServerId: "SET PERSIST server_id = ?",
       dumpProgram: "mysqldump",
@@ -46176,7 +46180,7 @@ var TABLE = [
   {
     flavour: "mysql",
     since: [8, 0, 22],
-    set: { replicaStatus: "SHOW REPLICA STATUS", startReplica: "START REPLICA", stopReplica: "STOP REPLICA", resetReplicaAll: "RESET REPLICA ALL" }
+    set: { replicaStatus: "SHOW REPLICA STATUS", startReplica: "START REPLICA", stopReplica: "STOP REPLICA", resetReplicaAll: "RESET REPLICA ALL", disableEventOnReplica: "DISABLE ON REPLICA" }
   },
   {
     flavour: "mysql",
@@ -46224,10 +46228,10 @@ async function checkLoginFromHost(host, d, master, user, password) {
   });
 }
 async function dumpToFile(host, d, slave, file2) {
-  const args = ["--single-transaction", "--all-databases", "--routines", "--events", "--triggers", "--hex-blob", "--quick"];
+  const args = ["--single-transaction", "--all-databases", "--routines", "--events", "--triggers", "--hex-blob", "--quick", ...d.version.flavour === "mysql" ? ["--set-gtid-purged=OFF"] : []];
   await runChecked(
     host,
-    BASH('umask 077; "$DBREPL_DUMP" --defaults-file=<(printf %s "$DBREPL_CNF") "$@" | gzip -1 > "$DBREPL_OUT.tmp" && mv -f "$DBREPL_OUT.tmp" "$DBREPL_OUT"', ...args),
+    BASH(`umask 077; trap 'rm -f "$DBREPL_OUT.tmp"' EXIT; "$DBREPL_DUMP" --defaults-file=<(printf %s "$DBREPL_CNF") "$@" | gzip -1 > "$DBREPL_OUT.tmp" && mv -f "$DBREPL_OUT.tmp" "$DBREPL_OUT"`, ...args),
     `dumping ${slave.ref} to ${file2}`,
     { env: { DBREPL_DUMP: d.dumpProgram, DBREPL_CNF: clientOptions(slave, slave.user ?? "root", slave.password ?? ""), DBREPL_OUT: file2 } }
   );
@@ -46260,12 +46264,16 @@ async function restoreFromFile(host, d, slave, file2, trailer) {
     { env: { DBREPL_CLIENT: d.clientProgram, DBREPL_DST: clientOptions(slave, slave.user ?? "root", slave.password ?? ""), DBREPL_IN: file2, DBREPL_TRAILER: trailer } }
   );
 }
+var OPTIONS_HEADER = "# Written by dbrepl";
 async function writeOptions(host, server, file2, settings) {
   const dir = file2.replace(/\/[^/]*$/, "") || "/";
   if ((await host.run(["test", "-d", dir])).code !== 0) {
     throw new DbreplError("STEP", `${dir} does not exist on ${host.label}: set options_file for ${server.ref} to a file its server reads (e.g. in an !includedir directory)`);
   }
   const current = await readFile(host, file2) ?? "";
+  if (current && !current.startsWith(OPTIONS_HEADER)) {
+    throw new DbreplError("STEP", `${file2} on ${host.label} exists and was not written by dbrepl; options_file must name a file of dbrepl's own (one your server includes), so nothing else in it is lost`);
+  }
   const values = /* @__PURE__ */ new Map();
   for (const line of current.split("\n")) {
     const m = /^\s*([a-z_-]+)\s*=\s*(.*?)\s*$/.exec(line);
@@ -46273,7 +46281,7 @@ async function writeOptions(host, server, file2, settings) {
   }
   for (const [k, v] of Object.entries(settings)) values.set(k, String(v));
   const body = [...values].map(([k, v]) => `${k} = ${v}`).join("\n");
-  await writeFile(host, file2, `# Written by dbrepl for ${server.ref}: settings that must survive a restart.
+  await writeFile(host, file2, `${OPTIONS_HEADER} for ${server.ref}: settings that must survive a restart.
 [mysqld]
 ${body}
 `);
@@ -46476,7 +46484,7 @@ async function adminAccount(sql, d) {
   if (d.version.flavour === "mysql") await sql.query("SET SESSION print_identified_with_as_hex = ON");
   const [created] = await sql.query("SHOW CREATE USER CURRENT_USER()");
   const create = String(Object.values(created)[0]);
-  const account = /^CREATE USER (\S+)/.exec(create)?.[1];
+  const account = /^CREATE USER ((?:`(?:[^`]|``)*`|'(?:[^'\\]|\\.)*'|[^\s@]+)@(?:`(?:[^`]|``)*`|'(?:[^'\\]|\\.)*'|\S+))/.exec(create)?.[1];
   if (!account) throw new DbreplError("STEP", "cannot read the admin account of the slave (SHOW CREATE USER)");
   const grants = (await sql.query("SHOW GRANTS FOR CURRENT_USER()")).map((r) => String(Object.values(r)[0]));
   return ["SET SESSION sql_log_bin=0;", `DROP USER IF EXISTS ${account};`, `${create};`, ...grants.map((g) => `${g};`), "FLUSH PRIVILEGES;"].join("\n");
@@ -46507,7 +46515,7 @@ async function enable(pair, planned, ctx) {
     if (slave.dumpClients.length > 0) {
       throw new DbreplError("STEP", `${pair.slave.ref} is serving ${slave.dumpClients.length} replica connection(s) of its own (${slave.dumpClients.join(", ")}); refusing to overwrite a master \u2014 fix the file or stop those replicas first`);
     }
-    if (d.needsOptionsFile) await verifyHost(slaveHost, pair.slave, slave, slave.hostname);
+    await verifyHost(slaveHost, pair.slave, slave, slave.hostname);
     if (mariadb && !master.logBin) await verifyHost(masterHost, pair.master, master, master.hostname);
     if (await pathExists(slaveHost, preserved)) throw new DbreplError("STEP", `${preserved} already exists; refusing to overwrite kept data`);
     const need = await withClient(pair.master, async (sql) => {
@@ -46531,18 +46539,32 @@ async function enable(pair, planned, ctx) {
   });
   await step(ctx, "slave host: log in to the master as the replication user", () => checkLoginFromHost(slaveHost, d, pair.master, user, password));
   const lock = await step(ctx, "slave: take the rebuild lock", () => takeRebuildLock(slaveHost, pair.slave, slave.datadir, { pair: pair.name, preserved }));
+  const putSettingsBack = () => withClient(pair.slave, async (sql) => {
+    if (slave.serverId !== 0) await sql.query(d.setServerId, [slave.serverId]);
+    for (const s of d.readOnly(slave.readOnly)) await sql.query(s);
+    if (d.needsOptionsFile) await writeOptions(slaveHost, pair.slave, optionsFile(pair.slave), { server_id: slave.serverId, read_only: slave.readOnly ? 1 : 0 });
+  });
+  const fail = (err, what) => new StepError(err instanceof StepError ? err.step : "rebuild", `${err instanceof StepError ? messageOf(err.cause ?? err) : messageOf(err)}; ${what}`, { cause: err });
   try {
-    await step(
-      ctx,
-      "slave: server_id and read_only",
-      () => withClient(pair.slave, async (sql) => {
-        const serverId = slave.serverId === 0 || slave.serverId === master.serverId ? serverIdFor(pair.slave, [master.serverId, 0]) : slave.serverId;
-        if (serverId !== slave.serverId) await sql.query(d.setServerId, [serverId]);
-        for (const s of d.readOnly(true)) await sql.query(s);
-        if (d.needsOptionsFile) await writeOptions(slaveHost, pair.slave, optionsFile(pair.slave), { server_id: serverId, read_only: 1 });
-      })
-    );
-    await step(ctx, "slave: dump its current data (kept)", () => dumpToFile(slaveHost, d, pair.slave, preserved));
+    try {
+      await step(
+        ctx,
+        "slave: server_id and read_only",
+        () => withClient(pair.slave, async (sql) => {
+          const serverId = slave.serverId === 0 || slave.serverId === master.serverId ? serverIdFor(pair.slave, [master.serverId, 0]) : slave.serverId;
+          if (serverId !== slave.serverId) await sql.query(d.setServerId, [serverId]);
+          for (const s of d.readOnly(true)) await sql.query(s);
+          if (d.needsOptionsFile) await writeOptions(slaveHost, pair.slave, optionsFile(pair.slave), { server_id: serverId, read_only: 1 });
+        })
+      );
+      await step(ctx, "slave: dump its current data (kept)", () => dumpToFile(slaveHost, d, pair.slave, preserved));
+    } catch (err) {
+      const what = await putSettingsBack().then(
+        () => "nothing was changed on the slave (its read_only and server_id are as before)",
+        (e) => `putting the slave's read_only/server_id back failed (${messageOf(e)})`
+      );
+      throw fail(err, what);
+    }
     let emptied = false;
     try {
       await step(
@@ -46559,8 +46581,12 @@ async function enable(pair, planned, ctx) {
       await step(ctx, "slave host: stream the master into the slave", () => streamCopy(slaveHost, md, pair.master, pair.slave, trailer));
       await step(
         ctx,
-        "slave: follow the master by GTID",
+        "slave: keep copied events from running, read-only for every account, follow the master by GTID",
         () => withClient(pair.slave, async (sql) => {
+          await sql.query("SET SESSION sql_log_bin = 0");
+          const events = await sql.query(`SELECT EVENT_SCHEMA AS s, EVENT_NAME AS n FROM information_schema.EVENTS WHERE STATUS = 'ENABLED'`);
+          for (const e of events) await sql.query(`ALTER EVENT \`${String(e.s).replace(/`/g, "``")}\`.\`${String(e.n).replace(/`/g, "``")}\` ${d.disableEventOnReplica}`);
+          if (d.superReadOnly) await sql.query(d.superReadOnly);
           const change = d.changeSource({ host: pair.master.host, port: pair.master.port, user, password });
           await sql.query(change.sql, change.values);
           await sql.query(d.startReplica);
@@ -46568,21 +46594,25 @@ async function enable(pair, planned, ctx) {
       );
       await step(ctx, "slave: wait until it runs and has caught up", () => waitCaughtUp(pair, d, md));
     } catch (err) {
-      const what = emptied ? await restoreFromFile(slaveHost, d, pair.slave, preserved, trailer).then(
-        () => withClient(pair.slave, async (sql) => {
-          await sql.query(d.stopReplica).catch(() => void 0);
-          await sql.query(d.resetReplicaAll).catch(() => void 0);
-          for (const s of d.readOnly(slave.readOnly)) await sql.query(s);
-          if (d.needsOptionsFile) await writeOptions(slaveHost, pair.slave, optionsFile(pair.slave), { read_only: slave.readOnly ? 1 : 0 });
-        }).then(() => `the slave was restored from its dump ${preserved}`),
-        (e) => `restoring the slave from ${preserved} failed too (${messageOf(e)}); load that file by hand`
-      ) : "the slave still has its own data";
-      throw new StepError(err instanceof StepError ? err.step : "rebuild", `${err instanceof StepError ? messageOf(err.cause ?? err) : messageOf(err)}; ${what}`, { cause: err });
+      const what = emptied ? await restorePrevious(pair, slaveHost, d, preserved, trailer).then(
+        () => putSettingsBack().then(() => `the slave was restored from its dump ${preserved}`)
+      ).catch((e) => `restoring the slave from ${preserved} failed too (${messageOf(e)}); load that file by hand`) : await putSettingsBack().then(() => "the slave still has its own data", () => "the slave still has its own data (its read_only could not be put back)");
+      throw fail(err, what);
     }
   } finally {
     await releaseRebuildLock(slaveHost, lock);
   }
   return { preserved };
+}
+async function restorePrevious(pair, host, d, preserved, trailer) {
+  await withClient(pair.slave, async (sql) => {
+    await sql.query(d.stopReplica).catch(() => void 0);
+    await sql.query(d.resetReplicaAll);
+    for (const s of d.readOnly(false)) await sql.query(s);
+    await dropUserSchemas(sql);
+    await sql.query(d.resetBinlogs);
+  });
+  await restoreFromFile(host, d, pair.slave, preserved, trailer);
 }
 async function waitCaughtUp(pair, d, md) {
   await pollUntil(
@@ -46597,7 +46627,7 @@ async function waitCaughtUp(pair, d, md) {
     })
   );
   const target = await withClient(pair.master, async (sql) => String((await sql.query(`SELECT ${md.executedGtids} AS g`))[0].g).replace(/\s+/g, ""));
-  const done = await withClient(pair.slave, async (sql) => Number((await sql.query(d.waitForGtids, [target, CATCHUP_AFTER_COPY_S]))[0].r));
+  const done = await withClient(pair.slave, async (sql) => Number((await sql.query(d.waitForGtids, [target, CATCHUP_AFTER_COPY_S], (CATCHUP_AFTER_COPY_S + 30) * 1e3))[0].r));
   if (done !== 0) throw new DbreplError("STEP", `the slave did not execute the master's GTIDs ${target} within ${CATCHUP_AFTER_COPY_S}s`);
 }
 async function enableBinlog(master, host, d, facts) {
@@ -46624,7 +46654,7 @@ async function disable(pair, _planned, ctx) {
     ctx,
     "slave: wait until it has executed them",
     () => withClient(pair.slave, async (sql) => {
-      const r = Number((await sql.query(d.waitForGtids, [target, pair.catchupTimeoutSeconds]))[0].r);
+      const r = Number((await sql.query(d.waitForGtids, [target, pair.catchupTimeoutSeconds], (pair.catchupTimeoutSeconds + 30) * 1e3))[0].r);
       if (r !== 0) {
         const now = String((await sql.query(`SELECT ${d.executedGtids} AS g`))[0].g);
         throw new DbreplError("STEP", `the slave did not reach the master's GTIDs ${target} within ${pair.catchupTimeoutSeconds}s (it is at ${now}); nothing was changed (raise catchup_timeout or repair the link, then apply again)`);
@@ -47190,7 +47220,7 @@ async function restoreOwnConfig(host, slave, dataDir, preserved) {
   const kept = own2.split("\n").filter((l) => !STANDBY_KEYS.test(l) && l !== "");
   await writeFile(host, `${dataDir}/postgresql.auto.conf`, [...kept, ...standby].join("\n") + "\n");
 }
-async function restorePrevious(host, slave, dataDir, preserved, moved) {
+async function restorePrevious2(host, slave, dataDir, preserved, moved) {
   try {
     if (moved) {
       if (!await pathExists(host, preserved)) throw new DbreplError("STEP", `${preserved} is missing; leaving ${dataDir} as it is`);
@@ -47305,7 +47335,7 @@ async function enable2(pair, planned, ctx) {
         await waitStreaming(pair, slot);
       });
     } catch (err) {
-      const what = await restorePrevious(slaveHost, pair.slave, dataDir, preserved, moved);
+      const what = await restorePrevious2(slaveHost, pair.slave, dataDir, preserved, moved);
       throw new StepError(err instanceof StepError ? err.step : "rebuild", `${err instanceof StepError ? messageOf(err.cause ?? err) : messageOf(err)}; ${what}`, { cause: err });
     }
   } catch (err) {

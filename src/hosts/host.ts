@@ -88,6 +88,13 @@ export async function statOwner(host: Host, file: string): Promise<{ uid: string
 }
 
 export function tail(text: string, lines = 5): string {
-  const t = text.trim().split('\n').slice(-lines).join(' | ');
+  // Programs echo statements they failed on; password hashes in them are not for reports.
+  const t = text
+    .trim()
+    .split('\n')
+    .slice(-lines)
+    .join(' | ')
+    .replace(/\*[0-9A-Fa-f]{40}/g, '***')
+    .replace(/(AS|PASSWORD|USING) '[^']*'/gi, "$1 '***'");
   return t.length > 600 ? t.slice(-600) : t || '(no output)';
 }

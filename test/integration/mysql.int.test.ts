@@ -52,6 +52,7 @@ beforeAll(async () => {
   await master.query('CREATE DATABASE shop');
   await master.query('CREATE TABLE shop.orders (id INT PRIMARY KEY, v VARCHAR(100)) ENGINE=InnoDB');
   await master.query(`INSERT INTO shop.orders VALUES (1, 'before enable')`);
+  await master.query('CREATE EVENT shop.tick ON SCHEDULE EVERY 1 HOUR DO DELETE FROM shop.orders WHERE id < 0');
   await replica.query('CREATE DATABASE legacy');
   await replica.query(`CREATE TABLE legacy.kept (v VARCHAR(100))`);
   await replica.query(`INSERT INTO legacy.kept VALUES ('old-replica-row')`);
@@ -103,6 +104,8 @@ describe('mysql (MariaDB) replication', () => {
     // The replica's admin password is its own (not the master's): this query logged in with it.
     expect(replica.password).not.toBe(master.password);
     expect(fs.readFileSync(replica.dbreplOptionsFile, 'utf8')).toMatch(/read_only = 1/);
+    // An event copied from the master must not run on the slave as well.
+    expect((await one(replica, `SELECT STATUS AS s FROM information_schema.EVENTS WHERE EVENT_NAME = 'tick'`)).s).toBe('SLAVESIDE_DISABLED');
     // The replication user holds only REPLICATION SLAVE.
     const grants = (await master.query(`SHOW GRANTS FOR 'replicator'@'127.0.0.1'`)).map((g: any) => String(Object.values(g)[0]));
     expect(grants).toEqual([expect.stringMatching(/^GRANT REPLICATION SLAVE ON \*\.\* TO `replicator`@`127\.0\.0\.1`/)]);
@@ -235,6 +238,9 @@ describe('mysql (MariaDB) failures', () => {
       expect(p.result).toBe('failed');
       expect(p.error).toMatch(/step "slave host: stream the master into the slave" failed: copying app\/main into app\/replica failed .*; the slave was restored from its dump .*\.sql\.gz/);
       expect(Number((await one(s, 'SELECT answer FROM mine.t')).answer)).toBe(42);
+      // Nothing of the half-done copy is left.
+      const dbs = (await s.query('SHOW DATABASES')).map((d: any) => d.Database);
+      expect(dbs).not.toContain('app');
       expect(await s.query('SHOW SLAVE STATUS')).toEqual([]);
       expect(Number((await one(s, 'SELECT @@read_only AS r')).r)).toBe(0);
     } finally {

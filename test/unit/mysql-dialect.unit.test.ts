@@ -36,6 +36,7 @@ test('MariaDB 10.11: MASTER/SLAVE statements, MASTER_USE_GTID=slave_pos, MASTER_
   expect(d.waitForGtids).toBe('SELECT MASTER_GTID_WAIT(?, ?) AS r');
   expect(d.readOnly(true)).toEqual(['SET GLOBAL read_only = 1']);
   expect(d.needsOptionsFile).toBe(true);
+  expect(d.superReadOnly).toBeNull();
   expect(d.dumpProgram).toBe('mariadb-dump');
   expect(d.dumpArgs).toEqual(expect.arrayContaining(['--single-transaction', '--all-databases', '--gtid', '--master-data=1']));
   expect(d.replicationUser('replicator', '10.0.1.6', '*HASH')[0]).toEqual({ sql: 'CREATE USER IF NOT EXISTS ?@? IDENTIFIED BY PASSWORD ?', values: ['replicator', '10.0.1.6', '*HASH'] });
@@ -50,7 +51,10 @@ test('MySQL 8.0.21: the MASTER/SLAVE spellings and MASTER_AUTO_POSITION', () => 
   expect(d.dumpArgs).toEqual(expect.arrayContaining(['--master-data=1', '--set-gtid-purged=ON']));
   expect(d.executedGtids).toBe('@@GLOBAL.gtid_executed');
   expect(d.waitForGtids).toBe('SELECT WAIT_FOR_EXECUTED_GTID_SET(?, ?) AS r');
-  expect(d.readOnly(true)).toEqual(['SET PERSIST read_only = ON', 'SET PERSIST super_read_only = ON']);
+  // super_read_only would block the copy (DROP DATABASE, the import) even for SUPER: set after it.
+  expect(d.readOnly(true)).toEqual(['SET PERSIST read_only = ON']);
+  expect(d.superReadOnly).toBe('SET PERSIST super_read_only = ON');
+  expect(d.disableEventOnReplica).toBe('DISABLE ON SLAVE');
   // super_read_only must be lifted before read_only.
   expect(d.readOnly(false)).toEqual(['SET PERSIST super_read_only = OFF', 'SET PERSIST read_only = OFF']);
   expect(d.needsOptionsFile).toBe(false);
@@ -73,7 +77,8 @@ test('MySQL 8.4: no statement uses the removed MASTER/SLAVE words', () => {
   expect([d.replicaStatus, d.binlogStatus, d.startReplica, d.stopReplica, d.resetReplicaAll, d.resetBinlogs]).toEqual([
     'SHOW REPLICA STATUS', 'SHOW BINARY LOG STATUS', 'START REPLICA', 'STOP REPLICA', 'RESET REPLICA ALL', 'RESET BINARY LOGS AND GTIDS',
   ]);
-  const statements = [d.replicaStatus, d.binlogStatus, d.startReplica, d.stopReplica, d.resetReplicaAll, d.resetBinlogs, d.changeSource(SRC).sql, d.executedGtids, d.waitForGtids, ...d.readOnly(true), ...d.readOnly(false), d.setServerId, ...d.dumpArgs];
+  expect(d.disableEventOnReplica).toBe('DISABLE ON REPLICA');
+  const statements = [d.disableEventOnReplica, d.replicaStatus, d.binlogStatus, d.startReplica, d.stopReplica, d.resetReplicaAll, d.resetBinlogs, d.changeSource(SRC).sql, d.executedGtids, d.waitForGtids, ...d.readOnly(true), ...d.readOnly(false), d.setServerId, ...d.dumpArgs];
   for (const s of statements) expect(s).not.toMatch(/MASTER|SLAVE|master-data/i);
   // The privilege keeps its name in 8.4.
   expect(d.replicationUser('r', 'h', 'pw').map((s) => s.sql)).toContain('GRANT REPLICATION SLAVE ON *.* TO ?@?');

@@ -33,7 +33,7 @@ async function adminAccount(sql: Sql, d: Dialect): Promise<string> {
   if (d.version.flavour === 'mysql') await sql.query('SET SESSION print_identified_with_as_hex = ON');
   const [created] = await sql.query('SHOW CREATE USER CURRENT_USER()');
   const create = String(Object.values(created!)[0]);
-  const account = /^CREATE USER (\S+)/.exec(create)?.[1];
+  const account = /^CREATE USER ((?:`(?:[^`]|``)*`|'(?:[^'\\]|\\.)*'|[^\s@]+)@(?:`(?:[^`]|``)*`|'(?:[^'\\]|\\.)*'|\S+))/.exec(create)?.[1];
   if (!account) throw new DbreplError('STEP', 'cannot read the admin account of the slave (SHOW CREATE USER)');
   const grants = (await sql.query('SHOW GRANTS FOR CURRENT_USER()')).map((r) => String(Object.values(r)[0]));
   return ['SET SESSION sql_log_bin=0;', `DROP USER IF EXISTS ${account};`, `${create};`, ...grants.map((g) => `${g};`), 'FLUSH PRIVILEGES;'].join('\n');
@@ -75,8 +75,8 @@ export async function enable(pair: Pair, planned: PlannedPair, ctx: ApplyContext
     if (slave.dumpClients.length > 0) {
       throw new DbreplError('STEP', `${pair.slave.ref} is serving ${slave.dumpClients.length} replica connection(s) of its own (${slave.dumpClients.join(', ')}); refusing to overwrite a master — fix the file or stop those replicas first`);
     }
-    // Files on the server's own machine (the option file) need the commands to run there.
-    if (d.needsOptionsFile) await verifyHost(slaveHost, pair.slave, slave, slave.hostname);
+    // The kept dump, the copy and the option file belong on the slave's own machine.
+    await verifyHost(slaveHost, pair.slave, slave, slave.hostname);
     if (mariadb && !master.logBin) await verifyHost(masterHost, pair.master, master, master.hostname);
     if (await pathExists(slaveHost, preserved)) throw new DbreplError('STEP', `${preserved} already exists; refusing to overwrite kept data`);
     const need = await withClient(pair.master, async (sql) => {
@@ -100,16 +100,33 @@ export async function enable(pair: Pair, planned: PlannedPair, ctx: ApplyContext
   await step(ctx, "slave host: log in to the master as the replication user", () => checkLoginFromHost(slaveHost, d, pair.master, user, password));
 
   const lock = await step(ctx, 'slave: take the rebuild lock', () => takeRebuildLock(slaveHost, pair.slave, slave.datadir, { pair: pair.name, preserved }));
+  // The slave's settings as they were, to put back if the rebuild does not go through.
+  const putSettingsBack = (): Promise<void> =>
+    withClient(pair.slave, async (sql) => {
+      if (slave.serverId !== 0) await sql.query(d.setServerId, [slave.serverId]);
+      for (const s of d.readOnly(slave.readOnly)) await sql.query(s);
+      if (d.needsOptionsFile) await writeOptions(slaveHost, pair.slave, optionsFile(pair.slave), { server_id: slave.serverId, read_only: slave.readOnly ? 1 : 0 });
+    });
+  const fail = (err: unknown, what: string): StepError =>
+    new StepError(err instanceof StepError ? err.step : 'rebuild', `${err instanceof StepError ? messageOf(err.cause ?? err) : messageOf(err)}; ${what}`, { cause: err });
   try {
-    await step(ctx, 'slave: server_id and read_only', () =>
-      withClient(pair.slave, async (sql) => {
-        const serverId = slave.serverId === 0 || slave.serverId === master.serverId ? serverIdFor(pair.slave, [master.serverId, 0]) : slave.serverId;
-        if (serverId !== slave.serverId) await sql.query(d.setServerId, [serverId]);
-        for (const s of d.readOnly(true)) await sql.query(s);
-        if (d.needsOptionsFile) await writeOptions(slaveHost, pair.slave, optionsFile(pair.slave), { server_id: serverId, read_only: 1 });
-      }),
-    );
-    await step(ctx, 'slave: dump its current data (kept)', () => dumpToFile(slaveHost, d, pair.slave, preserved));
+    try {
+      await step(ctx, 'slave: server_id and read_only', () =>
+        withClient(pair.slave, async (sql) => {
+          const serverId = slave.serverId === 0 || slave.serverId === master.serverId ? serverIdFor(pair.slave, [master.serverId, 0]) : slave.serverId;
+          if (serverId !== slave.serverId) await sql.query(d.setServerId, [serverId]);
+          for (const s of d.readOnly(true)) await sql.query(s);
+          if (d.needsOptionsFile) await writeOptions(slaveHost, pair.slave, optionsFile(pair.slave), { server_id: serverId, read_only: 1 });
+        }),
+      );
+      await step(ctx, 'slave: dump its current data (kept)', () => dumpToFile(slaveHost, d, pair.slave, preserved));
+    } catch (err) {
+      const what = await putSettingsBack().then(
+        () => 'nothing was changed on the slave (its read_only and server_id are as before)',
+        (e: unknown) => `putting the slave's read_only/server_id back failed (${messageOf(e)})`,
+      );
+      throw fail(err, what);
+    }
     let emptied = false;
     try {
       await step(ctx, 'slave: reset replication, drop its databases, reset its binary logs', () =>
@@ -122,8 +139,12 @@ export async function enable(pair: Pair, planned: PlannedPair, ctx: ApplyContext
         }),
       );
       await step(ctx, 'slave host: stream the master into the slave', () => streamCopy(slaveHost, md, pair.master, pair.slave, trailer));
-      await step(ctx, 'slave: follow the master by GTID', () =>
+      await step(ctx, 'slave: keep copied events from running, read-only for every account, follow the master by GTID', () =>
         withClient(pair.slave, async (sql) => {
+          await sql.query('SET SESSION sql_log_bin = 0');
+          const events = await sql.query(`SELECT EVENT_SCHEMA AS s, EVENT_NAME AS n FROM information_schema.EVENTS WHERE STATUS = 'ENABLED'`);
+          for (const e of events) await sql.query(`ALTER EVENT \`${String(e.s).replace(/`/g, '``')}\`.\`${String(e.n).replace(/`/g, '``')}\` ${d.disableEventOnReplica}`);
+          if (d.superReadOnly) await sql.query(d.superReadOnly);
           const change = d.changeSource({ host: pair.master.host, port: pair.master.port, user, password });
           await sql.query(change.sql, change.values);
           await sql.query(d.startReplica);
@@ -132,22 +153,28 @@ export async function enable(pair: Pair, planned: PlannedPair, ctx: ApplyContext
       await step(ctx, 'slave: wait until it runs and has caught up', () => waitCaughtUp(pair, d, md));
     } catch (err) {
       const what = emptied
-        ? await restoreFromFile(slaveHost, d, pair.slave, preserved, trailer).then(
-            () => withClient(pair.slave, async (sql) => {
-              await sql.query(d.stopReplica).catch(() => undefined);
-              await sql.query(d.resetReplicaAll).catch(() => undefined);
-              for (const s of d.readOnly(slave.readOnly)) await sql.query(s);
-              if (d.needsOptionsFile) await writeOptions(slaveHost, pair.slave, optionsFile(pair.slave), { read_only: slave.readOnly ? 1 : 0 });
-            }).then(() => `the slave was restored from its dump ${preserved}`),
-            (e: unknown) => `restoring the slave from ${preserved} failed too (${messageOf(e)}); load that file by hand`,
-          )
-        : 'the slave still has its own data';
-      throw new StepError(err instanceof StepError ? err.step : 'rebuild', `${err instanceof StepError ? messageOf(err.cause ?? err) : messageOf(err)}; ${what}`, { cause: err });
+        ? await restorePrevious(pair, slaveHost, d, preserved, trailer).then(
+            () => putSettingsBack().then(() => `the slave was restored from its dump ${preserved}`),
+          ).catch((e: unknown) => `restoring the slave from ${preserved} failed too (${messageOf(e)}); load that file by hand`)
+        : await putSettingsBack().then(() => 'the slave still has its own data', () => 'the slave still has its own data (its read_only could not be put back)');
+      throw fail(err, what);
     }
   } finally {
     await releaseRebuildLock(slaveHost, lock);
   }
   return { preserved };
+}
+
+/** Back to the slave's own data: nothing of the copy may remain, then its dump is loaded. */
+async function restorePrevious(pair: Pair, host: Host, d: Dialect, preserved: string, trailer: string): Promise<void> {
+  await withClient(pair.slave, async (sql) => {
+    await sql.query(d.stopReplica).catch(() => undefined);
+    await sql.query(d.resetReplicaAll);
+    for (const s of d.readOnly(false)) await sql.query(s);
+    await dropUserSchemas(sql);
+    await sql.query(d.resetBinlogs);
+  });
+  await restoreFromFile(host, d, pair.slave, preserved, trailer);
 }
 
 async function waitCaughtUp(pair: Pair, d: Dialect, md: Dialect): Promise<void> {
@@ -162,7 +189,7 @@ async function waitCaughtUp(pair: Pair, d: Dialect, md: Dialect): Promise<void> 
     }),
   );
   const target = await withClient(pair.master, async (sql) => String((await sql.query(`SELECT ${md.executedGtids} AS g`))[0]!.g).replace(/\s+/g, ''));
-  const done = await withClient(pair.slave, async (sql) => Number((await sql.query(d.waitForGtids, [target, CATCHUP_AFTER_COPY_S]))[0]!.r));
+  const done = await withClient(pair.slave, async (sql) => Number((await sql.query(d.waitForGtids, [target, CATCHUP_AFTER_COPY_S], (CATCHUP_AFTER_COPY_S + 30) * 1000))[0]!.r));
   if (done !== 0) throw new DbreplError('STEP', `the slave did not execute the master's GTIDs ${target} within ${CATCHUP_AFTER_COPY_S}s`);
 }
 
@@ -186,7 +213,7 @@ export async function disable(pair: Pair, _planned: PlannedPair, ctx: ApplyConte
   const d = await withClient(pair.slave, dialectOf);
   await step(ctx, 'slave: wait until it has executed them', () =>
     withClient(pair.slave, async (sql) => {
-      const r = Number((await sql.query(d.waitForGtids, [target, pair.catchupTimeoutSeconds]))[0]!.r);
+      const r = Number((await sql.query(d.waitForGtids, [target, pair.catchupTimeoutSeconds], (pair.catchupTimeoutSeconds + 30) * 1000))[0]!.r);
       if (r !== 0) {
         const now = String((await sql.query(`SELECT ${d.executedGtids} AS g`))[0]!.g);
         throw new DbreplError('STEP', `the slave did not reach the master's GTIDs ${target} within ${pair.catchupTimeoutSeconds}s (it is at ${now}); nothing was changed (raise catchup_timeout or repair the link, then apply again)`);

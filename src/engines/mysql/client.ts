@@ -4,7 +4,8 @@ import type { Server } from '../../topology';
 
 /** The slice of mysql2 the engine uses (values are bound client-side with `?`). */
 export interface Sql {
-  query(sql: string, values?: unknown[]): Promise<RowDataPacket[]>;
+  /** `timeoutMs` for statements that wait on the server longer than the default 120 s. */
+  query(sql: string, values?: unknown[], timeoutMs?: number): Promise<RowDataPacket[]>;
 }
 
 /** Opens an admin connection to a server, runs fn, always closes. */
@@ -28,8 +29,8 @@ export async function withClient<T>(server: Server, fn: (sql: Sql) => Promise<T>
   // A connection dropped by the server must not crash the process.
   conn.on('error', () => undefined);
   const sql: Sql = {
-    query: async (text, values) => {
-      const [rows] = await conn.query({ sql: text, values, timeout: 120_000 });
+    query: async (text, values, timeoutMs = 120_000) => {
+      const [rows] = await conn.query({ sql: text, values, timeout: timeoutMs });
       return (Array.isArray(rows) ? rows : []) as RowDataPacket[];
     },
   };

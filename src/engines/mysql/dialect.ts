@@ -48,7 +48,12 @@ export interface Dialect {
   executedGtids: string;
   /** Waits on the slave until it has executed `target`; the result column `r` is 0 when done. */
   waitForGtids: string;
+  /** read_only only (super_read_only would block the copy itself); on=false lifts both. */
   readOnly(on: boolean): string[];
+  /** After the copy: MySQL's super_read_only (also blocks SUPER accounts); null where none exists. */
+  superReadOnly: string | null;
+  /** Keeps an event copied from the master from running on the slave. */
+  disableEventOnReplica: string;
   /** Whether settings must be written to an option file to survive a restart (no SET PERSIST). */
   needsOptionsFile: boolean;
   setServerId: string;
@@ -87,6 +92,8 @@ const TABLE: Row[] = [
       executedGtids: '@@GLOBAL.gtid_binlog_pos',
       waitForGtids: 'SELECT MASTER_GTID_WAIT(?, ?) AS r',
       readOnly: (on) => [`SET GLOBAL read_only = ${on ? 1 : 0}`],
+      superReadOnly: null,
+      disableEventOnReplica: 'DISABLE ON SLAVE',
       needsOptionsFile: true,
       setServerId: 'SET GLOBAL server_id = ?',
       dumpProgram: 'mariadb-dump',
@@ -116,7 +123,9 @@ const TABLE: Row[] = [
       }),
       executedGtids: '@@GLOBAL.gtid_executed',
       waitForGtids: 'SELECT WAIT_FOR_EXECUTED_GTID_SET(?, ?) AS r',
-      readOnly: (on) => (on ? ['SET PERSIST read_only = ON', 'SET PERSIST super_read_only = ON'] : ['SET PERSIST super_read_only = OFF', 'SET PERSIST read_only = OFF']),
+      readOnly: (on) => (on ? ['SET PERSIST read_only = ON'] : ['SET PERSIST super_read_only = OFF', 'SET PERSIST read_only = OFF']),
+      superReadOnly: 'SET PERSIST super_read_only = ON',
+      disableEventOnReplica: 'DISABLE ON SLAVE',
       needsOptionsFile: false,
       setServerId: 'SET PERSIST server_id = ?',
       dumpProgram: 'mysqldump',
@@ -133,7 +142,7 @@ const TABLE: Row[] = [
   {
     flavour: 'mysql',
     since: [8, 0, 22],
-    set: { replicaStatus: 'SHOW REPLICA STATUS', startReplica: 'START REPLICA', stopReplica: 'STOP REPLICA', resetReplicaAll: 'RESET REPLICA ALL' },
+    set: { replicaStatus: 'SHOW REPLICA STATUS', startReplica: 'START REPLICA', stopReplica: 'STOP REPLICA', resetReplicaAll: 'RESET REPLICA ALL', disableEventOnReplica: 'DISABLE ON REPLICA' },
   },
   {
     flavour: 'mysql',

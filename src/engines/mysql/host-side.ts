@@ -21,10 +21,11 @@ export async function checkLoginFromHost(host: Host, d: Dialect, master: Server,
 
 /** A full dump of the slave as it is now, gzipped next to its data directory. */
 export async function dumpToFile(host: Host, d: Dialect, slave: Server, file: string): Promise<void> {
-  const args = ['--single-transaction', '--all-databases', '--routines', '--events', '--triggers', '--hex-blob', '--quick'];
+  // MySQL: no GTID_PURGED in it, so it can be loaded back onto a server that has GTIDs already.
+  const args = ['--single-transaction', '--all-databases', '--routines', '--events', '--triggers', '--hex-blob', '--quick', ...(d.version.flavour === 'mysql' ? ['--set-gtid-purged=OFF'] : [])];
   await runChecked(
     host,
-    BASH('umask 077; "$DBREPL_DUMP" --defaults-file=<(printf %s "$DBREPL_CNF") "$@" | gzip -1 > "$DBREPL_OUT.tmp" && mv -f "$DBREPL_OUT.tmp" "$DBREPL_OUT"', ...args),
+    BASH('umask 077; trap \'rm -f "$DBREPL_OUT.tmp"\' EXIT; "$DBREPL_DUMP" --defaults-file=<(printf %s "$DBREPL_CNF") "$@" | gzip -1 > "$DBREPL_OUT.tmp" && mv -f "$DBREPL_OUT.tmp" "$DBREPL_OUT"', ...args),
     `dumping ${slave.ref} to ${file}`,
     { env: { DBREPL_DUMP: d.dumpProgram, DBREPL_CNF: clientOptions(slave, slave.user ?? 'root', slave.password ?? ''), DBREPL_OUT: file } },
   );
@@ -67,6 +68,8 @@ export async function restoreFromFile(host: Host, d: Dialect, slave: Server, fil
   );
 }
 
+const OPTIONS_HEADER = '# Written by dbrepl';
+
 /** Options that must survive a restart (MariaDB has no SET PERSIST): one file dbrepl owns. */
 export async function writeOptions(host: Host, server: Server, file: string, settings: Record<string, string | number>): Promise<void> {
   const dir = file.replace(/\/[^/]*$/, '') || '/';
@@ -74,6 +77,9 @@ export async function writeOptions(host: Host, server: Server, file: string, set
     throw new DbreplError('STEP', `${dir} does not exist on ${host.label}: set options_file for ${server.ref} to a file its server reads (e.g. in an !includedir directory)`);
   }
   const current = (await readFile(host, file)) ?? '';
+  if (current && !current.startsWith(OPTIONS_HEADER)) {
+    throw new DbreplError('STEP', `${file} on ${host.label} exists and was not written by dbrepl; options_file must name a file of dbrepl's own (one your server includes), so nothing else in it is lost`);
+  }
   const values = new Map<string, string>();
   for (const line of current.split('\n')) {
     const m = /^\s*([a-z_-]+)\s*=\s*(.*?)\s*$/.exec(line);
@@ -81,7 +87,7 @@ export async function writeOptions(host: Host, server: Server, file: string, set
   }
   for (const [k, v] of Object.entries(settings)) values.set(k, String(v));
   const body = [...values].map(([k, v]) => `${k} = ${v}`).join('\n');
-  await writeFile(host, file, `# Written by dbrepl for ${server.ref}: settings that must survive a restart.\n[mysqld]\n${body}\n`);
+  await writeFile(host, file, `${OPTIONS_HEADER} for ${server.ref}: settings that must survive a restart.\n[mysqld]\n${body}\n`);
 }
 
 /**
