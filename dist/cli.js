@@ -46366,6 +46366,21 @@ async function readFacts(sql) {
 
 // src/engines/mysql/state.ts
 var import_node_crypto2 = require("node:crypto");
+
+// src/engines/engine.ts
+function unreachablePair(master, slave) {
+  const down = [master, slave].filter((i) => !i.ok);
+  if (down.length === 0) return null;
+  return {
+    state: "unreachable",
+    lagSeconds: null,
+    lagBytes: null,
+    masterKeepsSlave: false,
+    error: down.map((i) => `${i.server.ref} unreachable: ${i.error}`).join("; ")
+  };
+}
+
+// src/engines/mysql/state.ts
 var DEFAULT_OPTIONS_FILE = "/etc/mysql/mariadb.conf.d/90-dbrepl.cnf";
 function serverIdFor(server, avoid) {
   let id = (0, import_node_crypto2.createHash)("sha256").update(server.ref).digest().readUInt32BE(0) % 4e9 + 1;
@@ -46384,10 +46399,8 @@ function lagBytes(m, r) {
 }
 function pairState(pair, master, slave) {
   const none = { lagSeconds: null, lagBytes: null, masterKeepsSlave: false };
-  if (!master.ok || !slave.ok) {
-    const errors = [master, slave].filter((i) => !i.ok).map((i) => `${i.server.ref} unreachable: ${i.error}`);
-    return { state: "unreachable", ...none, error: errors.join("; ") };
-  }
+  const down = unreachablePair(master, slave);
+  if (down || !master.ok || !slave.ok) return down;
   const r = slave.facts.replica;
   if (!r) return { state: "standalone", ...none, error: null };
   if (!follows(r, pair.master)) {
@@ -46993,10 +47006,8 @@ function follows2(up, master, m) {
 function pairState2(pair, master, slave) {
   const slot = slotName(pair);
   const none = { lagSeconds: null, lagBytes: null };
-  if (!master.ok || !slave.ok) {
-    const errors = [master, slave].filter((i) => !i.ok).map((i) => `${i.server.ref} unreachable: ${i.error}`);
-    return { state: "unreachable", ...none, error: errors.join("; "), masterKeepsSlave: false };
-  }
+  const down = unreachablePair(master, slave);
+  if (down || !master.ok || !slave.ok) return down;
   const m = master.facts;
   const s = slave.facts;
   const masterKeepsSlave = m.slots.some((x) => x.name === slot);
@@ -47688,10 +47699,8 @@ function follows3(s, slave, master, m) {
 }
 function pairState3(pair, master, slave) {
   const none = { lagSeconds: null, lagBytes: null, masterKeepsSlave: false };
-  if (!master.ok || !slave.ok) {
-    const errors = [master, slave].filter((i) => !i.ok).map((i) => `${i.server.ref} unreachable: ${i.error}`);
-    return { state: "unreachable", ...none, error: errors.join("; ") };
-  }
+  const down = unreachablePair(master, slave);
+  if (down || !master.ok || !slave.ok) return down;
   const s = slave.facts;
   const m = master.facts;
   if (s.role === "master") return { state: "standalone", ...none, error: null };
@@ -47699,11 +47708,11 @@ function pairState3(pair, master, slave) {
     return { state: "other-master", ...none, error: `slave follows ${s.masterHost}:${s.masterPort}, not ${pair.master.ref} (${pair.master.host}:${pair.master.port})` };
   }
   if (!s.linkUp) {
-    const down = s.linkDownSeconds ?? 0;
-    if (s.syncInProgress && down <= pair.maxLagSeconds) {
-      return { state: "lagging", ...none, error: `initial sync from the master in progress (${down}s)` };
+    const down2 = s.linkDownSeconds ?? 0;
+    if (s.syncInProgress && down2 <= pair.maxLagSeconds) {
+      return { state: "lagging", ...none, error: `initial sync from the master in progress (${down2}s)` };
     }
-    const why = s.syncInProgress ? `full sync not finishing (link down for ${down}s; restarted syncs?)` : `link to the master is down${s.linkDownSeconds !== null ? ` for ${down}s` : ""}`;
+    const why = s.syncInProgress ? `full sync not finishing (link down for ${down2}s; restarted syncs?)` : `link to the master is down${s.linkDownSeconds !== null ? ` for ${down2}s` : ""}`;
     return { state: "broken", ...none, error: why };
   }
   const lagBytes2 = Math.max(0, m.masterOffset - (s.replicaOffset ?? 0));

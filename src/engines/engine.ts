@@ -42,3 +42,16 @@ export interface Engine<F = unknown> {
   enable(pair: Pair, planned: PlannedPair, ctx: ApplyContext): Promise<{ preserved: string | null }>;
   disable(pair: Pair, planned: PlannedPair, ctx: ApplyContext): Promise<void>;
 }
+
+/** The live state of a pair when either side could not be inspected (the same for every engine). */
+export function unreachablePair(master: Inspection, slave: Inspection): PairLive | null {
+  const down = [master, slave].filter((i): i is Extract<Inspection, { ok: false }> => !i.ok);
+  if (down.length === 0) return null;
+  return {
+    state: 'unreachable',
+    lagSeconds: null,
+    lagBytes: null,
+    masterKeepsSlave: false,
+    error: down.map((i) => `${i.server.ref} unreachable: ${i.error}`).join('; '),
+  };
+}

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Action, ActionDetails, PairLive } from '../../plan/types';
 import type { Pair, Server } from '../../topology';
-import type { Inspection, LiveLink } from '../engine';
+import { Inspection, LiveLink, unreachablePair } from '../engine';
 import { atLeast } from './dialect';
 import type { MyFacts, ReplicaStatus } from './inspect';
 
@@ -30,10 +30,8 @@ function lagBytes(m: MyFacts, r: ReplicaStatus): number | null {
 
 export function pairState(pair: Pair, master: Inspection<MyFacts>, slave: Inspection<MyFacts>): PairLive {
   const none = { lagSeconds: null, lagBytes: null, masterKeepsSlave: false };
-  if (!master.ok || !slave.ok) {
-    const errors = [master, slave].filter((i): i is Extract<typeof i, { ok: false }> => !i.ok).map((i) => `${i.server.ref} unreachable: ${i.error}`);
-    return { state: 'unreachable', ...none, error: errors.join('; ') };
-  }
+  const down = unreachablePair(master, slave);
+  if (down || !master.ok || !slave.ok) return down!;
   const r = slave.facts.replica;
   if (!r) return { state: 'standalone', ...none, error: null };
   if (!follows(r, pair.master)) {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Action, ActionDetails, PairLive } from '../../plan/types';
 import type { Pair, Server } from '../../topology';
-import type { Inspection, LiveLink } from '../engine';
+import { Inspection, LiveLink, unreachablePair } from '../engine';
 import { lsnDistance } from './lsn';
 import type { PgFacts } from './inspect';
 
@@ -68,10 +68,8 @@ function follows(up: Upstream, master: Server, m: PgFacts | null): boolean {
 export function pairState(pair: Pair, master: Inspection<PgFacts>, slave: Inspection<PgFacts>): PairLive {
   const slot = slotName(pair);
   const none = { lagSeconds: null, lagBytes: null };
-  if (!master.ok || !slave.ok) {
-    const errors = [master, slave].filter((i): i is Extract<typeof i, { ok: false }> => !i.ok).map((i) => `${i.server.ref} unreachable: ${i.error}`);
-    return { state: 'unreachable', ...none, error: errors.join('; '), masterKeepsSlave: false };
-  }
+  const down = unreachablePair(master, slave);
+  if (down || !master.ok || !slave.ok) return down!;
   const m = master.facts;
   const s = slave.facts;
   const masterKeepsSlave = m.slots.some((x) => x.name === slot);

@@ -1,7 +1,7 @@
 import type { Action, ActionDetails, PairLive } from '../../plan/types';
 import type { Pair, Server } from '../../topology';
 import { humanBytes } from '../../util/bytes';
-import type { Inspection, LiveLink } from '../engine';
+import { Inspection, LiveLink, unreachablePair } from '../engine';
 import type { RedisFacts } from './inspect';
 
 export function preservedPath(dir: string, stamp: string): string {
@@ -16,10 +16,8 @@ function follows(s: RedisFacts, slave: Server, master: Server, m: RedisFacts | n
 
 export function pairState(pair: Pair, master: Inspection<RedisFacts>, slave: Inspection<RedisFacts>): PairLive {
   const none = { lagSeconds: null, lagBytes: null, masterKeepsSlave: false };
-  if (!master.ok || !slave.ok) {
-    const errors = [master, slave].filter((i): i is Extract<typeof i, { ok: false }> => !i.ok).map((i) => `${i.server.ref} unreachable: ${i.error}`);
-    return { state: 'unreachable', ...none, error: errors.join('; ') };
-  }
+  const down = unreachablePair(master, slave);
+  if (down || !master.ok || !slave.ok) return down!;
   const s = slave.facts;
   const m = master.facts;
   if (s.role === 'master') return { state: 'standalone', ...none, error: null };
