@@ -46528,6 +46528,15 @@ async function enable(pair, planned, ctx) {
     if (slave.dumpClients.length > 0) {
       throw new DbreplError("STEP", `${pair.slave.ref} is serving ${slave.dumpClients.length} replica connection(s) of its own (${slave.dumpClients.join(", ")}); refusing to overwrite a master \u2014 fix the file or stop those replicas first`);
     }
+    if (md.version.flavour === "mysql") {
+      const [long] = await withClient(
+        pair.master,
+        (sql) => sql.query(`SELECT COUNT(*) AS n, COALESCE(MAX(TIME), 0) AS t FROM information_schema.PROCESSLIST WHERE COMMAND = 'Query' AND TIME > 30 AND ID <> CONNECTION_ID()`)
+      );
+      if (Number(long.n) > 0) {
+        throw new DbreplError("STEP", `${pair.master.ref} is running ${long.n} query(ies) for over 30 s (the longest ${long.t} s); the dump's global read lock would wait behind them and stall all writes: apply again when they are done`);
+      }
+    }
     await verifyHost(slaveHost, pair.slave, slave, slave.hostname);
     if (mariadb && !master.logBin) await verifyHost(masterHost, pair.master, master, master.hostname);
     if (await pathExists(slaveHost, preserved)) throw new DbreplError("STEP", `${preserved} already exists; refusing to overwrite kept data`);

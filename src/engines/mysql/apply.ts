@@ -75,6 +75,16 @@ export async function enable(pair: Pair, planned: PlannedPair, ctx: ApplyContext
     if (slave.dumpClients.length > 0) {
       throw new DbreplError('STEP', `${pair.slave.ref} is serving ${slave.dumpClients.length} replica connection(s) of its own (${slave.dumpClients.join(', ')}); refusing to overwrite a master — fix the file or stop those replicas first`);
     }
+    if (md.version.flavour === 'mysql') {
+      // mysqldump --source-data takes FLUSH TABLES WITH READ LOCK: behind a long query it would
+      // hold off every write on the master until that query ends.
+      const [long] = await withClient(pair.master, (sql) =>
+        sql.query(`SELECT COUNT(*) AS n, COALESCE(MAX(TIME), 0) AS t FROM information_schema.PROCESSLIST WHERE COMMAND = 'Query' AND TIME > 30 AND ID <> CONNECTION_ID()`),
+      );
+      if (Number(long!.n) > 0) {
+        throw new DbreplError('STEP', `${pair.master.ref} is running ${long!.n} query(ies) for over 30 s (the longest ${long!.t} s); the dump's global read lock would wait behind them and stall all writes: apply again when they are done`);
+      }
+    }
     // The kept dump, the copy and the option file belong on the slave's own machine.
     await verifyHost(slaveHost, pair.slave, slave, slave.hostname);
     if (mariadb && !master.logBin) await verifyHost(masterHost, pair.master, master, master.hostname);
