@@ -46368,15 +46368,17 @@ async function readFacts(sql) {
 var import_node_crypto2 = require("node:crypto");
 
 // src/engines/engine.ts
-function unreachablePair(master, slave) {
+function bothSides(master, slave) {
+  if (master.ok && slave.ok) return { m: master.facts, s: slave.facts };
   const down = [master, slave].filter((i) => !i.ok);
-  if (down.length === 0) return null;
   return {
-    state: "unreachable",
-    lagSeconds: null,
-    lagBytes: null,
-    masterKeepsSlave: false,
-    error: down.map((i) => `${i.server.ref} unreachable: ${i.error}`).join("; ")
+    live: {
+      state: "unreachable",
+      lagSeconds: null,
+      lagBytes: null,
+      masterKeepsSlave: false,
+      error: down.map((i) => `${i.server.ref} unreachable: ${i.error}`).join("; ")
+    }
   };
 }
 
@@ -46399,9 +46401,9 @@ function lagBytes(m, r) {
 }
 function pairState(pair, master, slave) {
   const none = { lagSeconds: null, lagBytes: null, masterKeepsSlave: false };
-  const down = unreachablePair(master, slave);
-  if (down || !master.ok || !slave.ok) return down;
-  const r = slave.facts.replica;
+  const sides = bothSides(master, slave);
+  if ("live" in sides) return sides.live;
+  const r = sides.s.replica;
   if (!r) return { state: "standalone", ...none, error: null };
   if (!follows(r, pair.master)) {
     return { state: "other-master", ...none, error: `slave follows ${r.sourceHost}:${r.sourcePort}, not ${pair.master.ref} (${pair.master.host}:${pair.master.port})` };
@@ -46410,7 +46412,7 @@ function pairState(pair, master, slave) {
     const why = r.lastSqlErrno ? `SQL thread stopped on error ${r.lastSqlErrno}: ${r.lastSqlError}` : r.lastIoErrno ? `IO thread error ${r.lastIoErrno}: ${r.lastIoError}` : `replication threads: IO ${r.ioRunning || "No"}, SQL ${r.sqlRunning || "No"}`;
     return { state: "broken", ...none, error: why };
   }
-  const lag2 = { lagSeconds: r.secondsBehind, lagBytes: lagBytes(master.facts, r), masterKeepsSlave: false };
+  const lag2 = { lagSeconds: r.secondsBehind, lagBytes: lagBytes(sides.m, r), masterKeepsSlave: false };
   if (r.secondsBehind > pair.maxLagSeconds) {
     return { state: "lagging", ...lag2, error: `replication lag ${r.secondsBehind}s is over max_lag ${pair.maxLagSeconds}s` };
   }
@@ -46518,8 +46520,8 @@ async function enable(pair, planned, ctx) {
   const preserved = planned.preserved;
   if (!preserved) throw new StepError("preflight", "the plan names no file for the previous data");
   const [master, slave] = await step(ctx, "read both servers", () => Promise.all([withClient(pair.master, readFacts), withClient(pair.slave, readFacts)]));
-  const d = await withClient(pair.slave, dialectOf);
-  const md = await withClient(pair.master, dialectOf);
+  const d = dialectFor(slave.version);
+  const md = dialectFor(master.version);
   const mariadb = d.version.flavour === "mariadb";
   const trailer = await withClient(pair.slave, (sql) => adminAccount(sql, d));
   await step(ctx, "preflight: versions, GTID, hosts, disk", async () => {
@@ -47015,10 +47017,9 @@ function follows2(up, master, m) {
 function pairState2(pair, master, slave) {
   const slot = slotName(pair);
   const none = { lagSeconds: null, lagBytes: null };
-  const down = unreachablePair(master, slave);
-  if (down || !master.ok || !slave.ok) return down;
-  const m = master.facts;
-  const s = slave.facts;
+  const sides = bothSides(master, slave);
+  if ("live" in sides) return sides.live;
+  const { m, s } = sides;
   const masterKeepsSlave = m.slots.some((x) => x.name === slot);
   if (!s.inRecovery) return { state: "standalone", ...none, error: null, masterKeepsSlave };
   const up = upstreamOf(s);
@@ -47155,11 +47156,8 @@ async function dropSlotWhenFree(sql, slot, where) {
   });
   await sql.query("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", [slot]);
 }
-async function hbaAdmits(pair, user) {
-  return withClient2(pair.master, async (sql) => {
-    const facts = await readFacts2(sql);
-    return admitsReplication(await hbaRules(sql), user, pair.slave.host, facts.ssl).admitted;
-  });
+async function hbaAdmits(pair, user, ssl) {
+  return withClient2(pair.master, async (sql) => admitsReplication(await hbaRules(sql), user, pair.slave.host, ssl).admitted);
 }
 async function addHbaRule(pair, masterHost, user) {
   await withClient2(pair.master, async (sql) => {
@@ -47269,7 +47267,7 @@ async function enable2(pair, planned, ctx) {
   const preserved = planned.preserved;
   if (!preserved) throw new StepError("preflight", "the plan names no path for the previous data");
   const restart = restartSettings(master, slot);
-  const hbaOk = await hbaAdmits(pair, user);
+  const hbaOk = await hbaAdmits(pair, user, master.ssl);
   await step(ctx, "preflight: versions, roles, standby settings, hosts, disk", async () => {
     if (major(master) !== major(slave)) {
       throw new DbreplError("STEP", `major versions differ (master ${master.versionNum}, slave ${slave.versionNum}); physical replication needs the same major version`);
@@ -47708,20 +47706,19 @@ function follows3(s, slave, master, m) {
 }
 function pairState3(pair, master, slave) {
   const none = { lagSeconds: null, lagBytes: null, masterKeepsSlave: false };
-  const down = unreachablePair(master, slave);
-  if (down || !master.ok || !slave.ok) return down;
-  const s = slave.facts;
-  const m = master.facts;
+  const sides = bothSides(master, slave);
+  if ("live" in sides) return sides.live;
+  const { m, s } = sides;
   if (s.role === "master") return { state: "standalone", ...none, error: null };
   if (!follows3(s, pair.slave, pair.master, m)) {
     return { state: "other-master", ...none, error: `slave follows ${s.masterHost}:${s.masterPort}, not ${pair.master.ref} (${pair.master.host}:${pair.master.port})` };
   }
   if (!s.linkUp) {
-    const down2 = s.linkDownSeconds ?? 0;
-    if (s.syncInProgress && down2 <= pair.maxLagSeconds) {
-      return { state: "lagging", ...none, error: `initial sync from the master in progress (${down2}s)` };
+    const down = s.linkDownSeconds ?? 0;
+    if (s.syncInProgress && down <= pair.maxLagSeconds) {
+      return { state: "lagging", ...none, error: `initial sync from the master in progress (${down}s)` };
     }
-    const why = s.syncInProgress ? `full sync not finishing (link down for ${down2}s; restarted syncs?)` : `link to the master is down${s.linkDownSeconds !== null ? ` for ${down2}s` : ""}`;
+    const why = s.syncInProgress ? `full sync not finishing (link down for ${down}s; restarted syncs?)` : `link to the master is down${s.linkDownSeconds !== null ? ` for ${down}s` : ""}`;
     return { state: "broken", ...none, error: why };
   }
   const lagBytes2 = Math.max(0, m.masterOffset - (s.replicaOffset ?? 0));

@@ -43,15 +43,20 @@ export interface Engine<F = unknown> {
   disable(pair: Pair, planned: PlannedPair, ctx: ApplyContext): Promise<void>;
 }
 
-/** The live state of a pair when either side could not be inspected (the same for every engine). */
-export function unreachablePair(master: Inspection, slave: Inspection): PairLive | null {
-  const down = [master, slave].filter((i): i is Extract<Inspection, { ok: false }> => !i.ok);
-  if (down.length === 0) return null;
+/**
+ * Both sides' facts, or the `unreachable` live state naming every side that could not be
+ * inspected (the same for every engine).
+ */
+export function bothSides<F>(master: Inspection<F>, slave: Inspection<F>): { live: PairLive } | { m: F; s: F } {
+  if (master.ok && slave.ok) return { m: master.facts, s: slave.facts };
+  const down = [master, slave].filter((i): i is Extract<Inspection<F>, { ok: false }> => !i.ok);
   return {
-    state: 'unreachable',
-    lagSeconds: null,
-    lagBytes: null,
-    masterKeepsSlave: false,
-    error: down.map((i) => `${i.server.ref} unreachable: ${i.error}`).join('; '),
+    live: {
+      state: 'unreachable',
+      lagSeconds: null,
+      lagBytes: null,
+      masterKeepsSlave: false,
+      error: down.map((i) => `${i.server.ref} unreachable: ${i.error}`).join('; '),
+    },
   };
 }

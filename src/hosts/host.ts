@@ -27,16 +27,6 @@ export interface HostProvider {
   closeAll(): Promise<void>;
 }
 
-/** POSIX single-quoting, for the few places that must build a shell line from arguments. */
-export function quote(arg: string): string {
-  if (/^[A-Za-z0-9_\-+=/.,:@%]+$/.test(arg)) return arg;
-  return `'${arg.replace(/'/g, `'\\''`)}'`;
-}
-
-export function shellLine(argv: string[]): string {
-  return argv.map(quote).join(' ');
-}
-
 /** Runs and throws on a non-zero exit, with the last lines of stderr (the caller's messages are redacted at the edge). */
 export async function runChecked(host: Host, argv: string[], what: string, options?: RunOptions): Promise<string> {
   const r = await host.run(argv, options);
@@ -44,11 +34,6 @@ export async function runChecked(host: Host, argv: string[], what: string, optio
     throw new DbreplError('STEP', `${what} failed on ${host.label} (exit ${r.code}): ${tail(r.stderr || r.stdout)}`);
   }
   return r.stdout;
-}
-
-/** A user's shell command line from replication.yml (`service.stop` ...), run with /bin/sh -c. */
-export function runShell(host: Host, line: string, what: string, options?: RunOptions): Promise<string> {
-  return runChecked(host, ['/bin/sh', '-c', line], what, options);
 }
 
 export async function readFile(host: Host, file: string): Promise<string | null> {

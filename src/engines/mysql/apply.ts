@@ -7,7 +7,7 @@ import { pollUntil, PollAbort } from '../../util/poll';
 import type { ApplyContext } from '../engine';
 import { serviceArgv, step } from '../steps';
 import { withClient, Sql } from './client';
-import { Dialect, nativePasswordHash } from './dialect';
+import { Dialect, dialectFor, nativePasswordHash } from './dialect';
 import { checkLoginFromHost, dumpToFile, restoreFromFile, streamCopy, verifyHost, writeOptions } from './host-side';
 import { dialectOf, MyFacts, readFacts } from './inspect';
 import { blockers, DEFAULT_OPTIONS_FILE, serverIdFor } from './state';
@@ -64,8 +64,8 @@ export async function enable(pair: Pair, planned: PlannedPair, ctx: ApplyContext
   if (!preserved) throw new StepError('preflight', 'the plan names no file for the previous data');
 
   const [master, slave] = await step(ctx, 'read both servers', () => Promise.all([withClient(pair.master, readFacts), withClient(pair.slave, readFacts)]));
-  const d = await withClient(pair.slave, dialectOf);
-  const md = await withClient(pair.master, dialectOf);
+  const d = dialectFor(slave.version);
+  const md = dialectFor(master.version);
   const mariadb = d.version.flavour === 'mariadb';
   const trailer = await withClient(pair.slave, (sql) => adminAccount(sql, d));
 

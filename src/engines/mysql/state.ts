@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Action, ActionDetails, PairLive } from '../../plan/types';
 import type { Pair, Server } from '../../topology';
-import { Inspection, LiveLink, unreachablePair } from '../engine';
+import { bothSides, Inspection, LiveLink } from '../engine';
 import { atLeast } from './dialect';
 import type { MyFacts, ReplicaStatus } from './inspect';
 
@@ -30,9 +30,9 @@ function lagBytes(m: MyFacts, r: ReplicaStatus): number | null {
 
 export function pairState(pair: Pair, master: Inspection<MyFacts>, slave: Inspection<MyFacts>): PairLive {
   const none = { lagSeconds: null, lagBytes: null, masterKeepsSlave: false };
-  const down = unreachablePair(master, slave);
-  if (down || !master.ok || !slave.ok) return down!;
-  const r = slave.facts.replica;
+  const sides = bothSides(master, slave);
+  if ('live' in sides) return sides.live;
+  const r = sides.s.replica;
   if (!r) return { state: 'standalone', ...none, error: null };
   if (!follows(r, pair.master)) {
     return { state: 'other-master', ...none, error: `slave follows ${r.sourceHost}:${r.sourcePort}, not ${pair.master.ref} (${pair.master.host}:${pair.master.port})` };
@@ -45,7 +45,7 @@ export function pairState(pair: Pair, master: Inspection<MyFacts>, slave: Inspec
         : `replication threads: IO ${r.ioRunning || 'No'}, SQL ${r.sqlRunning || 'No'}`;
     return { state: 'broken', ...none, error: why };
   }
-  const lag = { lagSeconds: r.secondsBehind, lagBytes: lagBytes(master.facts, r), masterKeepsSlave: false };
+  const lag = { lagSeconds: r.secondsBehind, lagBytes: lagBytes(sides.m, r), masterKeepsSlave: false };
   if (r.secondsBehind > pair.maxLagSeconds) {
     return { state: 'lagging', ...lag, error: `replication lag ${r.secondsBehind}s is over max_lag ${pair.maxLagSeconds}s` };
   }

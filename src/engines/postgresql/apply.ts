@@ -11,7 +11,8 @@ import { PgFacts, readFacts } from './inspect';
 import { checkFreeSpace, releaseRebuildLock, takeRebuildLock } from '../../hosts/rebuild';
 import { findBasebackup, restoreOwnConfig, restorePrevious, standbyShortfalls, verifyHost } from './slave';
 import { DEFAULT_SERVICE, restartSettings, slotName } from './state';
-import { service, serviceArgv, START_TIMEOUT_MS, step, STOP_TIMEOUT_MS } from './steps';
+import { serviceArgv, step } from '../steps';
+import { service, START_TIMEOUT_MS, STOP_TIMEOUT_MS } from './steps';
 
 const major = (f: PgFacts): number => Math.floor(f.versionNum / 10000);
 
@@ -33,7 +34,7 @@ export async function enable(pair: Pair, planned: PlannedPair, ctx: ApplyContext
   const preserved = planned.preserved;
   if (!preserved) throw new StepError('preflight', 'the plan names no path for the previous data');
   const restart = restartSettings(master, slot);
-  const hbaOk = await hbaAdmits(pair, user);
+  const hbaOk = await hbaAdmits(pair, user, master.ssl);
 
   await step(ctx, 'preflight: versions, roles, standby settings, hosts, disk', async () => {
     if (major(master) !== major(slave)) {

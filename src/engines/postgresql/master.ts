@@ -6,7 +6,8 @@ import { withClient, Sql } from './client';
 import { admitsReplication, hbaLine } from './hba';
 import { hbaRules, readFacts } from './inspect';
 import { scramVerifier } from './scram';
-import { service, serviceArgv, START_TIMEOUT_MS } from './steps';
+import { serviceArgv } from '../steps';
+import { service, START_TIMEOUT_MS } from './steps';
 
 /**
  * The replication role. On a primary it is created or its password set (as a SCRAM
@@ -50,11 +51,8 @@ export async function dropSlotWhenFree(sql: Sql, slot: string, where: string): P
 }
 
 /** Whether the master's pg_hba rules already admit the slave's replication login. */
-export async function hbaAdmits(pair: Pair, user: string): Promise<boolean> {
-  return withClient(pair.master, async (sql) => {
-    const facts = await readFacts(sql);
-    return admitsReplication(await hbaRules(sql), user, pair.slave.host, facts.ssl).admitted;
-  });
+export async function hbaAdmits(pair: Pair, user: string, ssl: boolean): Promise<boolean> {
+  return withClient(pair.master, async (sql) => admitsReplication(await hbaRules(sql), user, pair.slave.host, ssl).admitted);
 }
 
 /** Adds the rule at the top of the master's pg_hba file (first match wins) and reloads. */

@@ -2,7 +2,8 @@ import { DbreplError, messageOf } from '../../errors';
 import { Host, pathExists, readFile, runChecked, writeFile } from '../../hosts/host';
 import type { Server } from '../../topology';
 import type { PgFacts } from './inspect';
-import { service, serviceArgv } from './steps';
+import { serviceArgv } from '../steps';
+import { service } from './steps';
 
 /**
  * Host commands for a server must run where that server runs. postmaster.pid in its data

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Action, ActionDetails, PairLive } from '../../plan/types';
 import type { Pair, Server } from '../../topology';
-import { Inspection, LiveLink, unreachablePair } from '../engine';
+import { bothSides, Inspection, LiveLink } from '../engine';
 import { lsnDistance } from './lsn';
 import type { PgFacts } from './inspect';
 
@@ -68,10 +68,9 @@ function follows(up: Upstream, master: Server, m: PgFacts | null): boolean {
 export function pairState(pair: Pair, master: Inspection<PgFacts>, slave: Inspection<PgFacts>): PairLive {
   const slot = slotName(pair);
   const none = { lagSeconds: null, lagBytes: null };
-  const down = unreachablePair(master, slave);
-  if (down || !master.ok || !slave.ok) return down!;
-  const m = master.facts;
-  const s = slave.facts;
+  const sides = bothSides(master, slave);
+  if ('live' in sides) return sides.live;
+  const { m, s } = sides;
   const masterKeepsSlave = m.slots.some((x) => x.name === slot);
   if (!s.inRecovery) return { state: 'standalone', ...none, error: null, masterKeepsSlave };
 

@@ -1,8 +1,6 @@
 import type { Server } from '../../topology';
 import { DEFAULT_SERVICE } from './state';
 
-export { serviceArgv, step } from '../steps';
-
 export const STOP_TIMEOUT_MS = 120_000;
 export const START_TIMEOUT_MS = 180_000;
 

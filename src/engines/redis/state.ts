@@ -1,7 +1,7 @@
 import type { Action, ActionDetails, PairLive } from '../../plan/types';
 import type { Pair, Server } from '../../topology';
 import { humanBytes } from '../../util/bytes';
-import { Inspection, LiveLink, unreachablePair } from '../engine';
+import { bothSides, Inspection, LiveLink } from '../engine';
 import type { RedisFacts } from './inspect';
 
 export function preservedPath(dir: string, stamp: string): string {
@@ -16,10 +16,9 @@ function follows(s: RedisFacts, slave: Server, master: Server, m: RedisFacts | n
 
 export function pairState(pair: Pair, master: Inspection<RedisFacts>, slave: Inspection<RedisFacts>): PairLive {
   const none = { lagSeconds: null, lagBytes: null, masterKeepsSlave: false };
-  const down = unreachablePair(master, slave);
-  if (down || !master.ok || !slave.ok) return down!;
-  const s = slave.facts;
-  const m = master.facts;
+  const sides = bothSides(master, slave);
+  if ('live' in sides) return sides.live;
+  const { m, s } = sides;
   if (s.role === 'master') return { state: 'standalone', ...none, error: null };
   if (!follows(s, pair.slave, pair.master, m)) {
     return { state: 'other-master', ...none, error: `slave follows ${s.masterHost}:${s.masterPort}, not ${pair.master.ref} (${pair.master.host}:${pair.master.port})` };
