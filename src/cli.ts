@@ -2,13 +2,13 @@
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { run, Command } from './core';
-import { loadConfig } from './config/load';
 import { desiredEnv, toDotenv } from './env/compute';
 import { ConfigError, DbreplError, UsageError, messageOf } from './errors';
 import { stderrLogger } from './log';
 import type { Mode } from './plan/diff';
 import { planText, statusText } from './report/render';
 import { SecretRegistry } from './secrets';
+import { loadTopology } from './topology';
 
 const USAGE = `usage:
   dbrepl plan     [-c FILE] [--only NAMES] [--json] [--detailed-exitcode]
@@ -63,12 +63,12 @@ export async function cli(io: CliIo): Promise<number> {
 
     switch (command) {
       case 'validate': {
-        const { topology } = loadConfig(configPath, io.env, secrets);
+        const { topology } = loadTopology(configPath, io.env, secrets);
         out(`${values.config} is valid: ${topology.applications.length} application(s), ${topology.servers.size} server(s), ${topology.pairs.length} pair(s)\n`);
         return 0;
       }
       case 'env': {
-        const { topology } = loadConfig(configPath, io.env, secrets);
+        const { topology } = loadTopology(configPath, io.env, secrets);
         const env = desiredEnv(topology);
         // The variables are the point of this command: printed as they are, not masked.
         if (values.format === 'json') io.stdout(JSON.stringify(env, null, 2) + '\n');

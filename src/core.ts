@@ -1,15 +1,16 @@
+import { checkAction } from './apply/checks';
 import { applyPlan } from './apply/run';
-import { loadConfig } from './config/load';
-import { engineFor, unsupportedMessage } from './engines';
-import type { Inspection, Logger } from './engines/engine';
+import { engineFor } from './engines';
+import type { ChangeAction, Finding, Inspection, Logger, Session } from './engines/engine';
 import { computeEnv, desiredEnv } from './env/compute';
 import { UsageError, messageOf } from './errors';
 import type { HostProvider } from './hosts/host';
 import { DefaultHostProvider } from './hosts/provider';
-import { buildPlan, buildStatus, livePair, Mode } from './plan/diff';
+import type { Pair, Server, Topology } from './model';
+import { buildPlan, buildStatus, livePair, Mode, prunePair, sidesOf } from './plan/diff';
 import type { EnvMap, Plan, PlannedPair, Status } from './plan/types';
 import type { SecretRegistry } from './secrets';
-import { Pair, selectPairs, Server, Topology } from './topology';
+import { loadTopology, selectPairs } from './topology';
 
 /** Everything the core needs from its caller (CLI or action); nothing below reads process state. */
 export interface CoreOptions {
@@ -29,12 +30,12 @@ export interface RunResult {
   plan: Plan;
   status: Status;
   env: EnvMap;
-  /** 0 success, 1 error (unreachable server, failed step) — SPEC section 3. */
+  /** 0 success, 1 error (unreachable server, a refused pair, a failed step) — SPEC section 3. */
   exitCode: 0 | 1;
 }
 
 export function load(options: CoreOptions): { topology: Topology; selected: Pair[] } {
-  const { topology } = loadConfig(options.configPath, options.env, options.secrets);
+  const { topology } = loadTopology(options.configPath, options.env, options.secrets);
   const { pairs, unknown } = selectPairs(topology, options.only);
   if (unknown.length > 0) {
     throw new UsageError(`--only names no pair or application: ${unknown.join(', ')}; pairs: ${topology.pairs.map((p) => p.name).join(', ') || '(none)'}; applications: ${topology.applications.map((a) => a.name).join(', ')}`);
@@ -54,28 +55,27 @@ function serversToInspect(topology: Topology, selected: Pair[], only: string[] |
   return [...refs].map((r) => topology.servers.get(r)!);
 }
 
-export async function inspectServers(servers: Server[], maxParallel: number, log: Logger): Promise<Map<string, Inspection>> {
-  const out = new Map<string, Inspection>();
+/** Runs `fn` over `items`, at most `limit` at a time. */
+async function eachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
   const worker = async (): Promise<void> => {
-    while (next < servers.length) {
-      const server = servers[next++]!;
-      const engine = engineFor(server.engine);
-      if (!engine) {
-        out.set(server.ref, { ok: false, server, error: unsupportedMessage(server.engine) });
-        continue;
-      }
-      try {
-        out.set(server.ref, { ok: true, server, facts: await engine.inspectServer(server) });
-      } catch (err) {
-        const msg = messageOf(err);
-        const error = msg.startsWith(`${server.ref}: `) ? msg.slice(server.ref.length + 2) : msg;
-        log.warn(`${server.ref}: cannot inspect: ${error}`);
-        out.set(server.ref, { ok: false, server, error });
-      }
-    }
+    while (next < items.length) await fn(items[next++]!);
   };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(maxParallel, servers.length)) }, worker));
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+}
+
+export async function inspectServers(servers: Server[], maxParallel: number, session: Session): Promise<Map<string, Inspection>> {
+  const out = new Map<string, Inspection>();
+  await eachLimited(servers, maxParallel, async (server) => {
+    try {
+      out.set(server.ref, { ok: true, server, facts: await engineFor(server.engine).inspect(server, session) });
+    } catch (err) {
+      const msg = messageOf(err);
+      const error = msg.startsWith(`${server.ref}: `) ? msg.slice(server.ref.length + 2) : msg;
+      session.log.warn(`${server.ref}: cannot inspect: ${error}`);
+      out.set(server.ref, { ok: false, server, error });
+    }
+  });
   return out;
 }
 
@@ -84,7 +84,7 @@ function stampOf(now: Date): string {
   return now.toISOString().replace(/[-:.]/g, '');
 }
 
-/** Inspect, diff, and (for apply/resync) execute; the status and env reflect the end state. */
+/** Inspect, diff, check, and (for apply/resync) execute; the status and env reflect the end state. */
 export async function run(command: Command, options: CoreOptions, mode: Mode = { kind: 'converge' }): Promise<RunResult> {
   const { topology, selected } = load(options);
   if (mode.kind === 'resync') {
@@ -93,32 +93,74 @@ export async function run(command: Command, options: CoreOptions, mode: Mode = {
     if (missing.length > 0) throw new UsageError(`resync names unknown pair(s): ${missing.join(', ')}; pairs: ${[...known].join(', ') || '(none)'}`);
   }
   const servers = serversToInspect(topology, selected, options.only);
-  options.log.info(`Inspecting ${servers.length} server(s) for ${selected.length} pair(s)`);
-  const inspections = await inspectServers(servers, options.maxParallel, options.log);
-  const plan = buildPlan(
-    { topology, selected, inspections, stamp: stampOf(options.now ?? new Date()), mode, env: desiredEnv(topology) },
-    servers,
-  );
-  const before = buildStatus(selected, inspections);
-  const unreachable = before.pairs.some((p) => p.state === 'unreachable');
-
-  if (command === 'plan' || command === 'status') {
-    return { plan, status: before, env: plan.env, exitCode: unreachable ? 1 : 0 };
-  }
-
-  const hosts = options.hosts ?? new DefaultHostProvider();
+  // One provider from the first inspection to the verification after apply.
+  const hosts = options.hosts ?? new DefaultHostProvider(options.env);
+  const session: Session = { hosts, log: options.log };
   try {
-    await applyPlan(plan, { topology, hosts, log: options.log, maxParallel: options.maxParallel });
+    options.log.info(`Inspecting ${servers.length} server(s) for ${selected.length} pair(s)`);
+    const inspections = await inspectServers(servers, options.maxParallel, session);
+    const before = buildStatus(selected, inspections);
+    if (command === 'status') {
+      const plan = buildPlan({ topology, selected, inspections, stamp: '', mode, env: desiredEnv(topology) }, servers);
+      return { plan, status: before, env: plan.env, exitCode: before.pairs.some((p) => p.state === 'unreachable') ? 1 : 0 };
+    }
+    const stamp = stampOf(options.now ?? new Date());
+    const plan = buildPlan({ topology, selected, inspections, stamp, mode, env: desiredEnv(topology) }, servers);
+    const lockDirs = await checkPlan(plan, topology, inspections, session, options.maxParallel, stamp);
+    const blocked = plan.pairs.some((p) => p.error !== null) || plan.drift.some((d) => d.error !== null);
+    if (command === 'plan') return { plan, status: before, env: plan.env, exitCode: blocked ? 1 : 0 };
+
+    await applyPlan(plan, { topology, session, maxParallel: options.maxParallel, mode, stamp, lockDirs });
+    // Verify: inspect again; the status and the variables come from what is live now.
+    const after = await inspectServers(servers, options.maxParallel, session);
+    const status = buildStatus(selected, after);
+    const env = computeEnv(topology, (pair) => inEffect(pair, plan.pairs.find((p) => p.name === pair.name), after));
+    plan.env = env;
+    const failed = plan.pairs.some((p) => p.result === 'failed' || (p.error !== null && p.live === 'unreachable')) || plan.drift.some((d) => d.result === 'failed');
+    return { plan, status, env, exitCode: failed ? 1 : 0 };
   } finally {
     await hosts.closeAll();
   }
-  // Verify: inspect again; the status and the variables come from what is live now.
-  const after = await inspectServers(servers, options.maxParallel, options.log);
-  const status = buildStatus(selected, after);
-  const env = computeEnv(topology, (pair) => inEffect(pair, plan.pairs.find((p) => p.name === pair.name), after));
-  plan.env = env;
-  const failed = plan.pairs.some((p) => p.result === 'failed') || plan.drift.some((d) => d.result === 'failed');
-  return { plan, status, env, exitCode: failed || unreachable ? 1 : 0 };
+}
+
+/**
+ * Every check that changes nothing, at plan time, so a plan that looks fine does not fail
+ * half-way: a refusal becomes the pair's error, a warning joins its warnings. Returns the
+ * slave directory each rebuild locks on.
+ */
+async function checkPlan(plan: Plan, topology: Topology, inspections: ReadonlyMap<string, Inspection>, session: Session, maxParallel: number, stamp: string): Promise<Map<string, string | null>> {
+  const lockDirs = new Map<string, string | null>();
+  const byName = new Map(topology.pairs.map((p) => [p.name, p]));
+  const apply = (row: { error: string | null; warnings?: string[] }, findings: Finding[]): void => {
+    const errors = findings.filter((f) => f.level === 'error').map((f) => f.message);
+    if (errors.length > 0) row.error = errors.join('; ');
+    if (row.warnings) for (const w of findings.filter((f) => f.level === 'warning')) if (!row.warnings.includes(w.message)) row.warnings.push(w.message);
+  };
+  const rows: Array<() => Promise<void>> = [];
+  for (const planned of plan.pairs) {
+    const pair = byName.get(planned.name)!;
+    const sides = sidesOf(pair, inspections);
+    if (!sides) continue;
+    rows.push(async () => {
+      const engine = engineFor(pair.engine);
+      const action = planned.action === 'none' ? null : (planned.action as ChangeAction);
+      const actionPlan = action ? engine.plan(pair, action, sides, stamp) : null;
+      lockDirs.set(pair.name, actionPlan?.lockDir ?? null);
+      apply(planned, await checkAction(engine, pair, sides, action && actionPlan ? { action, plan: actionPlan } : null, session, 'plan'));
+    });
+  }
+  for (const entry of plan.drift) {
+    if (entry.action !== 'disable') continue;
+    const pair = prunePair(topology.servers.get(entry.master)!, topology.servers.get(entry.slave)!);
+    const sides = sidesOf(pair, inspections);
+    if (!sides) continue;
+    rows.push(async () => {
+      const engine = engineFor(pair.engine);
+      apply(entry, await checkAction(engine, pair, sides, { action: 'disable', plan: engine.plan(pair, 'disable', sides, stamp) }, session, 'plan'));
+    });
+  }
+  await eachLimited(rows, maxParallel, (row) => row());
+  return lockDirs;
 }
 
 /**

@@ -1,74 +1,18 @@
-import { EngineName, NAME_PATTERN, RawConfig, SshSettings } from './config/schema';
+import { PathIssue, readConfig } from './config/load';
+import { NAME_PATTERN, RawConfig } from './config/schema';
+import { CAPABILITIES, capabilitiesOf, ENGINE_SERVER_KEYS } from './engines/capabilities';
+import type { EngineName } from './engines/names';
+import { ConfigError } from './errors';
+import type { Application, Pair, ReplicationLogin, Server, Topology } from './model';
+import type { SecretRegistry } from './secrets';
+
+export type { Application, Pair, ReplicationLogin, Server, Topology };
 
 /** Pure resolution of the parsed file into servers and pairs, with every rule of SPEC section 2. */
 
-export const DEFAULT_PORTS: Record<EngineName, number> = {
-  postgresql: 5432,
-  mysql: 3306,
-  redis: 6379,
-  mongodb: 27017,
-};
+export const DEFAULT_PORTS = Object.fromEntries(Object.values(CAPABILITIES).map((c) => [c.name, c.defaultPort])) as Record<EngineName, number>;
 
-/** Engines whose slaves may themselves be masters (SPEC section 2). */
-const CASCADING: ReadonlySet<EngineName> = new Set(['postgresql', 'mysql', 'redis']);
-/** Engines whose replication needs a login of its own on the master. */
-const NEEDS_REPLICATION_LOGIN: ReadonlySet<EngineName> = new Set(['postgresql', 'mysql']);
-
-export interface Server {
-  /** `application/server` */
-  ref: string;
-  app: string;
-  name: string;
-  engine: EngineName;
-  host: string;
-  port: number;
-  user?: string;
-  password?: string;
-  ssh?: SshSettings;
-  dataDir?: string;
-  service?: { stop: string; start: string };
-  replicaSet: string;
-  optionsFile?: string;
-}
-
-export interface ReplicationLogin {
-  user?: string;
-  password?: string;
-}
-
-export interface Pair {
-  name: string;
-  /** Index in `replications`, for messages that point back at the file. */
-  index: number;
-  engine: EngineName;
-  master: Server;
-  slave: Server;
-  desired: 'enabled' | 'disabled';
-  resync: 'auto' | 'manual';
-  maxLagSeconds: number;
-  catchupTimeoutSeconds: number;
-  replication: ReplicationLogin;
-}
-
-export interface Application {
-  name: string;
-  environment?: string;
-  servers: Server[];
-}
-
-export interface Topology {
-  applications: Application[];
-  servers: Map<string, Server>;
-  pairs: Pair[];
-  prune: boolean;
-}
-
-export interface TopologyIssue {
-  path: Array<string | number>;
-  message: string;
-  /** Point at the mapping key itself rather than its value. */
-  atKey?: boolean;
-}
+export type TopologyIssue = PathIssue;
 
 export type Resolved = { ok: true; topology: Topology } | { ok: false; issues: TopologyIssue[] };
 
@@ -94,14 +38,10 @@ export function resolveTopology(config: RawConfig): Resolved {
           message: 'ssh needs known_hosts or host_key: host keys are always verified',
         });
       }
-      if (s.replica_set && s.engine !== 'mongodb') {
-        issues.push({ path: [...path, 'replica_set'], message: `replica_set applies to mongodb only (this server is ${s.engine})` });
-      }
-      if (s.options_file && s.engine !== 'mysql') {
-        issues.push({ path: [...path, 'options_file'], message: `options_file applies to mysql only (this server is ${s.engine})` });
-      }
-      if (s.data_dir && s.engine === 'redis') {
-        issues.push({ path: [...path, 'data_dir'], message: 'data_dir applies to postgresql, mysql and mongodb, not redis' });
+      for (const key of ENGINE_SERVER_KEYS) {
+        if (s[key] === undefined || capabilitiesOf(s.engine).serverKeys.includes(key)) continue;
+        const users = Object.values(CAPABILITIES).filter((c) => c.serverKeys.includes(key)).map((c) => c.name);
+        issues.push({ path: [...path, key], message: `${key} applies to ${users.join(', ')} only (this server is ${s.engine})` });
       }
       const server: Server = {
         ref: `${app}/${name}`,
@@ -109,7 +49,7 @@ export function resolveTopology(config: RawConfig): Resolved {
         name,
         engine: s.engine,
         host: s.host,
-        port: s.port ?? DEFAULT_PORTS[s.engine],
+        port: s.port ?? capabilitiesOf(s.engine).defaultPort,
         user: s.user,
         password: s.password,
         ssh,
@@ -117,6 +57,7 @@ export function resolveTopology(config: RawConfig): Resolved {
         service: s.service,
         replicaSet: s.replica_set ?? 'rs0',
         optionsFile: s.options_file,
+        followSymlinks: s.follow_symlinks,
       };
       servers.set(server.ref, server);
       list.push(server);
@@ -176,10 +117,10 @@ export function resolveTopology(config: RawConfig): Resolved {
       });
       return;
     }
-    if (master.engine === 'mongodb' && master.app !== slave.app) {
+    if (capabilitiesOf(master.engine).sameApplicationOnly && master.app !== slave.app) {
       issues.push({
         path: at(slaveKey),
-        message: `mongodb pairs must stay inside one application (master in ${master.app}, slave in ${slave.app})`,
+        message: `${master.engine} pairs must stay inside one application (master in ${master.app}, slave in ${slave.app})`,
       });
       return;
     }
@@ -198,7 +139,7 @@ export function resolveTopology(config: RawConfig): Resolved {
       return;
     }
     const replication: ReplicationLogin = { ...config.defaults?.replication, ...raw.replication };
-    if (raw.state === 'enabled' && NEEDS_REPLICATION_LOGIN.has(master.engine) && (!replication.user || !replication.password)) {
+    if (raw.state === 'enabled' && capabilitiesOf(master.engine).needsReplicationLogin && (!replication.user || !replication.password)) {
       issues.push({
         path: raw.replication ? at('replication') : ['replications', index],
         message: `${master.engine} replication needs a login: set replication.user and replication.password on the pair or in defaults`,
@@ -215,6 +156,7 @@ export function resolveTopology(config: RawConfig): Resolved {
       resync: raw.resync,
       maxLagSeconds: raw.max_lag,
       catchupTimeoutSeconds: raw.catchup_timeout,
+      copyTimeoutSeconds: raw.copy_timeout,
       replication,
     };
     names.set(name, index);
@@ -224,7 +166,7 @@ export function resolveTopology(config: RawConfig): Resolved {
 
   for (const pair of pairs) {
     const upstream = slaveOf.get(endpointKey(pair.master));
-    if (upstream && !CASCADING.has(pair.engine)) {
+    if (upstream && !capabilitiesOf(pair.engine).cascading) {
       issues.push({
         path: ['replications', pair.index, 'master'],
         message: `${pair.master.ref} is itself a slave (replications[${upstream.index}]); cascading is not supported for ${pair.engine}`,
@@ -317,3 +259,30 @@ export function selectPairs(topology: Topology, only: string[] | undefined): { p
   const pairs = topology.pairs.filter((p) => wanted.has(p.name) || wanted.has(p.master.app) || wanted.has(p.slave.app));
   return { pairs, unknown };
 }
+
+/**
+ * Reads replication.yml and resolves it: every rule is checked before any server is
+ * touched, and every problem is reported at once with file:line:column and key.
+ */
+export function loadTopology(file: string, env: NodeJS.ProcessEnv, secrets: SecretRegistry): { file: string; topology: Topology } {
+  return resolveLoaded(readConfig(file, env, secrets), secrets);
+}
+
+/** The same from text already read (tests, and files named on stdin later). */
+export function parseTopology(text: string, file: string, env: NodeJS.ProcessEnv, secrets: SecretRegistry): { file: string; topology: Topology } {
+  return resolveLoaded(readConfig(file, env, secrets, text), secrets);
+}
+
+function resolveLoaded(loaded: ReturnType<typeof readConfig>, secrets: SecretRegistry): { file: string; topology: Topology } {
+  const resolved = resolveTopology(loaded.raw);
+  if (!resolved.ok) throw new ConfigError(loaded.issuesAt(resolved.issues));
+  // Credentials are secrets even when written literally in the file.
+  for (const server of resolved.topology.servers.values()) {
+    secrets.add(server.password);
+    secrets.add(server.ssh?.private_key);
+    secrets.add(server.ssh?.passphrase);
+  }
+  for (const pair of resolved.topology.pairs) secrets.add(pair.replication.password);
+  return { file: loaded.file, topology: resolved.topology };
+}
+

@@ -1,17 +1,20 @@
-import { engineFor, unsupportedMessage } from '../engines';
-import type { ApplyContext, Logger } from '../engines/engine';
-import { StepError, messageOf } from '../errors';
-import type { HostProvider } from '../hosts/host';
-import { prunePair } from '../plan/diff';
+import { engineFor } from '../engines';
+import type { ChangeAction, Session } from '../engines/engine';
+import { messageOf } from '../errors';
+import type { Pair, Topology } from '../model';
+import { Mode, prunePair } from '../plan/diff';
 import type { DriftEntry, Plan, PlannedPair } from '../plan/types';
-import type { Pair, Topology } from '../topology';
 import { KeyedLock } from '../util/poll';
+import { PREFLIGHT_STEP, runAction } from './protocol';
 
 export interface ApplyOptions {
   topology: Topology;
-  hosts: HostProvider;
-  log: Logger;
+  session: Session;
   maxParallel: number;
+  mode: Mode;
+  stamp: string;
+  /** The slave directory each pair's plan locks on (by pair name). */
+  lockDirs: ReadonlyMap<string, string | null>;
 }
 
 interface Job {
@@ -26,8 +29,8 @@ interface Job {
 /**
  * Executes a plan: what the plan says is what runs. Pairs go in parallel (max-parallel),
  * except that a pair whose master is rebuilt by another pair (cascading) waits for it, and
- * is skipped if it failed. Work on one master is serialised by a lock. A failed pair
- * stops there, records which step failed and why, and the others go on.
+ * is skipped if it failed. A pair the plan refused is not attempted and counts as failed.
+ * A failed pair stops there, records which step failed and why, and the others go on.
  */
 export async function applyPlan(plan: Plan, options: ApplyOptions): Promise<Plan> {
   const locks = new KeyedLock();
@@ -40,11 +43,16 @@ export async function applyPlan(plan: Plan, options: ApplyOptions): Promise<Plan
       planned.result = 'skipped';
       continue;
     }
+    if (planned.error) {
+      planned.result = 'failed';
+      planned.error = `step "${PREFLIGHT_STEP}" failed: ${planned.error}`;
+      continue;
+    }
     jobs.push({
       key: pair.slave.ref,
       pair,
       after: [],
-      run: () => runPair(pair, planned, options, locks),
+      run: () => runPair(pair, planned, planned.action as ChangeAction, options, locks),
       skip: (why) => {
         planned.result = 'skipped';
         planned.error = why;
@@ -52,14 +60,23 @@ export async function applyPlan(plan: Plan, options: ApplyOptions): Promise<Plan
     });
   }
   for (const entry of plan.drift) {
-    if (entry.action !== 'disable') {
-      entry.result = 'skipped';
+    if (entry.action !== 'disable' || entry.error) {
+      entry.result = entry.error ? 'failed' : 'skipped';
       continue;
     }
     const master = options.topology.servers.get(entry.master)!;
     const slave = options.topology.servers.get(entry.slave)!;
     const pair = prunePair(master, slave);
-    jobs.push({ key: slave.ref, pair, after: [], run: () => runDrift(pair, entry, options, locks), skip: (why) => { entry.result = 'skipped'; entry.error = why; } });
+    jobs.push({
+      key: slave.ref,
+      pair,
+      after: [],
+      run: () => runDrift(pair, entry, options, locks),
+      skip: (why) => {
+        entry.result = 'skipped';
+        entry.error = why;
+      },
+    });
   }
   // A pair whose master is the slave of another changing pair runs after it.
   for (const job of jobs) {
@@ -108,45 +125,41 @@ export async function applyPlan(plan: Plan, options: ApplyOptions): Promise<Plan
   return plan;
 }
 
-function context(options: ApplyOptions, locks: KeyedLock): ApplyContext {
-  return { hosts: options.hosts, log: options.log, withLock: (key, fn) => locks.run(key, fn) };
-}
-
-async function runPair(pair: Pair, planned: PlannedPair, options: ApplyOptions, locks: KeyedLock): Promise<void> {
-  const engine = engineFor(pair.engine);
-  options.log.info(`${pair.name}: ${planned.action} (${planned.reason})`);
+async function runPair(pair: Pair, planned: PlannedPair, action: ChangeAction, options: ApplyOptions, locks: KeyedLock): Promise<void> {
+  const log = options.session.log;
+  log.info(`${pair.name}: ${planned.action} (${planned.reason})`);
   try {
-    if (!engine) throw new StepError('start', unsupportedMessage(pair.engine));
-    if (planned.action === 'disable') {
-      await engine.disable(pair, planned, context(options, locks));
-    } else {
-      const { preserved } = await engine.enable(pair, planned, context(options, locks));
-      planned.preserved = preserved;
-    }
+    const { preserved } = await runAction(engineFor(pair.engine), pair, { action, preserved: planned.preserved, lockDir: options.lockDirs.get(pair.name) ?? null }, {
+      session: options.session,
+      mode: options.mode,
+      stamp: options.stamp,
+      locks,
+    });
+    planned.preserved = preserved;
     planned.result = 'done';
     planned.error = null;
-    options.log.info(`${pair.name}: ${planned.action} done`);
+    log.info(`${pair.name}: ${planned.action} done`);
   } catch (err) {
     planned.result = 'failed';
     planned.error = messageOf(err);
-    options.log.warn(`${pair.name}: ${planned.action} failed: ${planned.error}`);
+    log.warn(`${pair.name}: ${planned.action} failed: ${planned.error}`);
     throw err;
   }
 }
 
 async function runDrift(pair: Pair, entry: DriftEntry, options: ApplyOptions, locks: KeyedLock): Promise<void> {
-  const engine = engineFor(pair.engine)!;
-  const planned: PlannedPair = {
-    name: entry.name, engine: entry.engine, master: entry.master, slave: entry.slave, desired: 'disabled', live: entry.live,
-    action: 'disable', reason: entry.reason, steps: entry.steps, disruption: null, preserved: null, warnings: [], lag_seconds: null, lag_bytes: null, error: null,
-  };
   try {
-    await engine.disable(pair, planned, context(options, locks));
+    await runAction(engineFor(pair.engine), pair, { action: 'disable', preserved: null, lockDir: null }, {
+      session: options.session,
+      mode: { kind: 'converge' },
+      stamp: options.stamp,
+      locks,
+    });
     entry.result = 'done';
   } catch (err) {
     entry.result = 'failed';
     entry.error = messageOf(err);
-    options.log.warn(`${entry.name}: prune failed: ${entry.error}`);
+    options.session.log.warn(`${entry.name}: prune failed: ${entry.error}`);
     throw err;
   }
 }

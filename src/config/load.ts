@@ -3,34 +3,45 @@ import * as path from 'node:path';
 import { Document, isMap, isPair, isScalar, LineCounter, parseDocument, visit } from 'yaml';
 import type { $ZodIssue } from 'zod/v4/core';
 import { ConfigError, ConfigIssue } from '../errors';
-import { SecretRegistry } from '../secrets';
-import { resolveTopology, Topology, TopologyIssue } from '../topology';
-import { configSchema, validKeysAt } from './schema';
+import type { SecretRegistry } from '../secrets';
+import { configSchema, RawConfig, validKeysAt } from './schema';
 
-export interface LoadedConfig {
+/** A problem found after parsing (by the topology rules), at a key path of the file. */
+export interface PathIssue {
+  path: Array<string | number>;
+  message: string;
+  /** Point at the mapping key itself rather than its value. */
+  atKey?: boolean;
+}
+
+export interface ReadConfig {
   file: string;
-  topology: Topology;
+  raw: RawConfig;
+  /** Positions for problems found later, so they too point at file:line:column. */
+  issuesAt(issues: PathIssue[]): ConfigIssue[];
 }
 
 const VAR = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 
 /**
- * Reads and checks replication.yml. Every rule is enforced here, before any server is
- * touched; all problems are reported at once, each with file:line:column and key.
- * Values substituted from `${VAR}` are registered as secrets.
+ * Reads replication.yml (or `text`) and checks it against the schema; every problem is
+ * reported at once, each with file:line:column and key. Values substituted from `${VAR}`
+ * are registered as secrets.
  */
-export function loadConfig(file: string, env: NodeJS.ProcessEnv, secrets: SecretRegistry): LoadedConfig {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (err as Error).message;
-    throw new ConfigError([{ file: display(file), line: 1, column: 1, key: '(file)', message: `${reason}; pass the file with -c/config` }]);
+export function readConfig(file: string, env: NodeJS.ProcessEnv, secrets: SecretRegistry, text?: string): ReadConfig {
+  if (text === undefined) {
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch (err) {
+      const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (err as Error).message;
+      throw new ConfigError([{ file: display(file), line: 1, column: 1, key: '(file)', message: `${reason}; pass the file with -c/config` }]);
+    }
+    file = display(file);
   }
-  return parseConfig(text, display(file), env, secrets);
+  return parseConfig(text, file, env, secrets);
 }
 
-export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv, secrets: SecretRegistry): LoadedConfig {
+function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv, secrets: SecretRegistry): ReadConfig {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const at = (offset: number | undefined, key: string, message: string): ConfigIssue => {
@@ -60,20 +71,11 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv, 
     for (const issue of parsed.error.issues) issues.push(...zodIssue(issue, doc, at, substituted));
     throw new ConfigError(sortIssues(issues));
   }
-
-  const resolved = resolveTopology(parsed.data);
-  if (!resolved.ok) {
-    for (const i of resolved.issues) issues.push(topologyIssue(i, doc, at));
-    throw new ConfigError(sortIssues(issues));
-  }
-  // Credentials are secrets even when written literally in the file.
-  for (const server of resolved.topology.servers.values()) {
-    secrets.add(server.password);
-    secrets.add(server.ssh?.private_key);
-    secrets.add(server.ssh?.passphrase);
-  }
-  for (const pair of resolved.topology.pairs) secrets.add(pair.replication.password);
-  return { file, topology: resolved.topology };
+  return {
+    file,
+    raw: parsed.data,
+    issuesAt: (found) => sortIssues(found.map((i) => at(offsetOf(doc, i.path, i.atKey), dotted(i.path), i.message))),
+  };
 }
 
 /** The mapping key starting at `offset`, its path, and where the first key of that name is. */
@@ -227,10 +229,6 @@ function received(doc: Document, path: ReadonlyArray<PropertyKey>, substituted: 
   if (isMap(node)) return ', got a mapping';
   if (node && typeof node === 'object' && 'items' in node) return ', got a list';
   return '';
-}
-
-function topologyIssue(i: TopologyIssue, doc: Document, at: At): ConfigIssue {
-  return at(offsetOf(doc, i.path, i.atKey), dotted(i.path), i.message);
 }
 
 function sortIssues(issues: ConfigIssue[]): ConfigIssue[] {

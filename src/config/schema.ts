@@ -1,8 +1,7 @@
 import { z } from 'zod';
+import { ENGINE_NAMES, EngineName } from '../engines/names';
 
-/** The engines SPEC section 1 names. */
-export const ENGINES = ['postgresql', 'mysql', 'redis', 'mongodb'] as const;
-export type EngineName = (typeof ENGINES)[number];
+export type { EngineName };
 
 export const NAME_PATTERN = /^[a-z0-9][a-z0-9-]*$/;
 
@@ -61,7 +60,7 @@ const serviceSchema = z.strictObject({
 });
 
 export const serverSchema = z.strictObject({
-  engine: z.enum(ENGINES),
+  engine: z.enum(ENGINE_NAMES),
   host: nonEmpty,
   port: port.optional(),
   user: nonEmpty.optional(),
@@ -72,6 +71,8 @@ export const serverSchema = z.strictObject({
   replica_set: nonEmpty.optional(),
   /** mysql (MariaDB): an option file the server reads and dbrepl owns, for settings that must survive a restart. */
   options_file: nonEmpty.optional(),
+  /** The tool may edit a configuration file of this server that is a symbolic link (it writes the link's target). */
+  follow_symlinks: z.boolean().optional(),
 });
 
 const applicationSchema = z.strictObject({
@@ -90,6 +91,8 @@ export const pairSchema = z.strictObject({
   max_lag: duration.default(300),
   catchup_timeout: duration.default(600),
   replication: replicationLoginSchema.optional(),
+  /** Bound on the copy of the master (default: derived from the data size). */
+  copy_timeout: duration.optional(),
 });
 
 export const configSchema = z.strictObject({

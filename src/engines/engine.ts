@@ -1,21 +1,42 @@
-import type { EngineName } from '../config/schema';
-import type { HostProvider } from '../hosts/host';
-import type { Action, ActionDetails, PairLive, PlannedPair } from '../plan/types';
-import type { Pair, Server } from '../topology';
+import type { Host, HostProvider } from '../hosts/host';
+import type { Pair, Server } from '../model';
+import type { EngineCapabilities } from './capabilities';
 
-/** Outcome of inspecting one server: engine-specific facts, or why it could not be reached. */
-export type Inspection<F = unknown> = { ok: true; server: Server; facts: F } | { ok: false; server: Server; error: string };
+/** Live states of SPEC section 3. */
+export const LIVE_STATES = ['replicating', 'lagging', 'broken', 'other-master', 'standalone', 'unreachable'] as const;
+export type LiveState = (typeof LIVE_STATES)[number];
+
+export type Action = 'none' | 'enable' | 'disable' | 'resync';
+export type ChangeAction = Exclude<Action, 'none'>;
+
+/** What inspection found for one pair, from both sides. */
+export interface PairLive {
+  state: LiveState;
+  lagSeconds: number | null;
+  lagBytes: number | null;
+  error: string | null;
+  /** The master keeps replication state for this slave (slot, replica entry): it was enabled before. */
+  masterKeepsSlave: boolean;
+}
 
 export interface Logger {
   info(message: string): void;
   warn(message: string): void;
 }
 
-export interface ApplyContext {
+/** How engines reach servers (connections) and their hosts (commands); one per run. */
+export interface Session {
   hosts: HostProvider;
   log: Logger;
-  /** Serialises work on one server (e.g. two slaves configuring the same master). */
-  withLock<T>(key: string, fn: () => Promise<T>): Promise<T>;
+}
+
+/** Outcome of inspecting one server: engine-specific facts, or why it could not be reached. */
+export type Inspection<F = unknown> = { ok: true; server: Server; facts: F } | { ok: false; server: Server; error: string };
+
+/** Both sides' facts, when both could be inspected. */
+export interface Sides<F> {
+  m: F;
+  s: F;
 }
 
 /** Live replication between declared servers, found from the slave's side. */
@@ -27,20 +48,68 @@ export interface LiveLink {
   upstream: string;
 }
 
+/** A check that changes nothing: run when planning, and again by apply before the first change. */
+export interface Finding {
+  level: 'error' | 'warning';
+  message: string;
+}
+
+export type StepSide = 'master' | 'master host' | 'slave' | 'slave host';
+
 /**
- * One engine: every engine folder implements this. Inspection is the only part that
- * reads servers during plan/status; `describe` and `pairState` are pure.
+ * One step of an action. The plan's text is the list of step texts, and apply runs the
+ * same list, so what the plan says is what runs. `undo` is called, newest first, for every
+ * step that started when a later one (or the step itself) fails; it must not depend on the
+ * statement that failed, and returns what it did for the report.
+ */
+export interface Step {
+  /** Stable key of the step (the journal of resumable runs keys on it). */
+  id: string;
+  side: StepSide;
+  /** Short name for logs and errors: `step "<side>: <title>" failed`. */
+  title: string;
+  /** The plan's line, naming the statements and programs that run; default `<side>: <title>`. */
+  text?: string;
+  run(session: Session): Promise<void>;
+  undo?: { text: string; run(session: Session): Promise<string> };
+}
+
+/** An action as data, computed purely from inspection. */
+export interface ActionPlan {
+  steps: Step[];
+  disruption: string | null;
+  /** Where the slave's previous data will be kept (enable/resync). */
+  preserved: string | null;
+  /** A rebuild holds `<lockDir>.dbrepl-lock` on the slave's host (enable/resync). */
+  lockDir: string | null;
+  warnings: string[];
+}
+
+/** Who a server is, whatever name reached it: equal keys are one server. */
+export interface Identity {
+  key: string;
+  /** For messages: what was compared. */
+  text: string;
+}
+
+/**
+ * One engine: every engine folder implements this. Inspection and preflight are the only
+ * parts that read servers during plan/status; identity, pairState, liveLinks and plan are pure.
  */
 export interface Engine<F = unknown> {
-  readonly name: EngineName;
-  inspectServer(server: Server): Promise<F>;
+  readonly capabilities: EngineCapabilities;
+  inspect(server: Server, session: Session): Promise<F>;
+  identity(facts: F): Identity;
   pairState(pair: Pair, master: Inspection<F>, slave: Inspection<F>): PairLive;
-  /** Steps, disruption and preserved path of an action, from inspection alone. */
-  describe(pair: Pair, action: Action, master: Inspection<F>, slave: Inspection<F>, stamp: string): ActionDetails;
   /** Replication links live on declared servers (for drift). */
   liveLinks(inspections: Array<Inspection<F>>, servers: Server[]): LiveLink[];
-  enable(pair: Pair, planned: PlannedPair, ctx: ApplyContext): Promise<{ preserved: string | null }>;
-  disable(pair: Pair, planned: PlannedPair, ctx: ApplyContext): Promise<void>;
+  plan(pair: Pair, action: ChangeAction, sides: Sides<F>, stamp: string): ActionPlan;
+  /**
+   * Checks that change nothing but need a server or a host (logins, files, disk, the host
+   * really runs the server). `planned` is null for a pair with nothing to do, which may
+   * still get warnings (a setting that would not survive a restart).
+   */
+  preflight(pair: Pair, sides: Sides<F>, planned: { action: ChangeAction; plan: ActionPlan } | null, session: Session): Promise<Finding[]>;
 }
 
 /**
@@ -59,4 +128,34 @@ export function bothSides<F>(master: Inspection<F>, slave: Inspection<F>): { liv
       error: down.map((i) => `${i.server.ref} unreachable: ${i.error}`).join('; '),
     },
   };
+}
+
+/** A finding from a check that throws (the checks read best as `await check()`). */
+export async function finding(level: Finding['level'], check: () => Promise<unknown>): Promise<Finding[]> {
+  try {
+    await check();
+    return [];
+  } catch (err) {
+    return [{ level, message: err instanceof Error ? err.message : String(err) }];
+  }
+}
+
+export function stepText(step: Step): string {
+  return step.text ?? `${step.side}: ${step.title}`;
+}
+
+/** Two hosts that are one machine (same boot), whatever names reach them. */
+export async function sharedMachine(a: Host, b: Host): Promise<boolean> {
+  if (a === b) return true;
+  return (await a.facts()).bootId === (await b.facts()).bootId;
+}
+
+/** The host of a server for checks, or null with the reason recorded (no transport, an SSH refusal). */
+export async function hostOrError(session: Session, server: Server, error: (message: string) => void): Promise<Host | null> {
+  try {
+    return await session.hosts.forServer(server);
+  } catch (err) {
+    error(err instanceof Error ? err.message : String(err));
+    return null;
+  }
 }

@@ -1,16 +1,9 @@
-import type { EngineName } from '../config/schema';
+import { capabilitiesOf } from '../engines/capabilities';
+import type { Pair, Server, Topology } from '../model';
 import type { EnvMap } from '../plan/types';
-import { DEFAULT_PORTS, Pair, Server, Topology } from '../topology';
-
-const PREFIX: Record<EngineName, string> = {
-  postgresql: 'POSTGRESQL',
-  mysql: 'MYSQL',
-  redis: 'REDIS',
-  mongodb: 'MONGODB',
-};
 
 function entry(s: Server): string {
-  return s.port === DEFAULT_PORTS[s.engine] ? s.host : `${s.host}:${s.port}`;
+  return s.port === capabilitiesOf(s.engine).defaultPort ? s.host : `${s.host}:${s.port}`;
 }
 
 /**
@@ -40,7 +33,7 @@ export function computeEnv(topology: Topology, isEnabled: (pair: Pair) => boolea
     const vars: Record<string, string> = {};
     const engines = [...new Set(app.servers.map((s) => s.engine))];
     for (const engine of engines) {
-      const E = PREFIX[engine];
+      const E = capabilitiesOf(engine).envPrefix;
       const servers = app.servers.filter((s) => s.engine === engine);
       // The application's master: not a slave of another server of the same application.
       // Among several, one the file never names as a slave inside the application comes

@@ -1,85 +1,64 @@
-import { DbreplError } from '../errors';
-import type { Server } from '../topology';
+import type { Server } from '../model';
 
 export interface CommandResult {
   code: number;
   stdout: string;
   stderr: string;
+  /** The command hit its time limit and was stopped (with its children). */
+  timedOut: boolean;
+}
+
+/** A numeric user and group on a host. */
+export interface RunAs {
+  uid: number;
+  gid: number;
 }
 
 export interface RunOptions {
-  /** Extra environment variables; secrets reach commands this way (or by stdin), never by argv. */
+  /**
+   * Non-secret environment additions. The base environment of a host command is minimal
+   * (PATH, HOME, LANG): nothing of the runner's environment (tokens, the file's values)
+   * reaches it. Secrets go through stdin (see runScript), which survives sshd and sudo.
+   */
   env?: Record<string, string>;
-  input?: string;
+  input?: string | Buffer;
+  /** Bound in milliseconds (default COMMAND_TIMEOUT_MS); on expiry the command and its children are stopped. */
+  timeoutMs?: number;
+  /** Run as this user: the owner of the files the command touches, never with more privilege than they need. */
+  as?: RunAs;
 }
 
-/** Where host commands run: the runner itself, or (later) a server's host over SSH. */
+export interface HostFacts {
+  /** The tool's own user on that host. */
+  uid: number;
+  /** `uname -n`. */
+  hostname: string;
+  /** One machine, whatever names or namespaces reach it: /proc/sys/kernel/random/boot_id. */
+  bootId: string;
+}
+
+/** Where host commands run: the runner itself, or (next) a server's host over SSH. */
 export interface Host {
   readonly label: string;
-  /** Runs argv without a shell; a non-zero exit is returned, not thrown. */
+  /** Runs argv without a shell; a non-zero exit (or a time-out) is returned, not thrown. */
   run(argv: string[], options?: RunOptions): Promise<CommandResult>;
+  facts(): Promise<HostFacts>;
   close(): Promise<void>;
 }
 
-/** Gives the host of a server; the apply layer closes them all at the end. */
-export interface HostProvider {
-  forServer(server: Server): Promise<Host>;
-  closeAll(): Promise<void>;
-}
-
-/** Runs and throws on a non-zero exit, with the last lines of stderr (the caller's messages are redacted at the edge). */
-export async function runChecked(host: Host, argv: string[], what: string, options?: RunOptions): Promise<string> {
-  const r = await host.run(argv, options);
-  if (r.code !== 0) {
-    throw new DbreplError('STEP', `${what} failed on ${host.label} (exit ${r.code}): ${tail(r.stderr || r.stdout)}`);
-  }
-  return r.stdout;
-}
-
-export async function readFile(host: Host, file: string): Promise<string | null> {
-  const r = await host.run(['cat', '--', file]);
-  return r.code === 0 ? r.stdout : null;
+/** Where the tool's own database connections to a server go. */
+export interface Endpoint {
+  host: string;
+  port: number;
 }
 
 /**
- * Writes through a temporary file and a rename, so a reader never sees half a file; the
- * rename happens only when the whole content reached the disk (same byte count).
+ * One provider per run, from the first inspection to the verification after apply: it
+ * gives each server's host (for commands) and the endpoint the tool's own database
+ * connections use (direct now; an SSH tunnel next), and closes everything at the end.
  */
-export async function writeFile(host: Host, file: string, content: string): Promise<void> {
-  const script = [
-    'set -e',
-    'tmp="$1.dbrepl-tmp"',
-    'trap \'rm -f "$tmp"\' EXIT',
-    '(umask 077; cat > "$tmp")',
-    '[ "$(wc -c < "$tmp")" -eq "$2" ] || { echo "short write: $(wc -c < "$tmp") of $2 bytes" >&2; exit 1; }',
-    'if [ -e "$1" ]; then chown --reference="$1" "$tmp"; chmod --reference="$1" "$tmp"; fi',
-    'sync "$tmp" 2>/dev/null || true',
-    'mv -f "$tmp" "$1"',
-    'trap - EXIT',
-  ].join('\n');
-  await runChecked(host, ['/bin/sh', '-c', script, 'sh', file, String(Buffer.byteLength(content))], `writing ${file}`, { input: content });
-}
-
-export async function pathExists(host: Host, file: string): Promise<boolean> {
-  return (await host.run(['test', '-e', file])).code === 0;
-}
-
-/** Owner uid, gid and octal mode of a path. */
-export async function statOwner(host: Host, file: string): Promise<{ uid: string; gid: string; mode: string }> {
-  const out = (await runChecked(host, ['stat', '-c', '%u %g %a', '--', file], `stat ${file}`)).trim();
-  const [uid, gid, mode] = out.split(/\s+/);
-  if (!uid || !gid || !mode) throw new DbreplError('STEP', `unexpected stat output for ${file}`);
-  return { uid, gid, mode };
-}
-
-export function tail(text: string, lines = 5): string {
-  // Programs echo statements they failed on; password hashes in them are not for reports.
-  const t = text
-    .trim()
-    .split('\n')
-    .slice(-lines)
-    .join(' | ')
-    .replace(/\*[0-9A-Fa-f]{40}/g, '***')
-    .replace(/(AS|PASSWORD|USING) '[^']*'/gi, "$1 '***'");
-  return t.length > 600 ? t.slice(-600) : t || '(no output)';
+export interface HostProvider {
+  forServer(server: Server): Promise<Host>;
+  endpoint(server: Server): Promise<Endpoint>;
+  closeAll(): Promise<void>;
 }

@@ -1,22 +1,37 @@
 import * as path from 'node:path';
 import { DbreplError } from '../errors';
-import type { Server } from '../topology';
+import type { Server } from '../model';
 import { humanBytes } from '../util/bytes';
-import { Host, readFile, runChecked, writeFile } from './host';
+import { readFile, runChecked } from './commands';
+import { writeFile } from './files';
+import type { Host } from './host';
 
 /** Host-side guards around rebuilding a slave, shared by the engines. */
 
+export function lockPath(dataDir: string): string {
+  return `${dataDir.replace(/\/+$/, '')}.dbrepl-lock`;
+}
+
+function lockHeld(lock: string, server: Server, previous: string): DbreplError {
+  return new DbreplError(
+    'STEP',
+    `${lock} exists: another dbrepl run is rebuilding ${server.ref}, or one was interrupted (${previous}); if none is running, check that the server is as it should be (its previous data may be at the path named there), then remove ${lock}`,
+  );
+}
+
+/** The check alone (plan time): a lock left by another run. */
+export async function checkNoRebuildLock(host: Host, server: Server, dataDir: string): Promise<void> {
+  const lock = lockPath(dataDir);
+  if ((await host.run(['test', '-e', lock])).code === 0 || (await host.run(['test', '-L', lock])).code === 0) {
+    throw lockHeld(lock, server, (await readFile(host, `${lock}/info`))?.trim() ?? '(no info)');
+  }
+}
+
 /** Held while a slave is rebuilt; a leftover one means a run was interrupted and says where the old data is. */
 export async function takeRebuildLock(host: Host, server: Server, dataDir: string, info: Record<string, string>): Promise<string> {
-  const lock = `${dataDir}.dbrepl-lock`;
-  const r = await host.run(['mkdir', '--', lock]);
-  if (r.code !== 0) {
-    const previous = (await readFile(host, `${lock}/info`))?.trim() ?? '(no info)';
-    throw new DbreplError(
-      'STEP',
-      `${lock} exists: another dbrepl run is rebuilding ${server.ref}, or one was interrupted (${previous}); if none is running, check that the server is as it should be (its previous data may be at the path named there), then remove ${lock}`,
-    );
-  }
+  const lock = lockPath(dataDir);
+  const r = await host.run(['mkdir', '-m', '700', '--', lock]);
+  if (r.code !== 0) throw lockHeld(lock, server, (await readFile(host, `${lock}/info`))?.trim() ?? '(no info)');
   await writeFile(host, `${lock}/info`, JSON.stringify({ ...info, started: new Date().toISOString() }) + '\n');
   return lock;
 }
@@ -40,4 +55,3 @@ export async function checkFreeSpace(host: Host, dataDir: string, needBytes: num
     throw new DbreplError('STEP', `${dir} on ${host.label} has ${humanBytes(free)} free; the copy of ${masterRef} needs about ${humanBytes(needBytes)} while the previous data is kept; free some space first`);
   }
 }
-

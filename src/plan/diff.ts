@@ -1,6 +1,7 @@
-import { engineFor, unsupportedMessage } from '../engines';
-import type { Inspection } from '../engines/engine';
-import { endpointKey, Pair, Server, Topology } from '../topology';
+import { engineFor } from '../engines';
+import { ActionPlan, Inspection, Sides, stepText } from '../engines/engine';
+import type { Pair, Server, Topology } from '../model';
+import { endpointKey } from '../topology';
 import type { Action, DriftEntry, EnvMap, PairLive, Plan, PlannedPair, Status } from './types';
 
 /** What the run asks for beyond converging on the file. */
@@ -24,11 +25,26 @@ function inspectionOf(inspections: ReadonlyMap<string, Inspection>, server: Serv
 }
 
 export function livePair(pair: Pair, inspections: ReadonlyMap<string, Inspection>): PairLive {
-  const engine = engineFor(pair.engine);
-  if (!engine) {
-    return { state: 'unreachable', lagSeconds: null, lagBytes: null, error: unsupportedMessage(pair.engine), masterKeepsSlave: false };
-  }
-  return engine.pairState(pair, inspectionOf(inspections, pair.master), inspectionOf(inspections, pair.slave));
+  return engineFor(pair.engine).pairState(pair, inspectionOf(inspections, pair.master), inspectionOf(inspections, pair.slave));
+}
+
+/** Both sides' facts of a pair, when both were inspected. */
+export function sidesOf(pair: Pair, inspections: ReadonlyMap<string, Inspection>): Sides<unknown> | null {
+  const m = inspectionOf(inspections, pair.master);
+  const s = inspectionOf(inspections, pair.slave);
+  return m.ok && s.ok ? { m: m.facts, s: s.facts } : null;
+}
+
+/**
+ * The plan's step lines of an action: each step's text, what is undone on a failure, and
+ * the variables. Apply runs exactly these steps.
+ */
+export function stepLines(plan: ActionPlan): string[] {
+  const lines = plan.steps.map(stepText);
+  const undo = [...plan.steps].reverse().flatMap((s) => (s.undo ? [s.undo.text] : []));
+  if (undo.length > 0) lines.push(`on a failure, undone newest first: ${undo.join('; ')}`);
+  lines.push('env: recompute the environment variables');
+  return lines;
 }
 
 /** The decision table: desired state, live state and mode -> action and why. Pure. */
@@ -86,10 +102,10 @@ export function planPairs(input: PlanInput): PlannedPair[] {
   return input.selected.map((pair) => {
     const live = livePair(pair, input.inspections);
     const { action, reason } = decide(pair, live, input.mode);
-    const engine = engineFor(pair.engine);
-    const details = engine && action !== 'none'
-      ? engine.describe(pair, action, inspectionOf(input.inspections, pair.master), inspectionOf(input.inspections, pair.slave), input.stamp)
-      : { steps: [], disruption: null, preserved: null, warnings: [] };
+    const sides = sidesOf(pair, input.inspections);
+    const details: ActionPlan = action !== 'none' && sides
+      ? engineFor(pair.engine).plan(pair, action, sides, input.stamp)
+      : { steps: [], disruption: null, preserved: null, lockDir: null, warnings: [] };
     return {
       name: pair.name,
       engine: pair.engine,
@@ -99,7 +115,7 @@ export function planPairs(input: PlanInput): PlannedPair[] {
       live: live.state,
       action,
       reason,
-      steps: details.steps,
+      steps: action === 'none' ? [] : stepLines(details),
       disruption: details.disruption,
       preserved: details.preserved,
       warnings: details.warnings,
@@ -119,7 +135,6 @@ export function findDrift(input: PlanInput, servers: Server[]): DriftEntry[] {
   const engines = [...new Set(servers.map((s) => s.engine))];
   for (const name of engines) {
     const engine = engineFor(name);
-    if (!engine) continue;
     const ofEngine = servers.filter((s) => s.engine === name);
     const inspections = ofEngine.map((s) => inspectionOf(input.inspections, s));
     for (const link of engine.liveLinks(inspections, [...input.topology.servers.values()])) {
@@ -127,9 +142,8 @@ export function findDrift(input: PlanInput, servers: Server[]): DriftEntry[] {
       const master = link.master?.ref ?? link.upstream;
       const prune = input.topology.prune && link.master !== null;
       const pseudo = link.master ? prunePair(link.master, link.slave) : null;
-      const steps = prune && pseudo
-        ? engine.describe(pseudo, 'disable', inspectionOf(input.inspections, link.master!), inspectionOf(input.inspections, link.slave), input.stamp).steps
-        : [];
+      const sides = pseudo ? sidesOf(pseudo, input.inspections) : null;
+      const steps = prune && pseudo && sides ? stepLines(engine.plan(pseudo, 'disable', sides, input.stamp)) : [];
       out.push({
         name: link.slave.ref,
         engine: name,

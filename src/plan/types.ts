@@ -1,29 +1,11 @@
-import type { EngineName } from '../config/schema';
+import type { EngineName } from '../engines/names';
 
-/** Live states of SPEC section 3. */
-export const LIVE_STATES = ['replicating', 'lagging', 'broken', 'other-master', 'standalone', 'unreachable'] as const;
-export type LiveState = (typeof LIVE_STATES)[number];
+import type { Action, LiveState } from '../engines/engine';
 
-export type Action = 'none' | 'enable' | 'disable' | 'resync';
+export { LIVE_STATES } from '../engines/engine';
+export type { Action, LiveState, PairLive } from '../engines/engine';
+
 export type Result = 'done' | 'failed' | 'skipped';
-
-/** What inspection found for one pair, from both sides. */
-export interface PairLive {
-  state: LiveState;
-  lagSeconds: number | null;
-  lagBytes: number | null;
-  error: string | null;
-  /** The master keeps replication state for this slave (slot, replica entry): it was enabled before. */
-  masterKeepsSlave: boolean;
-}
-
-/** Engine-specific facts the plan needs to describe an action (computed purely from inspection). */
-export interface ActionDetails {
-  steps: string[];
-  disruption: string | null;
-  preserved: string | null;
-  warnings: string[];
-}
 
 /** One row of the plan JSON (SPEC section 3); `result` only after apply. */
 export interface PlannedPair {

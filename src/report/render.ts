@@ -28,12 +28,12 @@ export function planText(plan: Plan, applied = false): string {
     }
     if (p.preserved && p.action !== 'none') out.push(`    previous slave data ${applied && p.result === 'done' ? 'kept' : 'will be kept'} at: ${p.preserved}`);
     for (const w of p.warnings) out.push(`    warning: ${w}`);
-    if (p.error && p.live !== 'unreachable') out.push(`    error: ${p.error}`);
+    if (p.error && p.live !== 'unreachable') out.push(`    ${p.action !== 'none' && !p.result ? 'refused' : 'error'}: ${p.error}`);
   }
   for (const d of plan.drift) {
     out.push(`${SYMBOL[d.action] ?? '?'} drift ${d.slave} <- ${d.master} (${d.engine}): ${d.action}${d.result ? ` [${d.result}]` : ''}`);
     out.push(`    ${d.reason}`);
-    if (d.error) out.push(`    error: ${d.error}`);
+    if (d.error) out.push(`    ${d.action !== 'none' && !d.result ? 'refused' : 'error'}: ${d.error}`);
   }
   if (plan.pairs.length === 0 && plan.drift.length === 0) out.push('No replication pairs selected.');
   out.push('');

@@ -313,6 +313,7 @@ describe('pairState', () => {
       versionNum: 150004,
       port: 5432,
       startEpoch: 1764000000,
+      startTime: '1764000000.123456',
       standbyMinimums: { max_connections: 100 },
       inRecovery: false,
       systemId: '7300000000000000001',
@@ -332,6 +333,7 @@ describe('pairState', () => {
       receiver: null,
       clients: [],
       slots: [],
+      hbaRules: [],
       ...over,
     };
   }

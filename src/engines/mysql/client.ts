@@ -1,6 +1,7 @@
 import { createConnection, RowDataPacket } from 'mysql2/promise';
 import { ConnectionError } from '../../errors';
-import type { Server } from '../../topology';
+import type { Server } from '../../model';
+import type { Session } from '../engine';
 
 /** The slice of mysql2 the engine uses (values are bound client-side with `?`). */
 export interface Sql {
@@ -8,13 +9,14 @@ export interface Sql {
   query(sql: string, values?: unknown[], timeoutMs?: number): Promise<RowDataPacket[]>;
 }
 
-/** Opens an admin connection to a server, runs fn, always closes. */
-export async function withClient<T>(server: Server, fn: (sql: Sql) => Promise<T>): Promise<T> {
+/** Opens an admin connection at the endpoint the host layer gives, runs fn, always closes. */
+export async function withClient<T>(session: Session, server: Server, fn: (sql: Sql) => Promise<T>): Promise<T> {
+  const at = await session.hosts.endpoint(server);
   let conn;
   try {
     conn = await createConnection({
-      host: server.host,
-      port: server.port,
+      host: at.host,
+      port: at.port,
       user: server.user ?? 'root',
       password: server.password,
       connectTimeout: 10_000,

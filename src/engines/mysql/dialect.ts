@@ -173,3 +173,18 @@ export function nativePasswordHash(password: string): string {
   const sha1 = (b: Buffer): Buffer => createHash('sha1').update(b).digest();
   return `*${sha1(sha1(Buffer.from(password, 'utf8'))).toString('hex').toUpperCase()}`;
 }
+
+/**
+ * A statement as the plan shows it: `?` replaced by its value (quoted), the values at
+ * `secret` positions as ***, `KEY = value` written `KEY=value`.
+ */
+export function renderStatement(sql: string, values: readonly unknown[] = [], secret: readonly number[] = []): string {
+  let i = 0;
+  const filled = sql.replace(/\?/g, () => {
+    const at = i++;
+    if (secret.includes(at)) return "'***'";
+    const v = values[at];
+    return typeof v === 'number' ? String(v) : `'${String(v).replace(/'/g, "''")}'`;
+  });
+  return filled.replace(/(\w+) = /g, '$1=');
+}

@@ -1,14 +1,16 @@
 import type { Engine } from '../engine';
-import { disable, enable } from './apply';
+import { mysqlCapabilities } from './capabilities';
 import { inspectMysql, MyFacts } from './inspect';
-import { describe, liveLinks, pairState } from './state';
+import { preflight } from './preflight';
+import { identity, liveLinks, pairState } from './state';
+import { plan } from './steps';
 
 export const mysql: Engine<MyFacts> = {
-  name: 'mysql',
-  inspectServer: inspectMysql,
+  capabilities: mysqlCapabilities,
+  inspect: inspectMysql,
+  identity,
   pairState,
-  describe,
   liveLinks,
-  enable,
-  disable,
+  plan,
+  preflight,
 };

@@ -1,5 +1,6 @@
 import type { RowDataPacket } from 'mysql2/promise';
-import type { Server } from '../../topology';
+import type { Server } from '../../model';
+import type { Session } from '../engine';
 import { withClient, Sql } from './client';
 import { Dialect, dialectFor, parseVersion, Version } from './dialect';
 
@@ -40,6 +41,11 @@ export interface MyFacts {
   dumpClients: string[];
   currentUser: string;
   hostname: string;
+  port: number;
+  /** MySQL's @@server_uuid; MariaDB has none. */
+  serverUuid: string | null;
+  /** MariaDB's @@gtid_slave_pos: where its replication stood (put back after a failed rebuild). */
+  gtidSlavePos: string | null;
 }
 
 export function col(row: RowDataPacket, ...names: string[]): unknown {
@@ -74,8 +80,8 @@ export function readReplicaStatus(row: RowDataPacket | undefined): ReplicaStatus
   };
 }
 
-export async function inspectMysql(server: Server): Promise<MyFacts> {
-  return withClient(server, readFacts);
+export async function inspectMysql(server: Server, session: Session): Promise<MyFacts> {
+  return withClient(session, server, readFacts);
 }
 
 export async function dialectOf(sql: Sql): Promise<Dialect> {
@@ -89,7 +95,8 @@ export async function readFacts(sql: Sql): Promise<MyFacts> {
   const [v] = await sql.query(
     `SELECT @@server_id AS server_id, @@log_bin AS log_bin, @@read_only AS read_only, @@datadir AS datadir, @@pid_file AS pid_file,
             ${mysql ? '@@super_read_only' : 'NULL'} AS super_read_only, ${mysql ? '@@gtid_mode' : 'NULL'} AS gtid_mode,
-            ${d.executedGtids} AS executed, CURRENT_USER() AS current_user_, @@hostname AS hostname`,
+            ${d.executedGtids} AS executed, CURRENT_USER() AS current_user_, @@hostname AS hostname, @@port AS port,
+            ${mysql ? '@@server_uuid' : 'NULL'} AS server_uuid, ${mysql ? 'NULL' : '@@GLOBAL.gtid_slave_pos'} AS gtid_slave_pos`,
   );
   const [status] = await sql.query(d.replicaStatus);
   const binlog = v!.log_bin == 1 ? (await sql.query(d.binlogStatus))[0] : undefined;
@@ -112,5 +119,8 @@ export async function readFacts(sql: Sql): Promise<MyFacts> {
     dumpClients: dumps.map((r) => String(r.host).replace(/:\d+$/, '')),
     currentUser: String(v!.current_user_),
     hostname: String(v!.hostname),
+    port: Number(v!.port),
+    serverUuid: v!.server_uuid ? String(v!.server_uuid) : null,
+    gtidSlavePos: v!.gtid_slave_pos === null || v!.gtid_slave_pos === undefined ? null : String(v!.gtid_slave_pos),
   };
 }

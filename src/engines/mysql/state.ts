@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { Action, ActionDetails, PairLive } from '../../plan/types';
-import type { Pair, Server } from '../../topology';
-import { bothSides, Inspection, LiveLink } from '../engine';
+import type { Pair, Server } from '../../model';
+import { bothSides, Identity, Inspection, LiveLink, PairLive } from '../engine';
 import { atLeast } from './dialect';
 import type { MyFacts, ReplicaStatus } from './inspect';
 
@@ -64,53 +63,14 @@ export function blockers(m: MyFacts, s: MyFacts): string[] {
   return out;
 }
 
-export function describe(pair: Pair, action: Action, master: Inspection<MyFacts>, slave: Inspection<MyFacts>, stamp: string): ActionDetails {
-  const m = master.ok ? master.facts : null;
-  const s = slave.ok ? slave.facts : null;
-  const mariadb = (m ?? s)?.version.flavour !== 'mysql';
-  const dump = mariadb ? 'mariadb-dump --single-transaction --gtid --master-data=1' : 'mysqldump --single-transaction --source-data=1 --set-gtid-purged=ON';
-  const options = pair.slave.optionsFile ?? DEFAULT_OPTIONS_FILE;
-  if (action === 'enable' || action === 'resync') {
-    const warnings = m && s ? blockers(m, s).map((b) => `${b}; apply will refuse`) : [];
-    const steps: string[] = [];
-    let disruption = 'slave is rebuilt: its data is replaced by a copy of the master (reads of it see the copy fill in); master keeps serving, with a global lock for a moment when the dump starts';
-    if (m && !m.logBin && mariadb) {
-      steps.push(`master: binary logging is off: write log_bin, binlog_format=ROW and server_id into ${pair.master.optionsFile ?? DEFAULT_OPTIONS_FILE} and restart the master`);
-      warnings.push(`the master ${pair.master.ref} must restart to turn on binary logging`);
-      disruption = `master restarts (brief outage); ${disruption}`;
-    }
-    const preserved = s ? preservedPath(s.datadir, stamp) : null;
-    steps.push(
-      `preflight: same flavour, slave version >= master's, distinct non-zero server_id, the replication user can log in from the slave's host, the slave's admin login is kept`,
-      `master: ensure user ${pair.replication.user}@${pair.slave.host} with REPLICATION SLAVE only`,
-    );
-    if (m && s && (s.serverId === 0 || s.serverId === m.serverId)) steps.push(`slave: set a server_id of its own (${mariadb ? `persisted in ${options}` : 'SET PERSIST'})`);
-    steps.push(
-      `slave: read_only on, then dump its current data to ${preserved ?? '(unknown)'} (kept)`,
-      'slave: stop and reset replication, drop its databases (they are in that dump), reset its binary logs',
-      `slave host: ${dump} --all-databases from the master piped straight into the slave (the slave's admin account is restored at the end)`,
-      `slave: ${mariadb ? 'CHANGE MASTER TO ... MASTER_USE_GTID=slave_pos; START SLAVE' : 'CHANGE REPLICATION SOURCE TO ... SOURCE_AUTO_POSITION=1; START REPLICA'}; read_only${mariadb ? ` (persisted in ${options})` : ' and super_read_only (SET PERSIST)'}`,
-      'slave: wait until both replication threads run and it has executed what the master had',
-      'on any failure after the drop: the slave is restored from its dump',
-      'env: recompute the environment variables',
-    );
-    return { steps, disruption, preserved, warnings };
-  }
-  if (action === 'disable') {
-    return {
-      steps: [
-        `master: note its executed GTIDs`,
-        `slave: wait until it has executed them (at most ${pair.catchupTimeoutSeconds}s)`,
-        `slave: stop replication and reset it completely`,
-        `slave: writable again${mariadb ? ` (read_only=0 in ${options})` : ' (SET PERSIST read_only=OFF)'}`,
-        'env: recompute the environment variables',
-      ],
-      disruption: 'slave becomes a standalone writable server; master keeps serving',
-      preserved: null,
-      warnings: [],
-    };
-  }
-  return { steps: [], disruption: null, preserved: null, warnings: [] };
+/**
+ * One server whatever name reached it: MySQL's server_uuid; MariaDB has none, so its host
+ * name, data directory and port (two servers share all three only on one machine, where
+ * they cannot share the data directory).
+ */
+export function identity(f: MyFacts): Identity {
+  if (f.serverUuid) return { key: `uuid:${f.serverUuid}`, text: `server_uuid ${f.serverUuid}` };
+  return { key: `${f.hostname}|${f.datadir}|${f.port}`, text: `@@hostname ${f.hostname}, @@datadir ${f.datadir}, @@port ${f.port}` };
 }
 
 export function liveLinks(inspections: Array<Inspection<MyFacts>>, servers: Server[]): LiveLink[] {

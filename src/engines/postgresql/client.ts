@@ -1,6 +1,7 @@
 import { Client } from 'pg';
 import { ConnectionError } from '../../errors';
-import type { Server } from '../../topology';
+import type { Server } from '../../model';
+import type { Session } from '../engine';
 
 /** The slice of pg the engine uses. */
 export interface Sql {
@@ -11,13 +12,17 @@ export interface Sql {
 
 const CONNECT_TIMEOUT_MS = 10_000;
 
-/** Opens an admin connection to a server, runs fn, always closes. */
-export async function withClient<T>(server: Server, fn: (sql: Sql) => Promise<T>): Promise<T> {
+/**
+ * Opens an admin connection to a server at the endpoint the host layer gives (direct, or
+ * a tunnel), runs fn, always closes. `login` replaces the file's admin login (a probe).
+ */
+export async function withClient<T>(session: Session, server: Server, fn: (sql: Sql) => Promise<T>, login?: { user?: string; password?: string }): Promise<T> {
+  const at = await session.hosts.endpoint(server);
   const client = new Client({
-    host: server.host,
-    port: server.port,
-    user: server.user ?? 'postgres',
-    password: server.password,
+    host: at.host,
+    port: at.port,
+    user: (login ? login.user : server.user) ?? 'postgres',
+    password: login ? login.password : server.password,
     database: 'postgres',
     application_name: 'dbrepl',
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,

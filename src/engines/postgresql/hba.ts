@@ -93,3 +93,31 @@ export function hbaLine(user: string, address: string, method: string): string {
   const addr = family === 4 ? `${address}/32` : family === 6 ? `${address}/128` : address;
   return `host replication "${user.replace(/"/g, '""')}" ${addr} ${method}`;
 }
+
+/** A rule as the file has it, for messages. */
+export function ruleText(r: HbaRule): string {
+  const list = (v: string[] | null): string => (v ?? []).join(',');
+  return [r.type, list(r.database), list(r.user_name), r.address, r.netmask, r.auth_method].filter((x) => x !== null && x !== '').join(' ');
+}
+
+export type HbaDecision =
+  | { kind: 'admitted'; line: number }
+  /** No rule decides for the slave: the tool adds its own at the top. */
+  | { kind: 'add'; why: string }
+  /** An operator's rule denies (or demands another method for) this login from this address: policy, never overridden. */
+  | { kind: 'refused'; line: number; rule: string; why: string };
+
+/**
+ * What the tool may do about the slave's replication login. A rule that matches first (or
+ * may match, where this code cannot evaluate it) with a method that cannot use the
+ * replication password (reject, cert, peer, ident, gss, ...) is the operator's decision:
+ * the pair is refused and the rule quoted, instead of adding a password rule above it.
+ */
+export function hbaDecision(rules: HbaRule[], user: string, address: string, ssl: boolean): HbaDecision {
+  const verdict = admitsReplication(rules, user, address, ssl);
+  if (verdict.admitted) return { kind: 'admitted', line: verdict.line };
+  if (verdict.line === null) return { kind: 'add', why: verdict.why };
+  const rule = rules.find((r) => r.line_number === verdict.line);
+  if (rule && PASSWORD_METHODS.has(rule.auth_method ?? '')) return { kind: 'add', why: verdict.why };
+  return { kind: 'refused', line: verdict.line, rule: rule ? ruleText(rule) : '(unknown)', why: verdict.why };
+}

@@ -1,14 +1,16 @@
 import type { Engine } from '../engine';
-import { disable, enable } from './apply';
+import { postgresqlCapabilities } from './capabilities';
 import { inspectPostgres, PgFacts } from './inspect';
-import { describe, liveLinks, pairState } from './state';
+import { preflight } from './preflight';
+import { identity, liveLinks, pairState } from './state';
+import { plan } from './steps';
 
 export const postgresql: Engine<PgFacts> = {
-  name: 'postgresql',
-  inspectServer: inspectPostgres,
+  capabilities: postgresqlCapabilities,
+  inspect: inspectPostgres,
+  identity,
   pairState,
-  describe,
   liveLinks,
-  enable,
-  disable,
+  plan,
+  preflight,
 };

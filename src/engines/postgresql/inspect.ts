@@ -1,4 +1,5 @@
-import type { Server } from '../../topology';
+import type { Server } from '../../model';
+import type { Session } from '../engine';
 import { parseConninfo } from './conninfo';
 import { withClient, Sql } from './client';
 import type { HbaRule } from './hba';
@@ -30,6 +31,8 @@ export interface PgFacts {
   port: number;
   /** pg_postmaster_start_time() as a Unix time, as postmaster.pid records it. */
   startEpoch: number;
+  /** The same to the microsecond (for identity: two servers do not start in the same microsecond). */
+  startTime: string;
   /** Settings a standby must have at least as high as its primary. */
   standbyMinimums: Record<string, number>;
   inRecovery: boolean;
@@ -53,13 +56,15 @@ export interface PgFacts {
   receiver: WalReceiver | null;
   clients: ReplicationClient[];
   slots: Slot[];
+  /** pg_hba_file_rules, or null when the login may not read them (not a superuser). */
+  hbaRules: HbaRule[] | null;
 }
 
 /** A hot standby refuses to start (or pauses) when any of these is lower than on its primary. */
 export const STANDBY_MINIMUMS = ['max_connections', 'max_worker_processes', 'max_wal_senders', 'max_prepared_transactions', 'max_locks_per_transaction'];
 
-export async function inspectPostgres(server: Server): Promise<PgFacts> {
-  return withClient(server, readFacts);
+export async function inspectPostgres(server: Server, session: Session): Promise<PgFacts> {
+  return withClient(session, server, readFacts);
 }
 
 export async function readFacts(sql: Sql): Promise<PgFacts> {
@@ -67,6 +72,7 @@ export async function readFacts(sql: Sql): Promise<PgFacts> {
     `SELECT current_setting('server_version_num')::int AS version_num,
             current_setting('port')::int AS port,
             floor(extract(epoch FROM pg_postmaster_start_time()))::bigint::text AS start_epoch,
+            extract(epoch FROM pg_postmaster_start_time())::text AS start_time,
             pg_is_in_recovery() AS in_recovery,
             (SELECT system_identifier::text FROM pg_control_system()) AS system_id,
             current_setting('data_directory') AS data_directory,
@@ -98,6 +104,7 @@ export async function readFacts(sql: Sql): Promise<PgFacts> {
     `SELECT name, setting FROM pg_settings WHERE name = ANY($1)`,
     [STANDBY_MINIMUMS],
   );
+  const rules = await hbaRules(sql).catch(() => null);
   const conninfo = String(r.primary_conninfo ?? '');
   const ci = conninfo ? parseConninfo(conninfo) : null;
   const w = receiver.rows[0];
@@ -105,6 +112,7 @@ export async function readFacts(sql: Sql): Promise<PgFacts> {
     versionNum: Number(r.version_num),
     port: Number(r.port),
     startEpoch: Number(r.start_epoch),
+    startTime: String(r.start_time),
     standbyMinimums: Object.fromEntries(minimums.rows.map((m) => [m.name, Number(m.setting)])),
     inRecovery: Boolean(r.in_recovery),
     systemId: String(r.system_id),
@@ -131,6 +139,7 @@ export async function readFacts(sql: Sql): Promise<PgFacts> {
       replayLagSeconds: c.replay_lag,
     })),
     slots: slots.rows.map((s) => ({ name: s.slot_name, type: s.slot_type, active: s.active, activePid: s.active_pid })),
+    hbaRules: rules,
   };
 }
 
@@ -139,4 +148,10 @@ export async function hbaRules(sql: Sql): Promise<HbaRule[]> {
     'SELECT line_number, type, database, user_name, address, netmask, auth_method, error FROM pg_hba_file_rules',
   );
   return rows;
+}
+
+/** What a full copy of the server moves: the size of every database. */
+export async function databaseBytes(sql: Sql): Promise<number> {
+  const { rows } = await sql.query<{ bytes: string }>('SELECT sum(pg_database_size(datname))::text AS bytes FROM pg_database');
+  return Number(rows[0]!.bytes);
 }

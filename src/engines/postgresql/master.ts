@@ -1,13 +1,17 @@
 import { DbreplError } from '../../errors';
-import { Host, readFile, runChecked, writeFile } from '../../hosts/host';
-import type { Pair, Server } from '../../topology';
+import { readFile, runChecked } from '../../hosts/commands';
+import { writeFile } from '../../hosts/files';
+import type { Host } from '../../hosts/host';
+import { SERVICE_TIMEOUT_MS } from '../../hosts/limits';
+import type { Pair, Server } from '../../model';
 import { pollUntil } from '../../util/poll';
+import type { Session } from '../engine';
+import { serviceArgv } from '../service';
 import { withClient, Sql } from './client';
-import { admitsReplication, hbaLine } from './hba';
+import { hbaDecision, hbaLine } from './hba';
 import { hbaRules, readFacts } from './inspect';
 import { scramVerifier } from './scram';
-import { serviceArgv } from '../steps';
-import { service, START_TIMEOUT_MS } from './steps';
+import { service, START_TIMEOUT_MS } from './state';
 
 /**
  * The replication role. On a primary it is created or its password set (as a SCRAM
@@ -50,41 +54,47 @@ export async function dropSlotWhenFree(sql: Sql, slot: string, where: string): P
   await sql.query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1', [slot]);
 }
 
-/** Whether the master's pg_hba rules already admit the slave's replication login. */
-export async function hbaAdmits(pair: Pair, user: string, ssl: boolean): Promise<boolean> {
-  return withClient(pair.master, async (sql) => admitsReplication(await hbaRules(sql), user, pair.slave.host, ssl).admitted);
-}
-
-/** Adds the rule at the top of the master's pg_hba file (first match wins) and reloads. */
-export async function addHbaRule(pair: Pair, masterHost: Host, user: string): Promise<void> {
-  await withClient(pair.master, async (sql) => {
+/**
+ * Adds the rule at the top of the master's pg_hba file (first match wins) and reloads,
+ * unless the rules now admit the slave. An operator's refusing rule found now (it was not
+ * there at plan time) stops the step: policy is never overridden.
+ */
+export async function addHbaRule(session: Session, pair: Pair, masterHost: Host, user: string): Promise<void> {
+  await withClient(session, pair.master, async (sql) => {
     const facts = await readFacts(sql);
-    if (admitsReplication(await hbaRules(sql), user, pair.slave.host, facts.ssl).admitted) return;
+    const decision = hbaDecision(await hbaRules(sql), user, pair.slave.host, facts.ssl);
+    if (decision.kind === 'admitted') return;
+    if (decision.kind === 'refused') throw new DbreplError('STEP', hbaRefusal(pair, user, facts.hbaFile, decision));
     const file = facts.hbaFile;
     const before = await readFile(masterHost, file);
     if (before === null) throw new DbreplError('STEP', `cannot read ${file} on ${masterHost.label}`);
     const method = facts.passwordEncryption === 'md5' ? 'md5' : 'scram-sha-256';
     const added = `# dbrepl: replication login ${user} from ${pair.slave.host} (first added for ${pair.slave.ref})\n${hbaLine(user, pair.slave.host, method)}\n`;
-    await writeFile(masterHost, file, added + before);
+    const options = { followSymlinks: pair.master.followSymlinks };
+    await writeFile(masterHost, file, added + before, options);
     const errors = (await hbaRules(sql)).filter((r) => r.error);
     if (errors.length > 0) {
-      await writeFile(masterHost, file, before);
+      await writeFile(masterHost, file, before, options);
       throw new DbreplError('STEP', `the new pg_hba.conf did not parse (${errors[0]!.error}); the file was put back`);
     }
     await sql.query('SELECT pg_reload_conf()');
   });
 }
 
+export function hbaRefusal(pair: Pair, user: string, file: string, d: { line: number; rule: string; why: string }): string {
+  return `${file} on ${pair.master.ref} line ${d.line} ("${d.rule}") decides the replication login ${user} from ${pair.slave.host} (${d.why}); dbrepl does not override an operator's rule: change or remove that line, or give the slave an address it admits`;
+}
+
 /** ALTER SYSTEM the restart-only settings, restart with the master's service commands, and check they took. */
-export async function restartMaster(master: Server, host: Host, settings: Record<string, string>): Promise<void> {
-  const before = await withClient(master, async (sql) => {
+export async function restartMaster(session: Session, master: Server, host: Host, settings: Record<string, string>): Promise<void> {
+  const before = await withClient(session, master, async (sql) => {
     for (const [k, v] of Object.entries(settings)) await sql.query(`ALTER SYSTEM SET ${sql.escapeIdentifier(k)} = ${sql.escapeLiteral(v)}`);
     return (await readFacts(sql)).startEpoch;
   });
-  await runChecked(host, serviceArgv(service(master).stop), `stop command of ${master.ref}`);
-  await runChecked(host, serviceArgv(service(master).start), `start command of ${master.ref}`);
+  await runChecked(host, serviceArgv(service(master).stop), `stop command of ${master.ref}`, { timeoutMs: SERVICE_TIMEOUT_MS });
+  await runChecked(host, serviceArgv(service(master).start), `start command of ${master.ref}`, { timeoutMs: SERVICE_TIMEOUT_MS });
   await pollUntil(`${master.ref} to come back restarted with ${Object.keys(settings).join(', ')} applied`, START_TIMEOUT_MS, () =>
-    withClient(master, async (sql) => {
+    withClient(session, master, async (sql) => {
       const f = await readFacts(sql);
       if (f.startEpoch === before) return undefined;
       const { rows } = await sql.query<{ name: string; setting: string }>('SELECT name, setting FROM pg_settings WHERE name = ANY($1)', [Object.keys(settings)]);

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { Action, ActionDetails, PairLive } from '../../plan/types';
-import type { Pair, Server } from '../../topology';
-import { bothSides, Inspection, LiveLink } from '../engine';
+import type { Pair, Server } from '../../model';
+import { bothSides, Identity, Inspection, LiveLink, PairLive } from '../engine';
 import { lsnDistance } from './lsn';
 import type { PgFacts } from './inspect';
 
@@ -101,65 +100,24 @@ export function preservedPath(dataDir: string, stamp: string): string {
   return `${dataDir.replace(/\/+$/, '')}.dbrepl-${stamp}`;
 }
 
-export function describe(pair: Pair, action: Action, master: Inspection<PgFacts>, slave: Inspection<PgFacts>, stamp: string): ActionDetails {
-  const slot = slotName(pair);
-  const m = master.ok ? master.facts : null;
-  const s = slave.ok ? slave.facts : null;
-  const user = pair.replication.user ?? '';
-  if (action === 'enable' || action === 'resync') {
-    const warnings: string[] = [];
-    const steps: string[] = [];
-    const restart = m ? restartSettings(m, slot) : {};
-    const restartKeys = Object.entries(restart);
-    if (restartKeys.length > 0) {
-      steps.push(`master: ALTER SYSTEM SET ${restartKeys.map(([k, v]) => `${k}=${v}`).join(', ')} and restart the master`);
-      warnings.push(`the master ${pair.master.ref} must restart to change ${restartKeys.map(([k]) => k).join(', ')}`);
-    }
-    if (m && s && Math.floor(m.versionNum / 10000) !== Math.floor(s.versionNum / 10000)) {
-      warnings.push(`major versions differ (master ${m.versionNum}, slave ${s.versionNum}): physical replication needs the same major version; apply will refuse`);
-    }
-    const dataDir = s?.dataDirectory ?? pair.slave.dataDir ?? null;
-    if (pair.slave.dataDir && s && pair.slave.dataDir !== s.dataDirectory) {
-      warnings.push(`data_dir ${pair.slave.dataDir} in the file differs from the running server's ${s.dataDirectory}; the running server's is used`);
-    }
-    const preserved = dataDir ? preservedPath(dataDir, stamp) : null;
-    steps.push(
-      `preflight: same major version; the slave's admin login works on the master (a physical copy carries the master's roles); the slave's max_connections and similar are not lower than the master's; the slave is not a primary of its own; this host runs the servers; free disk space for the copy next to the kept data`,
-      `master: ensure role ${user} (REPLICATION LOGIN, password from the file)`,
-      `master: admit ${user} from ${pair.slave.host} for replication in ${m?.hbaFile ?? 'pg_hba.conf'} and reload, unless a rule already does`,
-      `master: create physical replication slot ${slot}`,
-      `slave: stop the server (${pair.slave.service?.stop ?? DEFAULT_SERVICE.stop})`,
-      `slave: move ${dataDir ?? 'the data directory'} aside to ${preserved ?? '(unknown)'}`,
-      `slave: pg_basebackup -X stream -R -S ${slot} from ${pair.master.host}:${pair.master.port} (full online backup of the master)`,
-      `slave: restore its own configuration files, ownership and permissions`,
-      `slave: start the server (${pair.slave.service?.start ?? DEFAULT_SERVICE.start}) and wait until it streams`,
-      'on any failure after the stop: the previous data is put back and the slave restarted as it was',
-      'env: recompute the environment variables',
-    );
-    const disruption = restartKeys.length > 0
-      ? 'master restarts (brief outage); slave restarts and is rebuilt'
-      : 'slave restarts and is rebuilt; master keeps serving';
-    return { steps, disruption, preserved, warnings };
-  }
-  if (action === 'disable') {
-    return {
-      steps: [
-        `master: note the current WAL position`,
-        `slave: wait until it has replayed up to that position (at most ${pair.catchupTimeoutSeconds}s)`,
-        'slave: promote (pg_promote)',
-        'slave: clear primary_conninfo and primary_slot_name',
-        `master: drop replication slot ${slot}`,
-        'env: recompute the environment variables',
-      ],
-      disruption: 'slave becomes a standalone writable server; master keeps serving',
-      preserved: null,
-      warnings: [],
-    };
-  }
-  return { steps: [], disruption: null, preserved: null, warnings: [] };
+export const DEFAULT_SERVICE = { stop: 'systemctl stop postgresql', start: 'systemctl start postgresql' };
+export const STOP_TIMEOUT_MS = 120_000;
+export const START_TIMEOUT_MS = 180_000;
+
+export function service(server: Server): { stop: string; start: string } {
+  return server.service ?? DEFAULT_SERVICE;
 }
 
-export const DEFAULT_SERVICE = { stop: 'systemctl stop postgresql', start: 'systemctl start postgresql' };
+/**
+ * One server whatever name reached it: a standby shares its primary's system identifier,
+ * so the data directory, port and start time (to the microsecond) are part of it.
+ */
+export function identity(f: PgFacts): Identity {
+  return {
+    key: `${f.systemId}|${f.dataDirectory}|${f.port}|${f.startTime}`,
+    text: `system_identifier ${f.systemId}, data directory ${f.dataDirectory}, port ${f.port}, started ${f.startTime}`,
+  };
+}
 
 /** Standbys among declared servers and which declared server (if any) they follow. */
 export function liveLinks(inspections: Array<Inspection<PgFacts>>, servers: Server[]): LiveLink[] {

@@ -1,9 +1,318 @@
-import type { Server } from '../../topology';
-import { DEFAULT_SERVICE } from './state';
+import { DbreplError, messageOf } from '../../errors';
+import { pathExists, runChecked, runScript, statOwner } from '../../hosts/commands';
+import type { RunAs } from '../../hosts/host';
+import { copyTimeoutMs, SERVICE_TIMEOUT_MS } from '../../hosts/limits';
+import type { Pair } from '../../model';
+import { pollUntil } from '../../util/poll';
+import type { ActionPlan, ChangeAction, Session, Sides, Step } from '../engine';
+import { serviceArgv } from '../service';
+import { withClient } from './client';
+import { hbaDecision, hbaLine } from './hba';
+import { databaseBytes, PgFacts, readFacts } from './inspect';
+import { lsnToBigInt } from './lsn';
+import { addHbaRule, dropSlotWhenFree, ensureRole, ensureSlot, restartMaster } from './master';
+import { findBasebackup, restoreOwnConfig } from './slave';
+import { preservedPath, restartSettings, service, slotName, START_TIMEOUT_MS, STOP_TIMEOUT_MS } from './state';
 
-export const STOP_TIMEOUT_MS = 120_000;
-export const START_TIMEOUT_MS = 180_000;
+export const major = (f: PgFacts): number => Math.floor(f.versionNum / 10000);
 
-export function service(server: Server): { stop: string; start: string } {
-  return server.service ?? DEFAULT_SERVICE;
+export function plan(pair: Pair, action: ChangeAction, sides: Sides<PgFacts>, stamp: string): ActionPlan {
+  return action === 'disable' ? disableSteps(pair, sides) : enableSteps(pair, sides, stamp);
+}
+
+/**
+ * Enable and resync: the master first (settings, role, access rule, slot), then the slave
+ * is stopped and rebuilt from a fresh base backup. Each step that changes something says
+ * how it is undone; the protocol undoes them, newest first, when a later step fails.
+ */
+function enableSteps(pair: Pair, { m, s }: Sides<PgFacts>, stamp: string): ActionPlan {
+  const slot = slotName(pair);
+  const user = pair.replication.user ?? '';
+  const password = pair.replication.password ?? '';
+  const dataDir = s.dataDirectory;
+  const preserved = preservedPath(dataDir, stamp);
+  const restart = restartSettings(m, slot);
+  const restartKeys = Object.entries(restart);
+  const hba = m.hbaRules ? hbaDecision(m.hbaRules, user, pair.slave.host, m.ssl) : { kind: 'add' as const, why: 'the rules cannot be read' };
+  const method = m.passwordEncryption === 'md5' ? 'md5' : 'scram-sha-256';
+  const st = { createdSlot: false, moved: false, restarted: false };
+  let owner: Promise<RunAs> | undefined;
+  const ownerOf = (session: Session): Promise<RunAs> =>
+    (owner ??= session.hosts.forServer(pair.slave).then((h) => statOwner(h, dataDir)));
+  const slaveHost = (session: Session) => session.hosts.forServer(pair.slave);
+  const stopSlave = async (session: Session): Promise<void> => {
+    const host = await slaveHost(session);
+    await runChecked(host, serviceArgv(service(pair.slave).stop), `stop command of ${pair.slave.ref}`, { timeoutMs: SERVICE_TIMEOUT_MS });
+    await pollUntil(`${pair.slave.ref} to stop (postmaster.pid gone)`, STOP_TIMEOUT_MS, async () =>
+      (await pathExists(host, `${dataDir}/postmaster.pid`)) ? undefined : true,
+    );
+  };
+  const startSlave = async (session: Session): Promise<void> => {
+    await runChecked(await slaveHost(session), serviceArgv(service(pair.slave).start), `start command of ${pair.slave.ref}`, { timeoutMs: SERVICE_TIMEOUT_MS });
+  };
+
+  const steps: Step[] = [];
+  if (restartKeys.length > 0) {
+    steps.push({
+      id: 'master-settings',
+      side: 'master',
+      title: 'change WAL settings and restart',
+      text: `master: ALTER SYSTEM SET ${restartKeys.map(([k, v]) => `${k}=${v}`).join(', ')} and restart the master`,
+      run: async (session) => restartMaster(session, pair.master, await session.hosts.forServer(pair.master), restart),
+    });
+  }
+  steps.push({
+    id: 'role',
+    side: 'master',
+    title: 'ensure replication role',
+    text: `master: ensure role ${user} (CREATE/ALTER ROLE ... REPLICATION LOGIN PASSWORD with a SCRAM verifier of the password from the file)`,
+    run: (session) => withClient(session, pair.master, (sql) => ensureRole(sql, pair.master, user, password)),
+  });
+  if (hba.kind !== 'admitted') {
+    steps.push({
+      id: 'hba',
+      side: 'master',
+      title: 'admit the slave in pg_hba.conf',
+      text: `master: add "${hbaLine(user, pair.slave.host, method)}" at the top of ${m.hbaFile} and reload (no rule admits it: ${hba.why})`,
+      run: async (session) => addHbaRule(session, pair, await session.hosts.forServer(pair.master), user),
+    });
+  }
+  steps.push({
+    id: 'slot',
+    side: 'master',
+    title: 'create replication slot',
+    text: `master: create physical replication slot ${slot} (pg_create_physical_replication_slot), unless it exists`,
+    run: async (session) => {
+      st.createdSlot = await withClient(session, pair.master, (sql) => ensureSlot(sql, slot));
+    },
+    undo: {
+      text: `drop slot ${slot} if this run created it`,
+      run: async (session) => {
+        if (!st.createdSlot) return '';
+        await withClient(session, pair.master, (sql) => dropSlotWhenFree(sql, slot, pair.master.ref));
+        return `slot ${slot}, created by this run, was dropped`;
+      },
+    },
+  });
+  steps.push({
+    id: 'stop',
+    side: 'slave',
+    title: 'stop the server',
+    text: `slave: stop the server (${service(pair.slave).stop})`,
+    run: stopSlave,
+    undo: {
+      text: 'start it again',
+      run: async (session) => {
+        // After a move, the move's undo restarts the server on the data it put back; a server
+        // whose stop failed is still running and needs nothing.
+        if (st.moved || (await pathExists(await slaveHost(session), `${dataDir}/postmaster.pid`))) return '';
+        await startSlave(session);
+        return 'the slave was started again on its own data';
+      },
+    },
+  });
+  steps.push({
+    id: 'slot-free',
+    side: 'master',
+    title: 'wait until the slot is free',
+    text: `master: wait until slot ${slot} is released by the stopped slave`,
+    run: async (session) => {
+      await withClient(session, pair.master, (sql) =>
+        pollUntil(`slot ${slot} on ${pair.master.ref} to be released by the stopped slave`, 60_000, async () => {
+          const { rows } = await sql.query<{ active: boolean }>('SELECT active FROM pg_replication_slots WHERE slot_name = $1', [slot]);
+          return rows[0]?.active ? undefined : true;
+        }),
+      );
+    },
+  });
+  steps.push({
+    id: 'move-aside',
+    side: 'slave',
+    title: 'move the data directory aside',
+    text: `slave: move ${dataDir} aside to ${preserved} (kept)`,
+    run: async (session) => {
+      const host = await slaveHost(session);
+      const as = await ownerOf(session);
+      await runChecked(host, ['mv', '--no-target-directory', '--', dataDir, preserved], `moving ${dataDir} to ${preserved}`);
+      st.moved = true;
+      await runChecked(host, ['mkdir', '-m', '700', '--', dataDir], `creating ${dataDir}`);
+      await runChecked(host, ['chown', '-h', `${as.uid}:${as.gid}`, '--', dataDir], `giving ${dataDir} to its owner`);
+    },
+    undo: {
+      text: `put ${preserved} back at ${dataDir} and start the slave`,
+      run: async (session) => {
+        if (!st.moved) return '';
+        const host = await slaveHost(session);
+        if (!(await pathExists(host, preserved))) throw new DbreplError('STEP', `${preserved} is missing; ${dataDir} was left as it is`);
+        // Whatever runs on the partial copy stops first; its failure (nothing running) is expected.
+        await host.run(serviceArgv(service(pair.slave).stop), { timeoutMs: SERVICE_TIMEOUT_MS });
+        await runChecked(host, ['rm', '-rf', '--', dataDir], `removing the partial ${dataDir}`);
+        await runChecked(host, ['mv', '--no-target-directory', '--', preserved, dataDir], `moving ${preserved} back`);
+        st.moved = false;
+        await startSlave(session);
+        return `the slave's previous data was put back at ${dataDir} and the server restarted`;
+      },
+    },
+  });
+  steps.push({
+    id: 'copy',
+    side: 'slave',
+    title: 'pg_basebackup from the master',
+    text: `slave: pg_basebackup -X stream -R -S ${slot} -c fast from ${pair.master.host}:${pair.master.port} as ${user} (full online backup of the master), as the owner of ${dataDir}`,
+    run: async (session) => {
+      const host = await slaveHost(session);
+      const as = await ownerOf(session);
+      const bin = await findBasebackup(host, major(s));
+      const bytes = await withClient(session, pair.master, databaseBytes);
+      // The password reaches pg_basebackup alone, through stdin: not in argv, not in the runner's environment.
+      await runScript(host, 'PGPASSWORD="$pgpassword" exec "$@"', [bin, '-D', dataDir, '-X', 'stream', '-R', '-S', slot, '-c', 'fast', '--no-password'], 'pg_basebackup', {
+        secrets: { pgpassword: password },
+        env: { PGHOST: pair.master.host, PGPORT: String(pair.master.port), PGUSER: user, PGAPPNAME: slot, PGCONNECT_TIMEOUT: '15' },
+        timeoutMs: copyTimeoutMs(bytes, pair.copyTimeoutSeconds),
+        as,
+      });
+    },
+  });
+  steps.push({
+    id: 'own-config',
+    side: 'slave',
+    title: 'restore its own configuration and ownership',
+    text: `slave: restore its own configuration files (postgresql.conf, pg_hba.conf, pg_ident.conf where they live in the data directory; postgresql.auto.conf plus the standby settings)`,
+    run: async (session) => {
+      const host = await slaveHost(session);
+      const as = await ownerOf(session);
+      await restoreOwnConfig(host, s, dataDir, preserved, as);
+    },
+  });
+  steps.push({
+    id: 'start',
+    side: 'slave',
+    title: 'start the server and wait until it streams',
+    text: `slave: start the server (${service(pair.slave).start}) and wait until both sides see it streaming`,
+    run: async (session) => {
+      await startSlave(session);
+      await waitStreaming(session, pair, slot);
+    },
+  });
+
+  const warnings: string[] = [];
+  if (restartKeys.length > 0) warnings.push(`the master ${pair.master.ref} must restart to change ${restartKeys.map(([k]) => k).join(', ')}`);
+  if (pair.slave.dataDir && pair.slave.dataDir !== s.dataDirectory) {
+    warnings.push(`data_dir ${pair.slave.dataDir} in the file differs from the running server's ${s.dataDirectory}; the running server's is used`);
+  }
+  return {
+    steps,
+    disruption: restartKeys.length > 0 ? 'master restarts (brief outage); slave restarts and is rebuilt' : 'slave restarts and is rebuilt; master keeps serving',
+    preserved,
+    lockDir: dataDir,
+    warnings,
+  };
+}
+
+async function waitStreaming(session: Session, pair: Pair, slot: string): Promise<void> {
+  await pollUntil(`${pair.slave.ref} to stream from ${pair.master.ref}`, START_TIMEOUT_MS, () =>
+    withClient(session, pair.slave, async (sql) => {
+      const f = await readFacts(sql);
+      return f.inRecovery && f.receiver?.status === 'streaming' ? true : undefined;
+    }),
+  );
+  await pollUntil(`${pair.master.ref} to report the slave as streaming`, 60_000, () =>
+    withClient(session, pair.master, async (sql) => {
+      const { rows } = await sql.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM pg_stat_replication r JOIN pg_replication_slots s ON s.active_pid = r.pid
+          WHERE s.slot_name = $1 AND r.state = 'streaming'`,
+        [slot],
+      );
+      return rows[0]!.n > 0 ? true : undefined;
+    }),
+  );
+}
+
+/** Disable: catch up, promote, forget the master, drop the slot the slave used. */
+function disableSteps(pair: Pair, { s }: Sides<PgFacts>): ActionPlan {
+  // The slot the slave really uses (a pair set up by hand may use its own name).
+  const slot = s.receiver?.slotName ?? s.primarySlotName ?? slotName(pair);
+  let target: string | null = null;
+  const steps: Step[] = [
+    {
+      id: 'note-position',
+      side: 'master',
+      title: 'note the current WAL position',
+      text: `master: note the current WAL position (the end of a marker record, pg_logical_emit_message)`,
+      // The target is the end of a marker record written now: it follows every commit the master
+      // acknowledged (flushed or not, synchronous_commit = off included), and unlike the bare
+      // insert position it is a record end, which a standby's replay position can reach exactly
+      // (after a WAL segment switch the insert position sits past a page header no standby
+      // replays until the next record, up to 15 s later on an idle master).
+      run: async (session) => {
+        target = await withClient(session, pair.master, async (sql) => {
+          const { rows } = await sql.query<{ lsn: string }>(
+            `SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
+                     ELSE pg_logical_emit_message(false, 'dbrepl', $1) END)::text AS lsn`,
+            [`disable ${pair.name}`],
+          );
+          return rows[0]?.lsn ?? null;
+        });
+        if (!target) throw new DbreplError('STEP', 'the master reported no WAL position');
+      },
+    },
+    {
+      id: 'catch-up',
+      side: 'slave',
+      title: 'wait until it has replayed everything',
+      text: `slave: wait until it has replayed up to that position (at most ${pair.catchupTimeoutSeconds}s)`,
+      run: async (session) => {
+        const goal = lsnToBigInt(target!);
+        let behind = '';
+        try {
+          await pollUntil(`${pair.slave.ref} to replay up to ${target}`, pair.catchupTimeoutSeconds * 1000, () =>
+            withClient(session, pair.slave, async (sql) => {
+              const f = await readFacts(sql);
+              if (!f.inRecovery) return true;
+              if (!f.lsn) return undefined;
+              const have = lsnToBigInt(f.lsn);
+              behind = `${goal - have} bytes behind`;
+              return have >= goal ? true : undefined;
+            }),
+          );
+        } catch (err) {
+          throw new DbreplError('STEP', `${messageOf(err)}${behind ? `; slave is ${behind}` : ''}; nothing was changed (raise catchup_timeout or repair the link, then apply again)`);
+        }
+      },
+    },
+    {
+      id: 'promote',
+      side: 'slave',
+      title: 'promote',
+      text: 'slave: promote (pg_promote)',
+      run: (session) =>
+        withClient(session, pair.slave, async (sql) => {
+          const { rows } = await sql.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r');
+          if (rows[0]!.r) {
+            const p = await sql.query<{ ok: boolean }>('SELECT pg_promote(true, 60) AS ok');
+            if (!p.rows[0]!.ok) throw new DbreplError('STEP', 'pg_promote did not finish within 60s');
+          }
+        }),
+    },
+    {
+      id: 'forget-master',
+      side: 'slave',
+      title: 'clear primary_conninfo and primary_slot_name',
+      text: 'slave: ALTER SYSTEM RESET primary_conninfo, primary_slot_name; reload',
+      run: (session) =>
+        withClient(session, pair.slave, async (sql) => {
+          await sql.query('ALTER SYSTEM RESET primary_conninfo');
+          await sql.query('ALTER SYSTEM RESET primary_slot_name');
+          await sql.query('SELECT pg_reload_conf()');
+        }),
+    },
+    {
+      id: 'drop-slot',
+      side: 'master',
+      title: `drop the replication slot ${slot}`,
+      text: `master: drop replication slot ${slot} (pg_drop_replication_slot)`,
+      run: (session) => withClient(session, pair.master, (sql) => dropSlotWhenFree(sql, slot, pair.master.ref)),
+    },
+  ];
+  return { steps, disruption: 'slave becomes a standalone writable server; master keeps serving', preserved: null, lockDir: null, warnings: [] };
 }

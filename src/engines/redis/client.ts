@@ -1,17 +1,19 @@
 import Redis from 'ioredis';
 import { ConnectionError } from '../../errors';
-import type { Server } from '../../topology';
+import type { Server } from '../../model';
+import type { Session } from '../engine';
 
 /** The slice of ioredis the engine uses. */
 export interface Cmd {
   call(command: string, ...args: Array<string | number>): Promise<unknown>;
 }
 
-/** One connection to a server (no reconnect loops, no offline queue), always closed. */
-export async function withClient<T>(server: Server, fn: (redis: Cmd) => Promise<T>): Promise<T> {
+/** One connection to a server at the endpoint the host layer gives (no reconnect loops, no offline queue), always closed. */
+export async function withClient<T>(session: Session, server: Server, fn: (redis: Cmd) => Promise<T>): Promise<T> {
+  const at = await session.hosts.endpoint(server);
   const redis = new Redis({
-    host: server.host,
-    port: server.port,
+    host: at.host,
+    port: at.port,
     username: server.user,
     password: server.password,
     lazyConnect: true,

@@ -1,14 +1,16 @@
 import type { Engine } from '../engine';
-import { disable, enable } from './apply';
+import { redisCapabilities } from './capabilities';
 import { inspectRedis, RedisFacts } from './inspect';
-import { describe, liveLinks, pairState } from './state';
+import { preflight } from './preflight';
+import { identity, liveLinks, pairState } from './state';
+import { plan } from './steps';
 
 export const redis: Engine<RedisFacts> = {
-  name: 'redis',
-  inspectServer: inspectRedis,
+  capabilities: redisCapabilities,
+  inspect: inspectRedis,
+  identity,
   pairState,
-  describe,
   liveLinks,
-  enable,
-  disable,
+  plan,
+  preflight,
 };

@@ -1,4 +1,5 @@
-import type { Server } from '../../topology';
+import type { Server } from '../../model';
+import type { Session } from '../engine';
 import { Cmd, parseFields, parseInfo, withClient } from './client';
 
 export interface ConnectedReplica {
@@ -33,10 +34,16 @@ export interface RedisFacts {
   configFile: string;
   processId: number;
   syncFull: number;
+  /** Random per server start: one server, whatever name reached it. */
+  runId: string;
+  replicaReadOnly: boolean;
+  /** Whether masterauth is set (its value is a secret and is not kept). */
+  hasMasterauth: boolean;
+  masteruser: string;
 }
 
-export async function inspectRedis(server: Server): Promise<RedisFacts> {
-  return withClient(server, readFacts);
+export async function inspectRedis(server: Server, session: Session): Promise<RedisFacts> {
+  return withClient(session, server, readFacts);
 }
 
 async function config(redis: Cmd, name: string): Promise<string> {
@@ -76,5 +83,9 @@ export async function readFacts(redis: Cmd): Promise<RedisFacts> {
     configFile: info.config_file ?? '',
     processId: Number(info.process_id ?? 0),
     syncFull: Number(info.sync_full ?? 0),
+    runId: info.run_id ?? '',
+    replicaReadOnly: (await config(redis, 'replica-read-only')) === 'yes',
+    hasMasterauth: (await config(redis, 'masterauth')) !== '',
+    masteruser: await config(redis, 'masteruser'),
   };
 }

@@ -1,7 +1,6 @@
-import type { Action, ActionDetails, PairLive } from '../../plan/types';
-import type { Pair, Server } from '../../topology';
+import type { Pair, Server } from '../../model';
 import { humanBytes } from '../../util/bytes';
-import { bothSides, Inspection, LiveLink } from '../engine';
+import { bothSides, Identity, Inspection, LiveLink, PairLive } from '../engine';
 import type { RedisFacts } from './inspect';
 
 export function preservedPath(dir: string, stamp: string): string {
@@ -58,41 +57,9 @@ export function bufferWarnings(master: Server, m: RedisFacts): string[] {
   return out;
 }
 
-export function describe(pair: Pair, action: Action, master: Inspection<RedisFacts>, slave: Inspection<RedisFacts>, stamp: string): ActionDetails {
-  const m = master.ok ? master.facts : null;
-  const s = slave.ok ? slave.facts : null;
-  if (action === 'enable' || action === 'resync') {
-    const preserved = s ? preservedPath(s.dir, stamp) : null;
-    return {
-      steps: [
-        'preflight: the slave is not serving replicas of its own (unless declared cascading), versions',
-        `slave: BGSAVE its current dataset and keep a copy at ${preserved ?? '(unknown)'}`,
-        `slave: masterauth${pair.replication.user ? ' (and masteruser, when the master has that ACL user)' : ''}; replica-read-only yes`,
-        ...(action === 'resync' ? ['slave: REPLICAOF NO ONE first, so that it re-attaches with a full sync'] : []),
-        `slave: REPLICAOF ${pair.master.host} ${pair.master.port}`,
-        `slave: CONFIG REWRITE${s && !s.configFile ? ' (the server has no config file: a restart would forget it is a slave)' : ''}`,
-        'slave: wait until the initial sync has finished and the link is up',
-        'env: recompute the environment variables',
-      ],
-      disruption: "slave's dataset is replaced by the master's (a full sync); master keeps serving (it forks for the RDB)",
-      preserved,
-      warnings: [...(m ? bufferWarnings(pair.master, m) : []), ...(s && !s.configFile ? [`${pair.slave.ref} runs without a config file: CONFIG REWRITE is impossible, a restart makes it a master again`] : [])],
-    };
-  }
-  if (action === 'disable') {
-    return {
-      steps: [
-        "master: note its replication offset",
-        `slave: wait until its offset has reached it (at most ${pair.catchupTimeoutSeconds}s)`,
-        'slave: REPLICAOF NO ONE; CONFIG REWRITE',
-        'env: recompute the environment variables',
-      ],
-      disruption: 'slave becomes a standalone writable server; master keeps serving',
-      preserved: null,
-      warnings: [],
-    };
-  }
-  return { steps: [], disruption: null, preserved: null, warnings: [] };
+/** run_id is random per server start: equal ids are one server, whatever name reached it. */
+export function identity(f: RedisFacts): Identity {
+  return { key: f.runId, text: `run_id ${f.runId}` };
 }
 
 export function liveLinks(inspections: Array<Inspection<RedisFacts>>, servers: Server[]): LiveLink[] {

@@ -1,0 +1,50 @@
+import type { ActionPlan, ChangeAction, Engine, Finding, Session, Sides } from '../engines/engine';
+import { messageOf } from '../errors';
+import { pathExists } from '../hosts/commands';
+import { checkNoRebuildLock } from '../hosts/rebuild';
+import type { Pair } from '../model';
+
+/**
+ * The checks of one pair's action that change nothing, shared by plan (so a plan that
+ * looks fine does not fail half-way) and apply (again, after its lock, before the first
+ * change): the two sides are two servers by identity; nothing is at the preserved path;
+ * (at plan time) no other run holds the rebuild lock; then the engine's own checks.
+ */
+export async function checkAction(
+  engine: Engine,
+  pair: Pair,
+  sides: Sides<unknown>,
+  planned: { action: ChangeAction; plan: ActionPlan } | null,
+  session: Session,
+  phase: 'plan' | 'apply',
+): Promise<Finding[]> {
+  const out: Finding[] = [];
+  const same = sameServer(engine, pair, sides);
+  if (same) out.push({ level: 'error', message: same });
+  if (planned && (planned.plan.lockDir || planned.plan.preserved)) {
+    try {
+      const host = await session.hosts.forServer(pair.slave);
+      if (phase === 'plan' && planned.plan.lockDir) await checkNoRebuildLock(host, pair.slave, planned.plan.lockDir);
+      if (planned.plan.preserved && (await pathExists(host, planned.plan.preserved))) {
+        out.push({ level: 'error', message: `${planned.plan.preserved} already exists on ${host.label}; refusing to overwrite kept data` });
+      }
+    } catch (err) {
+      out.push({ level: 'error', message: messageOf(err) });
+    }
+  }
+  if (same) return out;
+  try {
+    out.push(...(await engine.preflight(pair, sides, planned, session)));
+  } catch (err) {
+    out.push({ level: 'error', message: messageOf(err) });
+  }
+  return out;
+}
+
+/** Two declared servers that are one server (by identity, not by address): a message naming both, or null. */
+export function sameServer(engine: Engine, pair: Pair, { m, s }: Sides<unknown>): string | null {
+  const a = engine.identity(m);
+  const b = engine.identity(s);
+  if (a.key !== b.key) return null;
+  return `${pair.master.ref} (${pair.master.host}:${pair.master.port}) and ${pair.slave.ref} (${pair.slave.host}:${pair.slave.port}) are the same server (${a.text}): a server cannot be its own slave; fix the host or port of one of them`;
+}

@@ -1,0 +1,329 @@
+import { DbreplError, messageOf } from '../../errors';
+import { readFile, runChecked, statOwner } from '../../hosts/commands';
+import type { Host, RunAs } from '../../hosts/host';
+import { copyTimeoutMs, SERVICE_TIMEOUT_MS } from '../../hosts/limits';
+import type { Pair, Server } from '../../model';
+import { pollUntil, PollAbort } from '../../util/poll';
+import type { ActionPlan, ChangeAction, Session, Sides, Step } from '../engine';
+import { serviceArgv } from '../service';
+import { withClient, Sql } from './client';
+import { Dialect, dialectFor, nativePasswordHash, renderStatement } from './dialect';
+import { checkLoginFromHost, dumpToFile, ownDumpArgs, restoreFromFile, streamCopy } from './host-side';
+import { MyFacts, readFacts } from './inspect';
+import { optionsFile, restoreOptions, verifyServerReads, writeOptions } from './options';
+import { preservedPath, serverIdFor } from './state';
+
+const SYSTEM_SCHEMAS = ['mysql', 'information_schema', 'performance_schema', 'sys'];
+const CATCHUP_AFTER_COPY_S = 300;
+
+export function service(server: Server, d: Dialect): { stop: string; start: string } {
+  const unit = d.version.flavour === 'mariadb' ? 'mariadb' : 'mysql';
+  return server.service ?? { stop: `systemctl stop ${unit}`, start: `systemctl start ${unit}` };
+}
+
+export function plan(pair: Pair, action: ChangeAction, sides: Sides<MyFacts>, stamp: string): ActionPlan {
+  return action === 'disable' ? disableSteps(pair, sides) : enableSteps(pair, sides, stamp);
+}
+
+/**
+ * The slave's admin account as it is now (with its password hash), to be put back after
+ * the copy: the copy brings the master's `mysql` schema (its users and grants, so that
+ * accounts replicated later apply cleanly), and the slave must stay manageable with the
+ * credentials in the file.
+ */
+async function adminAccount(sql: Sql, d: Dialect): Promise<string> {
+  // MySQL's caching_sha2_password hashes hold raw bytes: have them printed as hex so they replay.
+  if (d.version.flavour === 'mysql') await sql.query('SET SESSION print_identified_with_as_hex = ON');
+  const [created] = await sql.query('SHOW CREATE USER CURRENT_USER()');
+  const create = String(Object.values(created!)[0]);
+  const account = /^CREATE USER ((?:`(?:[^`]|``)*`|'(?:[^'\\]|\\.)*'|[^\s@]+)@(?:`(?:[^`]|``)*`|'(?:[^'\\]|\\.)*'|\S+))/.exec(create)?.[1];
+  if (!account) throw new DbreplError('STEP', 'cannot read the admin account of the slave (SHOW CREATE USER)');
+  const grants = (await sql.query('SHOW GRANTS FOR CURRENT_USER()')).map((r) => String(Object.values(r)[0]));
+  return ['SET SESSION sql_log_bin=0;', `DROP USER IF EXISTS ${account};`, `${create};`, ...grants.map((g) => `${g};`), 'FLUSH PRIVILEGES;'].join('\n');
+}
+
+async function dropUserSchemas(sql: Sql): Promise<void> {
+  await sql.query('SET SESSION sql_log_bin = 0');
+  const rows = await sql.query('SELECT SCHEMA_NAME AS s FROM information_schema.SCHEMATA');
+  for (const r of rows) {
+    const schema = String(r.s);
+    if (!SYSTEM_SCHEMAS.includes(schema.toLowerCase())) await sql.query(`DROP DATABASE \`${schema.replace(/`/g, '``')}\``);
+  }
+}
+
+export async function dataBytes(session: Session, server: Server): Promise<number> {
+  return withClient(session, server, async (sql) => {
+    const [r] = await sql.query('SELECT COALESCE(SUM(data_length + index_length), 0) AS b FROM information_schema.TABLES');
+    return Number(r!.b);
+  });
+}
+
+/** The owner of the directory a file goes to, when that is not root: files are made by whoever owns the place. */
+async function dirOwner(host: Host, file: string): Promise<RunAs | undefined> {
+  const o = await statOwner(host, file.replace(/\/[^/]*$/, '') || '/');
+  return o.uid === 0 ? undefined : { uid: o.uid, gid: o.gid };
+}
+
+/**
+ * Enable and resync: the master (binary log, replication user), then the slave: read-only,
+ * its data dumped to the preserved file, emptied, filled with an online copy of the
+ * master streamed on its own host, pointed at the master by GTID. Each step that changes
+ * the slave says how it is undone: the dump is loaded back, the settings put back.
+ */
+function enableSteps(pair: Pair, { m, s }: Sides<MyFacts>, stamp: string): ActionPlan {
+  const d = dialectFor(s.version);
+  const md = dialectFor(m.version);
+  const mariadb = d.version.flavour === 'mariadb';
+  const user = pair.replication.user ?? '';
+  const password = pair.replication.password ?? '';
+  const preserved = preservedPath(s.datadir, stamp);
+  const serverId = s.serverId === 0 || s.serverId === m.serverId ? serverIdFor(pair.slave, [m.serverId, 0]) : s.serverId;
+  const replUser = md.replicationUser(user, pair.slave.host, mariadb ? nativePasswordHash(password) : password);
+  const change = d.changeSource({ host: pair.master.host, port: pair.master.port, user, password });
+  const slaveSettings: Record<string, number> = { server_id: serverId, read_only: 1 };
+  const st = { trailer: '', optionsBefore: undefined as string | null | undefined, settingsTouched: false, emptied: false, ownBytes: 0 };
+  const slaveHost = (session: Session): Promise<Host> => session.hosts.forServer(pair.slave);
+  const slaveSql = <T>(session: Session, fn: (sql: Sql) => Promise<T>): Promise<T> => withClient(session, pair.slave, fn);
+  const steps: Step[] = [];
+
+  if (mariadb && !m.logBin) {
+    const settings = { log_bin: 'mysql-bin', binlog_format: 'ROW', server_id: m.serverId === 0 ? serverIdFor(pair.master, [0]) : m.serverId };
+    const svc = service(pair.master, md);
+    steps.push({
+      id: 'master-binlog',
+      side: 'master',
+      title: 'turn on binary logging and restart',
+      text: `master: binary logging is off: write ${Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join(', ')} into ${optionsFile(pair.master)} (checked to be read by the server), then restart the master (${svc.stop}; ${svc.start})`,
+      run: async (session) => {
+        const host = await session.hosts.forServer(pair.master);
+        await writeOptions(host, pair.master, m, settings);
+        await verifyServerReads(host, pair.master, m, settings);
+        await runChecked(host, serviceArgv(svc.stop), `stop command of ${pair.master.ref}`, { timeoutMs: SERVICE_TIMEOUT_MS });
+        await runChecked(host, serviceArgv(svc.start), `start command of ${pair.master.ref}`, { timeoutMs: SERVICE_TIMEOUT_MS });
+        await pollUntil(`${pair.master.ref} to come back with binary logging on`, 180_000, () =>
+          withClient(session, pair.master, async (sql) => ((await readFacts(sql)).logBin ? true : undefined)),
+        );
+      },
+    });
+  }
+  steps.push({
+    id: 'replication-user',
+    side: 'master',
+    title: 'ensure the replication user',
+    text: `master: ${replUser.map((q) => renderStatement(q.sql, q.values, q.values.length > 2 ? [2] : [])).join('; ')}`,
+    run: (session) =>
+      withClient(session, pair.master, async (sql) => {
+        for (const q of replUser) await sql.query(q.sql, q.values);
+      }),
+  });
+  steps.push({
+    id: 'replication-login',
+    side: 'slave host',
+    title: 'log in to the master as the replication user',
+    text: `slave host: ${d.clientProgram} -e "SELECT 1" to ${pair.master.host}:${pair.master.port} as ${user} (the login the slave will use)`,
+    run: async (session) => checkLoginFromHost(await slaveHost(session), d, pair.master, user, password),
+  });
+  steps.push({
+    id: 'admin-account',
+    side: 'slave',
+    title: 'read its admin account',
+    text: 'slave: SHOW CREATE USER CURRENT_USER(); SHOW GRANTS (its admin account, put back after the copy)',
+    run: async (session) => {
+      st.trailer = await slaveSql(session, (sql) => adminAccount(sql, d));
+    },
+  });
+  steps.push({
+    id: 'settings',
+    side: 'slave',
+    title: 'server_id and read_only',
+    text: `slave: ${serverId !== s.serverId ? `${renderStatement(d.setServerId, [serverId])}; ` : ''}${d.readOnly(true).join('; ')}${
+      d.needsOptionsFile ? `; server_id = ${serverId} and read_only = 1 persisted in ${optionsFile(pair.slave)} (owner of ${s.datadir}, mode 644), checked to be what the server reads at its next start` : ''
+    }`,
+    run: async (session) => {
+      st.settingsTouched = true;
+      if (d.needsOptionsFile) st.optionsBefore = await readFile(await slaveHost(session), optionsFile(pair.slave));
+      await slaveSql(session, async (sql) => {
+        if (serverId !== s.serverId) await sql.query(d.setServerId, [serverId]);
+        for (const q of d.readOnly(true)) await sql.query(q);
+      });
+      if (d.needsOptionsFile) {
+        const host = await slaveHost(session);
+        await writeOptions(host, pair.slave, s, slaveSettings);
+        await verifyServerReads(host, pair.slave, s, slaveSettings);
+      }
+    },
+    undo: {
+      text: 'put server_id, read_only and the option file back as they were',
+      run: async (session) => {
+        if (!st.settingsTouched) return '';
+        const failed: string[] = [];
+        // Each part on its own: one failing must not keep the others from running.
+        await slaveSql(session, async (sql) => {
+          if (s.serverId !== 0 && serverId !== s.serverId) await sql.query(d.setServerId, [s.serverId]).catch((e: unknown) => failed.push(`server_id: ${messageOf(e)}`));
+          for (const q of d.readOnly(s.readOnly)) await sql.query(q).catch((e: unknown) => failed.push(`read_only: ${messageOf(e)}`));
+        }).catch((e: unknown) => failed.push(messageOf(e)));
+        if (d.needsOptionsFile && st.optionsBefore !== undefined) {
+          await restoreOptions(await slaveHost(session), pair.slave, s, st.optionsBefore).catch((e: unknown) => failed.push(`${optionsFile(pair.slave)}: ${messageOf(e)}`));
+        }
+        if (failed.length > 0) throw new DbreplError('STEP', `putting the slave's settings back failed (${failed.join('; ')})`);
+        return `its read_only${d.needsOptionsFile ? `, server_id and ${optionsFile(pair.slave)}` : ' and server_id'} are as before`;
+      },
+    },
+  });
+  steps.push({
+    id: 'dump-own',
+    side: 'slave host',
+    title: 'dump its current data (kept)',
+    text: `slave host: ${d.dumpProgram} ${ownDumpArgs(d).join(' ')} | gzip -1 > ${preserved} (the slave's current data, kept)`,
+    run: async (session) => {
+      const host = await slaveHost(session);
+      st.ownBytes = await dataBytes(session, pair.slave);
+      await dumpToFile(host, d, pair.slave, preserved, copyTimeoutMs(st.ownBytes, pair.copyTimeoutSeconds), await dirOwner(host, preserved));
+    },
+  });
+  const reset = [d.stopReplica, d.resetReplicaAll];
+  steps.push({
+    id: 'empty',
+    side: 'slave',
+    title: s.logBin ? 'reset replication, drop its databases, reset its binary logs' : 'reset replication, drop its databases',
+    text: `slave: ${reset.join('; ')}; DROP DATABASE for each database of its own (all are in ${preserved})${
+      s.logBin ? `; ${d.resetBinlogs}` : '; its binary logging is off, so no binary logs are reset'
+    }`,
+    run: (session) =>
+      slaveSql(session, async (sql) => {
+        for (const q of reset) await sql.query(q);
+        st.emptied = true;
+        await dropUserSchemas(sql);
+        if (s.logBin) await sql.query(d.resetBinlogs);
+      }),
+    undo: {
+      text: `load ${preserved} back`,
+      run: async (session) => {
+        if (!st.emptied) return '';
+        // Nothing of the copy may remain. Only the drop is needed for the load: the other
+        // statements are tidying, and none of them is the one that may just have failed.
+        await slaveSql(session, async (sql) => {
+          for (const q of [d.stopReplica, d.resetReplicaAll, ...d.readOnly(false)]) await sql.query(q).catch(() => undefined);
+          await dropUserSchemas(sql);
+          if (s.gtidSlavePos !== null) await sql.query('SET GLOBAL gtid_slave_pos = ?', [s.gtidSlavePos]).catch(() => undefined);
+        });
+        // The bound of the load is not the pair's copy_timeout: a rollback is not cut short.
+        await restoreFromFile(await slaveHost(session), d, pair.slave, preserved, st.trailer, copyTimeoutMs(st.ownBytes));
+        return `the slave was restored from its dump ${preserved}`;
+      },
+    },
+  });
+  steps.push({
+    id: 'copy',
+    side: 'slave host',
+    title: 'stream the master into the slave',
+    text: `slave host: ${md.dumpProgram} ${md.dumpArgs.join(' ')} on the master, piped straight into ${d.clientProgram} on the slave with sql_log_bin=0 (full online copy; the slave's admin account is put back at the end)`,
+    run: async (session) => {
+      const bytes = await dataBytes(session, pair.master);
+      await streamCopy(await slaveHost(session), d, md, pair.master, pair.slave, st.trailer, copyTimeoutMs(bytes, pair.copyTimeoutSeconds));
+    },
+  });
+  const follow = [...(d.superReadOnly ? [d.superReadOnly] : []), change.sql, d.startReplica];
+  steps.push({
+    id: 'follow',
+    side: 'slave',
+    title: 'keep copied events from running, read-only for every account, follow the master by GTID',
+    text: `slave: ALTER EVENT ... ${d.disableEventOnReplica} for every enabled event; ${[...(d.superReadOnly ? [d.superReadOnly] : []), renderStatement(change.sql, change.values, [3]), d.startReplica].join('; ')}`,
+    run: (session) =>
+      slaveSql(session, async (sql) => {
+        await sql.query('SET SESSION sql_log_bin = 0');
+        const events = await sql.query(`SELECT EVENT_SCHEMA AS s, EVENT_NAME AS n FROM information_schema.EVENTS WHERE STATUS = 'ENABLED'`);
+        for (const e of events) await sql.query(`ALTER EVENT \`${String(e.s).replace(/`/g, '``')}\`.\`${String(e.n).replace(/`/g, '``')}\` ${d.disableEventOnReplica}`);
+        for (const q of follow) await sql.query(q, q === change.sql ? change.values : undefined);
+      }),
+  });
+  steps.push({
+    id: 'caught-up',
+    side: 'slave',
+    title: 'wait until it runs and has caught up',
+    text: `slave: wait until both replication threads run, then ${renderStatement(d.waitForGtids, ["<master's executed GTIDs>", CATCHUP_AFTER_COPY_S])}`,
+    run: (session) => waitCaughtUp(session, pair, d, md),
+  });
+
+  const warnings: string[] = [];
+  let disruption = 'slave is rebuilt: its data is replaced by a copy of the master (reads of it see the copy fill in); master keeps serving';
+  disruption += md.version.flavour === 'mysql' ? ', with a global read lock for a moment when the dump starts' : '';
+  if (mariadb && !m.logBin) {
+    warnings.push(`the master ${pair.master.ref} must restart to turn on binary logging`);
+    disruption = `master restarts (brief outage); ${disruption}`;
+  }
+  return { steps, disruption, preserved, lockDir: s.datadir, warnings };
+}
+
+async function waitCaughtUp(session: Session, pair: Pair, d: Dialect, md: Dialect): Promise<void> {
+  await pollUntil(`both replication threads of ${pair.slave.ref} to run`, 120_000, () =>
+    withClient(session, pair.slave, async (sql) => {
+      const r = (await readFacts(sql)).replica;
+      // An SQL error will not go away by waiting.
+      if (r?.lastSqlErrno) throw new PollAbort(`the slave stopped on error ${r.lastSqlErrno}: ${r.lastSqlError}`);
+      if (r && r.ioRunning === 'Yes' && r.sqlRunning === 'Yes' && r.secondsBehind !== null) return true;
+      if (r?.lastIoErrno) throw new Error(`IO error ${r.lastIoErrno}: ${r.lastIoError}`);
+      return undefined;
+    }),
+  );
+  const target = await withClient(session, pair.master, async (sql) => String((await sql.query(`SELECT ${md.executedGtids} AS g`))[0]!.g).replace(/\s+/g, ''));
+  const done = await withClient(session, pair.slave, async (sql) => Number((await sql.query(d.waitForGtids, [target, CATCHUP_AFTER_COPY_S], (CATCHUP_AFTER_COPY_S + 30) * 1000))[0]!.r));
+  if (done !== 0) throw new DbreplError('STEP', `the slave did not execute the master's GTIDs ${target} within ${CATCHUP_AFTER_COPY_S}s`);
+}
+
+/** Disable: catch up by GTID, stop and reset replication completely, writable again (and after a restart too). */
+function disableSteps(pair: Pair, { m, s }: Sides<MyFacts>): ActionPlan {
+  const d = dialectFor(s.version);
+  const md = dialectFor(m.version);
+  let target = '';
+  const detach = [d.stopReplica, d.resetReplicaAll, ...d.readOnly(false)];
+  const steps: Step[] = [
+    {
+      id: 'note-gtids',
+      side: 'master',
+      title: 'note its executed GTIDs',
+      text: `master: note its executed GTIDs (${md.executedGtids})`,
+      run: async (session) => {
+        target = await withClient(session, pair.master, async (sql) => String((await sql.query(`SELECT ${md.executedGtids} AS g`))[0]!.g).replace(/\s+/g, ''));
+      },
+    },
+    {
+      id: 'catch-up',
+      side: 'slave',
+      title: 'wait until it has executed them',
+      text: `slave: ${renderStatement(d.waitForGtids, ['<those GTIDs>', pair.catchupTimeoutSeconds])} (at most ${pair.catchupTimeoutSeconds}s)`,
+      run: (session) =>
+        withClient(session, pair.slave, async (sql) => {
+          const r = Number((await sql.query(d.waitForGtids, [target, pair.catchupTimeoutSeconds], (pair.catchupTimeoutSeconds + 30) * 1000))[0]!.r);
+          if (r !== 0) {
+            const now = String((await sql.query(`SELECT ${d.executedGtids} AS g`))[0]!.g);
+            throw new DbreplError('STEP', `the slave did not reach the master's GTIDs ${target} within ${pair.catchupTimeoutSeconds}s (it is at ${now}); nothing was changed (raise catchup_timeout or repair the link, then apply again)`);
+          }
+        }),
+    },
+    {
+      id: 'detach',
+      side: 'slave',
+      title: 'stop and reset replication, make it writable',
+      text: `slave: ${detach.join('; ')}`,
+      run: (session) =>
+        withClient(session, pair.slave, async (sql) => {
+          for (const q of detach) await sql.query(q);
+        }),
+    },
+  ];
+  if (d.needsOptionsFile) {
+    steps.push({
+      id: 'persist-writable',
+      side: 'slave',
+      title: 'persist read_only = 0',
+      text: `slave: read_only = 0 in ${optionsFile(pair.slave)}, checked to be what the server reads at its next start`,
+      run: async (session) => {
+        const host = await session.hosts.forServer(pair.slave);
+        await writeOptions(host, pair.slave, s, { read_only: 0 });
+        await verifyServerReads(host, pair.slave, s, { read_only: 0 });
+      },
+    });
+  }
+  return { steps, disruption: 'slave becomes a standalone writable server; master keeps serving', preserved: null, lockDir: null, warnings: [] };
+}

@@ -1,0 +1,76 @@
+import { DbreplError, messageOf } from '../../errors';
+import { writableTarget } from '../../hosts/files';
+import { checkFreeSpace } from '../../hosts/rebuild';
+import type { Pair } from '../../model';
+import { finding, Finding, hostOrError, Session, sharedMachine, Sides } from '../engine';
+import type { ActionPlan, ChangeAction } from '../engine';
+import { withClient } from './client';
+import { hbaDecision } from './hba';
+import { databaseBytes, PgFacts } from './inspect';
+import { hbaRefusal } from './master';
+import { findBasebackup, standbyShortfalls, verifyHost } from './slave';
+import { DEFAULT_SERVICE, restartSettings, slotName } from './state';
+import { major } from './steps';
+
+/**
+ * Every check of an enable or resync that changes nothing, with the servers and hosts it
+ * needs: run by plan, and again by apply after its lock, before the first change.
+ */
+export async function preflight(pair: Pair, { m, s }: Sides<PgFacts>, planned: { action: ChangeAction; plan: ActionPlan } | null, session: Session): Promise<Finding[]> {
+  if (!planned || planned.action === 'disable') return [];
+  const out: Finding[] = [];
+  const error = (message: string): void => void out.push({ level: 'error', message });
+  const user = pair.replication.user ?? '';
+
+  if (major(m) !== major(s)) {
+    error(`major versions differ (master ${m.versionNum}, slave ${s.versionNum}); physical replication needs the same major version`);
+  }
+  if (!s.inRecovery && (s.clients.length > 0 || s.slots.length > 0)) {
+    error(`${pair.slave.ref} is a primary with replication of its own (${s.clients.length} connection(s), ${s.slots.length} slot(s)); refusing to overwrite a master — remove its slots and standbys first, or fix the file`);
+  }
+  const short = standbyShortfalls(m, s);
+  if (short.length > 0) {
+    error(`the slave's own settings are lower than the master's (${short.join(', ')}); a standby refuses to run with them: raise them in ${pair.slave.ref}'s configuration first`);
+  }
+  const hba = m.hbaRules ? hbaDecision(m.hbaRules, user, pair.slave.host, m.ssl) : null;
+  if (hba?.kind === 'refused') error(hbaRefusal(pair, user, m.hbaFile, hba));
+  out.push(...(await finding('error', () => checkLoginSurvives(session, pair))));
+
+  const slaveHost = await hostOrError(session, pair.slave, error);
+  const masterWork = hba?.kind !== 'admitted' || Object.keys(restartSettings(m, slotName(pair))).length > 0;
+  const masterHost = masterWork || !pair.slave.service ? await hostOrError(session, pair.master, masterWork ? error : () => undefined) : null;
+  if (slaveHost) {
+    out.push(...(await finding('error', () => verifyHost(slaveHost, pair.slave, s))));
+    if (!pair.slave.service && (pair.slave.host === pair.master.host || (masterHost && (await sharedMachine(slaveHost, masterHost))))) {
+      error(`${pair.slave.ref} runs on the same host as its master and has no service commands; the default (${DEFAULT_SERVICE.stop}) would stop every cluster there, the master included: set service.stop and service.start for ${pair.slave.ref}`);
+    }
+    out.push(...(await finding('error', async () => checkFreeSpace(slaveHost, s.dataDirectory, await withClient(session, pair.master, databaseBytes), pair.master.ref))));
+    out.push(...(await finding('error', () => findBasebackup(slaveHost, major(s)))));
+  }
+  if (masterWork && masterHost) {
+    out.push(...(await finding('error', () => verifyHost(masterHost, pair.master, m))));
+    if (hba?.kind !== 'admitted') out.push(...(await finding('error', () => writableTarget(masterHost, m.hbaFile, pair.master.followSymlinks))));
+  }
+  if (!m.hbaRules) {
+    out.push({ level: 'warning', message: `the login for ${pair.master.ref} may not read pg_hba_file_rules (not a superuser?): whether a rule admits the slave is decided during apply` });
+  }
+  return out;
+}
+
+
+/**
+ * A physical copy carries the master's roles: once rebuilt, the slave only accepts the
+ * logins the master has. Refuse before anything changes if the slave's admin login from
+ * the file would not work there, instead of leaving a slave the tool can no longer manage.
+ */
+async function checkLoginSurvives(session: Session, pair: Pair): Promise<void> {
+  try {
+    await withClient(session, pair.master, async () => undefined, { user: pair.slave.user, password: pair.slave.password });
+  } catch (err) {
+    throw new DbreplError(
+      'STEP',
+      `after the copy ${pair.slave.ref} will have the roles of ${pair.master.ref}, but its login from the file (user ${pair.slave.user ?? 'postgres'}) does not work on ${pair.master.ref}: ${messageOf(err).replace(/^[^:]+: /, '')}; give both servers the same admin user and password`,
+      { cause: err },
+    );
+  }
+}

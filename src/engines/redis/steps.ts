@@ -1,0 +1,230 @@
+import { DbreplError } from '../../errors';
+import { runChecked, statOwner } from '../../hosts/commands';
+import { copyTimeoutMs } from '../../hosts/limits';
+import type { Pair, Server } from '../../model';
+import { pollUntil, PollAbort } from '../../util/poll';
+import type { ActionPlan, ChangeAction, Logger, Session, Sides, Step } from '../engine';
+import { Cmd, withClient } from './client';
+import { readFacts, RedisFacts } from './inspect';
+import { bufferWarnings, preservedPath } from './state';
+
+export function plan(pair: Pair, action: ChangeAction, sides: Sides<RedisFacts>, stamp: string): ActionPlan {
+  return action === 'disable' ? disableSteps(pair) : enableSteps(pair, action, sides, stamp);
+}
+
+/** Full syncs are bounded by the dataset: at least 5 minutes, plus a minute per 1 GiB. */
+function syncTimeoutMs(bytes: number): number {
+  return 300_000 + Math.ceil(bytes / 2 ** 30) * 60_000;
+}
+
+/**
+ * The login the slave uses at the master: the pair's replication user when the master has
+ * that ACL user, else the master's own credentials from the file (requirepass or ACL user).
+ */
+async function masterLogin(session: Session, pair: Pair): Promise<{ user?: string; password?: string }> {
+  const wanted = pair.replication.user;
+  if (wanted && wanted !== 'default') {
+    const exists = await withClient(session, pair.master, async (r) => (await r.call('ACL', 'GETUSER', wanted).catch(() => null)) !== null);
+    if (exists) return { user: wanted, password: pair.replication.password };
+  }
+  return { user: pair.master.user, password: pair.master.password };
+}
+
+async function rewrite(r: Cmd, facts: RedisFacts, log: Logger, server: Server): Promise<void> {
+  if (facts.configFile) await r.call('CONFIG', 'REWRITE');
+  else log.warn(`${server.ref} has no config file: the change holds until its next restart only`);
+}
+
+/**
+ * A fresh RDB of the server's current dataset. BGSAVE works on a replica whose link is
+ * down too (a replica refuses to serve SYNC then, so redis-cli --rdb is no option).
+ */
+async function snapshot(session: Session, server: Server): Promise<void> {
+  await withClient(session, server, async (r) => {
+    // rdb_saves counts finished snapshots (LASTSAVE has a one-second resolution).
+    const saves = async (): Promise<{ n: number; running: boolean; ok: boolean }> => {
+      const info = String(await r.call('INFO', 'persistence'));
+      return {
+        n: Number(/rdb_saves:(\d+)/.exec(info)?.[1] ?? -1),
+        running: /rdb_bgsave_in_progress:1/.test(info),
+        ok: /rdb_last_bgsave_status:ok/.test(info),
+      };
+    };
+    let before = -1;
+    await pollUntil(`a background save of ${server.ref} to start`, 120_000, async () => {
+      const now = await saves();
+      if (now.running) return undefined;
+      before = now.n;
+      try {
+        await r.call('BGSAVE');
+        return true;
+      } catch (err) {
+        // One started meanwhile: wait for it, then ask again.
+        if (/in progress/i.test((err as Error).message)) return undefined;
+        throw new PollAbort((err as Error).message);
+      }
+    });
+    await pollUntil(`the background save of ${server.ref} to finish`, 600_000, async () => {
+      const now = await saves();
+      if (now.running || now.n <= before) return undefined;
+      if (!now.ok) throw new PollAbort(`BGSAVE of ${server.ref} failed (see its log)`);
+      return true;
+    });
+  });
+}
+
+/**
+ * Enable and resync: keep the slave's dataset, authenticate, REPLICAOF, persist, wait for
+ * the sync. Until the sync completes the slave keeps serving its own dataset; a failure
+ * puts its replication settings back as they were (its dataset from before is at `preserved`).
+ */
+function enableSteps(pair: Pair, action: ChangeAction, { m, s }: Sides<RedisFacts>, stamp: string): ActionPlan {
+  const preserved = preservedPath(s.dir, stamp);
+  const st = { authTouched: false, replicaofSet: false };
+  const before = s.role === 'master' ? 'REPLICAOF NO ONE' : `REPLICAOF ${s.masterHost} ${s.masterPort}`;
+  const rewriteText = s.configFile ? 'CONFIG REWRITE' : 'CONFIG REWRITE impossible (the server has no config file: a restart would forget it is a slave)';
+  const steps: Step[] = [
+    {
+      id: 'snapshot',
+      side: 'slave',
+      title: 'save its dataset (BGSAVE) and keep a copy',
+      text: `slave: BGSAVE, then copy ${s.dir}/${s.dbfilename} to ${preserved} (kept), as the owner of ${s.dir}`,
+      run: async (session) => {
+        await snapshot(session, pair.slave);
+        // The server writes its RDB on its own machine: copy it there, as the directory's owner.
+        const host = await session.hosts.forServer(pair.slave);
+        const owner = await statOwner(host, s.dir);
+        await runChecked(host, ['cp', '-p', '--no-clobber', '--', `${s.dir}/${s.dbfilename}`, preserved], `keeping the RDB of ${pair.slave.ref}`, {
+          as: { uid: owner.uid, gid: owner.gid },
+          timeoutMs: copyTimeoutMs(s.usedMemory),
+        });
+      },
+    },
+    {
+      id: 'auth',
+      side: 'slave',
+      title: 'authentication and read-only',
+      text: `slave: CONFIG SET masterauth ***${pair.replication.user ? ' and masteruser (the pair\'s user when the master has that ACL user)' : ''}; CONFIG SET replica-read-only yes`,
+      run: async (session) => {
+        const login = await masterLogin(session, pair);
+        st.authTouched = true;
+        await withClient(session, pair.slave, async (r) => {
+          await r.call('CONFIG', 'SET', 'masterauth', login.password ?? '');
+          await r.call('CONFIG', 'SET', 'masteruser', login.user && login.user !== 'default' ? login.user : '');
+          await r.call('CONFIG', 'SET', 'replica-read-only', 'yes');
+        });
+      },
+      undo: {
+        text: 'put replica-read-only (and an empty masterauth) back',
+        run: async (session) => {
+          if (!st.authTouched) return '';
+          await withClient(session, pair.slave, async (r) => {
+            await r.call('CONFIG', 'SET', 'replica-read-only', s.replicaReadOnly ? 'yes' : 'no');
+            if (!s.hasMasterauth) await r.call('CONFIG', 'SET', 'masterauth', '');
+            await r.call('CONFIG', 'SET', 'masteruser', s.masteruser);
+          });
+          return '';
+        },
+      },
+    },
+    {
+      id: 'replicaof',
+      side: 'slave',
+      title: 'REPLICAOF the master',
+      // A replica re-attached under a new replication ID cannot continue partially: a full sync follows.
+      text: `slave: ${action === 'resync' ? 'REPLICAOF NO ONE, then ' : ''}REPLICAOF ${pair.master.host} ${pair.master.port}; ${rewriteText}`,
+      run: (session) =>
+        withClient(session, pair.slave, async (r) => {
+          st.replicaofSet = true;
+          if (action === 'resync') await r.call('REPLICAOF', 'NO', 'ONE');
+          await r.call('REPLICAOF', pair.master.host, String(pair.master.port));
+          await rewrite(r, s, session.log, pair.slave);
+        }),
+      undo: {
+        text: `${before}; CONFIG REWRITE`,
+        run: async (session) => {
+          if (!st.replicaofSet) return '';
+          await withClient(session, pair.slave, async (r) => {
+            if (s.role === 'master') await r.call('REPLICAOF', 'NO', 'ONE');
+            else await r.call('REPLICAOF', s.masterHost ?? '', String(s.masterPort ?? 0));
+            await rewrite(r, s, session.log, pair.slave);
+          });
+          return `its replication was put back as it was (${before}); its dataset from before is kept at ${preserved}`;
+        },
+      },
+    },
+    {
+      id: 'sync',
+      side: 'slave',
+      title: 'wait until the initial sync has finished and the link is up',
+      text: 'slave: wait until the full sync has finished and the link is up',
+      run: async (session) => {
+        await pollUntil(`${pair.slave.ref} to finish its sync from ${pair.master.ref} (its previous dataset is at ${preserved})`, syncTimeoutMs(m.usedMemory), () =>
+          withClient(session, pair.slave, async (r) => {
+            const f = await readFacts(r);
+            return f.role === 'slave' && f.linkUp && !f.syncInProgress ? true : undefined;
+          }),
+        );
+      },
+    },
+  ];
+  const warnings = [...bufferWarnings(pair.master, m)];
+  if (!s.configFile) warnings.push(`${pair.slave.ref} runs without a config file: CONFIG REWRITE is impossible, a restart makes it a master again`);
+  return {
+    steps,
+    disruption: "slave's dataset is replaced by the master's (a full sync); master keeps serving (it forks for the RDB)",
+    preserved,
+    lockDir: s.dir,
+    warnings,
+  };
+}
+
+/** Disable: catch up to the master's offset, REPLICAOF NO ONE, persist. */
+function disableSteps(pair: Pair): ActionPlan {
+  let target = 0;
+  const steps: Step[] = [
+    {
+      id: 'note-offset',
+      side: 'master',
+      title: 'note its replication offset',
+      text: 'master: note its replication offset (master_repl_offset)',
+      run: async (session) => {
+        target = await withClient(session, pair.master, async (r) => (await readFacts(r)).masterOffset);
+      },
+    },
+    {
+      id: 'catch-up',
+      side: 'slave',
+      title: 'wait until its offset has reached it',
+      text: `slave: wait until its offset has reached it (at most ${pair.catchupTimeoutSeconds}s)`,
+      run: async (session) => {
+        let at = 0;
+        try {
+          await pollUntil(`${pair.slave.ref} to reach offset ${target}`, pair.catchupTimeoutSeconds * 1000, () =>
+            withClient(session, pair.slave, async (r) => {
+              const f = await readFacts(r);
+              if (f.role === 'master') return true;
+              at = f.replicaOffset ?? 0;
+              return at >= target ? true : undefined;
+            }),
+          );
+        } catch (err) {
+          throw new DbreplError('STEP', `${(err as Error).message}; the slave is at ${at}, ${target - at} bytes behind; nothing was changed (raise catchup_timeout or repair the link, then apply again)`);
+        }
+      },
+    },
+    {
+      id: 'detach',
+      side: 'slave',
+      title: 'REPLICAOF NO ONE and persist',
+      text: 'slave: REPLICAOF NO ONE; CONFIG REWRITE',
+      run: (session) =>
+        withClient(session, pair.slave, async (r) => {
+          const f = await readFacts(r);
+          await r.call('REPLICAOF', 'NO', 'ONE');
+          await rewrite(r, f, session.log, pair.slave);
+        }),
+    },
+  ];
+  return { steps, disruption: 'slave becomes a standalone writable server; master keeps serving', preserved: null, lockDir: null, warnings: [] };
+}

@@ -1,0 +1,79 @@
+import { redactProgramOutput } from '../engines/capabilities';
+import { DbreplError, TimeoutError } from '../errors';
+import type { Host, RunOptions } from './host';
+import { COMMAND_TIMEOUT_MS } from './limits';
+import { commandSummary } from './quote';
+
+/** Runs and throws on a non-zero exit or a time-out, naming what ran; stderr's last lines, redacted. */
+export async function runChecked(host: Host, argv: string[], what: string, options?: RunOptions): Promise<string> {
+  const r = await host.run(argv, options);
+  if (r.timedOut) {
+    const seconds = Math.round((options?.timeoutMs ?? COMMAND_TIMEOUT_MS) / 1000);
+    throw new TimeoutError(`${what} on ${host.label} did not finish within ${seconds} s and was stopped (it ran: ${commandSummary(argv)})${r.stderr.trim() ? `; last output: ${tail(r.stderr)}` : ''}`);
+  }
+  if (r.code !== 0) {
+    throw new DbreplError('STEP', `${what} failed on ${host.label} (exit ${r.code}): ${tail(r.stderr || r.stdout)}`);
+  }
+  return r.stdout;
+}
+
+const SECRET_NAME = /^[a-z_][a-z0-9_]*$/;
+
+/**
+ * Reads the secrets from stdin into shell variables that are not exported: a program gets
+ * one only when the script hands it on (`PGPASSWORD="$pw" exec ...`), and the rest of
+ * stdin is the script's own input.
+ */
+const PRELUDE = `while IFS= read -r -d '' __dbrepl_name && [ -n "$__dbrepl_name" ]; do IFS= read -r -d '' "$__dbrepl_name" || exit 97; done; unset __dbrepl_name`;
+
+export interface ScriptOptions extends Omit<RunOptions, 'input'> {
+  /** Lower-case shell variable names -> values; delivered on stdin, never in argv or the environment. */
+  secrets?: Record<string, string>;
+  input?: string | Buffer;
+}
+
+/**
+ * Runs a bash script (`set -euo pipefail`) with positional arguments. Secrets reach it
+ * through stdin, the one channel that survives sshd (which drops unknown environment
+ * variables) and sudo (which resets it), and that children do not inherit.
+ */
+export async function runScript(host: Host, script: string, args: string[], what: string, options: ScriptOptions = {}): Promise<string> {
+  const { secrets, input, ...rest } = options;
+  const parts: Buffer[] = [];
+  const named = Object.entries(secrets ?? {});
+  for (const [name, value] of named) {
+    if (!SECRET_NAME.test(name)) throw new Error(`secret variable name ${name} must be a lower-case shell name`);
+    if (value.includes('\0')) throw new DbreplError('STEP', `a secret for ${what} contains a NUL byte`);
+    parts.push(Buffer.from(`${name}\0${value}\0`));
+  }
+  if (named.length > 0) parts.push(Buffer.from('\0'));
+  if (input !== undefined) parts.push(Buffer.isBuffer(input) ? input : Buffer.from(input));
+  const prelude = named.length > 0 ? `${PRELUDE}\n` : '';
+  return runChecked(host, ['bash', '-c', `${prelude}set -euo pipefail\n${script}`, 'dbrepl', ...args], what, {
+    ...rest,
+    input: parts.length > 0 ? Buffer.concat(parts) : undefined,
+  });
+}
+
+export async function readFile(host: Host, file: string): Promise<string | null> {
+  const r = await host.run(['cat', '--', file]);
+  return r.code === 0 ? r.stdout : null;
+}
+
+export async function pathExists(host: Host, file: string): Promise<boolean> {
+  return (await host.run(['test', '-e', file])).code === 0 || (await host.run(['test', '-L', file])).code === 0;
+}
+
+/** Owner uid, gid and octal mode of a path (of a link itself, not its target). */
+export async function statOwner(host: Host, file: string): Promise<{ uid: number; gid: number; mode: string }> {
+  const out = (await runChecked(host, ['stat', '-c', '%u %g %a', '--', file], `stat ${file}`)).trim();
+  const [uid, gid, mode] = out.split(/\s+/);
+  if (!uid || !gid || !mode) throw new DbreplError('STEP', `unexpected stat output for ${file}`);
+  return { uid: Number(uid), gid: Number(gid), mode };
+}
+
+/** The last lines of a program's output for a message: redacted of what programs echo back. */
+export function tail(text: string, lines = 5): string {
+  const t = redactProgramOutput(text.trim().split('\n').slice(-lines).join(' | '));
+  return t.length > 600 ? t.slice(-600) : t || '(no output)';
+}

@@ -1,0 +1,57 @@
+import type { SshSettings } from './config/schema';
+import type { EngineName } from './engines/names';
+
+/** The resolved file: servers and pairs as every layer sees them (built by topology.ts). */
+
+export interface Server {
+  /** `application/server` */
+  ref: string;
+  app: string;
+  name: string;
+  engine: EngineName;
+  host: string;
+  port: number;
+  user?: string;
+  password?: string;
+  ssh?: SshSettings;
+  dataDir?: string;
+  service?: { stop: string; start: string };
+  replicaSet: string;
+  optionsFile?: string;
+  /** The tool may edit configuration files of this server that are symbolic links. */
+  followSymlinks?: boolean;
+}
+
+export interface ReplicationLogin {
+  user?: string;
+  password?: string;
+}
+
+export interface Pair {
+  name: string;
+  /** Index in `replications`, for messages that point back at the file. */
+  index: number;
+  engine: EngineName;
+  master: Server;
+  slave: Server;
+  desired: 'enabled' | 'disabled';
+  resync: 'auto' | 'manual';
+  maxLagSeconds: number;
+  catchupTimeoutSeconds: number;
+  /** Bound on the copy of the master; undefined: derived from the data size. */
+  copyTimeoutSeconds?: number;
+  replication: ReplicationLogin;
+}
+
+export interface Application {
+  name: string;
+  environment?: string;
+  servers: Server[];
+}
+
+export interface Topology {
+  applications: Application[];
+  servers: Map<string, Server>;
+  pairs: Pair[];
+  prune: boolean;
+}
