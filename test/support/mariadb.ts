@@ -6,10 +6,13 @@ import { createConnection, RowDataPacket } from 'mysql2/promise';
 import { freePort, sh } from './sh';
 
 /**
- * Real MariaDB servers for the tests: mariadb-install-db into a temp dir, mariadbd on its
- * own port on loopback, with its own option file that includes conf.d/ (where dbrepl keeps
- * the settings that must survive a restart). Admin login `admin`@`%` with a password; root
- * stays socket-only.
+ * Real MariaDB servers for the tests, laid out and started the way Debian does it:
+ * mariadb-install-db into a temp dir, mariadbd started as the `mysql` user (as the systemd
+ * unit does, so an option file it cannot read is skipped as in production), on its own
+ * port on loopback, with a root-owned option file that includes a root-owned conf.d/
+ * (where dbrepl keeps the settings that must survive a restart, as in
+ * /etc/mysql/mariadb.conf.d). The data, socket, pid and log belong to mysql. Admin login
+ * `admin`@`%` with a password; root stays socket-only.
  */
 export const MARIADBD = process.env.DBREPL_MARIADBD ?? '/usr/sbin/mariadbd';
 
@@ -39,15 +42,21 @@ export class MariaServer {
   get dbreplOptionsFile(): string {
     return path.join(this.base, 'conf.d', '90-dbrepl.cnf');
   }
+  get runDir(): string {
+    return path.join(this.base, 'run');
+  }
   get socket(): string {
-    return path.join(this.base, 'mysqld.sock');
+    return path.join(this.runDir, 'mysqld.sock');
+  }
+  get pidFile(): string {
+    return path.join(this.runDir, 'mysqld.pid');
   }
 
   get service(): { stop: string; start: string } {
     const admin = `mariadb-admin --no-defaults --socket=${this.socket} --user=root`;
     return {
-      stop: `${admin} shutdown`,
-      start: `(setsid ${MARIADBD} --defaults-file=${this.optionsFile} --user=mysql >>${this.base}/server.log 2>&1 &); i=0; until ${admin} ping >/dev/null 2>&1; do i=$((i+1)); [ $i -gt 300 ] && exit 1; sleep 0.1; done`,
+      stop: `${admin} shutdown && i=0; while [ -e ${this.pidFile} ]; do i=$((i+1)); [ $i -gt 300 ] && exit 1; sleep 0.1; done`,
+      start: `(setsid runuser -u mysql -- ${MARIADBD} --defaults-file=${this.optionsFile} >>${this.runDir}/server.log 2>&1 &); i=0; until ${admin} ping >/dev/null 2>&1; do i=$((i+1)); [ $i -gt 300 ] && exit 1; sleep 0.1; done`,
     };
   }
 
@@ -91,15 +100,17 @@ export async function startMariaDB(options: MariaOptions = {}): Promise<MariaSer
   const port = await freePort();
   const password = options.password ?? randomBytes(12).toString('hex');
   const server = new MariaServer(port, password, base);
-  fs.mkdirSync(path.join(base, 'conf.d'));
+  // /etc/mysql/mariadb.conf.d: root's, as on Debian.
+  fs.mkdirSync(path.join(base, 'conf.d'), { mode: 0o755 });
   fs.mkdirSync(path.join(base, 'tmp'));
+  fs.mkdirSync(server.runDir);
   const settings: Record<string, string> = {
     datadir: server.dataDir,
     port: String(port),
     'bind-address': '127.0.0.1',
     socket: server.socket,
     tmpdir: path.join(base, 'tmp'),
-    'pid-file': path.join(base, 'mysqld.pid'),
+    'pid-file': server.pidFile,
     'skip-name-resolve': '1',
     'server-id': String(options.serverId ?? 1),
     'binlog-format': 'ROW',
@@ -114,8 +125,9 @@ export async function startMariaDB(options: MariaOptions = {}): Promise<MariaSer
   fs.writeFileSync(
     server.optionsFile,
     `[mysqld]\n${Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join('\n')}\n!includedir ${path.join(base, 'conf.d')}\n`,
+    { mode: 0o644 },
   );
-  await sh('chown', ['-R', 'mysql:mysql', base]);
+  await sh('chown', ['mysql:mysql', path.join(base, 'tmp'), server.runDir]);
   await installDb(server.dataDir, path.join(base, 'tmp'));
   await server.start();
   const sock = ['--no-defaults', `--socket=${server.socket}`, '--user=root'];
