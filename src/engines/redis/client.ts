@@ -23,12 +23,14 @@ export async function withClient<T>(session: Session, server: Server, fn: (redis
     enableOfflineQueue: false,
     retryStrategy: () => null,
   });
-  redis.on('error', () => undefined);
+  // The reason a connection closes (WRONGPASS, NOAUTH) arrives as an 'error' event; keep it for the message.
+  let reason: Error | undefined;
+  redis.on('error', (e: Error) => (reason ??= e));
   try {
     await redis.connect();
   } catch (err) {
     redis.disconnect();
-    throw new ConnectionError(server.ref, `cannot connect to Redis at ${server.host}:${server.port}: ${(err as Error).message}`, { cause: err });
+    throw new ConnectionError(server.ref, `cannot connect to Redis at ${server.host}:${server.port}: ${(reason ?? (err as Error)).message}`, { cause: err });
   }
   try {
     return await fn({ call: (command, ...args) => redis.call(command, ...args) });

@@ -4,7 +4,9 @@ import type { Host } from '../../hosts/host';
 import type { Pair, Server } from '../../model';
 import { finding, Finding, hostOrError, Session, Sides } from '../engine';
 import type { ActionPlan, ChangeAction } from '../engine';
+import { withClient } from './client';
 import type { RedisFacts } from './inspect';
+import { masterLogin } from './steps';
 
 /** The preserved file is written where host commands run: that must be the slave's machine. */
 async function verifyHost(host: Host, server: Server, facts: RedisFacts): Promise<void> {
@@ -24,5 +26,16 @@ export async function preflight(pair: Pair, { s }: Sides<RedisFacts>, planned: {
   }
   const host = await hostOrError(session, pair.slave, error);
   if (host) out.push(...(await finding('error', () => verifyHost(host, pair.slave, s))));
+  out.push(...(await finding('error', () => checkLogin(session, pair))));
   return out;
+}
+
+/** The login the slave will use at the master works (a wrong replication password is found now, not after REPLICAOF). */
+async function checkLogin(session: Session, pair: Pair): Promise<void> {
+  const login = await masterLogin(session, pair);
+  try {
+    await withClient(session, { ...pair.master, user: login.user, password: login.password }, async (r) => r.call('PING'));
+  } catch (err) {
+    throw new DbreplError('STEP', `the login ${pair.slave.ref} would use at ${pair.master.ref} (${login.user ?? 'default'}) does not work: ${(err as Error).message.replace(/^[^:]+: /, '')}; fix the pair's replication password or the master's ACL user`);
+  }
 }

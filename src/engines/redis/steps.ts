@@ -12,8 +12,9 @@ export function plan(pair: Pair, action: ChangeAction, sides: Sides<RedisFacts>,
   return action === 'disable' ? disableSteps(pair) : enableSteps(pair, action, sides, stamp);
 }
 
-/** Full syncs are bounded by the dataset: at least 5 minutes, plus a minute per 1 GiB. */
-function syncTimeoutMs(bytes: number): number {
+/** Full syncs are bounded by the dataset (at least 5 minutes, plus a minute per 1 GiB), or by the pair's copy_timeout. */
+function syncTimeoutMs(bytes: number, overrideSeconds?: number): number {
+  if (overrideSeconds !== undefined) return Math.max(1, overrideSeconds) * 1000;
   return 300_000 + Math.ceil(bytes / 2 ** 30) * 60_000;
 }
 
@@ -21,7 +22,7 @@ function syncTimeoutMs(bytes: number): number {
  * The login the slave uses at the master: the pair's replication user when the master has
  * that ACL user, else the master's own credentials from the file (requirepass or ACL user).
  */
-async function masterLogin(session: Session, pair: Pair): Promise<{ user?: string; password?: string }> {
+export async function masterLogin(session: Session, pair: Pair): Promise<{ user?: string; password?: string }> {
   const wanted = pair.replication.user;
   if (wanted && wanted !== 'default') {
     const exists = await withClient(session, pair.master, async (r) => (await r.call('ACL', 'GETUSER', wanted).catch(() => null)) !== null);
@@ -159,7 +160,7 @@ function enableSteps(pair: Pair, action: ChangeAction, { m, s }: Sides<RedisFact
       title: 'wait until the initial sync has finished and the link is up',
       text: 'slave: wait until the full sync has finished and the link is up',
       run: async (session) => {
-        await pollUntil(`${pair.slave.ref} to finish its sync from ${pair.master.ref} (its previous dataset is at ${preserved})`, syncTimeoutMs(m.usedMemory), () =>
+        await pollUntil(`${pair.slave.ref} to finish its sync from ${pair.master.ref} (its previous dataset is at ${preserved})`, syncTimeoutMs(m.usedMemory, pair.copyTimeoutSeconds), () =>
           withClient(session, pair.slave, async (r) => {
             const f = await readFacts(r);
             return f.role === 'slave' && f.linkUp && !f.syncInProgress ? true : undefined;

@@ -1,0 +1,89 @@
+/**
+ * Redis data-safety defects against live redis-server instances: one server under two
+ * names, a wrong replication password found by plan, and a sync that cannot complete
+ * (an ACL user without the right to replicate): stopped at copy_timeout and undone, the
+ * slave standalone again with its own dataset.
+ */
+import * as fs from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { RedisServer, startRedis } from '../support/redis';
+import { dbrepl, SECRETS, tempDir, writeYaml } from '../support/dbrepl';
+
+const servers: RedisServer[] = [];
+let dir: string;
+
+async function redis(): Promise<RedisServer> {
+  const s = await startRedis();
+  servers.push(s);
+  SECRETS.add(s.password);
+  return s;
+}
+
+function pairConfig(name: string, m: RedisServer, s: RedisServer, opts: { slaveHost?: string; pair?: Record<string, unknown> } = {}) {
+  const server = (r: RedisServer, v: string, host = r.host) => ({ engine: 'redis', host, port: r.port, password: `\${${v}}`, service: r.service });
+  const file = writeYaml(dir, {
+    version: 1,
+    applications: { app: { servers: { main: server(m, 'M_PW') } }, other: { servers: { replica: server(s, 'S_PW', opts.slaveHost) } } },
+    replications: [{ master: 'app/main', slave: 'other/replica', ...opts.pair }],
+  }, `${name}.yml`);
+  return { file, env: { ...process.env, M_PW: m.password, S_PW: s.password, R_PW: 'unused' } };
+}
+
+beforeAll(() => {
+  dir = tempDir('dbrepl-redis-safety-');
+});
+
+afterAll(async () => {
+  await Promise.all(servers.map((s) => s.destroy()));
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('one server under two names is refused by plan and apply; its data stays', async () => {
+  const s = await redis();
+  await s.call('SET', 'precious', '42');
+  const { file, env } = pairConfig('two-names', s, s, { slaveHost: 'localhost' });
+  const plan = await dbrepl(['plan', '--json', '-c', file], env);
+  expect(plan.code).toBe(1);
+  expect(plan.json().pairs[0].error).toMatch(/^app\/main \(127\.0\.0\.1:\d+\) and other\/replica \(localhost:\d+\) are the same server \(run_id [0-9a-f]{40}\)/);
+  const r = await dbrepl(['apply', '--json', '-c', file], env);
+  expect(r.code).toBe(1);
+  expect(await s.call('GET', 'precious')).toBe('42');
+  expect((await s.info()).role).toBe('master');
+});
+
+test('a wrong replication password is found by plan', async () => {
+  const m = await redis();
+  const s = await redis();
+  const good = randomBytes(8).toString('hex');
+  const wrong = randomBytes(8).toString('hex');
+  SECRETS.add(good);
+  SECRETS.add(wrong);
+  await m.call('ACL', 'SETUSER', 'replicator', 'on', `>${good}`, '+psync', '+replconf', '+ping');
+  const { file, env } = pairConfig('wrong-password', m, s, { pair: { replication: { user: 'replicator', password: wrong } } });
+  const plan = await dbrepl(['plan', '--json', '-c', file], env);
+  expect(plan.code).toBe(1);
+  expect(plan.json().pairs[0].error).toMatch(/the login other\/replica would use at app\/main \(replicator\) does not work: .*WRONGPASS/);
+  expect((await s.info()).role).toBe('master');
+});
+
+test('a sync that cannot complete is stopped at copy_timeout and undone: standalone again, its own data', async () => {
+  const m = await redis();
+  const s = await redis();
+  await m.call('SET', 'on-master', '1');
+  await s.call('SET', 'own', 'kept');
+  const pw = randomBytes(8).toString('hex');
+  SECRETS.add(pw);
+  // It may log in, but not replicate (no PSYNC/SYNC): the link never comes up.
+  await m.call('ACL', 'SETUSER', 'replicator', 'on', `>${pw}`, '+ping', '+replconf');
+  const { file, env } = pairConfig('no-sync', m, s, { pair: { replication: { user: 'replicator', password: pw }, copy_timeout: '3s' } });
+  expect((await dbrepl(['plan', '--json', '-c', file], env)).json().pairs[0].error).toBeNull();
+  const r = await dbrepl(['apply', '--json', '-c', file], env);
+  expect(r.code).toBe(1);
+  const p = r.json().pairs[0];
+  expect(p.error).toMatch(/step "slave: wait until the initial sync has finished and the link is up" failed: timed out after 3s .*; its replication was put back as it was \(REPLICAOF NO ONE\); its dataset from before is kept at .*dump\.dbrepl-.*\.rdb/);
+  const info = await s.info();
+  expect(info.role).toBe('master');
+  expect(await s.call('GET', 'own')).toBe('kept');
+  expect(fs.readFileSync(s.configFile, 'utf8')).not.toMatch(/^replicaof /m);
+  await expect(s.call('SET', 'writable', 'yes')).resolves.toBe('OK');
+});
