@@ -8,7 +8,8 @@ import { commandSummary } from './quote';
 export async function runChecked(host: Host, argv: string[], what: string, options?: RunOptions): Promise<string> {
   const r = await host.run(argv, options);
   if (r.timedOut) {
-    const seconds = Math.round((options?.timeoutMs ?? COMMAND_TIMEOUT_MS) / 1000);
+    const ms = options?.timeoutMs ?? COMMAND_TIMEOUT_MS;
+    const seconds = ms >= 10_000 ? Math.round(ms / 1000) : Math.round(ms / 100) / 10;
     throw new TimeoutError(`${what} on ${host.label} did not finish within ${seconds} s and was stopped (it ran: ${commandSummary(argv)})${r.stderr.trim() ? `; last output: ${tail(r.stderr)}` : ''}`);
   }
   if (r.code !== 0) {

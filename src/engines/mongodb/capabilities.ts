@@ -1,4 +1,4 @@
-import type { EngineCapabilities } from '../capabilities';
+import type { EngineCapabilities } from '../names';
 
 export const mongodbCapabilities: EngineCapabilities = {
   name: 'mongodb',
