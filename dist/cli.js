@@ -10569,17 +10569,17 @@ var require_packet = __commonJS({
     var plus = "+".charCodeAt(0);
     var jsonSourceAccessSupported = (() => {
       let supported = false;
-      JSON.parse("0", (key, value, context2) => {
-        supported = context2 !== void 0 && typeof context2.source === "string";
+      JSON.parse("0", (key, value, context) => {
+        supported = context !== void 0 && typeof context.source === "string";
         return value;
       });
       return supported;
     })();
     var jsonBigNumeral = /\d{16}/;
     var jsonIntegerSource = /^-?\d+$/;
-    function jsonBigNumberReviver(key, value, context2) {
-      if (typeof value === "number" && !Number.isSafeInteger(value) && context2 !== void 0 && jsonIntegerSource.test(context2.source)) {
-        return context2.source;
+    function jsonBigNumberReviver(key, value, context) {
+      if (typeof value === "number" && !Number.isSafeInteger(value) && context !== void 0 && jsonIntegerSource.test(context.source)) {
+        return context.source;
       }
       return value;
     }
@@ -16750,10 +16750,10 @@ var require_connection_config = __commonJS({
       }
       static parseUrl(url2) {
         const parsedUrl = new URL2(url2);
-        const { hostname: hostname3 } = parsedUrl;
+        const { hostname: hostname4 } = parsedUrl;
         const options = {
           host: decodeURIComponent(
-            hostname3.startsWith("[") ? hostname3.slice(1, -1) : hostname3
+            hostname4.startsWith("[") ? hostname4.slice(1, -1) : hostname4
           ),
           port: parseInt(parsedUrl.port, 10),
           database: decodeURIComponent(parsedUrl.pathname.slice(1)),
@@ -16913,12 +16913,12 @@ var require_query2 = __commonJS({
         this._fields.push(this._currentFields);
         return this.readField;
       }
-      _streamLocalInfile(connection, path4) {
+      _streamLocalInfile(connection, path6) {
         if (this._streamFactory) {
-          this._localStream = this._streamFactory(path4);
+          this._localStream = this._streamFactory(path6);
         } else {
           this._localStreamError = new Error(
-            `As a result of LOCAL INFILE command server wants to read ${path4} file, but as of v2.0 you must provide streamFactory option returning ReadStream.`
+            `As a result of LOCAL INFILE command server wants to read ${path6} file, but as of v2.0 you must provide streamFactory option returning ReadStream.`
           );
           connection.writePacket(createEmptyPacket());
           return this.infileOk;
@@ -18322,9 +18322,9 @@ var require_tracing = __commonJS({
       }
       return channel.hasSubscribers ?? channel.start?.hasSubscribers ?? false;
     }
-    function traceCallback(channel, fn, position, context2, thisArg, ...args) {
+    function traceCallback(channel, fn, position, context, thisArg, ...args) {
       if (shouldTrace(channel)) {
-        return channel.traceCallback(fn, position, context2(), thisArg, ...args);
+        return channel.traceCallback(fn, position, context(), thisArg, ...args);
       }
       return fn.apply(thisArg, args);
     }
@@ -21003,7 +21003,7 @@ var require_postgres_array = __commonJS({
     var ArrayParser = class _ArrayParser {
       constructor(source, transform2) {
         this.source = source;
-        this.transform = transform2 || identity;
+        this.transform = transform2 || identity4;
         this.position = 0;
         this.entries = [];
         this.recorded = [];
@@ -21081,7 +21081,7 @@ var require_postgres_array = __commonJS({
         return this.entries;
       }
     };
-    function identity(value) {
+    function identity4(value) {
       return value;
     }
   }
@@ -22579,11 +22579,11 @@ var require_pg_connection_string = __commonJS({
         config3.client_encoding = result.searchParams.get("encoding");
         return config3;
       }
-      const hostname3 = (dummyHost ? "" : result.hostname).replace(/^\[(.+)\]$/, "$1");
+      const hostname4 = (dummyHost ? "" : result.hostname).replace(/^\[(.+)\]$/, "$1");
       if (!config3.host) {
-        config3.host = decodeURIComponent(hostname3);
-      } else if (hostname3 && /^%2f/i.test(hostname3)) {
-        result.pathname = hostname3 + result.pathname;
+        config3.host = decodeURIComponent(hostname4);
+      } else if (hostname4 && /^%2f/i.test(hostname4)) {
+        result.pathname = hostname4 + result.pathname;
       }
       if (!config3.port) {
         config3.port = result.port;
@@ -22602,15 +22602,15 @@ var require_pg_connection_string = __commonJS({
       if (config3.sslnegotiation === "direct" && config3.ssl === void 0) {
         config3.ssl = true;
       }
-      const fs2 = config3.sslcert || config3.sslkey || config3.sslrootcert ? require("fs") : null;
+      const fs3 = config3.sslcert || config3.sslkey || config3.sslrootcert ? require("fs") : null;
       if (config3.sslcert) {
-        config3.ssl.cert = fs2.readFileSync(config3.sslcert).toString();
+        config3.ssl.cert = fs3.readFileSync(config3.sslcert).toString();
       }
       if (config3.sslkey) {
-        config3.ssl.key = fs2.readFileSync(config3.sslkey).toString();
+        config3.ssl.key = fs3.readFileSync(config3.sslkey).toString();
       }
       if (config3.sslrootcert) {
-        config3.ssl.ca = fs2.readFileSync(config3.sslrootcert).toString();
+        config3.ssl.ca = fs3.readFileSync(config3.sslrootcert).toString();
       }
       if (options.useLibpqCompat && config3.uselibpqcompat) {
         throw new Error("Both useLibpqCompat and uselibpqcompat are set. Please use only one of them.");
@@ -23609,7 +23609,7 @@ var require_serializer = __commonJS({
       68
       /* code.describe */
     );
-    var describe6 = (msg) => {
+    var describe3 = (msg) => {
       return msg.name ? cstringMessage(68, `${msg.type}${msg.name || ""}`) : msg.type === "P" ? emptyDescribePortal : emptyDescribeStatement;
     };
     var close = (msg) => {
@@ -23652,7 +23652,7 @@ var require_serializer = __commonJS({
       parse: parse3,
       bind,
       execute,
-      describe: describe6,
+      describe: describe3,
       close,
       flush: () => flushBuffer,
       sync: () => syncBuffer,
@@ -24438,7 +24438,7 @@ var require_split2 = __commonJS({
 var require_helper = __commonJS({
   "node_modules/pgpass/lib/helper.js"(exports2, module2) {
     "use strict";
-    var path4 = require("path");
+    var path6 = require("path");
     var Stream = require("stream").Stream;
     var split = require_split2();
     var util = require("util");
@@ -24477,7 +24477,7 @@ var require_helper = __commonJS({
     };
     module2.exports.getFileName = function(rawEnv) {
       var env = rawEnv || process.env;
-      var file2 = env.PGPASSFILE || (isWin ? path4.join(env.APPDATA || "./", "postgresql", "pgpass.conf") : path4.join(env.HOME || "./", ".pgpass"));
+      var file2 = env.PGPASSFILE || (isWin ? path6.join(env.APPDATA || "./", "postgresql", "pgpass.conf") : path6.join(env.HOME || "./", ".pgpass"));
       return file2;
     };
     module2.exports.usePgPass = function(stats, fname) {
@@ -24609,16 +24609,16 @@ var require_helper = __commonJS({
 var require_lib5 = __commonJS({
   "node_modules/pgpass/lib/index.js"(exports2, module2) {
     "use strict";
-    var path4 = require("path");
-    var fs2 = require("fs");
+    var path6 = require("path");
+    var fs3 = require("fs");
     var helper = require_helper();
     module2.exports = function(connInfo, cb) {
       var file2 = helper.getFileName();
-      fs2.stat(file2, function(err, stat) {
+      fs3.stat(file2, function(err, stat) {
         if (err || !helper.usePgPass(stat, file2)) {
           return cb(void 0);
         }
-        var st = fs2.createReadStream(file2);
+        var st = fs3.createReadStream(file2);
         helper.getPassword(connInfo, st, cb);
       });
     };
@@ -25474,9 +25474,9 @@ var require_pg_pool = __commonJS({
           clearTimeout(removed.timeoutId);
         }
         this._clients = this._clients.filter((c) => c !== client);
-        const context2 = this;
+        const context = this;
         client.end(() => {
-          context2.emit("remove", client);
+          context.emit("remove", client);
           if (typeof callback === "function") {
             callback();
           }
@@ -30556,8 +30556,8 @@ var require_common = __commonJS({
       createDebug.debug = createDebug;
       createDebug.default = createDebug;
       createDebug.coerce = coerce;
-      createDebug.disable = disable4;
-      createDebug.enable = enable4;
+      createDebug.disable = disable;
+      createDebug.enable = enable;
       createDebug.enabled = enabled;
       createDebug.humanize = require_ms();
       createDebug.destroy = destroy;
@@ -30647,7 +30647,7 @@ var require_common = __commonJS({
         newDebug.log = this.log;
         return newDebug;
       }
-      function enable4(namespaces) {
+      function enable(namespaces) {
         createDebug.save(namespaces);
         createDebug.namespaces = namespaces;
         createDebug.names = [];
@@ -30689,7 +30689,7 @@ var require_common = __commonJS({
         }
         return templateIndex === template.length;
       }
-      function disable4() {
+      function disable() {
         const namespaces = [
           ...createDebug.names,
           ...createDebug.skips.map((namespace) => "-" + namespace)
@@ -30913,7 +30913,7 @@ var require_has_flag = __commonJS({
 var require_supports_color = __commonJS({
   "node_modules/supports-color/index.js"(exports2, module2) {
     "use strict";
-    var os = require("os");
+    var os2 = require("os");
     var tty = require("tty");
     var hasFlag = require_has_flag();
     var { env } = process;
@@ -30961,7 +30961,7 @@ var require_supports_color = __commonJS({
         return min;
       }
       if (process.platform === "win32") {
-        const osRelease = os.release().split(".");
+        const osRelease = os2.release().split(".");
         if (Number(osRelease[0]) >= 10 && Number(osRelease[2]) >= 10586) {
           return Number(osRelease[2]) >= 14931 ? 3 : 2;
         }
@@ -31503,15 +31503,15 @@ var require_utils4 = __commonJS({
     exports2.packObject = packObject;
     function timeout(callback, timeout2) {
       let timer = null;
-      const run2 = function() {
+      const run3 = function() {
         if (timer) {
           clearTimeout(timer);
           timer = null;
           callback.apply(this, arguments);
         }
       };
-      timer = setTimeout(run2, timeout2, new Error("timeout"));
-      return run2;
+      timer = setTimeout(run3, timeout2, new Error("timeout"));
+      return run3;
     }
     exports2.timeout = timeout;
     function convertObjectToArray(obj) {
@@ -32664,7 +32664,7 @@ var require_Pipeline = __commonJS({
             if (typeof this.leftRedirections === "undefined") {
               this.leftRedirections = {};
             }
-            const exec2 = function() {
+            const exec = function() {
               _this.exec();
             };
             const cluster = this.redis;
@@ -32686,9 +32686,9 @@ var require_Pipeline = __commonJS({
                 _this.preferKey = key;
                 _this.exec();
               },
-              tryagain: exec2,
-              clusterDown: exec2,
-              connectionClosed: exec2,
+              tryagain: exec,
+              clusterDown: exec,
+              connectionClosed: exec,
               maxRedirections: () => {
                 matched = false;
               },
@@ -32975,7 +32975,7 @@ var require_transaction = __commonJS({
         if (Array.isArray(commands)) {
           pipeline.addBatch(commands);
         }
-        const exec3 = pipeline.exec;
+        const exec2 = pipeline.exec;
         pipeline.exec = function(callback) {
           if (this.isCluster && !this.redis.slots.length) {
             if (this.redis.status === "wait")
@@ -32991,13 +32991,13 @@ var require_transaction = __commonJS({
             }), callback);
           }
           if (this._transactions > 0) {
-            exec3.call(pipeline);
+            exec2.call(pipeline);
           }
           if (this.nodeifiedPromise) {
-            return exec3.call(pipeline);
+            return exec2.call(pipeline);
           }
           const batchSize = Math.max(pipeline.length - 2, 0);
-          const execAndUnwrap = () => exec3.call(pipeline).then(function(result) {
+          const execAndUnwrap = () => exec2.call(pipeline).then(function(result) {
             const execResult = result[result.length - 1];
             if (typeof execResult === "undefined") {
               throw new Error("Pipeline cannot be used to send any commands when the `exec()` has been called on it.");
@@ -33025,9 +33025,9 @@ var require_transaction = __commonJS({
         };
         return pipeline;
       };
-      const { exec: exec2 } = redis2;
+      const { exec } = redis2;
       redis2.exec = function(callback) {
-        return (0, standard_as_callback_1.default)(exec2.call(this).then(function(results) {
+        return (0, standard_as_callback_1.default)(exec.call(this).then(function(results) {
           if (Array.isArray(results)) {
             results = (0, utils_1.wrapMultiResult)(results);
           }
@@ -35090,9 +35090,9 @@ var require_cluster = __commonJS({
           }
         });
       }
-      resolveSrv(hostname3) {
+      resolveSrv(hostname4) {
         return new Promise((resolve2, reject) => {
-          this.options.resolveSrv(hostname3, (err, records) => {
+          this.options.resolveSrv(hostname4, (err, records) => {
             if (err) {
               return reject(err);
             }
@@ -35114,14 +35114,14 @@ var require_cluster = __commonJS({
           });
         });
       }
-      dnsLookup(hostname3) {
+      dnsLookup(hostname4) {
         return new Promise((resolve2, reject) => {
-          this.options.dnsLookup(hostname3, (err, address) => {
+          this.options.dnsLookup(hostname4, (err, address) => {
             if (err) {
-              debug("failed to resolve hostname %s to IP: %s", hostname3, err.message);
+              debug("failed to resolve hostname %s to IP: %s", hostname4, err.message);
               reject(err);
             } else {
-              debug("resolved hostname %s to IP %s", hostname3, address);
+              debug("resolved hostname %s to IP %s", hostname4, address);
               resolve2(address);
             }
           });
@@ -37524,13 +37524,13 @@ var require_identity = __commonJS({
 var require_visit = __commonJS({
   "node_modules/yaml/dist/visit.js"(exports2) {
     "use strict";
-    var identity = require_identity();
+    var identity4 = require_identity();
     var BREAK = /* @__PURE__ */ Symbol("break visit");
     var SKIP = /* @__PURE__ */ Symbol("skip children");
     var REMOVE = /* @__PURE__ */ Symbol("remove node");
     function visit3(node2, visitor) {
       const visitor_ = initVisitor(visitor);
-      if (identity.isDocument(node2)) {
+      if (identity4.isDocument(node2)) {
         const cd = visit_(null, node2.contents, visitor_, Object.freeze([node2]));
         if (cd === REMOVE)
           node2.contents = null;
@@ -37540,17 +37540,17 @@ var require_visit = __commonJS({
     visit3.BREAK = BREAK;
     visit3.SKIP = SKIP;
     visit3.REMOVE = REMOVE;
-    function visit_(key, node2, visitor, path4) {
-      const ctrl = callVisitor(key, node2, visitor, path4);
-      if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path4, ctrl);
-        return visit_(key, ctrl, visitor, path4);
+    function visit_(key, node2, visitor, path6) {
+      const ctrl = callVisitor(key, node2, visitor, path6);
+      if (identity4.isNode(ctrl) || identity4.isPair(ctrl)) {
+        replaceNode(key, path6, ctrl);
+        return visit_(key, ctrl, visitor, path6);
       }
       if (typeof ctrl !== "symbol") {
-        if (identity.isCollection(node2)) {
-          path4 = Object.freeze(path4.concat(node2));
+        if (identity4.isCollection(node2)) {
+          path6 = Object.freeze(path6.concat(node2));
           for (let i = 0; i < node2.items.length; ++i) {
-            const ci = visit_(i, node2.items[i], visitor, path4);
+            const ci = visit_(i, node2.items[i], visitor, path6);
             if (typeof ci === "number")
               i = ci - 1;
             else if (ci === BREAK)
@@ -37560,14 +37560,14 @@ var require_visit = __commonJS({
               i -= 1;
             }
           }
-        } else if (identity.isPair(node2)) {
-          path4 = Object.freeze(path4.concat(node2));
-          const ck = visit_("key", node2.key, visitor, path4);
+        } else if (identity4.isPair(node2)) {
+          path6 = Object.freeze(path6.concat(node2));
+          const ck = visit_("key", node2.key, visitor, path6);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node2.key = null;
-          const cv = visit_("value", node2.value, visitor, path4);
+          const cv = visit_("value", node2.value, visitor, path6);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -37578,7 +37578,7 @@ var require_visit = __commonJS({
     }
     async function visitAsync(node2, visitor) {
       const visitor_ = initVisitor(visitor);
-      if (identity.isDocument(node2)) {
+      if (identity4.isDocument(node2)) {
         const cd = await visitAsync_(null, node2.contents, visitor_, Object.freeze([node2]));
         if (cd === REMOVE)
           node2.contents = null;
@@ -37588,17 +37588,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node2, visitor, path4) {
-      const ctrl = await callVisitor(key, node2, visitor, path4);
-      if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path4, ctrl);
-        return visitAsync_(key, ctrl, visitor, path4);
+    async function visitAsync_(key, node2, visitor, path6) {
+      const ctrl = await callVisitor(key, node2, visitor, path6);
+      if (identity4.isNode(ctrl) || identity4.isPair(ctrl)) {
+        replaceNode(key, path6, ctrl);
+        return visitAsync_(key, ctrl, visitor, path6);
       }
       if (typeof ctrl !== "symbol") {
-        if (identity.isCollection(node2)) {
-          path4 = Object.freeze(path4.concat(node2));
+        if (identity4.isCollection(node2)) {
+          path6 = Object.freeze(path6.concat(node2));
           for (let i = 0; i < node2.items.length; ++i) {
-            const ci = await visitAsync_(i, node2.items[i], visitor, path4);
+            const ci = await visitAsync_(i, node2.items[i], visitor, path6);
             if (typeof ci === "number")
               i = ci - 1;
             else if (ci === BREAK)
@@ -37608,14 +37608,14 @@ var require_visit = __commonJS({
               i -= 1;
             }
           }
-        } else if (identity.isPair(node2)) {
-          path4 = Object.freeze(path4.concat(node2));
-          const ck = await visitAsync_("key", node2.key, visitor, path4);
+        } else if (identity4.isPair(node2)) {
+          path6 = Object.freeze(path6.concat(node2));
+          const ck = await visitAsync_("key", node2.key, visitor, path6);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node2.key = null;
-          const cv = await visitAsync_("value", node2.value, visitor, path4);
+          const cv = await visitAsync_("value", node2.value, visitor, path6);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -37642,34 +37642,34 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node2, visitor, path4) {
+    function callVisitor(key, node2, visitor, path6) {
       if (typeof visitor === "function")
-        return visitor(key, node2, path4);
-      if (identity.isMap(node2))
-        return visitor.Map?.(key, node2, path4);
-      if (identity.isSeq(node2))
-        return visitor.Seq?.(key, node2, path4);
-      if (identity.isPair(node2))
-        return visitor.Pair?.(key, node2, path4);
-      if (identity.isScalar(node2))
-        return visitor.Scalar?.(key, node2, path4);
-      if (identity.isAlias(node2))
-        return visitor.Alias?.(key, node2, path4);
+        return visitor(key, node2, path6);
+      if (identity4.isMap(node2))
+        return visitor.Map?.(key, node2, path6);
+      if (identity4.isSeq(node2))
+        return visitor.Seq?.(key, node2, path6);
+      if (identity4.isPair(node2))
+        return visitor.Pair?.(key, node2, path6);
+      if (identity4.isScalar(node2))
+        return visitor.Scalar?.(key, node2, path6);
+      if (identity4.isAlias(node2))
+        return visitor.Alias?.(key, node2, path6);
       return void 0;
     }
-    function replaceNode(key, path4, node2) {
-      const parent = path4[path4.length - 1];
-      if (identity.isCollection(parent)) {
+    function replaceNode(key, path6, node2) {
+      const parent = path6[path6.length - 1];
+      if (identity4.isCollection(parent)) {
         parent.items[key] = node2;
-      } else if (identity.isPair(parent)) {
+      } else if (identity4.isPair(parent)) {
         if (key === "key")
           parent.key = node2;
         else
           parent.value = node2;
-      } else if (identity.isDocument(parent)) {
+      } else if (identity4.isDocument(parent)) {
         parent.contents = node2;
       } else {
-        const pt = identity.isAlias(parent) ? "alias" : "scalar";
+        const pt = identity4.isAlias(parent) ? "alias" : "scalar";
         throw new Error(`Cannot replace node with ${pt} parent`);
       }
     }
@@ -37682,7 +37682,7 @@ var require_visit = __commonJS({
 var require_directives = __commonJS({
   "node_modules/yaml/dist/doc/directives.js"(exports2) {
     "use strict";
-    var identity = require_identity();
+    var identity4 = require_identity();
     var visit3 = require_visit();
     var escapeChars = {
       "!": "%21",
@@ -37825,10 +37825,10 @@ var require_directives = __commonJS({
         const lines = this.yaml.explicit ? [`%YAML ${this.yaml.version || "1.2"}`] : [];
         const tagEntries = Object.entries(this.tags);
         let tagNames;
-        if (doc && tagEntries.length > 0 && identity.isNode(doc.contents)) {
+        if (doc && tagEntries.length > 0 && identity4.isNode(doc.contents)) {
           const tags = {};
           visit3.visit(doc.contents, (_key, node2) => {
-            if (identity.isNode(node2) && node2.tag)
+            if (identity4.isNode(node2) && node2.tag)
               tags[node2.tag] = true;
           });
           tagNames = Object.keys(tags);
@@ -37853,7 +37853,7 @@ var require_directives = __commonJS({
 var require_anchors = __commonJS({
   "node_modules/yaml/dist/doc/anchors.js"(exports2) {
     "use strict";
-    var identity = require_identity();
+    var identity4 = require_identity();
     var visit3 = require_visit();
     function anchorIsValid(anchor2) {
       if (/[\x00-\x19\s,[\]{}]/.test(anchor2)) {
@@ -37900,7 +37900,7 @@ var require_anchors = __commonJS({
         setAnchors: () => {
           for (const source of aliasObjects) {
             const ref = sourceObjects.get(source);
-            if (typeof ref === "object" && ref.anchor && (identity.isScalar(ref.node) || identity.isCollection(ref.node))) {
+            if (typeof ref === "object" && ref.anchor && (identity4.isScalar(ref.node) || identity4.isCollection(ref.node))) {
               ref.node.anchor = ref.anchor;
             } else {
               const error62 = new Error("Failed to resolve repeated object (this should not happen)");
@@ -37973,12 +37973,12 @@ var require_applyReviver = __commonJS({
 var require_toJS = __commonJS({
   "node_modules/yaml/dist/nodes/toJS.js"(exports2) {
     "use strict";
-    var identity = require_identity();
+    var identity4 = require_identity();
     function toJS(value, arg, ctx) {
       if (Array.isArray(value))
         return value.map((v, i) => toJS(v, String(i), ctx));
       if (value && typeof value.toJSON === "function") {
-        if (!ctx || !identity.hasAnchor(value))
+        if (!ctx || !identity4.hasAnchor(value))
           return value.toJSON(arg, ctx);
         const data = { aliasCount: 0, count: 1, res: void 0 };
         ctx.anchors.set(value, data);
@@ -38004,11 +38004,11 @@ var require_Node = __commonJS({
   "node_modules/yaml/dist/nodes/Node.js"(exports2) {
     "use strict";
     var applyReviver = require_applyReviver();
-    var identity = require_identity();
+    var identity4 = require_identity();
     var toJS = require_toJS();
     var NodeBase = class {
       constructor(type) {
-        Object.defineProperty(this, identity.NODE_TYPE, { value: type });
+        Object.defineProperty(this, identity4.NODE_TYPE, { value: type });
       }
       /** Create a copy of this node.  */
       clone() {
@@ -38019,7 +38019,7 @@ var require_Node = __commonJS({
       }
       /** A plain JavaScript representation of this node. */
       toJS(doc, { mapAsMap, maxAliasCount, onAnchor, reviver } = {}) {
-        if (!identity.isDocument(doc))
+        if (!identity4.isDocument(doc))
           throw new TypeError("A document argument is required");
         const ctx = {
           anchors: /* @__PURE__ */ new Map(),
@@ -38046,12 +38046,12 @@ var require_Alias = __commonJS({
     "use strict";
     var anchors = require_anchors();
     var visit3 = require_visit();
-    var identity = require_identity();
+    var identity4 = require_identity();
     var Node = require_Node();
     var toJS = require_toJS();
     var Alias = class extends Node.NodeBase {
       constructor(source) {
-        super(identity.ALIAS);
+        super(identity4.ALIAS);
         this.source = source;
         Object.defineProperty(this, "tag", {
           set() {
@@ -38073,7 +38073,7 @@ var require_Alias = __commonJS({
           nodes = [];
           visit3.visit(doc, {
             Node: (_key, node2) => {
-              if (identity.isAlias(node2) || identity.hasAnchor(node2))
+              if (identity4.isAlias(node2) || identity4.hasAnchor(node2))
                 nodes.push(node2);
             }
           });
@@ -38135,11 +38135,11 @@ var require_Alias = __commonJS({
       }
     };
     function getAliasCount(doc, node2, anchors2) {
-      if (identity.isAlias(node2)) {
+      if (identity4.isAlias(node2)) {
         const source = node2.resolve(doc);
         const anchor2 = anchors2 && source && anchors2.get(source);
         return anchor2 ? anchor2.count * anchor2.aliasCount : 0;
-      } else if (identity.isCollection(node2)) {
+      } else if (identity4.isCollection(node2)) {
         let count = 0;
         for (const item of node2.items) {
           const c = getAliasCount(doc, item, anchors2);
@@ -38147,7 +38147,7 @@ var require_Alias = __commonJS({
             count = c;
         }
         return count;
-      } else if (identity.isPair(node2)) {
+      } else if (identity4.isPair(node2)) {
         const kc = getAliasCount(doc, node2.key, anchors2);
         const vc = getAliasCount(doc, node2.value, anchors2);
         return Math.max(kc, vc);
@@ -38162,13 +38162,13 @@ var require_Alias = __commonJS({
 var require_Scalar = __commonJS({
   "node_modules/yaml/dist/nodes/Scalar.js"(exports2) {
     "use strict";
-    var identity = require_identity();
+    var identity4 = require_identity();
     var Node = require_Node();
     var toJS = require_toJS();
     var isScalarValue = (value) => !value || typeof value !== "function" && typeof value !== "object";
     var Scalar = class extends Node.NodeBase {
       constructor(value) {
-        super(identity.SCALAR);
+        super(identity4.SCALAR);
         this.value = value;
       }
       toJSON(arg, ctx) {
@@ -38193,7 +38193,7 @@ var require_createNode = __commonJS({
   "node_modules/yaml/dist/doc/createNode.js"(exports2) {
     "use strict";
     var Alias = require_Alias();
-    var identity = require_identity();
+    var identity4 = require_identity();
     var Scalar = require_Scalar();
     var defaultTagPrefix = "tag:yaml.org,2002:";
     function findTagObject(value, tagName, tags) {
@@ -38207,12 +38207,12 @@ var require_createNode = __commonJS({
       return tags.find((t) => t.identify?.(value) && !t.format);
     }
     function createNode(value, tagName, ctx) {
-      if (identity.isDocument(value))
+      if (identity4.isDocument(value))
         value = value.contents;
-      if (identity.isNode(value))
+      if (identity4.isNode(value))
         return value;
-      if (identity.isPair(value)) {
-        const map2 = ctx.schema[identity.MAP].createNode?.(ctx.schema, null, ctx);
+      if (identity4.isPair(value)) {
+        const map2 = ctx.schema[identity4.MAP].createNode?.(ctx.schema, null, ctx);
         map2.items.push(value);
         return map2;
       }
@@ -38244,7 +38244,7 @@ var require_createNode = __commonJS({
             ref.node = node3;
           return node3;
         }
-        tagObj = value instanceof Map ? schema[identity.MAP] : Symbol.iterator in Object(value) ? schema[identity.SEQ] : schema[identity.MAP];
+        tagObj = value instanceof Map ? schema[identity4.MAP] : Symbol.iterator in Object(value) ? schema[identity4.SEQ] : schema[identity4.MAP];
       }
       if (onTagObj) {
         onTagObj(tagObj);
@@ -38268,12 +38268,12 @@ var require_Collection = __commonJS({
   "node_modules/yaml/dist/nodes/Collection.js"(exports2) {
     "use strict";
     var createNode = require_createNode();
-    var identity = require_identity();
+    var identity4 = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path4, value) {
+    function collectionFromPath(schema, path6, value) {
       let v = value;
-      for (let i = path4.length - 1; i >= 0; --i) {
-        const k = path4[i];
+      for (let i = path6.length - 1; i >= 0; --i) {
+        const k = path6[i];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a = [];
           a[k] = v;
@@ -38292,7 +38292,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path4) => path4 == null || typeof path4 === "object" && !!path4[Symbol.iterator]().next().done;
+    var isEmptyPath = (path6) => path6 == null || typeof path6 === "object" && !!path6[Symbol.iterator]().next().done;
     var Collection = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -38312,7 +38312,7 @@ var require_Collection = __commonJS({
         const copy = Object.create(Object.getPrototypeOf(this), Object.getOwnPropertyDescriptors(this));
         if (schema)
           copy.schema = schema;
-        copy.items = copy.items.map((it) => identity.isNode(it) || identity.isPair(it) ? it.clone(schema) : it);
+        copy.items = copy.items.map((it) => identity4.isNode(it) || identity4.isPair(it) ? it.clone(schema) : it);
         if (this.range)
           copy.range = this.range.slice();
         return copy;
@@ -38322,13 +38322,13 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path4, value) {
-        if (isEmptyPath(path4))
+      addIn(path6, value) {
+        if (isEmptyPath(path6))
           this.add(value);
         else {
-          const [key, ...rest] = path4;
+          const [key, ...rest] = path6;
           const node2 = this.get(key, true);
-          if (identity.isCollection(node2))
+          if (identity4.isCollection(node2))
             node2.addIn(rest, value);
           else if (node2 === void 0 && this.schema)
             this.set(key, collectionFromPath(this.schema, rest, value));
@@ -38340,12 +38340,12 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path4) {
-        const [key, ...rest] = path4;
+      deleteIn(path6) {
+        const [key, ...rest] = path6;
         if (rest.length === 0)
           return this.delete(key);
         const node2 = this.get(key, true);
-        if (identity.isCollection(node2))
+        if (identity4.isCollection(node2))
           return node2.deleteIn(rest);
         else
           throw new Error(`Expected YAML collection at ${key}. Remaining path: ${rest}`);
@@ -38355,43 +38355,43 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path4, keepScalar) {
-        const [key, ...rest] = path4;
+      getIn(path6, keepScalar) {
+        const [key, ...rest] = path6;
         const node2 = this.get(key, true);
         if (rest.length === 0)
-          return !keepScalar && identity.isScalar(node2) ? node2.value : node2;
+          return !keepScalar && identity4.isScalar(node2) ? node2.value : node2;
         else
-          return identity.isCollection(node2) ? node2.getIn(rest, keepScalar) : void 0;
+          return identity4.isCollection(node2) ? node2.getIn(rest, keepScalar) : void 0;
       }
       hasAllNullValues(allowScalar) {
         return this.items.every((node2) => {
-          if (!identity.isPair(node2))
+          if (!identity4.isPair(node2))
             return false;
           const n = node2.value;
-          return n == null || allowScalar && identity.isScalar(n) && n.value == null && !n.commentBefore && !n.comment && !n.tag;
+          return n == null || allowScalar && identity4.isScalar(n) && n.value == null && !n.commentBefore && !n.comment && !n.tag;
         });
       }
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path4) {
-        const [key, ...rest] = path4;
+      hasIn(path6) {
+        const [key, ...rest] = path6;
         if (rest.length === 0)
           return this.has(key);
         const node2 = this.get(key, true);
-        return identity.isCollection(node2) ? node2.hasIn(rest) : false;
+        return identity4.isCollection(node2) ? node2.hasIn(rest) : false;
       }
       /**
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path4, value) {
-        const [key, ...rest] = path4;
+      setIn(path6, value) {
+        const [key, ...rest] = path6;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
           const node2 = this.get(key, true);
-          if (identity.isCollection(node2))
+          if (identity4.isCollection(node2))
             node2.setIn(rest, value);
           else if (node2 === void 0 && this.schema)
             this.set(key, collectionFromPath(this.schema, rest, value));
@@ -38847,7 +38847,7 @@ var require_stringify = __commonJS({
   "node_modules/yaml/dist/stringify/stringify.js"(exports2) {
     "use strict";
     var anchors = require_anchors();
-    var identity = require_identity();
+    var identity4 = require_identity();
     var stringifyComment = require_stringifyComment();
     var stringifyString = require_stringifyString();
     function createStringifyContext(doc, options) {
@@ -38900,7 +38900,7 @@ var require_stringify = __commonJS({
       }
       let tagObj = void 0;
       let obj;
-      if (identity.isScalar(item)) {
+      if (identity4.isScalar(item)) {
         obj = item.value;
         let match = tags.filter((t) => t.identify?.(obj));
         if (match.length > 1) {
@@ -38923,7 +38923,7 @@ var require_stringify = __commonJS({
       if (!doc.directives)
         return "";
       const props = [];
-      const anchor2 = (identity.isScalar(node2) || identity.isCollection(node2)) && node2.anchor;
+      const anchor2 = (identity4.isScalar(node2) || identity4.isCollection(node2)) && node2.anchor;
       if (anchor2 && anchors.anchorIsValid(anchor2)) {
         anchors$1.add(anchor2);
         props.push(`&${anchor2}`);
@@ -38934,9 +38934,9 @@ var require_stringify = __commonJS({
       return props.join(" ");
     }
     function stringify(item, ctx, onComment, onChompKeep) {
-      if (identity.isPair(item))
+      if (identity4.isPair(item))
         return item.toString(ctx, onComment, onChompKeep);
-      if (identity.isAlias(item)) {
+      if (identity4.isAlias(item)) {
         if (ctx.doc.directives)
           return item.toString(ctx);
         if (ctx.resolvedAliases?.has(item)) {
@@ -38950,15 +38950,15 @@ var require_stringify = __commonJS({
         }
       }
       let tagObj = void 0;
-      const node2 = identity.isNode(item) ? item : ctx.doc.createNode(item, { onTagObj: (o) => tagObj = o });
+      const node2 = identity4.isNode(item) ? item : ctx.doc.createNode(item, { onTagObj: (o) => tagObj = o });
       tagObj ?? (tagObj = getTagObject(ctx.doc.schema.tags, node2));
       const props = stringifyProps(node2, tagObj, ctx);
       if (props.length > 0)
         ctx.indentAtStart = (ctx.indentAtStart ?? 0) + props.length + 1;
-      const str2 = typeof tagObj.stringify === "function" ? tagObj.stringify(node2, ctx, onComment, onChompKeep) : identity.isScalar(node2) ? stringifyString.stringifyString(node2, ctx, onComment, onChompKeep) : node2.toString(ctx, onComment, onChompKeep);
+      const str2 = typeof tagObj.stringify === "function" ? tagObj.stringify(node2, ctx, onComment, onChompKeep) : identity4.isScalar(node2) ? stringifyString.stringifyString(node2, ctx, onComment, onChompKeep) : node2.toString(ctx, onComment, onChompKeep);
       if (!props)
         return str2;
-      return identity.isScalar(node2) || str2[0] === "{" || str2[0] === "[" ? `${props} ${str2}` : `${props}
+      return identity4.isScalar(node2) || str2[0] === "{" || str2[0] === "[" ? `${props} ${str2}` : `${props}
 ${ctx.indent}${str2}`;
     }
     exports2.createStringifyContext = createStringifyContext;
@@ -38970,23 +38970,23 @@ ${ctx.indent}${str2}`;
 var require_stringifyPair = __commonJS({
   "node_modules/yaml/dist/stringify/stringifyPair.js"(exports2) {
     "use strict";
-    var identity = require_identity();
+    var identity4 = require_identity();
     var Scalar = require_Scalar();
     var stringify = require_stringify();
     var stringifyComment = require_stringifyComment();
     function stringifyPair({ key, value }, ctx, onComment, onChompKeep) {
       const { allNullValues, doc, indent, indentStep, options: { commentString, indentSeq, simpleKeys } } = ctx;
-      let keyComment = identity.isNode(key) && key.comment || null;
+      let keyComment = identity4.isNode(key) && key.comment || null;
       if (simpleKeys) {
         if (keyComment) {
           throw new Error("With simple keys, key nodes cannot have comments");
         }
-        if (identity.isCollection(key) || !identity.isNode(key) && typeof key === "object") {
+        if (identity4.isCollection(key) || !identity4.isNode(key) && typeof key === "object") {
           const msg = "With simple keys, collection cannot be used as a key value";
           throw new Error(msg);
         }
       }
-      let explicitKey = !simpleKeys && (!key || keyComment && value == null && !ctx.inFlow || identity.isCollection(key) || (identity.isScalar(key) ? key.type === Scalar.Scalar.BLOCK_FOLDED || key.type === Scalar.Scalar.BLOCK_LITERAL : typeof key === "object"));
+      let explicitKey = !simpleKeys && (!key || keyComment && value == null && !ctx.inFlow || identity4.isCollection(key) || (identity4.isScalar(key) ? key.type === Scalar.Scalar.BLOCK_FOLDED || key.type === Scalar.Scalar.BLOCK_LITERAL : typeof key === "object"));
       ctx = Object.assign({}, ctx, {
         allNullValues: false,
         implicitKey: !explicitKey && (simpleKeys || !allNullValues),
@@ -39027,7 +39027,7 @@ ${indent}:`;
           str2 += stringifyComment.lineComment(str2, ctx.indent, commentString(keyComment));
       }
       let vsb, vcb, valueComment;
-      if (identity.isNode(value)) {
+      if (identity4.isNode(value)) {
         vsb = !!value.spaceBefore;
         vcb = value.commentBefore;
         valueComment = value.comment;
@@ -39039,10 +39039,10 @@ ${indent}:`;
           value = doc.createNode(value);
       }
       ctx.implicitKey = false;
-      if (!explicitKey && !keyComment && identity.isScalar(value))
+      if (!explicitKey && !keyComment && identity4.isScalar(value))
         ctx.indentAtStart = str2.length + 1;
       chompKeep = false;
-      if (!indentSeq && indentStep.length >= 2 && !ctx.inFlow && !explicitKey && identity.isSeq(value) && !value.flow && !value.tag && !value.anchor) {
+      if (!indentSeq && indentStep.length >= 2 && !ctx.inFlow && !explicitKey && identity4.isSeq(value) && !value.flow && !value.tag && !value.anchor) {
         ctx.indent = ctx.indent.substring(2);
       }
       let valueCommentDone = false;
@@ -39062,7 +39062,7 @@ ${stringifyComment.indentComment(cs, ctx.indent)}`;
           ws += `
 ${ctx.indent}`;
         }
-      } else if (!explicitKey && identity.isCollection(value)) {
+      } else if (!explicitKey && identity4.isCollection(value)) {
         const vs0 = valueStr[0];
         const nl0 = valueStr.indexOf("\n");
         const hasNewline = nl0 !== -1;
@@ -39125,7 +39125,7 @@ var require_log = __commonJS({
 var require_merge = __commonJS({
   "node_modules/yaml/dist/schema/yaml-1.1/merge.js"(exports2) {
     "use strict";
-    var identity = require_identity();
+    var identity4 = require_identity();
     var Scalar = require_Scalar();
     var MERGE_KEY = "<<";
     var merge2 = {
@@ -39138,10 +39138,10 @@ var require_merge = __commonJS({
       }),
       stringify: () => MERGE_KEY
     };
-    var isMergeKey = (ctx, key) => (merge2.identify(key) || identity.isScalar(key) && (!key.type || key.type === Scalar.Scalar.PLAIN) && merge2.identify(key.value)) && ctx?.doc.schema.tags.some((tag) => tag.tag === merge2.tag && tag.default);
+    var isMergeKey = (ctx, key) => (merge2.identify(key) || identity4.isScalar(key) && (!key.type || key.type === Scalar.Scalar.PLAIN) && merge2.identify(key.value)) && ctx?.doc.schema.tags.some((tag) => tag.tag === merge2.tag && tag.default);
     function addMergeToJSMap(ctx, map2, value) {
       const source = resolveAliasValue(ctx, value);
-      if (identity.isSeq(source))
+      if (identity4.isSeq(source))
         for (const it of source.items)
           mergeValue(ctx, map2, it);
       else if (Array.isArray(source))
@@ -39152,7 +39152,7 @@ var require_merge = __commonJS({
     }
     function mergeValue(ctx, map2, value) {
       const source = resolveAliasValue(ctx, value);
-      if (!identity.isMap(source))
+      if (!identity4.isMap(source))
         throw new Error("Merge sources must be maps or map aliases");
       const srcMap = source.toJSON(null, ctx, Map);
       for (const [key, value2] of srcMap) {
@@ -39173,7 +39173,7 @@ var require_merge = __commonJS({
       return map2;
     }
     function resolveAliasValue(ctx, value) {
-      return ctx && identity.isAlias(value) ? value.resolve(ctx.doc, ctx) : value;
+      return ctx && identity4.isAlias(value) ? value.resolve(ctx.doc, ctx) : value;
     }
     exports2.addMergeToJSMap = addMergeToJSMap;
     exports2.isMergeKey = isMergeKey;
@@ -39188,10 +39188,10 @@ var require_addPairToJSMap = __commonJS({
     var log = require_log();
     var merge2 = require_merge();
     var stringify = require_stringify();
-    var identity = require_identity();
+    var identity4 = require_identity();
     var toJS = require_toJS();
     function addPairToJSMap(ctx, map2, { key, value }) {
-      if (identity.isNode(key) && key.addToJSMap)
+      if (identity4.isNode(key) && key.addToJSMap)
         key.addToJSMap(ctx, map2, value);
       else if (merge2.isMergeKey(ctx, key))
         merge2.addMergeToJSMap(ctx, map2, value);
@@ -39222,7 +39222,7 @@ var require_addPairToJSMap = __commonJS({
         return "";
       if (typeof jsKey !== "object")
         return String(jsKey);
-      if (identity.isNode(key) && ctx?.doc) {
+      if (identity4.isNode(key) && ctx?.doc) {
         const strCtx = stringify.createStringifyContext(ctx.doc, {});
         strCtx.anchors = /* @__PURE__ */ new Set();
         for (const node2 of ctx.anchors.keys())
@@ -39252,23 +39252,23 @@ var require_Pair = __commonJS({
     var createNode = require_createNode();
     var stringifyPair = require_stringifyPair();
     var addPairToJSMap = require_addPairToJSMap();
-    var identity = require_identity();
+    var identity4 = require_identity();
     function createPair(key, value, ctx) {
       const k = createNode.createNode(key, void 0, ctx);
       const v = createNode.createNode(value, void 0, ctx);
-      return new Pair4(k, v);
+      return new Pair(k, v);
     }
-    var Pair4 = class _Pair {
+    var Pair = class _Pair {
       constructor(key, value = null) {
-        Object.defineProperty(this, identity.NODE_TYPE, { value: identity.PAIR });
+        Object.defineProperty(this, identity4.NODE_TYPE, { value: identity4.PAIR });
         this.key = key;
         this.value = value;
       }
       clone(schema) {
         let { key, value } = this;
-        if (identity.isNode(key))
+        if (identity4.isNode(key))
           key = key.clone(schema);
-        if (identity.isNode(value))
+        if (identity4.isNode(value))
           value = value.clone(schema);
         return new _Pair(key, value);
       }
@@ -39280,7 +39280,7 @@ var require_Pair = __commonJS({
         return ctx?.doc ? stringifyPair.stringifyPair(this, ctx, onComment, onChompKeep) : JSON.stringify(this);
       }
     };
-    exports2.Pair = Pair4;
+    exports2.Pair = Pair;
     exports2.createPair = createPair;
   }
 });
@@ -39289,7 +39289,7 @@ var require_Pair = __commonJS({
 var require_stringifyCollection = __commonJS({
   "node_modules/yaml/dist/stringify/stringifyCollection.js"(exports2) {
     "use strict";
-    var identity = require_identity();
+    var identity4 = require_identity();
     var stringify = require_stringify();
     var stringifyComment = require_stringifyComment();
     function stringifyCollection(collection, ctx, options) {
@@ -39305,14 +39305,14 @@ var require_stringifyCollection = __commonJS({
       for (let i = 0; i < items.length; ++i) {
         const item = items[i];
         let comment2 = null;
-        if (identity.isNode(item)) {
+        if (identity4.isNode(item)) {
           if (!chompKeep && item.spaceBefore)
             lines.push("");
           addCommentBefore(ctx, lines, item.commentBefore, chompKeep);
           if (item.comment)
             comment2 = item.comment;
-        } else if (identity.isPair(item)) {
-          const ik = identity.isNode(item.key) ? item.key : null;
+        } else if (identity4.isPair(item)) {
+          const ik = identity4.isNode(item.key) ? item.key : null;
           if (ik) {
             if (!chompKeep && ik.spaceBefore)
               lines.push("");
@@ -39360,14 +39360,14 @@ ${indent}${line}` : "\n";
       for (let i = 0; i < items.length; ++i) {
         const item = items[i];
         let comment = null;
-        if (identity.isNode(item)) {
+        if (identity4.isNode(item)) {
           if (item.spaceBefore)
             lines.push("");
           addCommentBefore(ctx, lines, item.commentBefore, false);
           if (item.comment)
             comment = item.comment;
-        } else if (identity.isPair(item)) {
-          const ik = identity.isNode(item.key) ? item.key : null;
+        } else if (identity4.isPair(item)) {
+          const ik = identity4.isNode(item.key) ? item.key : null;
           if (ik) {
             if (ik.spaceBefore)
               lines.push("");
@@ -39375,7 +39375,7 @@ ${indent}${line}` : "\n";
             if (ik.comment)
               reqNewline = true;
           }
-          const iv = identity.isNode(item.value) ? item.value : null;
+          const iv = identity4.isNode(item.value) ? item.value : null;
           if (iv) {
             if (iv.comment)
               comment = iv.comment;
@@ -39443,16 +39443,16 @@ var require_YAMLMap = __commonJS({
     var stringifyCollection = require_stringifyCollection();
     var addPairToJSMap = require_addPairToJSMap();
     var Collection = require_Collection();
-    var identity = require_identity();
-    var Pair4 = require_Pair();
+    var identity4 = require_identity();
+    var Pair = require_Pair();
     var Scalar = require_Scalar();
     function findPair(items, key) {
-      const k = identity.isScalar(key) ? key.value : key;
+      const k = identity4.isScalar(key) ? key.value : key;
       for (const it of items) {
-        if (identity.isPair(it)) {
+        if (identity4.isPair(it)) {
           if (it.key === key || it.key === k)
             return it;
-          if (identity.isScalar(it.key) && it.key.value === k)
+          if (identity4.isScalar(it.key) && it.key.value === k)
             return it;
         }
       }
@@ -39463,7 +39463,7 @@ var require_YAMLMap = __commonJS({
         return "tag:yaml.org,2002:map";
       }
       constructor(schema) {
-        super(identity.MAP, schema);
+        super(identity4.MAP, schema);
         this.items = [];
       }
       /**
@@ -39479,7 +39479,7 @@ var require_YAMLMap = __commonJS({
           else if (Array.isArray(replacer) && !replacer.includes(key))
             return;
           if (value !== void 0 || keepUndefined)
-            map2.items.push(Pair4.createPair(key, value, ctx));
+            map2.items.push(Pair.createPair(key, value, ctx));
         };
         if (obj instanceof Map) {
           for (const [key, value] of obj)
@@ -39501,18 +39501,18 @@ var require_YAMLMap = __commonJS({
        */
       add(pair, overwrite) {
         let _pair;
-        if (identity.isPair(pair))
+        if (identity4.isPair(pair))
           _pair = pair;
         else if (!pair || typeof pair !== "object" || !("key" in pair)) {
-          _pair = new Pair4.Pair(pair, pair?.value);
+          _pair = new Pair.Pair(pair, pair?.value);
         } else
-          _pair = new Pair4.Pair(pair.key, pair.value);
+          _pair = new Pair.Pair(pair.key, pair.value);
         const prev = findPair(this.items, _pair.key);
         const sortEntries = this.schema?.sortMapEntries;
         if (prev) {
           if (!overwrite)
             throw new Error(`Key ${_pair.key} already set`);
-          if (identity.isScalar(prev.value) && Scalar.isScalarValue(_pair.value))
+          if (identity4.isScalar(prev.value) && Scalar.isScalarValue(_pair.value))
             prev.value.value = _pair.value;
           else
             prev.value = _pair.value;
@@ -39536,13 +39536,13 @@ var require_YAMLMap = __commonJS({
       get(key, keepScalar) {
         const it = findPair(this.items, key);
         const node2 = it?.value;
-        return (!keepScalar && identity.isScalar(node2) ? node2.value : node2) ?? void 0;
+        return (!keepScalar && identity4.isScalar(node2) ? node2.value : node2) ?? void 0;
       }
       has(key) {
         return !!findPair(this.items, key);
       }
       set(key, value) {
-        this.add(new Pair4.Pair(key, value), true);
+        this.add(new Pair.Pair(key, value), true);
       }
       /**
        * @param ctx - Conversion context, originally set in Document#toJS()
@@ -39561,7 +39561,7 @@ var require_YAMLMap = __commonJS({
         if (!ctx)
           return JSON.stringify(this);
         for (const item of this.items) {
-          if (!identity.isPair(item))
+          if (!identity4.isPair(item))
             throw new Error(`Map items must all be pairs; found ${JSON.stringify(item)} instead`);
         }
         if (!ctx.allNullValues && this.hasAllNullValues(false))
@@ -39584,7 +39584,7 @@ var require_YAMLMap = __commonJS({
 var require_map = __commonJS({
   "node_modules/yaml/dist/schema/common/map.js"(exports2) {
     "use strict";
-    var identity = require_identity();
+    var identity4 = require_identity();
     var YAMLMap = require_YAMLMap();
     var map2 = {
       collection: "map",
@@ -39592,7 +39592,7 @@ var require_map = __commonJS({
       nodeClass: YAMLMap.YAMLMap,
       tag: "tag:yaml.org,2002:map",
       resolve(map3, onError) {
-        if (!identity.isMap(map3))
+        if (!identity4.isMap(map3))
           onError("Expected a mapping for this tag");
         return map3;
       },
@@ -39609,7 +39609,7 @@ var require_YAMLSeq = __commonJS({
     var createNode = require_createNode();
     var stringifyCollection = require_stringifyCollection();
     var Collection = require_Collection();
-    var identity = require_identity();
+    var identity4 = require_identity();
     var Scalar = require_Scalar();
     var toJS = require_toJS();
     var YAMLSeq = class extends Collection.Collection {
@@ -39617,7 +39617,7 @@ var require_YAMLSeq = __commonJS({
         return "tag:yaml.org,2002:seq";
       }
       constructor(schema) {
-        super(identity.SEQ, schema);
+        super(identity4.SEQ, schema);
         this.items = [];
       }
       add(value) {
@@ -39643,7 +39643,7 @@ var require_YAMLSeq = __commonJS({
         if (typeof idx !== "number")
           return void 0;
         const it = this.items[idx];
-        return !keepScalar && identity.isScalar(it) ? it.value : it;
+        return !keepScalar && identity4.isScalar(it) ? it.value : it;
       }
       /**
        * Checks if the collection includes a value with the key `key`.
@@ -39667,7 +39667,7 @@ var require_YAMLSeq = __commonJS({
         if (typeof idx !== "number")
           throw new Error(`Expected a valid index, not ${key}.`);
         const prev = this.items[idx];
-        if (identity.isScalar(prev) && Scalar.isScalarValue(value))
+        if (identity4.isScalar(prev) && Scalar.isScalarValue(value))
           prev.value = value;
         else
           this.items[idx] = value;
@@ -39709,7 +39709,7 @@ var require_YAMLSeq = __commonJS({
       }
     };
     function asItemIndex(key) {
-      let idx = identity.isScalar(key) ? key.value : key;
+      let idx = identity4.isScalar(key) ? key.value : key;
       if (idx && typeof idx === "string")
         idx = Number(idx);
       return typeof idx === "number" && Number.isInteger(idx) && idx >= 0 ? idx : null;
@@ -39722,7 +39722,7 @@ var require_YAMLSeq = __commonJS({
 var require_seq = __commonJS({
   "node_modules/yaml/dist/schema/common/seq.js"(exports2) {
     "use strict";
-    var identity = require_identity();
+    var identity4 = require_identity();
     var YAMLSeq = require_YAMLSeq();
     var seq = {
       collection: "seq",
@@ -39730,7 +39730,7 @@ var require_seq = __commonJS({
       nodeClass: YAMLSeq.YAMLSeq,
       tag: "tag:yaml.org,2002:seq",
       resolve(seq2, onError) {
-        if (!identity.isSeq(seq2))
+        if (!identity4.isSeq(seq2))
           onError("Expected a sequence for this tag");
         return seq2;
       },
@@ -40084,20 +40084,20 @@ var require_binary = __commonJS({
 var require_pairs = __commonJS({
   "node_modules/yaml/dist/schema/yaml-1.1/pairs.js"(exports2) {
     "use strict";
-    var identity = require_identity();
-    var Pair4 = require_Pair();
+    var identity4 = require_identity();
+    var Pair = require_Pair();
     var Scalar = require_Scalar();
     var YAMLSeq = require_YAMLSeq();
     function resolvePairs(seq, onError) {
-      if (identity.isSeq(seq)) {
+      if (identity4.isSeq(seq)) {
         for (let i = 0; i < seq.items.length; ++i) {
           let item = seq.items[i];
-          if (identity.isPair(item))
+          if (identity4.isPair(item))
             continue;
-          else if (identity.isMap(item)) {
+          else if (identity4.isMap(item)) {
             if (item.items.length > 1)
               onError("Each pair must have its own sequence indicator");
-            const pair = item.items[0] || new Pair4.Pair(new Scalar.Scalar(null));
+            const pair = item.items[0] || new Pair.Pair(new Scalar.Scalar(null));
             if (item.commentBefore)
               pair.key.commentBefore = pair.key.commentBefore ? `${item.commentBefore}
 ${pair.key.commentBefore}` : item.commentBefore;
@@ -40108,7 +40108,7 @@ ${cn.comment}` : item.comment;
             }
             item = pair;
           }
-          seq.items[i] = identity.isPair(item) ? item : new Pair4.Pair(item);
+          seq.items[i] = identity4.isPair(item) ? item : new Pair.Pair(item);
         }
       } else
         onError("Expected a sequence for this tag");
@@ -40141,7 +40141,7 @@ ${cn.comment}` : item.comment;
           } else {
             key = it;
           }
-          pairs2.items.push(Pair4.createPair(key, value, ctx));
+          pairs2.items.push(Pair.createPair(key, value, ctx));
         }
       return pairs2;
     }
@@ -40162,7 +40162,7 @@ ${cn.comment}` : item.comment;
 var require_omap = __commonJS({
   "node_modules/yaml/dist/schema/yaml-1.1/omap.js"(exports2) {
     "use strict";
-    var identity = require_identity();
+    var identity4 = require_identity();
     var toJS = require_toJS();
     var YAMLMap = require_YAMLMap();
     var YAMLSeq = require_YAMLSeq();
@@ -40189,7 +40189,7 @@ var require_omap = __commonJS({
           ctx.onCreate(map2);
         for (const pair of this.items) {
           let key, value;
-          if (identity.isPair(pair)) {
+          if (identity4.isPair(pair)) {
             key = toJS.toJS(pair.key, "", ctx);
             value = toJS.toJS(pair.value, key, ctx);
           } else {
@@ -40219,7 +40219,7 @@ var require_omap = __commonJS({
         const pairs$1 = pairs.resolvePairs(seq, onError);
         const seenKeys = [];
         for (const { key } of pairs$1.items) {
-          if (identity.isScalar(key)) {
+          if (identity4.isScalar(key)) {
             if (seenKeys.includes(key.value)) {
               onError(`Ordered maps must not include duplicate keys: ${key.value}`);
             } else {
@@ -40400,8 +40400,8 @@ var require_int2 = __commonJS({
 var require_set = __commonJS({
   "node_modules/yaml/dist/schema/yaml-1.1/set.js"(exports2) {
     "use strict";
-    var identity = require_identity();
-    var Pair4 = require_Pair();
+    var identity4 = require_identity();
+    var Pair = require_Pair();
     var YAMLMap = require_YAMLMap();
     var YAMLSet = class _YAMLSet extends YAMLMap.YAMLMap {
       constructor(schema) {
@@ -40410,12 +40410,12 @@ var require_set = __commonJS({
       }
       add(key) {
         let pair;
-        if (identity.isPair(key))
+        if (identity4.isPair(key))
           pair = key;
         else if (key && typeof key === "object" && "key" in key && "value" in key && key.value === null)
-          pair = new Pair4.Pair(key.key, null);
+          pair = new Pair.Pair(key.key, null);
         else
-          pair = new Pair4.Pair(key, null);
+          pair = new Pair.Pair(key, null);
         const prev = YAMLMap.findPair(this.items, pair.key);
         if (!prev)
           this.items.push(pair);
@@ -40426,7 +40426,7 @@ var require_set = __commonJS({
        */
       get(key, keepPair) {
         const pair = YAMLMap.findPair(this.items, key);
-        return !keepPair && identity.isPair(pair) ? identity.isScalar(pair.key) ? pair.key.value : pair.key : pair;
+        return !keepPair && identity4.isPair(pair) ? identity4.isScalar(pair.key) ? pair.key.value : pair.key : pair;
       }
       set(key, value) {
         if (typeof value !== "boolean")
@@ -40435,7 +40435,7 @@ var require_set = __commonJS({
         if (prev && !value) {
           this.items.splice(this.items.indexOf(prev), 1);
         } else if (!prev && value) {
-          this.items.push(new Pair4.Pair(key));
+          this.items.push(new Pair.Pair(key));
         }
       }
       toJSON(_, ctx) {
@@ -40456,7 +40456,7 @@ var require_set = __commonJS({
           for (let value of iterable) {
             if (typeof replacer === "function")
               value = replacer.call(iterable, value, value);
-            set3.items.push(Pair4.createPair(value, null, ctx));
+            set3.items.push(Pair.createPair(value, null, ctx));
           }
         return set3;
       }
@@ -40470,7 +40470,7 @@ var require_set = __commonJS({
       tag: "tag:yaml.org,2002:set",
       createNode: (schema, iterable, ctx) => YAMLSet.from(schema, iterable, ctx),
       resolve(map2, onError) {
-        if (identity.isMap(map2)) {
+        if (identity4.isMap(map2)) {
           if (map2.hasAllNullValues(true))
             return Object.assign(new YAMLSet(), map2);
           else
@@ -40715,7 +40715,7 @@ var require_tags = __commonJS({
 var require_Schema = __commonJS({
   "node_modules/yaml/dist/schema/Schema.js"(exports2) {
     "use strict";
-    var identity = require_identity();
+    var identity4 = require_identity();
     var map2 = require_map();
     var seq = require_seq();
     var string4 = require_string2();
@@ -40728,9 +40728,9 @@ var require_Schema = __commonJS({
         this.knownTags = resolveKnownTags ? tags.coreKnownTags : {};
         this.tags = tags.getTags(customTags, this.name, merge2);
         this.toStringOptions = toStringDefaults ?? null;
-        Object.defineProperty(this, identity.MAP, { value: map2.map });
-        Object.defineProperty(this, identity.SCALAR, { value: string4.string });
-        Object.defineProperty(this, identity.SEQ, { value: seq.seq });
+        Object.defineProperty(this, identity4.MAP, { value: map2.map });
+        Object.defineProperty(this, identity4.SCALAR, { value: string4.string });
+        Object.defineProperty(this, identity4.SEQ, { value: seq.seq });
         this.sortMapEntries = typeof sortMapEntries === "function" ? sortMapEntries : sortMapEntries === true ? sortMapEntriesByKey : null;
       }
       clone() {
@@ -40747,7 +40747,7 @@ var require_Schema = __commonJS({
 var require_stringifyDocument = __commonJS({
   "node_modules/yaml/dist/stringify/stringifyDocument.js"(exports2) {
     "use strict";
-    var identity = require_identity();
+    var identity4 = require_identity();
     var stringify = require_stringify();
     var stringifyComment = require_stringifyComment();
     function stringifyDocument(doc, options) {
@@ -40774,7 +40774,7 @@ var require_stringifyDocument = __commonJS({
       let chompKeep = false;
       let contentComment = null;
       if (doc.contents) {
-        if (identity.isNode(doc.contents)) {
+        if (identity4.isNode(doc.contents)) {
           if (doc.contents.spaceBefore && hasDirectives)
             lines.push("");
           if (doc.contents.commentBefore) {
@@ -40829,8 +40829,8 @@ var require_Document = __commonJS({
     "use strict";
     var Alias = require_Alias();
     var Collection = require_Collection();
-    var identity = require_identity();
-    var Pair4 = require_Pair();
+    var identity4 = require_identity();
+    var Pair = require_Pair();
     var toJS = require_toJS();
     var Schema = require_Schema();
     var stringifyDocument = require_stringifyDocument();
@@ -40844,7 +40844,7 @@ var require_Document = __commonJS({
         this.comment = null;
         this.errors = [];
         this.warnings = [];
-        Object.defineProperty(this, identity.NODE_TYPE, { value: identity.DOC });
+        Object.defineProperty(this, identity4.NODE_TYPE, { value: identity4.DOC });
         let _replacer = null;
         if (typeof replacer === "function" || Array.isArray(replacer)) {
           _replacer = replacer;
@@ -40880,7 +40880,7 @@ var require_Document = __commonJS({
        */
       clone() {
         const copy = Object.create(_Document.prototype, {
-          [identity.NODE_TYPE]: { value: identity.DOC }
+          [identity4.NODE_TYPE]: { value: identity4.DOC }
         });
         copy.commentBefore = this.commentBefore;
         copy.comment = this.comment;
@@ -40890,7 +40890,7 @@ var require_Document = __commonJS({
         if (this.directives)
           copy.directives = this.directives.clone();
         copy.schema = this.schema.clone();
-        copy.contents = identity.isNode(this.contents) ? this.contents.clone(copy.schema) : this.contents;
+        copy.contents = identity4.isNode(this.contents) ? this.contents.clone(copy.schema) : this.contents;
         if (this.range)
           copy.range = this.range.slice();
         return copy;
@@ -40901,9 +40901,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path4, value) {
+      addIn(path6, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path4, value);
+          this.contents.addIn(path6, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -40953,7 +40953,7 @@ var require_Document = __commonJS({
           sourceObjects
         };
         const node2 = createNode.createNode(value, tag, ctx);
-        if (flow && identity.isCollection(node2))
+        if (flow && identity4.isCollection(node2))
           node2.flow = true;
         setAnchors();
         return node2;
@@ -40965,7 +40965,7 @@ var require_Document = __commonJS({
       createPair(key, value, options = {}) {
         const k = this.createNode(key, null, options);
         const v = this.createNode(value, null, options);
-        return new Pair4.Pair(k, v);
+        return new Pair.Pair(k, v);
       }
       /**
        * Removes a value from the document.
@@ -40978,14 +40978,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path4) {
-        if (Collection.isEmptyPath(path4)) {
+      deleteIn(path6) {
+        if (Collection.isEmptyPath(path6)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path4) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path6) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -40993,31 +40993,31 @@ var require_Document = __commonJS({
        * `true` (collections are always returned intact).
        */
       get(key, keepScalar) {
-        return identity.isCollection(this.contents) ? this.contents.get(key, keepScalar) : void 0;
+        return identity4.isCollection(this.contents) ? this.contents.get(key, keepScalar) : void 0;
       }
       /**
        * Returns item at `path`, or `undefined` if not found. By default unwraps
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path4, keepScalar) {
-        if (Collection.isEmptyPath(path4))
-          return !keepScalar && identity.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity.isCollection(this.contents) ? this.contents.getIn(path4, keepScalar) : void 0;
+      getIn(path6, keepScalar) {
+        if (Collection.isEmptyPath(path6))
+          return !keepScalar && identity4.isScalar(this.contents) ? this.contents.value : this.contents;
+        return identity4.isCollection(this.contents) ? this.contents.getIn(path6, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
        */
       has(key) {
-        return identity.isCollection(this.contents) ? this.contents.has(key) : false;
+        return identity4.isCollection(this.contents) ? this.contents.has(key) : false;
       }
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path4) {
-        if (Collection.isEmptyPath(path4))
+      hasIn(path6) {
+        if (Collection.isEmptyPath(path6))
           return this.contents !== void 0;
-        return identity.isCollection(this.contents) ? this.contents.hasIn(path4) : false;
+        return identity4.isCollection(this.contents) ? this.contents.hasIn(path6) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -41034,13 +41034,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path4, value) {
-        if (Collection.isEmptyPath(path4)) {
+      setIn(path6, value) {
+        if (Collection.isEmptyPath(path6)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection.collectionFromPath(this.schema, Array.from(path4), value);
+          this.contents = Collection.collectionFromPath(this.schema, Array.from(path6), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path4, value);
+          this.contents.setIn(path6, value);
         }
       }
       /**
@@ -41124,7 +41124,7 @@ var require_Document = __commonJS({
       }
     };
     function assertCollection(contents) {
-      if (identity.isCollection(contents))
+      if (identity4.isCollection(contents))
         return true;
       throw new Error("Expected a YAML collection as document contents");
     }
@@ -41395,12 +41395,12 @@ var require_util_flow_indent_check = __commonJS({
 var require_util_map_includes = __commonJS({
   "node_modules/yaml/dist/compose/util-map-includes.js"(exports2) {
     "use strict";
-    var identity = require_identity();
+    var identity4 = require_identity();
     function mapIncludes(ctx, items, search) {
       const { uniqueKeys } = ctx.options;
       if (uniqueKeys === false)
         return false;
-      const isEqual = typeof uniqueKeys === "function" ? uniqueKeys : (a, b) => a === b || identity.isScalar(a) && identity.isScalar(b) && a.value === b.value;
+      const isEqual = typeof uniqueKeys === "function" ? uniqueKeys : (a, b) => a === b || identity4.isScalar(a) && identity4.isScalar(b) && a.value === b.value;
       return items.some((pair) => isEqual(pair.key, search));
     }
     exports2.mapIncludes = mapIncludes;
@@ -41411,7 +41411,7 @@ var require_util_map_includes = __commonJS({
 var require_resolve_block_map = __commonJS({
   "node_modules/yaml/dist/compose/resolve-block-map.js"(exports2) {
     "use strict";
-    var Pair4 = require_Pair();
+    var Pair = require_Pair();
     var YAMLMap = require_YAMLMap();
     var resolveProps = require_resolve_props();
     var utilContainsNewline = require_util_contains_newline();
@@ -41487,7 +41487,7 @@ var require_resolve_block_map = __commonJS({
           if (ctx.schema.compat)
             utilFlowIndentCheck.flowIndentCheck(bm.indent, value, onError);
           offset = valueNode.range[2];
-          const pair = new Pair4.Pair(keyNode, valueNode);
+          const pair = new Pair.Pair(keyNode, valueNode);
           if (ctx.options.keepSourceTokens)
             pair.srcToken = collItem;
           map2.items.push(pair);
@@ -41500,7 +41500,7 @@ var require_resolve_block_map = __commonJS({
             else
               keyNode.comment = valueProps.comment;
           }
-          const pair = new Pair4.Pair(keyNode);
+          const pair = new Pair.Pair(keyNode);
           if (ctx.options.keepSourceTokens)
             pair.srcToken = collItem;
           map2.items.push(pair);
@@ -41613,8 +41613,8 @@ var require_resolve_end = __commonJS({
 var require_resolve_flow_collection = __commonJS({
   "node_modules/yaml/dist/compose/resolve-flow-collection.js"(exports2) {
     "use strict";
-    var identity = require_identity();
-    var Pair4 = require_Pair();
+    var identity4 = require_identity();
+    var Pair = require_Pair();
     var YAMLMap = require_YAMLMap();
     var YAMLSeq = require_YAMLSeq();
     var resolveEnd = require_resolve_end();
@@ -41692,7 +41692,7 @@ var require_resolve_flow_collection = __commonJS({
             }
             if (prevItemComment) {
               let prev = coll.items[coll.items.length - 1];
-              if (identity.isPair(prev))
+              if (identity4.isPair(prev))
                 prev = prev.value ?? prev.key;
               if (prev.comment)
                 prev.comment += "\n" + prevItemComment;
@@ -41754,7 +41754,7 @@ var require_resolve_flow_collection = __commonJS({
             else
               keyNode.comment = valueProps.comment;
           }
-          const pair = new Pair4.Pair(keyNode, valueNode);
+          const pair = new Pair.Pair(keyNode, valueNode);
           if (ctx.options.keepSourceTokens)
             pair.srcToken = collItem;
           if (isMap2) {
@@ -41807,7 +41807,7 @@ var require_resolve_flow_collection = __commonJS({
 var require_compose_collection = __commonJS({
   "node_modules/yaml/dist/compose/compose-collection.js"(exports2) {
     "use strict";
-    var identity = require_identity();
+    var identity4 = require_identity();
     var Scalar = require_Scalar();
     var YAMLMap = require_YAMLMap();
     var YAMLSeq = require_YAMLSeq();
@@ -41857,7 +41857,7 @@ var require_compose_collection = __commonJS({
       }
       const coll = resolveCollection(CN, ctx, token, onError, tagName, tag);
       const res = tag.resolve?.(coll, (msg) => onError(tagToken, "TAG_RESOLVE_FAILED", msg), ctx.options) ?? coll;
-      const node2 = identity.isNode(res) ? res : new Scalar.Scalar(res);
+      const node2 = identity4.isNode(res) ? res : new Scalar.Scalar(res);
       node2.range = coll.range;
       node2.tag = tagName;
       if (tag?.format)
@@ -42276,7 +42276,7 @@ var require_resolve_flow_scalar = __commonJS({
 var require_compose_scalar = __commonJS({
   "node_modules/yaml/dist/compose/compose-scalar.js"(exports2) {
     "use strict";
-    var identity = require_identity();
+    var identity4 = require_identity();
     var Scalar = require_Scalar();
     var resolveBlockScalar = require_resolve_block_scalar();
     var resolveFlowScalar = require_resolve_flow_scalar();
@@ -42285,17 +42285,17 @@ var require_compose_scalar = __commonJS({
       const tagName = tagToken ? ctx.directives.tagName(tagToken.source, (msg) => onError(tagToken, "TAG_RESOLVE_FAILED", msg)) : null;
       let tag;
       if (ctx.options.stringKeys && ctx.atKey) {
-        tag = ctx.schema[identity.SCALAR];
+        tag = ctx.schema[identity4.SCALAR];
       } else if (tagName)
         tag = findScalarTagByName(ctx.schema, value, tagName, tagToken, onError);
       else if (token.type === "scalar")
         tag = findScalarTagByTest(ctx, value, token, onError);
       else
-        tag = ctx.schema[identity.SCALAR];
+        tag = ctx.schema[identity4.SCALAR];
       let scalar;
       try {
         const res = tag.resolve(value, (msg) => onError(tagToken ?? token, "TAG_RESOLVE_FAILED", msg), ctx.options);
-        scalar = identity.isScalar(res) ? res : new Scalar.Scalar(res);
+        scalar = identity4.isScalar(res) ? res : new Scalar.Scalar(res);
       } catch (error62) {
         const msg = error62 instanceof Error ? error62.message : String(error62);
         onError(tagToken ?? token, "TAG_RESOLVE_FAILED", msg);
@@ -42315,7 +42315,7 @@ var require_compose_scalar = __commonJS({
     }
     function findScalarTagByName(schema, value, tagName, tagToken, onError) {
       if (tagName === "!")
-        return schema[identity.SCALAR];
+        return schema[identity4.SCALAR];
       const matchWithTest = [];
       for (const tag of schema.tags) {
         if (!tag.collection && tag.tag === tagName) {
@@ -42334,12 +42334,12 @@ var require_compose_scalar = __commonJS({
         return kt;
       }
       onError(tagToken, "TAG_RESOLVE_FAILED", `Unresolved tag: ${tagName}`, tagName !== "tag:yaml.org,2002:str");
-      return schema[identity.SCALAR];
+      return schema[identity4.SCALAR];
     }
     function findScalarTagByTest({ atKey, directives, schema }, value, token, onError) {
-      const tag = schema.tags.find((tag2) => (tag2.default === true || atKey && tag2.default === "key") && tag2.test?.test(value)) || schema[identity.SCALAR];
+      const tag = schema.tags.find((tag2) => (tag2.default === true || atKey && tag2.default === "key") && tag2.test?.test(value)) || schema[identity4.SCALAR];
       if (schema.compat) {
-        const compat = schema.compat.find((tag2) => tag2.default && tag2.test?.test(value)) ?? schema[identity.SCALAR];
+        const compat = schema.compat.find((tag2) => tag2.default && tag2.test?.test(value)) ?? schema[identity4.SCALAR];
         if (tag.tag !== compat.tag) {
           const ts = directives.tagString(tag.tag);
           const cs = directives.tagString(compat.tag);
@@ -42388,7 +42388,7 @@ var require_compose_node = __commonJS({
   "node_modules/yaml/dist/compose/compose-node.js"(exports2) {
     "use strict";
     var Alias = require_Alias();
-    var identity = require_identity();
+    var identity4 = require_identity();
     var composeCollection = require_compose_collection();
     var composeScalar = require_compose_scalar();
     var resolveEnd = require_resolve_end();
@@ -42434,7 +42434,7 @@ var require_compose_node = __commonJS({
       node2 ?? (node2 = composeEmptyNode(ctx, token.offset, void 0, null, props, onError));
       if (anchor2 && node2.anchor === "")
         onError(anchor2, "BAD_ALIAS", "Anchor cannot be an empty string");
-      if (atKey && ctx.options.stringKeys && (!identity.isScalar(node2) || typeof node2.value !== "string" || node2.tag && node2.tag !== "tag:yaml.org,2002:str")) {
+      if (atKey && ctx.options.stringKeys && (!identity4.isScalar(node2) || typeof node2.value !== "string" || node2.tag && node2.tag !== "tag:yaml.org,2002:str")) {
         const msg = "With stringKeys, all keys must be strings";
         onError(tag ?? token, "NON_STRING_KEY", msg);
       }
@@ -42540,7 +42540,7 @@ var require_composer = __commonJS({
     var directives = require_directives();
     var Document2 = require_Document();
     var errors = require_errors3();
-    var identity = require_identity();
+    var identity4 = require_identity();
     var composeDoc = require_compose_doc();
     var resolveEnd = require_resolve_end();
     function getErrorPos(src) {
@@ -42602,9 +42602,9 @@ var require_composer = __commonJS({
 ${comment}` : comment;
           } else if (afterEmptyLine || doc.directives.docStart || !dc) {
             doc.commentBefore = comment;
-          } else if (identity.isCollection(dc) && !dc.flow && dc.items.length > 0) {
+          } else if (identity4.isCollection(dc) && !dc.flow && dc.items.length > 0) {
             let it = dc.items[0];
-            if (identity.isPair(it))
+            if (identity4.isPair(it))
               it = it.key;
             const cb = it.commentBefore;
             it.commentBefore = cb ? `${comment}
@@ -42768,15 +42768,15 @@ var require_cst_scalar = __commonJS({
       }
       return null;
     }
-    function createScalarToken(value, context2) {
-      const { implicitKey = false, indent, inFlow = false, offset = -1, type = "PLAIN" } = context2;
+    function createScalarToken(value, context) {
+      const { implicitKey = false, indent, inFlow = false, offset = -1, type = "PLAIN" } = context;
       const source = stringifyString.stringifyString({ type, value }, {
         implicitKey,
         indent: indent > 0 ? " ".repeat(indent) : "",
         inFlow,
         options: { blockQuote: true, lineWidth: -1 }
       });
-      const end = context2.end ?? [
+      const end = context.end ?? [
         { type: "newline", offset: -1, indent, source: "\n" }
       ];
       switch (source[0]) {
@@ -42800,8 +42800,8 @@ var require_cst_scalar = __commonJS({
           return { type: "scalar", offset, indent, source, end };
       }
     }
-    function setScalarValue(token, value, context2 = {}) {
-      let { afterKey = false, implicitKey = false, inFlow = false, type } = context2;
+    function setScalarValue(token, value, context = {}) {
+      let { afterKey = false, implicitKey = false, inFlow = false, type } = context;
       let indent = "indent" in token ? token.indent : null;
       if (afterKey && typeof indent === "number")
         indent += 2;
@@ -43001,9 +43001,9 @@ var require_cst_visit = __commonJS({
     visit3.BREAK = BREAK;
     visit3.SKIP = SKIP;
     visit3.REMOVE = REMOVE;
-    visit3.itemAtPath = (cst, path4) => {
+    visit3.itemAtPath = (cst, path6) => {
       let item = cst;
-      for (const [field, index] of path4) {
+      for (const [field, index] of path6) {
         const tok = item?.[field];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -43012,23 +43012,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit3.parentCollection = (cst, path4) => {
-      const parent = visit3.itemAtPath(cst, path4.slice(0, -1));
-      const field = path4[path4.length - 1][0];
+    visit3.parentCollection = (cst, path6) => {
+      const parent = visit3.itemAtPath(cst, path6.slice(0, -1));
+      const field = path6[path6.length - 1][0];
       const coll = parent?.[field];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path4, item, visitor) {
-      let ctrl = visitor(item, path4);
+    function _visit(path6, item, visitor) {
+      let ctrl = visitor(item, path6);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field of ["key", "value"]) {
         const token = item[field];
         if (token && "items" in token) {
           for (let i = 0; i < token.items.length; ++i) {
-            const ci = _visit(Object.freeze(path4.concat([[field, i]])), token.items[i], visitor);
+            const ci = _visit(Object.freeze(path6.concat([[field, i]])), token.items[i], visitor);
             if (typeof ci === "number")
               i = ci - 1;
             else if (ci === BREAK)
@@ -43039,10 +43039,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field === "key")
-            ctrl = ctrl(item, path4);
+            ctrl = ctrl(item, path6);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path4) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path6) : ctrl;
     }
     exports2.visit = visit3;
   }
@@ -44344,14 +44344,14 @@ var require_parser3 = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs2 = this.flowScalar(this.type);
+              const fs3 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map2.items.push({ start, key: fs2, sep: [] });
+                map2.items.push({ start, key: fs3, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs2);
+                this.stack.push(fs3);
               } else {
-                Object.assign(it, { key: fs2, sep: [] });
+                Object.assign(it, { key: fs3, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -44479,13 +44479,13 @@ var require_parser3 = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs2 = this.flowScalar(this.type);
+              const fs3 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs2, sep: [] });
+                fc.items.push({ start: [], key: fs3, sep: [] });
               else if (it.sep)
-                this.stack.push(fs2);
+                this.stack.push(fs3);
               else
-                Object.assign(it, { key: fs2, sep: [] });
+                Object.assign(it, { key: fs3, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -44652,7 +44652,7 @@ var require_public_api = __commonJS({
     var Document2 = require_Document();
     var errors = require_errors3();
     var log = require_log();
-    var identity = require_identity();
+    var identity4 = require_identity();
     var lineCounter = require_line_counter();
     var parser = require_parser3();
     function parseOptions(options) {
@@ -44730,7 +44730,7 @@ var require_public_api = __commonJS({
         if (!keepUndefined)
           return void 0;
       }
-      if (identity.isDocument(value) && !_replacer)
+      if (identity4.isDocument(value) && !_replacer)
         return value.toString(options);
       return new Document2.Document(value, _replacer, options).toString(options);
     }
@@ -44750,8 +44750,8 @@ var require_dist3 = __commonJS({
     var Schema = require_Schema();
     var errors = require_errors3();
     var Alias = require_Alias();
-    var identity = require_identity();
-    var Pair4 = require_Pair();
+    var identity4 = require_identity();
+    var Pair = require_Pair();
     var Scalar = require_Scalar();
     var YAMLMap = require_YAMLMap();
     var YAMLSeq = require_YAMLSeq();
@@ -44768,15 +44768,15 @@ var require_dist3 = __commonJS({
     exports2.YAMLParseError = errors.YAMLParseError;
     exports2.YAMLWarning = errors.YAMLWarning;
     exports2.Alias = Alias.Alias;
-    exports2.isAlias = identity.isAlias;
-    exports2.isCollection = identity.isCollection;
-    exports2.isDocument = identity.isDocument;
-    exports2.isMap = identity.isMap;
-    exports2.isNode = identity.isNode;
-    exports2.isPair = identity.isPair;
-    exports2.isScalar = identity.isScalar;
-    exports2.isSeq = identity.isSeq;
-    exports2.Pair = Pair4.Pair;
+    exports2.isAlias = identity4.isAlias;
+    exports2.isCollection = identity4.isCollection;
+    exports2.isDocument = identity4.isDocument;
+    exports2.isMap = identity4.isMap;
+    exports2.isNode = identity4.isNode;
+    exports2.isPair = identity4.isPair;
+    exports2.isScalar = identity4.isScalar;
+    exports2.isSeq = identity4.isSeq;
+    exports2.Pair = Pair.Pair;
     exports2.Scalar = Scalar.Scalar;
     exports2.YAMLMap = YAMLMap.YAMLMap;
     exports2.YAMLSeq = YAMLSeq.YAMLSeq;
@@ -44793,1089 +44793,13 @@ var require_dist3 = __commonJS({
   }
 });
 
-// node_modules/@actions/io/lib/io-util.js
-var require_io_util = __commonJS({
-  "node_modules/@actions/io/lib/io-util.js"(exports2) {
-    "use strict";
-    var __createBinding = exports2 && exports2.__createBinding || (Object.create ? (function(o, m, k, k2) {
-      if (k2 === void 0) k2 = k;
-      var desc = Object.getOwnPropertyDescriptor(m, k);
-      if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
-        desc = { enumerable: true, get: function() {
-          return m[k];
-        } };
-      }
-      Object.defineProperty(o, k2, desc);
-    }) : (function(o, m, k, k2) {
-      if (k2 === void 0) k2 = k;
-      o[k2] = m[k];
-    }));
-    var __setModuleDefault = exports2 && exports2.__setModuleDefault || (Object.create ? (function(o, v) {
-      Object.defineProperty(o, "default", { enumerable: true, value: v });
-    }) : function(o, v) {
-      o["default"] = v;
-    });
-    var __importStar = exports2 && exports2.__importStar || /* @__PURE__ */ (function() {
-      var ownKeys = function(o) {
-        ownKeys = Object.getOwnPropertyNames || function(o2) {
-          var ar = [];
-          for (var k in o2) if (Object.prototype.hasOwnProperty.call(o2, k)) ar[ar.length] = k;
-          return ar;
-        };
-        return ownKeys(o);
-      };
-      return function(mod2) {
-        if (mod2 && mod2.__esModule) return mod2;
-        var result = {};
-        if (mod2 != null) {
-          for (var k = ownKeys(mod2), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod2, k[i]);
-        }
-        __setModuleDefault(result, mod2);
-        return result;
-      };
-    })();
-    var __awaiter = exports2 && exports2.__awaiter || function(thisArg, _arguments, P, generator) {
-      function adopt(value) {
-        return value instanceof P ? value : new P(function(resolve2) {
-          resolve2(value);
-        });
-      }
-      return new (P || (P = Promise))(function(resolve2, reject) {
-        function fulfilled(value) {
-          try {
-            step2(generator.next(value));
-          } catch (e) {
-            reject(e);
-          }
-        }
-        function rejected(value) {
-          try {
-            step2(generator["throw"](value));
-          } catch (e) {
-            reject(e);
-          }
-        }
-        function step2(result) {
-          result.done ? resolve2(result.value) : adopt(result.value).then(fulfilled, rejected);
-        }
-        step2((generator = generator.apply(thisArg, _arguments || [])).next());
-      });
-    };
-    var _a3;
-    Object.defineProperty(exports2, "__esModule", { value: true });
-    exports2.READONLY = exports2.UV_FS_O_EXLOCK = exports2.IS_WINDOWS = exports2.unlink = exports2.symlink = exports2.stat = exports2.rmdir = exports2.rm = exports2.rename = exports2.readdir = exports2.open = exports2.mkdir = exports2.lstat = exports2.copyFile = exports2.chmod = void 0;
-    exports2.readlink = readlink;
-    exports2.exists = exists;
-    exports2.isDirectory = isDirectory;
-    exports2.isRooted = isRooted;
-    exports2.tryGetExecutablePath = tryGetExecutablePath;
-    exports2.getCmdPath = getCmdPath;
-    var fs2 = __importStar(require("fs"));
-    var path4 = __importStar(require("path"));
-    _a3 = fs2.promises, exports2.chmod = _a3.chmod, exports2.copyFile = _a3.copyFile, exports2.lstat = _a3.lstat, exports2.mkdir = _a3.mkdir, exports2.open = _a3.open, exports2.readdir = _a3.readdir, exports2.rename = _a3.rename, exports2.rm = _a3.rm, exports2.rmdir = _a3.rmdir, exports2.stat = _a3.stat, exports2.symlink = _a3.symlink, exports2.unlink = _a3.unlink;
-    exports2.IS_WINDOWS = process.platform === "win32";
-    function readlink(fsPath) {
-      return __awaiter(this, void 0, void 0, function* () {
-        const result = yield fs2.promises.readlink(fsPath);
-        if (exports2.IS_WINDOWS && !result.endsWith("\\")) {
-          return `${result}\\`;
-        }
-        return result;
-      });
-    }
-    exports2.UV_FS_O_EXLOCK = 268435456;
-    exports2.READONLY = fs2.constants.O_RDONLY;
-    function exists(fsPath) {
-      return __awaiter(this, void 0, void 0, function* () {
-        try {
-          yield (0, exports2.stat)(fsPath);
-        } catch (err) {
-          if (err.code === "ENOENT") {
-            return false;
-          }
-          throw err;
-        }
-        return true;
-      });
-    }
-    function isDirectory(fsPath_1) {
-      return __awaiter(this, arguments, void 0, function* (fsPath, useStat = false) {
-        const stats = useStat ? yield (0, exports2.stat)(fsPath) : yield (0, exports2.lstat)(fsPath);
-        return stats.isDirectory();
-      });
-    }
-    function isRooted(p) {
-      p = normalizeSeparators(p);
-      if (!p) {
-        throw new Error('isRooted() parameter "p" cannot be empty');
-      }
-      if (exports2.IS_WINDOWS) {
-        return p.startsWith("\\") || /^[A-Z]:/i.test(p);
-      }
-      return p.startsWith("/");
-    }
-    function tryGetExecutablePath(filePath, extensions) {
-      return __awaiter(this, void 0, void 0, function* () {
-        let stats = void 0;
-        try {
-          stats = yield (0, exports2.stat)(filePath);
-        } catch (err) {
-          if (err.code !== "ENOENT") {
-            console.log(`Unexpected error attempting to determine if executable file exists '${filePath}': ${err}`);
-          }
-        }
-        if (stats && stats.isFile()) {
-          if (exports2.IS_WINDOWS) {
-            const upperExt = path4.extname(filePath).toUpperCase();
-            if (extensions.some((validExt) => validExt.toUpperCase() === upperExt)) {
-              return filePath;
-            }
-          } else {
-            if (isUnixExecutable(stats)) {
-              return filePath;
-            }
-          }
-        }
-        const originalFilePath = filePath;
-        for (const extension of extensions) {
-          filePath = originalFilePath + extension;
-          stats = void 0;
-          try {
-            stats = yield (0, exports2.stat)(filePath);
-          } catch (err) {
-            if (err.code !== "ENOENT") {
-              console.log(`Unexpected error attempting to determine if executable file exists '${filePath}': ${err}`);
-            }
-          }
-          if (stats && stats.isFile()) {
-            if (exports2.IS_WINDOWS) {
-              try {
-                const directory = path4.dirname(filePath);
-                const upperName = path4.basename(filePath).toUpperCase();
-                for (const actualName of yield (0, exports2.readdir)(directory)) {
-                  if (upperName === actualName.toUpperCase()) {
-                    filePath = path4.join(directory, actualName);
-                    break;
-                  }
-                }
-              } catch (err) {
-                console.log(`Unexpected error attempting to determine the actual case of the file '${filePath}': ${err}`);
-              }
-              return filePath;
-            } else {
-              if (isUnixExecutable(stats)) {
-                return filePath;
-              }
-            }
-          }
-        }
-        return "";
-      });
-    }
-    function normalizeSeparators(p) {
-      p = p || "";
-      if (exports2.IS_WINDOWS) {
-        p = p.replace(/\//g, "\\");
-        return p.replace(/\\\\+/g, "\\");
-      }
-      return p.replace(/\/\/+/g, "/");
-    }
-    function isUnixExecutable(stats) {
-      return (stats.mode & 1) > 0 || (stats.mode & 8) > 0 && process.getgid !== void 0 && stats.gid === process.getgid() || (stats.mode & 64) > 0 && process.getuid !== void 0 && stats.uid === process.getuid();
-    }
-    function getCmdPath() {
-      var _a4;
-      return (_a4 = process.env["COMSPEC"]) !== null && _a4 !== void 0 ? _a4 : `cmd.exe`;
-    }
-  }
-});
-
-// node_modules/@actions/io/lib/io.js
-var require_io = __commonJS({
-  "node_modules/@actions/io/lib/io.js"(exports2) {
-    "use strict";
-    var __createBinding = exports2 && exports2.__createBinding || (Object.create ? (function(o, m, k, k2) {
-      if (k2 === void 0) k2 = k;
-      var desc = Object.getOwnPropertyDescriptor(m, k);
-      if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
-        desc = { enumerable: true, get: function() {
-          return m[k];
-        } };
-      }
-      Object.defineProperty(o, k2, desc);
-    }) : (function(o, m, k, k2) {
-      if (k2 === void 0) k2 = k;
-      o[k2] = m[k];
-    }));
-    var __setModuleDefault = exports2 && exports2.__setModuleDefault || (Object.create ? (function(o, v) {
-      Object.defineProperty(o, "default", { enumerable: true, value: v });
-    }) : function(o, v) {
-      o["default"] = v;
-    });
-    var __importStar = exports2 && exports2.__importStar || /* @__PURE__ */ (function() {
-      var ownKeys = function(o) {
-        ownKeys = Object.getOwnPropertyNames || function(o2) {
-          var ar = [];
-          for (var k in o2) if (Object.prototype.hasOwnProperty.call(o2, k)) ar[ar.length] = k;
-          return ar;
-        };
-        return ownKeys(o);
-      };
-      return function(mod2) {
-        if (mod2 && mod2.__esModule) return mod2;
-        var result = {};
-        if (mod2 != null) {
-          for (var k = ownKeys(mod2), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod2, k[i]);
-        }
-        __setModuleDefault(result, mod2);
-        return result;
-      };
-    })();
-    var __awaiter = exports2 && exports2.__awaiter || function(thisArg, _arguments, P, generator) {
-      function adopt(value) {
-        return value instanceof P ? value : new P(function(resolve2) {
-          resolve2(value);
-        });
-      }
-      return new (P || (P = Promise))(function(resolve2, reject) {
-        function fulfilled(value) {
-          try {
-            step2(generator.next(value));
-          } catch (e) {
-            reject(e);
-          }
-        }
-        function rejected(value) {
-          try {
-            step2(generator["throw"](value));
-          } catch (e) {
-            reject(e);
-          }
-        }
-        function step2(result) {
-          result.done ? resolve2(result.value) : adopt(result.value).then(fulfilled, rejected);
-        }
-        step2((generator = generator.apply(thisArg, _arguments || [])).next());
-      });
-    };
-    Object.defineProperty(exports2, "__esModule", { value: true });
-    exports2.cp = cp;
-    exports2.mv = mv;
-    exports2.rmRF = rmRF;
-    exports2.mkdirP = mkdirP;
-    exports2.which = which;
-    exports2.findInPath = findInPath;
-    var assert_1 = require("assert");
-    var path4 = __importStar(require("path"));
-    var ioUtil = __importStar(require_io_util());
-    function cp(source_1, dest_1) {
-      return __awaiter(this, arguments, void 0, function* (source, dest, options = {}) {
-        const { force, recursive: recursive2, copySourceDirectory } = readCopyOptions(options);
-        const destStat = (yield ioUtil.exists(dest)) ? yield ioUtil.stat(dest) : null;
-        if (destStat && destStat.isFile() && !force) {
-          return;
-        }
-        const newDest = destStat && destStat.isDirectory() && copySourceDirectory ? path4.join(dest, path4.basename(source)) : dest;
-        if (!(yield ioUtil.exists(source))) {
-          throw new Error(`no such file or directory: ${source}`);
-        }
-        const sourceStat = yield ioUtil.stat(source);
-        if (sourceStat.isDirectory()) {
-          if (!recursive2) {
-            throw new Error(`Failed to copy. ${source} is a directory, but tried to copy without recursive flag.`);
-          } else {
-            yield cpDirRecursive(source, newDest, 0, force);
-          }
-        } else {
-          if (path4.relative(source, newDest) === "") {
-            throw new Error(`'${newDest}' and '${source}' are the same file`);
-          }
-          yield copyFile(source, newDest, force);
-        }
-      });
-    }
-    function mv(source_1, dest_1) {
-      return __awaiter(this, arguments, void 0, function* (source, dest, options = {}) {
-        if (yield ioUtil.exists(dest)) {
-          let destExists = true;
-          if (yield ioUtil.isDirectory(dest)) {
-            dest = path4.join(dest, path4.basename(source));
-            destExists = yield ioUtil.exists(dest);
-          }
-          if (destExists) {
-            if (options.force == null || options.force) {
-              yield rmRF(dest);
-            } else {
-              throw new Error("Destination already exists");
-            }
-          }
-        }
-        yield mkdirP(path4.dirname(dest));
-        yield ioUtil.rename(source, dest);
-      });
-    }
-    function rmRF(inputPath) {
-      return __awaiter(this, void 0, void 0, function* () {
-        if (ioUtil.IS_WINDOWS) {
-          if (/[*"<>|]/.test(inputPath)) {
-            throw new Error('File path must not contain `*`, `"`, `<`, `>` or `|` on Windows');
-          }
-        }
-        try {
-          yield ioUtil.rm(inputPath, {
-            force: true,
-            maxRetries: 3,
-            recursive: true,
-            retryDelay: 300
-          });
-        } catch (err) {
-          throw new Error(`File was unable to be removed ${err}`);
-        }
-      });
-    }
-    function mkdirP(fsPath) {
-      return __awaiter(this, void 0, void 0, function* () {
-        (0, assert_1.ok)(fsPath, "a path argument must be provided");
-        yield ioUtil.mkdir(fsPath, { recursive: true });
-      });
-    }
-    function which(tool, check2) {
-      return __awaiter(this, void 0, void 0, function* () {
-        if (!tool) {
-          throw new Error("parameter 'tool' is required");
-        }
-        if (check2) {
-          const result = yield which(tool, false);
-          if (!result) {
-            if (ioUtil.IS_WINDOWS) {
-              throw new Error(`Unable to locate executable file: ${tool}. Please verify either the file path exists or the file can be found within a directory specified by the PATH environment variable. Also verify the file has a valid extension for an executable file.`);
-            } else {
-              throw new Error(`Unable to locate executable file: ${tool}. Please verify either the file path exists or the file can be found within a directory specified by the PATH environment variable. Also check the file mode to verify the file is executable.`);
-            }
-          }
-          return result;
-        }
-        const matches = yield findInPath(tool);
-        if (matches && matches.length > 0) {
-          return matches[0];
-        }
-        return "";
-      });
-    }
-    function findInPath(tool) {
-      return __awaiter(this, void 0, void 0, function* () {
-        if (!tool) {
-          throw new Error("parameter 'tool' is required");
-        }
-        const extensions = [];
-        if (ioUtil.IS_WINDOWS && process.env["PATHEXT"]) {
-          for (const extension of process.env["PATHEXT"].split(path4.delimiter)) {
-            if (extension) {
-              extensions.push(extension);
-            }
-          }
-        }
-        if (ioUtil.isRooted(tool)) {
-          const filePath = yield ioUtil.tryGetExecutablePath(tool, extensions);
-          if (filePath) {
-            return [filePath];
-          }
-          return [];
-        }
-        if (tool.includes(path4.sep)) {
-          return [];
-        }
-        const directories = [];
-        if (process.env.PATH) {
-          for (const p of process.env.PATH.split(path4.delimiter)) {
-            if (p) {
-              directories.push(p);
-            }
-          }
-        }
-        const matches = [];
-        for (const directory of directories) {
-          const filePath = yield ioUtil.tryGetExecutablePath(path4.join(directory, tool), extensions);
-          if (filePath) {
-            matches.push(filePath);
-          }
-        }
-        return matches;
-      });
-    }
-    function readCopyOptions(options) {
-      const force = options.force == null ? true : options.force;
-      const recursive2 = Boolean(options.recursive);
-      const copySourceDirectory = options.copySourceDirectory == null ? true : Boolean(options.copySourceDirectory);
-      return { force, recursive: recursive2, copySourceDirectory };
-    }
-    function cpDirRecursive(sourceDir, destDir, currentDepth, force) {
-      return __awaiter(this, void 0, void 0, function* () {
-        if (currentDepth >= 255)
-          return;
-        currentDepth++;
-        yield mkdirP(destDir);
-        const files = yield ioUtil.readdir(sourceDir);
-        for (const fileName of files) {
-          const srcFile = `${sourceDir}/${fileName}`;
-          const destFile = `${destDir}/${fileName}`;
-          const srcFileStat = yield ioUtil.lstat(srcFile);
-          if (srcFileStat.isDirectory()) {
-            yield cpDirRecursive(srcFile, destFile, currentDepth, force);
-          } else {
-            yield copyFile(srcFile, destFile, force);
-          }
-        }
-        yield ioUtil.chmod(destDir, (yield ioUtil.stat(sourceDir)).mode);
-      });
-    }
-    function copyFile(srcFile, destFile, force) {
-      return __awaiter(this, void 0, void 0, function* () {
-        if ((yield ioUtil.lstat(srcFile)).isSymbolicLink()) {
-          try {
-            yield ioUtil.lstat(destFile);
-            yield ioUtil.unlink(destFile);
-          } catch (e) {
-            if (e.code === "EPERM") {
-              yield ioUtil.chmod(destFile, "0666");
-              yield ioUtil.unlink(destFile);
-            }
-          }
-          const symlinkFull = yield ioUtil.readlink(srcFile);
-          yield ioUtil.symlink(symlinkFull, destFile, ioUtil.IS_WINDOWS ? "junction" : null);
-        } else if (!(yield ioUtil.exists(destFile)) || force) {
-          yield ioUtil.copyFile(srcFile, destFile);
-        }
-      });
-    }
-  }
-});
-
-// node_modules/@actions/exec/lib/toolrunner.js
-var require_toolrunner = __commonJS({
-  "node_modules/@actions/exec/lib/toolrunner.js"(exports2) {
-    "use strict";
-    var __createBinding = exports2 && exports2.__createBinding || (Object.create ? (function(o, m, k, k2) {
-      if (k2 === void 0) k2 = k;
-      var desc = Object.getOwnPropertyDescriptor(m, k);
-      if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
-        desc = { enumerable: true, get: function() {
-          return m[k];
-        } };
-      }
-      Object.defineProperty(o, k2, desc);
-    }) : (function(o, m, k, k2) {
-      if (k2 === void 0) k2 = k;
-      o[k2] = m[k];
-    }));
-    var __setModuleDefault = exports2 && exports2.__setModuleDefault || (Object.create ? (function(o, v) {
-      Object.defineProperty(o, "default", { enumerable: true, value: v });
-    }) : function(o, v) {
-      o["default"] = v;
-    });
-    var __importStar = exports2 && exports2.__importStar || /* @__PURE__ */ (function() {
-      var ownKeys = function(o) {
-        ownKeys = Object.getOwnPropertyNames || function(o2) {
-          var ar = [];
-          for (var k in o2) if (Object.prototype.hasOwnProperty.call(o2, k)) ar[ar.length] = k;
-          return ar;
-        };
-        return ownKeys(o);
-      };
-      return function(mod2) {
-        if (mod2 && mod2.__esModule) return mod2;
-        var result = {};
-        if (mod2 != null) {
-          for (var k = ownKeys(mod2), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod2, k[i]);
-        }
-        __setModuleDefault(result, mod2);
-        return result;
-      };
-    })();
-    var __awaiter = exports2 && exports2.__awaiter || function(thisArg, _arguments, P, generator) {
-      function adopt(value) {
-        return value instanceof P ? value : new P(function(resolve2) {
-          resolve2(value);
-        });
-      }
-      return new (P || (P = Promise))(function(resolve2, reject) {
-        function fulfilled(value) {
-          try {
-            step2(generator.next(value));
-          } catch (e) {
-            reject(e);
-          }
-        }
-        function rejected(value) {
-          try {
-            step2(generator["throw"](value));
-          } catch (e) {
-            reject(e);
-          }
-        }
-        function step2(result) {
-          result.done ? resolve2(result.value) : adopt(result.value).then(fulfilled, rejected);
-        }
-        step2((generator = generator.apply(thisArg, _arguments || [])).next());
-      });
-    };
-    Object.defineProperty(exports2, "__esModule", { value: true });
-    exports2.ToolRunner = void 0;
-    exports2.argStringToArray = argStringToArray;
-    var os = __importStar(require("os"));
-    var events = __importStar(require("events"));
-    var child = __importStar(require("child_process"));
-    var path4 = __importStar(require("path"));
-    var io = __importStar(require_io());
-    var ioUtil = __importStar(require_io_util());
-    var timers_1 = require("timers");
-    var IS_WINDOWS = process.platform === "win32";
-    var ToolRunner = class extends events.EventEmitter {
-      constructor(toolPath, args, options) {
-        super();
-        if (!toolPath) {
-          throw new Error("Parameter 'toolPath' cannot be null or empty.");
-        }
-        this.toolPath = toolPath;
-        this.args = args || [];
-        this.options = options || {};
-      }
-      _debug(message) {
-        if (this.options.listeners && this.options.listeners.debug) {
-          this.options.listeners.debug(message);
-        }
-      }
-      _getCommandString(options, noPrefix) {
-        const toolPath = this._getSpawnFileName();
-        const args = this._getSpawnArgs(options);
-        let cmd = noPrefix ? "" : "[command]";
-        if (IS_WINDOWS) {
-          if (this._isCmdFile()) {
-            cmd += toolPath;
-            for (const a of args) {
-              cmd += ` ${a}`;
-            }
-          } else if (options.windowsVerbatimArguments) {
-            cmd += `"${toolPath}"`;
-            for (const a of args) {
-              cmd += ` ${a}`;
-            }
-          } else {
-            cmd += this._windowsQuoteCmdArg(toolPath);
-            for (const a of args) {
-              cmd += ` ${this._windowsQuoteCmdArg(a)}`;
-            }
-          }
-        } else {
-          cmd += toolPath;
-          for (const a of args) {
-            cmd += ` ${a}`;
-          }
-        }
-        return cmd;
-      }
-      _processLineBuffer(data, strBuffer, onLine) {
-        try {
-          let s = strBuffer + data.toString();
-          let n = s.indexOf(os.EOL);
-          while (n > -1) {
-            const line = s.substring(0, n);
-            onLine(line);
-            s = s.substring(n + os.EOL.length);
-            n = s.indexOf(os.EOL);
-          }
-          return s;
-        } catch (err) {
-          this._debug(`error processing line. Failed with error ${err}`);
-          return "";
-        }
-      }
-      _getSpawnFileName() {
-        if (IS_WINDOWS) {
-          if (this._isCmdFile()) {
-            return process.env["COMSPEC"] || "cmd.exe";
-          }
-        }
-        return this.toolPath;
-      }
-      _getSpawnArgs(options) {
-        if (IS_WINDOWS) {
-          if (this._isCmdFile()) {
-            let argline = `/D /S /C "${this._windowsQuoteCmdArg(this.toolPath)}`;
-            for (const a of this.args) {
-              argline += " ";
-              argline += options.windowsVerbatimArguments ? a : this._windowsQuoteCmdArg(a);
-            }
-            argline += '"';
-            return [argline];
-          }
-        }
-        return this.args;
-      }
-      _endsWith(str2, end) {
-        return str2.endsWith(end);
-      }
-      _isCmdFile() {
-        const upperToolPath = this.toolPath.toUpperCase();
-        return this._endsWith(upperToolPath, ".CMD") || this._endsWith(upperToolPath, ".BAT");
-      }
-      _windowsQuoteCmdArg(arg) {
-        if (!this._isCmdFile()) {
-          return this._uvQuoteCmdArg(arg);
-        }
-        if (!arg) {
-          return '""';
-        }
-        const cmdSpecialChars = [
-          " ",
-          "	",
-          "&",
-          "(",
-          ")",
-          "[",
-          "]",
-          "{",
-          "}",
-          "^",
-          "=",
-          ";",
-          "!",
-          "'",
-          "+",
-          ",",
-          "`",
-          "~",
-          "|",
-          "<",
-          ">",
-          '"'
-        ];
-        let needsQuotes = false;
-        for (const char of arg) {
-          if (cmdSpecialChars.some((x) => x === char)) {
-            needsQuotes = true;
-            break;
-          }
-        }
-        if (!needsQuotes) {
-          return arg;
-        }
-        let reverse = '"';
-        let quoteHit = true;
-        for (let i = arg.length; i > 0; i--) {
-          reverse += arg[i - 1];
-          if (quoteHit && arg[i - 1] === "\\") {
-            reverse += "\\";
-          } else if (arg[i - 1] === '"') {
-            quoteHit = true;
-            reverse += '"';
-          } else {
-            quoteHit = false;
-          }
-        }
-        reverse += '"';
-        return reverse.split("").reverse().join("");
-      }
-      _uvQuoteCmdArg(arg) {
-        if (!arg) {
-          return '""';
-        }
-        if (!arg.includes(" ") && !arg.includes("	") && !arg.includes('"')) {
-          return arg;
-        }
-        if (!arg.includes('"') && !arg.includes("\\")) {
-          return `"${arg}"`;
-        }
-        let reverse = '"';
-        let quoteHit = true;
-        for (let i = arg.length; i > 0; i--) {
-          reverse += arg[i - 1];
-          if (quoteHit && arg[i - 1] === "\\") {
-            reverse += "\\";
-          } else if (arg[i - 1] === '"') {
-            quoteHit = true;
-            reverse += "\\";
-          } else {
-            quoteHit = false;
-          }
-        }
-        reverse += '"';
-        return reverse.split("").reverse().join("");
-      }
-      _cloneExecOptions(options) {
-        options = options || {};
-        const result = {
-          cwd: options.cwd || process.cwd(),
-          env: options.env || process.env,
-          silent: options.silent || false,
-          windowsVerbatimArguments: options.windowsVerbatimArguments || false,
-          failOnStdErr: options.failOnStdErr || false,
-          ignoreReturnCode: options.ignoreReturnCode || false,
-          delay: options.delay || 1e4
-        };
-        result.outStream = options.outStream || process.stdout;
-        result.errStream = options.errStream || process.stderr;
-        return result;
-      }
-      _getSpawnOptions(options, toolPath) {
-        options = options || {};
-        const result = {};
-        result.cwd = options.cwd;
-        result.env = options.env;
-        result["windowsVerbatimArguments"] = options.windowsVerbatimArguments || this._isCmdFile();
-        if (options.windowsVerbatimArguments) {
-          result.argv0 = `"${toolPath}"`;
-        }
-        return result;
-      }
-      /**
-       * Exec a tool.
-       * Output will be streamed to the live console.
-       * Returns promise with return code
-       *
-       * @param     tool     path to tool to exec
-       * @param     options  optional exec options.  See ExecOptions
-       * @returns   number
-       */
-      exec() {
-        return __awaiter(this, void 0, void 0, function* () {
-          if (!ioUtil.isRooted(this.toolPath) && (this.toolPath.includes("/") || IS_WINDOWS && this.toolPath.includes("\\"))) {
-            this.toolPath = path4.resolve(process.cwd(), this.options.cwd || process.cwd(), this.toolPath);
-          }
-          this.toolPath = yield io.which(this.toolPath, true);
-          return new Promise((resolve2, reject) => __awaiter(this, void 0, void 0, function* () {
-            this._debug(`exec tool: ${this.toolPath}`);
-            this._debug("arguments:");
-            for (const arg of this.args) {
-              this._debug(`   ${arg}`);
-            }
-            const optionsNonNull = this._cloneExecOptions(this.options);
-            if (!optionsNonNull.silent && optionsNonNull.outStream) {
-              optionsNonNull.outStream.write(this._getCommandString(optionsNonNull) + os.EOL);
-            }
-            const state = new ExecState(optionsNonNull, this.toolPath);
-            state.on("debug", (message) => {
-              this._debug(message);
-            });
-            if (this.options.cwd && !(yield ioUtil.exists(this.options.cwd))) {
-              return reject(new Error(`The cwd: ${this.options.cwd} does not exist!`));
-            }
-            const fileName = this._getSpawnFileName();
-            const cp = child.spawn(fileName, this._getSpawnArgs(optionsNonNull), this._getSpawnOptions(this.options, fileName));
-            let stdbuffer = "";
-            if (cp.stdout) {
-              cp.stdout.on("data", (data) => {
-                if (this.options.listeners && this.options.listeners.stdout) {
-                  this.options.listeners.stdout(data);
-                }
-                if (!optionsNonNull.silent && optionsNonNull.outStream) {
-                  optionsNonNull.outStream.write(data);
-                }
-                stdbuffer = this._processLineBuffer(data, stdbuffer, (line) => {
-                  if (this.options.listeners && this.options.listeners.stdline) {
-                    this.options.listeners.stdline(line);
-                  }
-                });
-              });
-            }
-            let errbuffer = "";
-            if (cp.stderr) {
-              cp.stderr.on("data", (data) => {
-                state.processStderr = true;
-                if (this.options.listeners && this.options.listeners.stderr) {
-                  this.options.listeners.stderr(data);
-                }
-                if (!optionsNonNull.silent && optionsNonNull.errStream && optionsNonNull.outStream) {
-                  const s = optionsNonNull.failOnStdErr ? optionsNonNull.errStream : optionsNonNull.outStream;
-                  s.write(data);
-                }
-                errbuffer = this._processLineBuffer(data, errbuffer, (line) => {
-                  if (this.options.listeners && this.options.listeners.errline) {
-                    this.options.listeners.errline(line);
-                  }
-                });
-              });
-            }
-            cp.on("error", (err) => {
-              state.processError = err.message;
-              state.processExited = true;
-              state.processClosed = true;
-              state.CheckComplete();
-            });
-            cp.on("exit", (code) => {
-              state.processExitCode = code;
-              state.processExited = true;
-              this._debug(`Exit code ${code} received from tool '${this.toolPath}'`);
-              state.CheckComplete();
-            });
-            cp.on("close", (code) => {
-              state.processExitCode = code;
-              state.processExited = true;
-              state.processClosed = true;
-              this._debug(`STDIO streams have closed for tool '${this.toolPath}'`);
-              state.CheckComplete();
-            });
-            state.on("done", (error62, exitCode) => {
-              if (stdbuffer.length > 0) {
-                this.emit("stdline", stdbuffer);
-              }
-              if (errbuffer.length > 0) {
-                this.emit("errline", errbuffer);
-              }
-              cp.removeAllListeners();
-              if (error62) {
-                reject(error62);
-              } else {
-                resolve2(exitCode);
-              }
-            });
-            if (this.options.input) {
-              if (!cp.stdin) {
-                throw new Error("child process missing stdin");
-              }
-              cp.stdin.end(this.options.input);
-            }
-          }));
-        });
-      }
-    };
-    exports2.ToolRunner = ToolRunner;
-    function argStringToArray(argString) {
-      const args = [];
-      let inQuotes = false;
-      let escaped = false;
-      let arg = "";
-      function append(c) {
-        if (escaped && c !== '"') {
-          arg += "\\";
-        }
-        arg += c;
-        escaped = false;
-      }
-      for (let i = 0; i < argString.length; i++) {
-        const c = argString.charAt(i);
-        if (c === '"') {
-          if (!escaped) {
-            inQuotes = !inQuotes;
-          } else {
-            append(c);
-          }
-          continue;
-        }
-        if (c === "\\" && escaped) {
-          append(c);
-          continue;
-        }
-        if (c === "\\" && inQuotes) {
-          escaped = true;
-          continue;
-        }
-        if (c === " " && !inQuotes) {
-          if (arg.length > 0) {
-            args.push(arg);
-            arg = "";
-          }
-          continue;
-        }
-        append(c);
-      }
-      if (arg.length > 0) {
-        args.push(arg.trim());
-      }
-      return args;
-    }
-    var ExecState = class _ExecState extends events.EventEmitter {
-      constructor(options, toolPath) {
-        super();
-        this.processClosed = false;
-        this.processError = "";
-        this.processExitCode = 0;
-        this.processExited = false;
-        this.processStderr = false;
-        this.delay = 1e4;
-        this.done = false;
-        this.timeout = null;
-        if (!toolPath) {
-          throw new Error("toolPath must not be empty");
-        }
-        this.options = options;
-        this.toolPath = toolPath;
-        if (options.delay) {
-          this.delay = options.delay;
-        }
-      }
-      CheckComplete() {
-        if (this.done) {
-          return;
-        }
-        if (this.processClosed) {
-          this._setResult();
-        } else if (this.processExited) {
-          this.timeout = (0, timers_1.setTimeout)(_ExecState.HandleTimeout, this.delay, this);
-        }
-      }
-      _debug(message) {
-        this.emit("debug", message);
-      }
-      _setResult() {
-        let error62;
-        if (this.processExited) {
-          if (this.processError) {
-            error62 = new Error(`There was an error when attempting to execute the process '${this.toolPath}'. This may indicate the process failed to start. Error: ${this.processError}`);
-          } else if (this.processExitCode !== 0 && !this.options.ignoreReturnCode) {
-            error62 = new Error(`The process '${this.toolPath}' failed with exit code ${this.processExitCode}`);
-          } else if (this.processStderr && this.options.failOnStdErr) {
-            error62 = new Error(`The process '${this.toolPath}' failed because one or more lines were written to the STDERR stream`);
-          }
-        }
-        if (this.timeout) {
-          clearTimeout(this.timeout);
-          this.timeout = null;
-        }
-        this.done = true;
-        this.emit("done", error62, this.processExitCode);
-      }
-      static HandleTimeout(state) {
-        if (state.done) {
-          return;
-        }
-        if (!state.processClosed && state.processExited) {
-          const message = `The STDIO streams did not close within ${state.delay / 1e3} seconds of the exit event from process '${state.toolPath}'. This may indicate a child process inherited the STDIO streams and has not yet exited.`;
-          state._debug(message);
-        }
-        state._setResult();
-      }
-    };
-  }
-});
-
-// node_modules/@actions/exec/lib/exec.js
-var require_exec = __commonJS({
-  "node_modules/@actions/exec/lib/exec.js"(exports2) {
-    "use strict";
-    var __createBinding = exports2 && exports2.__createBinding || (Object.create ? (function(o, m, k, k2) {
-      if (k2 === void 0) k2 = k;
-      var desc = Object.getOwnPropertyDescriptor(m, k);
-      if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
-        desc = { enumerable: true, get: function() {
-          return m[k];
-        } };
-      }
-      Object.defineProperty(o, k2, desc);
-    }) : (function(o, m, k, k2) {
-      if (k2 === void 0) k2 = k;
-      o[k2] = m[k];
-    }));
-    var __setModuleDefault = exports2 && exports2.__setModuleDefault || (Object.create ? (function(o, v) {
-      Object.defineProperty(o, "default", { enumerable: true, value: v });
-    }) : function(o, v) {
-      o["default"] = v;
-    });
-    var __importStar = exports2 && exports2.__importStar || /* @__PURE__ */ (function() {
-      var ownKeys = function(o) {
-        ownKeys = Object.getOwnPropertyNames || function(o2) {
-          var ar = [];
-          for (var k in o2) if (Object.prototype.hasOwnProperty.call(o2, k)) ar[ar.length] = k;
-          return ar;
-        };
-        return ownKeys(o);
-      };
-      return function(mod2) {
-        if (mod2 && mod2.__esModule) return mod2;
-        var result = {};
-        if (mod2 != null) {
-          for (var k = ownKeys(mod2), i = 0; i < k.length; i++) if (k[i] !== "default") __createBinding(result, mod2, k[i]);
-        }
-        __setModuleDefault(result, mod2);
-        return result;
-      };
-    })();
-    var __awaiter = exports2 && exports2.__awaiter || function(thisArg, _arguments, P, generator) {
-      function adopt(value) {
-        return value instanceof P ? value : new P(function(resolve2) {
-          resolve2(value);
-        });
-      }
-      return new (P || (P = Promise))(function(resolve2, reject) {
-        function fulfilled(value) {
-          try {
-            step2(generator.next(value));
-          } catch (e) {
-            reject(e);
-          }
-        }
-        function rejected(value) {
-          try {
-            step2(generator["throw"](value));
-          } catch (e) {
-            reject(e);
-          }
-        }
-        function step2(result) {
-          result.done ? resolve2(result.value) : adopt(result.value).then(fulfilled, rejected);
-        }
-        step2((generator = generator.apply(thisArg, _arguments || [])).next());
-      });
-    };
-    Object.defineProperty(exports2, "__esModule", { value: true });
-    exports2.exec = exec2;
-    exports2.getExecOutput = getExecOutput2;
-    var string_decoder_1 = require("string_decoder");
-    var tr = __importStar(require_toolrunner());
-    function exec2(commandLine, args, options) {
-      return __awaiter(this, void 0, void 0, function* () {
-        const commandArgs = tr.argStringToArray(commandLine);
-        if (commandArgs.length === 0) {
-          throw new Error(`Parameter 'commandLine' cannot be null or empty.`);
-        }
-        const toolPath = commandArgs[0];
-        args = commandArgs.slice(1).concat(args || []);
-        const runner = new tr.ToolRunner(toolPath, args, options);
-        return runner.exec();
-      });
-    }
-    function getExecOutput2(commandLine, args, options) {
-      return __awaiter(this, void 0, void 0, function* () {
-        var _a3, _b;
-        let stdout = "";
-        let stderr = "";
-        const stdoutDecoder = new string_decoder_1.StringDecoder("utf8");
-        const stderrDecoder = new string_decoder_1.StringDecoder("utf8");
-        const originalStdoutListener = (_a3 = options === null || options === void 0 ? void 0 : options.listeners) === null || _a3 === void 0 ? void 0 : _a3.stdout;
-        const originalStdErrListener = (_b = options === null || options === void 0 ? void 0 : options.listeners) === null || _b === void 0 ? void 0 : _b.stderr;
-        const stdErrListener = (data) => {
-          stderr += stderrDecoder.write(data);
-          if (originalStdErrListener) {
-            originalStdErrListener(data);
-          }
-        };
-        const stdOutListener = (data) => {
-          stdout += stdoutDecoder.write(data);
-          if (originalStdoutListener) {
-            originalStdoutListener(data);
-          }
-        };
-        const listeners = Object.assign(Object.assign({}, options === null || options === void 0 ? void 0 : options.listeners), { stdout: stdOutListener, stderr: stdErrListener });
-        const exitCode = yield exec2(commandLine, args, Object.assign(Object.assign({}, options), { listeners }));
-        stdout += stdoutDecoder.end();
-        stderr += stderrDecoder.end();
-        return {
-          exitCode,
-          stdout,
-          stderr
-        };
-      });
-    }
-  }
-});
-
 // src/cli.ts
 var cli_exports = {};
 __export(cli_exports, {
   cli: () => cli
 });
 module.exports = __toCommonJS(cli_exports);
-var path3 = __toESM(require("node:path"));
+var path5 = __toESM(require("node:path"));
 var import_node_util = require("node:util");
 
 // src/errors.ts
@@ -45911,9 +44835,9 @@ var ConnectionError = class extends DbreplError {
 };
 var StepError = class extends DbreplError {
   step;
-  constructor(step2, message, options) {
-    super("STEP", `step "${step2}" failed: ${message}`, options);
-    this.step = step2;
+  constructor(step, message, options) {
+    super("STEP", `step "${step}" failed: ${message}`, options);
+    this.step = step;
   }
 };
 var TimeoutError = class extends DbreplError {
@@ -45926,48 +44850,168 @@ function messageOf(err) {
   return String(err);
 }
 
-// src/hosts/host.ts
+// src/engines/mongodb/capabilities.ts
+var mongodbCapabilities = {
+  name: "mongodb",
+  label: "MongoDB",
+  defaultPort: 27017,
+  envPrefix: "MONGODB",
+  // Replica-set members replicate within one set; a chain is the set's business, not the file's.
+  cascading: false,
+  needsReplicationLogin: false,
+  sameApplicationOnly: true,
+  serverKeys: ["data_dir", "options_file", "replica_set", "follow_symlinks"],
+  redact: [{ pattern: /mongodb(\+srv)?:\/\/[^@\s]*@/g, replacement: "mongodb$1://***@" }]
+};
+
+// src/engines/mysql/capabilities.ts
+var mysqlCapabilities = {
+  name: "mysql",
+  label: "MySQL/MariaDB",
+  defaultPort: 3306,
+  envPrefix: "MYSQL",
+  cascading: true,
+  needsReplicationLogin: true,
+  sameApplicationOnly: false,
+  serverKeys: ["data_dir", "options_file", "follow_symlinks"],
+  // The clients echo the statement they failed on: password hashes and literals are not for reports.
+  redact: [
+    { pattern: /\*[0-9A-Fa-f]{40}/g, replacement: "***" },
+    { pattern: /\b(AS|PASSWORD|USING) '[^']*'/gi, replacement: "$1 '***'" }
+  ]
+};
+
+// src/engines/names.ts
+var ENGINE_NAMES = ["postgresql", "mysql", "redis", "mongodb"];
+var ENGINE_SERVER_KEYS = ["data_dir", "options_file", "replica_set", "follow_symlinks"];
+
+// src/engines/postgresql/capabilities.ts
+var postgresqlCapabilities = {
+  name: "postgresql",
+  label: "PostgreSQL",
+  defaultPort: 5432,
+  envPrefix: "POSTGRESQL",
+  cascading: true,
+  needsReplicationLogin: true,
+  sameApplicationOnly: false,
+  serverKeys: ["data_dir", "follow_symlinks"],
+  // libpq echoes conninfo strings in some errors; SCRAM verifiers are password equivalents.
+  redact: [
+    { pattern: /password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)/gi, replacement: "password=***" },
+    { pattern: /SCRAM-SHA-256\$[^\s']+/g, replacement: "SCRAM-SHA-256$***" }
+  ]
+};
+
+// src/engines/redis/capabilities.ts
+var redisCapabilities = {
+  name: "redis",
+  label: "Redis",
+  defaultPort: 6379,
+  envPrefix: "REDIS",
+  cascading: true,
+  // A replica authenticates as the master's ACL user (or with requirepass): no login of its own needed.
+  needsReplicationLogin: false,
+  sameApplicationOnly: false,
+  serverKeys: [],
+  redact: [{ pattern: /\b(masterauth|requirepass)\s+\S+/gi, replacement: "$1 ***" }]
+};
+
+// src/engines/capabilities.ts
+var CAPABILITIES = {
+  postgresql: postgresqlCapabilities,
+  mysql: mysqlCapabilities,
+  redis: redisCapabilities,
+  mongodb: mongodbCapabilities
+};
+function capabilitiesOf(name) {
+  return CAPABILITIES[name];
+}
+function redactProgramOutput(text) {
+  let out = text;
+  for (const caps of Object.values(CAPABILITIES)) {
+    for (const r of caps.redact) out = out.replace(r.pattern, r.replacement);
+  }
+  return out;
+}
+
+// src/hosts/limits.ts
+var COMMAND_TIMEOUT_MS = 12e4;
+var SERVICE_TIMEOUT_MS = 3e5;
+var COPY_BYTES_PER_SECOND = 4 * 1024 * 1024;
+var COPY_MINIMUM_MS = 6e5;
+function copyTimeoutMs(bytes, overrideSeconds) {
+  if (overrideSeconds !== void 0) return Math.max(1, overrideSeconds) * 1e3;
+  return COPY_MINIMUM_MS + Math.ceil(Math.max(0, bytes) / COPY_BYTES_PER_SECOND * 1e3);
+}
+
+// src/hosts/quote.ts
+function shellQuote(arg) {
+  if (arg.includes("\0")) throw new Error("an argument cannot contain a NUL byte");
+  if (arg !== "" && /^[A-Za-z0-9_@%+=:,./-]+$/.test(arg)) return arg;
+  return `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+function shellLine(argv) {
+  return argv.map(shellQuote).join(" ");
+}
+function commandSummary(argv, max = 160) {
+  const line = shellLine(argv.map((a) => a.includes("\n") ? `${a.split("\n")[0]}\u2026` : a));
+  return line.length > max ? `${line.slice(0, max)}\u2026` : line;
+}
+
+// src/hosts/commands.ts
 async function runChecked(host, argv, what, options) {
   const r = await host.run(argv, options);
+  if (r.timedOut) {
+    const ms = options?.timeoutMs ?? COMMAND_TIMEOUT_MS;
+    const seconds = ms >= 1e4 ? Math.round(ms / 1e3) : Math.round(ms / 100) / 10;
+    throw new TimeoutError(`${what} on ${host.label} did not finish within ${seconds} s and was stopped (it ran: ${commandSummary(argv)})${r.stderr.trim() ? `; last output: ${tail(r.stderr)}` : ""}`);
+  }
   if (r.code !== 0) {
     throw new DbreplError("STEP", `${what} failed on ${host.label} (exit ${r.code}): ${tail(r.stderr || r.stdout)}`);
   }
   return r.stdout;
 }
+var SECRET_NAME = /^[a-z_][a-z0-9_]*$/;
+var PRELUDE = `while IFS= read -r -d '' __dbrepl_name && [ -n "$__dbrepl_name" ]; do IFS= read -r -d '' "$__dbrepl_name" || exit 97; done; unset __dbrepl_name`;
+async function runScript(host, script, args, what, options = {}) {
+  const { secrets, input: input2, ...rest } = options;
+  const parts = [];
+  const named = Object.entries(secrets ?? {});
+  for (const [name, value] of named) {
+    if (!SECRET_NAME.test(name)) throw new Error(`secret variable name ${name} must be a lower-case shell name`);
+    if (value.includes("\0")) throw new DbreplError("STEP", `a secret for ${what} contains a NUL byte`);
+    parts.push(Buffer.from(`${name}\0${value}\0`));
+  }
+  if (named.length > 0) parts.push(Buffer.from("\0"));
+  if (input2 !== void 0) parts.push(Buffer.isBuffer(input2) ? input2 : Buffer.from(input2));
+  const prelude = named.length > 0 ? `${PRELUDE}
+` : "";
+  return runChecked(host, ["bash", "-c", `${prelude}set -euo pipefail
+${script}`, "dbrepl", ...args], what, {
+    ...rest,
+    input: parts.length > 0 ? Buffer.concat(parts) : void 0
+  });
+}
 async function readFile(host, file2) {
   const r = await host.run(["cat", "--", file2]);
   return r.code === 0 ? r.stdout : null;
 }
-async function writeFile(host, file2, content) {
-  const script = [
-    "set -e",
-    'tmp="$1.dbrepl-tmp"',
-    `trap 'rm -f "$tmp"' EXIT`,
-    '(umask 077; cat > "$tmp")',
-    '[ "$(wc -c < "$tmp")" -eq "$2" ] || { echo "short write: $(wc -c < "$tmp") of $2 bytes" >&2; exit 1; }',
-    'if [ -e "$1" ]; then chown --reference="$1" "$tmp"; chmod --reference="$1" "$tmp"; fi',
-    'sync "$tmp" 2>/dev/null || true',
-    'mv -f "$tmp" "$1"',
-    "trap - EXIT"
-  ].join("\n");
-  await runChecked(host, ["/bin/sh", "-c", script, "sh", file2, String(Buffer.byteLength(content))], `writing ${file2}`, { input: content });
-}
 async function pathExists(host, file2) {
-  return (await host.run(["test", "-e", file2])).code === 0;
+  return (await host.run(["test", "-e", file2])).code === 0 || (await host.run(["test", "-L", file2])).code === 0;
 }
 async function statOwner(host, file2) {
   const out = (await runChecked(host, ["stat", "-c", "%u %g %a", "--", file2], `stat ${file2}`)).trim();
   const [uid, gid, mode] = out.split(/\s+/);
   if (!uid || !gid || !mode) throw new DbreplError("STEP", `unexpected stat output for ${file2}`);
-  return { uid, gid, mode };
+  return { uid: Number(uid), gid: Number(gid), mode };
 }
 function tail(text, lines = 5) {
-  const t = text.trim().split("\n").slice(-lines).join(" | ").replace(/\*[0-9A-Fa-f]{40}/g, "***").replace(/(AS|PASSWORD|USING) '[^']*'/gi, "$1 '***'");
+  const t = redactProgramOutput(text.trim().split("\n").slice(-lines).join(" | "));
   return t.length > 600 ? t.slice(-600) : t || "(no output)";
 }
 
 // src/hosts/rebuild.ts
-var path = __toESM(require("node:path"));
+var path2 = __toESM(require("node:path"));
 
 // src/util/bytes.ts
 function humanBytes(n) {
@@ -45982,17 +45026,100 @@ function humanBytes(n) {
   return `${v.toFixed(1)} ${units[u]}`;
 }
 
-// src/hosts/rebuild.ts
-async function takeRebuildLock(host, server, dataDir, info) {
-  const lock = `${dataDir}.dbrepl-lock`;
-  const r = await host.run(["mkdir", "--", lock]);
-  if (r.code !== 0) {
-    const previous = (await readFile(host, `${lock}/info`))?.trim() ?? "(no info)";
-    throw new DbreplError(
-      "STEP",
-      `${lock} exists: another dbrepl run is rebuilding ${server.ref}, or one was interrupted (${previous}); if none is running, check that the server is as it should be (its previous data may be at the path named there), then remove ${lock}`
-    );
+// src/hosts/files.ts
+var path = __toESM(require("node:path"));
+async function pathInfo(host, file2) {
+  const out = await runScript(
+    host,
+    `f=$1
+if [ -L "$f" ]; then printf 'link 0 0 0 %s\\n' "$(readlink -f -- "$f")"
+elif [ -e "$f" ]; then stat -c 'file %u %g %a' -- "$f"
+else echo 'none 0 0 0'; fi
+stat -c 'dir %u %g %a' -- "$(dirname -- "$f")"`,
+    [file2],
+    `inspecting ${file2}`
+  ).catch((err) => {
+    throw new DbreplError("STEP", `${path.dirname(file2)} does not exist or cannot be read on ${host.label}`, { cause: err });
+  });
+  const [first = "", second = ""] = out.trim().split("\n");
+  const [kind, uid, gid, mode, ...target] = first.split(" ");
+  const [, duid, dgid, dmode] = second.split(" ");
+  return {
+    kind,
+    target: target.length > 0 ? target.join(" ") : null,
+    uid: Number(uid),
+    gid: Number(gid),
+    mode: parseInt(mode ?? "0", 8),
+    dir: { uid: Number(duid), gid: Number(dgid), mode: parseInt(dmode ?? "0", 8) }
+  };
+}
+async function writableTarget(host, file2, followSymlinks) {
+  let target = file2;
+  let info = await pathInfo(host, target);
+  if (info.kind === "link") {
+    if (!followSymlinks || !info.target) {
+      throw new DbreplError(
+        "STEP",
+        `${file2} on ${host.label} is a symbolic link (to ${info.target ?? "nothing"}); dbrepl does not write through links unless the server sets follow_symlinks: true`
+      );
+    }
+    target = info.target;
+    info = await pathInfo(host, target);
+    if (info.kind === "link") throw new DbreplError("STEP", `${target} on ${host.label} is still a link after resolving ${file2}`);
   }
+  if ((info.dir.mode & 18) !== 0 && (info.dir.mode & 512) === 0) {
+    throw new DbreplError("STEP", `${path.dirname(target)} on ${host.label} is writable by other users (mode ${info.dir.mode.toString(8)}); dbrepl does not write files there`);
+  }
+  return { target, info };
+}
+async function writeFile(host, file2, content, options = {}) {
+  const { target, info } = await writableTarget(host, file2, options.followSymlinks);
+  const writer = { uid: info.dir.uid, gid: info.dir.gid };
+  const keep = info.kind === "file" && !options.reown;
+  const owner = keep ? { uid: info.uid, gid: info.gid } : options.owner ?? writer;
+  const mode = keep ? info.mode.toString(8) : options.mode ?? "600";
+  const me = (await host.facts()).uid;
+  const chown = writer.uid === 0 && me === 0 && (owner.uid !== 0 || owner.gid !== 0) ? `${owner.uid}:${owner.gid}` : "";
+  const bytes = Buffer.byteLength(content);
+  await runScript(
+    host,
+    `f=$1; n=$2; mode=$3; owner=$4
+tmp=$(mktemp -- "$(dirname -- "$f")/.$(basename -- "$f").dbrepl-XXXXXXXXXX")
+trap 'rm -f -- "$tmp"' EXIT
+cat > "$tmp"
+got=$(wc -c < "$tmp")
+[ "$got" -eq "$n" ] || { echo "short write: $got of $n bytes" >&2; exit 1; }
+chmod -- "$mode" "$tmp"
+if [ -n "$owner" ]; then chown -h -- "$owner" "$tmp"; fi
+sync -- "$tmp" 2>/dev/null || true
+mv -fT -- "$tmp" "$f"
+trap - EXIT`,
+    [target, String(bytes), mode, chown],
+    `writing ${target}`,
+    { input: content, as: me === 0 && writer.uid !== 0 ? writer : void 0 }
+  );
+}
+
+// src/hosts/rebuild.ts
+function lockPath(dataDir) {
+  return `${dataDir.replace(/\/+$/, "")}.dbrepl-lock`;
+}
+function lockHeld(lock, server, previous) {
+  return new DbreplError(
+    "STEP",
+    `${lock} exists: another dbrepl run is rebuilding ${server.ref}, or one was interrupted (${previous}); if none is running, check that the server is as it should be (its previous data may be at the path named there), then remove ${lock}`
+  );
+}
+async function checkNoRebuildLock(host, server, dataDir) {
+  const lock = lockPath(dataDir);
+  if ((await host.run(["test", "-e", lock])).code === 0 || (await host.run(["test", "-L", lock])).code === 0) {
+    throw lockHeld(lock, server, (await readFile(host, `${lock}/info`))?.trim() ?? "(no info)");
+  }
+}
+async function takeRebuildLock(host, server, dataDir, info) {
+  const lock = lockPath(dataDir);
+  const r = await host.run(["mkdir", "-m", "700", "--", lock]);
+  if (r.code !== 0) throw lockHeld(lock, server, (await readFile(host, `${lock}/info`))?.trim() ?? "(no info)");
   await writeFile(host, `${lock}/info`, JSON.stringify({ ...info, started: (/* @__PURE__ */ new Date()).toISOString() }) + "\n");
   return lock;
 }
@@ -46006,76 +45133,108 @@ async function freeBytes(host, dir) {
   return kb * 1024;
 }
 async function checkFreeSpace(host, dataDir, needBytes, masterRef) {
-  const dir = path.dirname(dataDir);
+  const dir = path2.dirname(dataDir);
   const free = await freeBytes(host, dir);
   if (free < needBytes * 1.1 + 64 * 1024 * 1024) {
     throw new DbreplError("STEP", `${dir} on ${host.label} has ${humanBytes(free)} free; the copy of ${masterRef} needs about ${humanBytes(needBytes)} while the previous data is kept; free some space first`);
   }
 }
 
-// src/util/poll.ts
-var sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-var PollAbort = class extends Error {
-};
-async function pollUntil(what, timeoutMs, probe, intervalMs = 250) {
-  const deadline = Date.now() + timeoutMs;
-  let last = "";
-  for (; ; ) {
+// src/apply/checks.ts
+async function checkAction(engine, pair, sides, planned, session, phase) {
+  const out = [];
+  const same = sameServer(engine, pair, sides);
+  if (same) out.push({ level: "error", message: same });
+  if (planned && (planned.plan.lockDir || planned.plan.preserved)) {
     try {
-      const v = await probe();
-      if (v !== void 0) return v;
-      last = "";
+      const host = await session.hosts.forServer(pair.slave);
+      if (phase === "plan" && planned.plan.lockDir) await checkNoRebuildLock(host, pair.slave, planned.plan.lockDir);
+      if (planned.plan.preserved && await pathExists(host, planned.plan.preserved)) {
+        out.push({ level: "error", message: `${planned.plan.preserved} already exists on ${host.label}; refusing to overwrite kept data` });
+      }
     } catch (err) {
-      if (err instanceof PollAbort) throw err;
-      last = err.message;
-    }
-    if (Date.now() >= deadline) {
-      throw new TimeoutError(`timed out after ${Math.round(timeoutMs / 1e3)}s waiting for ${what}${last ? ` (last error: ${last})` : ""}`);
-    }
-    await sleep(intervalMs);
-  }
-}
-var KeyedLock = class {
-  tails = /* @__PURE__ */ new Map();
-  async run(key, fn) {
-    const prev = this.tails.get(key) ?? Promise.resolve();
-    const next = prev.then(fn, fn);
-    const settled = next.catch(() => void 0);
-    this.tails.set(key, settled);
-    try {
-      return await next;
-    } finally {
-      if (this.tails.get(key) === settled) this.tails.delete(key);
+      out.push({ level: "error", message: messageOf(err) });
     }
   }
-};
-
-// src/engines/steps.ts
-var SERVICE_TIMEOUT_S = 300;
-async function step(ctx, name, fn) {
-  ctx.log.info(`  ${name}`);
-  const started = Date.now();
+  if (same) return out;
   try {
-    const out = await fn();
-    ctx.log.info(`    done in ${((Date.now() - started) / 1e3).toFixed(2)} s`);
-    return out;
+    out.push(...await engine.preflight(pair, sides, planned, session));
   } catch (err) {
-    if (err instanceof StepError) throw err;
-    throw new StepError(name, messageOf(err), { cause: err });
+    out.push({ level: "error", message: messageOf(err) });
+  }
+  return out;
+}
+function sameServer(engine, pair, { m, s }) {
+  const a = engine.identity(m);
+  const b = engine.identity(s);
+  if (a.key !== b.key) return null;
+  return `${pair.master.ref} (${pair.master.host}:${pair.master.port}) and ${pair.slave.ref} (${pair.slave.host}:${pair.slave.port}) are the same server (${a.text}): a server cannot be its own slave; fix the host or port of one of them`;
+}
+
+// src/engines/engine.ts
+function bothSides(master, slave) {
+  if (master.ok && slave.ok) return { m: master.facts, s: slave.facts };
+  const down = [master, slave].filter((i) => !i.ok);
+  return {
+    live: {
+      state: "unreachable",
+      lagSeconds: null,
+      lagBytes: null,
+      masterKeepsSlave: false,
+      error: down.map((i) => `${i.server.ref} unreachable: ${i.error}`).join("; ")
+    }
+  };
+}
+async function finding(level, check2) {
+  try {
+    await check2();
+    return [];
+  } catch (err) {
+    return [{ level, message: err instanceof Error ? err.message : String(err) }];
   }
 }
-function serviceArgv(line) {
-  return ["timeout", String(SERVICE_TIMEOUT_S), "/bin/sh", "-c", line];
+function stepText(step) {
+  return step.text ?? `${step.side}: ${step.title}`;
 }
+async function sharedMachine(a, b) {
+  if (a === b) return true;
+  return (await a.facts()).bootId === (await b.facts()).bootId;
+}
+async function hostOrError(session, server, error62) {
+  try {
+    return await session.hosts.forServer(server);
+  } catch (err) {
+    error62(err instanceof Error ? err.message : String(err));
+    return null;
+  }
+}
+
+// src/engines/mongodb/index.ts
+var unavailable = () => {
+  throw new DbreplError("USAGE", "the mongodb engine is not available in this version of dbrepl yet");
+};
+var mongodb = {
+  capabilities: mongodbCapabilities,
+  inspect: async () => unavailable(),
+  identity: unavailable,
+  pairState: (_pair, master, slave) => {
+    const sides = bothSides(master, slave);
+    return "live" in sides ? sides.live : unavailable();
+  },
+  liveLinks: () => [],
+  plan: unavailable,
+  preflight: async () => []
+};
 
 // src/engines/mysql/client.ts
 var import_promise = __toESM(require_promise());
-async function withClient(server, fn) {
+async function withClient(session, server, fn) {
+  const at = await session.hosts.endpoint(server);
   let conn;
   try {
     conn = await (0, import_promise.createConnection)({
-      host: server.host,
-      port: server.port,
+      host: at.host,
+      port: at.port,
       user: server.user ?? "root",
       password: server.password,
       connectTimeout: 1e4,
@@ -46208,91 +45367,15 @@ function nativePasswordHash(password) {
   const sha1 = (b) => (0, import_node_crypto.createHash)("sha1").update(b).digest();
   return `*${sha1(sha1(Buffer.from(password, "utf8"))).toString("hex").toUpperCase()}`;
 }
-
-// src/engines/mysql/host-side.ts
-function clientOptions(server, user, password) {
-  const q = (v) => `"${String(v).replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
-  return `[client]
-host=${q(server.host)}
-port=${q(server.port)}
-user=${q(user)}
-password=${q(password)}
-protocol=TCP
-`;
-}
-var BASH = (script, ...args) => ["bash", "-c", `set -o pipefail
-${script}`, "bash", ...args];
-async function checkLoginFromHost(host, d, master, user, password) {
-  await runChecked(host, BASH('"$DBREPL_CLIENT" --defaults-file=<(printf %s "$DBREPL_CNF") --connect-timeout=10 -e "SELECT 1" >/dev/null'), `the replication login ${user} to ${master.ref} from ${host.label}`, {
-    env: { DBREPL_CLIENT: d.clientProgram, DBREPL_CNF: clientOptions(master, user, password) }
+function renderStatement(sql, values = [], secret = []) {
+  let i = 0;
+  const filled = sql.replace(/\?/g, () => {
+    const at = i++;
+    if (secret.includes(at)) return "'***'";
+    const v = values[at];
+    return typeof v === "number" ? String(v) : `'${String(v).replace(/'/g, "''")}'`;
   });
-}
-async function dumpToFile(host, d, slave, file2) {
-  const args = ["--single-transaction", "--all-databases", "--routines", "--events", "--triggers", "--hex-blob", "--quick", ...d.version.flavour === "mysql" ? ["--set-gtid-purged=OFF"] : []];
-  await runChecked(
-    host,
-    BASH(`umask 077; trap 'rm -f "$DBREPL_OUT.tmp"' EXIT; "$DBREPL_DUMP" --defaults-file=<(printf %s "$DBREPL_CNF") "$@" | gzip -1 > "$DBREPL_OUT.tmp" && mv -f "$DBREPL_OUT.tmp" "$DBREPL_OUT"`, ...args),
-    `dumping ${slave.ref} to ${file2}`,
-    { env: { DBREPL_DUMP: d.dumpProgram, DBREPL_CNF: clientOptions(slave, slave.user ?? "root", slave.password ?? ""), DBREPL_OUT: file2 } }
-  );
-}
-async function streamCopy(host, d, master, slave, trailer) {
-  await runChecked(
-    host,
-    BASH(
-      // A failed dump must fail the pipeline (and must not be followed by the trailer).
-      '{ printf "SET SESSION sql_log_bin=0;\\n"; "$DBREPL_DUMP" --defaults-file=<(printf %s "$DBREPL_SRC") "$@" || exit 1; printf "%s\\n" "$DBREPL_TRAILER"; } | "$DBREPL_CLIENT" --defaults-file=<(printf %s "$DBREPL_DST") --binary-mode',
-      ...d.dumpArgs
-    ),
-    `copying ${master.ref} into ${slave.ref}`,
-    {
-      env: {
-        DBREPL_DUMP: d.dumpProgram,
-        DBREPL_CLIENT: d.clientProgram,
-        DBREPL_SRC: clientOptions(master, master.user ?? "root", master.password ?? ""),
-        DBREPL_DST: clientOptions(slave, slave.user ?? "root", slave.password ?? ""),
-        DBREPL_TRAILER: trailer
-      }
-    }
-  );
-}
-async function restoreFromFile(host, d, slave, file2, trailer) {
-  await runChecked(
-    host,
-    BASH('{ printf "SET SESSION sql_log_bin=0;\\n"; gunzip -c "$DBREPL_IN" || exit 1; printf "%s\\n" "$DBREPL_TRAILER"; } | "$DBREPL_CLIENT" --defaults-file=<(printf %s "$DBREPL_DST") --binary-mode'),
-    `restoring ${slave.ref} from ${file2}`,
-    { env: { DBREPL_CLIENT: d.clientProgram, DBREPL_DST: clientOptions(slave, slave.user ?? "root", slave.password ?? ""), DBREPL_IN: file2, DBREPL_TRAILER: trailer } }
-  );
-}
-var OPTIONS_HEADER = "# Written by dbrepl";
-async function writeOptions(host, server, file2, settings) {
-  const dir = file2.replace(/\/[^/]*$/, "") || "/";
-  if ((await host.run(["test", "-d", dir])).code !== 0) {
-    throw new DbreplError("STEP", `${dir} does not exist on ${host.label}: set options_file for ${server.ref} to a file its server reads (e.g. in an !includedir directory)`);
-  }
-  const current = await readFile(host, file2) ?? "";
-  if (current && !current.startsWith(OPTIONS_HEADER)) {
-    throw new DbreplError("STEP", `${file2} on ${host.label} exists and was not written by dbrepl; options_file must name a file of dbrepl's own (one your server includes), so nothing else in it is lost`);
-  }
-  const values = /* @__PURE__ */ new Map();
-  for (const line of current.split("\n")) {
-    const m = /^\s*([a-z_-]+)\s*=\s*(.*?)\s*$/.exec(line);
-    if (m) values.set(m[1].replace(/-/g, "_"), m[2]);
-  }
-  for (const [k, v] of Object.entries(settings)) values.set(k, String(v));
-  const body = [...values].map(([k, v]) => `${k} = ${v}`).join("\n");
-  await writeFile(host, file2, `${OPTIONS_HEADER} for ${server.ref}: settings that must survive a restart.
-[mysqld]
-${body}
-`);
-}
-async function verifyHost(host, server, facts, hostname3) {
-  const here = (await runChecked(host, ["uname", "-n"], "uname")).trim();
-  const pid = (await readFile(host, facts.pidFile))?.trim();
-  const comm = pid ? (await readFile(host, `/proc/${pid}/comm`))?.trim() : void 0;
-  if (here !== hostname3 || !comm || !/^(mariadbd|mysqld)$/.test(comm)) {
-    throw new DbreplError("STEP", `host commands for ${server.ref} would run on ${host.label} (${here}), which does not run this server (it reports host ${hostname3}, pid file ${facts.pidFile}); run dbrepl on the server's own host`);
-  }
+  return filled.replace(/(\w+) = /g, "$1=");
 }
 
 // src/engines/mysql/inspect.ts
@@ -46325,8 +45408,8 @@ function readReplicaStatus(row) {
     gtidPosition: str(col(row, "Gtid_IO_Pos", "Executed_Gtid_Set"))
   };
 }
-async function inspectMysql(server) {
-  return withClient(server, readFacts);
+async function inspectMysql(server, session) {
+  return withClient(session, server, readFacts);
 }
 async function dialectOf(sql) {
   const [row] = await sql.query("SELECT VERSION() AS v");
@@ -46338,7 +45421,8 @@ async function readFacts(sql) {
   const [v] = await sql.query(
     `SELECT @@server_id AS server_id, @@log_bin AS log_bin, @@read_only AS read_only, @@datadir AS datadir, @@pid_file AS pid_file,
             ${mysql2 ? "@@super_read_only" : "NULL"} AS super_read_only, ${mysql2 ? "@@gtid_mode" : "NULL"} AS gtid_mode,
-            ${d.executedGtids} AS executed, CURRENT_USER() AS current_user_, @@hostname AS hostname`
+            ${d.executedGtids} AS executed, CURRENT_USER() AS current_user_, @@hostname AS hostname, @@port AS port,
+            ${mysql2 ? "@@server_uuid" : "NULL"} AS server_uuid, ${mysql2 ? "NULL" : "@@GLOBAL.gtid_slave_pos"} AS gtid_slave_pos`
   );
   const [status] = await sql.query(d.replicaStatus);
   const binlog = v.log_bin == 1 ? (await sql.query(d.binlogStatus))[0] : void 0;
@@ -46360,29 +45444,89 @@ async function readFacts(sql) {
     replica: readReplicaStatus(status),
     dumpClients: dumps.map((r) => String(r.host).replace(/:\d+$/, "")),
     currentUser: String(v.current_user_),
-    hostname: String(v.hostname)
+    hostname: String(v.hostname),
+    port: Number(v.port),
+    serverUuid: v.server_uuid ? String(v.server_uuid) : null,
+    gtidSlavePos: v.gtid_slave_pos === null || v.gtid_slave_pos === void 0 ? null : String(v.gtid_slave_pos)
   };
 }
+
+// src/engines/mysql/host-side.ts
+function clientOptions(server, user, password) {
+  const q = (v) => `"${String(v).replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
+  return `[client]
+host=${q(server.host)}
+port=${q(server.port)}
+user=${q(user)}
+password=${q(password)}
+protocol=TCP
+`;
+}
+var adminOptions = (server) => clientOptions(server, server.user ?? "root", server.password ?? "");
+async function checkLoginFromHost(host, d, master, user, password) {
+  await runScript(host, '"$1" --defaults-file=<(printf %s "$cnf") --connect-timeout=10 -e "SELECT 1" >/dev/null', [d.clientProgram], `the replication login ${user} to ${master.ref} from ${host.label}`, {
+    secrets: { cnf: clientOptions(master, user, password) }
+  });
+}
+function ownDumpArgs(d) {
+  return ["--single-transaction", "--all-databases", "--routines", "--events", "--triggers", "--hex-blob", "--quick", ...d.version.flavour === "mysql" ? ["--set-gtid-purged=OFF"] : []];
+}
+async function dumpToFile(host, d, slave, file2, timeoutMs, as) {
+  await runScript(
+    host,
+    `out=$1; dump=$2; shift 2
+umask 077
+[ ! -e "$out" ] && [ ! -L "$out" ] || { echo "$out already exists" >&2; exit 1; }
+tmp=$(mktemp -- "$(dirname -- "$out")/.$(basename -- "$out").XXXXXXXXXX")
+trap 'rm -f -- "$tmp"' EXIT
+"$dump" --defaults-file=<(printf %s "$cnf") "$@" | gzip -1 > "$tmp"
+mv -nT -- "$tmp" "$out"
+trap - EXIT`,
+    [file2, d.dumpProgram, ...ownDumpArgs(d)],
+    `dumping ${slave.ref} to ${file2}`,
+    { secrets: { cnf: adminOptions(slave) }, timeoutMs, as }
+  );
+}
+async function streamCopy(host, d, md, master, slave, trailer, timeoutMs) {
+  await runScript(
+    host,
+    // A failed dump must fail the pipeline (and must not be followed by the trailer).
+    `dump=$1; client=$2; shift 2
+{ printf 'SET SESSION sql_log_bin=0;\\n'; "$dump" --defaults-file=<(printf %s "$src") "$@" || exit 1; printf '%s\\n' "$trailer"; } | "$client" --defaults-file=<(printf %s "$dst") --binary-mode`,
+    [md.dumpProgram, d.clientProgram, ...md.dumpArgs],
+    `copying ${master.ref} into ${slave.ref}`,
+    { secrets: { src: adminOptions(master), dst: adminOptions(slave), trailer }, timeoutMs }
+  );
+}
+async function restoreFromFile(host, d, slave, file2, trailer, timeoutMs) {
+  await runScript(
+    host,
+    `in=$1; client=$2
+{ printf 'SET SESSION sql_log_bin=0;\\n'; gunzip -c -- "$in" || exit 1; printf '%s\\n' "$trailer"; } | "$client" --defaults-file=<(printf %s "$dst") --binary-mode`,
+    [file2, d.clientProgram],
+    `restoring ${slave.ref} from ${file2}`,
+    { secrets: { dst: adminOptions(slave), trailer }, timeoutMs }
+  );
+}
+async function checkPrograms(host, programs) {
+  const missing = [];
+  for (const p of programs) if ((await host.run(["/bin/sh", "-c", 'command -v "$1" >/dev/null', "sh", p])).code !== 0) missing.push(p);
+  if (missing.length > 0) throw new DbreplError("STEP", `${missing.join(", ")} not found on ${host.label}; install the ${missing.length > 1 ? "clients" : "client"} there`);
+}
+async function verifyHost(host, server, facts) {
+  const here = (await runChecked(host, ["uname", "-n"], "uname")).trim();
+  const pid = (await readFile(host, facts.pidFile))?.trim();
+  const comm = pid ? (await readFile(host, `/proc/${pid}/comm`))?.trim() : void 0;
+  if (here !== facts.hostname || !comm || !/^(mariadbd|mysqld)$/.test(comm)) {
+    throw new DbreplError("STEP", `host commands for ${server.ref} would run on ${host.label} (${here}), which does not run this server (it reports host ${facts.hostname}, pid file ${facts.pidFile}); run dbrepl on the server's own host`);
+  }
+}
+
+// src/engines/mysql/options.ts
+var path3 = __toESM(require("node:path"));
 
 // src/engines/mysql/state.ts
 var import_node_crypto2 = require("node:crypto");
-
-// src/engines/engine.ts
-function bothSides(master, slave) {
-  if (master.ok && slave.ok) return { m: master.facts, s: slave.facts };
-  const down = [master, slave].filter((i) => !i.ok);
-  return {
-    live: {
-      state: "unreachable",
-      lagSeconds: null,
-      lagBytes: null,
-      masterKeepsSlave: false,
-      error: down.map((i) => `${i.server.ref} unreachable: ${i.error}`).join("; ")
-    }
-  };
-}
-
-// src/engines/mysql/state.ts
 var DEFAULT_OPTIONS_FILE = "/etc/mysql/mariadb.conf.d/90-dbrepl.cnf";
 function serverIdFor(server, avoid) {
   let id = (0, import_node_crypto2.createHash)("sha256").update(server.ref).digest().readUInt32BE(0) % 4e9 + 1;
@@ -46428,53 +45572,9 @@ function blockers(m, s) {
   if (!m.logBin && m.version.flavour === "mysql") out.push("the master has binary logging off; enable log_bin (a restart) first");
   return out;
 }
-function describe(pair, action, master, slave, stamp) {
-  const m = master.ok ? master.facts : null;
-  const s = slave.ok ? slave.facts : null;
-  const mariadb = (m ?? s)?.version.flavour !== "mysql";
-  const dump = mariadb ? "mariadb-dump --single-transaction --gtid --master-data=1" : "mysqldump --single-transaction --source-data=1 --set-gtid-purged=ON";
-  const options = pair.slave.optionsFile ?? DEFAULT_OPTIONS_FILE;
-  if (action === "enable" || action === "resync") {
-    const warnings = m && s ? blockers(m, s).map((b) => `${b}; apply will refuse`) : [];
-    const steps = [];
-    let disruption = "slave is rebuilt: its data is replaced by a copy of the master (reads of it see the copy fill in); master keeps serving, with a global lock for a moment when the dump starts";
-    if (m && !m.logBin && mariadb) {
-      steps.push(`master: binary logging is off: write log_bin, binlog_format=ROW and server_id into ${pair.master.optionsFile ?? DEFAULT_OPTIONS_FILE} and restart the master`);
-      warnings.push(`the master ${pair.master.ref} must restart to turn on binary logging`);
-      disruption = `master restarts (brief outage); ${disruption}`;
-    }
-    const preserved = s ? preservedPath(s.datadir, stamp) : null;
-    steps.push(
-      `preflight: same flavour, slave version >= master's, distinct non-zero server_id, the replication user can log in from the slave's host, the slave's admin login is kept`,
-      `master: ensure user ${pair.replication.user}@${pair.slave.host} with REPLICATION SLAVE only`
-    );
-    if (m && s && (s.serverId === 0 || s.serverId === m.serverId)) steps.push(`slave: set a server_id of its own (${mariadb ? `persisted in ${options}` : "SET PERSIST"})`);
-    steps.push(
-      `slave: read_only on, then dump its current data to ${preserved ?? "(unknown)"} (kept)`,
-      "slave: stop and reset replication, drop its databases (they are in that dump), reset its binary logs",
-      `slave host: ${dump} --all-databases from the master piped straight into the slave (the slave's admin account is restored at the end)`,
-      `slave: ${mariadb ? "CHANGE MASTER TO ... MASTER_USE_GTID=slave_pos; START SLAVE" : "CHANGE REPLICATION SOURCE TO ... SOURCE_AUTO_POSITION=1; START REPLICA"}; read_only${mariadb ? ` (persisted in ${options})` : " and super_read_only (SET PERSIST)"}`,
-      "slave: wait until both replication threads run and it has executed what the master had",
-      "on any failure after the drop: the slave is restored from its dump",
-      "env: recompute the environment variables"
-    );
-    return { steps, disruption, preserved, warnings };
-  }
-  if (action === "disable") {
-    return {
-      steps: [
-        `master: note its executed GTIDs`,
-        `slave: wait until it has executed them (at most ${pair.catchupTimeoutSeconds}s)`,
-        `slave: stop replication and reset it completely`,
-        `slave: writable again${mariadb ? ` (read_only=0 in ${options})` : " (SET PERSIST read_only=OFF)"}`,
-        "env: recompute the environment variables"
-      ],
-      disruption: "slave becomes a standalone writable server; master keeps serving",
-      preserved: null,
-      warnings: []
-    };
-  }
-  return { steps: [], disruption: null, preserved: null, warnings: [] };
+function identity(f) {
+  if (f.serverUuid) return { key: `uuid:${f.serverUuid}`, text: `server_uuid ${f.serverUuid}` };
+  return { key: `${f.hostname}|${f.datadir}|${f.port}`, text: `@@hostname ${f.hostname}, @@datadir ${f.datadir}, @@port ${f.port}` };
 }
 function liveLinks(inspections, servers) {
   const links = [];
@@ -46487,14 +45587,179 @@ function liveLinks(inspections, servers) {
   return links;
 }
 
-// src/engines/mysql/apply.ts
+// src/engines/mysql/options.ts
+var OPTIONS_HEADER = "# Written by dbrepl";
+var optionsFile = (server) => server.optionsFile ?? DEFAULT_OPTIONS_FILE;
+async function serverProcess(host, server, facts) {
+  const pid = (await readFile(host, facts.pidFile))?.trim();
+  if (!pid || !/^\d+$/.test(pid)) throw new DbreplError("STEP", `cannot read the pid of ${server.ref} from ${facts.pidFile} on ${host.label}`);
+  const [uid, gid] = (await runChecked(host, ["stat", "-c", "%u %g", "--", `/proc/${pid}`], `the user of ${server.ref}`)).trim().split(" ").map(Number);
+  const cmdline = await readFile(host, `/proc/${pid}/cmdline`) ?? "";
+  const defaultsArgs = cmdline.split("\0").filter((a) => /^--(no-defaults$|defaults-file=|defaults-extra-file=|defaults-group-suffix=)/.test(a));
+  return { user: { uid, gid }, defaultsArgs };
+}
+function groups(v) {
+  const mm = `${v.major}.${v.minor}`;
+  return v.flavour === "mariadb" ? ["mysqld", "server", `mysqld-${mm}`, "mariadb", `mariadb-${mm}`, "mariadbd", `mariadbd-${mm}`, "client-server", "galera"] : ["mysqld", "server", `mysqld-${mm}`];
+}
+var norm = (v) => {
+  const l = v.trim().toLowerCase();
+  return l === "on" || l === "true" || l === "yes" ? "1" : l === "off" || l === "false" || l === "no" ? "0" : l;
+};
+async function optionsAsServerReads(host, server, facts) {
+  const proc = await serverProcess(host, server, facts);
+  const out = await runChecked(host, ["my_print_defaults", ...proc.defaultsArgs, ...groups(facts.version)], `my_print_defaults for ${server.ref}`, { as: proc.user });
+  const values = /* @__PURE__ */ new Map();
+  for (const line of out.split("\n")) {
+    const m = /^--([^=]+)(?:=(.*))?$/.exec(line.trim());
+    if (m) values.set(m[1].replace(/-/g, "_"), norm(m[2] ?? "1"));
+  }
+  return { values, uid: proc.user.uid };
+}
+async function includedPaths(host, server, facts) {
+  const proc = await serverProcess(host, server, facts);
+  const arg = (name) => proc.defaultsArgs.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+  const queue = proc.defaultsArgs.includes("--no-defaults") ? [] : arg("defaults-file") ? [arg("defaults-file")] : ["/etc/my.cnf", "/etc/mysql/my.cnf"];
+  if (arg("defaults-extra-file")) queue.push(arg("defaults-extra-file"));
+  const files = /* @__PURE__ */ new Set();
+  const dirs = /* @__PURE__ */ new Set();
+  const readAs = async (argv) => {
+    const r = await host.run(argv, { as: proc.user });
+    return r.code === 0 ? r.stdout : null;
+  };
+  while (queue.length > 0 && files.size < 200) {
+    const file2 = queue.shift();
+    if (files.has(file2)) continue;
+    files.add(file2);
+    const text = await readAs(["cat", "--", file2]);
+    for (const line of (text ?? "").split("\n")) {
+      const inc = /^\s*!include\s+(.+?)\s*$/.exec(line);
+      const dir = /^\s*!includedir\s+(.+?)\s*$/.exec(line);
+      if (inc) queue.push(inc[1]);
+      if (dir) {
+        const d = dir[1].replace(/\/+$/, "");
+        dirs.add(d);
+        const list = await readAs(["find", d, "-maxdepth", "1", "-name", "*.cnf"]);
+        for (const f of (list ?? "").split("\n").filter(Boolean).sort()) queue.push(f);
+      }
+    }
+  }
+  return { files, dirs, uid: proc.user.uid };
+}
+async function checkOptionsFile(host, server, facts) {
+  const file2 = optionsFile(server);
+  const dir = path3.dirname(file2);
+  if ((await host.run(["test", "-d", dir])).code !== 0) {
+    throw new DbreplError("STEP", `${dir} does not exist on ${host.label}: set options_file for ${server.ref} to a file its server reads (e.g. in an !includedir directory)`);
+  }
+  await writableTarget(host, file2, server.followSymlinks);
+  const current = await readFile(host, file2);
+  if (current && !current.startsWith(OPTIONS_HEADER)) {
+    throw new DbreplError("STEP", `${file2} on ${host.label} exists and was not written by dbrepl; options_file must name a file of dbrepl's own (one your server includes), so nothing else in it is lost`);
+  }
+  const read = await includedPaths(host, server, facts);
+  if (!read.files.has(file2) && !read.dirs.has(dir)) {
+    const where = read.dirs.size > 0 ? `directories it includes: ${[...read.dirs].join(", ")}` : "it includes no directory";
+    throw new DbreplError("STEP", `${server.ref} does not read ${file2} (its option files, read as uid ${read.uid}: ${[...read.files].join(", ") || "none"}; ${where}); set options_file to a file in a directory the server includes`);
+  }
+}
+async function writeOptions(host, server, facts, settings) {
+  const file2 = optionsFile(server);
+  const current = await readFile(host, file2) ?? "";
+  if (current && !current.startsWith(OPTIONS_HEADER)) {
+    throw new DbreplError("STEP", `${file2} on ${host.label} exists and was not written by dbrepl; options_file must name a file of dbrepl's own (one your server includes), so nothing else in it is lost`);
+  }
+  const values = /* @__PURE__ */ new Map();
+  for (const line of current.split("\n")) {
+    const m = /^\s*([a-z_-]+)\s*=\s*(.*?)\s*$/.exec(line);
+    if (m) values.set(m[1].replace(/-/g, "_"), m[2]);
+  }
+  for (const [k, v] of Object.entries(settings)) values.set(k, String(v));
+  const body = [...values].map(([k, v]) => `${k} = ${v}`).join("\n");
+  const owner = await dataDirOwner(host, facts);
+  await writeFile(host, file2, `${OPTIONS_HEADER} for ${server.ref}: settings that must survive a restart.
+[mysqld]
+${body}
+`, {
+    owner,
+    mode: "644",
+    reown: true,
+    followSymlinks: server.followSymlinks
+  });
+}
+async function restoreOptions(host, server, facts, before) {
+  const file2 = optionsFile(server);
+  if (before === null) {
+    await runChecked(host, ["rm", "-f", "--", file2], `removing ${file2}`);
+    return;
+  }
+  await writeFile(host, file2, before, { owner: await dataDirOwner(host, facts), mode: "644", reown: true, followSymlinks: server.followSymlinks });
+}
+async function dataDirOwner(host, facts) {
+  const [uid, gid] = (await runChecked(host, ["stat", "-c", "%u %g", "--", facts.datadir], `stat ${facts.datadir}`)).trim().split(" ").map(Number);
+  return { uid, gid };
+}
+async function verifyServerReads(host, server, facts, settings) {
+  const read = await optionsAsServerReads(host, server, facts);
+  const wrong = Object.entries(settings).filter(([k, v]) => read.values.get(k) !== norm(String(v)));
+  if (wrong.length > 0) {
+    const what = wrong.map(([k, v]) => `${k}=${v} (it would read ${read.values.has(k) ? read.values.get(k) : "nothing"})`).join(", ");
+    throw new DbreplError("STEP", `after a restart ${server.ref} would not have ${what}: its option files, read as the server's user (uid ${read.uid}), do not carry it; check that ${optionsFile(server)} is readable by that user and in a directory its configuration includes`);
+  }
+}
+
+// src/util/poll.ts
+var sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+var PollAbort = class extends Error {
+};
+async function pollUntil(what, timeoutMs, probe, intervalMs = 250) {
+  const deadline = Date.now() + timeoutMs;
+  let last = "";
+  for (; ; ) {
+    try {
+      const v = await probe();
+      if (v !== void 0) return v;
+      last = "";
+    } catch (err) {
+      if (err instanceof PollAbort) throw err;
+      last = err.message;
+    }
+    if (Date.now() >= deadline) {
+      throw new TimeoutError(`timed out after ${Math.round(timeoutMs / 1e3)}s waiting for ${what}${last ? ` (last error: ${last})` : ""}`);
+    }
+    await sleep(intervalMs);
+  }
+}
+var KeyedLock = class {
+  tails = /* @__PURE__ */ new Map();
+  async run(key, fn) {
+    const prev = this.tails.get(key) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const settled = next.catch(() => void 0);
+    this.tails.set(key, settled);
+    try {
+      return await next;
+    } finally {
+      if (this.tails.get(key) === settled) this.tails.delete(key);
+    }
+  }
+};
+
+// src/engines/service.ts
+function serviceArgv(line) {
+  return ["/bin/sh", "-c", line];
+}
+
+// src/engines/mysql/steps.ts
 var SYSTEM_SCHEMAS = ["mysql", "information_schema", "performance_schema", "sys"];
 var CATCHUP_AFTER_COPY_S = 300;
 function service(server, d) {
   const unit = d.version.flavour === "mariadb" ? "mariadb" : "mysql";
   return server.service ?? { stop: `systemctl stop ${unit}`, start: `systemctl start ${unit}` };
 }
-var optionsFile = (server) => server.optionsFile ?? DEFAULT_OPTIONS_FILE;
+function plan(pair, action, sides, stamp) {
+  return action === "disable" ? disableSteps(pair, sides) : enableSteps(pair, sides, stamp);
+}
 async function adminAccount(sql, d) {
   if (d.version.flavour === "mysql") await sql.query("SET SESSION print_identified_with_as_hex = ON");
   const [created] = await sql.query("SHOW CREATE USER CURRENT_USER()");
@@ -46504,145 +45769,202 @@ async function adminAccount(sql, d) {
   const grants = (await sql.query("SHOW GRANTS FOR CURRENT_USER()")).map((r) => String(Object.values(r)[0]));
   return ["SET SESSION sql_log_bin=0;", `DROP USER IF EXISTS ${account};`, `${create};`, ...grants.map((g) => `${g};`), "FLUSH PRIVILEGES;"].join("\n");
 }
-async function userSchemas(sql) {
-  const rows = await sql.query("SELECT SCHEMA_NAME AS s FROM information_schema.SCHEMATA");
-  return rows.map((r) => String(r.s)).filter((s) => !SYSTEM_SCHEMAS.includes(s.toLowerCase()));
-}
 async function dropUserSchemas(sql) {
   await sql.query("SET SESSION sql_log_bin = 0");
-  for (const schema of await userSchemas(sql)) await sql.query(`DROP DATABASE \`${schema.replace(/`/g, "``")}\``);
+  const rows = await sql.query("SELECT SCHEMA_NAME AS s FROM information_schema.SCHEMATA");
+  for (const r of rows) {
+    const schema = String(r.s);
+    if (!SYSTEM_SCHEMAS.includes(schema.toLowerCase())) await sql.query(`DROP DATABASE \`${schema.replace(/`/g, "``")}\``);
+  }
 }
-async function enable(pair, planned, ctx) {
-  const user = pair.replication.user;
-  const password = pair.replication.password;
-  const masterHost = await ctx.hosts.forServer(pair.master);
-  const slaveHost = await ctx.hosts.forServer(pair.slave);
-  const preserved = planned.preserved;
-  if (!preserved) throw new StepError("preflight", "the plan names no file for the previous data");
-  const [master, slave] = await step(ctx, "read both servers", () => Promise.all([withClient(pair.master, readFacts), withClient(pair.slave, readFacts)]));
-  const d = dialectFor(slave.version);
-  const md = dialectFor(master.version);
+async function dataBytes(session, server) {
+  return withClient(session, server, async (sql) => {
+    const [r] = await sql.query("SELECT COALESCE(SUM(data_length + index_length), 0) AS b FROM information_schema.TABLES");
+    return Number(r.b);
+  });
+}
+async function dirOwner(host, file2) {
+  const o = await statOwner(host, file2.replace(/\/[^/]*$/, "") || "/");
+  return o.uid === 0 ? void 0 : { uid: o.uid, gid: o.gid };
+}
+function enableSteps(pair, { m, s }, stamp) {
+  const d = dialectFor(s.version);
+  const md = dialectFor(m.version);
   const mariadb = d.version.flavour === "mariadb";
-  const trailer = await withClient(pair.slave, (sql) => adminAccount(sql, d));
-  await step(ctx, "preflight: versions, GTID, hosts, disk", async () => {
-    const blocked = blockers(master, slave);
-    if (blocked.length > 0) throw new DbreplError("STEP", blocked.join("; "));
-    if (slave.dumpClients.length > 0) {
-      throw new DbreplError("STEP", `${pair.slave.ref} is serving ${slave.dumpClients.length} replica connection(s) of its own (${slave.dumpClients.join(", ")}); refusing to overwrite a master \u2014 fix the file or stop those replicas first`);
+  const user = pair.replication.user ?? "";
+  const password = pair.replication.password ?? "";
+  const preserved = preservedPath(s.datadir, stamp);
+  const serverId = s.serverId === 0 || s.serverId === m.serverId ? serverIdFor(pair.slave, [m.serverId, 0]) : s.serverId;
+  const replUser = md.replicationUser(user, pair.slave.host, mariadb ? nativePasswordHash(password) : password);
+  const change = d.changeSource({ host: pair.master.host, port: pair.master.port, user, password });
+  const slaveSettings = { server_id: serverId, read_only: 1 };
+  const st = { trailer: "", optionsBefore: void 0, settingsTouched: false, emptied: false, ownBytes: 0 };
+  const slaveHost = (session) => session.hosts.forServer(pair.slave);
+  const slaveSql = (session, fn) => withClient(session, pair.slave, fn);
+  const steps = [];
+  if (mariadb && !m.logBin) {
+    const settings = { log_bin: "mysql-bin", binlog_format: "ROW", server_id: m.serverId === 0 ? serverIdFor(pair.master, [0]) : m.serverId };
+    const svc = service(pair.master, md);
+    steps.push({
+      id: "master-binlog",
+      side: "master",
+      title: "turn on binary logging and restart",
+      text: `master: binary logging is off: write ${Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join(", ")} into ${optionsFile(pair.master)} (checked to be read by the server), then restart the master (${svc.stop}; ${svc.start})`,
+      run: async (session) => {
+        const host = await session.hosts.forServer(pair.master);
+        await writeOptions(host, pair.master, m, settings);
+        await verifyServerReads(host, pair.master, m, settings);
+        await runChecked(host, serviceArgv(svc.stop), `stop command of ${pair.master.ref}`, { timeoutMs: SERVICE_TIMEOUT_MS });
+        await runChecked(host, serviceArgv(svc.start), `start command of ${pair.master.ref}`, { timeoutMs: SERVICE_TIMEOUT_MS });
+        await pollUntil(
+          `${pair.master.ref} to come back with binary logging on`,
+          18e4,
+          () => withClient(session, pair.master, async (sql) => (await readFacts(sql)).logBin ? true : void 0)
+        );
+      }
+    });
+  }
+  steps.push({
+    id: "replication-user",
+    side: "master",
+    title: "ensure the replication user",
+    text: `master: ${replUser.map((q) => renderStatement(q.sql, q.values, q.values.length > 2 ? [2] : [])).join("; ")}`,
+    run: (session) => withClient(session, pair.master, async (sql) => {
+      for (const q of replUser) await sql.query(q.sql, q.values);
+    })
+  });
+  steps.push({
+    id: "replication-login",
+    side: "slave host",
+    title: "log in to the master as the replication user",
+    text: `slave host: ${d.clientProgram} -e "SELECT 1" to ${pair.master.host}:${pair.master.port} as ${user} (the login the slave will use)`,
+    run: async (session) => checkLoginFromHost(await slaveHost(session), d, pair.master, user, password)
+  });
+  steps.push({
+    id: "admin-account",
+    side: "slave",
+    title: "read its admin account",
+    text: "slave: SHOW CREATE USER CURRENT_USER(); SHOW GRANTS (its admin account, put back after the copy)",
+    run: async (session) => {
+      st.trailer = await slaveSql(session, (sql) => adminAccount(sql, d));
     }
-    if (md.version.flavour === "mysql") {
-      const [long] = await withClient(
-        pair.master,
-        (sql) => sql.query(`SELECT COUNT(*) AS n, COALESCE(MAX(TIME), 0) AS t FROM information_schema.PROCESSLIST WHERE COMMAND = 'Query' AND TIME > 30 AND ID <> CONNECTION_ID()`)
-      );
-      if (Number(long.n) > 0) {
-        throw new DbreplError("STEP", `${pair.master.ref} is running ${long.n} query(ies) for over 30 s (the longest ${long.t} s); the dump's global read lock would wait behind them and stall all writes: apply again when they are done`);
+  });
+  steps.push({
+    id: "settings",
+    side: "slave",
+    title: "server_id and read_only",
+    text: `slave: ${serverId !== s.serverId ? `${renderStatement(d.setServerId, [serverId])}; ` : ""}${d.readOnly(true).join("; ")}${d.needsOptionsFile ? `; server_id = ${serverId} and read_only = 1 persisted in ${optionsFile(pair.slave)} (owner of ${s.datadir}, mode 644), checked to be what the server reads at its next start` : ""}`,
+    run: async (session) => {
+      st.settingsTouched = true;
+      if (d.needsOptionsFile) st.optionsBefore = await readFile(await slaveHost(session), optionsFile(pair.slave));
+      await slaveSql(session, async (sql) => {
+        if (serverId !== s.serverId) await sql.query(d.setServerId, [serverId]);
+        for (const q of d.readOnly(true)) await sql.query(q);
+      });
+      if (d.needsOptionsFile) {
+        const host = await slaveHost(session);
+        await writeOptions(host, pair.slave, s, slaveSettings);
+        await verifyServerReads(host, pair.slave, s, slaveSettings);
+      }
+    },
+    undo: {
+      text: "put server_id, read_only and the option file back as they were",
+      run: async (session) => {
+        if (!st.settingsTouched) return "";
+        const failed = [];
+        await slaveSql(session, async (sql) => {
+          if (s.serverId !== 0 && serverId !== s.serverId) await sql.query(d.setServerId, [s.serverId]).catch((e) => failed.push(`server_id: ${messageOf(e)}`));
+          for (const q of d.readOnly(s.readOnly)) await sql.query(q).catch((e) => failed.push(`read_only: ${messageOf(e)}`));
+        }).catch((e) => failed.push(messageOf(e)));
+        if (d.needsOptionsFile && st.optionsBefore !== void 0) {
+          await restoreOptions(await slaveHost(session), pair.slave, s, st.optionsBefore).catch((e) => failed.push(`${optionsFile(pair.slave)}: ${messageOf(e)}`));
+        }
+        if (failed.length > 0) throw new DbreplError("STEP", `putting the slave's settings back failed (${failed.join("; ")})`);
+        return `its read_only${d.needsOptionsFile ? `, server_id and ${optionsFile(pair.slave)}` : " and server_id"} are as before`;
       }
     }
-    await verifyHost(slaveHost, pair.slave, slave, slave.hostname);
-    if (mariadb && !master.logBin) await verifyHost(masterHost, pair.master, master, master.hostname);
-    if (await pathExists(slaveHost, preserved)) throw new DbreplError("STEP", `${preserved} already exists; refusing to overwrite kept data`);
-    const need = await withClient(pair.master, async (sql) => {
-      const [r] = await sql.query("SELECT COALESCE(SUM(data_length + index_length), 0) AS b FROM information_schema.TABLES");
-      return Number(r.b);
-    });
-    await checkFreeSpace(slaveHost, slave.datadir, need, pair.master.ref);
   });
-  await ctx.withLock(pair.master.ref, async () => {
-    if (mariadb && !master.logBin) {
-      await step(ctx, "master: turn on binary logging and restart", () => enableBinlog(pair.master, masterHost, md, master));
+  steps.push({
+    id: "dump-own",
+    side: "slave host",
+    title: "dump its current data (kept)",
+    text: `slave host: ${d.dumpProgram} ${ownDumpArgs(d).join(" ")} | gzip -1 > ${preserved} (the slave's current data, kept)`,
+    run: async (session) => {
+      const host = await slaveHost(session);
+      st.ownBytes = await dataBytes(session, pair.slave);
+      await dumpToFile(host, d, pair.slave, preserved, copyTimeoutMs(st.ownBytes, pair.copyTimeoutSeconds), await dirOwner(host, preserved));
     }
-    await step(
-      ctx,
-      "master: ensure the replication user",
-      () => withClient(pair.master, async (sql) => {
-        const secret = mariadb ? nativePasswordHash(password) : password;
-        for (const s of md.replicationUser(user, pair.slave.host, secret)) await sql.query(s.sql, s.values);
-      })
-    );
   });
-  await step(ctx, "slave host: log in to the master as the replication user", () => checkLoginFromHost(slaveHost, d, pair.master, user, password));
-  const lock = await step(ctx, "slave: take the rebuild lock", () => takeRebuildLock(slaveHost, pair.slave, slave.datadir, { pair: pair.name, preserved }));
-  const putSettingsBack = () => withClient(pair.slave, async (sql) => {
-    if (slave.serverId !== 0) await sql.query(d.setServerId, [slave.serverId]);
-    for (const s of d.readOnly(slave.readOnly)) await sql.query(s);
-    if (d.needsOptionsFile) await writeOptions(slaveHost, pair.slave, optionsFile(pair.slave), { server_id: slave.serverId, read_only: slave.readOnly ? 1 : 0 });
-  });
-  const fail = (err, what) => new StepError(err instanceof StepError ? err.step : "rebuild", `${err instanceof StepError ? messageOf(err.cause ?? err) : messageOf(err)}; ${what}`, { cause: err });
-  try {
-    try {
-      await step(
-        ctx,
-        "slave: server_id and read_only",
-        () => withClient(pair.slave, async (sql) => {
-          const serverId = slave.serverId === 0 || slave.serverId === master.serverId ? serverIdFor(pair.slave, [master.serverId, 0]) : slave.serverId;
-          if (serverId !== slave.serverId) await sql.query(d.setServerId, [serverId]);
-          for (const s of d.readOnly(true)) await sql.query(s);
-          if (d.needsOptionsFile) await writeOptions(slaveHost, pair.slave, optionsFile(pair.slave), { server_id: serverId, read_only: 1 });
-        })
-      );
-      await step(ctx, "slave: dump its current data (kept)", () => dumpToFile(slaveHost, d, pair.slave, preserved));
-    } catch (err) {
-      const what = await putSettingsBack().then(
-        () => "nothing was changed on the slave (its read_only and server_id are as before)",
-        (e) => `putting the slave's read_only/server_id back failed (${messageOf(e)})`
-      );
-      throw fail(err, what);
-    }
-    let emptied = false;
-    try {
-      await step(
-        ctx,
-        "slave: reset replication, drop its databases, reset its binary logs",
-        () => withClient(pair.slave, async (sql) => {
-          await sql.query(d.stopReplica);
-          await sql.query(d.resetReplicaAll);
-          emptied = true;
+  const reset = [d.stopReplica, d.resetReplicaAll];
+  steps.push({
+    id: "empty",
+    side: "slave",
+    title: s.logBin ? "reset replication, drop its databases, reset its binary logs" : "reset replication, drop its databases",
+    text: `slave: ${reset.join("; ")}; DROP DATABASE for each database of its own (all are in ${preserved})${s.logBin ? `; ${d.resetBinlogs}` : "; its binary logging is off, so no binary logs are reset"}`,
+    run: (session) => slaveSql(session, async (sql) => {
+      for (const q of reset) await sql.query(q);
+      st.emptied = true;
+      await dropUserSchemas(sql);
+      if (s.logBin) await sql.query(d.resetBinlogs);
+    }),
+    undo: {
+      text: `load ${preserved} back`,
+      run: async (session) => {
+        if (!st.emptied) return "";
+        await slaveSql(session, async (sql) => {
+          for (const q of [d.stopReplica, d.resetReplicaAll, ...d.readOnly(false)]) await sql.query(q).catch(() => void 0);
           await dropUserSchemas(sql);
-          await sql.query(d.resetBinlogs);
-        })
-      );
-      await step(ctx, "slave host: stream the master into the slave", () => streamCopy(slaveHost, md, pair.master, pair.slave, trailer));
-      await step(
-        ctx,
-        "slave: keep copied events from running, read-only for every account, follow the master by GTID",
-        () => withClient(pair.slave, async (sql) => {
-          await sql.query("SET SESSION sql_log_bin = 0");
-          const events = await sql.query(`SELECT EVENT_SCHEMA AS s, EVENT_NAME AS n FROM information_schema.EVENTS WHERE STATUS = 'ENABLED'`);
-          for (const e of events) await sql.query(`ALTER EVENT \`${String(e.s).replace(/`/g, "``")}\`.\`${String(e.n).replace(/`/g, "``")}\` ${d.disableEventOnReplica}`);
-          if (d.superReadOnly) await sql.query(d.superReadOnly);
-          const change = d.changeSource({ host: pair.master.host, port: pair.master.port, user, password });
-          await sql.query(change.sql, change.values);
-          await sql.query(d.startReplica);
-        })
-      );
-      await step(ctx, "slave: wait until it runs and has caught up", () => waitCaughtUp(pair, d, md));
-    } catch (err) {
-      const what = emptied ? await restorePrevious(pair, slaveHost, d, preserved, trailer).then(
-        () => putSettingsBack().then(() => `the slave was restored from its dump ${preserved}`)
-      ).catch((e) => `restoring the slave from ${preserved} failed too (${messageOf(e)}); load that file by hand`) : await putSettingsBack().then(() => "the slave still has its own data", () => "the slave still has its own data (its read_only could not be put back)");
-      throw fail(err, what);
+          if (s.gtidSlavePos !== null) await sql.query("SET GLOBAL gtid_slave_pos = ?", [s.gtidSlavePos]).catch(() => void 0);
+        });
+        await restoreFromFile(await slaveHost(session), d, pair.slave, preserved, st.trailer, copyTimeoutMs(st.ownBytes));
+        return `the slave was restored from its dump ${preserved}`;
+      }
     }
-  } finally {
-    await releaseRebuildLock(slaveHost, lock);
-  }
-  return { preserved };
-}
-async function restorePrevious(pair, host, d, preserved, trailer) {
-  await withClient(pair.slave, async (sql) => {
-    await sql.query(d.stopReplica).catch(() => void 0);
-    await sql.query(d.resetReplicaAll);
-    for (const s of d.readOnly(false)) await sql.query(s);
-    await dropUserSchemas(sql);
-    await sql.query(d.resetBinlogs);
   });
-  await restoreFromFile(host, d, pair.slave, preserved, trailer);
+  steps.push({
+    id: "copy",
+    side: "slave host",
+    title: "stream the master into the slave",
+    text: `slave host: ${md.dumpProgram} ${md.dumpArgs.join(" ")} on the master, piped straight into ${d.clientProgram} on the slave with sql_log_bin=0 (full online copy; the slave's admin account is put back at the end)`,
+    run: async (session) => {
+      const bytes = await dataBytes(session, pair.master);
+      await streamCopy(await slaveHost(session), d, md, pair.master, pair.slave, st.trailer, copyTimeoutMs(bytes, pair.copyTimeoutSeconds));
+    }
+  });
+  const follow = [...d.superReadOnly ? [d.superReadOnly] : [], change.sql, d.startReplica];
+  steps.push({
+    id: "follow",
+    side: "slave",
+    title: "keep copied events from running, read-only for every account, follow the master by GTID",
+    text: `slave: ALTER EVENT ... ${d.disableEventOnReplica} for every enabled event; ${[...d.superReadOnly ? [d.superReadOnly] : [], renderStatement(change.sql, change.values, [3]), d.startReplica].join("; ")}`,
+    run: (session) => slaveSql(session, async (sql) => {
+      await sql.query("SET SESSION sql_log_bin = 0");
+      const events = await sql.query(`SELECT EVENT_SCHEMA AS s, EVENT_NAME AS n FROM information_schema.EVENTS WHERE STATUS = 'ENABLED'`);
+      for (const e of events) await sql.query(`ALTER EVENT \`${String(e.s).replace(/`/g, "``")}\`.\`${String(e.n).replace(/`/g, "``")}\` ${d.disableEventOnReplica}`);
+      for (const q of follow) await sql.query(q, q === change.sql ? change.values : void 0);
+    })
+  });
+  steps.push({
+    id: "caught-up",
+    side: "slave",
+    title: "wait until it runs and has caught up",
+    text: `slave: wait until both replication threads run, then ${renderStatement(d.waitForGtids, ["<master's executed GTIDs>", CATCHUP_AFTER_COPY_S])}`,
+    run: (session) => waitCaughtUp(session, pair, d, md)
+  });
+  const warnings = [];
+  let disruption = "slave is rebuilt: its data is replaced by a copy of the master (reads of it see the copy fill in); master keeps serving";
+  disruption += md.version.flavour === "mysql" ? ", with a global read lock for a moment when the dump starts" : "";
+  if (mariadb && !m.logBin) {
+    warnings.push(`the master ${pair.master.ref} must restart to turn on binary logging`);
+    disruption = `master restarts (brief outage); ${disruption}`;
+  }
+  return { steps, disruption, preserved, lockDir: s.datadir, warnings };
 }
-async function waitCaughtUp(pair, d, md) {
+async function waitCaughtUp(session, pair, d, md) {
   await pollUntil(
     `both replication threads of ${pair.slave.ref} to run`,
     12e4,
-    () => withClient(pair.slave, async (sql) => {
+    () => withClient(session, pair.slave, async (sql) => {
       const r = (await readFacts(sql)).replica;
       if (r?.lastSqlErrno) throw new PollAbort(`the slave stopped on error ${r.lastSqlErrno}: ${r.lastSqlError}`);
       if (r && r.ioRunning === "Yes" && r.sqlRunning === "Yes" && r.secondsBehind !== null) return true;
@@ -46650,67 +45972,181 @@ async function waitCaughtUp(pair, d, md) {
       return void 0;
     })
   );
-  const target = await withClient(pair.master, async (sql) => String((await sql.query(`SELECT ${md.executedGtids} AS g`))[0].g).replace(/\s+/g, ""));
-  const done = await withClient(pair.slave, async (sql) => Number((await sql.query(d.waitForGtids, [target, CATCHUP_AFTER_COPY_S], (CATCHUP_AFTER_COPY_S + 30) * 1e3))[0].r));
+  const target = await withClient(session, pair.master, async (sql) => String((await sql.query(`SELECT ${md.executedGtids} AS g`))[0].g).replace(/\s+/g, ""));
+  const done = await withClient(session, pair.slave, async (sql) => Number((await sql.query(d.waitForGtids, [target, CATCHUP_AFTER_COPY_S], (CATCHUP_AFTER_COPY_S + 30) * 1e3))[0].r));
   if (done !== 0) throw new DbreplError("STEP", `the slave did not execute the master's GTIDs ${target} within ${CATCHUP_AFTER_COPY_S}s`);
 }
-async function enableBinlog(master, host, d, facts) {
-  const serverId = facts.serverId === 0 ? serverIdFor(master, [0]) : facts.serverId;
-  await writeOptions(host, master, optionsFile(master), { log_bin: "mysql-bin", binlog_format: "ROW", server_id: serverId });
-  await runChecked(host, serviceArgv(service(master, d).stop), `stop command of ${master.ref}`);
-  await runChecked(host, serviceArgv(service(master, d).start), `start command of ${master.ref}`);
-  await pollUntil(
-    `${master.ref} to come back with binary logging on`,
-    18e4,
-    () => withClient(master, async (sql) => (await readFacts(sql)).logBin ? true : void 0)
-  );
+function disableSteps(pair, { m, s }) {
+  const d = dialectFor(s.version);
+  const md = dialectFor(m.version);
+  let target = "";
+  const detach = [d.stopReplica, d.resetReplicaAll, ...d.readOnly(false)];
+  const steps = [
+    {
+      id: "note-gtids",
+      side: "master",
+      title: "note its executed GTIDs",
+      text: `master: note its executed GTIDs (${md.executedGtids})`,
+      run: async (session) => {
+        target = await withClient(session, pair.master, async (sql) => String((await sql.query(`SELECT ${md.executedGtids} AS g`))[0].g).replace(/\s+/g, ""));
+      }
+    },
+    {
+      id: "catch-up",
+      side: "slave",
+      title: "wait until it has executed them",
+      text: `slave: ${renderStatement(d.waitForGtids, ["<those GTIDs>", pair.catchupTimeoutSeconds])} (at most ${pair.catchupTimeoutSeconds}s)`,
+      run: (session) => withClient(session, pair.slave, async (sql) => {
+        const r = Number((await sql.query(d.waitForGtids, [target, pair.catchupTimeoutSeconds], (pair.catchupTimeoutSeconds + 30) * 1e3))[0].r);
+        if (r !== 0) {
+          const now = String((await sql.query(`SELECT ${d.executedGtids} AS g`))[0].g);
+          throw new DbreplError("STEP", `the slave did not reach the master's GTIDs ${target} within ${pair.catchupTimeoutSeconds}s (it is at ${now}); nothing was changed (raise catchup_timeout or repair the link, then apply again)`);
+        }
+      })
+    },
+    {
+      id: "detach",
+      side: "slave",
+      title: "stop and reset replication, make it writable",
+      text: `slave: ${detach.join("; ")}`,
+      run: (session) => withClient(session, pair.slave, async (sql) => {
+        for (const q of detach) await sql.query(q);
+      })
+    }
+  ];
+  if (d.needsOptionsFile) {
+    steps.push({
+      id: "persist-writable",
+      side: "slave",
+      title: "persist read_only = 0",
+      text: `slave: read_only = 0 in ${optionsFile(pair.slave)}, checked to be what the server reads at its next start`,
+      run: async (session) => {
+        const host = await session.hosts.forServer(pair.slave);
+        await writeOptions(host, pair.slave, s, { read_only: 0 });
+        await verifyServerReads(host, pair.slave, s, { read_only: 0 });
+      }
+    });
+  }
+  return { steps, disruption: "slave becomes a standalone writable server; master keeps serving", preserved: null, lockDir: null, warnings: [] };
 }
-async function disable(pair, _planned, ctx) {
-  const slaveHost = await ctx.hosts.forServer(pair.slave);
-  const md = await withClient(pair.master, dialectOf);
-  const target = await step(
-    ctx,
-    "master: note its executed GTIDs",
-    () => withClient(pair.master, async (sql) => String((await sql.query(`SELECT ${md.executedGtids} AS g`))[0].g).replace(/\s+/g, ""))
-  );
-  const d = await withClient(pair.slave, dialectOf);
-  await step(
-    ctx,
-    "slave: wait until it has executed them",
-    () => withClient(pair.slave, async (sql) => {
-      const r = Number((await sql.query(d.waitForGtids, [target, pair.catchupTimeoutSeconds], (pair.catchupTimeoutSeconds + 30) * 1e3))[0].r);
-      if (r !== 0) {
-        const now = String((await sql.query(`SELECT ${d.executedGtids} AS g`))[0].g);
-        throw new DbreplError("STEP", `the slave did not reach the master's GTIDs ${target} within ${pair.catchupTimeoutSeconds}s (it is at ${now}); nothing was changed (raise catchup_timeout or repair the link, then apply again)`);
+
+// src/engines/mysql/preflight.ts
+async function preflight(pair, { m, s }, planned, session) {
+  const d = dialectFor(s.version);
+  const md = dialectFor(m.version);
+  const mariadb = d.version.flavour === "mariadb";
+  if (!planned) return pair.desired === "enabled" && mariadb && s.replica ? survivesRestart(pair, s, session) : [];
+  const out = [];
+  const error62 = (message) => void out.push({ level: "error", message });
+  const slaveHost = await hostOrError(session, pair.slave, error62);
+  if (planned.action === "disable") {
+    if (d.needsOptionsFile && slaveHost) {
+      out.push(...await finding("error", () => verifyHost(slaveHost, pair.slave, s)));
+      out.push(...await finding("error", () => checkOptionsFile(slaveHost, pair.slave, s)));
+    }
+    return out;
+  }
+  for (const b of blockers(m, s)) error62(b);
+  if (s.dumpClients.length > 0) {
+    error62(`${pair.slave.ref} is serving ${s.dumpClients.length} replica connection(s) of its own (${s.dumpClients.join(", ")}); refusing to overwrite a master \u2014 fix the file or stop those replicas first`);
+  }
+  if (md.version.flavour === "mysql") {
+    out.push(...await finding("error", () => noLongQueries(session, pair)));
+  }
+  if (slaveHost) {
+    out.push(...await finding("error", () => verifyHost(slaveHost, pair.slave, s)));
+    out.push(...await finding("error", () => checkPrograms(slaveHost, [d.dumpProgram, d.clientProgram, md.dumpProgram, "gzip"])));
+    if (d.needsOptionsFile) out.push(...await finding("error", () => checkOptionsFile(slaveHost, pair.slave, s)));
+    out.push(...await finding("error", async () => checkFreeSpace(slaveHost, s.datadir, await dataBytes(session, pair.master), pair.master.ref)));
+  }
+  if (mariadb && !m.logBin) {
+    const masterHost = await hostOrError(session, pair.master, error62);
+    if (masterHost) {
+      out.push(...await finding("error", () => verifyHost(masterHost, pair.master, m)));
+      out.push(...await finding("error", () => checkOptionsFile(masterHost, pair.master, m)));
+      if (!pair.master.service && slaveHost && await sharedMachine(slaveHost, masterHost)) {
+        error62(`${pair.master.ref} must restart and has no service commands; the default (${service(pair.master, md).stop}) would stop every server of that host, ${pair.slave.ref} included: set service.stop and service.start for ${pair.master.ref}`);
       }
-    })
+    }
+  }
+  return out;
+}
+async function noLongQueries(session, pair) {
+  const [long] = await withClient(
+    session,
+    pair.master,
+    (sql) => sql.query(`SELECT COUNT(*) AS n, COALESCE(MAX(TIME), 0) AS t FROM information_schema.PROCESSLIST WHERE COMMAND = 'Query' AND TIME > 30 AND ID <> CONNECTION_ID()`)
   );
-  await step(
-    ctx,
-    "slave: stop and reset replication, make it writable",
-    () => withClient(pair.slave, async (sql) => {
-      const facts = await readFacts(sql);
-      await sql.query(d.stopReplica);
-      await sql.query(d.resetReplicaAll);
-      for (const s of d.readOnly(false)) await sql.query(s);
-      if (d.needsOptionsFile) {
-        await verifyHost(slaveHost, pair.slave, facts, facts.hostname);
-        await writeOptions(slaveHost, pair.slave, optionsFile(pair.slave), { read_only: 0 });
-      }
-    })
-  );
+  if (Number(long.n) > 0) {
+    throw new Error(`${pair.master.ref} is running ${long.n} query(ies) for over 30 s (the longest ${long.t} s); the dump's global read lock would wait behind them and stall all writes: apply again when they are done`);
+  }
+}
+async function survivesRestart(pair, s, session) {
+  let host;
+  try {
+    host = await session.hosts.forServer(pair.slave);
+    await verifyHost(host, pair.slave, s);
+  } catch {
+    return [];
+  }
+  try {
+    const read = await optionsAsServerReads(host, pair.slave, s);
+    const lost = [];
+    if (s.readOnly && read.values.get("read_only") !== "1") lost.push("read_only would be off");
+    if (read.values.get("server_id") !== String(s.serverId)) lost.push(`server_id would be ${read.values.get("server_id") ?? "unset (1)"}, not ${s.serverId}`);
+    if (lost.length === 0) return [];
+    return [{ level: "warning", message: `after a restart ${pair.slave.ref} ${lost.join(" and ")}: its option files, read as the server's user (uid ${read.uid}), do not carry the settings in force; check that ${optionsFile(pair.slave)} is readable by that user and in a directory its configuration includes, then run resync --pair ${pair.name}` }];
+  } catch (err) {
+    return [{ level: "warning", message: `cannot check that ${pair.slave.ref} keeps its settings after a restart: ${messageOf(err)}` }];
+  }
 }
 
 // src/engines/mysql/index.ts
 var mysql = {
-  name: "mysql",
-  inspectServer: inspectMysql,
+  capabilities: mysqlCapabilities,
+  inspect: inspectMysql,
+  identity,
   pairState,
-  describe,
   liveLinks,
-  enable,
-  disable
+  plan,
+  preflight
 };
+
+// src/engines/postgresql/conninfo.ts
+function parseConninfo(text) {
+  const out = {};
+  let i = 0;
+  const s = text;
+  const skipSpace = () => {
+    while (i < s.length && /\s/.test(s[i])) i++;
+  };
+  while (i < s.length) {
+    skipSpace();
+    if (i >= s.length) break;
+    let key = "";
+    while (i < s.length && s[i] !== "=" && !/\s/.test(s[i])) key += s[i++];
+    skipSpace();
+    if (s[i] !== "=") break;
+    i++;
+    skipSpace();
+    let value = "";
+    if (s[i] === "'") {
+      i++;
+      while (i < s.length && s[i] !== "'") {
+        if (s[i] === "\\" && i + 1 < s.length) i++;
+        value += s[i++];
+      }
+      i++;
+    } else {
+      while (i < s.length && !/\s/.test(s[i])) {
+        if (s[i] === "\\" && i + 1 < s.length) i++;
+        value += s[i++];
+      }
+    }
+    out[key] = value;
+  }
+  return out;
+}
 
 // node_modules/pg/esm/index.mjs
 var import_lib = __toESM(require_lib6(), 1);
@@ -46728,12 +46164,13 @@ var defaults = import_lib.default.defaults;
 
 // src/engines/postgresql/client.ts
 var CONNECT_TIMEOUT_MS = 1e4;
-async function withClient2(server, fn) {
+async function withClient2(session, server, fn, login) {
+  const at = await session.hosts.endpoint(server);
   const client = new Client({
-    host: server.host,
-    port: server.port,
-    user: server.user ?? "postgres",
-    password: server.password,
+    host: at.host,
+    port: at.port,
+    user: (login ? login.user : server.user) ?? "postgres",
+    password: login ? login.password : server.password,
     database: "postgres",
     application_name: "dbrepl",
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
@@ -46756,16 +46193,93 @@ async function withClient2(server, fn) {
   }
 }
 
-// src/engines/postgresql/lsn.ts
-function lsnToBigInt(lsn) {
-  const m = /^([0-9A-Fa-f]+)\/([0-9A-Fa-f]+)$/.exec(lsn.trim());
-  if (!m) throw new Error(`not an LSN: ${lsn}`);
-  return (BigInt(`0x${m[1]}`) << 32n) + BigInt(`0x${m[2]}`);
+// src/engines/postgresql/inspect.ts
+var STANDBY_MINIMUMS = ["max_connections", "max_worker_processes", "max_wal_senders", "max_prepared_transactions", "max_locks_per_transaction"];
+async function inspectPostgres(server, session) {
+  return withClient2(session, server, readFacts2);
 }
-function lsnDistance(ahead, behind) {
-  if (!ahead || !behind) return null;
-  const d = lsnToBigInt(ahead) - lsnToBigInt(behind);
-  return d > 0n ? Number(d) : 0;
+async function readFacts2(sql) {
+  const { rows } = await sql.query(
+    `SELECT current_setting('server_version_num')::int AS version_num,
+            current_setting('port')::int AS port,
+            floor(extract(epoch FROM pg_postmaster_start_time()))::bigint::text AS start_epoch,
+            extract(epoch FROM pg_postmaster_start_time())::text AS start_time,
+            pg_is_in_recovery() AS in_recovery,
+            (SELECT system_identifier::text FROM pg_control_system()) AS system_id,
+            current_setting('data_directory') AS data_directory,
+            current_setting('config_file') AS config_file,
+            current_setting('hba_file') AS hba_file,
+            current_setting('ident_file') AS ident_file,
+            current_setting('wal_level') AS wal_level,
+            current_setting('max_wal_senders')::int AS max_wal_senders,
+            current_setting('max_replication_slots')::int AS max_replication_slots,
+            current_setting('ssl') = 'on' AS ssl,
+            current_setting('password_encryption') AS password_encryption,
+            current_setting('primary_conninfo') AS primary_conninfo,
+            current_setting('primary_slot_name') AS primary_slot_name,
+            (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text AS lsn,
+            extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 AS replay_age`
+  );
+  const r = rows[0];
+  const receiver = await sql.query(
+    "SELECT status, sender_host, sender_port, slot_name FROM pg_stat_wal_receiver"
+  );
+  const clients = await sql.query(
+    `SELECT pid, application_name, state, extract(epoch FROM replay_lag)::float8 AS replay_lag
+       FROM pg_stat_replication`
+  );
+  const slots = await sql.query(
+    "SELECT slot_name, slot_type, active, active_pid FROM pg_replication_slots"
+  );
+  const minimums = await sql.query(
+    `SELECT name, setting FROM pg_settings WHERE name = ANY($1)`,
+    [STANDBY_MINIMUMS]
+  );
+  const rules = await hbaRules(sql).catch(() => null);
+  const conninfo = String(r.primary_conninfo ?? "");
+  const ci = conninfo ? parseConninfo(conninfo) : null;
+  const w = receiver.rows[0];
+  return {
+    versionNum: Number(r.version_num),
+    port: Number(r.port),
+    startEpoch: Number(r.start_epoch),
+    startTime: String(r.start_time),
+    standbyMinimums: Object.fromEntries(minimums.rows.map((m) => [m.name, Number(m.setting)])),
+    inRecovery: Boolean(r.in_recovery),
+    systemId: String(r.system_id),
+    dataDirectory: String(r.data_directory),
+    configFile: String(r.config_file),
+    hbaFile: String(r.hba_file),
+    identFile: String(r.ident_file),
+    walLevel: String(r.wal_level),
+    maxWalSenders: Number(r.max_wal_senders),
+    maxReplicationSlots: Number(r.max_replication_slots),
+    ssl: Boolean(r.ssl),
+    passwordEncryption: String(r.password_encryption),
+    lsn: r.lsn === null ? null : String(r.lsn),
+    replayAgeSeconds: r.replay_age === null ? null : Number(r.replay_age),
+    upstream: ci ? { host: ci.host ?? ci.hostaddr ?? null, port: ci.port ? Number(ci.port) : null, applicationName: ci.application_name ?? null } : null,
+    primarySlotName: r.primary_slot_name ? String(r.primary_slot_name) : null,
+    receiver: w ? { status: w.status, senderHost: w.sender_host, senderPort: w.sender_port, slotName: w.slot_name } : null,
+    clients: clients.rows.map((c) => ({
+      pid: c.pid,
+      applicationName: c.application_name,
+      state: c.state,
+      replayLagSeconds: c.replay_lag
+    })),
+    slots: slots.rows.map((s) => ({ name: s.slot_name, type: s.slot_type, active: s.active, activePid: s.active_pid })),
+    hbaRules: rules
+  };
+}
+async function hbaRules(sql) {
+  const { rows } = await sql.query(
+    "SELECT line_number, type, database, user_name, address, netmask, auth_method, error FROM pg_hba_file_rules"
+  );
+  return rows;
+}
+async function databaseBytes(sql) {
+  const { rows } = await sql.query("SELECT sum(pg_database_size(datname))::text AS bytes FROM pg_database");
+  return Number(rows[0].bytes);
 }
 
 // src/engines/postgresql/hba.ts
@@ -46819,8 +46333,8 @@ function maskToPrefix(mask) {
     const [head = "", rest = ""] = mask.split("::");
     const h = head ? head.split(":") : [];
     const t = rest ? rest.split(":") : [];
-    const groups = [...h, ...Array(8 - h.length - t.length).fill("0"), ...t];
-    bits = groups.map((g) => parseInt(g || "0", 16).toString(2).padStart(16, "0")).join("");
+    const groups2 = [...h, ...Array(8 - h.length - t.length).fill("0"), ...t];
+    bits = groups2.map((g) => parseInt(g || "0", 16).toString(2).padStart(16, "0")).join("");
   } else {
     return null;
   }
@@ -46833,122 +46347,17 @@ function hbaLine(user, address, method) {
   const addr = family === 4 ? `${address}/32` : family === 6 ? `${address}/128` : address;
   return `host replication "${user.replace(/"/g, '""')}" ${addr} ${method}`;
 }
-
-// src/engines/postgresql/conninfo.ts
-function parseConninfo(text) {
-  const out = {};
-  let i = 0;
-  const s = text;
-  const skipSpace = () => {
-    while (i < s.length && /\s/.test(s[i])) i++;
-  };
-  while (i < s.length) {
-    skipSpace();
-    if (i >= s.length) break;
-    let key = "";
-    while (i < s.length && s[i] !== "=" && !/\s/.test(s[i])) key += s[i++];
-    skipSpace();
-    if (s[i] !== "=") break;
-    i++;
-    skipSpace();
-    let value = "";
-    if (s[i] === "'") {
-      i++;
-      while (i < s.length && s[i] !== "'") {
-        if (s[i] === "\\" && i + 1 < s.length) i++;
-        value += s[i++];
-      }
-      i++;
-    } else {
-      while (i < s.length && !/\s/.test(s[i])) {
-        if (s[i] === "\\" && i + 1 < s.length) i++;
-        value += s[i++];
-      }
-    }
-    out[key] = value;
-  }
-  return out;
+function ruleText(r) {
+  const list = (v) => (v ?? []).join(",");
+  return [r.type, list(r.database), list(r.user_name), r.address, r.netmask, r.auth_method].filter((x) => x !== null && x !== "").join(" ");
 }
-
-// src/engines/postgresql/inspect.ts
-var STANDBY_MINIMUMS = ["max_connections", "max_worker_processes", "max_wal_senders", "max_prepared_transactions", "max_locks_per_transaction"];
-async function inspectPostgres(server) {
-  return withClient2(server, readFacts2);
-}
-async function readFacts2(sql) {
-  const { rows } = await sql.query(
-    `SELECT current_setting('server_version_num')::int AS version_num,
-            current_setting('port')::int AS port,
-            floor(extract(epoch FROM pg_postmaster_start_time()))::bigint::text AS start_epoch,
-            pg_is_in_recovery() AS in_recovery,
-            (SELECT system_identifier::text FROM pg_control_system()) AS system_id,
-            current_setting('data_directory') AS data_directory,
-            current_setting('config_file') AS config_file,
-            current_setting('hba_file') AS hba_file,
-            current_setting('ident_file') AS ident_file,
-            current_setting('wal_level') AS wal_level,
-            current_setting('max_wal_senders')::int AS max_wal_senders,
-            current_setting('max_replication_slots')::int AS max_replication_slots,
-            current_setting('ssl') = 'on' AS ssl,
-            current_setting('password_encryption') AS password_encryption,
-            current_setting('primary_conninfo') AS primary_conninfo,
-            current_setting('primary_slot_name') AS primary_slot_name,
-            (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text AS lsn,
-            extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 AS replay_age`
-  );
-  const r = rows[0];
-  const receiver = await sql.query(
-    "SELECT status, sender_host, sender_port, slot_name FROM pg_stat_wal_receiver"
-  );
-  const clients = await sql.query(
-    `SELECT pid, application_name, state, extract(epoch FROM replay_lag)::float8 AS replay_lag
-       FROM pg_stat_replication`
-  );
-  const slots = await sql.query(
-    "SELECT slot_name, slot_type, active, active_pid FROM pg_replication_slots"
-  );
-  const minimums = await sql.query(
-    `SELECT name, setting FROM pg_settings WHERE name = ANY($1)`,
-    [STANDBY_MINIMUMS]
-  );
-  const conninfo = String(r.primary_conninfo ?? "");
-  const ci = conninfo ? parseConninfo(conninfo) : null;
-  const w = receiver.rows[0];
-  return {
-    versionNum: Number(r.version_num),
-    port: Number(r.port),
-    startEpoch: Number(r.start_epoch),
-    standbyMinimums: Object.fromEntries(minimums.rows.map((m) => [m.name, Number(m.setting)])),
-    inRecovery: Boolean(r.in_recovery),
-    systemId: String(r.system_id),
-    dataDirectory: String(r.data_directory),
-    configFile: String(r.config_file),
-    hbaFile: String(r.hba_file),
-    identFile: String(r.ident_file),
-    walLevel: String(r.wal_level),
-    maxWalSenders: Number(r.max_wal_senders),
-    maxReplicationSlots: Number(r.max_replication_slots),
-    ssl: Boolean(r.ssl),
-    passwordEncryption: String(r.password_encryption),
-    lsn: r.lsn === null ? null : String(r.lsn),
-    replayAgeSeconds: r.replay_age === null ? null : Number(r.replay_age),
-    upstream: ci ? { host: ci.host ?? ci.hostaddr ?? null, port: ci.port ? Number(ci.port) : null, applicationName: ci.application_name ?? null } : null,
-    primarySlotName: r.primary_slot_name ? String(r.primary_slot_name) : null,
-    receiver: w ? { status: w.status, senderHost: w.sender_host, senderPort: w.sender_port, slotName: w.slot_name } : null,
-    clients: clients.rows.map((c) => ({
-      pid: c.pid,
-      applicationName: c.application_name,
-      state: c.state,
-      replayLagSeconds: c.replay_lag
-    })),
-    slots: slots.rows.map((s) => ({ name: s.slot_name, type: s.slot_type, active: s.active, activePid: s.active_pid }))
-  };
-}
-async function hbaRules(sql) {
-  const { rows } = await sql.query(
-    "SELECT line_number, type, database, user_name, address, netmask, auth_method, error FROM pg_hba_file_rules"
-  );
-  return rows;
+function hbaDecision(rules, user, address, ssl) {
+  const verdict = admitsReplication(rules, user, address, ssl);
+  if (verdict.admitted) return { kind: "admitted", line: verdict.line };
+  if (verdict.line === null) return { kind: "add", why: verdict.why };
+  const rule = rules.find((r) => r.line_number === verdict.line);
+  if (rule && PASSWORD_METHODS.has(rule.auth_method ?? "")) return { kind: "add", why: verdict.why };
+  return { kind: "refused", line: verdict.line, rule: rule ? ruleText(rule) : "(unknown)", why: verdict.why };
 }
 
 // src/engines/postgresql/scram.ts
@@ -46977,6 +46386,20 @@ function prepare(password) {
 
 // src/engines/postgresql/state.ts
 var import_node_crypto4 = require("node:crypto");
+
+// src/engines/postgresql/lsn.ts
+function lsnToBigInt(lsn) {
+  const m = /^([0-9A-Fa-f]+)\/([0-9A-Fa-f]+)$/.exec(lsn.trim());
+  if (!m) throw new Error(`not an LSN: ${lsn}`);
+  return (BigInt(`0x${m[1]}`) << 32n) + BigInt(`0x${m[2]}`);
+}
+function lsnDistance(ahead, behind) {
+  if (!ahead || !behind) return null;
+  const d = lsnToBigInt(ahead) - lsnToBigInt(behind);
+  return d > 0n ? Number(d) : 0;
+}
+
+// src/engines/postgresql/state.ts
 var MAX_IDENTIFIER = 63;
 function slotName(pair) {
   const slug = (s) => s.toLowerCase().replace(/[^a-z0-9]/g, "_");
@@ -47047,62 +46470,18 @@ function pairState2(pair, master, slave) {
 function preservedPath2(dataDir, stamp) {
   return `${dataDir.replace(/\/+$/, "")}.dbrepl-${stamp}`;
 }
-function describe2(pair, action, master, slave, stamp) {
-  const slot = slotName(pair);
-  const m = master.ok ? master.facts : null;
-  const s = slave.ok ? slave.facts : null;
-  const user = pair.replication.user ?? "";
-  if (action === "enable" || action === "resync") {
-    const warnings = [];
-    const steps = [];
-    const restart = m ? restartSettings(m, slot) : {};
-    const restartKeys = Object.entries(restart);
-    if (restartKeys.length > 0) {
-      steps.push(`master: ALTER SYSTEM SET ${restartKeys.map(([k, v]) => `${k}=${v}`).join(", ")} and restart the master`);
-      warnings.push(`the master ${pair.master.ref} must restart to change ${restartKeys.map(([k]) => k).join(", ")}`);
-    }
-    if (m && s && Math.floor(m.versionNum / 1e4) !== Math.floor(s.versionNum / 1e4)) {
-      warnings.push(`major versions differ (master ${m.versionNum}, slave ${s.versionNum}): physical replication needs the same major version; apply will refuse`);
-    }
-    const dataDir = s?.dataDirectory ?? pair.slave.dataDir ?? null;
-    if (pair.slave.dataDir && s && pair.slave.dataDir !== s.dataDirectory) {
-      warnings.push(`data_dir ${pair.slave.dataDir} in the file differs from the running server's ${s.dataDirectory}; the running server's is used`);
-    }
-    const preserved = dataDir ? preservedPath2(dataDir, stamp) : null;
-    steps.push(
-      `preflight: same major version; the slave's admin login works on the master (a physical copy carries the master's roles); the slave's max_connections and similar are not lower than the master's; the slave is not a primary of its own; this host runs the servers; free disk space for the copy next to the kept data`,
-      `master: ensure role ${user} (REPLICATION LOGIN, password from the file)`,
-      `master: admit ${user} from ${pair.slave.host} for replication in ${m?.hbaFile ?? "pg_hba.conf"} and reload, unless a rule already does`,
-      `master: create physical replication slot ${slot}`,
-      `slave: stop the server (${pair.slave.service?.stop ?? DEFAULT_SERVICE.stop})`,
-      `slave: move ${dataDir ?? "the data directory"} aside to ${preserved ?? "(unknown)"}`,
-      `slave: pg_basebackup -X stream -R -S ${slot} from ${pair.master.host}:${pair.master.port} (full online backup of the master)`,
-      `slave: restore its own configuration files, ownership and permissions`,
-      `slave: start the server (${pair.slave.service?.start ?? DEFAULT_SERVICE.start}) and wait until it streams`,
-      "on any failure after the stop: the previous data is put back and the slave restarted as it was",
-      "env: recompute the environment variables"
-    );
-    const disruption = restartKeys.length > 0 ? "master restarts (brief outage); slave restarts and is rebuilt" : "slave restarts and is rebuilt; master keeps serving";
-    return { steps, disruption, preserved, warnings };
-  }
-  if (action === "disable") {
-    return {
-      steps: [
-        `master: note the current WAL position`,
-        `slave: wait until it has replayed up to that position (at most ${pair.catchupTimeoutSeconds}s)`,
-        "slave: promote (pg_promote)",
-        "slave: clear primary_conninfo and primary_slot_name",
-        `master: drop replication slot ${slot}`,
-        "env: recompute the environment variables"
-      ],
-      disruption: "slave becomes a standalone writable server; master keeps serving",
-      preserved: null,
-      warnings: []
-    };
-  }
-  return { steps: [], disruption: null, preserved: null, warnings: [] };
-}
 var DEFAULT_SERVICE = { stop: "systemctl stop postgresql", start: "systemctl start postgresql" };
+var STOP_TIMEOUT_MS = 12e4;
+var START_TIMEOUT_MS = 18e4;
+function service2(server) {
+  return server.service ?? DEFAULT_SERVICE;
+}
+function identity2(f) {
+  return {
+    key: `${f.systemId}|${f.dataDirectory}|${f.port}|${f.startTime}`,
+    text: `system_identifier ${f.systemId}, data directory ${f.dataDirectory}, port ${f.port}, started ${f.startTime}`
+  };
+}
 function liveLinks2(inspections, servers) {
   const byRef = new Map(inspections.filter((i) => i.ok).map((i) => [i.server.ref, i]));
   const links = [];
@@ -47114,13 +46493,6 @@ function liveLinks2(inspections, servers) {
     links.push({ slave: insp.server, master, upstream: endpoint(up.host, up.port) });
   }
   return links;
-}
-
-// src/engines/postgresql/steps.ts
-var STOP_TIMEOUT_MS = 12e4;
-var START_TIMEOUT_MS = 18e4;
-function service2(server) {
-  return server.service ?? DEFAULT_SERVICE;
 }
 
 // src/engines/postgresql/master.ts
@@ -47156,13 +46528,12 @@ async function dropSlotWhenFree(sql, slot, where) {
   });
   await sql.query("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", [slot]);
 }
-async function hbaAdmits(pair, user, ssl) {
-  return withClient2(pair.master, async (sql) => admitsReplication(await hbaRules(sql), user, pair.slave.host, ssl).admitted);
-}
-async function addHbaRule(pair, masterHost, user) {
-  await withClient2(pair.master, async (sql) => {
+async function addHbaRule(session, pair, masterHost, user) {
+  await withClient2(session, pair.master, async (sql) => {
     const facts = await readFacts2(sql);
-    if (admitsReplication(await hbaRules(sql), user, pair.slave.host, facts.ssl).admitted) return;
+    const decision = hbaDecision(await hbaRules(sql), user, pair.slave.host, facts.ssl);
+    if (decision.kind === "admitted") return;
+    if (decision.kind === "refused") throw new DbreplError("STEP", hbaRefusal(pair, user, facts.hbaFile, decision));
     const file2 = facts.hbaFile;
     const before = await readFile(masterHost, file2);
     if (before === null) throw new DbreplError("STEP", `cannot read ${file2} on ${masterHost.label}`);
@@ -47170,26 +46541,30 @@ async function addHbaRule(pair, masterHost, user) {
     const added = `# dbrepl: replication login ${user} from ${pair.slave.host} (first added for ${pair.slave.ref})
 ${hbaLine(user, pair.slave.host, method)}
 `;
-    await writeFile(masterHost, file2, added + before);
+    const options = { followSymlinks: pair.master.followSymlinks };
+    await writeFile(masterHost, file2, added + before, options);
     const errors = (await hbaRules(sql)).filter((r) => r.error);
     if (errors.length > 0) {
-      await writeFile(masterHost, file2, before);
+      await writeFile(masterHost, file2, before, options);
       throw new DbreplError("STEP", `the new pg_hba.conf did not parse (${errors[0].error}); the file was put back`);
     }
     await sql.query("SELECT pg_reload_conf()");
   });
 }
-async function restartMaster(master, host, settings) {
-  const before = await withClient2(master, async (sql) => {
+function hbaRefusal(pair, user, file2, d) {
+  return `${file2} on ${pair.master.ref} line ${d.line} ("${d.rule}") decides the replication login ${user} from ${pair.slave.host} (${d.why}); dbrepl does not override an operator's rule: change or remove that line, or give the slave an address it admits`;
+}
+async function restartMaster(session, master, host, settings) {
+  const before = await withClient2(session, master, async (sql) => {
     for (const [k, v] of Object.entries(settings)) await sql.query(`ALTER SYSTEM SET ${sql.escapeIdentifier(k)} = ${sql.escapeLiteral(v)}`);
     return (await readFacts2(sql)).startEpoch;
   });
-  await runChecked(host, serviceArgv(service2(master).stop), `stop command of ${master.ref}`);
-  await runChecked(host, serviceArgv(service2(master).start), `start command of ${master.ref}`);
+  await runChecked(host, serviceArgv(service2(master).stop), `stop command of ${master.ref}`, { timeoutMs: SERVICE_TIMEOUT_MS });
+  await runChecked(host, serviceArgv(service2(master).start), `start command of ${master.ref}`, { timeoutMs: SERVICE_TIMEOUT_MS });
   await pollUntil(
     `${master.ref} to come back restarted with ${Object.keys(settings).join(", ")} applied`,
     START_TIMEOUT_MS,
-    () => withClient2(master, async (sql) => {
+    () => withClient2(session, master, async (sql) => {
       const f = await readFacts2(sql);
       if (f.startEpoch === before) return void 0;
       const { rows } = await sql.query("SELECT name, setting FROM pg_settings WHERE name = ANY($1)", [Object.keys(settings)]);
@@ -47213,166 +46588,222 @@ async function verifyHost2(host, server, facts) {
 async function findBasebackup(host, major2) {
   const out = await runChecked(
     host,
-    ["/bin/sh", "-c", 'p="/usr/lib/postgresql/$1/bin/pg_basebackup"; if [ -x "$p" ]; then echo "$p"; else command -v pg_basebackup; fi', "sh", String(major2)],
+    ["/bin/sh", "-c", 'p="/usr/lib/postgresql/$1/bin/pg_basebackup"; if [ -x "$p" ]; then echo "$p"; else command -v pg_basebackup || true; fi', "sh", String(major2)],
     "looking for pg_basebackup"
   );
   const bin = out.trim();
-  if (!bin) throw new DbreplError("STEP", `pg_basebackup (PostgreSQL ${major2}) is not installed on ${host.label}`);
+  if (!bin) throw new DbreplError("STEP", `pg_basebackup (PostgreSQL ${major2}) is not installed on ${host.label}; install the PostgreSQL ${major2} client there`);
   return bin;
 }
 function standbyShortfalls(master, slave) {
   return Object.entries(master.standbyMinimums).filter(([name, value]) => (slave.standbyMinimums[name] ?? 0) < value).map(([name, value]) => `${name} ${slave.standbyMinimums[name] ?? "?"} < ${value}`);
 }
 var STANDBY_KEYS = /^\s*(primary_conninfo|primary_slot_name)\s*=/;
-async function restoreOwnConfig(host, slave, dataDir, preserved) {
+async function restoreOwnConfig(host, slave, dataDir, preserved, owner) {
   const inside = (file2) => file2.startsWith(`${dataDir}/`) ? file2.slice(dataDir.length + 1) : null;
   for (const file2 of [slave.configFile, slave.hbaFile, slave.identFile]) {
     const rel = inside(file2);
     if (rel && await pathExists(host, `${preserved}/${rel}`)) {
-      await runChecked(host, ["cp", "-p", "--", `${preserved}/${rel}`, `${dataDir}/${rel}`], `restoring ${rel}`);
+      await runChecked(host, ["cp", "-P", "-p", "--remove-destination", "--", `${preserved}/${rel}`, `${dataDir}/${rel}`], `restoring ${rel}`, { as: owner });
     }
   }
   const written = await readFile(host, `${dataDir}/postgresql.auto.conf`) ?? "";
   const own2 = await readFile(host, `${preserved}/postgresql.auto.conf`) ?? "# Do not edit this file manually!\n# It will be overwritten by the ALTER SYSTEM command.\n";
   const standby = written.split("\n").filter((l) => STANDBY_KEYS.test(l));
   const kept = own2.split("\n").filter((l) => !STANDBY_KEYS.test(l) && l !== "");
-  await writeFile(host, `${dataDir}/postgresql.auto.conf`, [...kept, ...standby].join("\n") + "\n");
-}
-async function restorePrevious2(host, slave, dataDir, preserved, moved) {
-  try {
-    if (moved) {
-      if (!await pathExists(host, preserved)) throw new DbreplError("STEP", `${preserved} is missing; leaving ${dataDir} as it is`);
-      await host.run(serviceArgv(service2(slave).stop));
-      await runChecked(host, ["rm", "-rf", "--", dataDir], `removing the partial ${dataDir}`);
-      await runChecked(host, ["mv", "--no-target-directory", "--", preserved, dataDir], `moving ${preserved} back`);
-    }
-    await runChecked(host, serviceArgv(service2(slave).start), `start command of ${slave.ref}`);
-    return moved ? `the slave's previous data was put back at ${dataDir} and the server restarted` : "the slave was started again on its own data";
-  } catch (err) {
-    return `putting the slave back failed (${messageOf(err)}); ${moved ? `its previous data is kept at ${preserved}` : "its data was not moved"}`;
-  }
+  await writeFile(host, `${dataDir}/postgresql.auto.conf`, [...kept, ...standby].join("\n") + "\n", { owner, mode: "600" });
 }
 
-// src/engines/postgresql/apply.ts
+// src/engines/postgresql/steps.ts
 var major = (f) => Math.floor(f.versionNum / 1e4);
-async function enable2(pair, planned, ctx) {
+function plan2(pair, action, sides, stamp) {
+  return action === "disable" ? disableSteps2(pair, sides) : enableSteps2(pair, sides, stamp);
+}
+function enableSteps2(pair, { m, s }, stamp) {
   const slot = slotName(pair);
-  const user = pair.replication.user;
-  const password = pair.replication.password;
-  const masterHost = await ctx.hosts.forServer(pair.master);
-  const slaveHost = await ctx.hosts.forServer(pair.slave);
-  const slave = await step(ctx, "slave: read its settings", () => withClient2(pair.slave, readFacts2));
-  const master = await step(ctx, "master: read its settings", () => withClient2(pair.master, readFacts2));
-  const dataDir = slave.dataDirectory;
-  const preserved = planned.preserved;
-  if (!preserved) throw new StepError("preflight", "the plan names no path for the previous data");
-  const restart = restartSettings(master, slot);
-  const hbaOk = await hbaAdmits(pair, user, master.ssl);
-  await step(ctx, "preflight: versions, roles, standby settings, hosts, disk", async () => {
-    if (major(master) !== major(slave)) {
-      throw new DbreplError("STEP", `major versions differ (master ${master.versionNum}, slave ${slave.versionNum}); physical replication needs the same major version`);
-    }
-    if (!slave.inRecovery && (slave.clients.length > 0 || slave.slots.length > 0)) {
-      throw new DbreplError("STEP", `${pair.slave.ref} is a primary with replication of its own (${slave.clients.length} connection(s), ${slave.slots.length} slot(s)); refusing to overwrite a master \u2014 remove its slots and standbys first, or fix the file`);
-    }
-    const short = standbyShortfalls(master, slave);
-    if (short.length > 0) {
-      throw new DbreplError("STEP", `the slave's own settings are lower than the master's (${short.join(", ")}); a standby refuses to run with them: raise them in ${pair.slave.ref}'s configuration first`);
-    }
-    if (!pair.slave.service && pair.slave.host === pair.master.host) {
-      throw new DbreplError("STEP", `${pair.slave.ref} runs on the same host as its master and has no service commands; the default (${DEFAULT_SERVICE.stop}) would stop every cluster there, the master included: set service.stop and service.start for ${pair.slave.ref}`);
-    }
-    await checkLoginSurvives(pair);
-    await verifyHost2(slaveHost, pair.slave, slave);
-    if (!hbaOk || Object.keys(restart).length > 0) await verifyHost2(masterHost, pair.master, master);
-    if (await pathExists(slaveHost, preserved)) throw new DbreplError("STEP", `${preserved} already exists; refusing to overwrite kept data`);
-    const need = await withClient2(pair.master, async (sql) => {
-      const { rows } = await sql.query("SELECT sum(pg_database_size(datname))::text AS bytes FROM pg_database");
-      return Number(rows[0].bytes);
+  const user = pair.replication.user ?? "";
+  const password = pair.replication.password ?? "";
+  const dataDir = s.dataDirectory;
+  const preserved = preservedPath2(dataDir, stamp);
+  const restart = restartSettings(m, slot);
+  const restartKeys = Object.entries(restart);
+  const hba = m.hbaRules ? hbaDecision(m.hbaRules, user, pair.slave.host, m.ssl) : { kind: "add", why: "the rules cannot be read" };
+  const method = m.passwordEncryption === "md5" ? "md5" : "scram-sha-256";
+  const st = { createdSlot: false, moved: false, restarted: false };
+  let owner;
+  const ownerOf = (session) => owner ??= session.hosts.forServer(pair.slave).then((h) => statOwner(h, dataDir));
+  const slaveHost = (session) => session.hosts.forServer(pair.slave);
+  const stopSlave = async (session) => {
+    const host = await slaveHost(session);
+    await runChecked(host, serviceArgv(service2(pair.slave).stop), `stop command of ${pair.slave.ref}`, { timeoutMs: SERVICE_TIMEOUT_MS });
+    await pollUntil(
+      `${pair.slave.ref} to stop (postmaster.pid gone)`,
+      STOP_TIMEOUT_MS,
+      async () => await pathExists(host, `${dataDir}/postmaster.pid`) ? void 0 : true
+    );
+  };
+  const startSlave = async (session) => {
+    await runChecked(await slaveHost(session), serviceArgv(service2(pair.slave).start), `start command of ${pair.slave.ref}`, { timeoutMs: SERVICE_TIMEOUT_MS });
+  };
+  const steps = [];
+  if (restartKeys.length > 0) {
+    steps.push({
+      id: "master-settings",
+      side: "master",
+      title: "change WAL settings and restart",
+      text: `master: ALTER SYSTEM SET ${restartKeys.map(([k, v]) => `${k}=${v}`).join(", ")} and restart the master`,
+      run: async (session) => restartMaster(session, pair.master, await session.hosts.forServer(pair.master), restart)
     });
-    await checkFreeSpace(slaveHost, dataDir, need, pair.master.ref);
+  }
+  steps.push({
+    id: "role",
+    side: "master",
+    title: "ensure replication role",
+    text: `master: ensure role ${user} (CREATE/ALTER ROLE ... REPLICATION LOGIN PASSWORD with a SCRAM verifier of the password from the file)`,
+    run: (session) => withClient2(session, pair.master, (sql) => ensureRole(sql, pair.master, user, password))
   });
-  const owner = await statOwner(slaveHost, dataDir);
-  const pgBin = await findBasebackup(slaveHost, major(slave));
-  const lock = await step(
-    ctx,
-    "slave: take the rebuild lock",
-    () => takeRebuildLock(slaveHost, pair.slave, dataDir, { pair: pair.name, preserved })
-  );
-  let createdSlot = false;
-  try {
-    await ctx.withLock(pair.master.ref, async () => {
-      if (Object.keys(restart).length > 0) {
-        await step(ctx, "master: change WAL settings and restart", () => restartMaster(pair.master, masterHost, restart));
+  if (hba.kind !== "admitted") {
+    steps.push({
+      id: "hba",
+      side: "master",
+      title: "admit the slave in pg_hba.conf",
+      text: `master: add "${hbaLine(user, pair.slave.host, method)}" at the top of ${m.hbaFile} and reload (no rule admits it: ${hba.why})`,
+      run: async (session) => addHbaRule(session, pair, await session.hosts.forServer(pair.master), user)
+    });
+  }
+  steps.push({
+    id: "slot",
+    side: "master",
+    title: "create replication slot",
+    text: `master: create physical replication slot ${slot} (pg_create_physical_replication_slot), unless it exists`,
+    run: async (session) => {
+      st.createdSlot = await withClient2(session, pair.master, (sql) => ensureSlot(sql, slot));
+    },
+    undo: {
+      text: `drop slot ${slot} if this run created it`,
+      run: async (session) => {
+        if (!st.createdSlot) return "";
+        await withClient2(session, pair.master, (sql) => dropSlotWhenFree(sql, slot, pair.master.ref));
+        return `slot ${slot}, created by this run, was dropped`;
       }
-      await step(ctx, "master: ensure replication role", () => withClient2(pair.master, (sql) => ensureRole(sql, pair.master, user, password)));
-      if (!hbaOk) await step(ctx, "master: admit the slave in pg_hba.conf", () => addHbaRule(pair, masterHost, user));
-      createdSlot = await step(ctx, "master: create replication slot", () => withClient2(pair.master, (sql) => ensureSlot(sql, slot)));
-    });
-    await step(ctx, "slave: stop the server", async () => {
-      await runChecked(slaveHost, serviceArgv(service2(pair.slave).stop), `stop command of ${pair.slave.ref}`);
-      await pollUntil(
-        `${pair.slave.ref} to stop (postmaster.pid gone)`,
-        STOP_TIMEOUT_MS,
-        async () => await pathExists(slaveHost, `${dataDir}/postmaster.pid`) ? void 0 : true
-      );
-    });
-    let moved = false;
-    try {
-      await step(
-        ctx,
-        "master: wait until the slot is free",
-        () => withClient2(
-          pair.master,
-          (sql) => pollUntil(`slot ${slot} on ${pair.master.ref} to be released by the stopped slave`, 6e4, async () => {
-            const { rows } = await sql.query("SELECT active FROM pg_replication_slots WHERE slot_name = $1", [slot]);
-            return rows[0]?.active ? void 0 : true;
-          })
-        )
-      );
-      await step(ctx, "slave: move the data directory aside", async () => {
-        await runChecked(slaveHost, ["mv", "--no-target-directory", "--", dataDir, preserved], `moving ${dataDir} to ${preserved}`);
-        moved = true;
-        await runChecked(slaveHost, ["mkdir", "-m", "700", "--", dataDir], `creating ${dataDir}`);
-      });
-      await step(
-        ctx,
-        "slave: pg_basebackup from the master",
-        () => runChecked(slaveHost, [pgBin, "-D", dataDir, "-X", "stream", "-R", "-S", slot, "-c", "fast", "--no-password"], "pg_basebackup", {
-          // Connection settings through the environment: nothing from the file on the command line.
-          env: { PGHOST: pair.master.host, PGPORT: String(pair.master.port), PGUSER: user, PGPASSWORD: password, PGAPPNAME: slot, PGCONNECT_TIMEOUT: "15" }
+    }
+  });
+  steps.push({
+    id: "stop",
+    side: "slave",
+    title: "stop the server",
+    text: `slave: stop the server (${service2(pair.slave).stop})`,
+    run: stopSlave,
+    undo: {
+      text: "start it again",
+      run: async (session) => {
+        if (st.moved || await pathExists(await slaveHost(session), `${dataDir}/postmaster.pid`)) return "";
+        await startSlave(session);
+        return "the slave was started again on its own data";
+      }
+    }
+  });
+  steps.push({
+    id: "slot-free",
+    side: "master",
+    title: "wait until the slot is free",
+    text: `master: wait until slot ${slot} is released by the stopped slave`,
+    run: async (session) => {
+      await withClient2(
+        session,
+        pair.master,
+        (sql) => pollUntil(`slot ${slot} on ${pair.master.ref} to be released by the stopped slave`, 6e4, async () => {
+          const { rows } = await sql.query("SELECT active FROM pg_replication_slots WHERE slot_name = $1", [slot]);
+          return rows[0]?.active ? void 0 : true;
         })
       );
-      await step(ctx, "slave: restore its own configuration and ownership", async () => {
-        await restoreOwnConfig(slaveHost, slave, dataDir, preserved);
-        await runChecked(slaveHost, ["chown", "-R", `${owner.uid}:${owner.gid}`, "--", dataDir], "chown of the new data directory");
-        await runChecked(slaveHost, ["chmod", owner.mode, "--", dataDir], "chmod of the new data directory");
-      });
-      await step(ctx, "slave: start the server and wait until it streams", async () => {
-        await runChecked(slaveHost, serviceArgv(service2(pair.slave).start), `start command of ${pair.slave.ref}`);
-        await waitStreaming(pair, slot);
-      });
-    } catch (err) {
-      const what = await restorePrevious2(slaveHost, pair.slave, dataDir, preserved, moved);
-      throw new StepError(err instanceof StepError ? err.step : "rebuild", `${err instanceof StepError ? messageOf(err.cause ?? err) : messageOf(err)}; ${what}`, { cause: err });
     }
-  } catch (err) {
-    if (createdSlot) {
-      await withClient2(pair.master, (sql) => dropSlotWhenFree(sql, slot, pair.master.ref)).catch(
-        (e) => ctx.log.warn(`${pair.name}: could not drop slot ${slot} on ${pair.master.ref} after the failure (${messageOf(e)}); drop it by hand, it retains WAL`)
-      );
+  });
+  steps.push({
+    id: "move-aside",
+    side: "slave",
+    title: "move the data directory aside",
+    text: `slave: move ${dataDir} aside to ${preserved} (kept)`,
+    run: async (session) => {
+      const host = await slaveHost(session);
+      const as = await ownerOf(session);
+      await runChecked(host, ["mv", "--no-target-directory", "--", dataDir, preserved], `moving ${dataDir} to ${preserved}`);
+      st.moved = true;
+      await runChecked(host, ["mkdir", "-m", "700", "--", dataDir], `creating ${dataDir}`);
+      await runChecked(host, ["chown", "-h", `${as.uid}:${as.gid}`, "--", dataDir], `giving ${dataDir} to its owner`);
+    },
+    undo: {
+      text: `put ${preserved} back at ${dataDir} and start the slave`,
+      run: async (session) => {
+        if (!st.moved) return "";
+        const host = await slaveHost(session);
+        if (!await pathExists(host, preserved)) throw new DbreplError("STEP", `${preserved} is missing; ${dataDir} was left as it is`);
+        await host.run(serviceArgv(service2(pair.slave).stop), { timeoutMs: SERVICE_TIMEOUT_MS });
+        await runChecked(host, ["rm", "-rf", "--", dataDir], `removing the partial ${dataDir}`);
+        await runChecked(host, ["mv", "--no-target-directory", "--", preserved, dataDir], `moving ${preserved} back`);
+        st.moved = false;
+        await startSlave(session);
+        return `the slave's previous data was put back at ${dataDir} and the server restarted`;
+      }
     }
-    throw err;
-  } finally {
-    await releaseRebuildLock(slaveHost, lock);
+  });
+  steps.push({
+    id: "copy",
+    side: "slave",
+    title: "pg_basebackup from the master",
+    text: `slave: pg_basebackup -X stream -R -S ${slot} -c fast from ${pair.master.host}:${pair.master.port} as ${user} (full online backup of the master), as the owner of ${dataDir}`,
+    run: async (session) => {
+      const host = await slaveHost(session);
+      const as = await ownerOf(session);
+      const bin = await findBasebackup(host, major(s));
+      const bytes = await withClient2(session, pair.master, databaseBytes);
+      await runScript(host, 'PGPASSWORD="$pgpassword" exec "$@"', [bin, "-D", dataDir, "-X", "stream", "-R", "-S", slot, "-c", "fast", "--no-password"], "pg_basebackup", {
+        secrets: { pgpassword: password },
+        env: { PGHOST: pair.master.host, PGPORT: String(pair.master.port), PGUSER: user, PGAPPNAME: slot, PGCONNECT_TIMEOUT: "15" },
+        timeoutMs: copyTimeoutMs(bytes, pair.copyTimeoutSeconds),
+        as
+      });
+    }
+  });
+  steps.push({
+    id: "own-config",
+    side: "slave",
+    title: "restore its own configuration and ownership",
+    text: `slave: restore its own configuration files (postgresql.conf, pg_hba.conf, pg_ident.conf where they live in the data directory; postgresql.auto.conf plus the standby settings)`,
+    run: async (session) => {
+      const host = await slaveHost(session);
+      const as = await ownerOf(session);
+      await restoreOwnConfig(host, s, dataDir, preserved, as);
+    }
+  });
+  steps.push({
+    id: "start",
+    side: "slave",
+    title: "start the server and wait until it streams",
+    text: `slave: start the server (${service2(pair.slave).start}) and wait until both sides see it streaming`,
+    run: async (session) => {
+      await startSlave(session);
+      await waitStreaming(session, pair, slot);
+    }
+  });
+  const warnings = [];
+  if (restartKeys.length > 0) warnings.push(`the master ${pair.master.ref} must restart to change ${restartKeys.map(([k]) => k).join(", ")}`);
+  if (pair.slave.dataDir && pair.slave.dataDir !== s.dataDirectory) {
+    warnings.push(`data_dir ${pair.slave.dataDir} in the file differs from the running server's ${s.dataDirectory}; the running server's is used`);
   }
-  return { preserved };
+  return {
+    steps,
+    disruption: restartKeys.length > 0 ? "master restarts (brief outage); slave restarts and is rebuilt" : "slave restarts and is rebuilt; master keeps serving",
+    preserved,
+    lockDir: dataDir,
+    warnings
+  };
 }
-async function waitStreaming(pair, slot) {
+async function waitStreaming(session, pair, slot) {
   await pollUntil(
     `${pair.slave.ref} to stream from ${pair.master.ref}`,
     START_TIMEOUT_MS,
-    () => withClient2(pair.slave, async (sql) => {
+    () => withClient2(session, pair.slave, async (sql) => {
       const f = await readFacts2(sql);
       return f.inRecovery && f.receiver?.status === "streaming" ? true : void 0;
     })
@@ -47380,7 +46811,7 @@ async function waitStreaming(pair, slot) {
   await pollUntil(
     `${pair.master.ref} to report the slave as streaming`,
     6e4,
-    () => withClient2(pair.master, async (sql) => {
+    () => withClient2(session, pair.master, async (sql) => {
       const { rows } = await sql.query(
         `SELECT count(*)::int AS n FROM pg_stat_replication r JOIN pg_replication_slots s ON s.active_pid = r.pid
           WHERE s.slot_name = $1 AND r.state = 'streaming'`,
@@ -47390,77 +46821,135 @@ async function waitStreaming(pair, slot) {
     })
   );
 }
-async function disable2(pair, _planned, ctx) {
-  const slot = await step(
-    ctx,
-    "slave: read its settings",
-    () => withClient2(pair.slave, async (sql) => {
-      const f = await readFacts2(sql);
-      return f.receiver?.slotName ?? f.primarySlotName ?? slotName(pair);
-    })
-  );
-  const target = await step(
-    ctx,
-    "master: note the current WAL position",
-    () => withClient2(pair.master, async (sql) => {
-      const { rows } = await sql.query(
-        `SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
-                 ELSE pg_logical_emit_message(false, 'dbrepl', $1) END)::text AS lsn`,
-        [`disable ${pair.name}`]
-      );
-      return rows[0]?.lsn ?? null;
-    })
-  );
-  await step(ctx, "slave: wait until it has replayed everything", async () => {
-    if (!target) throw new DbreplError("STEP", "the master reported no WAL position");
-    const goal = lsnToBigInt(target);
-    let behind = "";
-    try {
-      await pollUntil(
-        `${pair.slave.ref} to replay up to ${target}`,
-        pair.catchupTimeoutSeconds * 1e3,
-        () => withClient2(pair.slave, async (sql) => {
-          const f = await readFacts2(sql);
-          if (!f.inRecovery) return true;
-          if (!f.lsn) return void 0;
-          const have = lsnToBigInt(f.lsn);
-          behind = `${goal - have} bytes behind`;
-          return have >= goal ? true : void 0;
-        })
-      );
-    } catch (err) {
-      throw new DbreplError("STEP", `${messageOf(err)}${behind ? `; slave is ${behind}` : ""}; nothing was changed (raise catchup_timeout or repair the link, then apply again)`);
-    }
-  });
-  await step(
-    ctx,
-    "slave: promote",
-    () => withClient2(pair.slave, async (sql) => {
-      const { rows } = await sql.query("SELECT pg_is_in_recovery() AS r");
-      if (rows[0].r) {
-        const p = await sql.query("SELECT pg_promote(true, 60) AS ok");
-        if (!p.rows[0].ok) throw new DbreplError("STEP", "pg_promote did not finish within 60s");
+function disableSteps2(pair, { s }) {
+  const slot = s.receiver?.slotName ?? s.primarySlotName ?? slotName(pair);
+  let target = null;
+  const steps = [
+    {
+      id: "note-position",
+      side: "master",
+      title: "note the current WAL position",
+      text: `master: note the current WAL position (the end of a marker record, pg_logical_emit_message)`,
+      // The target is the end of a marker record written now: it follows every commit the master
+      // acknowledged (flushed or not, synchronous_commit = off included), and unlike the bare
+      // insert position it is a record end, which a standby's replay position can reach exactly
+      // (after a WAL segment switch the insert position sits past a page header no standby
+      // replays until the next record, up to 15 s later on an idle master).
+      run: async (session) => {
+        target = await withClient2(session, pair.master, async (sql) => {
+          const { rows } = await sql.query(
+            `SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
+                     ELSE pg_logical_emit_message(false, 'dbrepl', $1) END)::text AS lsn`,
+            [`disable ${pair.name}`]
+          );
+          return rows[0]?.lsn ?? null;
+        });
+        if (!target) throw new DbreplError("STEP", "the master reported no WAL position");
       }
-    })
-  );
-  await step(
-    ctx,
-    "slave: clear primary_conninfo and primary_slot_name",
-    () => withClient2(pair.slave, async (sql) => {
-      await sql.query("ALTER SYSTEM RESET primary_conninfo");
-      await sql.query("ALTER SYSTEM RESET primary_slot_name");
-      await sql.query("SELECT pg_reload_conf()");
-    })
-  );
-  await ctx.withLock(
-    pair.master.ref,
-    () => step(ctx, `master: drop the replication slot ${slot}`, () => withClient2(pair.master, (sql) => dropSlotWhenFree(sql, slot, pair.master.ref)))
-  );
+    },
+    {
+      id: "catch-up",
+      side: "slave",
+      title: "wait until it has replayed everything",
+      text: `slave: wait until it has replayed up to that position (at most ${pair.catchupTimeoutSeconds}s)`,
+      run: async (session) => {
+        const goal = lsnToBigInt(target);
+        let behind = "";
+        try {
+          await pollUntil(
+            `${pair.slave.ref} to replay up to ${target}`,
+            pair.catchupTimeoutSeconds * 1e3,
+            () => withClient2(session, pair.slave, async (sql) => {
+              const f = await readFacts2(sql);
+              if (!f.inRecovery) return true;
+              if (!f.lsn) return void 0;
+              const have = lsnToBigInt(f.lsn);
+              behind = `${goal - have} bytes behind`;
+              return have >= goal ? true : void 0;
+            })
+          );
+        } catch (err) {
+          throw new DbreplError("STEP", `${messageOf(err)}${behind ? `; slave is ${behind}` : ""}; nothing was changed (raise catchup_timeout or repair the link, then apply again)`);
+        }
+      }
+    },
+    {
+      id: "promote",
+      side: "slave",
+      title: "promote",
+      text: "slave: promote (pg_promote)",
+      run: (session) => withClient2(session, pair.slave, async (sql) => {
+        const { rows } = await sql.query("SELECT pg_is_in_recovery() AS r");
+        if (rows[0].r) {
+          const p = await sql.query("SELECT pg_promote(true, 60) AS ok");
+          if (!p.rows[0].ok) throw new DbreplError("STEP", "pg_promote did not finish within 60s");
+        }
+      })
+    },
+    {
+      id: "forget-master",
+      side: "slave",
+      title: "clear primary_conninfo and primary_slot_name",
+      text: "slave: ALTER SYSTEM RESET primary_conninfo, primary_slot_name; reload",
+      run: (session) => withClient2(session, pair.slave, async (sql) => {
+        await sql.query("ALTER SYSTEM RESET primary_conninfo");
+        await sql.query("ALTER SYSTEM RESET primary_slot_name");
+        await sql.query("SELECT pg_reload_conf()");
+      })
+    },
+    {
+      id: "drop-slot",
+      side: "master",
+      title: `drop the replication slot ${slot}`,
+      text: `master: drop replication slot ${slot} (pg_drop_replication_slot)`,
+      run: (session) => withClient2(session, pair.master, (sql) => dropSlotWhenFree(sql, slot, pair.master.ref))
+    }
+  ];
+  return { steps, disruption: "slave becomes a standalone writable server; master keeps serving", preserved: null, lockDir: null, warnings: [] };
 }
-async function checkLoginSurvives(pair) {
-  const probe = { ...pair.master, user: pair.slave.user, password: pair.slave.password };
+
+// src/engines/postgresql/preflight.ts
+async function preflight2(pair, { m, s }, planned, session) {
+  if (!planned || planned.action === "disable") return [];
+  const out = [];
+  const error62 = (message) => void out.push({ level: "error", message });
+  const user = pair.replication.user ?? "";
+  if (major(m) !== major(s)) {
+    error62(`major versions differ (master ${m.versionNum}, slave ${s.versionNum}); physical replication needs the same major version`);
+  }
+  if (!s.inRecovery && (s.clients.length > 0 || s.slots.length > 0)) {
+    error62(`${pair.slave.ref} is a primary with replication of its own (${s.clients.length} connection(s), ${s.slots.length} slot(s)); refusing to overwrite a master \u2014 remove its slots and standbys first, or fix the file`);
+  }
+  const short = standbyShortfalls(m, s);
+  if (short.length > 0) {
+    error62(`the slave's own settings are lower than the master's (${short.join(", ")}); a standby refuses to run with them: raise them in ${pair.slave.ref}'s configuration first`);
+  }
+  const hba = m.hbaRules ? hbaDecision(m.hbaRules, user, pair.slave.host, m.ssl) : null;
+  if (hba?.kind === "refused") error62(hbaRefusal(pair, user, m.hbaFile, hba));
+  out.push(...await finding("error", () => checkLoginSurvives(session, pair)));
+  const slaveHost = await hostOrError(session, pair.slave, error62);
+  const masterWork = hba?.kind !== "admitted" || Object.keys(restartSettings(m, slotName(pair))).length > 0;
+  const masterHost = masterWork || !pair.slave.service ? await hostOrError(session, pair.master, masterWork ? error62 : () => void 0) : null;
+  if (slaveHost) {
+    out.push(...await finding("error", () => verifyHost2(slaveHost, pair.slave, s)));
+    if (!pair.slave.service && (pair.slave.host === pair.master.host || masterHost && await sharedMachine(slaveHost, masterHost))) {
+      error62(`${pair.slave.ref} runs on the same host as its master and has no service commands; the default (${DEFAULT_SERVICE.stop}) would stop every cluster there, the master included: set service.stop and service.start for ${pair.slave.ref}`);
+    }
+    out.push(...await finding("error", async () => checkFreeSpace(slaveHost, s.dataDirectory, await withClient2(session, pair.master, databaseBytes), pair.master.ref)));
+    out.push(...await finding("error", () => findBasebackup(slaveHost, major(s))));
+  }
+  if (masterWork && masterHost) {
+    out.push(...await finding("error", () => verifyHost2(masterHost, pair.master, m)));
+    if (hba?.kind !== "admitted") out.push(...await finding("error", () => writableTarget(masterHost, m.hbaFile, pair.master.followSymlinks)));
+  }
+  if (!m.hbaRules) {
+    out.push({ level: "warning", message: `the login for ${pair.master.ref} may not read pg_hba_file_rules (not a superuser?): whether a rule admits the slave is decided during apply` });
+  }
+  return out;
+}
+async function checkLoginSurvives(session, pair) {
   try {
-    await withClient2(probe, async () => void 0);
+    await withClient2(session, pair.master, async () => void 0, { user: pair.slave.user, password: pair.slave.password });
   } catch (err) {
     throw new DbreplError(
       "STEP",
@@ -47472,21 +46961,22 @@ async function checkLoginSurvives(pair) {
 
 // src/engines/postgresql/index.ts
 var postgresql = {
-  name: "postgresql",
-  inspectServer: inspectPostgres,
+  capabilities: postgresqlCapabilities,
+  inspect: inspectPostgres,
+  identity: identity2,
   pairState: pairState2,
-  describe: describe2,
   liveLinks: liveLinks2,
-  enable: enable2,
-  disable: disable2
+  plan: plan2,
+  preflight: preflight2
 };
 
 // src/engines/redis/client.ts
 var import_ioredis = __toESM(require_built3());
-async function withClient3(server, fn) {
+async function withClient3(session, server, fn) {
+  const at = await session.hosts.endpoint(server);
   const redis2 = new import_ioredis.default({
-    host: server.host,
-    port: server.port,
+    host: at.host,
+    port: at.port,
     username: server.user,
     password: server.password,
     lazyConnect: true,
@@ -47496,12 +46986,13 @@ async function withClient3(server, fn) {
     enableOfflineQueue: false,
     retryStrategy: () => null
   });
-  redis2.on("error", () => void 0);
+  let reason;
+  redis2.on("error", (e) => reason ??= e);
   try {
     await redis2.connect();
   } catch (err) {
     redis2.disconnect();
-    throw new ConnectionError(server.ref, `cannot connect to Redis at ${server.host}:${server.port}: ${err.message}`, { cause: err });
+    throw new ConnectionError(server.ref, `cannot connect to Redis at ${server.host}:${server.port}: ${(reason ?? err).message}`, { cause: err });
   }
   try {
     return await fn({ call: (command, ...args) => redis2.call(command, ...args) });
@@ -47522,8 +47013,8 @@ function parseFields(text) {
 }
 
 // src/engines/redis/inspect.ts
-async function inspectRedis(server) {
-  return withClient3(server, readFacts3);
+async function inspectRedis(server, session) {
+  return withClient3(session, server, readFacts3);
 }
 async function config(redis2, name) {
   const r = await redis2.call("CONFIG", "GET", name);
@@ -47560,140 +47051,12 @@ async function readFacts3(redis2) {
     replicaBufferLimit: { hard: Number(limits[i + 1] ?? 0), soft: Number(limits[i + 2] ?? 0), seconds: Number(limits[i + 3] ?? 0) },
     configFile: info.config_file ?? "",
     processId: Number(info.process_id ?? 0),
-    syncFull: Number(info.sync_full ?? 0)
+    syncFull: Number(info.sync_full ?? 0),
+    runId: info.run_id ?? "",
+    replicaReadOnly: await config(redis2, "replica-read-only") === "yes",
+    hasMasterauth: await config(redis2, "masterauth") !== "",
+    masteruser: await config(redis2, "masteruser")
   };
-}
-
-// src/engines/redis/apply.ts
-function syncTimeoutMs(bytes) {
-  return 3e5 + Math.ceil(bytes / 2 ** 30) * 6e4;
-}
-async function masterLogin(pair) {
-  const wanted = pair.replication.user;
-  if (wanted && wanted !== "default") {
-    const exists = await withClient3(pair.master, async (r) => await r.call("ACL", "GETUSER", wanted).catch(() => null) !== null);
-    if (exists) return { user: wanted, password: pair.replication.password };
-  }
-  return { user: pair.master.user, password: pair.master.password };
-}
-async function verifyHost3(host, server, facts) {
-  const comm = (await readFile(host, `/proc/${facts.processId}/comm`))?.trim();
-  if (!await pathExists(host, facts.dir) || !comm?.startsWith("redis")) {
-    throw new DbreplError("STEP", `host commands for ${server.ref} would run on ${host.label}, which does not run this server (no redis process ${facts.processId}, or no ${facts.dir}); run dbrepl on the server's own host`);
-  }
-}
-async function rewrite(r, facts, ctx, server) {
-  if (facts.configFile) await r.call("CONFIG", "REWRITE");
-  else ctx.log.warn(`${server.ref} has no config file: the change holds until its next restart only`);
-}
-async function snapshot(server) {
-  await withClient3(server, async (r) => {
-    const saves = async () => {
-      const info = String(await r.call("INFO", "persistence"));
-      return {
-        n: Number(/rdb_saves:(\d+)/.exec(info)?.[1] ?? -1),
-        running: /rdb_bgsave_in_progress:1/.test(info),
-        ok: /rdb_last_bgsave_status:ok/.test(info)
-      };
-    };
-    let before = -1;
-    await pollUntil(`a background save of ${server.ref} to start`, 12e4, async () => {
-      const now = await saves();
-      if (now.running) return void 0;
-      before = now.n;
-      try {
-        await r.call("BGSAVE");
-        return true;
-      } catch (err) {
-        if (/in progress/i.test(err.message)) return void 0;
-        throw new PollAbort(err.message);
-      }
-    });
-    await pollUntil(`the background save of ${server.ref} to finish`, 6e5, async () => {
-      const now = await saves();
-      if (now.running || now.n <= before) return void 0;
-      if (!now.ok) throw new PollAbort(`BGSAVE of ${server.ref} failed (see its log)`);
-      return true;
-    });
-  });
-}
-async function enable3(pair, planned, ctx) {
-  const slaveHost = await ctx.hosts.forServer(pair.slave);
-  const preserved = planned.preserved;
-  if (!preserved) throw new StepError("preflight", "the plan names no file for the previous dataset");
-  const [master, slave] = await step(ctx, "read both servers", () => Promise.all([withClient3(pair.master, readFacts3), withClient3(pair.slave, readFacts3)]));
-  await step(ctx, "preflight: not a master of its own, this host runs the slave", async () => {
-    if (slave.role === "master" && slave.replicas.length > 0) {
-      throw new DbreplError("STEP", `${pair.slave.ref} is a master with ${slave.replicas.length} replica(s) of its own; refusing to overwrite a master \u2014 fix the file or detach them first`);
-    }
-    await verifyHost3(slaveHost, pair.slave, slave);
-    if (await pathExists(slaveHost, preserved)) throw new DbreplError("STEP", `${preserved} already exists; refusing to overwrite kept data`);
-  });
-  const login = await masterLogin(pair);
-  await step(ctx, "slave: save its dataset (BGSAVE) and keep a copy", async () => {
-    await snapshot(pair.slave);
-    await runChecked(slaveHost, ["cp", "-p", "--", `${slave.dir}/${slave.dbfilename}`, preserved], `keeping the RDB of ${pair.slave.ref}`);
-  });
-  await step(
-    ctx,
-    "slave: authentication and read-only",
-    () => withClient3(pair.slave, async (r) => {
-      await r.call("CONFIG", "SET", "masterauth", login.password ?? "");
-      await r.call("CONFIG", "SET", "masteruser", login.user && login.user !== "default" ? login.user : "");
-      await r.call("CONFIG", "SET", "replica-read-only", "yes");
-    })
-  );
-  await step(
-    ctx,
-    "slave: REPLICAOF the master",
-    () => withClient3(pair.slave, async (r) => {
-      if (planned.action === "resync") await r.call("REPLICAOF", "NO", "ONE");
-      await r.call("REPLICAOF", pair.master.host, String(pair.master.port));
-      await rewrite(r, slave, ctx, pair.slave);
-    })
-  );
-  await step(
-    ctx,
-    "slave: wait until the initial sync has finished and the link is up",
-    () => pollUntil(
-      `${pair.slave.ref} to finish its sync from ${pair.master.ref} (its previous dataset is at ${preserved})`,
-      syncTimeoutMs(master.usedMemory),
-      () => withClient3(pair.slave, async (r) => {
-        const f = await readFacts3(r);
-        return f.role === "slave" && f.linkUp && !f.syncInProgress ? true : void 0;
-      })
-    )
-  );
-  return { preserved };
-}
-async function disable3(pair, _planned, ctx) {
-  const target = await step(ctx, "master: note its replication offset", () => withClient3(pair.master, async (r) => (await readFacts3(r)).masterOffset));
-  await step(ctx, "slave: wait until its offset has reached it", async () => {
-    let at = 0;
-    try {
-      await pollUntil(
-        `${pair.slave.ref} to reach offset ${target}`,
-        pair.catchupTimeoutSeconds * 1e3,
-        () => withClient3(pair.slave, async (r) => {
-          const f = await readFacts3(r);
-          if (f.role === "master") return true;
-          at = f.replicaOffset ?? 0;
-          return at >= target ? true : void 0;
-        })
-      );
-    } catch (err) {
-      throw new DbreplError("STEP", `${err.message}; the slave is at ${at}, ${target - at} bytes behind; nothing was changed (raise catchup_timeout or repair the link, then apply again)`);
-    }
-  });
-  await step(
-    ctx,
-    "slave: REPLICAOF NO ONE and persist",
-    () => withClient3(pair.slave, async (r) => {
-      const f = await readFacts3(r);
-      await r.call("REPLICAOF", "NO", "ONE");
-      await rewrite(r, f, ctx, pair.slave);
-    })
-  );
 }
 
 // src/engines/redis/state.ts
@@ -47745,41 +47108,8 @@ function bufferWarnings(master, m) {
   }
   return out;
 }
-function describe3(pair, action, master, slave, stamp) {
-  const m = master.ok ? master.facts : null;
-  const s = slave.ok ? slave.facts : null;
-  if (action === "enable" || action === "resync") {
-    const preserved = s ? preservedPath3(s.dir, stamp) : null;
-    return {
-      steps: [
-        "preflight: the slave is not serving replicas of its own (unless declared cascading), versions",
-        `slave: BGSAVE its current dataset and keep a copy at ${preserved ?? "(unknown)"}`,
-        `slave: masterauth${pair.replication.user ? " (and masteruser, when the master has that ACL user)" : ""}; replica-read-only yes`,
-        ...action === "resync" ? ["slave: REPLICAOF NO ONE first, so that it re-attaches with a full sync"] : [],
-        `slave: REPLICAOF ${pair.master.host} ${pair.master.port}`,
-        `slave: CONFIG REWRITE${s && !s.configFile ? " (the server has no config file: a restart would forget it is a slave)" : ""}`,
-        "slave: wait until the initial sync has finished and the link is up",
-        "env: recompute the environment variables"
-      ],
-      disruption: "slave's dataset is replaced by the master's (a full sync); master keeps serving (it forks for the RDB)",
-      preserved,
-      warnings: [...m ? bufferWarnings(pair.master, m) : [], ...s && !s.configFile ? [`${pair.slave.ref} runs without a config file: CONFIG REWRITE is impossible, a restart makes it a master again`] : []]
-    };
-  }
-  if (action === "disable") {
-    return {
-      steps: [
-        "master: note its replication offset",
-        `slave: wait until its offset has reached it (at most ${pair.catchupTimeoutSeconds}s)`,
-        "slave: REPLICAOF NO ONE; CONFIG REWRITE",
-        "env: recompute the environment variables"
-      ],
-      disruption: "slave becomes a standalone writable server; master keeps serving",
-      preserved: null,
-      warnings: []
-    };
-  }
-  return { steps: [], disruption: null, preserved: null, warnings: [] };
+function identity3(f) {
+  return { key: f.runId, text: `run_id ${f.runId}` };
 }
 function liveLinks3(inspections, servers) {
   const byRef = new Map(inspections.filter((i) => i.ok).map((i) => [i.server.ref, i]));
@@ -47792,29 +47122,261 @@ function liveLinks3(inspections, servers) {
   return links;
 }
 
+// src/engines/redis/steps.ts
+function plan3(pair, action, sides, stamp) {
+  return action === "disable" ? disableSteps3(pair) : enableSteps3(pair, action, sides, stamp);
+}
+function syncTimeoutMs(bytes, overrideSeconds) {
+  if (overrideSeconds !== void 0) return Math.max(1, overrideSeconds) * 1e3;
+  return 3e5 + Math.ceil(bytes / 2 ** 30) * 6e4;
+}
+async function masterLogin(session, pair) {
+  const wanted = pair.replication.user;
+  if (wanted && wanted !== "default") {
+    const exists = await withClient3(session, pair.master, async (r) => await r.call("ACL", "GETUSER", wanted).catch(() => null) !== null);
+    if (exists) return { user: wanted, password: pair.replication.password };
+  }
+  return { user: pair.master.user, password: pair.master.password };
+}
+async function rewrite(r, facts, log, server) {
+  if (facts.configFile) await r.call("CONFIG", "REWRITE");
+  else log.warn(`${server.ref} has no config file: the change holds until its next restart only`);
+}
+async function snapshot(session, server) {
+  await withClient3(session, server, async (r) => {
+    const saves = async () => {
+      const info = String(await r.call("INFO", "persistence"));
+      return {
+        n: Number(/rdb_saves:(\d+)/.exec(info)?.[1] ?? -1),
+        running: /rdb_bgsave_in_progress:1/.test(info),
+        ok: /rdb_last_bgsave_status:ok/.test(info)
+      };
+    };
+    let before = -1;
+    await pollUntil(`a background save of ${server.ref} to start`, 12e4, async () => {
+      const now = await saves();
+      if (now.running) return void 0;
+      before = now.n;
+      try {
+        await r.call("BGSAVE");
+        return true;
+      } catch (err) {
+        if (/in progress/i.test(err.message)) return void 0;
+        throw new PollAbort(err.message);
+      }
+    });
+    await pollUntil(`the background save of ${server.ref} to finish`, 6e5, async () => {
+      const now = await saves();
+      if (now.running || now.n <= before) return void 0;
+      if (!now.ok) throw new PollAbort(`BGSAVE of ${server.ref} failed (see its log)`);
+      return true;
+    });
+  });
+}
+function enableSteps3(pair, action, { m, s }, stamp) {
+  const preserved = preservedPath3(s.dir, stamp);
+  const st = { authTouched: false, replicaofSet: false };
+  const before = s.role === "master" ? "REPLICAOF NO ONE" : `REPLICAOF ${s.masterHost} ${s.masterPort}`;
+  const rewriteText = s.configFile ? "CONFIG REWRITE" : "CONFIG REWRITE impossible (the server has no config file: a restart would forget it is a slave)";
+  const steps = [
+    {
+      id: "snapshot",
+      side: "slave",
+      title: "save its dataset (BGSAVE) and keep a copy",
+      text: `slave: BGSAVE, then copy ${s.dir}/${s.dbfilename} to ${preserved} (kept), as the owner of ${s.dir}`,
+      run: async (session) => {
+        await snapshot(session, pair.slave);
+        const host = await session.hosts.forServer(pair.slave);
+        const owner = await statOwner(host, s.dir);
+        await runChecked(host, ["cp", "-p", "--no-clobber", "--", `${s.dir}/${s.dbfilename}`, preserved], `keeping the RDB of ${pair.slave.ref}`, {
+          as: { uid: owner.uid, gid: owner.gid },
+          timeoutMs: copyTimeoutMs(s.usedMemory)
+        });
+      }
+    },
+    {
+      id: "auth",
+      side: "slave",
+      title: "authentication and read-only",
+      text: `slave: CONFIG SET masterauth ***${pair.replication.user ? " and masteruser (the pair's user when the master has that ACL user)" : ""}; CONFIG SET replica-read-only yes`,
+      run: async (session) => {
+        const login = await masterLogin(session, pair);
+        st.authTouched = true;
+        await withClient3(session, pair.slave, async (r) => {
+          await r.call("CONFIG", "SET", "masterauth", login.password ?? "");
+          await r.call("CONFIG", "SET", "masteruser", login.user && login.user !== "default" ? login.user : "");
+          await r.call("CONFIG", "SET", "replica-read-only", "yes");
+        });
+      },
+      undo: {
+        text: "put replica-read-only (and an empty masterauth) back",
+        run: async (session) => {
+          if (!st.authTouched) return "";
+          await withClient3(session, pair.slave, async (r) => {
+            await r.call("CONFIG", "SET", "replica-read-only", s.replicaReadOnly ? "yes" : "no");
+            if (!s.hasMasterauth) await r.call("CONFIG", "SET", "masterauth", "");
+            await r.call("CONFIG", "SET", "masteruser", s.masteruser);
+          });
+          return "";
+        }
+      }
+    },
+    {
+      id: "replicaof",
+      side: "slave",
+      title: "REPLICAOF the master",
+      // A replica re-attached under a new replication ID cannot continue partially: a full sync follows.
+      text: `slave: ${action === "resync" ? "REPLICAOF NO ONE, then " : ""}REPLICAOF ${pair.master.host} ${pair.master.port}; ${rewriteText}`,
+      run: (session) => withClient3(session, pair.slave, async (r) => {
+        st.replicaofSet = true;
+        if (action === "resync") await r.call("REPLICAOF", "NO", "ONE");
+        await r.call("REPLICAOF", pair.master.host, String(pair.master.port));
+        await rewrite(r, s, session.log, pair.slave);
+      }),
+      undo: {
+        text: `${before}; CONFIG REWRITE`,
+        run: async (session) => {
+          if (!st.replicaofSet) return "";
+          await withClient3(session, pair.slave, async (r) => {
+            if (s.role === "master") await r.call("REPLICAOF", "NO", "ONE");
+            else await r.call("REPLICAOF", s.masterHost ?? "", String(s.masterPort ?? 0));
+            await rewrite(r, s, session.log, pair.slave);
+          });
+          return `its replication was put back as it was (${before}); its dataset from before is kept at ${preserved}`;
+        }
+      }
+    },
+    {
+      id: "sync",
+      side: "slave",
+      title: "wait until the initial sync has finished and the link is up",
+      text: "slave: wait until the full sync has finished and the link is up",
+      run: async (session) => {
+        await pollUntil(
+          `${pair.slave.ref} to finish its sync from ${pair.master.ref} (its previous dataset is at ${preserved})`,
+          syncTimeoutMs(m.usedMemory, pair.copyTimeoutSeconds),
+          () => withClient3(session, pair.slave, async (r) => {
+            const f = await readFacts3(r);
+            return f.role === "slave" && f.linkUp && !f.syncInProgress ? true : void 0;
+          })
+        );
+      }
+    }
+  ];
+  const warnings = [...bufferWarnings(pair.master, m)];
+  if (!s.configFile) warnings.push(`${pair.slave.ref} runs without a config file: CONFIG REWRITE is impossible, a restart makes it a master again`);
+  return {
+    steps,
+    disruption: "slave's dataset is replaced by the master's (a full sync); master keeps serving (it forks for the RDB)",
+    preserved,
+    lockDir: s.dir,
+    warnings
+  };
+}
+function disableSteps3(pair) {
+  let target = 0;
+  const steps = [
+    {
+      id: "note-offset",
+      side: "master",
+      title: "note its replication offset",
+      text: "master: note its replication offset (master_repl_offset)",
+      run: async (session) => {
+        target = await withClient3(session, pair.master, async (r) => (await readFacts3(r)).masterOffset);
+      }
+    },
+    {
+      id: "catch-up",
+      side: "slave",
+      title: "wait until its offset has reached it",
+      text: `slave: wait until its offset has reached it (at most ${pair.catchupTimeoutSeconds}s)`,
+      run: async (session) => {
+        let at = 0;
+        try {
+          await pollUntil(
+            `${pair.slave.ref} to reach offset ${target}`,
+            pair.catchupTimeoutSeconds * 1e3,
+            () => withClient3(session, pair.slave, async (r) => {
+              const f = await readFacts3(r);
+              if (f.role === "master") return true;
+              at = f.replicaOffset ?? 0;
+              return at >= target ? true : void 0;
+            })
+          );
+        } catch (err) {
+          throw new DbreplError("STEP", `${err.message}; the slave is at ${at}, ${target - at} bytes behind; nothing was changed (raise catchup_timeout or repair the link, then apply again)`);
+        }
+      }
+    },
+    {
+      id: "detach",
+      side: "slave",
+      title: "REPLICAOF NO ONE and persist",
+      text: "slave: REPLICAOF NO ONE; CONFIG REWRITE",
+      run: (session) => withClient3(session, pair.slave, async (r) => {
+        const f = await readFacts3(r);
+        await r.call("REPLICAOF", "NO", "ONE");
+        await rewrite(r, f, session.log, pair.slave);
+      })
+    }
+  ];
+  return { steps, disruption: "slave becomes a standalone writable server; master keeps serving", preserved: null, lockDir: null, warnings: [] };
+}
+
+// src/engines/redis/preflight.ts
+async function verifyHost3(host, server, facts) {
+  const comm = (await readFile(host, `/proc/${facts.processId}/comm`))?.trim();
+  if (!await pathExists(host, facts.dir) || !comm?.startsWith("redis")) {
+    throw new DbreplError("STEP", `host commands for ${server.ref} would run on ${host.label}, which does not run this server (no redis process ${facts.processId}, or no ${facts.dir}); run dbrepl on the server's own host`);
+  }
+}
+async function preflight3(pair, { s }, planned, session) {
+  if (!planned || planned.action === "disable") return [];
+  const out = [];
+  const error62 = (message) => void out.push({ level: "error", message });
+  if (s.role === "master" && s.replicas.length > 0) {
+    error62(`${pair.slave.ref} is a master with ${s.replicas.length} replica(s) of its own; refusing to overwrite a master \u2014 fix the file or detach them first`);
+  }
+  const host = await hostOrError(session, pair.slave, error62);
+  if (host) out.push(...await finding("error", () => verifyHost3(host, pair.slave, s)));
+  out.push(...await finding("error", () => checkLogin(session, pair)));
+  return out;
+}
+async function checkLogin(session, pair) {
+  const login = await masterLogin(session, pair);
+  try {
+    await withClient3(session, { ...pair.master, user: login.user, password: login.password }, async (r) => r.call("PING"));
+  } catch (err) {
+    throw new DbreplError("STEP", `the login ${pair.slave.ref} would use at ${pair.master.ref} (${login.user ?? "default"}) does not work: ${err.message.replace(/^[^:]+: /, "")}; fix the pair's replication password or the master's ACL user`);
+  }
+}
+
 // src/engines/redis/index.ts
 var redis = {
-  name: "redis",
-  inspectServer: inspectRedis,
+  capabilities: redisCapabilities,
+  inspect: inspectRedis,
+  identity: identity3,
   pairState: pairState3,
-  describe: describe3,
   liveLinks: liveLinks3,
-  enable: enable3,
-  disable: disable3
+  plan: plan3,
+  preflight: preflight3
 };
 
 // src/engines/index.ts
 var ENGINES = {
   postgresql,
   mysql,
-  redis
+  redis,
+  mongodb
 };
 function engineFor(name) {
   return ENGINES[name];
 }
-function unsupportedMessage(name) {
-  return `the ${name} engine is not available in this version of dbrepl yet`;
-}
+
+// src/config/load.ts
+var fs = __toESM(require("node:fs"));
+var path4 = __toESM(require("node:path"));
+var import_yaml = __toESM(require_dist3());
 
 // node_modules/zod/v4/classic/external.js
 var external_exports = {};
@@ -47935,7 +47497,7 @@ __export(external_exports, {
   decode: () => decode2,
   decodeAsync: () => decodeAsync2,
   deepPartial: () => deepPartial,
-  describe: () => describe5,
+  describe: () => describe2,
   discriminatedUnion: () => discriminatedUnion,
   e164: () => e1642,
   email: () => email2,
@@ -48341,7 +47903,7 @@ __export(core_exports2, {
   createToJSONSchemaMethod: () => createToJSONSchemaMethod,
   decode: () => decode,
   decodeAsync: () => decodeAsync,
-  describe: () => describe4,
+  describe: () => describe,
   encode: () => encode,
   encodeAsync: () => encodeAsync,
   extractDefs: () => extractDefs,
@@ -48530,8 +48092,8 @@ function cleanRegex(source) {
   const end = source.endsWith("$") ? source.length - 1 : source.length;
   return source.slice(start, end);
 }
-function floatSafeRemainder(val, step2) {
-  const ratio = val / step2;
+function floatSafeRemainder(val, step) {
+  const ratio = val / step;
   const roundedRatio = Math.round(ratio);
   const tolerance = 4 * Number.EPSILON * Math.max(Math.abs(ratio), 1);
   if (Math.abs(ratio - roundedRatio) < tolerance)
@@ -48633,10 +48195,10 @@ function mergeDefs(...defs) {
 function cloneDef(schema) {
   return mergeDefs(schema._zod.def);
 }
-function getElementAtPath(obj, path4) {
-  if (!path4)
+function getElementAtPath(obj, path6) {
+  if (!path6)
     return obj;
-  return path4.reduce((acc, key) => acc?.[key], obj);
+  return path6.reduce((acc, key) => acc?.[key], obj);
 }
 function promiseAllObject(promisesObj) {
   const keys = Object.keys(promisesObj);
@@ -48976,11 +48538,11 @@ function explicitlyAborted(x, startIndex = 0) {
   }
   return false;
 }
-function prefixIssues(path4, issues) {
+function prefixIssues(path6, issues) {
   return issues.map((iss) => {
     var _a3;
     (_a3 = iss).path ?? (_a3.path = []);
-    iss.path.unshift(path4);
+    iss.path.unshift(path6);
     return iss;
   });
 }
@@ -49442,16 +49004,16 @@ function flattenError(error62, mapper = (issue2) => issue2.message) {
 }
 function formatError(error62, mapper = (issue2) => issue2.message) {
   const fieldErrors = { _errors: [] };
-  const processError = (error63, path4 = []) => {
+  const processError = (error63, path6 = []) => {
     for (const issue2 of error63.issues) {
       if (issue2.code === "invalid_union" && issue2.errors.length) {
-        issue2.errors.map((issues) => processError({ issues }, [...path4, ...issue2.path]));
+        issue2.errors.map((issues) => processError({ issues }, [...path6, ...issue2.path]));
       } else if (issue2.code === "invalid_key") {
-        processError({ issues: issue2.issues }, [...path4, ...issue2.path]);
+        processError({ issues: issue2.issues }, [...path6, ...issue2.path]);
       } else if (issue2.code === "invalid_element") {
-        processError({ issues: issue2.issues }, [...path4, ...issue2.path]);
+        processError({ issues: issue2.issues }, [...path6, ...issue2.path]);
       } else {
-        const fullpath = [...path4, ...issue2.path];
+        const fullpath = [...path6, ...issue2.path];
         if (fullpath.length === 0) {
           fieldErrors._errors.push(mapper(issue2));
         } else {
@@ -49490,17 +49052,17 @@ function formatError(error62, mapper = (issue2) => issue2.message) {
 }
 function treeifyError(error62, mapper = (issue2) => issue2.message) {
   const result = { errors: [] };
-  const processError = (error63, path4 = []) => {
+  const processError = (error63, path6 = []) => {
     var _a3;
     for (const issue2 of error63.issues) {
       if (issue2.code === "invalid_union" && issue2.errors.length) {
-        issue2.errors.map((issues) => processError({ issues }, [...path4, ...issue2.path]));
+        issue2.errors.map((issues) => processError({ issues }, [...path6, ...issue2.path]));
       } else if (issue2.code === "invalid_key") {
-        processError({ issues: issue2.issues }, [...path4, ...issue2.path]);
+        processError({ issues: issue2.issues }, [...path6, ...issue2.path]);
       } else if (issue2.code === "invalid_element") {
-        processError({ issues: issue2.issues }, [...path4, ...issue2.path]);
+        processError({ issues: issue2.issues }, [...path6, ...issue2.path]);
       } else {
-        const fullpath = [...path4, ...issue2.path];
+        const fullpath = [...path6, ...issue2.path];
         if (fullpath.length === 0) {
           result.errors.push(mapper(issue2));
           continue;
@@ -49539,8 +49101,8 @@ function treeifyError(error62, mapper = (issue2) => issue2.message) {
 }
 function toDotPath(_path) {
   const segs = [];
-  const path4 = _path.map((seg) => typeof seg === "object" ? seg.key : seg);
-  for (const seg of path4) {
+  const path6 = _path.map((seg) => typeof seg === "object" ? seg.key : seg);
+  for (const seg of path6) {
     if (typeof seg === "number")
       segs.push(`[${seg}]`);
     else if (typeof seg === "symbol")
@@ -50642,9 +50204,9 @@ var asciiTabOrNewline = /[\t\n\r]/g;
 function stripTabAndNewline(value) {
   return value.replace(asciiTabOrNewline, "");
 }
-function urlHostnameOk(url2, hostname3) {
-  hostname3.lastIndex = 0;
-  return hostname3.test(url2.hostname);
+function urlHostnameOk(url2, hostname4) {
+  hostname4.lastIndex = 0;
+  return hostname4.test(url2.hostname);
 }
 function urlProtocolOk(url2, protocol) {
   protocol.lastIndex = 0;
@@ -63279,13 +62841,13 @@ function _promise(Class2, innerType) {
 }
 // @__NO_SIDE_EFFECTS__
 function _custom(Class2, fn, _params) {
-  const norm = normalizeParams(_params);
-  norm.abort ?? (norm.abort = true);
+  const norm2 = normalizeParams(_params);
+  norm2.abort ?? (norm2.abort = true);
   const schema = new Class2({
     type: "custom",
     check: "custom",
     fn,
-    ...norm
+    ...norm2
   });
   return schema;
 }
@@ -63331,7 +62893,7 @@ function _check(fn, params) {
   return ch;
 }
 // @__NO_SIDE_EFFECTS__
-function describe4(description) {
+function describe(description) {
   const ch = new $ZodCheck({ check: "describe" });
   ch._zod.onattach = [
     (inst) => {
@@ -64885,7 +64447,7 @@ __export(schemas_exports2, {
   currencyCode: () => currencyCode2,
   custom: () => custom,
   date: () => date2,
-  describe: () => describe5,
+  describe: () => describe2,
   discriminatedUnion: () => discriminatedUnion,
   e164: () => e1642,
   email: () => email2,
@@ -66477,7 +66039,7 @@ function refine(fn, _params = {}) {
 function superRefine(fn, params) {
   return _superRefine(fn, params);
 }
-var describe5 = describe4;
+var describe2 = describe;
 var meta2 = meta;
 var ZodInstanceOf = /* @__PURE__ */ $constructor("ZodInstanceOf", (inst, def) => {
   ZodCustom.init(inst, def);
@@ -66678,13 +66240,13 @@ function resolveRef(ref, ctx) {
   if (!ref.startsWith("#")) {
     throw new Error("External $ref is not supported, only local refs (#/...) are allowed");
   }
-  const path4 = ref.slice(1).split("/").filter(Boolean);
-  if (path4.length === 0) {
+  const path6 = ref.slice(1).split("/").filter(Boolean);
+  if (path6.length === 0) {
     return ctx.rootSchema;
   }
   const defsKey = ctx.version === "draft-2020-12" ? "$defs" : "definitions";
-  if (path4[0] === defsKey) {
-    const key = path4[1] === void 0 ? void 0 : decodeJSONPointerSegment(path4[1]);
+  if (path6[0] === defsKey) {
+    const key = path6[1] === void 0 ? void 0 : decodeJSONPointerSegment(path6[1]);
     if (!key || !ctx.defs[key]) {
       throw new Error(`Reference not found: ${ref}`);
     }
@@ -67319,7 +66881,7 @@ function visit(schema, fnOrHandlers) {
     return h ? h(node2, rewritten) : node2;
   };
   const cache = /* @__PURE__ */ new Map();
-  function run2(s) {
+  function run3(s) {
     const cached2 = cache.get(s);
     if (cached2 === RESOLVING) {
       return new $ZodLazy({
@@ -67345,21 +66907,21 @@ function visit(schema, fnOrHandlers) {
         let changed = false;
         const newShape = {};
         for (const k of keys) {
-          const mapped = run2(oldShape[k]);
+          const mapped = run3(oldShape[k]);
           if (mapped !== oldShape[k])
             changed = true;
           newShape[k] = mapped;
         }
         let newCatchall = def.catchall;
         if (def.catchall) {
-          newCatchall = run2(def.catchall);
+          newCatchall = run3(def.catchall);
           if (newCatchall !== def.catchall)
             changed = true;
         }
         return changed ? clone(s, { ...def, shape: newShape, catchall: newCatchall }) : s;
       }
       case "array": {
-        const mapped = run2(def.element);
+        const mapped = run3(def.element);
         return mapped === def.element ? s : clone(s, { ...def, element: mapped });
       }
       case "tuple": {
@@ -67367,14 +66929,14 @@ function visit(schema, fnOrHandlers) {
         let changed = false;
         const newItems = [];
         for (const item of oldItems) {
-          const mapped = run2(item);
+          const mapped = run3(item);
           if (mapped !== item)
             changed = true;
           newItems.push(mapped);
         }
         let newRest = def.rest;
         if (def.rest) {
-          newRest = run2(def.rest);
+          newRest = run3(def.rest);
           if (newRest !== def.rest)
             changed = true;
         }
@@ -67382,12 +66944,12 @@ function visit(schema, fnOrHandlers) {
       }
       case "record":
       case "map": {
-        const newKey = run2(def.keyType);
-        const newVal = run2(def.valueType);
+        const newKey = run3(def.keyType);
+        const newVal = run3(def.valueType);
         return newKey === def.keyType && newVal === def.valueType ? s : clone(s, { ...def, keyType: newKey, valueType: newVal });
       }
       case "set": {
-        const newVal = run2(def.valueType);
+        const newVal = run3(def.valueType);
         return newVal === def.valueType ? s : clone(s, { ...def, valueType: newVal });
       }
       case "union": {
@@ -67395,7 +66957,7 @@ function visit(schema, fnOrHandlers) {
         let changed = false;
         const newOptions = [];
         for (const opt of oldOptions) {
-          const mapped = run2(opt);
+          const mapped = run3(opt);
           if (mapped !== opt)
             changed = true;
           newOptions.push(mapped);
@@ -67403,8 +66965,8 @@ function visit(schema, fnOrHandlers) {
         return changed ? clone(s, { ...def, options: newOptions }) : s;
       }
       case "intersection": {
-        const newLeft = run2(def.left);
-        const newRight = run2(def.right);
+        const newLeft = run3(def.left);
+        const newRight = run3(def.right);
         return newLeft === def.left && newRight === def.right ? s : clone(s, { ...def, left: newLeft, right: newRight });
       }
       case "optional":
@@ -67416,23 +66978,23 @@ function visit(schema, fnOrHandlers) {
       case "nonoptional":
       case "promise":
       case "success": {
-        const newInner = run2(def.innerType);
+        const newInner = run3(def.innerType);
         return newInner === def.innerType ? s : clone(s, { ...def, innerType: newInner });
       }
       case "pipe": {
-        const newIn = run2(def.in);
-        const newOut = run2(def.out);
+        const newIn = run3(def.in);
+        const newOut = run3(def.out);
         return newIn === def.in && newOut === def.out ? s : clone(s, { ...def, in: newIn, out: newOut });
       }
       case "function": {
-        const newInput = run2(def.input);
-        const newOutput = run2(def.output);
+        const newInput = run3(def.input);
+        const newOutput = run3(def.output);
         return newInput === def.input && newOutput === def.output ? s : clone(s, { ...def, input: newInput, output: newOutput });
       }
       case "lazy": {
         const original = def.getter;
         const { _cachedInner, ...rest } = def;
-        return clone(s, { ...rest, getter: () => run2(original()) });
+        return clone(s, { ...rest, getter: () => run3(original()) });
       }
       // A leaf by choice: `parts` are regex fragments, not data positions.
       case "template_literal":
@@ -67463,7 +67025,7 @@ function visit(schema, fnOrHandlers) {
       }
     }
   }
-  return run2(schema);
+  return run3(schema);
 }
 
 // node_modules/zod/v4/classic/deep-partial.js
@@ -67534,7 +67096,6 @@ function date4(params) {
 }
 
 // src/config/schema.ts
-var ENGINES2 = ["postgresql", "mysql", "redis", "mongodb"];
 var NAME_PATTERN = /^[a-z0-9][a-z0-9-]*$/;
 var DURATION_PATTERN = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/;
 var UNIT_SECONDS = { ms: 1e-3, s: 1, m: 60, h: 3600 };
@@ -67575,7 +67136,7 @@ var serviceSchema = external_exports.strictObject({
   start: nonEmpty
 });
 var serverSchema = external_exports.strictObject({
-  engine: external_exports.enum(ENGINES2),
+  engine: external_exports.enum(ENGINE_NAMES),
   host: nonEmpty,
   port: port.optional(),
   user: nonEmpty.optional(),
@@ -67585,7 +67146,9 @@ var serverSchema = external_exports.strictObject({
   service: serviceSchema.optional(),
   replica_set: nonEmpty.optional(),
   /** mysql (MariaDB): an option file the server reads and dbrepl owns, for settings that must survive a restart. */
-  options_file: nonEmpty.optional()
+  options_file: nonEmpty.optional(),
+  /** The tool may edit a configuration file of this server that is a symbolic link (it writes the link's target). */
+  follow_symlinks: external_exports.boolean().optional()
 });
 var applicationSchema = external_exports.strictObject({
   environment: nonEmpty.optional(),
@@ -67601,7 +67164,9 @@ var pairSchema = external_exports.strictObject({
   resync: external_exports.enum(["auto", "manual"]).default("auto"),
   max_lag: duration3.default(300),
   catchup_timeout: duration3.default(600),
-  replication: replicationLoginSchema.optional()
+  replication: replicationLoginSchema.optional(),
+  /** Bound on the copy of the master (default: derived from the data size). */
+  copy_timeout: duration3.optional()
 });
 var configSchema = external_exports.strictObject({
   version: external_exports.literal(1, "expected version: 1"),
@@ -67613,9 +67178,9 @@ var configSchema = external_exports.strictObject({
   replications: external_exports.array(pairSchema).default([]),
   prune: external_exports.boolean().default(false)
 });
-function validKeysAt(path4) {
+function validKeysAt(path6) {
   let schema = configSchema;
-  for (const seg of path4) {
+  for (const seg of path6) {
     schema = unwrap(schema);
     const def2 = defOf(schema);
     if (!def2) return [];
@@ -67641,15 +67206,218 @@ function unwrap(schema) {
   }
 }
 
+// src/config/load.ts
+var VAR = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
+function readConfig(file2, env, secrets, text) {
+  if (text === void 0) {
+    try {
+      text = fs.readFileSync(file2, "utf8");
+    } catch (err) {
+      const reason = err.code === "ENOENT" ? "file not found" : err.message;
+      throw new ConfigError([{ file: display(file2), line: 1, column: 1, key: "(file)", message: `${reason}; pass the file with -c/config` }]);
+    }
+    file2 = display(file2);
+  }
+  return parseConfig(text, file2, env, secrets);
+}
+function parseConfig(text, file2, env, secrets) {
+  const lineCounter = new import_yaml.LineCounter();
+  const doc = (0, import_yaml.parseDocument)(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const at = (offset, key, message) => {
+    const pos = lineCounter.linePos(offset ?? 0);
+    return { file: file2, line: pos.line, column: pos.col, key, message };
+  };
+  if (doc.errors.length > 0) {
+    throw new ConfigError(doc.errors.map((e) => {
+      if (e.code === "DUPLICATE_KEY") {
+        const found = keyAt(doc, e.pos[0]);
+        if (found) {
+          const first = lineCounter.linePos(found.firstOffset).line;
+          return at(e.pos[0], dotted(found.path), `duplicate key "${String(found.path[found.path.length - 1])}" (first on line ${first}); each key may appear once`);
+        }
+      }
+      return at(e.pos[0], "(yaml)", yamlMessage(e.message));
+    }));
+  }
+  const issues = [];
+  const substituted = substitute(doc, env, secrets, (offset, key, message) => issues.push(at(offset, key, message)));
+  if (issues.length > 0) throw new ConfigError(issues);
+  const parsed = configSchema.safeParse(doc.toJS({ maxAliasCount: 100 }) ?? {});
+  if (!parsed.success) {
+    for (const issue2 of parsed.error.issues) issues.push(...zodIssue(issue2, doc, at, substituted));
+    throw new ConfigError(sortIssues(issues));
+  }
+  return {
+    file: file2,
+    raw: parsed.data,
+    issuesAt: (found) => sortIssues(found.map((i) => at(offsetOf(doc, i.path, i.atKey), dotted(i.path), i.message)))
+  };
+}
+function keyAt(doc, offset) {
+  let found;
+  (0, import_yaml.visit)(doc, {
+    Pair(_k, pair, ancestry) {
+      if (!(0, import_yaml.isScalar)(pair.key) || pair.key.range?.[0] !== offset) return void 0;
+      const parent = ancestry[ancestry.length - 1];
+      const name = String(pair.key.value);
+      const first = (0, import_yaml.isMap)(parent) ? parent.items.find((it) => (0, import_yaml.isScalar)(it.key) && String(it.key.value) === name) : void 0;
+      found = {
+        path: [...pathOf(ancestry, void 0), name],
+        firstOffset: (first && (0, import_yaml.isScalar)(first.key) ? first.key.range?.[0] : void 0) ?? offset
+      };
+      return import_yaml.visit.BREAK;
+    }
+  });
+  return found;
+}
+function display(file2) {
+  const rel = path4.relative(process.cwd(), file2);
+  return rel && !rel.startsWith("..") ? rel : file2;
+}
+function yamlMessage(message) {
+  return message.split("\n")[0].replace(/ at line \d+, column \d+.*$/, "");
+}
+function substitute(doc, env, secrets, report) {
+  const touched = /* @__PURE__ */ new Set();
+  (0, import_yaml.visit)(doc, {
+    Scalar(_key, node2, ancestry) {
+      if (typeof node2.value !== "string" || !node2.value.includes("${")) return;
+      const keyPath = dotted(pathOf(ancestry, node2));
+      node2.value = node2.value.replace(VAR, (whole, name) => {
+        if (name === void 0) return "${";
+        const value = env[name];
+        if (value === void 0) {
+          report(node2.range?.[0], keyPath, `environment variable ${name} is not set; export it (or add it to the workflow's env) before running`);
+          return whole;
+        }
+        secrets.add(value);
+        touched.add(node2);
+        return value;
+      });
+    }
+  });
+  return touched;
+}
+function pathOf(ancestry, node2) {
+  const out = [];
+  const chain = [...ancestry, node2];
+  for (let i = 0; i < chain.length; i++) {
+    const n = chain[i];
+    if ((0, import_yaml.isPair)(n) && (0, import_yaml.isScalar)(n.key)) out.push(String(n.key.value));
+    else if (n && typeof n === "object" && "items" in n && !(0, import_yaml.isMap)(n)) {
+      const items = n.items;
+      const idx = items.indexOf(chain[i + 1]);
+      if (idx >= 0) out.push(idx);
+    }
+  }
+  return out;
+}
+function dotted(path6) {
+  let s = "";
+  for (const seg of path6) s += typeof seg === "number" ? `[${seg}]` : s ? `.${String(seg)}` : String(seg);
+  return s || "(root)";
+}
+function offsetOf(doc, path6, atKey = false) {
+  const segs = path6.map((p) => typeof p === "number" ? p : String(p));
+  for (let n = segs.length; n >= 0; n--) {
+    const sub = segs.slice(0, n);
+    if (atKey && n === segs.length && n > 0) {
+      const parent = sub.length > 1 ? doc.getIn(sub.slice(0, -1), true) : doc.contents;
+      if ((0, import_yaml.isMap)(parent)) {
+        const pair = parent.items.find((it) => (0, import_yaml.isScalar)(it.key) && String(it.key.value) === String(sub[sub.length - 1]));
+        if (pair && (0, import_yaml.isScalar)(pair.key)) return pair.key.range?.[0];
+      }
+    }
+    const node2 = n === 0 ? doc.contents : doc.getIn(sub, true);
+    const range = node2?.range;
+    if (range) return range[0];
+  }
+  return 0;
+}
+function keyOffset(doc, mapPath, key) {
+  const map2 = mapPath.length === 0 ? doc.contents : doc.getIn(mapPath.map((p) => typeof p === "number" ? p : String(p)), true);
+  if ((0, import_yaml.isMap)(map2)) {
+    const pair = map2.items.find((it) => (0, import_yaml.isScalar)(it.key) && String(it.key.value) === key);
+    if (pair && (0, import_yaml.isScalar)(pair.key)) return pair.key.range?.[0];
+  }
+  return offsetOf(doc, mapPath);
+}
+function zodIssue(issue2, doc, at, substituted) {
+  const path6 = issue2.path;
+  const describeReceived = (d, p) => received(d, p, substituted);
+  switch (issue2.code) {
+    case "unrecognized_keys": {
+      const valid = validKeysAt(path6);
+      return issue2.keys.map((k) => {
+        const near = closest(k, valid);
+        const hint = near ? `did you mean "${near}"? ` : "";
+        return at(keyOffset(doc, path6, k), dotted([...path6, k]), `unknown key "${k}"; ${hint}valid keys here: ${valid.join(", ")}`);
+      });
+    }
+    case "invalid_type": {
+      const exists = doc.hasIn(path6.map((p) => typeof p === "number" ? p : String(p)));
+      const last = path6[path6.length - 1];
+      if (!exists && path6.length > 0) {
+        return [at(offsetOf(doc, path6.slice(0, -1)), dotted(path6), `missing required key "${String(last)}" (expected ${issue2.expected})`)];
+      }
+      return [at(offsetOf(doc, path6), dotted(path6), `expected ${issue2.expected}${describeReceived(doc, path6)}`)];
+    }
+    case "invalid_value":
+      if (!doc.hasIn(path6.map((p) => typeof p === "number" ? p : String(p))) && path6.length > 0) {
+        return [at(offsetOf(doc, path6.slice(0, -1)), dotted(path6), `missing required key "${String(path6[path6.length - 1])}"; expected one of: ${issue2.values.map((v) => String(v)).join(", ")}`)];
+      }
+      return [at(offsetOf(doc, path6), dotted(path6), `invalid value${describeReceived(doc, path6)}; expected one of: ${issue2.values.map((v) => String(v)).join(", ")}`)];
+    case "invalid_union": {
+      const inner = issue2.errors.flat().find((e) => e.code !== "invalid_type");
+      return [at(offsetOf(doc, path6), dotted(path6), inner ? inner.message : "invalid value")];
+    }
+    default:
+      return [at(offsetOf(doc, path6), dotted(path6), issue2.message)];
+  }
+}
+function received(doc, path6, substituted) {
+  const node2 = doc.getIn(path6.map((p) => typeof p === "number" ? p : String(p)), true);
+  if (substituted.has(node2)) return " (a value from the environment, not shown)";
+  if ((0, import_yaml.isScalar)(node2)) {
+    const v = node2.value;
+    if (v === null) return ", got nothing (empty value)";
+    return typeof v === "string" ? `, got "${v.length > 40 ? v.slice(0, 40) + "\u2026" : v}"` : `, got ${String(v)}`;
+  }
+  if ((0, import_yaml.isMap)(node2)) return ", got a mapping";
+  if (node2 && typeof node2 === "object" && "items" in node2) return ", got a list";
+  return "";
+}
+function sortIssues(issues) {
+  return [...issues].sort((a, b) => a.line - b.line || a.column - b.column);
+}
+function closest(word, candidates) {
+  let best;
+  let bestDistance = Infinity;
+  for (const c of candidates) {
+    const d = levenshtein(word.toLowerCase(), c);
+    if (d < bestDistance) {
+      best = c;
+      bestDistance = d;
+    }
+  }
+  return bestDistance <= Math.max(2, Math.floor(word.length / 3)) ? best : void 0;
+}
+function levenshtein(a, b) {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0];
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = row[j];
+      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return row[b.length];
+}
+
 // src/topology.ts
-var DEFAULT_PORTS = {
-  postgresql: 5432,
-  mysql: 3306,
-  redis: 6379,
-  mongodb: 27017
-};
-var CASCADING = /* @__PURE__ */ new Set(["postgresql", "mysql", "redis"]);
-var NEEDS_REPLICATION_LOGIN = /* @__PURE__ */ new Set(["postgresql", "mysql"]);
+var DEFAULT_PORTS = Object.fromEntries(Object.values(CAPABILITIES).map((c) => [c.name, c.defaultPort]));
 function resolveTopology(config3) {
   const issues = [];
   const servers = /* @__PURE__ */ new Map();
@@ -67660,25 +67428,21 @@ function resolveTopology(config3) {
     }
     const list = [];
     for (const [name, s] of Object.entries(appDef.servers)) {
-      const path4 = ["applications", app, "servers", name];
+      const path6 = ["applications", app, "servers", name];
       if (!NAME_PATTERN.test(name)) {
-        issues.push({ path: path4, atKey: true, message: `invalid server name "${name}"; expected [a-z0-9][a-z0-9-]*` });
+        issues.push({ path: path6, atKey: true, message: `invalid server name "${name}"; expected [a-z0-9][a-z0-9-]*` });
       }
       const ssh = s.ssh || config3.defaults?.ssh ? { ...config3.defaults?.ssh, ...s.ssh } : void 0;
       if (ssh && !ssh.known_hosts && !ssh.host_key) {
         issues.push({
-          path: s.ssh ? [...path4, "ssh"] : ["defaults", "ssh"],
+          path: s.ssh ? [...path6, "ssh"] : ["defaults", "ssh"],
           message: "ssh needs known_hosts or host_key: host keys are always verified"
         });
       }
-      if (s.replica_set && s.engine !== "mongodb") {
-        issues.push({ path: [...path4, "replica_set"], message: `replica_set applies to mongodb only (this server is ${s.engine})` });
-      }
-      if (s.options_file && s.engine !== "mysql") {
-        issues.push({ path: [...path4, "options_file"], message: `options_file applies to mysql only (this server is ${s.engine})` });
-      }
-      if (s.data_dir && s.engine === "redis") {
-        issues.push({ path: [...path4, "data_dir"], message: "data_dir applies to postgresql, mysql and mongodb, not redis" });
+      for (const key of ENGINE_SERVER_KEYS) {
+        if (s[key] === void 0 || capabilitiesOf(s.engine).serverKeys.includes(key)) continue;
+        const users = Object.values(CAPABILITIES).filter((c) => c.serverKeys.includes(key)).map((c) => c.name);
+        issues.push({ path: [...path6, key], message: `${key} applies to ${users.join(", ")} only (this server is ${s.engine})` });
       }
       const server = {
         ref: `${app}/${name}`,
@@ -67686,14 +67450,15 @@ function resolveTopology(config3) {
         name,
         engine: s.engine,
         host: s.host,
-        port: s.port ?? DEFAULT_PORTS[s.engine],
+        port: s.port ?? capabilitiesOf(s.engine).defaultPort,
         user: s.user,
         password: s.password,
         ssh,
         dataDir: s.data_dir,
         service: s.service,
         replicaSet: s.replica_set ?? "rs0",
-        optionsFile: s.options_file
+        optionsFile: s.options_file,
+        followSymlinks: s.follow_symlinks
       };
       servers.set(server.ref, server);
       list.push(server);
@@ -67748,10 +67513,10 @@ function resolveTopology(config3) {
       });
       return;
     }
-    if (master.engine === "mongodb" && master.app !== slave.app) {
+    if (capabilitiesOf(master.engine).sameApplicationOnly && master.app !== slave.app) {
       issues.push({
         path: at(slaveKey),
-        message: `mongodb pairs must stay inside one application (master in ${master.app}, slave in ${slave.app})`
+        message: `${master.engine} pairs must stay inside one application (master in ${master.app}, slave in ${slave.app})`
       });
       return;
     }
@@ -67770,7 +67535,7 @@ function resolveTopology(config3) {
       return;
     }
     const replication = { ...config3.defaults?.replication, ...raw.replication };
-    if (raw.state === "enabled" && NEEDS_REPLICATION_LOGIN.has(master.engine) && (!replication.user || !replication.password)) {
+    if (raw.state === "enabled" && capabilitiesOf(master.engine).needsReplicationLogin && (!replication.user || !replication.password)) {
       issues.push({
         path: raw.replication ? at("replication") : ["replications", index],
         message: `${master.engine} replication needs a login: set replication.user and replication.password on the pair or in defaults`
@@ -67787,6 +67552,7 @@ function resolveTopology(config3) {
       resync: raw.resync,
       maxLagSeconds: raw.max_lag,
       catchupTimeoutSeconds: raw.catchup_timeout,
+      copyTimeoutSeconds: raw.copy_timeout,
       replication
     };
     names.set(name, index);
@@ -67795,7 +67561,7 @@ function resolveTopology(config3) {
   });
   for (const pair of pairs) {
     const upstream = slaveOf.get(endpointKey(pair.master));
-    if (upstream && !CASCADING.has(pair.engine)) {
+    if (upstream && !capabilitiesOf(pair.engine).cascading) {
       issues.push({
         path: ["replications", pair.index, "master"],
         message: `${pair.master.ref} is itself a slave (replications[${upstream.index}]); cascading is not supported for ${pair.engine}`
@@ -67811,12 +67577,12 @@ function resolveTopology(config3) {
   if (issues.length > 0) return { ok: false, issues: dedupe(issues) };
   return { ok: true, topology: { applications, servers, pairs, prune: config3.prune } };
 }
-function lookup(servers, ref, path4, issues) {
+function lookup(servers, ref, path6, issues) {
   const server = servers.get(ref);
   if (server) return server;
   const known = [...servers.keys()];
   const hint = ref.includes("/") ? `known servers: ${known.join(", ") || "(none)"}` : "expected <application>/<server>";
-  issues.push({ path: path4, message: `unknown server "${ref}"; ${hint}` });
+  issues.push({ path: path6, message: `unknown server "${ref}"; ${hint}` });
   return void 0;
 }
 function endpointKey(s) {
@@ -67878,17 +67644,39 @@ function selectPairs(topology, only) {
   const pairs = topology.pairs.filter((p) => wanted.has(p.name) || wanted.has(p.master.app) || wanted.has(p.slave.app));
   return { pairs, unknown: unknown2 };
 }
+function loadTopology(file2, env, secrets) {
+  return resolveLoaded(readConfig(file2, env, secrets), secrets);
+}
+function resolveLoaded(loaded, secrets) {
+  const resolved = resolveTopology(loaded.raw);
+  if (!resolved.ok) throw new ConfigError(loaded.issuesAt(resolved.issues));
+  for (const server of resolved.topology.servers.values()) {
+    secrets.add(server.password);
+    secrets.add(server.ssh?.private_key);
+    secrets.add(server.ssh?.passphrase);
+  }
+  for (const pair of resolved.topology.pairs) secrets.add(pair.replication.password);
+  return { file: loaded.file, topology: resolved.topology };
+}
 
 // src/plan/diff.ts
 function inspectionOf(inspections, server) {
   return inspections.get(server.ref) ?? { ok: false, server, error: "not inspected" };
 }
 function livePair(pair, inspections) {
-  const engine = engineFor(pair.engine);
-  if (!engine) {
-    return { state: "unreachable", lagSeconds: null, lagBytes: null, error: unsupportedMessage(pair.engine), masterKeepsSlave: false };
-  }
-  return engine.pairState(pair, inspectionOf(inspections, pair.master), inspectionOf(inspections, pair.slave));
+  return engineFor(pair.engine).pairState(pair, inspectionOf(inspections, pair.master), inspectionOf(inspections, pair.slave));
+}
+function sidesOf(pair, inspections) {
+  const m = inspectionOf(inspections, pair.master);
+  const s = inspectionOf(inspections, pair.slave);
+  return m.ok && s.ok ? { m: m.facts, s: s.facts } : null;
+}
+function stepLines(plan4) {
+  const lines = plan4.steps.map(stepText);
+  const undo = [...plan4.steps].reverse().flatMap((s) => s.undo ? [s.undo.text] : []);
+  if (undo.length > 0) lines.push(`on a failure, undone newest first: ${undo.join("; ")}`);
+  lines.push("env: recompute the environment variables");
+  return lines;
 }
 function decide(pair, live, mode) {
   if (live.state === "unreachable") return { action: "none", reason: `cannot inspect: ${live.error ?? "unreachable"}` };
@@ -67939,8 +67727,8 @@ function planPairs(input2) {
   return input2.selected.map((pair) => {
     const live = livePair(pair, input2.inspections);
     const { action, reason } = decide(pair, live, input2.mode);
-    const engine = engineFor(pair.engine);
-    const details = engine && action !== "none" ? engine.describe(pair, action, inspectionOf(input2.inspections, pair.master), inspectionOf(input2.inspections, pair.slave), input2.stamp) : { steps: [], disruption: null, preserved: null, warnings: [] };
+    const sides = sidesOf(pair, input2.inspections);
+    const details = action !== "none" && sides ? engineFor(pair.engine).plan(pair, action, sides, input2.stamp) : { steps: [], disruption: null, preserved: null, lockDir: null, warnings: [] };
     return {
       name: pair.name,
       engine: pair.engine,
@@ -67950,7 +67738,7 @@ function planPairs(input2) {
       live: live.state,
       action,
       reason,
-      steps: details.steps,
+      steps: action === "none" ? [] : stepLines(details),
       disruption: details.disruption,
       preserved: details.preserved,
       warnings: details.warnings,
@@ -67967,7 +67755,6 @@ function findDrift(input2, servers) {
   const engines = [...new Set(servers.map((s) => s.engine))];
   for (const name of engines) {
     const engine = engineFor(name);
-    if (!engine) continue;
     const ofEngine = servers.filter((s) => s.engine === name);
     const inspections = ofEngine.map((s) => inspectionOf(input2.inspections, s));
     for (const link of engine.liveLinks(inspections, [...input2.topology.servers.values()])) {
@@ -67975,7 +67762,8 @@ function findDrift(input2, servers) {
       const master = link.master?.ref ?? link.upstream;
       const prune = input2.topology.prune && link.master !== null;
       const pseudo = link.master ? prunePair(link.master, link.slave) : null;
-      const steps = prune && pseudo ? engine.describe(pseudo, "disable", inspectionOf(input2.inspections, link.master), inspectionOf(input2.inspections, link.slave), input2.stamp).steps : [];
+      const sides = pseudo ? sidesOf(pseudo, input2.inspections) : null;
+      const steps = prune && pseudo && sides ? stepLines(engine.plan(pseudo, "disable", sides, input2.stamp)) : [];
       out.push({
         name: link.slave.ref,
         engine: name,
@@ -68029,40 +67817,133 @@ function buildStatus(selected, inspections) {
   };
 }
 
+// src/apply/protocol.ts
+var PREFLIGHT_STEP = "preflight: checks before any change";
+async function runAction(engine, pair, planned, ctx) {
+  const { session } = ctx;
+  const log = (m) => session.log.info(`${pair.name}: ${m}`);
+  let lock = null;
+  const slaveHost = planned.lockDir ? await session.hosts.forServer(pair.slave) : null;
+  if (slaveHost && planned.lockDir) {
+    lock = await run(
+      log,
+      "slave host: take the rebuild lock",
+      () => takeRebuildLock(slaveHost, pair.slave, planned.lockDir, { pair: pair.name, action: planned.action, preserved: planned.preserved ?? "", pid: String(process.pid) })
+    );
+  }
+  try {
+    const { plan: plan4 } = await run(log, PREFLIGHT_STEP, async () => {
+      const sides = await inspectBoth(engine, pair, session);
+      const live = engine.pairState(pair, { ok: true, server: pair.master, facts: sides.m }, { ok: true, server: pair.slave, facts: sides.s });
+      const now = decide(pair, live, ctx.mode);
+      if (now.action !== planned.action) {
+        throw new DbreplError("STEP", `the pair changed since the plan (now ${live.state}: ${now.action === "none" ? "nothing to do" : now.action}, ${now.reason}); nothing was changed: plan again`);
+      }
+      const fresh = engine.plan(pair, planned.action, sides, ctx.stamp);
+      if (fresh.preserved !== planned.preserved || fresh.lockDir !== planned.lockDir) {
+        throw new DbreplError("STEP", `the slave's data directory changed since the plan (${fresh.lockDir} instead of ${planned.lockDir}); nothing was changed: plan again`);
+      }
+      const findings = await checkAction(engine, pair, sides, { action: planned.action, plan: fresh }, session, "apply");
+      for (const w of findings.filter((f) => f.level === "warning")) session.log.warn(`${pair.name}: ${w.message}`);
+      const errors = findings.filter((f) => f.level === "error").map((f) => f.message);
+      if (errors.length > 0) throw new DbreplError("STEP", errors.join("; "));
+      return { plan: fresh };
+    });
+    await runSteps(plan4, pair, ctx, log);
+    return { preserved: plan4.preserved };
+  } finally {
+    if (slaveHost && lock) await releaseRebuildLock(slaveHost, lock);
+  }
+}
+async function inspectBoth(engine, pair, session) {
+  const [m, s] = await Promise.all([engine.inspect(pair.master, session), engine.inspect(pair.slave, session)]);
+  return { m, s };
+}
+async function runSteps(plan4, pair, ctx, log) {
+  const started = [];
+  for (const step of plan4.steps) {
+    started.push(step);
+    try {
+      await run(log, stepText(step), () => step.side.startsWith("master") ? ctx.locks.run(pair.master.ref, () => step.run(ctx.session)) : step.run(ctx.session));
+    } catch (err) {
+      const undone = await rollback(started, ctx.session, log);
+      const cause = err instanceof StepError ? messageOf(err.cause ?? err) : messageOf(err);
+      throw new StepError(`${step.side}: ${step.title}`, [cause, ...undone].join("; "), { cause: err });
+    }
+  }
+}
+async function rollback(started, session, log) {
+  const said = [];
+  for (const step of [...started].reverse()) {
+    if (!step.undo) continue;
+    log(`undo: ${step.undo.text}`);
+    try {
+      const what = await step.undo.run(session);
+      if (what) said.push(what);
+    } catch (err) {
+      said.push(`undoing "${step.side}: ${step.title}" failed (${messageOf(err)})`);
+    }
+  }
+  return said;
+}
+async function run(log, name, fn) {
+  log(name);
+  const t0 = Date.now();
+  try {
+    const out = await fn();
+    log(`  done in ${((Date.now() - t0) / 1e3).toFixed(2)} s`);
+    return out;
+  } catch (err) {
+    if (err instanceof StepError) throw err;
+    throw new StepError(name, messageOf(err), { cause: err });
+  }
+}
+
 // src/apply/run.ts
-async function applyPlan(plan, options) {
+async function applyPlan(plan4, options) {
   const locks = new KeyedLock();
   const jobs = [];
   const byName = new Map(options.topology.pairs.map((p) => [p.name, p]));
-  for (const planned of plan.pairs) {
+  for (const planned of plan4.pairs) {
     const pair = byName.get(planned.name);
     if (planned.action === "none") {
       planned.result = "skipped";
+      continue;
+    }
+    if (planned.error) {
+      planned.result = "failed";
+      planned.error = `step "${PREFLIGHT_STEP}" failed: ${planned.error}`;
       continue;
     }
     jobs.push({
       key: pair.slave.ref,
       pair,
       after: [],
-      run: () => runPair(pair, planned, options, locks),
+      run: () => runPair(pair, planned, planned.action, options, locks),
       skip: (why) => {
         planned.result = "skipped";
         planned.error = why;
       }
     });
   }
-  for (const entry2 of plan.drift) {
-    if (entry2.action !== "disable") {
-      entry2.result = "skipped";
+  for (const entry2 of plan4.drift) {
+    if (entry2.action !== "disable" || entry2.error) {
+      entry2.result = entry2.error ? "failed" : "skipped";
       continue;
     }
     const master = options.topology.servers.get(entry2.master);
     const slave = options.topology.servers.get(entry2.slave);
     const pair = prunePair(master, slave);
-    jobs.push({ key: slave.ref, pair, after: [], run: () => runDrift(pair, entry2, options, locks), skip: (why) => {
-      entry2.result = "skipped";
-      entry2.error = why;
-    } });
+    jobs.push({
+      key: slave.ref,
+      pair,
+      after: [],
+      run: () => runDrift(pair, entry2, options, locks),
+      skip: (why) => {
+        entry2.result = "skipped";
+        entry2.error = why;
+      }
+    });
   }
   for (const job of jobs) {
     job.after = jobs.filter((j) => j !== job && j.pair.slave.ref === job.pair.master.ref).map((j) => j.key);
@@ -68105,292 +67986,49 @@ async function applyPlan(plan, options) {
     return p;
   };
   await Promise.all(jobs.map(start));
-  return plan;
+  return plan4;
 }
-function context(options, locks) {
-  return { hosts: options.hosts, log: options.log, withLock: (key, fn) => locks.run(key, fn) };
-}
-async function runPair(pair, planned, options, locks) {
-  const engine = engineFor(pair.engine);
-  options.log.info(`${pair.name}: ${planned.action} (${planned.reason})`);
+async function runPair(pair, planned, action, options, locks) {
+  const log = options.session.log;
+  log.info(`${pair.name}: ${planned.action} (${planned.reason})`);
   try {
-    if (!engine) throw new StepError("start", unsupportedMessage(pair.engine));
-    if (planned.action === "disable") {
-      await engine.disable(pair, planned, context(options, locks));
-    } else {
-      const { preserved } = await engine.enable(pair, planned, context(options, locks));
-      planned.preserved = preserved;
-    }
+    const { preserved } = await runAction(engineFor(pair.engine), pair, { action, preserved: planned.preserved, lockDir: options.lockDirs.get(pair.name) ?? null }, {
+      session: options.session,
+      mode: options.mode,
+      stamp: options.stamp,
+      locks
+    });
+    planned.preserved = preserved;
     planned.result = "done";
     planned.error = null;
-    options.log.info(`${pair.name}: ${planned.action} done`);
+    log.info(`${pair.name}: ${planned.action} done`);
   } catch (err) {
     planned.result = "failed";
     planned.error = messageOf(err);
-    options.log.warn(`${pair.name}: ${planned.action} failed: ${planned.error}`);
+    log.warn(`${pair.name}: ${planned.action} failed: ${planned.error}`);
     throw err;
   }
 }
 async function runDrift(pair, entry2, options, locks) {
-  const engine = engineFor(pair.engine);
-  const planned = {
-    name: entry2.name,
-    engine: entry2.engine,
-    master: entry2.master,
-    slave: entry2.slave,
-    desired: "disabled",
-    live: entry2.live,
-    action: "disable",
-    reason: entry2.reason,
-    steps: entry2.steps,
-    disruption: null,
-    preserved: null,
-    warnings: [],
-    lag_seconds: null,
-    lag_bytes: null,
-    error: null
-  };
   try {
-    await engine.disable(pair, planned, context(options, locks));
+    await runAction(engineFor(pair.engine), pair, { action: "disable", preserved: null, lockDir: null }, {
+      session: options.session,
+      mode: { kind: "converge" },
+      stamp: options.stamp,
+      locks
+    });
     entry2.result = "done";
   } catch (err) {
     entry2.result = "failed";
     entry2.error = messageOf(err);
-    options.log.warn(`${entry2.name}: prune failed: ${entry2.error}`);
+    options.session.log.warn(`${entry2.name}: prune failed: ${entry2.error}`);
     throw err;
   }
 }
 
-// src/config/load.ts
-var fs = __toESM(require("node:fs"));
-var path2 = __toESM(require("node:path"));
-var import_yaml = __toESM(require_dist3());
-var VAR = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
-function loadConfig(file2, env, secrets) {
-  let text;
-  try {
-    text = fs.readFileSync(file2, "utf8");
-  } catch (err) {
-    const reason = err.code === "ENOENT" ? "file not found" : err.message;
-    throw new ConfigError([{ file: display(file2), line: 1, column: 1, key: "(file)", message: `${reason}; pass the file with -c/config` }]);
-  }
-  return parseConfig(text, display(file2), env, secrets);
-}
-function parseConfig(text, file2, env, secrets) {
-  const lineCounter = new import_yaml.LineCounter();
-  const doc = (0, import_yaml.parseDocument)(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
-  const at = (offset, key, message) => {
-    const pos = lineCounter.linePos(offset ?? 0);
-    return { file: file2, line: pos.line, column: pos.col, key, message };
-  };
-  if (doc.errors.length > 0) {
-    throw new ConfigError(doc.errors.map((e) => {
-      if (e.code === "DUPLICATE_KEY") {
-        const found = keyAt(doc, e.pos[0]);
-        if (found) {
-          const first = lineCounter.linePos(found.firstOffset).line;
-          return at(e.pos[0], dotted(found.path), `duplicate key "${String(found.path[found.path.length - 1])}" (first on line ${first}); each key may appear once`);
-        }
-      }
-      return at(e.pos[0], "(yaml)", yamlMessage(e.message));
-    }));
-  }
-  const issues = [];
-  const substituted = substitute(doc, env, secrets, (offset, key, message) => issues.push(at(offset, key, message)));
-  if (issues.length > 0) throw new ConfigError(issues);
-  const parsed = configSchema.safeParse(doc.toJS({ maxAliasCount: 100 }) ?? {});
-  if (!parsed.success) {
-    for (const issue2 of parsed.error.issues) issues.push(...zodIssue(issue2, doc, at, substituted));
-    throw new ConfigError(sortIssues(issues));
-  }
-  const resolved = resolveTopology(parsed.data);
-  if (!resolved.ok) {
-    for (const i of resolved.issues) issues.push(topologyIssue(i, doc, at));
-    throw new ConfigError(sortIssues(issues));
-  }
-  for (const server of resolved.topology.servers.values()) {
-    secrets.add(server.password);
-    secrets.add(server.ssh?.private_key);
-    secrets.add(server.ssh?.passphrase);
-  }
-  for (const pair of resolved.topology.pairs) secrets.add(pair.replication.password);
-  return { file: file2, topology: resolved.topology };
-}
-function keyAt(doc, offset) {
-  let found;
-  (0, import_yaml.visit)(doc, {
-    Pair(_k, pair, ancestry) {
-      if (!(0, import_yaml.isScalar)(pair.key) || pair.key.range?.[0] !== offset) return void 0;
-      const parent = ancestry[ancestry.length - 1];
-      const name = String(pair.key.value);
-      const first = (0, import_yaml.isMap)(parent) ? parent.items.find((it) => (0, import_yaml.isScalar)(it.key) && String(it.key.value) === name) : void 0;
-      found = {
-        path: [...pathOf(ancestry, void 0), name],
-        firstOffset: (first && (0, import_yaml.isScalar)(first.key) ? first.key.range?.[0] : void 0) ?? offset
-      };
-      return import_yaml.visit.BREAK;
-    }
-  });
-  return found;
-}
-function display(file2) {
-  const rel = path2.relative(process.cwd(), file2);
-  return rel && !rel.startsWith("..") ? rel : file2;
-}
-function yamlMessage(message) {
-  return message.split("\n")[0].replace(/ at line \d+, column \d+.*$/, "");
-}
-function substitute(doc, env, secrets, report) {
-  const touched = /* @__PURE__ */ new Set();
-  (0, import_yaml.visit)(doc, {
-    Scalar(_key, node2, ancestry) {
-      if (typeof node2.value !== "string" || !node2.value.includes("${")) return;
-      const keyPath = dotted(pathOf(ancestry, node2));
-      node2.value = node2.value.replace(VAR, (whole, name) => {
-        if (name === void 0) return "${";
-        const value = env[name];
-        if (value === void 0) {
-          report(node2.range?.[0], keyPath, `environment variable ${name} is not set; export it (or add it to the workflow's env) before running`);
-          return whole;
-        }
-        secrets.add(value);
-        touched.add(node2);
-        return value;
-      });
-    }
-  });
-  return touched;
-}
-function pathOf(ancestry, node2) {
-  const out = [];
-  const chain = [...ancestry, node2];
-  for (let i = 0; i < chain.length; i++) {
-    const n = chain[i];
-    if ((0, import_yaml.isPair)(n) && (0, import_yaml.isScalar)(n.key)) out.push(String(n.key.value));
-    else if (n && typeof n === "object" && "items" in n && !(0, import_yaml.isMap)(n)) {
-      const items = n.items;
-      const idx = items.indexOf(chain[i + 1]);
-      if (idx >= 0) out.push(idx);
-    }
-  }
-  return out;
-}
-function dotted(path4) {
-  let s = "";
-  for (const seg of path4) s += typeof seg === "number" ? `[${seg}]` : s ? `.${String(seg)}` : String(seg);
-  return s || "(root)";
-}
-function offsetOf(doc, path4, atKey = false) {
-  const segs = path4.map((p) => typeof p === "number" ? p : String(p));
-  for (let n = segs.length; n >= 0; n--) {
-    const sub = segs.slice(0, n);
-    if (atKey && n === segs.length && n > 0) {
-      const parent = sub.length > 1 ? doc.getIn(sub.slice(0, -1), true) : doc.contents;
-      if ((0, import_yaml.isMap)(parent)) {
-        const pair = parent.items.find((it) => (0, import_yaml.isScalar)(it.key) && String(it.key.value) === String(sub[sub.length - 1]));
-        if (pair && (0, import_yaml.isScalar)(pair.key)) return pair.key.range?.[0];
-      }
-    }
-    const node2 = n === 0 ? doc.contents : doc.getIn(sub, true);
-    const range = node2?.range;
-    if (range) return range[0];
-  }
-  return 0;
-}
-function keyOffset(doc, mapPath, key) {
-  const map2 = mapPath.length === 0 ? doc.contents : doc.getIn(mapPath.map((p) => typeof p === "number" ? p : String(p)), true);
-  if ((0, import_yaml.isMap)(map2)) {
-    const pair = map2.items.find((it) => (0, import_yaml.isScalar)(it.key) && String(it.key.value) === key);
-    if (pair && (0, import_yaml.isScalar)(pair.key)) return pair.key.range?.[0];
-  }
-  return offsetOf(doc, mapPath);
-}
-function zodIssue(issue2, doc, at, substituted) {
-  const path4 = issue2.path;
-  const describeReceived = (d, p) => received(d, p, substituted);
-  switch (issue2.code) {
-    case "unrecognized_keys": {
-      const valid = validKeysAt(path4);
-      return issue2.keys.map((k) => {
-        const near = closest(k, valid);
-        const hint = near ? `did you mean "${near}"? ` : "";
-        return at(keyOffset(doc, path4, k), dotted([...path4, k]), `unknown key "${k}"; ${hint}valid keys here: ${valid.join(", ")}`);
-      });
-    }
-    case "invalid_type": {
-      const exists = doc.hasIn(path4.map((p) => typeof p === "number" ? p : String(p)));
-      const last = path4[path4.length - 1];
-      if (!exists && path4.length > 0) {
-        return [at(offsetOf(doc, path4.slice(0, -1)), dotted(path4), `missing required key "${String(last)}" (expected ${issue2.expected})`)];
-      }
-      return [at(offsetOf(doc, path4), dotted(path4), `expected ${issue2.expected}${describeReceived(doc, path4)}`)];
-    }
-    case "invalid_value":
-      if (!doc.hasIn(path4.map((p) => typeof p === "number" ? p : String(p))) && path4.length > 0) {
-        return [at(offsetOf(doc, path4.slice(0, -1)), dotted(path4), `missing required key "${String(path4[path4.length - 1])}"; expected one of: ${issue2.values.map((v) => String(v)).join(", ")}`)];
-      }
-      return [at(offsetOf(doc, path4), dotted(path4), `invalid value${describeReceived(doc, path4)}; expected one of: ${issue2.values.map((v) => String(v)).join(", ")}`)];
-    case "invalid_union": {
-      const inner = issue2.errors.flat().find((e) => e.code !== "invalid_type");
-      return [at(offsetOf(doc, path4), dotted(path4), inner ? inner.message : "invalid value")];
-    }
-    default:
-      return [at(offsetOf(doc, path4), dotted(path4), issue2.message)];
-  }
-}
-function received(doc, path4, substituted) {
-  const node2 = doc.getIn(path4.map((p) => typeof p === "number" ? p : String(p)), true);
-  if (substituted.has(node2)) return " (a value from the environment, not shown)";
-  if ((0, import_yaml.isScalar)(node2)) {
-    const v = node2.value;
-    if (v === null) return ", got nothing (empty value)";
-    return typeof v === "string" ? `, got "${v.length > 40 ? v.slice(0, 40) + "\u2026" : v}"` : `, got ${String(v)}`;
-  }
-  if ((0, import_yaml.isMap)(node2)) return ", got a mapping";
-  if (node2 && typeof node2 === "object" && "items" in node2) return ", got a list";
-  return "";
-}
-function topologyIssue(i, doc, at) {
-  return at(offsetOf(doc, i.path, i.atKey), dotted(i.path), i.message);
-}
-function sortIssues(issues) {
-  return [...issues].sort((a, b) => a.line - b.line || a.column - b.column);
-}
-function closest(word, candidates) {
-  let best;
-  let bestDistance = Infinity;
-  for (const c of candidates) {
-    const d = levenshtein(word.toLowerCase(), c);
-    if (d < bestDistance) {
-      best = c;
-      bestDistance = d;
-    }
-  }
-  return bestDistance <= Math.max(2, Math.floor(word.length / 3)) ? best : void 0;
-}
-function levenshtein(a, b) {
-  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0];
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = row[j];
-      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return row[b.length];
-}
-
 // src/env/compute.ts
-var PREFIX = {
-  postgresql: "POSTGRESQL",
-  mysql: "MYSQL",
-  redis: "REDIS",
-  mongodb: "MONGODB"
-};
 function entry(s) {
-  return s.port === DEFAULT_PORTS[s.engine] ? s.host : `${s.host}:${s.port}`;
+  return s.port === capabilitiesOf(s.engine).defaultPort ? s.host : `${s.host}:${s.port}`;
 }
 function computeEnv(topology, isEnabled) {
   const active = topology.pairs.filter(isEnabled);
@@ -68413,7 +68051,7 @@ function computeEnv(topology, isEnabled) {
     const vars = {};
     const engines = [...new Set(app.servers.map((s) => s.engine))];
     for (const engine of engines) {
-      const E = PREFIX[engine];
+      const E = capabilitiesOf(engine).envPrefix;
       const servers = app.servers.filter((s) => s.engine === engine);
       const candidates = servers.filter((s) => {
         const up = masterOf.get(s.ref);
@@ -68449,23 +68087,103 @@ function toDotenv(env) {
 }
 
 // src/hosts/local.ts
-var exec = __toESM(require_exec());
+var import_node_child_process = require("node:child_process");
+var fs2 = __toESM(require("node:fs"));
+var os = __toESM(require("node:os"));
+var INHERITED = ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR"];
+var DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+var MAX_OUTPUT = 8 * 1024 * 1024;
+var KILL_GRACE_MS = 5e3;
+function minimalEnv(from) {
+  const env = {};
+  for (const k of INHERITED) if (from[k] !== void 0) env[k] = from[k];
+  env.PATH = env.PATH ? `${env.PATH}:/usr/sbin:/sbin` : DEFAULT_PATH;
+  return env;
+}
 var LocalHost = class {
+  constructor(baseEnv) {
+    this.baseEnv = baseEnv;
+  }
+  baseEnv;
   label = "the runner (local)";
-  async run(argv, options = {}) {
-    const [cmd, ...args] = argv;
-    if (!cmd) throw new Error("empty command");
-    try {
-      const r = await exec.getExecOutput(cmd, args, {
-        silent: true,
-        ignoreReturnCode: true,
-        env: { ...process.env, ...options.env },
-        input: options.input === void 0 ? void 0 : Buffer.from(options.input)
-      });
-      return { code: r.exitCode, stdout: r.stdout, stderr: r.stderr };
-    } catch (err) {
-      return { code: 127, stdout: "", stderr: err.message };
+  cachedFacts;
+  run(argv, options = {}) {
+    let full = argv;
+    const own2 = process.getuid?.() ?? 0;
+    if (options.as && options.as.uid !== own2) {
+      if (own2 !== 0) {
+        return Promise.resolve({ code: 126, stdout: "", stderr: `cannot run as uid ${options.as.uid}: the tool runs as uid ${own2}, not root`, timedOut: false });
+      }
+      full = ["setpriv", `--reuid=${options.as.uid}`, `--regid=${options.as.gid}`, "--init-groups", "--", ...argv];
     }
+    const [cmd, ...args] = full;
+    if (!cmd) return Promise.resolve({ code: 127, stdout: "", stderr: "empty command", timedOut: false });
+    const timeoutMs = options.timeoutMs ?? COMMAND_TIMEOUT_MS;
+    return new Promise((resolve2) => {
+      const child = (0, import_node_child_process.spawn)(cmd, args, {
+        env: { ...this.baseEnv, ...options.env },
+        cwd: "/",
+        detached: true,
+        stdio: ["pipe", "pipe", "pipe"]
+      });
+      const out = [];
+      const err = [];
+      let outBytes = 0;
+      let errBytes = 0;
+      let timedOut = false;
+      let settled = false;
+      const keep = (chunks, n, chunk) => {
+        if (n < MAX_OUTPUT) chunks.push(chunk);
+        return n + chunk.length;
+      };
+      child.stdout.on("data", (c) => outBytes = keep(out, outBytes, c));
+      child.stderr.on("data", (c) => errBytes = keep(err, errBytes, c));
+      const killGroup = (signal) => {
+        try {
+          if (child.pid) process.kill(-child.pid, signal);
+        } catch {
+        }
+      };
+      const timer = setTimeout(() => {
+        timedOut = true;
+        killGroup("SIGTERM");
+        setTimeout(() => killGroup("SIGKILL"), KILL_GRACE_MS).unref();
+      }, timeoutMs);
+      const finish = (code) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        resolve2({ code, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8"), timedOut });
+      };
+      child.on("error", (e) => {
+        err.push(Buffer.from(e.message));
+        finish(127);
+      });
+      child.on("exit", (code, signal) => {
+        const done = () => finish(code ?? (signal ? 128 : 1));
+        if (child.stdout.readableEnded && child.stderr.readableEnded) return done();
+        const t = setTimeout(() => {
+          child.stdout.destroy();
+          child.stderr.destroy();
+          done();
+        }, 200);
+        child.on("close", () => {
+          clearTimeout(t);
+          done();
+        });
+      });
+      child.stdin.on("error", () => void 0);
+      if (options.input !== void 0) child.stdin.end(options.input);
+      else child.stdin.end();
+    });
+  }
+  async facts() {
+    this.cachedFacts ??= {
+      uid: process.getuid?.() ?? 0,
+      hostname: os.hostname(),
+      bootId: fs2.readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim()
+    };
+    return this.cachedFacts;
   }
   async close() {
   }
@@ -68473,7 +68191,11 @@ var LocalHost = class {
 
 // src/hosts/provider.ts
 var DefaultHostProvider = class {
-  local = new LocalHost();
+  local;
+  /** `env` is the runner's environment: only PATH, HOME and the locale are handed on to host commands. */
+  constructor(env) {
+    this.local = new LocalHost(minimalEnv(env));
+  }
   async forServer(server) {
     if (server.ssh) {
       throw new DbreplError(
@@ -68483,6 +68205,9 @@ var DefaultHostProvider = class {
     }
     return this.local;
   }
+  async endpoint(server) {
+    return { host: server.host, port: server.port };
+  }
   async closeAll() {
     await this.local.close();
   }
@@ -68490,7 +68215,7 @@ var DefaultHostProvider = class {
 
 // src/core.ts
 function load(options) {
-  const { topology } = loadConfig(options.configPath, options.env, options.secrets);
+  const { topology } = loadTopology(options.configPath, options.env, options.secrets);
   const { pairs, unknown: unknown2 } = selectPairs(topology, options.only);
   if (unknown2.length > 0) {
     throw new UsageError(`--only names no pair or application: ${unknown2.join(", ")}; pairs: ${topology.pairs.map((p) => p.name).join(", ") || "(none)"}; applications: ${topology.applications.map((a) => a.name).join(", ")}`);
@@ -68507,34 +68232,31 @@ function serversToInspect(topology, selected, only) {
   for (const s of topology.servers.values()) if (!apps || apps.has(s.app)) refs.add(s.ref);
   return [...refs].map((r) => topology.servers.get(r));
 }
-async function inspectServers(servers, maxParallel, log) {
-  const out = /* @__PURE__ */ new Map();
+async function eachLimited(items, limit, fn) {
   let next = 0;
   const worker = async () => {
-    while (next < servers.length) {
-      const server = servers[next++];
-      const engine = engineFor(server.engine);
-      if (!engine) {
-        out.set(server.ref, { ok: false, server, error: unsupportedMessage(server.engine) });
-        continue;
-      }
-      try {
-        out.set(server.ref, { ok: true, server, facts: await engine.inspectServer(server) });
-      } catch (err) {
-        const msg = messageOf(err);
-        const error62 = msg.startsWith(`${server.ref}: `) ? msg.slice(server.ref.length + 2) : msg;
-        log.warn(`${server.ref}: cannot inspect: ${error62}`);
-        out.set(server.ref, { ok: false, server, error: error62 });
-      }
-    }
+    while (next < items.length) await fn(items[next++]);
   };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(maxParallel, servers.length)) }, worker));
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+}
+async function inspectServers(servers, maxParallel, session) {
+  const out = /* @__PURE__ */ new Map();
+  await eachLimited(servers, maxParallel, async (server) => {
+    try {
+      out.set(server.ref, { ok: true, server, facts: await engineFor(server.engine).inspect(server, session) });
+    } catch (err) {
+      const msg = messageOf(err);
+      const error62 = msg.startsWith(`${server.ref}: `) ? msg.slice(server.ref.length + 2) : msg;
+      session.log.warn(`${server.ref}: cannot inspect: ${error62}`);
+      out.set(server.ref, { ok: false, server, error: error62 });
+    }
+  });
   return out;
 }
 function stampOf(now) {
   return now.toISOString().replace(/[-:.]/g, "");
 }
-async function run(command, options, mode = { kind: "converge" }) {
+async function run2(command, options, mode = { kind: "converge" }) {
   const { topology, selected } = load(options);
   if (mode.kind === "resync") {
     const known = new Set(topology.pairs.map((p) => p.name));
@@ -68542,29 +68264,67 @@ async function run(command, options, mode = { kind: "converge" }) {
     if (missing.length > 0) throw new UsageError(`resync names unknown pair(s): ${missing.join(", ")}; pairs: ${[...known].join(", ") || "(none)"}`);
   }
   const servers = serversToInspect(topology, selected, options.only);
-  options.log.info(`Inspecting ${servers.length} server(s) for ${selected.length} pair(s)`);
-  const inspections = await inspectServers(servers, options.maxParallel, options.log);
-  const plan = buildPlan(
-    { topology, selected, inspections, stamp: stampOf(options.now ?? /* @__PURE__ */ new Date()), mode, env: desiredEnv(topology) },
-    servers
-  );
-  const before = buildStatus(selected, inspections);
-  const unreachable = before.pairs.some((p) => p.state === "unreachable");
-  if (command === "plan" || command === "status") {
-    return { plan, status: before, env: plan.env, exitCode: unreachable ? 1 : 0 };
-  }
-  const hosts = options.hosts ?? new DefaultHostProvider();
+  const hosts = options.hosts ?? new DefaultHostProvider(options.env);
+  const session = { hosts, log: options.log };
   try {
-    await applyPlan(plan, { topology, hosts, log: options.log, maxParallel: options.maxParallel });
+    options.log.info(`Inspecting ${servers.length} server(s) for ${selected.length} pair(s)`);
+    const inspections = await inspectServers(servers, options.maxParallel, session);
+    const before = buildStatus(selected, inspections);
+    if (command === "status") {
+      const plan5 = buildPlan({ topology, selected, inspections, stamp: "", mode, env: desiredEnv(topology) }, servers);
+      return { plan: plan5, status: before, env: plan5.env, exitCode: before.pairs.some((p) => p.state === "unreachable") ? 1 : 0 };
+    }
+    const stamp = stampOf(options.now ?? /* @__PURE__ */ new Date());
+    const plan4 = buildPlan({ topology, selected, inspections, stamp, mode, env: desiredEnv(topology) }, servers);
+    const lockDirs = await checkPlan(plan4, topology, inspections, session, options.maxParallel, stamp);
+    const blocked = plan4.pairs.some((p) => p.error !== null) || plan4.drift.some((d) => d.error !== null);
+    if (command === "plan") return { plan: plan4, status: before, env: plan4.env, exitCode: blocked ? 1 : 0 };
+    await applyPlan(plan4, { topology, session, maxParallel: options.maxParallel, mode, stamp, lockDirs });
+    const after = await inspectServers(servers, options.maxParallel, session);
+    const status = buildStatus(selected, after);
+    const env = computeEnv(topology, (pair) => inEffect(pair, plan4.pairs.find((p) => p.name === pair.name), after));
+    plan4.env = env;
+    const failed = plan4.pairs.some((p) => p.result === "failed" || p.error !== null && p.live === "unreachable") || plan4.drift.some((d) => d.result === "failed");
+    return { plan: plan4, status, env, exitCode: failed ? 1 : 0 };
   } finally {
     await hosts.closeAll();
   }
-  const after = await inspectServers(servers, options.maxParallel, options.log);
-  const status = buildStatus(selected, after);
-  const env = computeEnv(topology, (pair) => inEffect(pair, plan.pairs.find((p) => p.name === pair.name), after));
-  plan.env = env;
-  const failed = plan.pairs.some((p) => p.result === "failed") || plan.drift.some((d) => d.result === "failed");
-  return { plan, status, env, exitCode: failed || unreachable ? 1 : 0 };
+}
+async function checkPlan(plan4, topology, inspections, session, maxParallel, stamp) {
+  const lockDirs = /* @__PURE__ */ new Map();
+  const byName = new Map(topology.pairs.map((p) => [p.name, p]));
+  const apply = (row, findings) => {
+    const errors = findings.filter((f) => f.level === "error").map((f) => f.message);
+    if (errors.length > 0) row.error = errors.join("; ");
+    if (row.warnings) {
+      for (const w of findings.filter((f) => f.level === "warning")) if (!row.warnings.includes(w.message)) row.warnings.push(w.message);
+    }
+  };
+  const rows = [];
+  for (const planned of plan4.pairs) {
+    const pair = byName.get(planned.name);
+    const sides = sidesOf(pair, inspections);
+    if (!sides) continue;
+    rows.push(async () => {
+      const engine = engineFor(pair.engine);
+      const action = planned.action === "none" ? null : planned.action;
+      const actionPlan = action ? engine.plan(pair, action, sides, stamp) : null;
+      lockDirs.set(pair.name, actionPlan?.lockDir ?? null);
+      apply(planned, await checkAction(engine, pair, sides, action && actionPlan ? { action, plan: actionPlan } : null, session, "plan"));
+    });
+  }
+  for (const entry2 of plan4.drift) {
+    if (entry2.action !== "disable") continue;
+    const pair = prunePair(topology.servers.get(entry2.master), topology.servers.get(entry2.slave));
+    const sides = sidesOf(pair, inspections);
+    if (!sides) continue;
+    rows.push(async () => {
+      const engine = engineFor(pair.engine);
+      apply(entry2, await checkAction(engine, pair, sides, { action: "disable", plan: engine.plan(pair, "disable", sides, stamp) }, session, "plan"));
+    });
+  }
+  await eachLimited(rows, maxParallel, (row) => row());
+  return lockDirs;
 }
 function inEffect(pair, planned, after) {
   if (!planned) return pair.desired === "enabled";
@@ -68588,9 +68348,9 @@ function lag(seconds, bytes) {
   return `${s} / ${b}`;
 }
 var SYMBOL = { none: " ", enable: "+", disable: "-", resync: "~" };
-function planText(plan, applied = false) {
+function planText(plan4, applied = false) {
   const out = [];
-  for (const p of plan.pairs) {
+  for (const p of plan4.pairs) {
     const result = p.result ? ` [${p.result}]` : "";
     out.push(`${SYMBOL[p.action] ?? "?"} ${p.name}: ${p.master} -> ${p.slave} (${p.engine}) desired ${p.desired}, live ${p.live}: ${p.action}${result}`);
     out.push(`    ${p.reason}`);
@@ -68600,20 +68360,20 @@ function planText(plan, applied = false) {
     }
     if (p.preserved && p.action !== "none") out.push(`    previous slave data ${applied && p.result === "done" ? "kept" : "will be kept"} at: ${p.preserved}`);
     for (const w of p.warnings) out.push(`    warning: ${w}`);
-    if (p.error && p.live !== "unreachable") out.push(`    error: ${p.error}`);
+    if (p.error && p.live !== "unreachable") out.push(`    ${p.action !== "none" && !p.result ? "refused" : "error"}: ${p.error}`);
   }
-  for (const d of plan.drift) {
+  for (const d of plan4.drift) {
     out.push(`${SYMBOL[d.action] ?? "?"} drift ${d.slave} <- ${d.master} (${d.engine}): ${d.action}${d.result ? ` [${d.result}]` : ""}`);
     out.push(`    ${d.reason}`);
-    if (d.error) out.push(`    error: ${d.error}`);
+    if (d.error) out.push(`    ${d.action !== "none" && !d.result ? "refused" : "error"}: ${d.error}`);
   }
-  if (plan.pairs.length === 0 && plan.drift.length === 0) out.push("No replication pairs selected.");
+  if (plan4.pairs.length === 0 && plan4.drift.length === 0) out.push("No replication pairs selected.");
   out.push("");
-  out.push(applied ? summaryLine(plan) : `Plan: ${plan.changes} change(s).`);
+  out.push(applied ? summaryLine(plan4) : `Plan: ${plan4.changes} change(s).`);
   return out.join("\n") + "\n";
 }
-function summaryLine(plan) {
-  const all = [...plan.pairs, ...plan.drift];
+function summaryLine(plan4) {
+  const all = [...plan4.pairs, ...plan4.drift];
   const count = (r) => all.filter((p) => p.result === r).length;
   return `Apply: ${count("done")} done, ${count("failed")} failed, ${count("skipped")} skipped.`;
 }
@@ -68695,19 +68455,19 @@ async function cli(io) {
         "max-parallel": { type: "string", default: "4" }
       }
     });
-    const configPath = path3.resolve(io.cwd, values.config);
+    const configPath = path5.resolve(io.cwd, values.config);
     const only = values.only ? values.only.split(",").map((s) => s.trim()).filter(Boolean) : void 0;
     const maxParallel = Number(values["max-parallel"]);
     if (!Number.isInteger(maxParallel) || maxParallel < 1) throw new UsageError("--max-parallel takes a whole number >= 1");
     switch (command) {
       case "validate": {
-        const { topology } = loadConfig(configPath, io.env, secrets);
+        const { topology } = loadTopology(configPath, io.env, secrets);
         out(`${values.config} is valid: ${topology.applications.length} application(s), ${topology.servers.size} server(s), ${topology.pairs.length} pair(s)
 `);
         return 0;
       }
       case "env": {
-        const { topology } = loadConfig(configPath, io.env, secrets);
+        const { topology } = loadTopology(configPath, io.env, secrets);
         const env = desiredEnv(topology);
         if (values.format === "json") io.stdout(JSON.stringify(env, null, 2) + "\n");
         else if (values.format === "dotenv") io.stdout(toDotenv(env));
@@ -68725,7 +68485,7 @@ async function cli(io) {
           else if (values.pair && values.pair.length > 0) mode = { kind: "resync", pairs: new Set(values.pair.flatMap((p) => p.split(","))) };
           else throw new UsageError("resync needs --pair NAME... or --broken");
         }
-        const result = await run(command, { configPath, only, maxParallel, env: io.env, secrets, log }, mode);
+        const result = await run2(command, { configPath, only, maxParallel, env: io.env, secrets, log }, mode);
         if (command === "status") {
           if (values.json) outJson(result.status);
           else out(statusText(result.status));
