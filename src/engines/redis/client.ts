@@ -21,6 +21,8 @@ export async function withClient<T>(session: Session, server: Server, fn: (redis
     commandTimeout: 120_000,
     maxRetriesPerRequest: 0,
     enableOfflineQueue: false,
+    // The ready check runs INFO, which a replication-only ACL user may not (and would warn on the console).
+    enableReadyCheck: false,
     retryStrategy: () => null,
   });
   // The reason a connection closes (WRONGPASS, NOAUTH) arrives as an 'error' event; keep it for the message.
