@@ -45099,32 +45099,71 @@ trap - EXIT`,
     { input: content, as: me === 0 && writer.uid !== 0 ? writer : void 0 }
   );
 }
+async function ownerOfDirectory(host, file2) {
+  const [uid, gid] = (await runChecked(host, ["stat", "-c", "%u %g", "--", path.dirname(file2)], `stat ${path.dirname(file2)}`)).trim().split(" ").map(Number);
+  return uid === 0 ? void 0 : { uid, gid };
+}
+async function readServerFile(host, file2) {
+  const as = await ownerOfDirectory(host, file2).catch(() => void 0);
+  const r = await host.run(["sh", "-c", '[ -L "$1" ] && exit 3; exec cat -- "$1"', "sh", file2], { as });
+  if (r.code === 3) throw new DbreplError("STEP", `${file2} on ${host.label} is a symbolic link; dbrepl does not read server files through links`);
+  return r.code === 0 ? r.stdout : null;
+}
 
 // src/hosts/rebuild.ts
 function lockPath(dataDir) {
   return `${dataDir.replace(/\/+$/, "")}.dbrepl-lock`;
 }
-function lockHeld(lock, server, previous) {
+var INFO_FIELDS = ["pair", "action", "preserved", "started", "host", "pid", "failed"];
+async function lockInfo(host, lock) {
+  const text = await readServerFile(host, `${lock}/info`).catch(() => null);
+  try {
+    const info = JSON.parse(text ?? "");
+    const said = INFO_FIELDS.filter((k) => typeof info[k] === "string" && info[k]).map((k) => `${k}: ${String(info[k]).slice(0, 300)}`);
+    return said.length > 0 ? said.join(", ") : "no info";
+  } catch {
+    return "no readable info";
+  }
+}
+async function lockHeld(host, lock, server) {
   return new DbreplError(
     "STEP",
-    `${lock} exists: another dbrepl run is rebuilding ${server.ref}, or one was interrupted (${previous}); if none is running, check that the server is as it should be (its previous data may be at the path named there), then remove ${lock}`
+    `${lock} exists: another dbrepl run is rebuilding ${server.ref}, or one was interrupted (${await lockInfo(host, lock)}); if none is running, check that the server is as it should be (its previous data may be at the path named there), then remove ${lock}`
   );
 }
 async function checkNoRebuildLock(host, server, dataDir) {
   const lock = lockPath(dataDir);
   if ((await host.run(["test", "-e", lock])).code === 0 || (await host.run(["test", "-L", lock])).code === 0) {
-    throw lockHeld(lock, server, (await readFile(host, `${lock}/info`))?.trim() ?? "(no info)");
+    throw await lockHeld(host, lock, server);
   }
 }
 async function takeRebuildLock(host, server, dataDir, info) {
   const lock = lockPath(dataDir);
-  const r = await host.run(["mkdir", "-m", "700", "--", lock]);
-  if (r.code !== 0) throw lockHeld(lock, server, (await readFile(host, `${lock}/info`))?.trim() ?? "(no info)");
-  await writeFile(host, `${lock}/info`, JSON.stringify({ ...info, started: (/* @__PURE__ */ new Date()).toISOString() }) + "\n");
+  const as = await ownerOfDirectory(host, lock);
+  const r = await host.run(["mkdir", "-m", "700", "--", lock], { as });
+  if (r.code !== 0) throw await lockHeld(host, lock, server);
+  try {
+    await writeLockInfo(host, lock, { ...info, host: (await host.facts()).hostname, started: (/* @__PURE__ */ new Date()).toISOString() });
+  } catch (err) {
+    await releaseRebuildLock(host, lock);
+    throw err;
+  }
   return lock;
 }
+async function writeLockInfo(host, lock, info) {
+  await writeFile(host, `${lock}/info`, JSON.stringify(info) + "\n");
+}
+async function keepRebuildLock(host, lock, failed) {
+  const text = await readServerFile(host, `${lock}/info`).catch(() => null);
+  let info = {};
+  try {
+    info = JSON.parse(text ?? "{}");
+  } catch {
+  }
+  await writeLockInfo(host, lock, { ...info, failed: failed.slice(0, 1e3) });
+}
 async function releaseRebuildLock(host, lock) {
-  await host.run(["rm", "-rf", "--", lock]);
+  await host.run(["rm", "-rf", "--", lock], { as: await ownerOfDirectory(host, lock).catch(() => void 0) });
 }
 async function freeBytes(host, dir) {
   const out = await runChecked(host, ["df", "-Pk", "--", dir], `df ${dir}`);
@@ -45228,6 +45267,7 @@ var mongodb = {
 
 // src/engines/mysql/client.ts
 var import_promise = __toESM(require_promise());
+var LOCK_WAIT_S = 90;
 async function withClient(session, server, fn) {
   const at = await session.hosts.endpoint(server);
   let conn;
@@ -45247,16 +45287,24 @@ async function withClient(session, server, fn) {
     throw new ConnectionError(server.ref, `cannot connect to MySQL at ${server.host}:${server.port}: ${err.message}`, { cause: err });
   }
   conn.on("error", () => void 0);
+  await conn.query(`SET SESSION lock_wait_timeout = ${LOCK_WAIT_S}`).catch(() => void 0);
+  let timedOut = false;
   const sql = {
     query: async (text, values, timeoutMs = 12e4) => {
-      const [rows] = await conn.query({ sql: text, values, timeout: timeoutMs });
-      return Array.isArray(rows) ? rows : [];
+      try {
+        const [rows] = await conn.query({ sql: text, values, timeout: timeoutMs });
+        return Array.isArray(rows) ? rows : [];
+      } catch (err) {
+        if (err.code === "PROTOCOL_SEQUENCE_TIMEOUT") timedOut = true;
+        throw err;
+      }
     }
   };
   try {
     return await fn(sql);
   } finally {
-    await conn.end().catch(() => conn.destroy());
+    if (timedOut) conn.destroy();
+    else await conn.end().catch(() => conn.destroy());
   }
 }
 
@@ -45480,8 +45528,8 @@ umask 077
 tmp=$(mktemp -- "$(dirname -- "$out")/.$(basename -- "$out").XXXXXXXXXX")
 trap 'rm -f -- "$tmp"' EXIT
 "$dump" --defaults-file=<(printf %s "$cnf") "$@" | gzip -1 > "$tmp"
-mv -nT -- "$tmp" "$out"
-trap - EXIT`,
+# ln never replaces what is there (mv -n would skip silently on older coreutils).
+ln -- "$tmp" "$out"`,
     [file2, d.dumpProgram, ...ownDumpArgs(d)],
     `dumping ${slave.ref} to ${file2}`,
     { secrets: { cnf: adminOptions(slave) }, timeoutMs, as }
@@ -45875,12 +45923,13 @@ function enableSteps(pair, { m, s }, stamp) {
         await slaveSql(session, async (sql) => {
           if (s.serverId !== 0 && serverId !== s.serverId) await sql.query(d.setServerId, [s.serverId]).catch((e) => failed.push(`server_id: ${messageOf(e)}`));
           for (const q of d.readOnly(s.readOnly)) await sql.query(q).catch((e) => failed.push(`read_only: ${messageOf(e)}`));
+          if (s.superReadOnly && d.superReadOnly) await sql.query(d.superReadOnly).catch((e) => failed.push(`super_read_only: ${messageOf(e)}`));
         }).catch((e) => failed.push(messageOf(e)));
         if (d.needsOptionsFile && st.optionsBefore !== void 0) {
           await restoreOptions(await slaveHost(session), pair.slave, s, st.optionsBefore).catch((e) => failed.push(`${optionsFile(pair.slave)}: ${messageOf(e)}`));
         }
         if (failed.length > 0) throw new DbreplError("STEP", `putting the slave's settings back failed (${failed.join("; ")})`);
-        return `its read_only${d.needsOptionsFile ? `, server_id and ${optionsFile(pair.slave)}` : " and server_id"} are as before`;
+        return `its read_only${d.superReadOnly ? ", super_read_only" : ""}${d.needsOptionsFile ? `, server_id and ${optionsFile(pair.slave)}` : " and server_id"} are as before`;
       }
     }
   });
@@ -45911,13 +45960,15 @@ function enableSteps(pair, { m, s }, stamp) {
       text: `load ${preserved} back`,
       run: async (session) => {
         if (!st.emptied) return "";
+        const notes = [];
         await slaveSql(session, async (sql) => {
-          for (const q of [d.stopReplica, d.resetReplicaAll, ...d.readOnly(false)]) await sql.query(q).catch(() => void 0);
-          await dropUserSchemas(sql);
+          for (const q of [d.stopReplica, d.resetReplicaAll, ...d.superReadOnly ? ["SET PERSIST super_read_only = OFF"] : []]) await sql.query(q).catch(() => void 0);
+          await dropUserSchemas(sql).catch((e) => notes.push(`not every database of the copy could be dropped (${messageOf(e)}): tables of the copy may remain next to the restored ones`));
           if (s.gtidSlavePos !== null) await sql.query("SET GLOBAL gtid_slave_pos = ?", [s.gtidSlavePos]).catch(() => void 0);
-        });
+        }).catch((e) => notes.push(`tidying before the load failed (${messageOf(e)})`));
         await restoreFromFile(await slaveHost(session), d, pair.slave, preserved, st.trailer, copyTimeoutMs(st.ownBytes));
-        return `the slave was restored from its dump ${preserved}`;
+        const gone = s.replica ? `; its replication settings (it followed ${s.replica.sourceHost}:${s.replica.sourcePort}) were reset and are not restored` : "";
+        return [`the slave was restored from its dump ${preserved}${gone}`, ...notes].join("; ");
       }
     }
   });
@@ -46053,6 +46104,7 @@ async function preflight(pair, { m, s }, planned, session) {
   if (md.version.flavour === "mysql") {
     out.push(...await finding("error", () => noLongQueries(session, pair)));
   }
+  out.push(...await finding("error", () => withClient(session, pair.slave, (sql) => adminAccount(sql, d))));
   if (slaveHost) {
     out.push(...await finding("error", () => verifyHost(slaveHost, pair.slave, s)));
     out.push(...await finding("error", () => checkPrograms(slaveHost, [d.dumpProgram, d.clientProgram, md.dumpProgram, "gzip"])));
@@ -46532,20 +46584,23 @@ async function addHbaRule(session, pair, masterHost, user) {
   await withClient2(session, pair.master, async (sql) => {
     const facts = await readFacts2(sql);
     const decision = hbaDecision(await hbaRules(sql), user, pair.slave.host, facts.ssl);
-    if (decision.kind === "admitted") return;
     if (decision.kind === "refused") throw new DbreplError("STEP", hbaRefusal(pair, user, facts.hbaFile, decision));
-    const file2 = facts.hbaFile;
-    const before = await readFile(masterHost, file2);
-    if (before === null) throw new DbreplError("STEP", `cannot read ${file2} on ${masterHost.label}`);
+    if (decision.kind === "admitted") {
+      await sql.query("SELECT pg_reload_conf()");
+      return;
+    }
+    const host = await masterHost();
+    const { target: file2 } = await writableTarget(host, facts.hbaFile, pair.master.followSymlinks);
+    const before = await readServerFile(host, file2);
+    if (before === null) throw new DbreplError("STEP", `cannot read ${file2} on ${host.label}`);
     const method = facts.passwordEncryption === "md5" ? "md5" : "scram-sha-256";
     const added = `# dbrepl: replication login ${user} from ${pair.slave.host} (first added for ${pair.slave.ref})
 ${hbaLine(user, pair.slave.host, method)}
 `;
-    const options = { followSymlinks: pair.master.followSymlinks };
-    await writeFile(masterHost, file2, added + before, options);
+    await writeFile(host, file2, added + before);
     const errors = (await hbaRules(sql)).filter((r) => r.error);
     if (errors.length > 0) {
-      await writeFile(masterHost, file2, before, options);
+      await writeFile(host, file2, before);
       throw new DbreplError("STEP", `the new pg_hba.conf did not parse (${errors[0].error}); the file was put back`);
     }
     await sql.query("SELECT pg_reload_conf()");
@@ -46554,7 +46609,9 @@ ${hbaLine(user, pair.slave.host, method)}
 function hbaRefusal(pair, user, file2, d) {
   return `${file2} on ${pair.master.ref} line ${d.line} ("${d.rule}") decides the replication login ${user} from ${pair.slave.host} (${d.why}); dbrepl does not override an operator's rule: change or remove that line, or give the slave an address it admits`;
 }
-async function restartMaster(session, master, host, settings) {
+async function restartMaster(session, master, host, settings, keep) {
+  const file2 = `${(await withClient2(session, master, readFacts2)).dataDirectory}/postgresql.auto.conf`;
+  keep({ file: file2, text: await readServerFile(host, file2) });
   const before = await withClient2(session, master, async (sql) => {
     for (const [k, v] of Object.entries(settings)) await sql.query(`ALTER SYSTEM SET ${sql.escapeIdentifier(k)} = ${sql.escapeLiteral(v)}`);
     return (await readFacts2(sql)).startEpoch;
@@ -46571,6 +46628,14 @@ async function restartMaster(session, master, host, settings) {
       return rows.every((r) => r.setting === settings[r.name]) ? true : void 0;
     })
   );
+}
+async function restoreMaster(session, master, host, auto) {
+  const answers = await withClient2(session, master, async () => true).catch(() => false);
+  if (answers) return "";
+  if (auto.text !== null) await writeFile(host, auto.file, auto.text);
+  await runChecked(host, serviceArgv(service2(master).start), `start command of ${master.ref}`, { timeoutMs: SERVICE_TIMEOUT_MS });
+  await pollUntil(`${master.ref} to answer again`, START_TIMEOUT_MS, () => withClient2(session, master, async () => true));
+  return `the master's postgresql.auto.conf was put back and ${master.ref} started again`;
 }
 
 // src/engines/postgresql/slave.ts
@@ -46629,7 +46694,7 @@ function enableSteps2(pair, { m, s }, stamp) {
   const restartKeys = Object.entries(restart);
   const hba = m.hbaRules ? hbaDecision(m.hbaRules, user, pair.slave.host, m.ssl) : { kind: "add", why: "the rules cannot be read" };
   const method = m.passwordEncryption === "md5" ? "md5" : "scram-sha-256";
-  const st = { createdSlot: false, moved: false, restarted: false };
+  const st = { createdSlot: false, moved: false, autoConf: null };
   let owner;
   const ownerOf = (session) => owner ??= session.hosts.forServer(pair.slave).then((h) => statOwner(h, dataDir));
   const slaveHost = (session) => session.hosts.forServer(pair.slave);
@@ -46652,7 +46717,11 @@ function enableSteps2(pair, { m, s }, stamp) {
       side: "master",
       title: "change WAL settings and restart",
       text: `master: ALTER SYSTEM SET ${restartKeys.map(([k, v]) => `${k}=${v}`).join(", ")} and restart the master`,
-      run: async (session) => restartMaster(session, pair.master, await session.hosts.forServer(pair.master), restart)
+      run: async (session) => restartMaster(session, pair.master, await session.hosts.forServer(pair.master), restart, (auto) => st.autoConf = auto),
+      undo: {
+        text: "if the master does not come back: its postgresql.auto.conf as before, and start it",
+        run: async (session) => st.autoConf ? restoreMaster(session, pair.master, await session.hosts.forServer(pair.master), st.autoConf) : ""
+      }
     });
   }
   steps.push({
@@ -46662,15 +46731,14 @@ function enableSteps2(pair, { m, s }, stamp) {
     text: `master: ensure role ${user} (CREATE/ALTER ROLE ... REPLICATION LOGIN PASSWORD with a SCRAM verifier of the password from the file)`,
     run: (session) => withClient2(session, pair.master, (sql) => ensureRole(sql, pair.master, user, password))
   });
-  if (hba.kind !== "admitted") {
-    steps.push({
-      id: "hba",
-      side: "master",
-      title: "admit the slave in pg_hba.conf",
-      text: `master: add "${hbaLine(user, pair.slave.host, method)}" at the top of ${m.hbaFile} and reload (no rule admits it: ${hba.why})`,
-      run: async (session) => addHbaRule(session, pair, await session.hosts.forServer(pair.master), user)
-    });
-  }
+  steps.push({
+    id: "hba",
+    side: "master",
+    title: "admit the slave in pg_hba.conf",
+    // The rules on disk are what pg_hba_file_rules shows; a reload makes them the rules in force.
+    text: hba.kind === "admitted" ? `master: ${m.hbaFile} line ${hba.line} admits ${user} from ${pair.slave.host}; reload (pg_reload_conf) so the file on disk is in force` : `master: add "${hbaLine(user, pair.slave.host, method)}" at the top of ${m.hbaFile} and reload (no rule admits it: ${hba.why})`,
+    run: (session) => addHbaRule(session, pair, () => session.hosts.forServer(pair.master), user)
+  });
   steps.push({
     id: "slot",
     side: "master",
@@ -46724,13 +46792,16 @@ function enableSteps2(pair, { m, s }, stamp) {
     side: "slave",
     title: "move the data directory aside",
     text: `slave: move ${dataDir} aside to ${preserved} (kept)`,
+    // As the owner of the parent directory (root only where root owns it): a link planted
+    // there leads only where that user could go anyway.
     run: async (session) => {
       const host = await slaveHost(session);
       const as = await ownerOf(session);
-      await runChecked(host, ["mv", "--no-target-directory", "--", dataDir, preserved], `moving ${dataDir} to ${preserved}`);
+      const parent = await ownerOfDirectory(host, dataDir);
+      await runChecked(host, ["mv", "--no-target-directory", "--", dataDir, preserved], `moving ${dataDir} to ${preserved}`, { as: parent });
       st.moved = true;
-      await runChecked(host, ["mkdir", "-m", "700", "--", dataDir], `creating ${dataDir}`);
-      await runChecked(host, ["chown", "-h", `${as.uid}:${as.gid}`, "--", dataDir], `giving ${dataDir} to its owner`);
+      await runChecked(host, ["mkdir", "-m", "700", "--", dataDir], `creating ${dataDir}`, { as: parent });
+      if (!parent) await runChecked(host, ["chown", "-h", `${as.uid}:${as.gid}`, "--", dataDir], `giving ${dataDir} to its owner`);
     },
     undo: {
       text: `put ${preserved} back at ${dataDir} and start the slave`,
@@ -46739,8 +46810,9 @@ function enableSteps2(pair, { m, s }, stamp) {
         const host = await slaveHost(session);
         if (!await pathExists(host, preserved)) throw new DbreplError("STEP", `${preserved} is missing; ${dataDir} was left as it is`);
         await host.run(serviceArgv(service2(pair.slave).stop), { timeoutMs: SERVICE_TIMEOUT_MS });
-        await runChecked(host, ["rm", "-rf", "--", dataDir], `removing the partial ${dataDir}`);
-        await runChecked(host, ["mv", "--no-target-directory", "--", preserved, dataDir], `moving ${preserved} back`);
+        const parent = await ownerOfDirectory(host, dataDir);
+        await runChecked(host, ["rm", "-rf", "--", dataDir], `removing the partial ${dataDir}`, { as: parent });
+        await runChecked(host, ["mv", "--no-target-directory", "--", preserved, dataDir], `moving ${preserved} back`, { as: parent });
         st.moved = false;
         await startSlave(session);
         return `the slave's previous data was put back at ${dataDir} and the server restarted`;
@@ -46938,6 +47010,12 @@ async function preflight2(pair, { m, s }, planned, session) {
     out.push(...await finding("error", async () => checkFreeSpace(slaveHost, s.dataDirectory, await withClient2(session, pair.master, databaseBytes), pair.master.ref)));
     out.push(...await finding("error", () => findBasebackup(slaveHost, major(s))));
   }
+  const restart = Object.keys(restartSettings(m, slotName(pair))).length > 0;
+  if (restart && !pair.master.service && slaveHost && masterHost && await sharedMachine(slaveHost, masterHost)) {
+    error62(`${pair.master.ref} must restart and has no service commands; the default (${DEFAULT_SERVICE.stop}) would stop every cluster of that host, ${pair.slave.ref} included: set service.stop and service.start for ${pair.master.ref}`);
+  }
+  out.push(...await finding("error", () => checkReplicationRole(session, pair, m)));
+  out.push(...await finding("warning", () => checkSuperuserLogin(session, pair)));
   if (masterWork && masterHost) {
     out.push(...await finding("error", () => verifyHost2(masterHost, pair.master, m)));
     if (hba?.kind !== "admitted") out.push(...await finding("error", () => writableTarget(masterHost, m.hbaFile, pair.master.followSymlinks)));
@@ -46957,6 +47035,27 @@ async function checkLoginSurvives(session, pair) {
       { cause: err }
     );
   }
+}
+async function replicationRole(session, pair) {
+  return withClient2(
+    session,
+    pair.master,
+    async (sql) => (await sql.query("SELECT rolsuper, rolreplication, rolcanlogin FROM pg_roles WHERE rolname = $1", [pair.replication.user ?? ""])).rows[0]
+  );
+}
+async function checkReplicationRole(session, pair, m) {
+  if (!m.inRecovery) return;
+  const role = await replicationRole(session, pair);
+  if (!role || !role.rolcanlogin || !(role.rolreplication || role.rolsuper)) {
+    throw new DbreplError("STEP", `${pair.master.ref} is itself a standby, so the role ${pair.replication.user} cannot be created there; it must exist with REPLICATION LOGIN on the primary it replicates from (enable that pair first, with the same replication user)`);
+  }
+}
+async function checkSuperuserLogin(session, pair) {
+  const role = await replicationRole(session, pair);
+  if (!role?.rolsuper) return;
+  await withClient2(session, pair.master, async () => void 0, { user: pair.replication.user, password: pair.replication.password }).catch((err) => {
+    throw new DbreplError("STEP", `the replication login ${pair.replication.user} is a superuser whose password dbrepl does not change, and logging in with the pair's password failed from the runner (${messageOf(err).replace(/^[^:]+: /, "")}); pg_basebackup will fail unless that password is right`);
+  });
 }
 
 // src/engines/postgresql/index.ts
@@ -46984,6 +47083,8 @@ async function withClient3(session, server, fn) {
     commandTimeout: 12e4,
     maxRetriesPerRequest: 0,
     enableOfflineQueue: false,
+    // The ready check runs INFO, which a replication-only ACL user may not (and would warn on the console).
+    enableReadyCheck: false,
     retryStrategy: () => null
   });
   let reason;
@@ -46995,7 +47096,11 @@ async function withClient3(session, server, fn) {
     throw new ConnectionError(server.ref, `cannot connect to Redis at ${server.host}:${server.port}: ${(reason ?? err).message}`, { cause: err });
   }
   try {
-    return await fn({ call: (command, ...args) => redis2.call(command, ...args) });
+    return await fn({
+      call: (command, ...args) => redis2.call(command, ...args).catch((err) => {
+        throw reason ? new ConnectionError(server.ref, `cannot connect to Redis at ${server.host}:${server.port}: ${reason.message}`, { cause: reason }) : err;
+      })
+    });
   } finally {
     redis2.disconnect();
   }
@@ -47052,16 +47157,16 @@ async function readFacts3(redis2) {
     configFile: info.config_file ?? "",
     processId: Number(info.process_id ?? 0),
     syncFull: Number(info.sync_full ?? 0),
-    runId: info.run_id ?? "",
-    replicaReadOnly: await config(redis2, "replica-read-only") === "yes",
-    hasMasterauth: await config(redis2, "masterauth") !== "",
-    masteruser: await config(redis2, "masteruser")
+    runId: info.run_id ?? ""
   };
 }
 
 // src/engines/redis/state.ts
-function preservedPath3(dir, stamp) {
-  return `${dir.replace(/\/+$/, "")}/dump.dbrepl-${stamp}.rdb`;
+function ownBase(dir, dbfilename) {
+  return `${dir.replace(/\/+$/, "")}/${dbfilename.replace(/\.rdb$/, "")}`;
+}
+function preservedPath3(dir, dbfilename, stamp) {
+  return `${ownBase(dir, dbfilename)}.dbrepl-${stamp}.rdb`;
 }
 function follows3(s, slave, master, m) {
   if (s.masterHost && s.masterHost.toLowerCase() === master.host.toLowerCase() && s.masterPort === master.port) return true;
@@ -47174,8 +47279,8 @@ async function snapshot(session, server) {
   });
 }
 function enableSteps3(pair, action, { m, s }, stamp) {
-  const preserved = preservedPath3(s.dir, stamp);
-  const st = { authTouched: false, replicaofSet: false };
+  const preserved = preservedPath3(s.dir, s.dbfilename, stamp);
+  const st = { auth: null, replicaofSet: false };
   const before = s.role === "master" ? "REPLICAOF NO ONE" : `REPLICAOF ${s.masterHost} ${s.masterPort}`;
   const rewriteText = s.configFile ? "CONFIG REWRITE" : "CONFIG REWRITE impossible (the server has no config file: a restart would forget it is a slave)";
   const steps = [
@@ -47188,10 +47293,17 @@ function enableSteps3(pair, action, { m, s }, stamp) {
         await snapshot(session, pair.slave);
         const host = await session.hosts.forServer(pair.slave);
         const owner = await statOwner(host, s.dir);
-        await runChecked(host, ["cp", "-p", "--no-clobber", "--", `${s.dir}/${s.dbfilename}`, preserved], `keeping the RDB of ${pair.slave.ref}`, {
-          as: { uid: owner.uid, gid: owner.gid },
-          timeoutMs: copyTimeoutMs(s.usedMemory)
-        });
+        await runScript(
+          host,
+          `src=$1; out=$2
+tmp=$(mktemp -- "$out.XXXXXXXXXX")
+trap 'rm -f -- "$tmp"' EXIT
+cp -- "$src" "$tmp"
+ln -- "$tmp" "$out"`,
+          [`${s.dir}/${s.dbfilename}`, preserved],
+          `keeping the RDB of ${pair.slave.ref}`,
+          { as: { uid: owner.uid, gid: owner.gid }, timeoutMs: copyTimeoutMs(s.usedMemory) }
+        );
       }
     },
     {
@@ -47201,21 +47313,24 @@ function enableSteps3(pair, action, { m, s }, stamp) {
       text: `slave: CONFIG SET masterauth ***${pair.replication.user ? " and masteruser (the pair's user when the master has that ACL user)" : ""}; CONFIG SET replica-read-only yes`,
       run: async (session) => {
         const login = await masterLogin(session, pair);
-        st.authTouched = true;
         await withClient3(session, pair.slave, async (r) => {
+          const get = async (k) => (await r.call("CONFIG", "GET", k))[1] ?? "";
+          st.auth = { masterauth: await get("masterauth"), masteruser: await get("masteruser"), readOnly: await get("replica-read-only") };
           await r.call("CONFIG", "SET", "masterauth", login.password ?? "");
           await r.call("CONFIG", "SET", "masteruser", login.user && login.user !== "default" ? login.user : "");
           await r.call("CONFIG", "SET", "replica-read-only", "yes");
         });
       },
       undo: {
-        text: "put replica-read-only (and an empty masterauth) back",
+        text: "masterauth, masteruser and replica-read-only as they were; CONFIG REWRITE",
         run: async (session) => {
-          if (!st.authTouched) return "";
+          const before2 = st.auth;
+          if (!before2) return "";
           await withClient3(session, pair.slave, async (r) => {
-            await r.call("CONFIG", "SET", "replica-read-only", s.replicaReadOnly ? "yes" : "no");
-            if (!s.hasMasterauth) await r.call("CONFIG", "SET", "masterauth", "");
-            await r.call("CONFIG", "SET", "masteruser", s.masteruser);
+            await r.call("CONFIG", "SET", "replica-read-only", before2.readOnly);
+            await r.call("CONFIG", "SET", "masterauth", before2.masterauth);
+            await r.call("CONFIG", "SET", "masteruser", before2.masteruser);
+            await rewrite(r, s, session.log, pair.slave);
           });
           return "";
         }
@@ -47269,7 +47384,7 @@ function enableSteps3(pair, action, { m, s }, stamp) {
     steps,
     disruption: "slave's dataset is replaced by the master's (a full sync); master keeps serving (it forks for the RDB)",
     preserved,
-    lockDir: s.dir,
+    lockDir: ownBase(s.dir, s.dbfilename),
     warnings
   };
 }
@@ -67748,9 +67863,13 @@ function planPairs(input2) {
     };
   });
 }
+function identityOf(server, inspections) {
+  const i = inspections.get(server.ref);
+  return i?.ok ? `${server.engine}:${engineFor(server.engine).identity(i.facts).key}` : endpointKey(server);
+}
 function findDrift(input2, servers) {
   if (input2.mode.kind !== "converge") return [];
-  const declaredSlaves = new Set(input2.topology.pairs.map((p) => endpointKey(p.slave)));
+  const declaredSlaves = new Set(input2.topology.pairs.flatMap((p) => [endpointKey(p.slave), identityOf(p.slave, input2.inspections)]));
   const out = [];
   const engines = [...new Set(servers.map((s) => s.engine))];
   for (const name of engines) {
@@ -67758,7 +67877,7 @@ function findDrift(input2, servers) {
     const ofEngine = servers.filter((s) => s.engine === name);
     const inspections = ofEngine.map((s) => inspectionOf(input2.inspections, s));
     for (const link of engine.liveLinks(inspections, [...input2.topology.servers.values()])) {
-      if (declaredSlaves.has(endpointKey(link.slave))) continue;
+      if (declaredSlaves.has(endpointKey(link.slave)) || declaredSlaves.has(identityOf(link.slave, input2.inspections))) continue;
       const master = link.master?.ref ?? link.upstream;
       const prune = input2.topology.prune && link.master !== null;
       const pseudo = link.master ? prunePair(link.master, link.slave) : null;
@@ -67823,6 +67942,7 @@ async function runAction(engine, pair, planned, ctx) {
   const { session } = ctx;
   const log = (m) => session.log.info(`${pair.name}: ${m}`);
   let lock = null;
+  let masterKey;
   const slaveHost = planned.lockDir ? await session.hosts.forServer(pair.slave) : null;
   if (slaveHost && planned.lockDir) {
     lock = await run(
@@ -67839,6 +67959,7 @@ async function runAction(engine, pair, planned, ctx) {
       if (now.action !== planned.action) {
         throw new DbreplError("STEP", `the pair changed since the plan (now ${live.state}: ${now.action === "none" ? "nothing to do" : now.action}, ${now.reason}); nothing was changed: plan again`);
       }
+      masterKey = engine.identity(sides.m).key;
       const fresh = engine.plan(pair, planned.action, sides, ctx.stamp);
       if (fresh.preserved !== planned.preserved || fresh.lockDir !== planned.lockDir) {
         throw new DbreplError("STEP", `the slave's data directory changed since the plan (${fresh.lockDir} instead of ${planned.lockDir}); nothing was changed: plan again`);
@@ -67849,7 +67970,16 @@ async function runAction(engine, pair, planned, ctx) {
       if (errors.length > 0) throw new DbreplError("STEP", errors.join("; "));
       return { plan: fresh };
     });
-    await runSteps(plan4, pair, ctx, log);
+    const outcome = await runSteps(plan4, pair, { ...ctx, masterKey }, log);
+    if (outcome.failed) {
+      if (outcome.undoFailed && slaveHost && lock) {
+        const kept = `${outcome.failed.message}; the rebuild lock ${lock} is kept: check ${pair.slave.ref}${plan4.preserved ? ` (its previous data is at ${plan4.preserved})` : ""}, then remove the lock`;
+        await keepRebuildLock(slaveHost, lock, outcome.failed.message).catch(() => void 0);
+        lock = null;
+        throw new StepError(outcome.failed.step, kept.replace(/^step "[^"]*" failed: /, ""), { cause: outcome.failed });
+      }
+      throw outcome.failed;
+    }
     return { preserved: plan4.preserved };
   } finally {
     if (slaveHost && lock) await releaseRebuildLock(slaveHost, lock);
@@ -67861,19 +67991,22 @@ async function inspectBoth(engine, pair, session) {
 }
 async function runSteps(plan4, pair, ctx, log) {
   const started = [];
+  const masterKey = ctx.masterKey ?? pair.master.ref;
   for (const step of plan4.steps) {
     started.push(step);
     try {
-      await run(log, stepText(step), () => step.side.startsWith("master") ? ctx.locks.run(pair.master.ref, () => step.run(ctx.session)) : step.run(ctx.session));
+      await run(log, stepText(step), () => step.side.startsWith("master") ? ctx.locks.run(masterKey, () => step.run(ctx.session)) : step.run(ctx.session));
     } catch (err) {
-      const undone = await rollback(started, ctx.session, log);
+      const undo = await rollback(started, ctx.session, log);
       const cause = err instanceof StepError ? messageOf(err.cause ?? err) : messageOf(err);
-      throw new StepError(`${step.side}: ${step.title}`, [cause, ...undone].join("; "), { cause: err });
+      return { failed: new StepError(`${step.side}: ${step.title}`, [cause, ...undo.said].join("; "), { cause: err }), undoFailed: undo.failed };
     }
   }
+  return { failed: null, undoFailed: false };
 }
 async function rollback(started, session, log) {
   const said = [];
+  let failed = false;
   for (const step of [...started].reverse()) {
     if (!step.undo) continue;
     log(`undo: ${step.undo.text}`);
@@ -67881,10 +68014,11 @@ async function rollback(started, session, log) {
       const what = await step.undo.run(session);
       if (what) said.push(what);
     } catch (err) {
+      failed = true;
       said.push(`undoing "${step.side}: ${step.title}" failed (${messageOf(err)})`);
     }
   }
-  return said;
+  return { said, failed };
 }
 async function run(log, name, fn) {
   log(name);
@@ -67946,7 +68080,7 @@ async function applyPlan(plan4, options) {
     });
   }
   for (const job of jobs) {
-    job.after = jobs.filter((j) => j !== job && j.pair.slave.ref === job.pair.master.ref).map((j) => j.key);
+    job.after = jobs.filter((j) => j !== job && options.identityOf(j.pair.slave) === options.identityOf(job.pair.master)).map((j) => j.key);
   }
   const done = /* @__PURE__ */ new Map();
   const queue = [];
@@ -68279,7 +68413,7 @@ async function run2(command, options, mode = { kind: "converge" }) {
     const lockDirs = await checkPlan(plan4, topology, inspections, session, options.maxParallel, stamp);
     const blocked = plan4.pairs.some((p) => p.error !== null) || plan4.drift.some((d) => d.error !== null);
     if (command === "plan") return { plan: plan4, status: before, env: plan4.env, exitCode: blocked ? 1 : 0 };
-    await applyPlan(plan4, { topology, session, maxParallel: options.maxParallel, mode, stamp, lockDirs });
+    await applyPlan(plan4, { topology, session, maxParallel: options.maxParallel, mode, stamp, lockDirs, identityOf: (s) => identityOf(s, inspections) });
     const after = await inspectServers(servers, options.maxParallel, session);
     const status = buildStatus(selected, after);
     const env = computeEnv(topology, (pair) => inEffect(pair, plan4.pairs.find((p) => p.name === pair.name), after));
@@ -68301,10 +68435,17 @@ async function checkPlan(plan4, topology, inspections, session, maxParallel, sta
     }
   };
   const rows = [];
+  const slaves = /* @__PURE__ */ new Map();
   for (const planned of plan4.pairs) {
     const pair = byName.get(planned.name);
     const sides = sidesOf(pair, inspections);
     if (!sides) continue;
+    const first = slaves.get(identityOf(pair.slave, inspections));
+    if (first && first !== pair) {
+      planned.error = `${pair.slave.ref} is the same server as ${first.slave.ref}, the slave of ${first.name} (replications[${first.index}]); a slave has exactly one master: declare one pair for it`;
+      continue;
+    }
+    slaves.set(identityOf(pair.slave, inspections), pair);
     rows.push(async () => {
       const engine = engineFor(pair.engine);
       const action = planned.action === "none" ? null : planned.action;

@@ -7,7 +7,7 @@ import { UsageError, messageOf } from './errors';
 import type { HostProvider } from './hosts/host';
 import { DefaultHostProvider } from './hosts/provider';
 import type { Pair, Server, Topology } from './model';
-import { buildPlan, buildStatus, livePair, Mode, prunePair, sidesOf } from './plan/diff';
+import { buildPlan, buildStatus, identityOf, livePair, Mode, prunePair, sidesOf } from './plan/diff';
 import type { EnvMap, Plan, PlannedPair, Status } from './plan/types';
 import type { SecretRegistry } from './secrets';
 import { loadTopology, selectPairs } from './topology';
@@ -110,7 +110,7 @@ export async function run(command: Command, options: CoreOptions, mode: Mode = {
     const blocked = plan.pairs.some((p) => p.error !== null) || plan.drift.some((d) => d.error !== null);
     if (command === 'plan') return { plan, status: before, env: plan.env, exitCode: blocked ? 1 : 0 };
 
-    await applyPlan(plan, { topology, session, maxParallel: options.maxParallel, mode, stamp, lockDirs });
+    await applyPlan(plan, { topology, session, maxParallel: options.maxParallel, mode, stamp, lockDirs, identityOf: (s) => identityOf(s, inspections) });
     // Verify: inspect again; the status and the variables come from what is live now.
     const after = await inspectServers(servers, options.maxParallel, session);
     const status = buildStatus(selected, after);
@@ -137,10 +137,18 @@ async function checkPlan(plan: Plan, topology: Topology, inspections: ReadonlyMa
     if (row.warnings) for (const w of findings.filter((f) => f.level === 'warning')) if (!row.warnings.includes(w.message)) row.warnings.push(w.message);
   };
   const rows: Array<() => Promise<void>> = [];
+  // One slave, one master: two pairs whose slaves are one server under two names are refused.
+  const slaves = new Map<string, Pair>();
   for (const planned of plan.pairs) {
     const pair = byName.get(planned.name)!;
     const sides = sidesOf(pair, inspections);
     if (!sides) continue;
+    const first = slaves.get(identityOf(pair.slave, inspections));
+    if (first && first !== pair) {
+      planned.error = `${pair.slave.ref} is the same server as ${first.slave.ref}, the slave of ${first.name} (replications[${first.index}]); a slave has exactly one master: declare one pair for it`;
+      continue;
+    }
+    slaves.set(identityOf(pair.slave, inspections), pair);
     rows.push(async () => {
       const engine = engineFor(pair.engine);
       const action = planned.action === 'none' ? null : (planned.action as ChangeAction);

@@ -1,7 +1,7 @@
 import type { ActionPlan, ChangeAction, Engine, Session, Sides, Step } from '../engines/engine';
 import { stepText } from '../engines/engine';
 import { DbreplError, StepError, messageOf } from '../errors';
-import { releaseRebuildLock, takeRebuildLock } from '../hosts/rebuild';
+import { keepRebuildLock, releaseRebuildLock, takeRebuildLock } from '../hosts/rebuild';
 import type { Pair } from '../model';
 import { decide, Mode } from '../plan/diff';
 import type { KeyedLock } from '../util/poll';
@@ -14,6 +14,8 @@ export interface ProtocolContext {
   stamp: string;
   /** Serialises work on one master (two slaves configuring it at once). */
   locks: KeyedLock;
+  /** The master's identity (one key for one server under several names); default its reference. */
+  masterKey?: string;
 }
 
 export interface Planned {
@@ -36,6 +38,7 @@ export async function runAction(engine: Engine, pair: Pair, planned: Planned, ct
   const { session } = ctx;
   const log = (m: string): void => session.log.info(`${pair.name}: ${m}`);
   let lock: string | null = null;
+  let masterKey: string | undefined;
   const slaveHost = planned.lockDir ? await session.hosts.forServer(pair.slave) : null;
   if (slaveHost && planned.lockDir) {
     lock = await run(log, 'slave host: take the rebuild lock', () =>
@@ -50,6 +53,7 @@ export async function runAction(engine: Engine, pair: Pair, planned: Planned, ct
       if (now.action !== planned.action) {
         throw new DbreplError('STEP', `the pair changed since the plan (now ${live.state}: ${now.action === 'none' ? 'nothing to do' : now.action}, ${now.reason}); nothing was changed: plan again`);
       }
+      masterKey = engine.identity(sides.m).key;
       const fresh = engine.plan(pair, planned.action, sides, ctx.stamp);
       if (fresh.preserved !== planned.preserved || fresh.lockDir !== planned.lockDir) {
         throw new DbreplError('STEP', `the slave's data directory changed since the plan (${fresh.lockDir} instead of ${planned.lockDir}); nothing was changed: plan again`);
@@ -60,7 +64,17 @@ export async function runAction(engine: Engine, pair: Pair, planned: Planned, ct
       if (errors.length > 0) throw new DbreplError('STEP', errors.join('; '));
       return { plan: fresh };
     });
-    await runSteps(plan, pair, ctx, log);
+    const outcome = await runSteps(plan, pair, { ...ctx, masterKey }, log);
+    if (outcome.failed) {
+      if (outcome.undoFailed && slaveHost && lock) {
+        // The lock is the marker of a slave left half-done: it stays, saying why, and stops every later rebuild.
+        const kept = `${outcome.failed.message}; the rebuild lock ${lock} is kept: check ${pair.slave.ref}${plan.preserved ? ` (its previous data is at ${plan.preserved})` : ''}, then remove the lock`;
+        await keepRebuildLock(slaveHost, lock, outcome.failed.message).catch(() => undefined);
+        lock = null;
+        throw new StepError(outcome.failed.step, kept.replace(/^step "[^"]*" failed: /, ''), { cause: outcome.failed });
+      }
+      throw outcome.failed;
+    }
     return { preserved: plan.preserved };
   } finally {
     if (slaveHost && lock) await releaseRebuildLock(slaveHost, lock);
@@ -72,23 +86,28 @@ async function inspectBoth(engine: Engine, pair: Pair, session: Session): Promis
   return { m, s };
 }
 
-async function runSteps(plan: ActionPlan, pair: Pair, ctx: ProtocolContext, log: (m: string) => void): Promise<void> {
+/** Runs the steps; on a failure, undoes what started and returns the error (and whether an undo failed too). */
+async function runSteps(plan: ActionPlan, pair: Pair, ctx: ProtocolContext, log: (m: string) => void): Promise<{ failed: StepError | null; undoFailed: boolean }> {
   const started: Step[] = [];
+  // Work on one master is serialised under its identity, whatever name each pair gives it.
+  const masterKey = ctx.masterKey ?? pair.master.ref;
   for (const step of plan.steps) {
     started.push(step);
     try {
-      await run(log, stepText(step), () => (step.side.startsWith('master') ? ctx.locks.run(pair.master.ref, () => step.run(ctx.session)) : step.run(ctx.session)));
+      await run(log, stepText(step), () => (step.side.startsWith('master') ? ctx.locks.run(masterKey, () => step.run(ctx.session)) : step.run(ctx.session)));
     } catch (err) {
-      const undone = await rollback(started, ctx.session, log);
+      const undo = await rollback(started, ctx.session, log);
       const cause = err instanceof StepError ? messageOf(err.cause ?? err) : messageOf(err);
-      throw new StepError(`${step.side}: ${step.title}`, [cause, ...undone].join('; '), { cause: err });
+      return { failed: new StepError(`${step.side}: ${step.title}`, [cause, ...undo.said].join('; '), { cause: err }), undoFailed: undo.failed };
     }
   }
+  return { failed: null, undoFailed: false };
 }
 
 /** Undoes every step that started, newest first; each undo on its own, so one failing does not stop the others. */
-async function rollback(started: Step[], session: Session, log: (m: string) => void): Promise<string[]> {
+async function rollback(started: Step[], session: Session, log: (m: string) => void): Promise<{ said: string[]; failed: boolean }> {
   const said: string[] = [];
+  let failed = false;
   for (const step of [...started].reverse()) {
     if (!step.undo) continue;
     log(`undo: ${step.undo.text}`);
@@ -96,10 +115,11 @@ async function rollback(started: Step[], session: Session, log: (m: string) => v
       const what = await step.undo.run(session);
       if (what) said.push(what);
     } catch (err) {
+      failed = true;
       said.push(`undoing "${step.side}: ${step.title}" failed (${messageOf(err)})`);
     }
   }
-  return said;
+  return { said, failed };
 }
 
 /** Runs one named piece of work, logging it and its duration; a failure becomes a StepError naming it. */

@@ -15,6 +15,8 @@ export interface ApplyOptions {
   stamp: string;
   /** The slave directory each pair's plan locks on (by pair name). */
   lockDirs: ReadonlyMap<string, string | null>;
+  /** Who a server is (one key for one server under several names). */
+  identityOf: (server: Pair['master']) => string;
 }
 
 interface Job {
@@ -78,9 +80,9 @@ export async function applyPlan(plan: Plan, options: ApplyOptions): Promise<Plan
       },
     });
   }
-  // A pair whose master is the slave of another changing pair runs after it.
+  // A pair whose master is the slave of another changing pair runs after it (by identity: names may differ).
   for (const job of jobs) {
-    job.after = jobs.filter((j) => j !== job && j.pair.slave.ref === job.pair.master.ref).map((j) => j.key);
+    job.after = jobs.filter((j) => j !== job && options.identityOf(j.pair.slave) === options.identityOf(job.pair.master)).map((j) => j.key);
   }
 
   const done = new Map<string, Promise<boolean>>();

@@ -115,6 +115,29 @@ trap - EXIT`,
   );
 }
 
+/**
+ * The user that owns the directory `file` is in, when that is not root: commands that
+ * create, move or remove entries there run as that user, so a link planted by it leads
+ * only where it could go anyway. Undefined where root owns the directory (nobody else can
+ * plant anything there).
+ */
+export async function ownerOfDirectory(host: Host, file: string): Promise<RunAs | undefined> {
+  const [uid, gid] = (await runChecked(host, ['stat', '-c', '%u %g', '--', path.dirname(file)], `stat ${path.dirname(file)}`)).trim().split(' ').map(Number);
+  return uid === 0 ? undefined : { uid: uid!, gid: gid! };
+}
+
+/**
+ * Reads a server's file as the owner of its directory (what that user can read anyway),
+ * never through a link: what root reads here may end up in a message or in another file.
+ * Null when it does not exist or cannot be read.
+ */
+export async function readServerFile(host: Host, file: string): Promise<string | null> {
+  const as = await ownerOfDirectory(host, file).catch(() => undefined);
+  const r = await host.run(['sh', '-c', '[ -L "$1" ] && exit 3; exec cat -- "$1"', 'sh', file], { as });
+  if (r.code === 3) throw new DbreplError('STEP', `${file} on ${host.label} is a symbolic link; dbrepl does not read server files through links`);
+  return r.code === 0 ? r.stdout : null;
+}
+
 /** Removes a file the tool wrote (never a directory, never through a link). */
 export async function removeFile(host: Host, file: string): Promise<void> {
   await runChecked(host, ['rm', '-f', '--', file], `removing ${file}`);

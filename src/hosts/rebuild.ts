@@ -2,8 +2,8 @@ import * as path from 'node:path';
 import { DbreplError } from '../errors';
 import type { Server } from '../model';
 import { humanBytes } from '../util/bytes';
-import { readFile, runChecked } from './commands';
-import { writeFile } from './files';
+import { runChecked } from './commands';
+import { ownerOfDirectory, readServerFile, writeFile } from './files';
 import type { Host } from './host';
 
 /** Host-side guards around rebuilding a slave, shared by the engines. */
@@ -12,10 +12,27 @@ export function lockPath(dataDir: string): string {
   return `${dataDir.replace(/\/+$/, '')}.dbrepl-lock`;
 }
 
-function lockHeld(lock: string, server: Server, previous: string): DbreplError {
+const INFO_FIELDS = ['pair', 'action', 'preserved', 'started', 'host', 'pid', 'failed'] as const;
+
+/**
+ * What a lock says about its run, for the message: only the fields dbrepl writes, cut to a
+ * readable length (the file sits where the database's user can write).
+ */
+async function lockInfo(host: Host, lock: string): Promise<string> {
+  const text = await readServerFile(host, `${lock}/info`).catch(() => null);
+  try {
+    const info = JSON.parse(text ?? '') as Record<string, unknown>;
+    const said = INFO_FIELDS.filter((k) => typeof info[k] === 'string' && info[k]).map((k) => `${k}: ${String(info[k]).slice(0, 300)}`);
+    return said.length > 0 ? said.join(', ') : 'no info';
+  } catch {
+    return 'no readable info';
+  }
+}
+
+async function lockHeld(host: Host, lock: string, server: Server): Promise<DbreplError> {
   return new DbreplError(
     'STEP',
-    `${lock} exists: another dbrepl run is rebuilding ${server.ref}, or one was interrupted (${previous}); if none is running, check that the server is as it should be (its previous data may be at the path named there), then remove ${lock}`,
+    `${lock} exists: another dbrepl run is rebuilding ${server.ref}, or one was interrupted (${await lockInfo(host, lock)}); if none is running, check that the server is as it should be (its previous data may be at the path named there), then remove ${lock}`,
   );
 }
 
@@ -23,21 +40,44 @@ function lockHeld(lock: string, server: Server, previous: string): DbreplError {
 export async function checkNoRebuildLock(host: Host, server: Server, dataDir: string): Promise<void> {
   const lock = lockPath(dataDir);
   if ((await host.run(['test', '-e', lock])).code === 0 || (await host.run(['test', '-L', lock])).code === 0) {
-    throw lockHeld(lock, server, (await readFile(host, `${lock}/info`))?.trim() ?? '(no info)');
+    throw await lockHeld(host, lock, server);
   }
 }
 
 /** Held while a slave is rebuilt; a leftover one means a run was interrupted and says where the old data is. */
+/** Taken by the owner of the directory it is made in (see ownerOfDirectory), as everything there. */
 export async function takeRebuildLock(host: Host, server: Server, dataDir: string, info: Record<string, string>): Promise<string> {
   const lock = lockPath(dataDir);
-  const r = await host.run(['mkdir', '-m', '700', '--', lock]);
-  if (r.code !== 0) throw lockHeld(lock, server, (await readFile(host, `${lock}/info`))?.trim() ?? '(no info)');
-  await writeFile(host, `${lock}/info`, JSON.stringify({ ...info, started: new Date().toISOString() }) + '\n');
+  const as = await ownerOfDirectory(host, lock);
+  const r = await host.run(['mkdir', '-m', '700', '--', lock], { as });
+  if (r.code !== 0) throw await lockHeld(host, lock, server);
+  try {
+    await writeLockInfo(host, lock, { ...info, host: (await host.facts()).hostname, started: new Date().toISOString() });
+  } catch (err) {
+    await releaseRebuildLock(host, lock);
+    throw err;
+  }
   return lock;
 }
 
+export async function writeLockInfo(host: Host, lock: string, info: Record<string, string>): Promise<void> {
+  await writeFile(host, `${lock}/info`, JSON.stringify(info) + '\n');
+}
+
+/** Marks a lock as left by a run whose undo did not finish: it stays, and says why. */
+export async function keepRebuildLock(host: Host, lock: string, failed: string): Promise<void> {
+  const text = await readServerFile(host, `${lock}/info`).catch(() => null);
+  let info: Record<string, string> = {};
+  try {
+    info = JSON.parse(text ?? '{}') as Record<string, string>;
+  } catch {
+    // written anew below
+  }
+  await writeLockInfo(host, lock, { ...info, failed: failed.slice(0, 1000) });
+}
+
 export async function releaseRebuildLock(host: Host, lock: string): Promise<void> {
-  await host.run(['rm', '-rf', '--', lock]);
+  await host.run(['rm', '-rf', '--', lock], { as: await ownerOfDirectory(host, lock).catch(() => undefined) });
 }
 
 export async function freeBytes(host: Host, dir: string): Promise<number> {

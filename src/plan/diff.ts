@@ -126,11 +126,18 @@ export function planPairs(input: PlanInput): PlannedPair[] {
   });
 }
 
+/** Who a declared server is, by identity when it was inspected (one key for one server under several names), else by address. */
+export function identityOf(server: Server, inspections: ReadonlyMap<string, Inspection>): string {
+  const i = inspections.get(server.ref);
+  return i?.ok ? `${server.engine}:${engineFor(server.engine).identity(i.facts).key}` : endpointKey(server);
+}
+
 /** Live replication on declared servers that no pair of the file declares. */
 export function findDrift(input: PlanInput, servers: Server[]): DriftEntry[] {
   if (input.mode.kind !== 'converge') return [];
-  // By endpoint: a replica declared under a second name (for another application's variables) is not drift.
-  const declaredSlaves = new Set(input.topology.pairs.map((p) => endpointKey(p.slave)));
+  // By identity (else by address): a replica declared under a second name (for another
+  // application's variables) is not drift, and a pruned "drift" must never be a declared slave.
+  const declaredSlaves = new Set(input.topology.pairs.flatMap((p) => [endpointKey(p.slave), identityOf(p.slave, input.inspections)]));
   const out: DriftEntry[] = [];
   const engines = [...new Set(servers.map((s) => s.engine))];
   for (const name of engines) {
@@ -138,7 +145,7 @@ export function findDrift(input: PlanInput, servers: Server[]): DriftEntry[] {
     const ofEngine = servers.filter((s) => s.engine === name);
     const inspections = ofEngine.map((s) => inspectionOf(input.inspections, s));
     for (const link of engine.liveLinks(inspections, [...input.topology.servers.values()])) {
-      if (declaredSlaves.has(endpointKey(link.slave))) continue;
+      if (declaredSlaves.has(endpointKey(link.slave)) || declaredSlaves.has(identityOf(link.slave, input.inspections))) continue;
       const master = link.master?.ref ?? link.upstream;
       const prune = input.topology.prune && link.master !== null;
       const pseudo = link.master ? prunePair(link.master, link.slave) : null;

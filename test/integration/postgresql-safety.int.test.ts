@@ -176,3 +176,79 @@ test('no service commands for a slave on its master\'s host: refused by plan, be
   expect(plan.json().pairs[0].error).toContain('other/replica runs on the same host as its master and has no service commands; the default (systemctl stop postgresql) would stop every cluster there');
   expect(await inRecovery(slave)).toBe(false);
 });
+
+test('an undo that fails keeps the rebuild lock, saying why, and the next plan refuses the pair naming it', async () => {
+  const password = randomBytes(8).toString('hex');
+  const master = await pg({ password });
+  const slave = await pg({ password });
+  // A tablespace outside the data directory: on the same host its path is taken, so the copy fails.
+  const ts = path.join(master.base, 'tblspc');
+  fs.mkdirSync(ts);
+  await sh('chown', ['postgres:postgres', ts]);
+  await master.query(`CREATE TABLESPACE extra LOCATION '${ts}'`);
+  // ... and the slave's start command fails, so the undo cannot finish.
+  const { file, env } = pairConfig('undo-fails', master, slave, { slave: { service: { stop: slave.service.stop, start: 'echo "start refused" >&2; exit 4' } } });
+  const r = await dbrepl(['apply', '--json', '-c', file], env);
+  expect(r.code).toBe(1);
+  const lock = `${slave.dataDir}.dbrepl-lock`;
+  expect(r.json().pairs[0].error).toMatch(new RegExp(`step "slave: pg_basebackup from the master" failed: .*undoing "slave: move the data directory aside" failed .*start refused.*; the rebuild lock ${lock} is kept: check other/replica \\(its previous data is at .*\\), then remove the lock`));
+  expect(fs.existsSync(lock)).toBe(true);
+  expect(JSON.parse(fs.readFileSync(`${lock}/info`, 'utf8')).failed).toMatch(/pg_basebackup/);
+  // The data was put back before the start failed.
+  expect(fs.existsSync(path.join(slave.dataDir, 'PG_VERSION'))).toBe(true);
+  // The operator starts the slave; until the lock is removed, no run rebuilds it again.
+  await slave.start();
+  const next = await dbrepl(['plan', '--json', '-c', file], env);
+  expect(next.code).toBe(1);
+  expect(next.json().pairs[0].error).toContain(`${lock} exists: another dbrepl run is rebuilding other/replica, or one was interrupted (pair: other/replica`);
+  expect(next.json().pairs[0].error).toContain('failed: step "slave: pg_basebackup from the master" failed');
+});
+
+test('prune never takes a declared slave for drift because a second name reaches it', async () => {
+  const password = randomBytes(8).toString('hex');
+  const master = await pg({ password });
+  const slave = await pg({ password });
+  const enabled = pairConfig('prune-base', master, slave);
+  expect((await dbrepl(['apply', '--json', '-c', enabled.file], enabled.env)).json().pairs[0].result).toBe('done');
+  const server = (c: PgCluster, v: string, host: string) => ({ engine: 'postgresql', host, port: c.port, user: 'postgres', password: `\${${v}}`, service: c.service });
+  const file = writeYaml(dir, {
+    version: 1,
+    applications: {
+      app: { servers: { main: server(master, 'M_PW', '127.0.0.1') } },
+      other: { servers: { replica: server(slave, 'S_PW', '127.0.0.1') } },
+      // The same replica, for a reporting application's variables, under another name.
+      reporting: { servers: { pg: server(slave, 'S_PW', 'localhost') } },
+    },
+    replications: [{ master: 'app/main', slave: 'other/replica', replication: { user: 'replicator', password: '${REPL_PW}' } }],
+    prune: true,
+  }, 'prune-identity.yml');
+  const plan = await dbrepl(['plan', '--json', '--detailed-exitcode', '-c', file], enabled.env);
+  expect(plan.json().drift).toEqual([]);
+  expect(plan.code).toBe(0);
+  expect(await inRecovery(slave)).toBe(true);
+});
+
+test('a dbrepl rule on disk that a killed run never reloaded is put in force before the copy', async () => {
+  const password = randomBytes(8).toString('hex');
+  const hba = ['# dbrepl: replication login replicator from 127.0.0.1 (first added for other/replica)', 'host replication "replicator" 127.0.0.1/32 scram-sha-256', 'local all all trust', 'host all all 127.0.0.1/32 scram-sha-256', ''].join('\n');
+  // The server starts with rules that do not admit the slave; the file is then edited, not reloaded.
+  const master = await pg({ password, hba: hba.split('\n').slice(2).join('\n') });
+  fs.writeFileSync(path.join(master.confDir, 'pg_hba.conf'), hba);
+  const slave = await pg({ password });
+  const { file, env } = pairConfig('not-reloaded', master, slave);
+  const plan = (await dbrepl(['plan', '--json', '-c', file], env)).json();
+  expect(plan.pairs[0].steps).toContain(`master: ${path.join(master.confDir, 'pg_hba.conf')} line 2 admits replicator from 127.0.0.1; reload (pg_reload_conf) so the file on disk is in force`);
+  const r = await dbrepl(['apply', '--json', '-c', file], env);
+  expect(r.json().pairs[0]).toMatchObject({ result: 'done', error: null });
+});
+
+test('a master that must restart, without service commands, on its slave\'s machine: refused by plan', async () => {
+  const password = randomBytes(8).toString('hex');
+  const master = await pg({ password, settings: { wal_level: 'minimal', max_wal_senders: '0' } });
+  const slave = await pg({ password });
+  const { file, env } = pairConfig('master-restart-shared', master, slave, { master: { service: undefined } });
+  const plan = await dbrepl(['plan', '--json', '-c', file], env);
+  expect(plan.code).toBe(1);
+  expect(plan.json().pairs[0].error).toContain('app/main must restart and has no service commands; the default (systemctl stop postgresql) would stop every cluster of that host, other/replica included');
+  expect((await master.query<{ wal_level: string }>('SHOW wal_level'))[0]!.wal_level).toBe('minimal');
+});

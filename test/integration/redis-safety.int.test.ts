@@ -87,3 +87,44 @@ test('a sync that cannot complete is stopped at copy_timeout and undone: standal
   expect(fs.readFileSync(s.configFile, 'utf8')).not.toMatch(/^replicaof /m);
   await expect(s.call('SET', 'writable', 'yes')).resolves.toBe('OK');
 });
+
+test('the undo puts back the masterauth the slave had (for the master it followed before), and rewrites the file', async () => {
+  const m = await redis();
+  const s = await redis();
+  const before = randomBytes(8).toString('hex');
+  SECRETS.add(before);
+  await s.call('CONFIG', 'SET', 'masterauth', before);
+  await s.call('CONFIG', 'REWRITE');
+  const pw = randomBytes(8).toString('hex');
+  SECRETS.add(pw);
+  await m.call('ACL', 'SETUSER', 'replicator', 'on', `>${pw}`, '+ping', '+replconf');
+  const { file, env } = pairConfig('masterauth-back', m, s, { pair: { replication: { user: 'replicator', password: pw }, copy_timeout: '2s' } });
+  expect((await dbrepl(['apply', '--json', '-c', file], env)).code).toBe(1);
+  expect(await s.call('CONFIG', 'GET', 'masterauth')).toEqual(['masterauth', before]);
+  expect(await s.call('CONFIG', 'GET', 'masteruser')).toEqual(['masteruser', '']);
+  const conf = fs.readFileSync(s.configFile, 'utf8');
+  expect(conf).not.toContain(pw);
+  expect(conf).not.toMatch(/^masteruser /m);
+});
+
+test('two servers sharing one directory (as /var/lib/redis) keep separate locks and copies, and both are enabled in one run', async () => {
+  const m = await redis();
+  const a = await redis();
+  const b = await startRedis({ settings: { dir: a.base, dbfilename: 'dump-b.rdb' } });
+  servers.push(b);
+  SECRETS.add(b.password);
+  await a.call('SET', 'mine', 'a');
+  await b.call('SET', 'mine', 'b');
+  const server = (r: RedisServer, v: string) => ({ engine: 'redis', host: r.host, port: r.port, password: `\${${v}}`, service: r.service });
+  const file = writeYaml(dir, {
+    version: 1,
+    applications: { app: { servers: { main: server(m, 'M_PW'), a: server(a, 'A_PW'), b: server(b, 'B_PW') } } },
+    replications: [{ master: 'app/main', slave: 'app/a' }, { master: 'app/main', slave: 'app/b' }],
+  }, 'shared-dir.yml');
+  const env = { ...process.env, M_PW: m.password, A_PW: a.password, B_PW: b.password };
+  const plan = (await dbrepl(['plan', '--json', '-c', file], env)).json();
+  expect(plan.pairs.map((p: any) => p.preserved)).toEqual([expect.stringMatching(/\/dump\.dbrepl-\d{8}T\d{9}Z\.rdb$/), expect.stringMatching(/\/dump-b\.dbrepl-\d{8}T\d{9}Z\.rdb$/)]);
+  const r = await dbrepl(['apply', '--json', '-c', file], env);
+  expect(r.json().pairs.map((p: any) => [p.result, p.error])).toEqual([['done', null], ['done', null]]);
+  expect(fs.readdirSync(a.base).filter((f) => f.includes('.dbrepl-')).sort()).toEqual([expect.stringMatching(/^dump-b\.dbrepl-.*\.rdb$/), expect.stringMatching(/^dump\.dbrepl-.*\.rdb$/)]);
+});

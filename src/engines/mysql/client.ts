@@ -9,6 +9,8 @@ export interface Sql {
   query(sql: string, values?: unknown[], timeoutMs?: number): Promise<RowDataPacket[]>;
 }
 
+const LOCK_WAIT_S = 90;
+
 /** Opens an admin connection at the endpoint the host layer gives, runs fn, always closes. */
 export async function withClient<T>(session: Session, server: Server, fn: (sql: Sql) => Promise<T>): Promise<T> {
   const at = await session.hosts.endpoint(server);
@@ -30,15 +32,27 @@ export async function withClient<T>(session: Session, server: Server, fn: (sql: 
   }
   // A connection dropped by the server must not crash the process.
   conn.on('error', () => undefined);
+  // A statement waiting on a metadata lock (a DROP behind a long transaction) waits up to
+  // lock_wait_timeout, a day or a year by default: bound it below the client's own limit.
+  await conn.query(`SET SESSION lock_wait_timeout = ${LOCK_WAIT_S}`).catch(() => undefined);
+  let timedOut = false;
   const sql: Sql = {
     query: async (text, values, timeoutMs = 120_000) => {
-      const [rows] = await conn.query({ sql: text, values, timeout: timeoutMs });
-      return (Array.isArray(rows) ? rows : []) as RowDataPacket[];
+      try {
+        const [rows] = await conn.query({ sql: text, values, timeout: timeoutMs });
+        return (Array.isArray(rows) ? rows : []) as RowDataPacket[];
+      } catch (err) {
+        if ((err as { code?: string }).code === 'PROTOCOL_SEQUENCE_TIMEOUT') timedOut = true;
+        throw err;
+      }
     },
   };
   try {
     return await fn(sql);
   } finally {
-    await conn.end().catch(() => conn.destroy());
+    // After a client time-out the statement may still run on the server, and end() would
+    // queue behind it: close the socket instead (the server then ends the session).
+    if (timedOut) conn.destroy();
+    else await conn.end().catch(() => conn.destroy());
   }
 }

@@ -45,8 +45,8 @@ umask 077
 tmp=$(mktemp -- "$(dirname -- "$out")/.$(basename -- "$out").XXXXXXXXXX")
 trap 'rm -f -- "$tmp"' EXIT
 "$dump" --defaults-file=<(printf %s "$cnf") "$@" | gzip -1 > "$tmp"
-mv -nT -- "$tmp" "$out"
-trap - EXIT`,
+# ln never replaces what is there (mv -n would skip silently on older coreutils).
+ln -- "$tmp" "$out"`,
     [file, d.dumpProgram, ...ownDumpArgs(d)],
     `dumping ${slave.ref} to ${file}`,
     { secrets: { cnf: adminOptions(slave) }, timeoutMs, as },

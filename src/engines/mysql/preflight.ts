@@ -10,7 +10,7 @@ import { checkPrograms, verifyHost } from './host-side';
 import type { MyFacts } from './inspect';
 import { checkOptionsFile, optionsAsServerReads, optionsFile } from './options';
 import { blockers } from './state';
-import { dataBytes, service } from './steps';
+import { adminAccount, dataBytes, service } from './steps';
 
 /**
  * Every check that changes nothing, with the servers and hosts it needs: run by plan, and
@@ -44,6 +44,8 @@ export async function preflight(pair: Pair, { m, s }: Sides<MyFacts>, planned: {
     // hold off every write on the master until that query ends.
     out.push(...(await finding('error', () => noLongQueries(session, pair))));
   }
+  // Put back after the copy: it must be readable now, not after the slave was emptied.
+  out.push(...(await finding('error', () => withClient(session, pair.slave, (sql) => adminAccount(sql, d)))));
   if (slaveHost) {
     // The kept dump, the copy and the option file belong on the slave's own machine.
     out.push(...(await finding('error', () => verifyHost(slaveHost, pair.slave, s))));

@@ -31,7 +31,7 @@ export function plan(pair: Pair, action: ChangeAction, sides: Sides<MyFacts>, st
  * accounts replicated later apply cleanly), and the slave must stay manageable with the
  * credentials in the file.
  */
-async function adminAccount(sql: Sql, d: Dialect): Promise<string> {
+export async function adminAccount(sql: Sql, d: Dialect): Promise<string> {
   // MySQL's caching_sha2_password hashes hold raw bytes: have them printed as hex so they replay.
   if (d.version.flavour === 'mysql') await sql.query('SET SESSION print_identified_with_as_hex = ON');
   const [created] = await sql.query('SHOW CREATE USER CURRENT_USER()');
@@ -161,12 +161,13 @@ function enableSteps(pair: Pair, { m, s }: Sides<MyFacts>, stamp: string): Actio
         await slaveSql(session, async (sql) => {
           if (s.serverId !== 0 && serverId !== s.serverId) await sql.query(d.setServerId, [s.serverId]).catch((e: unknown) => failed.push(`server_id: ${messageOf(e)}`));
           for (const q of d.readOnly(s.readOnly)) await sql.query(q).catch((e: unknown) => failed.push(`read_only: ${messageOf(e)}`));
+          if (s.superReadOnly && d.superReadOnly) await sql.query(d.superReadOnly).catch((e: unknown) => failed.push(`super_read_only: ${messageOf(e)}`));
         }).catch((e: unknown) => failed.push(messageOf(e)));
         if (d.needsOptionsFile && st.optionsBefore !== undefined) {
           await restoreOptions(await slaveHost(session), pair.slave, s, st.optionsBefore).catch((e: unknown) => failed.push(`${optionsFile(pair.slave)}: ${messageOf(e)}`));
         }
         if (failed.length > 0) throw new DbreplError('STEP', `putting the slave's settings back failed (${failed.join('; ')})`);
-        return `its read_only${d.needsOptionsFile ? `, server_id and ${optionsFile(pair.slave)}` : ' and server_id'} are as before`;
+        return `its read_only${d.superReadOnly ? ', super_read_only' : ''}${d.needsOptionsFile ? `, server_id and ${optionsFile(pair.slave)}` : ' and server_id'} are as before`;
       },
     },
   });
@@ -200,16 +201,20 @@ function enableSteps(pair: Pair, { m, s }: Sides<MyFacts>, stamp: string): Actio
       text: `load ${preserved} back`,
       run: async (session) => {
         if (!st.emptied) return '';
-        // Nothing of the copy may remain. Only the drop is needed for the load: the other
-        // statements are tidying, and none of them is the one that may just have failed.
+        // Nothing of the copy may remain, and nothing here depends on the statement that
+        // failed: each tidying statement on its own; the load goes ahead even if a database
+        // cannot be dropped (the dump recreates every table it holds). read_only stays on
+        // until the settings' own undo puts it back as it was.
+        const notes: string[] = [];
         await slaveSql(session, async (sql) => {
-          for (const q of [d.stopReplica, d.resetReplicaAll, ...d.readOnly(false)]) await sql.query(q).catch(() => undefined);
-          await dropUserSchemas(sql);
+          for (const q of [d.stopReplica, d.resetReplicaAll, ...(d.superReadOnly ? ['SET PERSIST super_read_only = OFF'] : [])]) await sql.query(q).catch(() => undefined);
+          await dropUserSchemas(sql).catch((e: unknown) => notes.push(`not every database of the copy could be dropped (${messageOf(e)}): tables of the copy may remain next to the restored ones`));
           if (s.gtidSlavePos !== null) await sql.query('SET GLOBAL gtid_slave_pos = ?', [s.gtidSlavePos]).catch(() => undefined);
-        });
+        }).catch((e: unknown) => notes.push(`tidying before the load failed (${messageOf(e)})`));
         // The bound of the load is not the pair's copy_timeout: a rollback is not cut short.
         await restoreFromFile(await slaveHost(session), d, pair.slave, preserved, st.trailer, copyTimeoutMs(st.ownBytes));
-        return `the slave was restored from its dump ${preserved}`;
+        const gone = s.replica ? `; its replication settings (it followed ${s.replica.sourceHost}:${s.replica.sourcePort}) were reset and are not restored` : '';
+        return [`the slave was restored from its dump ${preserved}${gone}`, ...notes].join('; ');
       },
     },
   });

@@ -1,6 +1,6 @@
 import { DbreplError } from '../../errors';
-import { readFile, runChecked } from '../../hosts/commands';
-import { writeFile } from '../../hosts/files';
+import { runChecked } from '../../hosts/commands';
+import { readServerFile, writableTarget, writeFile } from '../../hosts/files';
 import type { Host } from '../../hosts/host';
 import { SERVICE_TIMEOUT_MS } from '../../hosts/limits';
 import type { Pair, Server } from '../../model';
@@ -55,26 +55,30 @@ export async function dropSlotWhenFree(sql: Sql, slot: string, where: string): P
 }
 
 /**
- * Adds the rule at the top of the master's pg_hba file (first match wins) and reloads,
- * unless the rules now admit the slave. An operator's refusing rule found now (it was not
- * there at plan time) stops the step: policy is never overridden.
+ * Adds the rule at the top of the master's pg_hba file (first match wins), unless the
+ * rules on disk admit the slave, and reloads either way (a file edited by a run that was
+ * stopped before its reload is not in force). An operator's refusing rule found now (it
+ * was not there at plan time) stops the step: policy is never overridden.
  */
-export async function addHbaRule(session: Session, pair: Pair, masterHost: Host, user: string): Promise<void> {
+export async function addHbaRule(session: Session, pair: Pair, masterHost: () => Promise<Host>, user: string): Promise<void> {
   await withClient(session, pair.master, async (sql) => {
     const facts = await readFacts(sql);
     const decision = hbaDecision(await hbaRules(sql), user, pair.slave.host, facts.ssl);
-    if (decision.kind === 'admitted') return;
     if (decision.kind === 'refused') throw new DbreplError('STEP', hbaRefusal(pair, user, facts.hbaFile, decision));
-    const file = facts.hbaFile;
-    const before = await readFile(masterHost, file);
-    if (before === null) throw new DbreplError('STEP', `cannot read ${file} on ${masterHost.label}`);
+    if (decision.kind === 'admitted') {
+      await sql.query('SELECT pg_reload_conf()');
+      return;
+    }
+    const host = await masterHost();
+    const { target: file } = await writableTarget(host, facts.hbaFile, pair.master.followSymlinks);
+    const before = await readServerFile(host, file);
+    if (before === null) throw new DbreplError('STEP', `cannot read ${file} on ${host.label}`);
     const method = facts.passwordEncryption === 'md5' ? 'md5' : 'scram-sha-256';
     const added = `# dbrepl: replication login ${user} from ${pair.slave.host} (first added for ${pair.slave.ref})\n${hbaLine(user, pair.slave.host, method)}\n`;
-    const options = { followSymlinks: pair.master.followSymlinks };
-    await writeFile(masterHost, file, added + before, options);
+    await writeFile(host, file, added + before);
     const errors = (await hbaRules(sql)).filter((r) => r.error);
     if (errors.length > 0) {
-      await writeFile(masterHost, file, before, options);
+      await writeFile(host, file, before);
       throw new DbreplError('STEP', `the new pg_hba.conf did not parse (${errors[0]!.error}); the file was put back`);
     }
     await sql.query('SELECT pg_reload_conf()');
@@ -85,8 +89,13 @@ export function hbaRefusal(pair: Pair, user: string, file: string, d: { line: nu
   return `${file} on ${pair.master.ref} line ${d.line} ("${d.rule}") decides the replication login ${user} from ${pair.slave.host} (${d.why}); dbrepl does not override an operator's rule: change or remove that line, or give the slave an address it admits`;
 }
 
-/** ALTER SYSTEM the restart-only settings, restart with the master's service commands, and check they took. */
-export async function restartMaster(session: Session, master: Server, host: Host, settings: Record<string, string>): Promise<void> {
+/**
+ * ALTER SYSTEM the restart-only settings, restart with the master's service commands, and
+ * check they took. `keep` receives postgresql.auto.conf as it was, for the undo.
+ */
+export async function restartMaster(session: Session, master: Server, host: Host, settings: Record<string, string>, keep: (autoConf: { file: string; text: string | null }) => void): Promise<void> {
+  const file = `${(await withClient(session, master, readFacts)).dataDirectory}/postgresql.auto.conf`;
+  keep({ file, text: await readServerFile(host, file) });
   const before = await withClient(session, master, async (sql) => {
     for (const [k, v] of Object.entries(settings)) await sql.query(`ALTER SYSTEM SET ${sql.escapeIdentifier(k)} = ${sql.escapeLiteral(v)}`);
     return (await readFacts(sql)).startEpoch;
@@ -101,4 +110,17 @@ export async function restartMaster(session: Session, master: Server, host: Host
       return rows.every((r) => r.setting === settings[r.name]) ? true : undefined;
     }),
   );
+}
+
+/**
+ * The undo of a restart that did not bring the master back: its postgresql.auto.conf as it
+ * was, and a start. A master that answers keeps the new settings (they only allow more).
+ */
+export async function restoreMaster(session: Session, master: Server, host: Host, auto: { file: string; text: string | null }): Promise<string> {
+  const answers = await withClient(session, master, async () => true).catch(() => false);
+  if (answers) return '';
+  if (auto.text !== null) await writeFile(host, auto.file, auto.text);
+  await runChecked(host, serviceArgv(service(master).start), `start command of ${master.ref}`, { timeoutMs: SERVICE_TIMEOUT_MS });
+  await pollUntil(`${master.ref} to answer again`, START_TIMEOUT_MS, () => withClient(session, master, async () => true));
+  return `the master's postgresql.auto.conf was put back and ${master.ref} started again`;
 }

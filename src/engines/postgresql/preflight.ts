@@ -38,6 +38,7 @@ export async function preflight(pair: Pair, { m, s }: Sides<PgFacts>, planned: {
 
   const slaveHost = await hostOrError(session, pair.slave, error);
   const masterWork = hba?.kind !== 'admitted' || Object.keys(restartSettings(m, slotName(pair))).length > 0;
+  // The master's host: for its own work, and to know whether the two share a machine.
   const masterHost = masterWork || !pair.slave.service ? await hostOrError(session, pair.master, masterWork ? error : () => undefined) : null;
   if (slaveHost) {
     out.push(...(await finding('error', () => verifyHost(slaveHost, pair.slave, s))));
@@ -47,6 +48,12 @@ export async function preflight(pair: Pair, { m, s }: Sides<PgFacts>, planned: {
     out.push(...(await finding('error', async () => checkFreeSpace(slaveHost, s.dataDirectory, await withClient(session, pair.master, databaseBytes), pair.master.ref))));
     out.push(...(await finding('error', () => findBasebackup(slaveHost, major(s)))));
   }
+  const restart = Object.keys(restartSettings(m, slotName(pair))).length > 0;
+  if (restart && !pair.master.service && slaveHost && masterHost && (await sharedMachine(slaveHost, masterHost))) {
+    error(`${pair.master.ref} must restart and has no service commands; the default (${DEFAULT_SERVICE.stop}) would stop every cluster of that host, ${pair.slave.ref} included: set service.stop and service.start for ${pair.master.ref}`);
+  }
+  out.push(...(await finding('error', () => checkReplicationRole(session, pair, m))));
+  out.push(...(await finding('warning', () => checkSuperuserLogin(session, pair))));
   if (masterWork && masterHost) {
     out.push(...(await finding('error', () => verifyHost(masterHost, pair.master, m))));
     if (hba?.kind !== 'admitted') out.push(...(await finding('error', () => writableTarget(masterHost, m.hbaFile, pair.master.followSymlinks))));
@@ -73,4 +80,32 @@ async function checkLoginSurvives(session: Session, pair: Pair): Promise<void> {
       { cause: err },
     );
   }
+}
+
+async function replicationRole(session: Session, pair: Pair): Promise<{ rolsuper: boolean; rolreplication: boolean; rolcanlogin: boolean } | undefined> {
+  return withClient(session, pair.master, async (sql) =>
+    (await sql.query<{ rolsuper: boolean; rolreplication: boolean; rolcanlogin: boolean }>('SELECT rolsuper, rolreplication, rolcanlogin FROM pg_roles WHERE rolname = $1', [pair.replication.user ?? ''])).rows[0],
+  );
+}
+
+/** On a cascading master (a standby) the replication role cannot be created: it must have arrived from the root. */
+async function checkReplicationRole(session: Session, pair: Pair, m: PgFacts): Promise<void> {
+  if (!m.inRecovery) return;
+  const role = await replicationRole(session, pair);
+  if (!role || !role.rolcanlogin || !(role.rolreplication || role.rolsuper)) {
+    throw new DbreplError('STEP', `${pair.master.ref} is itself a standby, so the role ${pair.replication.user} cannot be created there; it must exist with REPLICATION LOGIN on the primary it replicates from (enable that pair first, with the same replication user)`);
+  }
+}
+
+/**
+ * A superuser's password is never changed, so the pair's password must already be it. Tried
+ * from the runner (whose address pg_hba.conf may treat differently from the slave's): a
+ * warning, not a refusal.
+ */
+async function checkSuperuserLogin(session: Session, pair: Pair): Promise<void> {
+  const role = await replicationRole(session, pair);
+  if (!role?.rolsuper) return;
+  await withClient(session, pair.master, async () => undefined, { user: pair.replication.user, password: pair.replication.password }).catch((err: unknown) => {
+    throw new DbreplError('STEP', `the replication login ${pair.replication.user} is a superuser whose password dbrepl does not change, and logging in with the pair's password failed from the runner (${messageOf(err).replace(/^[^:]+: /, '')}); pg_basebackup will fail unless that password is right`);
+  });
 }

@@ -1,5 +1,6 @@
 import { DbreplError, messageOf } from '../../errors';
 import { pathExists, runChecked, runScript, statOwner } from '../../hosts/commands';
+import { ownerOfDirectory } from '../../hosts/files';
 import type { RunAs } from '../../hosts/host';
 import { copyTimeoutMs, SERVICE_TIMEOUT_MS } from '../../hosts/limits';
 import type { Pair } from '../../model';
@@ -10,7 +11,7 @@ import { withClient } from './client';
 import { hbaDecision, hbaLine } from './hba';
 import { databaseBytes, PgFacts, readFacts } from './inspect';
 import { lsnToBigInt } from './lsn';
-import { addHbaRule, dropSlotWhenFree, ensureRole, ensureSlot, restartMaster } from './master';
+import { addHbaRule, dropSlotWhenFree, ensureRole, ensureSlot, restartMaster, restoreMaster } from './master';
 import { findBasebackup, restoreOwnConfig } from './slave';
 import { preservedPath, restartSettings, service, slotName, START_TIMEOUT_MS, STOP_TIMEOUT_MS } from './state';
 
@@ -35,7 +36,7 @@ function enableSteps(pair: Pair, { m, s }: Sides<PgFacts>, stamp: string): Actio
   const restartKeys = Object.entries(restart);
   const hba = m.hbaRules ? hbaDecision(m.hbaRules, user, pair.slave.host, m.ssl) : { kind: 'add' as const, why: 'the rules cannot be read' };
   const method = m.passwordEncryption === 'md5' ? 'md5' : 'scram-sha-256';
-  const st = { createdSlot: false, moved: false, restarted: false };
+  const st = { createdSlot: false, moved: false, autoConf: null as { file: string; text: string | null } | null };
   let owner: Promise<RunAs> | undefined;
   const ownerOf = (session: Session): Promise<RunAs> =>
     (owner ??= session.hosts.forServer(pair.slave).then((h) => statOwner(h, dataDir)));
@@ -58,7 +59,11 @@ function enableSteps(pair: Pair, { m, s }: Sides<PgFacts>, stamp: string): Actio
       side: 'master',
       title: 'change WAL settings and restart',
       text: `master: ALTER SYSTEM SET ${restartKeys.map(([k, v]) => `${k}=${v}`).join(', ')} and restart the master`,
-      run: async (session) => restartMaster(session, pair.master, await session.hosts.forServer(pair.master), restart),
+      run: async (session) => restartMaster(session, pair.master, await session.hosts.forServer(pair.master), restart, (auto) => (st.autoConf = auto)),
+      undo: {
+        text: "if the master does not come back: its postgresql.auto.conf as before, and start it",
+        run: async (session) => (st.autoConf ? restoreMaster(session, pair.master, await session.hosts.forServer(pair.master), st.autoConf) : ''),
+      },
     });
   }
   steps.push({
@@ -68,15 +73,17 @@ function enableSteps(pair: Pair, { m, s }: Sides<PgFacts>, stamp: string): Actio
     text: `master: ensure role ${user} (CREATE/ALTER ROLE ... REPLICATION LOGIN PASSWORD with a SCRAM verifier of the password from the file)`,
     run: (session) => withClient(session, pair.master, (sql) => ensureRole(sql, pair.master, user, password)),
   });
-  if (hba.kind !== 'admitted') {
-    steps.push({
-      id: 'hba',
-      side: 'master',
-      title: 'admit the slave in pg_hba.conf',
-      text: `master: add "${hbaLine(user, pair.slave.host, method)}" at the top of ${m.hbaFile} and reload (no rule admits it: ${hba.why})`,
-      run: async (session) => addHbaRule(session, pair, await session.hosts.forServer(pair.master), user),
-    });
-  }
+  steps.push({
+    id: 'hba',
+    side: 'master',
+    title: 'admit the slave in pg_hba.conf',
+    // The rules on disk are what pg_hba_file_rules shows; a reload makes them the rules in force.
+    text:
+      hba.kind === 'admitted'
+        ? `master: ${m.hbaFile} line ${hba.line} admits ${user} from ${pair.slave.host}; reload (pg_reload_conf) so the file on disk is in force`
+        : `master: add "${hbaLine(user, pair.slave.host, method)}" at the top of ${m.hbaFile} and reload (no rule admits it: ${hba.why})`,
+    run: (session) => addHbaRule(session, pair, () => session.hosts.forServer(pair.master), user),
+  });
   steps.push({
     id: 'slot',
     side: 'master',
@@ -130,13 +137,16 @@ function enableSteps(pair: Pair, { m, s }: Sides<PgFacts>, stamp: string): Actio
     side: 'slave',
     title: 'move the data directory aside',
     text: `slave: move ${dataDir} aside to ${preserved} (kept)`,
+    // As the owner of the parent directory (root only where root owns it): a link planted
+    // there leads only where that user could go anyway.
     run: async (session) => {
       const host = await slaveHost(session);
       const as = await ownerOf(session);
-      await runChecked(host, ['mv', '--no-target-directory', '--', dataDir, preserved], `moving ${dataDir} to ${preserved}`);
+      const parent = await ownerOfDirectory(host, dataDir);
+      await runChecked(host, ['mv', '--no-target-directory', '--', dataDir, preserved], `moving ${dataDir} to ${preserved}`, { as: parent });
       st.moved = true;
-      await runChecked(host, ['mkdir', '-m', '700', '--', dataDir], `creating ${dataDir}`);
-      await runChecked(host, ['chown', '-h', `${as.uid}:${as.gid}`, '--', dataDir], `giving ${dataDir} to its owner`);
+      await runChecked(host, ['mkdir', '-m', '700', '--', dataDir], `creating ${dataDir}`, { as: parent });
+      if (!parent) await runChecked(host, ['chown', '-h', `${as.uid}:${as.gid}`, '--', dataDir], `giving ${dataDir} to its owner`);
     },
     undo: {
       text: `put ${preserved} back at ${dataDir} and start the slave`,
@@ -146,8 +156,9 @@ function enableSteps(pair: Pair, { m, s }: Sides<PgFacts>, stamp: string): Actio
         if (!(await pathExists(host, preserved))) throw new DbreplError('STEP', `${preserved} is missing; ${dataDir} was left as it is`);
         // Whatever runs on the partial copy stops first; its failure (nothing running) is expected.
         await host.run(serviceArgv(service(pair.slave).stop), { timeoutMs: SERVICE_TIMEOUT_MS });
-        await runChecked(host, ['rm', '-rf', '--', dataDir], `removing the partial ${dataDir}`);
-        await runChecked(host, ['mv', '--no-target-directory', '--', preserved, dataDir], `moving ${preserved} back`);
+        const parent = await ownerOfDirectory(host, dataDir);
+        await runChecked(host, ['rm', '-rf', '--', dataDir], `removing the partial ${dataDir}`, { as: parent });
+        await runChecked(host, ['mv', '--no-target-directory', '--', preserved, dataDir], `moving ${preserved} back`, { as: parent });
         st.moved = false;
         await startSlave(session);
         return `the slave's previous data was put back at ${dataDir} and the server restarted`;

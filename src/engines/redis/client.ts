@@ -35,7 +35,13 @@ export async function withClient<T>(session: Session, server: Server, fn: (redis
     throw new ConnectionError(server.ref, `cannot connect to Redis at ${server.host}:${server.port}: ${(reason ?? (err as Error)).message}`, { cause: err });
   }
   try {
-    return await fn({ call: (command, ...args) => redis.call(command, ...args) });
+    // Without a ready check, a refused AUTH shows as the next command failing: name the reason.
+    return await fn({
+      call: (command, ...args) =>
+        redis.call(command, ...args).catch((err: unknown) => {
+          throw reason ? new ConnectionError(server.ref, `cannot connect to Redis at ${server.host}:${server.port}: ${reason.message}`, { cause: reason }) : err;
+        }),
+    });
   } finally {
     redis.disconnect();
   }

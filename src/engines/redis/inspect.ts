@@ -36,10 +36,6 @@ export interface RedisFacts {
   syncFull: number;
   /** Random per server start: one server, whatever name reached it. */
   runId: string;
-  replicaReadOnly: boolean;
-  /** Whether masterauth is set (its value is a secret and is not kept). */
-  hasMasterauth: boolean;
-  masteruser: string;
 }
 
 export async function inspectRedis(server: Server, session: Session): Promise<RedisFacts> {
@@ -84,8 +80,5 @@ export async function readFacts(redis: Cmd): Promise<RedisFacts> {
     processId: Number(info.process_id ?? 0),
     syncFull: Number(info.sync_full ?? 0),
     runId: info.run_id ?? '',
-    replicaReadOnly: (await config(redis, 'replica-read-only')) === 'yes',
-    hasMasterauth: (await config(redis, 'masterauth')) !== '',
-    masteruser: await config(redis, 'masteruser'),
   };
 }

@@ -3,8 +3,16 @@ import { humanBytes } from '../../util/bytes';
 import { bothSides, Identity, Inspection, LiveLink, PairLive } from '../engine';
 import type { RedisFacts } from './inspect';
 
-export function preservedPath(dir: string, stamp: string): string {
-  return `${dir.replace(/\/+$/, '')}/dump.dbrepl-${stamp}.rdb`;
+/**
+ * Where a server's own files go: next to its RDB and named after it, so that servers
+ * sharing a directory (Debian's /var/lib/redis) never share a lock or a kept copy.
+ */
+export function ownBase(dir: string, dbfilename: string): string {
+  return `${dir.replace(/\/+$/, '')}/${dbfilename.replace(/\.rdb$/, '')}`;
+}
+
+export function preservedPath(dir: string, dbfilename: string, stamp: string): string {
+  return `${ownBase(dir, dbfilename)}.dbrepl-${stamp}.rdb`;
 }
 
 function follows(s: RedisFacts, slave: Server, master: Server, m: RedisFacts | null): boolean {

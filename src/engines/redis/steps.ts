@@ -1,12 +1,12 @@
 import { DbreplError } from '../../errors';
-import { runChecked, statOwner } from '../../hosts/commands';
+import { runScript, statOwner } from '../../hosts/commands';
 import { copyTimeoutMs } from '../../hosts/limits';
 import type { Pair, Server } from '../../model';
 import { pollUntil, PollAbort } from '../../util/poll';
 import type { ActionPlan, ChangeAction, Logger, Session, Sides, Step } from '../engine';
 import { Cmd, withClient } from './client';
 import { readFacts, RedisFacts } from './inspect';
-import { bufferWarnings, preservedPath } from './state';
+import { bufferWarnings, ownBase, preservedPath } from './state';
 
 export function plan(pair: Pair, action: ChangeAction, sides: Sides<RedisFacts>, stamp: string): ActionPlan {
   return action === 'disable' ? disableSteps(pair) : enableSteps(pair, action, sides, stamp);
@@ -80,8 +80,8 @@ async function snapshot(session: Session, server: Server): Promise<void> {
  * puts its replication settings back as they were (its dataset from before is at `preserved`).
  */
 function enableSteps(pair: Pair, action: ChangeAction, { m, s }: Sides<RedisFacts>, stamp: string): ActionPlan {
-  const preserved = preservedPath(s.dir, stamp);
-  const st = { authTouched: false, replicaofSet: false };
+  const preserved = preservedPath(s.dir, s.dbfilename, stamp);
+  const st = { auth: null as { masterauth: string; masteruser: string; readOnly: string } | null, replicaofSet: false };
   const before = s.role === 'master' ? 'REPLICAOF NO ONE' : `REPLICAOF ${s.masterHost} ${s.masterPort}`;
   const rewriteText = s.configFile ? 'CONFIG REWRITE' : 'CONFIG REWRITE impossible (the server has no config file: a restart would forget it is a slave)';
   const steps: Step[] = [
@@ -92,13 +92,21 @@ function enableSteps(pair: Pair, action: ChangeAction, { m, s }: Sides<RedisFact
       text: `slave: BGSAVE, then copy ${s.dir}/${s.dbfilename} to ${preserved} (kept), as the owner of ${s.dir}`,
       run: async (session) => {
         await snapshot(session, pair.slave);
-        // The server writes its RDB on its own machine: copy it there, as the directory's owner.
+        // The server writes its RDB on its own machine: copy it there, as the directory's owner,
+        // to a new file, linked into place only if nothing is there (ln never replaces).
         const host = await session.hosts.forServer(pair.slave);
         const owner = await statOwner(host, s.dir);
-        await runChecked(host, ['cp', '-p', '--no-clobber', '--', `${s.dir}/${s.dbfilename}`, preserved], `keeping the RDB of ${pair.slave.ref}`, {
-          as: { uid: owner.uid, gid: owner.gid },
-          timeoutMs: copyTimeoutMs(s.usedMemory),
-        });
+        await runScript(
+          host,
+          `src=$1; out=$2
+tmp=$(mktemp -- "$out.XXXXXXXXXX")
+trap 'rm -f -- "$tmp"' EXIT
+cp -- "$src" "$tmp"
+ln -- "$tmp" "$out"`,
+          [`${s.dir}/${s.dbfilename}`, preserved],
+          `keeping the RDB of ${pair.slave.ref}`,
+          { as: { uid: owner.uid, gid: owner.gid }, timeoutMs: copyTimeoutMs(s.usedMemory) },
+        );
       },
     },
     {
@@ -108,21 +116,25 @@ function enableSteps(pair: Pair, action: ChangeAction, { m, s }: Sides<RedisFact
       text: `slave: CONFIG SET masterauth ***${pair.replication.user ? ' and masteruser (the pair\'s user when the master has that ACL user)' : ''}; CONFIG SET replica-read-only yes`,
       run: async (session) => {
         const login = await masterLogin(session, pair);
-        st.authTouched = true;
         await withClient(session, pair.slave, async (r) => {
+          // As they are now, for the undo (masterauth stays in this closure, never in a report).
+          const get = async (k: string): Promise<string> => ((await r.call('CONFIG', 'GET', k)) as string[])[1] ?? '';
+          st.auth = { masterauth: await get('masterauth'), masteruser: await get('masteruser'), readOnly: await get('replica-read-only') };
           await r.call('CONFIG', 'SET', 'masterauth', login.password ?? '');
           await r.call('CONFIG', 'SET', 'masteruser', login.user && login.user !== 'default' ? login.user : '');
           await r.call('CONFIG', 'SET', 'replica-read-only', 'yes');
         });
       },
       undo: {
-        text: 'put replica-read-only (and an empty masterauth) back',
+        text: 'masterauth, masteruser and replica-read-only as they were; CONFIG REWRITE',
         run: async (session) => {
-          if (!st.authTouched) return '';
+          const before = st.auth;
+          if (!before) return '';
           await withClient(session, pair.slave, async (r) => {
-            await r.call('CONFIG', 'SET', 'replica-read-only', s.replicaReadOnly ? 'yes' : 'no');
-            if (!s.hasMasterauth) await r.call('CONFIG', 'SET', 'masterauth', '');
-            await r.call('CONFIG', 'SET', 'masteruser', s.masteruser);
+            await r.call('CONFIG', 'SET', 'replica-read-only', before.readOnly);
+            await r.call('CONFIG', 'SET', 'masterauth', before.masterauth);
+            await r.call('CONFIG', 'SET', 'masteruser', before.masteruser);
+            await rewrite(r, s, session.log, pair.slave);
           });
           return '';
         },
@@ -175,7 +187,7 @@ function enableSteps(pair: Pair, action: ChangeAction, { m, s }: Sides<RedisFact
     steps,
     disruption: "slave's dataset is replaced by the master's (a full sync); master keeps serving (it forks for the RDB)",
     preserved,
-    lockDir: s.dir,
+    lockDir: ownBase(s.dir, s.dbfilename),
     warnings,
   };
 }
