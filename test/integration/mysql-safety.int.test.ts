@@ -10,26 +10,19 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createConnection } from 'mysql2/promise';
 import { MariaServer, startMariaDB, MariaOptions } from '../support/mariadb';
-import { dbrepl, SECRETS, tempDir, writeYaml } from '../support/dbrepl';
+import { dbrepl, scratch, writeYaml } from '../support/dbrepl';
 import { eventually, sh } from '../support/sh';
 
 const REPL_PASSWORD = `repl-${randomBytes(10).toString('hex')}`;
-const servers: MariaServer[] = [];
-let dir: string;
-
-async function maria(options: MariaOptions = {}): Promise<MariaServer> {
-  const s = await startMariaDB(options);
-  servers.push(s);
-  SECRETS.add(s.password);
-  return s;
-}
+const { pool, dir: scratchDir } = scratch('dbrepl-my-safety-', [REPL_PASSWORD]);
+const maria = (options: MariaOptions = {}): Promise<MariaServer> => pool.add(startMariaDB(options));
 
 type Extra = Record<string, unknown>;
 function server(s: MariaServer, v: string, extra: Extra = {}): Extra {
   return { engine: 'mysql', host: s.host, port: s.port, user: 'admin', password: `\${${v}}`, service: s.service, options_file: s.dbreplOptionsFile, ...extra };
 }
 function pairConfig(name: string, m: MariaServer, s: MariaServer, opts: { master?: Extra; slave?: Extra; pair?: Extra } = {}) {
-  const file = writeYaml(dir, {
+  const file = writeYaml(scratchDir(), {
     version: 1,
     applications: { app: { servers: { main: server(m, 'M_PW', opts.master) } }, other: { servers: { replica: server(s, 'S_PW', opts.slave) } } },
     replications: [{ master: 'app/main', slave: 'other/replica', replication: { user: 'replicator', password: '${REPL_PW}' }, ...opts.pair }],
@@ -41,15 +34,6 @@ const one = async (s: MariaServer, q: string): Promise<any> => (await s.query(q)
 const readOnly = async (s: MariaServer): Promise<number> => Number((await one(s, 'SELECT @@read_only AS r')).r);
 const databases = async (s: MariaServer): Promise<string[]> => (await s.query('SHOW DATABASES')).map((d: any) => d.Database).sort();
 
-beforeAll(() => {
-  SECRETS.add(REPL_PASSWORD);
-  dir = tempDir('dbrepl-my-safety-');
-});
-
-afterAll(async () => {
-  await Promise.all(servers.map((s) => s.destroy()));
-  fs.rmSync(dir, { recursive: true, force: true });
-});
 
 test('one server under two names (127.0.0.1 and localhost) is refused by plan and apply; nothing is dropped', async () => {
   const s = await maria();

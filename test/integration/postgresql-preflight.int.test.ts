@@ -6,24 +6,17 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { PgCluster, startPostgres } from '../support/postgres';
-import { dbrepl, SECRETS, tempDir, writeYaml } from '../support/dbrepl';
+import { PgCluster, startPostgres, withLocalTablespace } from '../support/postgres';
+import { dbrepl, scratch, tempDir, writeYaml } from '../support/dbrepl';
 import { eventually, sh } from '../support/sh';
 
 const REPL_PASSWORD = `repl-${randomBytes(10).toString('hex')}`;
-const clusters: PgCluster[] = [];
-let dir: string;
-
-async function pg(options: Parameters<typeof startPostgres>[0]): Promise<PgCluster> {
-  const c = await startPostgres(options);
-  clusters.push(c);
-  SECRETS.add(c.password);
-  return c;
-}
+const { pool, dir: scratchDir } = scratch('dbrepl-preflight-', [REPL_PASSWORD]);
+const pg = (options: Parameters<typeof startPostgres>[0]): Promise<PgCluster> => pool.add(startPostgres(options));
 
 function pairConfig(name: string, master: PgCluster, slave: PgCluster): { file: string; env: NodeJS.ProcessEnv } {
   const server = (c: PgCluster, v: string) => ({ engine: 'postgresql', host: c.host, port: c.port, user: 'postgres', password: `\${${v}}`, service: c.service });
-  const file = writeYaml(dir, {
+  const file = writeYaml(scratchDir(), {
     version: 1,
     applications: { app: { servers: { main: server(master, 'M_PW'), replica: server(slave, 'S_PW') } } },
     replications: [{ master: 'app/main', slave: 'app/replica', replication: { user: 'replicator', password: '${REPL_PW}' } }],
@@ -31,15 +24,6 @@ function pairConfig(name: string, master: PgCluster, slave: PgCluster): { file: 
   return { file, env: { ...process.env, M_PW: master.password, S_PW: slave.password, REPL_PW: REPL_PASSWORD } };
 }
 
-beforeAll(() => {
-  SECRETS.add(REPL_PASSWORD);
-  dir = tempDir('dbrepl-preflight-');
-});
-
-afterAll(async () => {
-  await Promise.all(clusters.map((c) => c.destroy()));
-  fs.rmSync(dir, { recursive: true, force: true });
-});
 
 test('a master with wal_level=minimal: the plan announces the restart, apply does it', async () => {
   const password = randomBytes(8).toString('hex');
@@ -82,10 +66,7 @@ test('a failed pg_basebackup puts the slave back on its previous data and restar
   const master = await pg({ password });
   const slave = await pg({ password });
   // A tablespace outside the data directory: on the same host its path is taken, so the copy fails.
-  const ts = path.join(master.base, 'tblspc');
-  fs.mkdirSync(ts);
-  await sh('chown', ['postgres:postgres', ts]);
-  await master.query(`CREATE TABLESPACE extra LOCATION '${ts}'`);
+  await withLocalTablespace(master);
   await master.query('CREATE TABLE in_ts (v int) TABLESPACE extra');
   await slave.query('CREATE TABLE mine AS SELECT 1 AS v');
   const { file, env } = pairConfig('rollback', master, slave);
@@ -108,7 +89,7 @@ test('replication live but absent from the file is drift; prune: true disables i
   expect((await dbrepl(['apply', '--json', '-c', file], env)).code).toBe(0);
 
   const server = (c: PgCluster, v: string) => ({ engine: 'postgresql', host: c.host, port: c.port, user: 'postgres', password: `\${${v}}`, service: c.service });
-  const undeclared = (prune: boolean) => writeYaml(dir, {
+  const undeclared = (prune: boolean) => writeYaml(scratchDir(), {
     version: 1,
     applications: { app: { servers: { main: server(master, 'M_PW'), replica: server(slave, 'S_PW') } } },
     prune,

@@ -8,25 +8,18 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { PgCluster, startPostgres } from '../support/postgres';
-import { dbrepl, SECRETS, tempDir, writeYaml } from '../support/dbrepl';
+import { PgCluster, startPostgres, withLocalTablespace } from '../support/postgres';
+import { dbrepl, scratch, writeYaml } from '../support/dbrepl';
 import { eventually, sh } from '../support/sh';
 
 const REPL_PASSWORD = `repl-${randomBytes(10).toString('hex')}`;
-const clusters: PgCluster[] = [];
-let dir: string;
-
-async function pg(options: Parameters<typeof startPostgres>[0] = {}): Promise<PgCluster> {
-  const c = await startPostgres(options);
-  clusters.push(c);
-  SECRETS.add(c.password);
-  return c;
-}
+const { pool, dir: scratchDir } = scratch('dbrepl-pg-safety-', [REPL_PASSWORD]);
+const pg = (options: Parameters<typeof startPostgres>[0] = {}): Promise<PgCluster> => pool.add(startPostgres(options));
 
 type Extra = Record<string, unknown>;
 function pairConfig(name: string, master: PgCluster, slave: PgCluster, opts: { masterHost?: string; slaveHost?: string; master?: Extra; slave?: Extra } = {}) {
   const server = (c: PgCluster, v: string, host: string, extra: Extra = {}) => ({ engine: 'postgresql', host, port: c.port, user: 'postgres', password: `\${${v}}`, service: c.service, ...extra });
-  const file = writeYaml(dir, {
+  const file = writeYaml(scratchDir(), {
     version: 1,
     applications: {
       app: { servers: { main: server(master, 'M_PW', opts.masterHost ?? master.host, opts.master) } },
@@ -40,15 +33,6 @@ function pairConfig(name: string, master: PgCluster, slave: PgCluster, opts: { m
 const inRecovery = async (c: PgCluster): Promise<boolean> => (await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r'))[0]!.r;
 const keptCopies = (c: PgCluster): string[] => fs.readdirSync(path.dirname(c.dataDir)).filter((f) => f.includes('.dbrepl-'));
 
-beforeAll(() => {
-  SECRETS.add(REPL_PASSWORD);
-  dir = tempDir('dbrepl-pg-safety-');
-});
-
-afterAll(async () => {
-  await Promise.all(clusters.map((c) => c.destroy()));
-  fs.rmSync(dir, { recursive: true, force: true });
-});
 
 test('one cluster under two names (127.0.0.1 and localhost) is refused by plan and apply, naming both', async () => {
   const c = await pg();
@@ -100,7 +84,7 @@ test('a symlink planted at the old temporary name next to pg_hba.conf is not fol
   const slave = await pg({ password });
   // What a database superuser can do through COPY ... TO PROGRAM: a link, as postgres, in
   // the directory of pg_hba.conf, to a file root owns.
-  const victim = path.join(dir, 'root-owned-victim');
+  const victim = path.join(scratchDir(), 'root-owned-victim');
   fs.writeFileSync(victim, 'root data\n', { mode: 0o600 });
   const hbaFile = path.join(master.confDir, 'pg_hba.conf');
   await sh('runuser', ['-u', 'postgres', '--', 'ln', '-s', victim, `${hbaFile}.dbrepl-tmp`]);
@@ -145,7 +129,7 @@ test('service commands from the file run without the tokens, the file\'s secrets
   const password = randomBytes(8).toString('hex');
   const master = await pg({ password });
   const slave = await pg({ password });
-  const seen = path.join(dir, 'service-env');
+  const seen = path.join(scratchDir(), 'service-env');
   const dump = (what: string, line: string) => `env > ${seen}-${what}; ${line}`;
   const { file, env } = pairConfig('env', master, slave, { slave: { service: { stop: dump('stop', slave.service.stop), start: dump('start', slave.service.start) } } });
   const tokens = { 'INPUT_GITHUB-TOKEN': `ghs_${randomBytes(12).toString('hex')}`, 'INPUT_SECRETS-TOKEN': `github_pat_${randomBytes(12).toString('hex')}`, DBREPL_UNRELATED_SECRET: randomBytes(8).toString('hex') };
@@ -182,10 +166,7 @@ test('an undo that fails keeps the rebuild lock, saying why, and the next plan r
   const master = await pg({ password });
   const slave = await pg({ password });
   // A tablespace outside the data directory: on the same host its path is taken, so the copy fails.
-  const ts = path.join(master.base, 'tblspc');
-  fs.mkdirSync(ts);
-  await sh('chown', ['postgres:postgres', ts]);
-  await master.query(`CREATE TABLESPACE extra LOCATION '${ts}'`);
+  await withLocalTablespace(master);
   // ... and the slave's start command fails, so the undo cannot finish.
   const { file, env } = pairConfig('undo-fails', master, slave, { slave: { service: { stop: slave.service.stop, start: 'echo "start refused" >&2; exit 4' } } });
   const r = await dbrepl(['apply', '--json', '-c', file], env);
@@ -211,7 +192,7 @@ test('prune never takes a declared slave for drift because a second name reaches
   const enabled = pairConfig('prune-base', master, slave);
   expect((await dbrepl(['apply', '--json', '-c', enabled.file], enabled.env)).json().pairs[0].result).toBe('done');
   const server = (c: PgCluster, v: string, host: string) => ({ engine: 'postgresql', host, port: c.port, user: 'postgres', password: `\${${v}}`, service: c.service });
-  const file = writeYaml(dir, {
+  const file = writeYaml(scratchDir(), {
     version: 1,
     applications: {
       app: { servers: { main: server(master, 'M_PW', '127.0.0.1') } },

@@ -7,21 +7,14 @@
 import * as fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { RedisServer, startRedis } from '../support/redis';
-import { dbrepl, SECRETS, tempDir, writeYaml } from '../support/dbrepl';
+import { dbrepl, scratch, SECRETS, writeYaml } from '../support/dbrepl';
 
-const servers: RedisServer[] = [];
-let dir: string;
-
-async function redis(): Promise<RedisServer> {
-  const s = await startRedis();
-  servers.push(s);
-  SECRETS.add(s.password);
-  return s;
-}
+const { pool, dir: scratchDir } = scratch('dbrepl-redis-safety-');
+const redis = (): Promise<RedisServer> => pool.add(startRedis());
 
 function pairConfig(name: string, m: RedisServer, s: RedisServer, opts: { slaveHost?: string; pair?: Record<string, unknown> } = {}) {
   const server = (r: RedisServer, v: string, host = r.host) => ({ engine: 'redis', host, port: r.port, password: `\${${v}}`, service: r.service });
-  const file = writeYaml(dir, {
+  const file = writeYaml(scratchDir(), {
     version: 1,
     applications: { app: { servers: { main: server(m, 'M_PW') } }, other: { servers: { replica: server(s, 'S_PW', opts.slaveHost) } } },
     replications: [{ master: 'app/main', slave: 'other/replica', ...opts.pair }],
@@ -29,14 +22,6 @@ function pairConfig(name: string, m: RedisServer, s: RedisServer, opts: { slaveH
   return { file, env: { ...process.env, M_PW: m.password, S_PW: s.password, R_PW: 'unused' } };
 }
 
-beforeAll(() => {
-  dir = tempDir('dbrepl-redis-safety-');
-});
-
-afterAll(async () => {
-  await Promise.all(servers.map((s) => s.destroy()));
-  fs.rmSync(dir, { recursive: true, force: true });
-});
 
 test('one server under two names is refused by plan and apply; its data stays', async () => {
   const s = await redis();
@@ -110,13 +95,11 @@ test('the undo puts back the masterauth the slave had (for the master it followe
 test('two servers sharing one directory (as /var/lib/redis) keep separate locks and copies, and both are enabled in one run', async () => {
   const m = await redis();
   const a = await redis();
-  const b = await startRedis({ settings: { dir: a.base, dbfilename: 'dump-b.rdb' } });
-  servers.push(b);
-  SECRETS.add(b.password);
+  const b = await pool.add(startRedis({ settings: { dir: a.base, dbfilename: 'dump-b.rdb' } }));
   await a.call('SET', 'mine', 'a');
   await b.call('SET', 'mine', 'b');
   const server = (r: RedisServer, v: string) => ({ engine: 'redis', host: r.host, port: r.port, password: `\${${v}}`, service: r.service });
-  const file = writeYaml(dir, {
+  const file = writeYaml(scratchDir(), {
     version: 1,
     applications: { app: { servers: { main: server(m, 'M_PW'), a: server(a, 'A_PW'), b: server(b, 'B_PW') } } },
     replications: [{ master: 'app/main', slave: 'app/a' }, { master: 'app/main', slave: 'app/b' }],

@@ -53,3 +53,34 @@ export function writeYaml(dir: string, doc: unknown, name = 'replication.yml'): 
   fs.writeFileSync(file, stringify(doc));
   return file;
 }
+
+/** Servers a test file starts: their passwords join SECRETS, and all are stopped and removed at the end. */
+export class ServerPool {
+  private readonly all: Array<{ destroy(): Promise<void> }> = [];
+
+  async add<T extends { password: string; destroy(): Promise<void> }>(starting: Promise<T>): Promise<T> {
+    const server = await starting;
+    this.all.push(server);
+    SECRETS.add(server.password);
+    return server;
+  }
+
+  async destroyAll(): Promise<void> {
+    await Promise.all(this.all.map((s) => s.destroy()));
+  }
+}
+
+/** A test file's scratch space: a temp dir for its replication.yml files and a pool of servers, both removed after the file. */
+export function scratch(prefix: string, secrets: string[] = []): { pool: ServerPool; dir: () => string } {
+  const pool = new ServerPool();
+  let dir = '';
+  beforeAll(() => {
+    for (const s of secrets) SECRETS.add(s);
+    dir = tempDir(prefix);
+  });
+  afterAll(async () => {
+    await pool.destroyAll();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+  return { pool, dir: () => dir };
+}

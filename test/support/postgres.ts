@@ -154,3 +154,14 @@ export const HBA_WITHOUT_REPLICATION = [
   'host replication all 127.0.0.2/32 reject',
   '',
 ].join('\n');
+
+/**
+ * Makes a base backup of `master` fail on this host: a tablespace outside its data
+ * directory, whose path (taken on the same machine) pg_basebackup cannot create again.
+ */
+export async function withLocalTablespace(master: PgCluster): Promise<void> {
+  const ts = path.join(master.base, 'tblspc');
+  fs.mkdirSync(ts);
+  await sh('chown', ['postgres:postgres', ts]);
+  await master.query(`CREATE TABLESPACE extra LOCATION '${ts}'`);
+}
