@@ -46736,7 +46736,7 @@ function enableSteps2(pair, { m, s }, stamp) {
     side: "master",
     title: "admit the slave in pg_hba.conf",
     // The rules on disk are what pg_hba_file_rules shows; a reload makes them the rules in force.
-    text: hba.kind === "admitted" ? `master: ${m.hbaFile} line ${hba.line} admits ${user} from ${pair.slave.host}; reload (pg_reload_conf) so the file on disk is in force` : `master: add "${hbaLine(user, pair.slave.host, method)}" at the top of ${m.hbaFile} and reload (no rule admits it: ${hba.why})`,
+    text: hba.kind === "admitted" ? `master: ${m.hbaFile} line ${hba.line} admits ${user} from ${pair.slave.host}; reload (pg_reload_conf) so the file on disk is in force` : hba.kind === "refused" ? `master: ${m.hbaFile} line ${hba.line} ("${hba.rule}") refuses ${user} from ${pair.slave.host}: nothing is added above an operator's rule` : `master: add "${hbaLine(user, pair.slave.host, method)}" at the top of ${m.hbaFile} and reload (no rule admits it: ${hba.why})`,
     run: (session) => addHbaRule(session, pair, () => session.hosts.forServer(pair.master), user)
   });
   steps.push({
@@ -46763,7 +46763,7 @@ function enableSteps2(pair, { m, s }, stamp) {
     text: `slave: stop the server (${service2(pair.slave).stop})`,
     run: stopSlave,
     undo: {
-      text: "start it again",
+      text: "start the slave again if its data was not moved",
       run: async (session) => {
         if (st.moved || await pathExists(await slaveHost(session), `${dataDir}/postmaster.pid`)) return "";
         await startSlave(session);
@@ -68489,19 +68489,22 @@ function lag(seconds, bytes) {
   return `${s} / ${b}`;
 }
 var SYMBOL = { none: " ", enable: "+", disable: "-", resync: "~" };
+var refused = (p) => p.action !== "none" && p.error !== null && p.live !== "unreachable" && !p.result;
 function planText(plan4, applied = false) {
   const out = [];
   for (const p of plan4.pairs) {
     const result = p.result ? ` [${p.result}]` : "";
-    out.push(`${SYMBOL[p.action] ?? "?"} ${p.name}: ${p.master} -> ${p.slave} (${p.engine}) desired ${p.desired}, live ${p.live}: ${p.action}${result}`);
+    const no = refused(p);
+    out.push(`${no ? "!" : SYMBOL[p.action] ?? "?"} ${p.name}: ${p.master} -> ${p.slave} (${p.engine}) desired ${p.desired}, live ${p.live}: ${p.action}${no ? " REFUSED" : ""}${result}`);
     out.push(`    ${p.reason}`);
+    if (no) out.push(`    refused: ${p.error}`, "    nothing will be done for this pair; the steps it would take:");
     if (p.action !== "none" && !applied) {
       for (const s of p.steps) out.push(`    - ${s}`);
       if (p.disruption) out.push(`    disruption: ${p.disruption}`);
     }
     if (p.preserved && p.action !== "none") out.push(`    previous slave data ${applied && p.result === "done" ? "kept" : "will be kept"} at: ${p.preserved}`);
     for (const w of p.warnings) out.push(`    warning: ${w}`);
-    if (p.error && p.live !== "unreachable") out.push(`    ${p.action !== "none" && !p.result ? "refused" : "error"}: ${p.error}`);
+    if (p.error && p.live !== "unreachable" && !no) out.push(`    error: ${p.error}`);
   }
   for (const d of plan4.drift) {
     out.push(`${SYMBOL[d.action] ?? "?"} drift ${d.slave} <- ${d.master} (${d.engine}): ${d.action}${d.result ? ` [${d.result}]` : ""}`);
@@ -68510,7 +68513,8 @@ function planText(plan4, applied = false) {
   }
   if (plan4.pairs.length === 0 && plan4.drift.length === 0) out.push("No replication pairs selected.");
   out.push("");
-  out.push(applied ? summaryLine(plan4) : `Plan: ${plan4.changes} change(s).`);
+  const refusals = [...plan4.pairs, ...plan4.drift].filter(refused).length;
+  out.push(applied ? summaryLine(plan4) : `Plan: ${plan4.changes} change(s)${refusals > 0 ? `, ${refusals} refused (see "refused:" above; the run exits 1)` : ""}.`);
   return out.join("\n") + "\n";
 }
 function summaryLine(plan4) {

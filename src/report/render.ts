@@ -16,19 +16,24 @@ function lag(seconds: number | null, bytes: number | null): string {
 
 const SYMBOL: Record<string, string> = { none: ' ', enable: '+', disable: '-', resync: '~' };
 
+/** A pair the checks refused at plan time: its action will not run. */
+const refused = (p: { action: string; error: string | null; live: string; result?: string }): boolean => p.action !== 'none' && p.error !== null && p.live !== 'unreachable' && !p.result;
+
 export function planText(plan: Plan, applied = false): string {
   const out: string[] = [];
   for (const p of plan.pairs) {
     const result = p.result ? ` [${p.result}]` : '';
-    out.push(`${SYMBOL[p.action] ?? '?'} ${p.name}: ${p.master} -> ${p.slave} (${p.engine}) desired ${p.desired}, live ${p.live}: ${p.action}${result}`);
+    const no = refused(p);
+    out.push(`${no ? '!' : (SYMBOL[p.action] ?? '?')} ${p.name}: ${p.master} -> ${p.slave} (${p.engine}) desired ${p.desired}, live ${p.live}: ${p.action}${no ? ' REFUSED' : ''}${result}`);
     out.push(`    ${p.reason}`);
+    if (no) out.push(`    refused: ${p.error}`, '    nothing will be done for this pair; the steps it would take:');
     if (p.action !== 'none' && !applied) {
       for (const s of p.steps) out.push(`    - ${s}`);
       if (p.disruption) out.push(`    disruption: ${p.disruption}`);
     }
     if (p.preserved && p.action !== 'none') out.push(`    previous slave data ${applied && p.result === 'done' ? 'kept' : 'will be kept'} at: ${p.preserved}`);
     for (const w of p.warnings) out.push(`    warning: ${w}`);
-    if (p.error && p.live !== 'unreachable') out.push(`    ${p.action !== 'none' && !p.result ? 'refused' : 'error'}: ${p.error}`);
+    if (p.error && p.live !== 'unreachable' && !no) out.push(`    error: ${p.error}`);
   }
   for (const d of plan.drift) {
     out.push(`${SYMBOL[d.action] ?? '?'} drift ${d.slave} <- ${d.master} (${d.engine}): ${d.action}${d.result ? ` [${d.result}]` : ''}`);
@@ -37,7 +42,8 @@ export function planText(plan: Plan, applied = false): string {
   }
   if (plan.pairs.length === 0 && plan.drift.length === 0) out.push('No replication pairs selected.');
   out.push('');
-  out.push(applied ? summaryLine(plan) : `Plan: ${plan.changes} change(s).`);
+  const refusals = [...plan.pairs, ...plan.drift].filter(refused).length;
+  out.push(applied ? summaryLine(plan) : `Plan: ${plan.changes} change(s)${refusals > 0 ? `, ${refusals} refused (see "refused:" above; the run exits 1)` : ''}.`);
   return out.join('\n') + '\n';
 }
 

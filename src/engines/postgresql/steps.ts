@@ -81,7 +81,9 @@ function enableSteps(pair: Pair, { m, s }: Sides<PgFacts>, stamp: string): Actio
     text:
       hba.kind === 'admitted'
         ? `master: ${m.hbaFile} line ${hba.line} admits ${user} from ${pair.slave.host}; reload (pg_reload_conf) so the file on disk is in force`
-        : `master: add "${hbaLine(user, pair.slave.host, method)}" at the top of ${m.hbaFile} and reload (no rule admits it: ${hba.why})`,
+        : hba.kind === 'refused'
+          ? `master: ${m.hbaFile} line ${hba.line} ("${hba.rule}") refuses ${user} from ${pair.slave.host}: nothing is added above an operator's rule`
+          : `master: add "${hbaLine(user, pair.slave.host, method)}" at the top of ${m.hbaFile} and reload (no rule admits it: ${hba.why})`,
     run: (session) => addHbaRule(session, pair, () => session.hosts.forServer(pair.master), user),
   });
   steps.push({
@@ -108,7 +110,7 @@ function enableSteps(pair: Pair, { m, s }: Sides<PgFacts>, stamp: string): Actio
     text: `slave: stop the server (${service(pair.slave).stop})`,
     run: stopSlave,
     undo: {
-      text: 'start it again',
+      text: 'start the slave again if its data was not moved',
       run: async (session) => {
         // After a move, the move's undo restarts the server on the data it put back; a server
         // whose stop failed is still running and needs nothing.
