@@ -18,7 +18,7 @@ function timed(label: string, cmd: string, args: string[], env: NodeJS.ProcessEn
   const r = spawnSync(cmd, args, { env, cwd, encoding: 'utf8' });
   const s = Number(process.hrtime.bigint() - t0) / 1e9;
   if (r.status !== 0) throw new Error(`${label} failed (${r.status}): ${r.stderr}\n${r.stdout}`);
-  if (showSteps) console.log(`steps of the last ${label}:\n${r.stderr.split('\n').filter((l) => l.startsWith('  ')).join('\n')}`);
+  if (showSteps) console.log(`steps of the last ${label}:\n${r.stderr.split('\n').filter((l) => /^\S+: /.test(l)).join('\n')}`);
   return s;
 }
 
