@@ -67952,12 +67952,13 @@ async function runAction(engine, pair, planned, ctx) {
     );
   }
   try {
-    const { plan: plan4 } = await run(log, PREFLIGHT_STEP, async () => {
+    const { plan: plan4, skipped } = await run(log, PREFLIGHT_STEP, async () => {
       const sides = await inspectBoth(engine, pair, session);
       const live = engine.pairState(pair, { ok: true, server: pair.master, facts: sides.m }, { ok: true, server: pair.slave, facts: sides.s });
       const now = decide(pair, live, ctx.mode);
+      if (now.action === "none") return { plan: null, skipped: `not attempted: when the lock was taken the pair was already as desired (${now.reason})` };
       if (now.action !== planned.action) {
-        throw new DbreplError("STEP", `the pair changed since the plan (now ${live.state}: ${now.action === "none" ? "nothing to do" : now.action}, ${now.reason}); nothing was changed: plan again`);
+        throw new DbreplError("STEP", `the pair changed since the plan (now ${live.state}: ${now.action}, ${now.reason}); nothing was changed: plan again`);
       }
       masterKey = engine.identity(sides.m).key;
       const fresh = engine.plan(pair, planned.action, sides, ctx.stamp);
@@ -67968,8 +67969,9 @@ async function runAction(engine, pair, planned, ctx) {
       for (const w of findings.filter((f) => f.level === "warning")) session.log.warn(`${pair.name}: ${w.message}`);
       const errors = findings.filter((f) => f.level === "error").map((f) => f.message);
       if (errors.length > 0) throw new DbreplError("STEP", errors.join("; "));
-      return { plan: fresh };
+      return { plan: fresh, skipped: void 0 };
     });
+    if (!plan4) return { preserved: null, skipped };
     const outcome = await runSteps(plan4, pair, { ...ctx, masterKey }, log);
     if (outcome.failed) {
       if (outcome.undoFailed && slaveHost && lock) {
@@ -68126,12 +68128,19 @@ async function runPair(pair, planned, action, options, locks) {
   const log = options.session.log;
   log.info(`${pair.name}: ${planned.action} (${planned.reason})`);
   try {
-    const { preserved } = await runAction(engineFor(pair.engine), pair, { action, preserved: planned.preserved, lockDir: options.lockDirs.get(pair.name) ?? null }, {
+    const { preserved, skipped } = await runAction(engineFor(pair.engine), pair, { action, preserved: planned.preserved, lockDir: options.lockDirs.get(pair.name) ?? null }, {
       session: options.session,
       mode: options.mode,
       stamp: options.stamp,
       locks
     });
+    if (skipped) {
+      planned.result = "skipped";
+      planned.error = skipped;
+      planned.preserved = null;
+      log.info(`${pair.name}: ${skipped}`);
+      return;
+    }
     planned.preserved = preserved;
     planned.result = "done";
     planned.error = null;
@@ -68145,13 +68154,14 @@ async function runPair(pair, planned, action, options, locks) {
 }
 async function runDrift(pair, entry2, options, locks) {
   try {
-    await runAction(engineFor(pair.engine), pair, { action: "disable", preserved: null, lockDir: null }, {
+    const { skipped } = await runAction(engineFor(pair.engine), pair, { action: "disable", preserved: null, lockDir: null }, {
       session: options.session,
       mode: { kind: "converge" },
       stamp: options.stamp,
       locks
     });
-    entry2.result = "done";
+    entry2.result = skipped ? "skipped" : "done";
+    if (skipped) entry2.error = skipped;
   } catch (err) {
     entry2.result = "failed";
     entry2.error = messageOf(err);

@@ -34,7 +34,7 @@ export const PREFLIGHT_STEP = 'preflight: checks before any change';
  * timed, master-side ones under the master's lock; on a failure, the undo of every step
  * that started, newest first, and an error naming the step, its cause and what was undone.
  */
-export async function runAction(engine: Engine, pair: Pair, planned: Planned, ctx: ProtocolContext): Promise<{ preserved: string | null }> {
+export async function runAction(engine: Engine, pair: Pair, planned: Planned, ctx: ProtocolContext): Promise<{ preserved: string | null; skipped?: string }> {
   const { session } = ctx;
   const log = (m: string): void => session.log.info(`${pair.name}: ${m}`);
   let lock: string | null = null;
@@ -46,12 +46,14 @@ export async function runAction(engine: Engine, pair: Pair, planned: Planned, ct
     );
   }
   try {
-    const { plan } = await run(log, PREFLIGHT_STEP, async () => {
+    const { plan, skipped } = await run(log, PREFLIGHT_STEP, async () => {
       const sides = await inspectBoth(engine, pair, session);
       const live = engine.pairState(pair, { ok: true, server: pair.master, facts: sides.m }, { ok: true, server: pair.slave, facts: sides.s });
       const now = decide(pair, live, ctx.mode);
+      // Already as the file wants it (another run, or the link came back): nothing to do.
+      if (now.action === 'none') return { plan: null, skipped: `not attempted: when the lock was taken the pair was already as desired (${now.reason})` };
       if (now.action !== planned.action) {
-        throw new DbreplError('STEP', `the pair changed since the plan (now ${live.state}: ${now.action === 'none' ? 'nothing to do' : now.action}, ${now.reason}); nothing was changed: plan again`);
+        throw new DbreplError('STEP', `the pair changed since the plan (now ${live.state}: ${now.action}, ${now.reason}); nothing was changed: plan again`);
       }
       masterKey = engine.identity(sides.m).key;
       const fresh = engine.plan(pair, planned.action, sides, ctx.stamp);
@@ -62,8 +64,9 @@ export async function runAction(engine: Engine, pair: Pair, planned: Planned, ct
       for (const w of findings.filter((f) => f.level === 'warning')) session.log.warn(`${pair.name}: ${w.message}`);
       const errors = findings.filter((f) => f.level === 'error').map((f) => f.message);
       if (errors.length > 0) throw new DbreplError('STEP', errors.join('; '));
-      return { plan: fresh };
+      return { plan: fresh, skipped: undefined };
     });
+    if (!plan) return { preserved: null, skipped };
     const outcome = await runSteps(plan, pair, { ...ctx, masterKey }, log);
     if (outcome.failed) {
       if (outcome.undoFailed && slaveHost && lock) {

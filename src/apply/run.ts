@@ -131,12 +131,19 @@ async function runPair(pair: Pair, planned: PlannedPair, action: ChangeAction, o
   const log = options.session.log;
   log.info(`${pair.name}: ${planned.action} (${planned.reason})`);
   try {
-    const { preserved } = await runAction(engineFor(pair.engine), pair, { action, preserved: planned.preserved, lockDir: options.lockDirs.get(pair.name) ?? null }, {
+    const { preserved, skipped } = await runAction(engineFor(pair.engine), pair, { action, preserved: planned.preserved, lockDir: options.lockDirs.get(pair.name) ?? null }, {
       session: options.session,
       mode: options.mode,
       stamp: options.stamp,
       locks,
     });
+    if (skipped) {
+      planned.result = 'skipped';
+      planned.error = skipped;
+      planned.preserved = null;
+      log.info(`${pair.name}: ${skipped}`);
+      return;
+    }
     planned.preserved = preserved;
     planned.result = 'done';
     planned.error = null;
@@ -151,13 +158,14 @@ async function runPair(pair: Pair, planned: PlannedPair, action: ChangeAction, o
 
 async function runDrift(pair: Pair, entry: DriftEntry, options: ApplyOptions, locks: KeyedLock): Promise<void> {
   try {
-    await runAction(engineFor(pair.engine), pair, { action: 'disable', preserved: null, lockDir: null }, {
+    const { skipped } = await runAction(engineFor(pair.engine), pair, { action: 'disable', preserved: null, lockDir: null }, {
       session: options.session,
       mode: { kind: 'converge' },
       stamp: options.stamp,
       locks,
     });
-    entry.result = 'done';
+    entry.result = skipped ? 'skipped' : 'done';
+    if (skipped) entry.error = skipped;
   } catch (err) {
     entry.result = 'failed';
     entry.error = messageOf(err);

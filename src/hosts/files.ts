@@ -137,8 +137,3 @@ export async function readServerFile(host: Host, file: string): Promise<string |
   if (r.code === 3) throw new DbreplError('STEP', `${file} on ${host.label} is a symbolic link; dbrepl does not read server files through links`);
   return r.code === 0 ? r.stdout : null;
 }
-
-/** Removes a file the tool wrote (never a directory, never through a link). */
-export async function removeFile(host: Host, file: string): Promise<void> {
-  await runChecked(host, ['rm', '-f', '--', file], `removing ${file}`);
-}
