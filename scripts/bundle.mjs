@@ -11,8 +11,10 @@ const common = {
   sourcemap: false,
   legalComments: 'eof',
   logLevel: 'warning',
-  // pg loads pg-native only when asked for it, inside a try; it is not used.
-  external: ['pg-native'],
+  // pg loads pg-native only when asked for it, inside a try; it is not used. ssh2 tries its
+  // optional native crypto binding and cpu-features inside a try too and falls back to
+  // JavaScript: left out, the bundle runs with no node_modules and no compiler.
+  external: ['pg-native', 'cpu-features', '*.node'],
 };
 
 await build({ ...common, entryPoints: ['src/index.ts'], outfile: 'dist/index.js' });

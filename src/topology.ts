@@ -32,11 +32,10 @@ export function resolveTopology(config: RawConfig): Resolved {
         issues.push({ path, atKey: true, message: `invalid server name "${name}"; expected [a-z0-9][a-z0-9-]*` });
       }
       const ssh = s.ssh || config.defaults?.ssh ? { ...config.defaults?.ssh, ...s.ssh } : undefined;
-      if (ssh && !ssh.known_hosts && !ssh.host_key) {
-        issues.push({
-          path: s.ssh ? [...path, 'ssh'] : ['defaults', 'ssh'],
-          message: 'ssh needs known_hosts or host_key: host keys are always verified',
-        });
+      if (ssh) {
+        const at = s.ssh ? [...path, 'ssh'] : ['defaults', 'ssh'];
+        if (!ssh.known_hosts && !ssh.host_key) issues.push({ path: at, message: 'ssh needs known_hosts or host_key: host keys are always verified' });
+        if (ssh.via && !ssh.known_hosts) issues.push({ path: [...at, 'via'], message: "ssh.via needs known_hosts with the bastion's key (host_key pins the server's host only)" });
       }
       for (const key of ENGINE_SERVER_KEYS) {
         if (s[key] === undefined || capabilitiesOf(s.engine).serverKeys.includes(key)) continue;

@@ -37,6 +37,9 @@ export const PREFLIGHT_STEP = 'preflight: checks before any change';
 export async function runAction(engine: Engine, pair: Pair, planned: Planned, ctx: ProtocolContext): Promise<{ preserved: string | null; skipped?: string }> {
   const { session } = ctx;
   const log = (m: string): void => session.log.info(`${pair.name}: ${m}`);
+  // Where its commands will run, said once (the runner itself, or which SSH host).
+  const [mh, sh] = await Promise.all([session.hosts.forServer(pair.master), session.hosts.forServer(pair.slave)]).catch(() => [null, null]);
+  if (mh && sh) log(`master ${pair.master.ref} on ${mh.label}; slave ${pair.slave.ref} on ${sh.label}`);
   let lock: string | null = null;
   let masterKey: string | undefined;
   const slaveHost = planned.lockDir ? await session.hosts.forServer(pair.slave) : null;

@@ -22,15 +22,25 @@ export interface MariaOptions {
   logBin?: boolean;
   serverId?: number;
   password?: string;
+  /** Run it inside this network namespace (a lab host), listening on `address` only. */
+  netns?: string;
+  address?: string;
 }
 
 export class MariaServer {
-  readonly host = '127.0.0.1';
   constructor(
     readonly port: number,
     readonly password: string,
     readonly base: string,
+    /** The address it listens on (replication.yml's host). */
+    readonly host = '127.0.0.1',
+    /** The lab namespace it runs in, if any (the test then reaches it through its socket). */
+    readonly netns?: string,
   ) {}
+
+  private inNamespace(line: string): [string, string[]] {
+    return this.netns ? ['ip', ['netns', 'exec', this.netns, '/bin/sh', '-c', line]] : ['/bin/sh', ['-c', line]];
+  }
 
   get dataDir(): string {
     return path.join(this.base, 'data');
@@ -61,15 +71,16 @@ export class MariaServer {
   }
 
   async start(): Promise<void> {
-    await sh('/bin/sh', ['-c', this.service.start]);
+    await sh(...this.inNamespace(this.service.start));
   }
 
   async stop(): Promise<void> {
-    await sh('/bin/sh', ['-c', this.service.stop]);
+    await sh(...this.inNamespace(this.service.stop));
   }
 
   async query<R = RowDataPacket>(sql: string, params: unknown[] = []): Promise<R[]> {
-    const c = await createConnection({ host: this.host, port: this.port, user: 'admin', password: this.password, connectTimeout: 5000 });
+    const where = this.netns ? { socketPath: this.socket } : { host: this.host, port: this.port };
+    const c = await createConnection({ ...where, user: 'admin', password: this.password, connectTimeout: 5000 });
     try {
       const [rows] = await c.query(sql, params);
       return rows as R[];
@@ -79,7 +90,7 @@ export class MariaServer {
   }
 
   async destroy(): Promise<void> {
-    await sh('/bin/sh', ['-c', this.service.stop], { allowFail: true });
+    await sh(...this.inNamespace(this.service.stop), { allowFail: true });
     fs.rmSync(this.base, { recursive: true, force: true });
   }
 }
@@ -99,7 +110,7 @@ export async function startMariaDB(options: MariaOptions = {}): Promise<MariaSer
   fs.chmodSync(base, 0o755);
   const port = await freePort();
   const password = options.password ?? randomBytes(12).toString('hex');
-  const server = new MariaServer(port, password, base);
+  const server = new MariaServer(port, password, base, options.address ?? '127.0.0.1', options.netns);
   // /etc/mysql/mariadb.conf.d: root's, as on Debian.
   fs.mkdirSync(path.join(base, 'conf.d'), { mode: 0o755 });
   fs.mkdirSync(path.join(base, 'tmp'));
@@ -107,7 +118,7 @@ export async function startMariaDB(options: MariaOptions = {}): Promise<MariaSer
   const settings: Record<string, string> = {
     datadir: server.dataDir,
     port: String(port),
-    'bind-address': '127.0.0.1',
+    'bind-address': options.address ?? '127.0.0.1',
     socket: server.socket,
     tmpdir: path.join(base, 'tmp'),
     'pid-file': server.pidFile,

@@ -32,10 +32,12 @@ export interface PgOptions {
   password?: string;
   /** Directory to create the cluster in (default: the system temp dir). */
   parent?: string;
+  /** Run it inside this network namespace (a lab host), listening on `address` only. */
+  netns?: string;
+  address?: string;
 }
 
 export class PgCluster {
-  readonly host = '127.0.0.1';
   constructor(
     readonly port: number,
     readonly password: string,
@@ -43,7 +45,20 @@ export class PgCluster {
     readonly dataDir: string,
     readonly confDir: string,
     readonly layout: Layout,
+    /** The address it listens on (replication.yml's host). */
+    readonly host = '127.0.0.1',
+    /** The lab namespace it runs in, if any. */
+    readonly netns?: string,
   ) {}
+
+  /** The test's own way in: its Unix socket for a cluster in a namespace (the runner has no route to it). */
+  private get connectHost(): string {
+    return this.netns ? this.base : this.host;
+  }
+
+  private inNamespace(line: string): string[] {
+    return this.netns ? ['ip', 'netns', 'exec', this.netns, '/bin/sh', '-c', line] : ['/bin/sh', '-c', line];
+  }
 
   get logFile(): string {
     return path.join(this.base, 'server.log');
@@ -63,15 +78,17 @@ export class PgCluster {
   }
 
   async start(): Promise<void> {
-    await sh('/bin/sh', ['-c', this.service.start]);
+    const [cmd, ...args] = this.inNamespace(this.service.start);
+    await sh(cmd!, args);
   }
 
   async stop(): Promise<void> {
-    await sh('/bin/sh', ['-c', this.service.stop]);
+    const [cmd, ...args] = this.inNamespace(this.service.stop);
+    await sh(cmd!, args);
   }
 
   async query<R = Record<string, unknown>>(text: string, params?: unknown[]): Promise<R[]> {
-    const c = new Client({ host: this.host, port: this.port, user: 'postgres', password: this.password, database: 'postgres', connectionTimeoutMillis: 5000 });
+    const c = new Client({ host: this.connectHost, port: this.port, user: 'postgres', password: this.password, database: 'postgres', connectionTimeoutMillis: 5000 });
     c.on('error', () => undefined);
     await c.connect();
     try {
@@ -121,7 +138,7 @@ export async function startPostgres(options: PgOptions = {}): Promise<PgCluster>
   }
   const settings: Record<string, string> = {
     port: String(port),
-    listen_addresses: `'127.0.0.1'`,
+    listen_addresses: `'${options.address ?? '127.0.0.1'}'`,
     unix_socket_directories: `'${base}'`,
     // Test clusters trade durability for speed; replication behaves the same.
     fsync: 'off',
@@ -142,7 +159,7 @@ export async function startPostgres(options: PgOptions = {}): Promise<PgCluster>
   const conf = path.join(confDir, 'postgresql.conf');
   fs.appendFileSync(conf, '\n# test settings\n' + Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join('\n') + '\n');
   if (options.hba !== undefined) fs.writeFileSync(path.join(confDir, 'pg_hba.conf'), options.hba);
-  const cluster = new PgCluster(port, password, base, dataDir, confDir, layout);
+  const cluster = new PgCluster(port, password, base, dataDir, confDir, layout, options.address ?? '127.0.0.1', options.netns);
   await cluster.start();
   return cluster;
 }

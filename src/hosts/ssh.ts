@@ -1,0 +1,259 @@
+import * as net from 'node:net';
+import { Client, ClientChannel, ConnectConfig } from 'ssh2';
+import { ConnectionError, DbreplError } from '../errors';
+import type { CommandResult, Host, HostFacts, RunOptions } from './host';
+import { verifyHostKey } from './known-hosts';
+import { COMMAND_TIMEOUT_MS } from './limits';
+import { shellLine } from './quote';
+
+/** Where and how to reach a host over SSH (from a server's `ssh` settings, merged with `defaults.ssh`). */
+export interface SshTarget {
+  host: string;
+  port: number;
+  user: string;
+  privateKey: string;
+  passphrase?: string;
+  knownHosts?: string;
+  hostKey?: string;
+  via?: { host: string; port: number; user: string };
+  sudo: boolean;
+}
+
+const KEEPALIVE_MS = 10_000;
+const READY_TIMEOUT_MS = 20_000;
+/** After a command's own limit (enforced on the host by `timeout`), how long before the channel is closed from here. */
+const CLOSE_GRACE_MS = 10_000;
+
+export function targetLabel(t: SshTarget): string {
+  return `ssh ${t.user}@${t.host}${t.port === 22 ? '' : `:${t.port}`}${t.via ? ` via ${t.via.host}` : ''}`;
+}
+
+/**
+ * One SSH connection to a host (through its bastion when `via` is set), opened on first
+ * use, shared by every command and tunnel of the run, kept alive, closed at the end. The
+ * host key is verified before anything is sent: a refusal stops there, with the host, the
+ * key seen and the key expected. A dropped connection is reopened once, at the next use.
+ */
+export class SshConnection {
+  private client: Client | null = null;
+  private bastion: Client | null = null;
+  private opening: Promise<Client> | null = null;
+  private drops = 0;
+  private reopened = 0;
+  readonly label: string;
+
+  constructor(readonly target: SshTarget) {
+    this.label = targetLabel(target);
+  }
+
+  async get(): Promise<Client> {
+    if (this.client) return this.client;
+    if (this.drops > this.reopened + 1) throw new ConnectionError(this.label, 'the SSH connection dropped again after being reopened; giving up');
+    this.opening ??= this.open().then(
+      (c) => {
+        if (this.drops > 0) this.reopened++;
+        this.opening = null;
+        return c;
+      },
+      (err: unknown) => {
+        this.opening = null;
+        throw err;
+      },
+    );
+    return this.opening;
+  }
+
+  private async open(): Promise<Client> {
+    const t = this.target;
+    if (!t.privateKey) throw new ConnectionError(this.label, 'ssh needs private_key (an OpenSSH or PEM private key, usually ${SSH_PRIVATE_KEY}); keys are never read from disk or an agent');
+    let sock: NodeJS.ReadableStream | undefined;
+    if (t.via) {
+      this.bastion = await connectClient({ host: t.via.host, port: t.via.port, user: t.via.user }, t, undefined, `${targetLabel({ ...t, ...t.via, via: undefined })} (bastion)`);
+      this.bastion.on('close', () => (this.bastion = null));
+      sock = await new Promise<ClientChannel>((resolve, reject) =>
+        this.bastion!.forwardOut('127.0.0.1', 0, t.host, t.port, (err, stream) => (err ? reject(new ConnectionError(this.label, `the bastion ${t.via!.host} cannot reach ${t.host}:${t.port}: ${err.message}`)) : resolve(stream))),
+      );
+    }
+    const client = await connectClient({ host: t.host, port: t.port, user: t.user }, t, sock, this.label);
+    client.on('close', () => {
+      if (this.client === client) {
+        this.client = null;
+        this.drops++;
+      }
+    });
+    this.client = client;
+    return client;
+  }
+
+  async close(): Promise<void> {
+    const c = this.client;
+    this.client = null;
+    this.drops = Number.MAX_SAFE_INTEGER;
+    c?.end();
+    this.bastion?.end();
+  }
+}
+
+function connectClient(where: { host: string; port: number; user: string }, t: SshTarget, sock: NodeJS.ReadableStream | undefined, label: string): Promise<Client> {
+  return new Promise((resolve, reject) => {
+    const client = new Client();
+    let refusal: string | null = null;
+    const config: ConnectConfig = {
+      host: sock ? undefined : where.host,
+      port: sock ? undefined : where.port,
+      sock: sock as ConnectConfig['sock'],
+      username: where.user,
+      privateKey: t.privateKey,
+      passphrase: t.passphrase,
+      keepaliveInterval: KEEPALIVE_MS,
+      keepaliveCountMax: 3,
+      readyTimeout: READY_TIMEOUT_MS,
+      // Verified before authentication: a refused host never sees a credential or a command.
+      hostVerifier: (key: Buffer): boolean => {
+        const pinned = where.host === t.host && where.port === t.port ? t.hostKey : undefined;
+        const verdict = verifyHostKey(where, key, { knownHosts: t.knownHosts, hostKey: pinned });
+        if (!verdict.ok) refusal = verdict.message;
+        return verdict.ok;
+      },
+    };
+    client.once('ready', () => resolve(client));
+    client.once('error', (err: Error & { level?: string }) => {
+      const why = refusal ?? (err.level === 'client-authentication' ? `authentication as ${where.user} failed (the private key is not accepted)` : err.message);
+      reject(new ConnectionError(label, `cannot open the SSH connection: ${why}`, { cause: err }));
+    });
+    try {
+      client.connect(config);
+    } catch (err) {
+      // ssh2 throws at once on a key it cannot parse (or a wrong passphrase).
+      reject(new ConnectionError(label, `cannot use the SSH private key: ${(err as Error).message}`, { cause: err }));
+    }
+  });
+}
+
+/**
+ * Host commands over SSH. The command line is built from quoted arguments (the remote
+ * login shell reads it); secrets are never in it (runScript sends them on stdin). With
+ * `sudo`, commands run through `sudo -n`; `as` switches to the files' owner with setpriv,
+ * as on the runner. The time limit is enforced on the host by `timeout` (which stops the
+ * command's whole process group) and here by closing the channel.
+ */
+export class SshHost implements Host {
+  readonly label: string;
+  private cachedFacts: HostFacts | undefined;
+
+  constructor(readonly connection: SshConnection) {
+    this.label = connection.label;
+  }
+
+  private get conn(): SshConnection {
+    return this.connection;
+  }
+
+  async run(argv: string[], options: RunOptions = {}): Promise<CommandResult> {
+    const timeoutMs = options.timeoutMs ?? COMMAND_TIMEOUT_MS;
+    const { sudo } = this.conn.target;
+    const parts: string[] = [];
+    if (sudo) parts.push('sudo', '-n', '--');
+    parts.push('timeout', '-k', '5', `${Math.ceil(timeoutMs / 1000)}`);
+    if (options.as) {
+      const me = (await this.facts()).uid;
+      if (options.as.uid !== me) {
+        if (me !== 0) return { code: 126, stdout: '', stderr: `cannot run as uid ${options.as.uid} on ${this.label}: the SSH user is not root (set ssh.sudo: true)`, timedOut: false };
+        parts.push('setpriv', `--reuid=${options.as.uid}`, `--regid=${options.as.gid}`, '--init-groups', '--');
+      }
+    }
+    const env = Object.entries(options.env ?? {});
+    if (env.length > 0) parts.push('env', ...env.map(([k, v]) => `${k}=${v}`));
+    parts.push(...argv);
+    let client: Client;
+    try {
+      client = await this.conn.get();
+    } catch (err) {
+      return { code: 255, stdout: '', stderr: (err as Error).message, timedOut: false };
+    }
+    const started = Date.now();
+    return new Promise((resolve) => {
+      client.exec(shellLine(parts), (err, channel) => {
+        if (err) {
+          resolve({ code: 255, stdout: '', stderr: `cannot run a command over ${this.label}: ${err.message}`, timedOut: false });
+          return;
+        }
+        const out: Buffer[] = [];
+        const errs: Buffer[] = [];
+        let code: number | null = null;
+        let killedHere = false;
+        channel.on('data', (c: Buffer) => out.push(c));
+        channel.stderr.on('data', (c: Buffer) => errs.push(c));
+        channel.on('exit', (c: number | null, signal?: string) => {
+          code = c ?? (signal ? 128 : 255);
+        });
+        const timer = setTimeout(() => {
+          killedHere = true;
+          channel.close();
+        }, timeoutMs + CLOSE_GRACE_MS);
+        channel.on('close', () => {
+          clearTimeout(timer);
+          const elapsed = Date.now() - started;
+          const stderr = Buffer.concat(errs).toString('utf8');
+          if (code === null) {
+            resolve({ code: 255, stdout: Buffer.concat(out).toString('utf8'), stderr: `${stderr}${stderr ? '\n' : ''}the SSH connection (${this.label}) was lost while the command ran`, timedOut: killedHere });
+            return;
+          }
+          // `timeout` exits 124 (or 137 after -k) when it stopped the command.
+          const timedOut = killedHere || ((code === 124 || code === 137) && elapsed >= timeoutMs - 1000);
+          resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr, timedOut });
+        });
+        if (options.input !== undefined) channel.end(options.input);
+        else channel.end();
+      });
+    });
+  }
+
+  async facts(): Promise<HostFacts> {
+    if (this.cachedFacts) return this.cachedFacts;
+    const r = await this.run(['sh', '-c', 'id -u; uname -n; cat /proc/sys/kernel/random/boot_id']);
+    const [uid, hostname, bootId] = r.stdout.trim().split('\n');
+    if (r.code !== 0 || !uid || !hostname || !bootId) throw new DbreplError('STEP', `cannot read the host facts over ${this.label}: ${r.stderr.trim() || `exit ${r.code}`}`);
+    // With sudo every command runs as root.
+    this.cachedFacts = { uid: this.conn.target.sudo ? 0 : Number(uid), hostname: hostname.trim(), bootId: bootId.trim() };
+    return this.cachedFacts;
+  }
+
+  async close(): Promise<void> {
+    await this.conn.close();
+  }
+}
+
+/**
+ * A local port that forwards every connection to `host:port` as the SSH host sees it (a
+ * server that listens only on a private address of its host is reached this way). Any
+ * database driver connects to it as to the server itself.
+ */
+export async function openTunnel(conn: SshConnection, host: string, port: number): Promise<net.Server> {
+  await conn.get();
+  const server = net.createServer((local) => {
+    local.on('error', () => undefined);
+    conn
+      .get()
+      .then(
+        (client) =>
+          new Promise<void>((resolve) =>
+            client.forwardOut('127.0.0.1', 0, host, port, (err, remote) => {
+              if (err) {
+                local.destroy();
+                return resolve();
+              }
+              remote.on('error', () => local.destroy());
+              local.pipe(remote).pipe(local);
+              resolve();
+            }),
+          ),
+      )
+      .catch(() => local.destroy());
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  return server;
+}
