@@ -88405,7 +88405,7 @@ function hostEntryName(host, port2) {
   return port2 === 22 ? host : `[${host}]:${port2}`;
 }
 function globMatch(pattern, name) {
-  const re = new RegExp(`^${pattern.replace(/[.+^${}()|\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".")}$`, "i");
+  const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".")}$`, "i");
   return re.test(name);
 }
 function hashedMatch(pattern, name) {

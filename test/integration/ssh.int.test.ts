@@ -111,6 +111,29 @@ suite('over SSH, in network namespaces', () => {
     expect(unknown.json().pairs[0].error).toContain(`host key of ${lab.host('b').front} is unknown: known_hosts has no key for ${lab.host('b').front}; the host offered ${seen}`);
   });
 
+  test('a PEM key with a passphrase works; a wrong passphrase is named as such', async () => {
+    const key = path.join(dir(), 'id_rsa_pem');
+    const passphrase = `pp-${randomBytes(6).toString('hex')}`;
+    SECRETS.add(passphrase);
+    await sh('ssh-keygen', ['-q', '-t', 'rsa', '-b', '2048', '-m', 'PEM', '-N', passphrase, '-f', key]);
+    lab.authorize(fs.readFileSync(`${key}.pub`, 'utf8'));
+    const pem = fs.readFileSync(key, 'utf8');
+    SECRETS.add(pem);
+    expect(pem).toMatch(/^-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED/);
+    const pemFile = writeYaml(dir(), {
+      version: 1,
+      defaults: { replication: { user: 'replicator', password: '${REPL_PW}' }, ssh: { user: SSH_USER, private_key: '${PEM_KEY}', passphrase: '${PEM_PASS}', known_hosts: '${KNOWN_HOSTS}', sudo: true } },
+      applications: { shop: { servers: { main: { ...pgServer(pgA, ''), ssh: { host: lab.host('a').front } } } }, dr: { servers: { pg: { ...pgServer(pgB, ''), ssh: { host: lab.host('b').front } } } } },
+      replications: [{ master: 'shop/main', slave: 'dr/pg' }],
+    }, 'pem.yml');
+    const ok = await dbrepl(['status', '--json', '-c', pemFile], { ...env, PEM_KEY: pem, PEM_PASS: passphrase });
+    expect(ok.code).toBe(0);
+    expect(ok.json().pairs[0]).toMatchObject({ error: null, state: expect.not.stringMatching(/unreachable/) });
+    const wrong = await dbrepl(['status', '--json', '-c', pemFile], { ...env, PEM_KEY: pem, PEM_PASS: 'not-the-passphrase' });
+    expect(wrong.code).toBe(1);
+    expect(wrong.json().pairs[0].error).toMatch(/cannot use the SSH private key: .*(passphrase|decrypt)/i);
+  });
+
   test('a jump host: a server on a host the runner cannot reach, through ssh.via', async () => {
     const hidden = lab.host('c');
     expect(hidden.front).toBe('');

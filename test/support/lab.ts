@@ -142,6 +142,11 @@ export class Lab {
     return { name, ns, front, back, knownHosts: addrs.map((a) => `${a} ${pub[0]} ${pub[1]}`).join('\n'), hostKeyFingerprint: fp, sshdLog: log };
   }
 
+  /** Lets one more client key in (e.g. a PEM key with a passphrase). */
+  authorize(publicKey: string): void {
+    fs.appendFileSync(path.join(this.dir, 'authorized_keys'), `${publicKey.trim()}\n`);
+  }
+
   get knownHosts(): string {
     return [...this.hosts.values()].map((h) => h.knownHosts).join('\n') + '\n';
   }
