@@ -24084,12 +24084,12 @@ var require_stream = __commonJS({
     };
     function getNodejsStreamFuncs() {
       function getStream2(ssl) {
-        const net2 = require("net");
-        return new net2.Socket();
+        const net3 = require("net");
+        return new net3.Socket();
       }
       function getSecureStream2(options) {
-        const tls = require("tls");
-        return tls.connect(options);
+        const tls2 = require("tls");
+        return tls2.connect(options);
       }
       return {
         getStream: getStream2,
@@ -24228,8 +24228,8 @@ var require_connection4 = __commonJS({
         if (self2.sslNegotiation === "direct") {
           options.ALPNProtocols = ["postgresql"];
         }
-        const net2 = require("net");
-        if (net2.isIP && net2.isIP(host) === 0) {
+        const net3 = require("net");
+        if (net3.isIP && net3.isIP(host) === 0) {
           options.servername = host;
         }
         try {
@@ -31628,14 +31628,14 @@ var require_utils4 = __commonJS({
       return value;
     }
     function resolveTLSProfile(options) {
-      let tls = options === null || options === void 0 ? void 0 : options.tls;
-      if (typeof tls === "string")
-        tls = { profile: tls };
-      const profile = TLSProfiles_1.default[tls === null || tls === void 0 ? void 0 : tls.profile];
+      let tls2 = options === null || options === void 0 ? void 0 : options.tls;
+      if (typeof tls2 === "string")
+        tls2 = { profile: tls2 };
+      const profile = TLSProfiles_1.default[tls2 === null || tls2 === void 0 ? void 0 : tls2.profile];
       if (profile) {
-        tls = Object.assign({}, profile, tls);
-        delete tls.profile;
-        options = Object.assign({}, options, { tls });
+        tls2 = Object.assign({}, profile, tls2);
+        delete tls2.profile;
+        options = Object.assign({}, options, { tls: tls2 });
       }
       return options;
     }
@@ -65038,7 +65038,7 @@ async function runScript(host, script, args, what, options = {}) {
   if (input2 !== void 0) parts.push(Buffer.isBuffer(input2) ? input2 : Buffer.from(input2));
   const prelude = named.length > 0 ? `${PRELUDE}
 ` : "";
-  return runChecked(host, ["bash", "-c", `${prelude}set -euo pipefail
+  return runChecked(host, ["bash", "--norc", "--noprofile", "-c", `${prelude}set -euo pipefail
 ${script}`, "dbrepl", ...args], what, {
     ...rest,
     input: parts.length > 0 ? Buffer.concat(parts) : void 0
@@ -65318,15 +65318,71 @@ var mongodb = {
 };
 
 // src/engines/mysql/client.ts
+var net = __toESM(require("node:net"));
 var import_promise = __toESM(require_promise());
+
+// src/engines/tls.ts
+var tls = __toESM(require("node:tls"));
+function nodeTls(server) {
+  const t = server.tls;
+  if (!t || t.mode === "disable") return null;
+  const client = t.cert && t.key ? { cert: t.cert, key: t.key } : {};
+  if (t.mode === "require") return { ...client, rejectUnauthorized: false };
+  return {
+    ...client,
+    ...t.ca ? { ca: t.ca } : {},
+    rejectUnauthorized: true,
+    servername: isIpLiteral(server.host) ? void 0 : server.host,
+    checkServerIdentity: (_host, cert) => tls.checkServerIdentity(server.host, cert)
+  };
+}
+function isIpLiteral(host) {
+  return /^[\d.]+$/.test(host) || host.includes(":");
+}
+function replicationTls(master) {
+  const m = master.tls?.mode;
+  return m === "verify-full" || m === "require" ? m : "none";
+}
+function plainOverNetwork(server) {
+  if (server.ssh || server.tls && server.tls.mode !== "disable") return false;
+  return !/^(127\.|localhost$|::1$|\/)/.test(server.host);
+}
+function tlsFilesFor(base, master) {
+  const dir = `${base.replace(/\/+$/, "")}.dbrepl-tls`;
+  const name = master.ref.replace(/[^a-z0-9-]/g, "_");
+  const t = master.tls;
+  return {
+    dir,
+    ca: t?.ca ? `${dir}/${name}.ca.crt` : void 0,
+    cert: t?.cert ? `${dir}/${name}.client.crt` : void 0,
+    key: t?.key ? `${dir}/${name}.client.key` : void 0
+  };
+}
+async function writeTlsFiles(host, files, master, owner) {
+  const parent = await ownerOfDirectory(host, files.dir);
+  await runChecked(host, ["mkdir", "-p", "-m", "700", "--", files.dir], `creating ${files.dir}`, { as: parent });
+  if (!parent) await runChecked(host, ["chown", "-h", `${owner.uid}:${owner.gid}`, "--", files.dir], `giving ${files.dir} to the server's user`);
+  const t = master.tls;
+  for (const [file2, pem] of [[files.ca, t.ca], [files.cert, t.cert], [files.key, t.key]]) {
+    if (file2 && pem) await writeFile(host, file2, pem.endsWith("\n") ? pem : `${pem}
+`, { owner, mode: "600", reown: true });
+  }
+}
+
+// src/engines/mysql/client.ts
 var LOCK_WAIT_S = 90;
 async function withClient(session, server, fn) {
   const at = await session.hosts.endpoint(server);
+  const tunneled = at.host !== server.host || at.port !== server.port;
+  const t = nodeTls(server);
   let conn;
   try {
     conn = await (0, import_promise.createConnection)({
-      host: at.host,
-      port: at.port,
+      // mysql2 checks the certificate against `host`: the file's host, also when a tunnel carries the bytes.
+      host: server.host,
+      port: server.port,
+      ...tunneled ? { stream: () => tunnelSocket(at.host, at.port, server.host) } : {},
+      ssl: t ? { ca: t.ca, cert: t.cert, key: t.key, rejectUnauthorized: t.rejectUnauthorized, verifyIdentity: server.tls?.mode === "verify-full" } : void 0,
       user: server.user ?? "root",
       password: server.password,
       connectTimeout: 1e4,
@@ -65359,6 +65415,11 @@ async function withClient(session, server, fn) {
     else await conn.end().catch(() => conn.destroy());
   }
 }
+function tunnelSocket(host, port2, serverHost) {
+  const socket = net.connect(port2, host);
+  socket._host = serverHost;
+  return socket;
+}
 
 // src/engines/mysql/dialect.ts
 var import_node_crypto = require("node:crypto");
@@ -65370,6 +65431,27 @@ function parseVersion(text) {
 function atLeast(v, major2, minor = 0, patch = 0) {
   return v.major !== major2 ? v.major > major2 : v.minor !== minor ? v.minor > minor : v.patch >= patch;
 }
+function tlsClause(prefix, t) {
+  if (!t) return { sql: "", values: [] };
+  const parts = [`${prefix}_SSL = 1`];
+  const values = [];
+  for (const [k, v] of [["CA", t.ca], ["CERT", t.cert], ["KEY", t.key]]) {
+    if (v) {
+      parts.push(`${prefix}_SSL_${k} = ?`);
+      values.push(v);
+    }
+  }
+  parts.push(`${prefix}_SSL_VERIFY_SERVER_CERT = ${t.verify ? 1 : 0}`);
+  return { sql: `, ${parts.join(", ")}`, values };
+}
+function changeStatement(head, prefix, positioning, o) {
+  const tls2 = tlsClause(prefix, o.tls);
+  return {
+    sql: `${head} ${prefix}_HOST = ?, ${prefix}_PORT = ?, ${prefix}_USER = ?, ${prefix}_PASSWORD = ?, ${positioning}, ${prefix}_CONNECT_RETRY = 5${tls2.sql}`,
+    values: [o.host, o.port, o.user, o.password, ...tls2.values]
+  };
+}
+var tlsFiles = (t) => [t.ca && `ssl-ca=${t.ca}`, t.cert && `ssl-cert=${t.cert}`, t.key && `ssl-key=${t.key}`].filter((x) => !!x);
 var COMMON_DUMP = ["--single-transaction", "--all-databases", "--routines", "--events", "--triggers", "--hex-blob", "--quick"];
 var TABLE = [
   {
@@ -65382,10 +65464,7 @@ var TABLE = [
       stopReplica: "STOP SLAVE",
       resetReplicaAll: "RESET SLAVE ALL",
       resetBinlogs: "RESET MASTER",
-      changeSource: (o) => ({
-        sql: "CHANGE MASTER TO MASTER_HOST = ?, MASTER_PORT = ?, MASTER_USER = ?, MASTER_PASSWORD = ?, MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 5",
-        values: [o.host, o.port, o.user, o.password]
-      }),
+      changeSource: (o) => changeStatement("CHANGE MASTER TO", "MASTER", "MASTER_USE_GTID = slave_pos", o),
       executedGtids: "@@GLOBAL.gtid_binlog_pos",
       waitForGtids: "SELECT MASTER_GTID_WAIT(?, ?) AS r",
       readOnly: (on) => [`SET GLOBAL read_only = ${on ? 1 : 0}`],
@@ -65395,6 +65474,7 @@ var TABLE = [
       setServerId: "SET GLOBAL server_id = ?",
       dumpProgram: "mariadb-dump",
       clientProgram: "mariadb",
+      clientTls: (t) => ["ssl", ...tlsFiles(t), ...t.verify ? ["ssl-verify-server-cert"] : []],
       dumpArgs: [...COMMON_DUMP, "--gtid", "--master-data=1"],
       // MariaDB takes a mysql_native_password hash: the password itself never travels in a statement.
       replicationUser: (user, host, hash2) => [
@@ -65414,10 +65494,7 @@ var TABLE = [
       stopReplica: "STOP SLAVE",
       resetReplicaAll: "RESET SLAVE ALL",
       resetBinlogs: "RESET MASTER",
-      changeSource: (o) => ({
-        sql: "CHANGE MASTER TO MASTER_HOST = ?, MASTER_PORT = ?, MASTER_USER = ?, MASTER_PASSWORD = ?, MASTER_AUTO_POSITION = 1, GET_MASTER_PUBLIC_KEY = 1, MASTER_CONNECT_RETRY = 5",
-        values: [o.host, o.port, o.user, o.password]
-      }),
+      changeSource: (o) => changeStatement("CHANGE MASTER TO", "MASTER", "MASTER_AUTO_POSITION = 1, GET_MASTER_PUBLIC_KEY = 1", o),
       executedGtids: "@@GLOBAL.gtid_executed",
       waitForGtids: "SELECT WAIT_FOR_EXECUTED_GTID_SET(?, ?) AS r",
       readOnly: (on) => on ? ["SET PERSIST read_only = ON"] : ["SET PERSIST super_read_only = OFF", "SET PERSIST read_only = OFF"],
@@ -65427,6 +65504,7 @@ var TABLE = [
       setServerId: "SET PERSIST server_id = ?",
       dumpProgram: "mysqldump",
       clientProgram: "mysql",
+      clientTls: (t) => [`ssl-mode=${t.verify ? "VERIFY_IDENTITY" : "REQUIRED"}`, ...tlsFiles(t)],
       dumpArgs: [...COMMON_DUMP, "--master-data=1", "--set-gtid-purged=ON"],
       // MySQL rewrites the password out of its logs; caching_sha2_password has no client-side hash form.
       replicationUser: (user, host, password) => [
@@ -65445,10 +65523,7 @@ var TABLE = [
     flavour: "mysql",
     since: [8, 0, 23],
     set: {
-      changeSource: (o) => ({
-        sql: "CHANGE REPLICATION SOURCE TO SOURCE_HOST = ?, SOURCE_PORT = ?, SOURCE_USER = ?, SOURCE_PASSWORD = ?, SOURCE_AUTO_POSITION = 1, GET_SOURCE_PUBLIC_KEY = 1, SOURCE_CONNECT_RETRY = 5",
-        values: [o.host, o.port, o.user, o.password]
-      })
+      changeSource: (o) => changeStatement("CHANGE REPLICATION SOURCE TO", "SOURCE", "SOURCE_AUTO_POSITION = 1, GET_SOURCE_PUBLIC_KEY = 1", o)
     }
   },
   { flavour: "mysql", since: [8, 0, 26], set: { dumpArgs: [...COMMON_DUMP, "--source-data=1", "--set-gtid-purged=ON"] } },
@@ -65552,7 +65627,7 @@ async function readFacts(sql) {
 }
 
 // src/engines/mysql/host-side.ts
-function clientOptions(server, user, password) {
+function clientOptions(server, user, password, tls2 = []) {
   const q = (v) => `"${String(v).replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
   return `[client]
 host=${q(server.host)}
@@ -65560,12 +65635,13 @@ port=${q(server.port)}
 user=${q(user)}
 password=${q(password)}
 protocol=TCP
-`;
+${tls2.map((l) => `${l}
+`).join("")}`;
 }
-var adminOptions = (server) => clientOptions(server, server.user ?? "root", server.password ?? "");
+var adminOptions = (l) => clientOptions(l.server, l.server.user ?? "root", l.server.password ?? "", l.tls);
 async function checkLoginFromHost(host, d, master, user, password) {
-  await runScript(host, '"$1" --defaults-file=<(printf %s "$cnf") --connect-timeout=10 -e "SELECT 1" >/dev/null', [d.clientProgram], `the replication login ${user} to ${master.ref} from ${host.label}`, {
-    secrets: { cnf: clientOptions(master, user, password) }
+  await runScript(host, '"$1" --defaults-file=<(printf %s "$cnf") --connect-timeout=10 -e "SELECT 1" >/dev/null', [d.clientProgram], `the replication login ${user} to ${master.server.ref} from ${host.label}`, {
+    secrets: { cnf: clientOptions(master.server, user, password, master.tls) }
   });
 }
 function ownDumpArgs(d) {
@@ -65583,7 +65659,7 @@ trap 'rm -f -- "$tmp"' EXIT
 # ln never replaces what is there (mv -n would skip silently on older coreutils).
 ln -- "$tmp" "$out"`,
     [file2, d.dumpProgram, ...ownDumpArgs(d)],
-    `dumping ${slave.ref} to ${file2}`,
+    `dumping ${slave.server.ref} to ${file2}`,
     { secrets: { cnf: adminOptions(slave) }, timeoutMs, as }
   );
 }
@@ -65594,7 +65670,7 @@ async function streamCopy(host, d, md, master, slave, trailer, timeoutMs) {
     `dump=$1; client=$2; shift 2
 { printf 'SET SESSION sql_log_bin=0;\\n'; "$dump" --defaults-file=<(printf %s "$src") "$@" || exit 1; printf '%s\\n' "$trailer"; } | "$client" --defaults-file=<(printf %s "$dst") --binary-mode`,
     [md.dumpProgram, d.clientProgram, ...md.dumpArgs],
-    `copying ${master.ref} into ${slave.ref}`,
+    `copying ${master.server.ref} into ${slave.server.ref}`,
     { secrets: { src: adminOptions(master), dst: adminOptions(slave), trailer }, timeoutMs }
   );
 }
@@ -65604,7 +65680,7 @@ async function restoreFromFile(host, d, slave, file2, trailer, timeoutMs) {
     `in=$1; client=$2
 { printf 'SET SESSION sql_log_bin=0;\\n'; gunzip -c -- "$in" || exit 1; printf '%s\\n' "$trailer"; } | "$client" --defaults-file=<(printf %s "$dst") --binary-mode`,
     [file2, d.clientProgram],
-    `restoring ${slave.ref} from ${file2}`,
+    `restoring ${slave.server.ref} from ${file2}`,
     { secrets: { dst: adminOptions(slave), trailer }, timeoutMs }
   );
 }
@@ -65895,8 +65971,18 @@ function enableSteps(pair, { m, s }, stamp) {
   const password = pair.replication.password ?? "";
   const preserved = preservedPath(s.datadir, stamp);
   const serverId = s.serverId === 0 || s.serverId === m.serverId ? serverIdFor(pair.slave, [m.serverId, 0]) : s.serverId;
-  const replUser = md.replicationUser(user, pair.slave.host, mariadb ? nativePasswordHash(password) : password);
-  const change = d.changeSource({ host: pair.master.host, port: pair.master.port, user, password });
+  const masterTls = replicationTls(pair.master);
+  const masterFiles = masterTls === "none" ? null : tlsFilesFor(s.datadir, pair.master);
+  const slaveTls = replicationTls(pair.slave);
+  const slaveFiles = slaveTls === "none" ? null : tlsFilesFor(s.datadir, pair.slave);
+  const paths = (files, mode) => files ? { verify: mode === "verify-full", ca: files.ca, cert: files.cert, key: files.key } : void 0;
+  const login = (server, dialect, files, mode) => ({ server, tls: files ? dialect.clientTls(paths(files, mode)) : [] });
+  const replUser = [
+    ...md.replicationUser(user, pair.slave.host, mariadb ? nativePasswordHash(password) : password),
+    // The master refuses this login without TLS: the channel cannot fall back to plain text.
+    ...masterTls === "none" ? [] : [{ sql: "ALTER USER ?@? REQUIRE SSL", values: [user, pair.slave.host] }]
+  ];
+  const change = d.changeSource({ host: pair.master.host, port: pair.master.port, user, password, tls: paths(masterFiles, masterTls) });
   const slaveSettings = { server_id: serverId, read_only: 1 };
   const st = { trailer: "", optionsBefore: void 0, settingsTouched: false, emptied: false, ownBytes: 0 };
   const slaveHost = (session) => session.hosts.forServer(pair.slave);
@@ -65933,12 +66019,26 @@ function enableSteps(pair, { m, s }, stamp) {
       for (const q of replUser) await sql.query(q.sql, q.values);
     })
   });
+  if (masterFiles || slaveFiles) {
+    steps.push({
+      id: "tls-files",
+      side: "slave host",
+      title: "write the TLS files",
+      text: `slave host: write ${[masterFiles, slaveFiles].flatMap((f) => f ? [f.ca, f.cert, f.key] : []).filter(Boolean).join(", ")} (CA and client certificates, readable by the slave's server only)`,
+      run: async (session) => {
+        const host = await slaveHost(session);
+        const owner = await statOwner(host, s.datadir);
+        if (masterFiles) await writeTlsFiles(host, masterFiles, pair.master, owner);
+        if (slaveFiles) await writeTlsFiles(host, slaveFiles, pair.slave, owner);
+      }
+    });
+  }
   steps.push({
     id: "replication-login",
     side: "slave host",
     title: "log in to the master as the replication user",
     text: `slave host: ${d.clientProgram} -e "SELECT 1" to ${pair.master.host}:${pair.master.port} as ${user} (the login the slave will use)`,
-    run: async (session) => checkLoginFromHost(await slaveHost(session), d, pair.master, user, password)
+    run: async (session) => checkLoginFromHost(await slaveHost(session), d, login(pair.master, d, masterFiles, masterTls), user, password)
   });
   steps.push({
     id: "admin-account",
@@ -65993,7 +66093,7 @@ function enableSteps(pair, { m, s }, stamp) {
     run: async (session) => {
       const host = await slaveHost(session);
       st.ownBytes = await dataBytes(session, pair.slave);
-      await dumpToFile(host, d, pair.slave, preserved, copyTimeoutMs(st.ownBytes, pair.copyTimeoutSeconds), await dirOwner(host, preserved));
+      await dumpToFile(host, d, login(pair.slave, d, slaveFiles, slaveTls), preserved, copyTimeoutMs(st.ownBytes, pair.copyTimeoutSeconds), await dirOwner(host, preserved));
     }
   });
   const reset = [d.stopReplica, d.resetReplicaAll];
@@ -66018,7 +66118,7 @@ function enableSteps(pair, { m, s }, stamp) {
           await dropUserSchemas(sql).catch((e) => notes.push(`not every database of the copy could be dropped (${messageOf(e)}): tables of the copy may remain next to the restored ones`));
           if (s.gtidSlavePos !== null) await sql.query("SET GLOBAL gtid_slave_pos = ?", [s.gtidSlavePos]).catch(() => void 0);
         }).catch((e) => notes.push(`tidying before the load failed (${messageOf(e)})`));
-        await restoreFromFile(await slaveHost(session), d, pair.slave, preserved, st.trailer, copyTimeoutMs(st.ownBytes));
+        await restoreFromFile(await slaveHost(session), d, login(pair.slave, d, slaveFiles, slaveTls), preserved, st.trailer, copyTimeoutMs(st.ownBytes));
         const gone = s.replica ? `; its replication settings (it followed ${s.replica.sourceHost}:${s.replica.sourcePort}) were reset and are not restored` : "";
         return [`the slave was restored from its dump ${preserved}${gone}`, ...notes].join("; ");
       }
@@ -66031,7 +66131,7 @@ function enableSteps(pair, { m, s }, stamp) {
     text: `slave host: ${md.dumpProgram} ${md.dumpArgs.join(" ")} on the master, piped straight into ${d.clientProgram} on the slave with sql_log_bin=0 (full online copy; the slave's admin account is put back at the end)`,
     run: async (session) => {
       const bytes = await dataBytes(session, pair.master);
-      await streamCopy(await slaveHost(session), d, md, pair.master, pair.slave, st.trailer, copyTimeoutMs(bytes, pair.copyTimeoutSeconds));
+      await streamCopy(await slaveHost(session), d, md, login(pair.master, md, masterFiles, masterTls), login(pair.slave, d, slaveFiles, slaveTls), st.trailer, copyTimeoutMs(bytes, pair.copyTimeoutSeconds));
     }
   });
   const follow = [...d.superReadOnly ? [d.superReadOnly] : [], change.sql, d.startReplica];
@@ -66039,7 +66139,7 @@ function enableSteps(pair, { m, s }, stamp) {
     id: "follow",
     side: "slave",
     title: "keep copied events from running, read-only for every account, follow the master by GTID",
-    text: `slave: ALTER EVENT ... ${d.disableEventOnReplica} for every enabled event; ${[...d.superReadOnly ? [d.superReadOnly] : [], renderStatement(change.sql, change.values, [3]), d.startReplica].join("; ")}`,
+    text: `slave: ALTER EVENT ... ${d.disableEventOnReplica} for every enabled event; ${[...d.superReadOnly ? [d.superReadOnly] : [], renderStatement(change.sql, change.values, [3]), d.startReplica].join("; ")}${masterTls === "none" ? "" : ` (replication over TLS, ${masterTls})`}`,
     run: (session) => slaveSql(session, async (sql) => {
       await sql.query("SET SESSION sql_log_bin = 0");
       const events = await sql.query(`SELECT EVENT_SCHEMA AS s, EVENT_NAME AS n FROM information_schema.EVENTS WHERE STATUS = 'ENABLED'`);
@@ -66150,6 +66250,9 @@ async function preflight(pair, { m, s }, planned, session) {
     return out;
   }
   for (const b of blockers(m, s)) error62(b);
+  if (replicationTls(pair.master) === "verify-full" && !pair.master.tls?.ca) {
+    error62(`replication from ${pair.master.ref} with tls verify-full needs tls.ca: the slave's server and the copy programs verify the master's certificate against a CA file`);
+  }
   if (s.dumpClients.length > 0) {
     error62(`${pair.slave.ref} is serving ${s.dumpClients.length} replica connection(s) of its own (${s.dumpClients.join(", ")}); refusing to overwrite a master \u2014 fix the file or stop those replicas first`);
   }
@@ -66281,7 +66384,9 @@ async function withClient2(session, server, fn, login) {
     statement_timeout: 6e4,
     // The server enforces statement_timeout; these bound a wait on a partitioned network.
     query_timeout: 9e4,
-    keepAlive: true
+    keepAlive: true,
+    // The server's `tls`: verify-full checks the certificate against the file's host, also through a tunnel.
+    ssl: nodeTls(server) ?? void 0
   });
   client.on("error", () => void 0);
   try {
@@ -66446,10 +66551,10 @@ function maskToPrefix(mask) {
   const zero = bits.indexOf("0");
   return zero === -1 ? bits.length : zero;
 }
-function hbaLine(user, address, method) {
+function hbaLine(user, address, method, ssl = false) {
   const family = (0, import_node_net.isIP)(address);
   const addr = family === 4 ? `${address}/32` : family === 6 ? `${address}/128` : address;
-  return `host replication "${user.replace(/"/g, '""')}" ${addr} ${method}`;
+  return `${ssl ? "hostssl" : "host"} replication "${user.replace(/"/g, '""')}" ${addr} ${method}`;
 }
 function ruleText(r) {
   const list = (v) => (v ?? []).join(",");
@@ -66632,10 +66737,10 @@ async function dropSlotWhenFree(sql, slot, where) {
   });
   await sql.query("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", [slot]);
 }
-async function addHbaRule(session, pair, masterHost, user) {
+async function addHbaRule(session, pair, masterHost, user, tls2) {
   await withClient2(session, pair.master, async (sql) => {
     const facts = await readFacts2(sql);
-    const decision = hbaDecision(await hbaRules(sql), user, pair.slave.host, facts.ssl);
+    const decision = hbaDecision(await hbaRules(sql), user, pair.slave.host, tls2 || facts.ssl);
     if (decision.kind === "refused") throw new DbreplError("STEP", hbaRefusal(pair, user, facts.hbaFile, decision));
     if (decision.kind === "admitted") {
       await sql.query("SELECT pg_reload_conf()");
@@ -66647,7 +66752,7 @@ async function addHbaRule(session, pair, masterHost, user) {
     if (before === null) throw new DbreplError("STEP", `cannot read ${file2} on ${host.label}`);
     const method = facts.passwordEncryption === "md5" ? "md5" : "scram-sha-256";
     const added = `# dbrepl: replication login ${user} from ${pair.slave.host} (first added for ${pair.slave.ref})
-${hbaLine(user, pair.slave.host, method)}
+${hbaLine(user, pair.slave.host, method, tls2)}
 `;
     await writeFile(host, file2, added + before);
     const errors = (await hbaRules(sql)).filter((r) => r.error);
@@ -66744,7 +66849,10 @@ function enableSteps2(pair, { m, s }, stamp) {
   const preserved = preservedPath2(dataDir, stamp);
   const restart = restartSettings(m, slot);
   const restartKeys = Object.entries(restart);
-  const hba = m.hbaRules ? hbaDecision(m.hbaRules, user, pair.slave.host, m.ssl) : { kind: "add", why: "the rules cannot be read" };
+  const tlsMode = replicationTls(pair.master);
+  const tlsFiles2 = tlsMode === "none" ? null : tlsFilesFor(dataDir, pair.master);
+  const ssl = tlsMode !== "none" || m.ssl;
+  const hba = m.hbaRules ? hbaDecision(m.hbaRules, user, pair.slave.host, ssl) : { kind: "add", why: "the rules cannot be read" };
   const method = m.passwordEncryption === "md5" ? "md5" : "scram-sha-256";
   const st = { createdSlot: false, moved: false, autoConf: null };
   let owner;
@@ -66788,8 +66896,8 @@ function enableSteps2(pair, { m, s }, stamp) {
     side: "master",
     title: "admit the slave in pg_hba.conf",
     // The rules on disk are what pg_hba_file_rules shows; a reload makes them the rules in force.
-    text: hba.kind === "admitted" ? `master: ${m.hbaFile} line ${hba.line} admits ${user} from ${pair.slave.host}; reload (pg_reload_conf) so the file on disk is in force` : hba.kind === "refused" ? `master: ${m.hbaFile} line ${hba.line} ("${hba.rule}") refuses ${user} from ${pair.slave.host}: nothing is added above an operator's rule` : `master: add "${hbaLine(user, pair.slave.host, method)}" at the top of ${m.hbaFile} and reload (no rule admits it: ${hba.why})`,
-    run: (session) => addHbaRule(session, pair, () => session.hosts.forServer(pair.master), user)
+    text: hba.kind === "admitted" ? `master: ${m.hbaFile} line ${hba.line} admits ${user} from ${pair.slave.host}; reload (pg_reload_conf) so the file on disk is in force` : hba.kind === "refused" ? `master: ${m.hbaFile} line ${hba.line} ("${hba.rule}") refuses ${user} from ${pair.slave.host}: nothing is added above an operator's rule` : `master: add "${hbaLine(user, pair.slave.host, method, tlsMode !== "none")}" at the top of ${m.hbaFile} and reload (no rule admits it: ${hba.why})`,
+    run: (session) => addHbaRule(session, pair, () => session.hosts.forServer(pair.master), user, tlsMode !== "none")
   });
   steps.push({
     id: "slot",
@@ -66871,11 +66979,21 @@ function enableSteps2(pair, { m, s }, stamp) {
       }
     }
   });
+  if (tlsFiles2) {
+    steps.push({
+      id: "tls-files",
+      side: "slave host",
+      title: "write the master's TLS files",
+      text: `slave host: write ${[tlsFiles2.ca, tlsFiles2.cert, tlsFiles2.key].filter(Boolean).join(", ")} (the master's CA${tlsFiles2.cert ? " and client certificate" : ""}, readable by the slave's server only)`,
+      run: async (session) => writeTlsFiles(await slaveHost(session), tlsFiles2, pair.master, await ownerOf(session))
+    });
+  }
+  const sslEnv = tlsFiles2 ? { PGSSLMODE: tlsMode, ...tlsFiles2.ca ? { PGSSLROOTCERT: tlsFiles2.ca } : {}, ...tlsFiles2.cert ? { PGSSLCERT: tlsFiles2.cert } : {}, ...tlsFiles2.key ? { PGSSLKEY: tlsFiles2.key } : {} } : {};
   steps.push({
     id: "copy",
     side: "slave",
     title: "pg_basebackup from the master",
-    text: `slave: pg_basebackup -X stream -R -S ${slot} -c fast from ${pair.master.host}:${pair.master.port} as ${user} (full online backup of the master), as the owner of ${dataDir}`,
+    text: `slave: pg_basebackup -X stream -R -S ${slot} -c fast from ${pair.master.host}:${pair.master.port} as ${user} (full online backup of the master), as the owner of ${dataDir}${tlsFiles2 ? `; over TLS, sslmode=${tlsMode}${tlsFiles2.ca ? ` sslrootcert=${tlsFiles2.ca}` : ""} (kept in primary_conninfo for the replication channel)` : ""}`,
     run: async (session) => {
       const host = await slaveHost(session);
       const as = await ownerOf(session);
@@ -66883,7 +67001,7 @@ function enableSteps2(pair, { m, s }, stamp) {
       const bytes = await withClient2(session, pair.master, databaseBytes);
       await runScript(host, 'PGPASSWORD="$pgpassword" exec "$@"', [bin, "-D", dataDir, "-X", "stream", "-R", "-S", slot, "-c", "fast", "--no-password"], "pg_basebackup", {
         secrets: { pgpassword: password },
-        env: { PGHOST: pair.master.host, PGPORT: String(pair.master.port), PGUSER: user, PGAPPNAME: slot, PGCONNECT_TIMEOUT: "15" },
+        env: { PGHOST: pair.master.host, PGPORT: String(pair.master.port), PGUSER: user, PGAPPNAME: slot, PGCONNECT_TIMEOUT: "15", ...sslEnv },
         timeoutMs: copyTimeoutMs(bytes, pair.copyTimeoutSeconds),
         as
       });
@@ -67048,7 +67166,12 @@ async function preflight2(pair, { m, s }, planned, session) {
   if (short.length > 0) {
     error62(`the slave's own settings are lower than the master's (${short.join(", ")}); a standby refuses to run with them: raise them in ${pair.slave.ref}'s configuration first`);
   }
-  const hba = m.hbaRules ? hbaDecision(m.hbaRules, user, pair.slave.host, m.ssl) : null;
+  const tlsMode = replicationTls(pair.master);
+  if (tlsMode !== "none" && !m.ssl) error62(`${pair.master.ref} has tls (${tlsMode}) in the file but serves no TLS (ssl = off): turn ssl on there first`);
+  if (tlsMode === "verify-full" && !pair.master.tls?.ca) {
+    error62(`replication from ${pair.master.ref} with tls verify-full needs tls.ca: libpq on the slave verifies the master's certificate against a CA file`);
+  }
+  const hba = m.hbaRules ? hbaDecision(m.hbaRules, user, pair.slave.host, tlsMode !== "none" || m.ssl) : null;
   if (hba?.kind === "refused") error62(hbaRefusal(pair, user, m.hbaFile, hba));
   out.push(...await finding("error", () => checkLoginSurvives(session, pair)));
   const slaveHost = await hostOrError(session, pair.slave, error62);
@@ -67137,7 +67260,8 @@ async function withClient3(session, server, fn) {
     enableOfflineQueue: false,
     // The ready check runs INFO, which a replication-only ACL user may not (and would warn on the console).
     enableReadyCheck: false,
-    retryStrategy: () => null
+    retryStrategy: () => null,
+    tls: nodeTls(server) ?? void 0
   });
   let reason;
   redis2.on("error", (e) => reason ??= e);
@@ -87294,6 +87418,15 @@ var sshSchema = external_exports.strictObject({
   via: bastion.optional(),
   sudo: external_exports.boolean().optional()
 });
+var TLS_MODES = ["disable", "require", "verify-full"];
+var tlsSchema = external_exports.strictObject({
+  mode: external_exports.enum(TLS_MODES).optional(),
+  /** PEM: the CA that signed the server's certificate (verify-full); default: the system's CAs. */
+  ca: nonEmpty.optional(),
+  /** PEM: a client certificate and its key, for a server that asks for one. */
+  cert: nonEmpty.optional(),
+  key: nonEmpty.optional()
+});
 var replicationLoginSchema = external_exports.strictObject({
   user: nonEmpty.optional(),
   password: external_exports.string().optional()
@@ -87315,7 +87448,8 @@ var serverSchema = external_exports.strictObject({
   /** mysql (MariaDB): an option file the server reads and dbrepl owns, for settings that must survive a restart. */
   options_file: nonEmpty.optional(),
   /** The tool may edit a configuration file of this server that is a symbolic link (it writes the link's target). */
-  follow_symlinks: external_exports.boolean().optional()
+  follow_symlinks: external_exports.boolean().optional(),
+  tls: tlsSchema.optional()
 });
 var applicationSchema = external_exports.strictObject({
   environment: nonEmpty.optional(),
@@ -87339,7 +87473,8 @@ var configSchema = external_exports.strictObject({
   version: external_exports.literal(1, "expected version: 1"),
   defaults: external_exports.strictObject({
     ssh: sshSchema.optional(),
-    replication: replicationLoginSchema.optional()
+    replication: replicationLoginSchema.optional(),
+    tls: tlsSchema.optional()
   }).optional(),
   applications: external_exports.record(external_exports.string(), applicationSchema),
   replications: external_exports.array(pairSchema).default([]),
@@ -87610,6 +87745,10 @@ function resolveTopology(config3) {
         const users = Object.values(CAPABILITIES).filter((c) => c.serverKeys.includes(key)).map((c) => c.name);
         issues.push({ path: [...path6, key], message: `${key} applies to ${users.join(", ")} only (this server is ${s.engine})` });
       }
+      const tlsRaw = s.tls || config3.defaults?.tls ? { ...config3.defaults?.tls, ...s.tls } : void 0;
+      if (tlsRaw && !tlsRaw.cert !== !tlsRaw.key) {
+        issues.push({ path: s.tls ? [...path6, "tls"] : ["defaults", "tls"], message: "tls needs both cert and key (a client certificate and its private key), or neither" });
+      }
       const server = {
         ref: `${app}/${name}`,
         app,
@@ -87624,7 +87763,8 @@ function resolveTopology(config3) {
         service: s.service,
         replicaSet: s.replica_set ?? "rs0",
         optionsFile: s.options_file,
-        followSymlinks: s.follow_symlinks
+        followSymlinks: s.follow_symlinks,
+        tls: tlsRaw ? { mode: tlsRaw.mode ?? "verify-full", ca: tlsRaw.ca, cert: tlsRaw.cert, key: tlsRaw.key } : void 0
       };
       servers.set(server.ref, server);
       list.push(server);
@@ -87820,6 +87960,7 @@ function resolveLoaded(loaded, secrets) {
     secrets.add(server.password);
     secrets.add(server.ssh?.private_key);
     secrets.add(server.ssh?.passphrase);
+    secrets.add(server.tls?.key);
   }
   for (const pair of resolved.topology.pairs) secrets.add(pair.replication.password);
   return { file: loaded.file, topology: resolved.topology };
@@ -87907,7 +88048,8 @@ function planPairs(input2) {
       steps: action === "none" ? [] : stepLines(details),
       disruption: details.disruption,
       preserved: details.preserved,
-      warnings: details.warnings,
+      warnings: [...details.warnings, ...encryptionWarnings(pair)],
+      replication_tls: replicationTls(pair.master),
       lag_seconds: live.lagSeconds,
       lag_bytes: live.lagBytes,
       error: live.state === "unreachable" ? live.error : null
@@ -87917,6 +88059,16 @@ function planPairs(input2) {
 function identityOf(server, inspections) {
   const i = inspections.get(server.ref);
   return i?.ok ? `${server.engine}:${engineFor(server.engine).identity(i.facts).key}` : endpointKey(server);
+}
+function encryptionWarnings(pair) {
+  const out = [];
+  if (pair.desired === "enabled" && replicationTls(pair.master) === "none" && plainOverNetwork({ ...pair.master, ssh: void 0 })) {
+    out.push(`replication traffic from ${pair.master.ref} to ${pair.slave.ref} is not encrypted: give ${pair.master.ref} a tls setting (mode require or verify-full)`);
+  }
+  for (const s of [pair.master, pair.slave]) {
+    if (plainOverNetwork(s)) out.push(`dbrepl's own connection to ${s.ref} (${s.host}:${s.port}) is not encrypted: it has neither ssh nor tls`);
+  }
+  return out;
 }
 function findDrift(input2, servers) {
   if (input2.mode.kind !== "converge") return [];
@@ -88311,7 +88463,8 @@ var LocalHost = class {
       if (own2 !== 0) {
         return Promise.resolve({ code: 126, stdout: "", stderr: `cannot run as uid ${options.as.uid}: the tool runs as uid ${own2}, not root`, timedOut: false });
       }
-      full = ["setpriv", `--reuid=${options.as.uid}`, `--regid=${options.as.gid}`, "--init-groups", "--", ...argv];
+      const env = Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${v}`);
+      full = ["setpriv", `--reuid=${options.as.uid}`, `--regid=${options.as.gid}`, "--init-groups", "--reset-env", "--", "env", ...env, ...argv];
     }
     const [cmd, ...args] = full;
     if (!cmd) return Promise.resolve({ code: 127, stdout: "", stderr: "empty command", timedOut: false });
@@ -88387,7 +88540,7 @@ var LocalHost = class {
 };
 
 // src/hosts/ssh.ts
-var net = __toESM(require("node:net"));
+var net2 = __toESM(require("node:net"));
 var import_ssh2 = __toESM(require_lib9());
 
 // src/hosts/known-hosts.ts
@@ -88588,7 +88741,7 @@ var SshHost = class {
       const me = (await this.facts()).uid;
       if (options.as.uid !== me) {
         if (me !== 0) return { code: 126, stdout: "", stderr: `cannot run as uid ${options.as.uid} on ${this.label}: the SSH user is not root (set ssh.sudo: true)`, timedOut: false };
-        parts.push("setpriv", `--reuid=${options.as.uid}`, `--regid=${options.as.gid}`, "--init-groups", "--");
+        parts.push("setpriv", `--reuid=${options.as.uid}`, `--regid=${options.as.gid}`, "--init-groups", "--reset-env", "--");
       }
     }
     const env = Object.entries(options.env ?? {});
@@ -88650,7 +88803,7 @@ var SshHost = class {
 };
 async function openTunnel(conn, host, port2) {
   await conn.get();
-  const server = net.createServer((local) => {
+  const server = net2.createServer((local) => {
     local.on("error", () => void 0);
     conn.get().then(
       (client) => new Promise(
@@ -88889,6 +89042,7 @@ function planText(plan4, applied = false) {
     if (p.action !== "none" && !applied) {
       for (const s of p.steps) out.push(`    - ${s}`);
       if (p.disruption) out.push(`    disruption: ${p.disruption}`);
+      out.push(`    replication traffic: ${p.replication_tls === "none" ? "not encrypted" : `TLS (${p.replication_tls})`}`);
     }
     if (p.preserved && p.action !== "none") out.push(`    previous slave data ${applied && p.result === "done" ? "kept" : "will be kept"} at: ${p.preserved}`);
     for (const w of p.warnings) out.push(`    warning: ${w}`);

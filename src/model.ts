@@ -1,4 +1,4 @@
-import type { SshSettings } from './config/schema';
+import type { SshSettings, TlsMode } from './config/schema';
 import type { EngineName } from './engines/names';
 
 /** The resolved file: servers and pairs as every layer sees them (built by topology.ts). */
@@ -20,6 +20,16 @@ export interface Server {
   optionsFile?: string;
   /** The tool may edit configuration files of this server that are symbolic links. */
   followSymlinks?: boolean;
+  /** TLS for every connection to this server (the tool's and its slaves'); absent: none. */
+  tls?: TlsSettings;
+}
+
+export interface TlsSettings {
+  mode: TlsMode;
+  /** PEM texts (from the file, usually `${VAR}`). */
+  ca?: string;
+  cert?: string;
+  key?: string;
 }
 
 export interface ReplicationLogin {

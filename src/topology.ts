@@ -42,6 +42,10 @@ export function resolveTopology(config: RawConfig): Resolved {
         const users = Object.values(CAPABILITIES).filter((c) => c.serverKeys.includes(key)).map((c) => c.name);
         issues.push({ path: [...path, key], message: `${key} applies to ${users.join(', ')} only (this server is ${s.engine})` });
       }
+      const tlsRaw = s.tls || config.defaults?.tls ? { ...config.defaults?.tls, ...s.tls } : undefined;
+      if (tlsRaw && !tlsRaw.cert !== !tlsRaw.key) {
+        issues.push({ path: s.tls ? [...path, 'tls'] : ['defaults', 'tls'], message: 'tls needs both cert and key (a client certificate and its private key), or neither' });
+      }
       const server: Server = {
         ref: `${app}/${name}`,
         app,
@@ -57,6 +61,7 @@ export function resolveTopology(config: RawConfig): Resolved {
         replicaSet: s.replica_set ?? 'rs0',
         optionsFile: s.options_file,
         followSymlinks: s.follow_symlinks,
+        tls: tlsRaw ? { mode: tlsRaw.mode ?? 'verify-full', ca: tlsRaw.ca, cert: tlsRaw.cert, key: tlsRaw.key } : undefined,
       };
       servers.set(server.ref, server);
       list.push(server);
@@ -280,6 +285,7 @@ function resolveLoaded(loaded: ReturnType<typeof readConfig>, secrets: SecretReg
     secrets.add(server.password);
     secrets.add(server.ssh?.private_key);
     secrets.add(server.ssh?.passphrase);
+    secrets.add(server.tls?.key);
   }
   for (const pair of resolved.topology.pairs) secrets.add(pair.replication.password);
   return { file: loaded.file, topology: resolved.topology };

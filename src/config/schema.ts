@@ -49,6 +49,18 @@ export const sshSchema = z.strictObject({
   sudo: z.boolean().optional(),
 });
 
+export const TLS_MODES = ['disable', 'require', 'verify-full'] as const;
+
+/** TLS for every connection made to a server: the tool's own and its slaves' replication channel. */
+export const tlsSchema = z.strictObject({
+  mode: z.enum(TLS_MODES).optional(),
+  /** PEM: the CA that signed the server's certificate (verify-full); default: the system's CAs. */
+  ca: nonEmpty.optional(),
+  /** PEM: a client certificate and its key, for a server that asks for one. */
+  cert: nonEmpty.optional(),
+  key: nonEmpty.optional(),
+});
+
 export const replicationLoginSchema = z.strictObject({
   user: nonEmpty.optional(),
   password: z.string().optional(),
@@ -73,6 +85,7 @@ export const serverSchema = z.strictObject({
   options_file: nonEmpty.optional(),
   /** The tool may edit a configuration file of this server that is a symbolic link (it writes the link's target). */
   follow_symlinks: z.boolean().optional(),
+  tls: tlsSchema.optional(),
 });
 
 const applicationSchema = z.strictObject({
@@ -101,6 +114,7 @@ export const configSchema = z.strictObject({
     .strictObject({
       ssh: sshSchema.optional(),
       replication: replicationLoginSchema.optional(),
+      tls: tlsSchema.optional(),
     })
     .optional(),
   applications: z.record(z.string(), applicationSchema),
@@ -112,6 +126,7 @@ export type RawConfig = z.output<typeof configSchema>;
 export type RawServer = z.output<typeof serverSchema>;
 export type RawPair = z.output<typeof pairSchema>;
 export type SshSettings = z.output<typeof sshSchema>;
+export type TlsMode = (typeof TLS_MODES)[number];
 
 /**
  * The keys a mapping at `path` may hold, read from the schema itself so that an

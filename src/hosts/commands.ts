@@ -50,7 +50,8 @@ export async function runScript(host: Host, script: string, args: string[], what
   if (named.length > 0) parts.push(Buffer.from('\0'));
   if (input !== undefined) parts.push(Buffer.isBuffer(input) ? input : Buffer.from(input));
   const prelude = named.length > 0 ? `${PRELUDE}\n` : '';
-  return runChecked(host, ['bash', '-c', `${prelude}set -euo pipefail\n${script}`, 'dbrepl', ...args], what, {
+  // --norc: bash reads ~/.bashrc when its stdin is a socket (as node's pipes are), taking it for rshd.
+  return runChecked(host, ['bash', '--norc', '--noprofile', '-c', `${prelude}set -euo pipefail\n${script}`, 'dbrepl', ...args], what, {
     ...rest,
     input: parts.length > 0 ? Buffer.concat(parts) : undefined,
   });

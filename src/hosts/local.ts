@@ -38,7 +38,9 @@ export class LocalHost implements Host {
       if (own !== 0) {
         return Promise.resolve({ code: 126, stdout: '', stderr: `cannot run as uid ${options.as.uid}: the tool runs as uid ${own}, not root`, timedOut: false });
       }
-      full = ['setpriv', `--reuid=${options.as.uid}`, `--regid=${options.as.gid}`, '--init-groups', '--', ...argv];
+      // The user's own HOME, PATH and names (programs read ~/ files: libpq's ~/.postgresql), then ours on top.
+      const env = Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${v}`);
+      full = ['setpriv', `--reuid=${options.as.uid}`, `--regid=${options.as.gid}`, '--init-groups', '--reset-env', '--', 'env', ...env, ...argv];
     }
     const [cmd, ...args] = full;
     if (!cmd) return Promise.resolve({ code: 127, stdout: '', stderr: 'empty command', timedOut: false });

@@ -159,7 +159,7 @@ export class SshHost implements Host {
       const me = (await this.facts()).uid;
       if (options.as.uid !== me) {
         if (me !== 0) return { code: 126, stdout: '', stderr: `cannot run as uid ${options.as.uid} on ${this.label}: the SSH user is not root (set ssh.sudo: true)`, timedOut: false };
-        parts.push('setpriv', `--reuid=${options.as.uid}`, `--regid=${options.as.gid}`, '--init-groups', '--');
+        parts.push('setpriv', `--reuid=${options.as.uid}`, `--regid=${options.as.gid}`, '--init-groups', '--reset-env', '--');
       }
     }
     const env = Object.entries(options.env ?? {});

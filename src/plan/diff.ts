@@ -1,6 +1,7 @@
 import { engineFor } from '../engines';
 import { ActionPlan, Inspection, Sides, stepText } from '../engines/engine';
 import type { Pair, Server, Topology } from '../model';
+import { plainOverNetwork, replicationTls } from '../engines/tls';
 import { endpointKey } from '../topology';
 import type { Action, DriftEntry, EnvMap, PairLive, Plan, PlannedPair, Status } from './types';
 
@@ -118,7 +119,8 @@ export function planPairs(input: PlanInput): PlannedPair[] {
       steps: action === 'none' ? [] : stepLines(details),
       disruption: details.disruption,
       preserved: details.preserved,
-      warnings: details.warnings,
+      warnings: [...details.warnings, ...encryptionWarnings(pair)],
+      replication_tls: replicationTls(pair.master),
       lag_seconds: live.lagSeconds,
       lag_bytes: live.lagBytes,
       error: live.state === 'unreachable' ? live.error : null,
@@ -130,6 +132,18 @@ export function planPairs(input: PlanInput): PlannedPair[] {
 export function identityOf(server: Server, inspections: ReadonlyMap<string, Inspection>): string {
   const i = inspections.get(server.ref);
   return i?.ok ? `${server.engine}:${engineFor(server.engine).identity(i.facts).key}` : endpointKey(server);
+}
+
+/** What travels unencrypted: the pair's replication channel, the tool's own connections (loopback aside). */
+export function encryptionWarnings(pair: Pair): string[] {
+  const out: string[] = [];
+  if (pair.desired === 'enabled' && replicationTls(pair.master) === 'none' && plainOverNetwork({ ...pair.master, ssh: undefined })) {
+    out.push(`replication traffic from ${pair.master.ref} to ${pair.slave.ref} is not encrypted: give ${pair.master.ref} a tls setting (mode require or verify-full)`);
+  }
+  for (const s of [pair.master, pair.slave]) {
+    if (plainOverNetwork(s)) out.push(`dbrepl's own connection to ${s.ref} (${s.host}:${s.port}) is not encrypted: it has neither ssh nor tls`);
+  }
+  return out;
 }
 
 /** Live replication on declared servers that no pair of the file declares. */

@@ -21,6 +21,8 @@ export interface PlannedPair {
   disruption: string | null;
   preserved: string | null;
   warnings: string[];
+  /** How the replication channel travels: the master's TLS mode (verify-full, require) or none. */
+  replication_tls: 'verify-full' | 'require' | 'none';
   lag_seconds: number | null;
   lag_bytes: number | null;
   result?: Result;

@@ -30,6 +30,7 @@ export function planText(plan: Plan, applied = false): string {
     if (p.action !== 'none' && !applied) {
       for (const s of p.steps) out.push(`    - ${s}`);
       if (p.disruption) out.push(`    disruption: ${p.disruption}`);
+      out.push(`    replication traffic: ${p.replication_tls === 'none' ? 'not encrypted' : `TLS (${p.replication_tls})`}`);
     }
     if (p.preserved && p.action !== 'none') out.push(`    previous slave data ${applied && p.result === 'done' ? 'kept' : 'will be kept'} at: ${p.preserved}`);
     for (const w of p.warnings) out.push(`    warning: ${w}`);

@@ -25,6 +25,8 @@ export interface MariaOptions {
   /** Run it inside this network namespace (a lab host), listening on `address` only. */
   netns?: string;
   address?: string;
+  /** Serve TLS with this certificate (and trust this CA for clients that present one). */
+  tls?: { pem: import('./tls').Pem; ca: import('./tls').Pem };
 }
 
 export class MariaServer {
@@ -133,6 +135,10 @@ export async function startMariaDB(options: MariaOptions = {}): Promise<MariaSer
     ...(options.logBin === false ? {} : { 'log-bin': path.join(base, 'data', 'mysql-bin') }),
     ...options.settings,
   };
+  if (options.tls) {
+    const files = await (await import('./tls')).installFor('mysql', server.runDir, options.tls.pem, options.tls.ca);
+    Object.assign(settings, { 'ssl-cert': files.cert, 'ssl-key': files.key, 'ssl-ca': files.ca! });
+  }
   fs.writeFileSync(
     server.optionsFile,
     `[mysqld]\n${Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join('\n')}\n!includedir ${path.join(base, 'conf.d')}\n`,

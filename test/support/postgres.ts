@@ -35,6 +35,8 @@ export interface PgOptions {
   /** Run it inside this network namespace (a lab host), listening on `address` only. */
   netns?: string;
   address?: string;
+  /** Serve TLS with this certificate (ssl = on). */
+  tls?: import('./tls').Pem;
 }
 
 export class PgCluster {
@@ -155,6 +157,10 @@ export async function startPostgres(options: PgOptions = {}): Promise<PgCluster>
     settings.data_directory = `'${dataDir}'`;
     settings.hba_file = `'${path.join(confDir, 'pg_hba.conf')}'`;
     settings.ident_file = `'${path.join(confDir, 'pg_ident.conf')}'`;
+  }
+  if (options.tls) {
+    const files = await (await import('./tls')).installFor('postgres', base, options.tls);
+    Object.assign(settings, { ssl: 'on', ssl_cert_file: `'${files.cert}'`, ssl_key_file: `'${files.key}'` });
   }
   const conf = path.join(confDir, 'postgresql.conf');
   fs.appendFileSync(conf, '\n# test settings\n' + Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join('\n') + '\n');

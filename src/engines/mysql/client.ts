@@ -1,7 +1,9 @@
+import * as net from 'node:net';
 import { createConnection, RowDataPacket } from 'mysql2/promise';
 import { ConnectionError } from '../../errors';
 import type { Server } from '../../model';
 import type { Session } from '../engine';
+import { nodeTls } from '../tls';
 
 /** The slice of mysql2 the engine uses (values are bound client-side with `?`). */
 export interface Sql {
@@ -14,11 +16,16 @@ const LOCK_WAIT_S = 90;
 /** Opens an admin connection at the endpoint the host layer gives, runs fn, always closes. */
 export async function withClient<T>(session: Session, server: Server, fn: (sql: Sql) => Promise<T>): Promise<T> {
   const at = await session.hosts.endpoint(server);
+  const tunneled = at.host !== server.host || at.port !== server.port;
+  const t = nodeTls(server);
   let conn;
   try {
     conn = await createConnection({
-      host: at.host,
-      port: at.port,
+      // mysql2 checks the certificate against `host`: the file's host, also when a tunnel carries the bytes.
+      host: server.host,
+      port: server.port,
+      ...(tunneled ? { stream: () => tunnelSocket(at.host, at.port, server.host) } : {}),
+      ssl: t ? { ca: t.ca as string | undefined, cert: t.cert as string | undefined, key: t.key as string | undefined, rejectUnauthorized: t.rejectUnauthorized, verifyIdentity: server.tls?.mode === 'verify-full' } : undefined,
       user: server.user ?? 'root',
       password: server.password,
       connectTimeout: 10_000,
@@ -55,4 +62,15 @@ export async function withClient<T>(session: Session, server: Server, fn: (sql: 
     if (timedOut) conn.destroy();
     else await conn.end().catch(() => conn.destroy());
   }
+}
+
+/**
+ * A socket to the tunnel's local end that TLS takes for the server itself: Node names the
+ * certificate's expected host after the socket's `_host` when no servername is given (an
+ * IP address), and that must be the server's, not 127.0.0.1.
+ */
+function tunnelSocket(host: string, port: number, serverHost: string): net.Socket {
+  const socket = net.connect(port, host);
+  (socket as net.Socket & { _host?: string })._host = serverHost;
+  return socket;
 }

@@ -31,6 +31,38 @@ export interface SourceOptions {
   port: number;
   user: string;
   password: string;
+  /** The replication channel over TLS: files on the slave's host; `verify` checks the master's name. */
+  tls?: TlsPaths;
+}
+
+export interface TlsPaths {
+  verify: boolean;
+  ca?: string;
+  cert?: string;
+  key?: string;
+}
+
+/** The TLS part of CHANGE MASTER TO / CHANGE REPLICATION SOURCE TO, with the statement's own prefix. */
+function tlsClause(prefix: 'MASTER' | 'SOURCE', t: TlsPaths | undefined): { sql: string; values: unknown[] } {
+  if (!t) return { sql: '', values: [] };
+  const parts = [`${prefix}_SSL = 1`];
+  const values: unknown[] = [];
+  for (const [k, v] of [['CA', t.ca], ['CERT', t.cert], ['KEY', t.key]] as const) {
+    if (v) {
+      parts.push(`${prefix}_SSL_${k} = ?`);
+      values.push(v);
+    }
+  }
+  parts.push(`${prefix}_SSL_VERIFY_SERVER_CERT = ${t.verify ? 1 : 0}`);
+  return { sql: `, ${parts.join(', ')}`, values };
+}
+
+function changeStatement(head: string, prefix: 'MASTER' | 'SOURCE', positioning: string, o: SourceOptions): { sql: string; values: unknown[] } {
+  const tls = tlsClause(prefix, o.tls);
+  return {
+    sql: `${head} ${prefix}_HOST = ?, ${prefix}_PORT = ?, ${prefix}_USER = ?, ${prefix}_PASSWORD = ?, ${positioning}, ${prefix}_CONNECT_RETRY = 5${tls.sql}`,
+    values: [o.host, o.port, o.user, o.password, ...tls.values],
+  };
 }
 
 export interface Dialect {
@@ -63,7 +95,11 @@ export interface Dialect {
   dumpArgs: string[];
   /** Replication user statements (values bound client-side); `secret` is what stands for the password. */
   replicationUser(user: string, host: string, secret: string): Array<{ sql: string; values: unknown[] }>;
+  /** [client] option-file lines that make the command-line programs use TLS. */
+  clientTls(t: TlsPaths): string[];
 }
+
+const tlsFiles = (t: TlsPaths): string[] => [t.ca && `ssl-ca=${t.ca}`, t.cert && `ssl-cert=${t.cert}`, t.key && `ssl-key=${t.key}`].filter((x): x is string => !!x);
 
 interface Row {
   flavour: Flavour;
@@ -85,10 +121,7 @@ const TABLE: Row[] = [
       stopReplica: 'STOP SLAVE',
       resetReplicaAll: 'RESET SLAVE ALL',
       resetBinlogs: 'RESET MASTER',
-      changeSource: (o) => ({
-        sql: 'CHANGE MASTER TO MASTER_HOST = ?, MASTER_PORT = ?, MASTER_USER = ?, MASTER_PASSWORD = ?, MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 5',
-        values: [o.host, o.port, o.user, o.password],
-      }),
+      changeSource: (o) => changeStatement('CHANGE MASTER TO', 'MASTER', 'MASTER_USE_GTID = slave_pos', o),
       executedGtids: '@@GLOBAL.gtid_binlog_pos',
       waitForGtids: 'SELECT MASTER_GTID_WAIT(?, ?) AS r',
       readOnly: (on) => [`SET GLOBAL read_only = ${on ? 1 : 0}`],
@@ -98,6 +131,7 @@ const TABLE: Row[] = [
       setServerId: 'SET GLOBAL server_id = ?',
       dumpProgram: 'mariadb-dump',
       clientProgram: 'mariadb',
+      clientTls: (t) => ['ssl', ...tlsFiles(t), ...(t.verify ? ['ssl-verify-server-cert'] : [])],
       dumpArgs: [...COMMON_DUMP, '--gtid', '--master-data=1'],
       // MariaDB takes a mysql_native_password hash: the password itself never travels in a statement.
       replicationUser: (user, host, hash) => [
@@ -117,10 +151,7 @@ const TABLE: Row[] = [
       stopReplica: 'STOP SLAVE',
       resetReplicaAll: 'RESET SLAVE ALL',
       resetBinlogs: 'RESET MASTER',
-      changeSource: (o) => ({
-        sql: 'CHANGE MASTER TO MASTER_HOST = ?, MASTER_PORT = ?, MASTER_USER = ?, MASTER_PASSWORD = ?, MASTER_AUTO_POSITION = 1, GET_MASTER_PUBLIC_KEY = 1, MASTER_CONNECT_RETRY = 5',
-        values: [o.host, o.port, o.user, o.password],
-      }),
+      changeSource: (o) => changeStatement('CHANGE MASTER TO', 'MASTER', 'MASTER_AUTO_POSITION = 1, GET_MASTER_PUBLIC_KEY = 1', o),
       executedGtids: '@@GLOBAL.gtid_executed',
       waitForGtids: 'SELECT WAIT_FOR_EXECUTED_GTID_SET(?, ?) AS r',
       readOnly: (on) => (on ? ['SET PERSIST read_only = ON'] : ['SET PERSIST super_read_only = OFF', 'SET PERSIST read_only = OFF']),
@@ -130,6 +161,7 @@ const TABLE: Row[] = [
       setServerId: 'SET PERSIST server_id = ?',
       dumpProgram: 'mysqldump',
       clientProgram: 'mysql',
+      clientTls: (t) => [`ssl-mode=${t.verify ? 'VERIFY_IDENTITY' : 'REQUIRED'}`, ...tlsFiles(t)],
       dumpArgs: [...COMMON_DUMP, '--master-data=1', '--set-gtid-purged=ON'],
       // MySQL rewrites the password out of its logs; caching_sha2_password has no client-side hash form.
       replicationUser: (user, host, password) => [
@@ -148,10 +180,7 @@ const TABLE: Row[] = [
     flavour: 'mysql',
     since: [8, 0, 23],
     set: {
-      changeSource: (o) => ({
-        sql: 'CHANGE REPLICATION SOURCE TO SOURCE_HOST = ?, SOURCE_PORT = ?, SOURCE_USER = ?, SOURCE_PASSWORD = ?, SOURCE_AUTO_POSITION = 1, GET_SOURCE_PUBLIC_KEY = 1, SOURCE_CONNECT_RETRY = 5',
-        values: [o.host, o.port, o.user, o.password],
-      }),
+      changeSource: (o) => changeStatement('CHANGE REPLICATION SOURCE TO', 'SOURCE', 'SOURCE_AUTO_POSITION = 1, GET_SOURCE_PUBLIC_KEY = 1', o),
     },
   },
   { flavour: 'mysql', since: [8, 0, 26], set: { dumpArgs: [...COMMON_DUMP, '--source-data=1', '--set-gtid-purged=ON'] } },

@@ -11,18 +11,24 @@ import type { MyFacts } from './inspect';
  * stdin: never in argv, never in the environment of a program.
  */
 
-/** A [client] option file for one login. */
-export function clientOptions(server: { host: string; port: number }, user: string, password: string): string {
+/** A [client] option file for one login, with its TLS lines (see Dialect.clientTls). */
+export function clientOptions(server: { host: string; port: number }, user: string, password: string, tls: string[] = []): string {
   const q = (v: string | number): string => `"${String(v).replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
-  return `[client]\nhost=${q(server.host)}\nport=${q(server.port)}\nuser=${q(user)}\npassword=${q(password)}\nprotocol=TCP\n`;
+  return `[client]\nhost=${q(server.host)}\nport=${q(server.port)}\nuser=${q(user)}\npassword=${q(password)}\nprotocol=TCP\n${tls.map((l) => `${l}\n`).join('')}`;
 }
 
-const adminOptions = (server: Server): string => clientOptions(server, server.user ?? 'root', server.password ?? '');
+/** A server's admin login for the programs, with the TLS lines its `tls` asks for. */
+export interface Login {
+  server: Server;
+  tls: string[];
+}
+
+const adminOptions = (l: Login): string => clientOptions(l.server, l.server.user ?? 'root', l.server.password ?? '', l.tls);
 
 /** The replication login, tried from the slave's host exactly as the slave will use it. */
-export async function checkLoginFromHost(host: Host, d: Dialect, master: Server, user: string, password: string): Promise<void> {
-  await runScript(host, '"$1" --defaults-file=<(printf %s "$cnf") --connect-timeout=10 -e "SELECT 1" >/dev/null', [d.clientProgram], `the replication login ${user} to ${master.ref} from ${host.label}`, {
-    secrets: { cnf: clientOptions(master, user, password) },
+export async function checkLoginFromHost(host: Host, d: Dialect, master: Login, user: string, password: string): Promise<void> {
+  await runScript(host, '"$1" --defaults-file=<(printf %s "$cnf") --connect-timeout=10 -e "SELECT 1" >/dev/null', [d.clientProgram], `the replication login ${user} to ${master.server.ref} from ${host.label}`, {
+    secrets: { cnf: clientOptions(master.server, user, password, master.tls) },
   });
 }
 
@@ -36,7 +42,7 @@ export function ownDumpArgs(d: Dialect): string[] {
  * is created exclusively under an unpredictable name and renamed when complete, by `as`
  * (the owner of the directory it goes to).
  */
-export async function dumpToFile(host: Host, d: Dialect, slave: Server, file: string, timeoutMs: number, as?: RunAs): Promise<void> {
+export async function dumpToFile(host: Host, d: Dialect, slave: Login, file: string, timeoutMs: number, as?: RunAs): Promise<void> {
   await runScript(
     host,
     `out=$1; dump=$2; shift 2
@@ -48,7 +54,7 @@ trap 'rm -f -- "$tmp"' EXIT
 # ln never replaces what is there (mv -n would skip silently on older coreutils).
 ln -- "$tmp" "$out"`,
     [file, d.dumpProgram, ...ownDumpArgs(d)],
-    `dumping ${slave.ref} to ${file}`,
+    `dumping ${slave.server.ref} to ${file}`,
     { secrets: { cnf: adminOptions(slave) }, timeoutMs, as },
   );
 }
@@ -59,26 +65,26 @@ ln -- "$tmp" "$out"`,
  * slave's binary log; `trailer` runs last in the same session (it restores the slave's
  * admin account, which the master's `mysql` schema would otherwise replace).
  */
-export async function streamCopy(host: Host, d: Dialect, md: Dialect, master: Server, slave: Server, trailer: string, timeoutMs: number): Promise<void> {
+export async function streamCopy(host: Host, d: Dialect, md: Dialect, master: Login, slave: Login, trailer: string, timeoutMs: number): Promise<void> {
   await runScript(
     host,
     // A failed dump must fail the pipeline (and must not be followed by the trailer).
     `dump=$1; client=$2; shift 2
 { printf 'SET SESSION sql_log_bin=0;\\n'; "$dump" --defaults-file=<(printf %s "$src") "$@" || exit 1; printf '%s\\n' "$trailer"; } | "$client" --defaults-file=<(printf %s "$dst") --binary-mode`,
     [md.dumpProgram, d.clientProgram, ...md.dumpArgs],
-    `copying ${master.ref} into ${slave.ref}`,
+    `copying ${master.server.ref} into ${slave.server.ref}`,
     { secrets: { src: adminOptions(master), dst: adminOptions(slave), trailer }, timeoutMs },
   );
 }
 
 /** Loads the slave's own dump back (after a failed copy). */
-export async function restoreFromFile(host: Host, d: Dialect, slave: Server, file: string, trailer: string, timeoutMs: number): Promise<void> {
+export async function restoreFromFile(host: Host, d: Dialect, slave: Login, file: string, trailer: string, timeoutMs: number): Promise<void> {
   await runScript(
     host,
     `in=$1; client=$2
 { printf 'SET SESSION sql_log_bin=0;\\n'; gunzip -c -- "$in" || exit 1; printf '%s\\n' "$trailer"; } | "$client" --defaults-file=<(printf %s "$dst") --binary-mode`,
     [file, d.clientProgram],
-    `restoring ${slave.ref} from ${file}`,
+    `restoring ${slave.server.ref} from ${file}`,
     { secrets: { dst: adminOptions(slave), trailer }, timeoutMs },
   );
 }

@@ -10,6 +10,7 @@ import { checkPrograms, verifyHost } from './host-side';
 import type { MyFacts } from './inspect';
 import { checkOptionsFile, optionsAsServerReads, optionsFile } from './options';
 import { blockers } from './state';
+import { replicationTls } from '../tls';
 import { adminAccount, dataBytes, service } from './steps';
 
 /**
@@ -36,6 +37,9 @@ export async function preflight(pair: Pair, { m, s }: Sides<MyFacts>, planned: {
   }
 
   for (const b of blockers(m, s)) error(b);
+  if (replicationTls(pair.master) === 'verify-full' && !pair.master.tls?.ca) {
+    error(`replication from ${pair.master.ref} with tls verify-full needs tls.ca: the slave's server and the copy programs verify the master's certificate against a CA file`);
+  }
   if (s.dumpClients.length > 0) {
     error(`${pair.slave.ref} is serving ${s.dumpClients.length} replica connection(s) of its own (${s.dumpClients.join(', ')}); refusing to overwrite a master — fix the file or stop those replicas first`);
   }

@@ -8,7 +8,8 @@ import type { ActionPlan, ChangeAction, Session, Sides, Step } from '../engine';
 import { serviceArgv } from '../service';
 import { withClient, Sql } from './client';
 import { Dialect, dialectFor, nativePasswordHash, renderStatement } from './dialect';
-import { checkLoginFromHost, dumpToFile, ownDumpArgs, restoreFromFile, streamCopy } from './host-side';
+import { checkLoginFromHost, dumpToFile, Login, ownDumpArgs, restoreFromFile, streamCopy } from './host-side';
+import { replicationTls, TlsFiles, tlsFilesFor, writeTlsFiles } from '../tls';
 import { MyFacts, readFacts } from './inspect';
 import { optionsFile, restoreOptions, verifyServerReads, writeOptions } from './options';
 import { preservedPath, serverIdFor } from './state';
@@ -78,8 +79,20 @@ function enableSteps(pair: Pair, { m, s }: Sides<MyFacts>, stamp: string): Actio
   const password = pair.replication.password ?? '';
   const preserved = preservedPath(s.datadir, stamp);
   const serverId = s.serverId === 0 || s.serverId === m.serverId ? serverIdFor(pair.slave, [m.serverId, 0]) : s.serverId;
-  const replUser = md.replicationUser(user, pair.slave.host, mariadb ? nativePasswordHash(password) : password);
-  const change = d.changeSource({ host: pair.master.host, port: pair.master.port, user, password });
+  // TLS: the master's files on the slave's host serve the copy and the replication channel; the
+  // slave's own files serve the programs that load into it.
+  const masterTls = replicationTls(pair.master);
+  const masterFiles = masterTls === 'none' ? null : tlsFilesFor(s.datadir, pair.master);
+  const slaveTls = replicationTls(pair.slave);
+  const slaveFiles = slaveTls === 'none' ? null : tlsFilesFor(s.datadir, pair.slave);
+  const paths = (files: TlsFiles | null, mode: string) => (files ? { verify: mode === 'verify-full', ca: files.ca, cert: files.cert, key: files.key } : undefined);
+  const login = (server: Server, dialect: Dialect, files: TlsFiles | null, mode: string): Login => ({ server, tls: files ? dialect.clientTls(paths(files, mode)!) : [] });
+  const replUser = [
+    ...md.replicationUser(user, pair.slave.host, mariadb ? nativePasswordHash(password) : password),
+    // The master refuses this login without TLS: the channel cannot fall back to plain text.
+    ...(masterTls === 'none' ? [] : [{ sql: 'ALTER USER ?@? REQUIRE SSL', values: [user, pair.slave.host] }]),
+  ];
+  const change = d.changeSource({ host: pair.master.host, port: pair.master.port, user, password, tls: paths(masterFiles, masterTls) });
   const slaveSettings: Record<string, number> = { server_id: serverId, read_only: 1 };
   const st = { trailer: '', optionsBefore: undefined as string | null | undefined, settingsTouched: false, emptied: false, ownBytes: 0 };
   const slaveHost = (session: Session): Promise<Host> => session.hosts.forServer(pair.slave);
@@ -116,12 +129,26 @@ function enableSteps(pair: Pair, { m, s }: Sides<MyFacts>, stamp: string): Actio
         for (const q of replUser) await sql.query(q.sql, q.values);
       }),
   });
+  if (masterFiles || slaveFiles) {
+    steps.push({
+      id: 'tls-files',
+      side: 'slave host',
+      title: 'write the TLS files',
+      text: `slave host: write ${[masterFiles, slaveFiles].flatMap((f) => (f ? [f.ca, f.cert, f.key] : [])).filter(Boolean).join(', ')} (CA and client certificates, readable by the slave's server only)`,
+      run: async (session) => {
+        const host = await slaveHost(session);
+        const owner = await statOwner(host, s.datadir);
+        if (masterFiles) await writeTlsFiles(host, masterFiles, pair.master, owner);
+        if (slaveFiles) await writeTlsFiles(host, slaveFiles, pair.slave, owner);
+      },
+    });
+  }
   steps.push({
     id: 'replication-login',
     side: 'slave host',
     title: 'log in to the master as the replication user',
     text: `slave host: ${d.clientProgram} -e "SELECT 1" to ${pair.master.host}:${pair.master.port} as ${user} (the login the slave will use)`,
-    run: async (session) => checkLoginFromHost(await slaveHost(session), d, pair.master, user, password),
+    run: async (session) => checkLoginFromHost(await slaveHost(session), d, login(pair.master, d, masterFiles, masterTls), user, password),
   });
   steps.push({
     id: 'admin-account',
@@ -179,7 +206,7 @@ function enableSteps(pair: Pair, { m, s }: Sides<MyFacts>, stamp: string): Actio
     run: async (session) => {
       const host = await slaveHost(session);
       st.ownBytes = await dataBytes(session, pair.slave);
-      await dumpToFile(host, d, pair.slave, preserved, copyTimeoutMs(st.ownBytes, pair.copyTimeoutSeconds), await dirOwner(host, preserved));
+      await dumpToFile(host, d, login(pair.slave, d, slaveFiles, slaveTls), preserved, copyTimeoutMs(st.ownBytes, pair.copyTimeoutSeconds), await dirOwner(host, preserved));
     },
   });
   const reset = [d.stopReplica, d.resetReplicaAll];
@@ -212,7 +239,7 @@ function enableSteps(pair: Pair, { m, s }: Sides<MyFacts>, stamp: string): Actio
           if (s.gtidSlavePos !== null) await sql.query('SET GLOBAL gtid_slave_pos = ?', [s.gtidSlavePos]).catch(() => undefined);
         }).catch((e: unknown) => notes.push(`tidying before the load failed (${messageOf(e)})`));
         // The bound of the load is not the pair's copy_timeout: a rollback is not cut short.
-        await restoreFromFile(await slaveHost(session), d, pair.slave, preserved, st.trailer, copyTimeoutMs(st.ownBytes));
+        await restoreFromFile(await slaveHost(session), d, login(pair.slave, d, slaveFiles, slaveTls), preserved, st.trailer, copyTimeoutMs(st.ownBytes));
         const gone = s.replica ? `; its replication settings (it followed ${s.replica.sourceHost}:${s.replica.sourcePort}) were reset and are not restored` : '';
         return [`the slave was restored from its dump ${preserved}${gone}`, ...notes].join('; ');
       },
@@ -225,7 +252,7 @@ function enableSteps(pair: Pair, { m, s }: Sides<MyFacts>, stamp: string): Actio
     text: `slave host: ${md.dumpProgram} ${md.dumpArgs.join(' ')} on the master, piped straight into ${d.clientProgram} on the slave with sql_log_bin=0 (full online copy; the slave's admin account is put back at the end)`,
     run: async (session) => {
       const bytes = await dataBytes(session, pair.master);
-      await streamCopy(await slaveHost(session), d, md, pair.master, pair.slave, st.trailer, copyTimeoutMs(bytes, pair.copyTimeoutSeconds));
+      await streamCopy(await slaveHost(session), d, md, login(pair.master, md, masterFiles, masterTls), login(pair.slave, d, slaveFiles, slaveTls), st.trailer, copyTimeoutMs(bytes, pair.copyTimeoutSeconds));
     },
   });
   const follow = [...(d.superReadOnly ? [d.superReadOnly] : []), change.sql, d.startReplica];
@@ -233,7 +260,9 @@ function enableSteps(pair: Pair, { m, s }: Sides<MyFacts>, stamp: string): Actio
     id: 'follow',
     side: 'slave',
     title: 'keep copied events from running, read-only for every account, follow the master by GTID',
-    text: `slave: ALTER EVENT ... ${d.disableEventOnReplica} for every enabled event; ${[...(d.superReadOnly ? [d.superReadOnly] : []), renderStatement(change.sql, change.values, [3]), d.startReplica].join('; ')}`,
+    text: `slave: ALTER EVENT ... ${d.disableEventOnReplica} for every enabled event; ${[...(d.superReadOnly ? [d.superReadOnly] : []), renderStatement(change.sql, change.values, [3]), d.startReplica].join('; ')}${
+      masterTls === 'none' ? '' : ` (replication over TLS, ${masterTls})`
+    }`,
     run: (session) =>
       slaveSql(session, async (sql) => {
         await sql.query('SET SESSION sql_log_bin = 0');

@@ -2,6 +2,7 @@ import { Client } from 'pg';
 import { ConnectionError } from '../../errors';
 import type { Server } from '../../model';
 import type { Session } from '../engine';
+import { nodeTls } from '../tls';
 
 /** The slice of pg the engine uses. */
 export interface Sql {
@@ -30,6 +31,8 @@ export async function withClient<T>(session: Session, server: Server, fn: (sql: 
     // The server enforces statement_timeout; these bound a wait on a partitioned network.
     query_timeout: 90_000,
     keepAlive: true,
+    // The server's `tls`: verify-full checks the certificate against the file's host, also through a tunnel.
+    ssl: nodeTls(server) ?? undefined,
   });
   // An idle connection dropped by the server (e.g. during promotion) must not crash the process.
   client.on('error', () => undefined);

@@ -87,11 +87,11 @@ function maskToPrefix(mask: string): number | null {
   return zero === -1 ? bits.length : zero;
 }
 
-/** The line the tool adds (first in the file, so it wins over any later reject). */
-export function hbaLine(user: string, address: string, method: string): string {
+/** The line the tool adds (first in the file, so it wins over any later reject); `hostssl` when the pair uses TLS. */
+export function hbaLine(user: string, address: string, method: string, ssl = false): string {
   const family = isIP(address);
   const addr = family === 4 ? `${address}/32` : family === 6 ? `${address}/128` : address;
-  return `host replication "${user.replace(/"/g, '""')}" ${addr} ${method}`;
+  return `${ssl ? 'hostssl' : 'host'} replication "${user.replace(/"/g, '""')}" ${addr} ${method}`;
 }
 
 /** A rule as the file has it, for messages. */

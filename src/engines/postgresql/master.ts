@@ -60,10 +60,10 @@ export async function dropSlotWhenFree(sql: Sql, slot: string, where: string): P
  * stopped before its reload is not in force). An operator's refusing rule found now (it
  * was not there at plan time) stops the step: policy is never overridden.
  */
-export async function addHbaRule(session: Session, pair: Pair, masterHost: () => Promise<Host>, user: string): Promise<void> {
+export async function addHbaRule(session: Session, pair: Pair, masterHost: () => Promise<Host>, user: string, tls: boolean): Promise<void> {
   await withClient(session, pair.master, async (sql) => {
     const facts = await readFacts(sql);
-    const decision = hbaDecision(await hbaRules(sql), user, pair.slave.host, facts.ssl);
+    const decision = hbaDecision(await hbaRules(sql), user, pair.slave.host, tls || facts.ssl);
     if (decision.kind === 'refused') throw new DbreplError('STEP', hbaRefusal(pair, user, facts.hbaFile, decision));
     if (decision.kind === 'admitted') {
       await sql.query('SELECT pg_reload_conf()');
@@ -74,7 +74,7 @@ export async function addHbaRule(session: Session, pair: Pair, masterHost: () =>
     const before = await readServerFile(host, file);
     if (before === null) throw new DbreplError('STEP', `cannot read ${file} on ${host.label}`);
     const method = facts.passwordEncryption === 'md5' ? 'md5' : 'scram-sha-256';
-    const added = `# dbrepl: replication login ${user} from ${pair.slave.host} (first added for ${pair.slave.ref})\n${hbaLine(user, pair.slave.host, method)}\n`;
+    const added = `# dbrepl: replication login ${user} from ${pair.slave.host} (first added for ${pair.slave.ref})\n${hbaLine(user, pair.slave.host, method, tls)}\n`;
     await writeFile(host, file, added + before);
     const errors = (await hbaRules(sql)).filter((r) => r.error);
     if (errors.length > 0) {

@@ -10,6 +10,7 @@ import { databaseBytes, PgFacts } from './inspect';
 import { hbaRefusal } from './master';
 import { findBasebackup, standbyShortfalls, verifyHost } from './slave';
 import { DEFAULT_SERVICE, restartSettings, slotName } from './state';
+import { replicationTls } from '../tls';
 import { major } from './steps';
 
 /**
@@ -32,7 +33,12 @@ export async function preflight(pair: Pair, { m, s }: Sides<PgFacts>, planned: {
   if (short.length > 0) {
     error(`the slave's own settings are lower than the master's (${short.join(', ')}); a standby refuses to run with them: raise them in ${pair.slave.ref}'s configuration first`);
   }
-  const hba = m.hbaRules ? hbaDecision(m.hbaRules, user, pair.slave.host, m.ssl) : null;
+  const tlsMode = replicationTls(pair.master);
+  if (tlsMode !== 'none' && !m.ssl) error(`${pair.master.ref} has tls (${tlsMode}) in the file but serves no TLS (ssl = off): turn ssl on there first`);
+  if (tlsMode === 'verify-full' && !pair.master.tls?.ca) {
+    error(`replication from ${pair.master.ref} with tls verify-full needs tls.ca: libpq on the slave verifies the master's certificate against a CA file`);
+  }
+  const hba = m.hbaRules ? hbaDecision(m.hbaRules, user, pair.slave.host, tlsMode !== 'none' || m.ssl) : null;
   if (hba?.kind === 'refused') error(hbaRefusal(pair, user, m.hbaFile, hba));
   out.push(...(await finding('error', () => checkLoginSurvives(session, pair))));
 

@@ -13,6 +13,7 @@ import { databaseBytes, PgFacts, readFacts } from './inspect';
 import { lsnToBigInt } from './lsn';
 import { addHbaRule, dropSlotWhenFree, ensureRole, ensureSlot, restartMaster, restoreMaster } from './master';
 import { findBasebackup, restoreOwnConfig } from './slave';
+import { replicationTls, tlsFilesFor, writeTlsFiles } from '../tls';
 import { preservedPath, restartSettings, service, slotName, START_TIMEOUT_MS, STOP_TIMEOUT_MS } from './state';
 
 export const major = (f: PgFacts): number => Math.floor(f.versionNum / 10000);
@@ -34,7 +35,11 @@ function enableSteps(pair: Pair, { m, s }: Sides<PgFacts>, stamp: string): Actio
   const preserved = preservedPath(dataDir, stamp);
   const restart = restartSettings(m, slot);
   const restartKeys = Object.entries(restart);
-  const hba = m.hbaRules ? hbaDecision(m.hbaRules, user, pair.slave.host, m.ssl) : { kind: 'add' as const, why: 'the rules cannot be read' };
+  const tlsMode = replicationTls(pair.master);
+  const tlsFiles = tlsMode === 'none' ? null : tlsFilesFor(dataDir, pair.master);
+  // With TLS the slave connects over SSL (so a hostssl rule applies); without, libpq prefers SSL when the master offers it.
+  const ssl = tlsMode !== 'none' || m.ssl;
+  const hba = m.hbaRules ? hbaDecision(m.hbaRules, user, pair.slave.host, ssl) : { kind: 'add' as const, why: 'the rules cannot be read' };
   const method = m.passwordEncryption === 'md5' ? 'md5' : 'scram-sha-256';
   const st = { createdSlot: false, moved: false, autoConf: null as { file: string; text: string | null } | null };
   let owner: Promise<RunAs> | undefined;
@@ -83,8 +88,8 @@ function enableSteps(pair: Pair, { m, s }: Sides<PgFacts>, stamp: string): Actio
         ? `master: ${m.hbaFile} line ${hba.line} admits ${user} from ${pair.slave.host}; reload (pg_reload_conf) so the file on disk is in force`
         : hba.kind === 'refused'
           ? `master: ${m.hbaFile} line ${hba.line} ("${hba.rule}") refuses ${user} from ${pair.slave.host}: nothing is added above an operator's rule`
-          : `master: add "${hbaLine(user, pair.slave.host, method)}" at the top of ${m.hbaFile} and reload (no rule admits it: ${hba.why})`,
-    run: (session) => addHbaRule(session, pair, () => session.hosts.forServer(pair.master), user),
+          : `master: add "${hbaLine(user, pair.slave.host, method, tlsMode !== 'none')}" at the top of ${m.hbaFile} and reload (no rule admits it: ${hba.why})`,
+    run: (session) => addHbaRule(session, pair, () => session.hosts.forServer(pair.master), user, tlsMode !== 'none'),
   });
   steps.push({
     id: 'slot',
@@ -167,11 +172,25 @@ function enableSteps(pair: Pair, { m, s }: Sides<PgFacts>, stamp: string): Actio
       },
     },
   });
+  if (tlsFiles) {
+    steps.push({
+      id: 'tls-files',
+      side: 'slave host',
+      title: "write the master's TLS files",
+      text: `slave host: write ${[tlsFiles.ca, tlsFiles.cert, tlsFiles.key].filter(Boolean).join(', ')} (the master's CA${tlsFiles.cert ? ' and client certificate' : ''}, readable by the slave's server only)`,
+      run: async (session) => writeTlsFiles(await slaveHost(session), tlsFiles, pair.master, await ownerOf(session)),
+    });
+  }
+  const sslEnv: Record<string, string> = tlsFiles
+    ? { PGSSLMODE: tlsMode, ...(tlsFiles.ca ? { PGSSLROOTCERT: tlsFiles.ca } : {}), ...(tlsFiles.cert ? { PGSSLCERT: tlsFiles.cert } : {}), ...(tlsFiles.key ? { PGSSLKEY: tlsFiles.key } : {}) }
+    : {};
   steps.push({
     id: 'copy',
     side: 'slave',
     title: 'pg_basebackup from the master',
-    text: `slave: pg_basebackup -X stream -R -S ${slot} -c fast from ${pair.master.host}:${pair.master.port} as ${user} (full online backup of the master), as the owner of ${dataDir}`,
+    text: `slave: pg_basebackup -X stream -R -S ${slot} -c fast from ${pair.master.host}:${pair.master.port} as ${user} (full online backup of the master), as the owner of ${dataDir}${
+      tlsFiles ? `; over TLS, sslmode=${tlsMode}${tlsFiles.ca ? ` sslrootcert=${tlsFiles.ca}` : ''} (kept in primary_conninfo for the replication channel)` : ''
+    }`,
     run: async (session) => {
       const host = await slaveHost(session);
       const as = await ownerOf(session);
@@ -180,7 +199,7 @@ function enableSteps(pair: Pair, { m, s }: Sides<PgFacts>, stamp: string): Actio
       // The password reaches pg_basebackup alone, through stdin: not in argv, not in the runner's environment.
       await runScript(host, 'PGPASSWORD="$pgpassword" exec "$@"', [bin, '-D', dataDir, '-X', 'stream', '-R', '-S', slot, '-c', 'fast', '--no-password'], 'pg_basebackup', {
         secrets: { pgpassword: password },
-        env: { PGHOST: pair.master.host, PGPORT: String(pair.master.port), PGUSER: user, PGAPPNAME: slot, PGCONNECT_TIMEOUT: '15' },
+        env: { PGHOST: pair.master.host, PGPORT: String(pair.master.port), PGUSER: user, PGAPPNAME: slot, PGCONNECT_TIMEOUT: '15', ...sslEnv },
         timeoutMs: copyTimeoutMs(bytes, pair.copyTimeoutSeconds),
         as,
       });

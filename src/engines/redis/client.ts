@@ -2,6 +2,7 @@ import Redis from 'ioredis';
 import { ConnectionError } from '../../errors';
 import type { Server } from '../../model';
 import type { Session } from '../engine';
+import { nodeTls } from '../tls';
 
 /** The slice of ioredis the engine uses. */
 export interface Cmd {
@@ -24,6 +25,7 @@ export async function withClient<T>(session: Session, server: Server, fn: (redis
     // The ready check runs INFO, which a replication-only ACL user may not (and would warn on the console).
     enableReadyCheck: false,
     retryStrategy: () => null,
+    tls: nodeTls(server) ?? undefined,
   });
   // The reason a connection closes (WRONGPASS, NOAUTH) arrives as an 'error' event; keep it for the message.
   let reason: Error | undefined;
