@@ -972,8 +972,8 @@ var require_parser_cache = __commonJS({
       }
       return Boolean(nestTables);
     }
-    function optionBits(type, options, config3, nestTables, dateStrings) {
-      return (type === "binary" ? 1 : 0) | (options.rowsAsArray ? 2 : 0) | (options.supportBigNumbers || config3.supportBigNumbers ? 4 : 0) | (options.bigNumberStrings || config3.bigNumberStrings ? 8 : 0) | typeCastKind(options.typeCast) << 4 | (options.decimalNumbers ? 64 : 0) | (config3.jsonStrings ? 128 : 0) | (nestTables === true ? 256 : 0) | (typeof nestTables === "string" ? 512 : 0) | (dateStrings === true ? 1024 : 0) | (Array.isArray(dateStrings) ? 2048 : 0);
+    function optionBits(type, options, config2, nestTables, dateStrings) {
+      return (type === "binary" ? 1 : 0) | (options.rowsAsArray ? 2 : 0) | (options.supportBigNumbers || config2.supportBigNumbers ? 4 : 0) | (options.bigNumberStrings || config2.bigNumberStrings ? 8 : 0) | typeCastKind(options.typeCast) << 4 | (options.decimalNumbers ? 64 : 0) | (config2.jsonStrings ? 128 : 0) | (nestTables === true ? 256 : 0) | (typeof nestTables === "string" ? 512 : 0) | (dateStrings === true ? 1024 : 0) | (Array.isArray(dateStrings) ? 2048 : 0);
     }
     function mixNumber(hash2, value) {
       return Math.imul(hash2 ^ (value | 0), 2654435761) | 0;
@@ -988,15 +988,15 @@ var require_parser_cache = __commonJS({
       }
       return hash2;
     }
-    function hashKey(type, fields, options, config3) {
+    function hashKey(type, fields, options, config2) {
       const nestTables = nestTablesKey(options.nestTables);
-      const dateStrings = dateStringsKey(options.dateStrings || config3.dateStrings);
+      const dateStrings = dateStringsKey(options.dateStrings || config2.dateStrings);
       const includeTable = nestTables !== false;
       let hash2 = mixNumber(
         2166136261,
-        optionBits(type, options, config3, nestTables, dateStrings)
+        optionBits(type, options, config2, nestTables, dateStrings)
       );
-      hash2 = mixString(hash2, String(options.timezone || config3.timezone));
+      hash2 = mixString(hash2, String(options.timezone || config2.timezone));
       if (typeof nestTables === "string") {
         hash2 = mixString(hash2, nestTables);
       }
@@ -1038,20 +1038,20 @@ var require_parser_cache = __commonJS({
       return true;
     }
     var Entry = class {
-      constructor(parser, type, fields, options, config3) {
+      constructor(parser, type, fields, options, config2) {
         this.parser = parser;
         this.nestTables = nestTablesKey(options.nestTables);
         this.dateStrings = dateStringsKey(
-          options.dateStrings || config3.dateStrings
+          options.dateStrings || config2.dateStrings
         );
         this.optionBits = optionBits(
           type,
           options,
-          config3,
+          config2,
           this.nestTables,
           this.dateStrings
         );
-        this.timezone = String(options.timezone || config3.timezone);
+        this.timezone = String(options.timezone || config2.timezone);
         const count = fields.length;
         this.columnTypes = new Array(count);
         this.characterSets = new Array(count);
@@ -1075,12 +1075,12 @@ var require_parser_cache = __commonJS({
           }
         }
       }
-      matches(type, fields, options, config3) {
+      matches(type, fields, options, config2) {
         const nestTables = nestTablesKey(options.nestTables);
         const dateStrings = dateStringsKey(
-          options.dateStrings || config3.dateStrings
+          options.dateStrings || config2.dateStrings
         );
-        if (this.optionBits !== optionBits(type, options, config3, nestTables, dateStrings) || this.nestTables !== nestTables || this.timezone !== String(options.timezone || config3.timezone) || this.names.length !== fields.length) {
+        if (this.optionBits !== optionBits(type, options, config2, nestTables, dateStrings) || this.nestTables !== nestTables || this.timezone !== String(options.timezone || config2.timezone) || this.names.length !== fields.length) {
           return false;
         }
         if (Array.isArray(dateStrings) && !sameList(this.dateStrings, dateStrings)) {
@@ -1095,22 +1095,22 @@ var require_parser_cache = __commonJS({
         return true;
       }
     };
-    function getParser(type, fields, options, config3, compiler) {
-      const hash2 = hashKey(type, fields, options, config3);
+    function getParser(type, fields, options, config2, compiler) {
+      const hash2 = hashKey(type, fields, options, config2);
       let entries = parserCache.get(hash2);
       if (entries !== void 0) {
         for (let i = 0; i < entries.length; ++i) {
-          if (entries[i].matches(type, fields, options, config3)) {
+          if (entries[i].matches(type, fields, options, config2)) {
             return entries[i].parser;
           }
         }
       }
-      const parser = compiler(fields, options, config3);
+      const parser = compiler(fields, options, config2);
       if (entries === void 0) {
         entries = [];
         parserCache.set(hash2, entries);
       }
-      entries.push(new Entry(parser, type, fields, options, config3));
+      entries.push(new Entry(parser, type, fields, options, config2));
       return parser;
     }
     function setMaxCache(max) {
@@ -10519,8 +10519,8 @@ var require_local_date = __commonJS({
       }
       return new Date(wallTime - offset);
     }
-    function usesLocalDate(field, options, config3) {
-      const timezone = options.timezone || config3.timezone;
+    function usesLocalDate(field, options, config2) {
+      const timezone = options.timezone || config2.timezone;
       if (timezone && timezone !== "local") {
         return false;
       }
@@ -10530,7 +10530,7 @@ var require_local_date = __commonJS({
       }
       return !helpers.typeMatch(
         type,
-        options.dateStrings || config3.dateStrings,
+        options.dateStrings || config2.dateStrings,
         Types
       );
     }
@@ -15868,19 +15868,19 @@ var require_text_parser = __commonJS({
     for (const t in Types) {
       typeNames[Types[t]] = t;
     }
-    function readCodeFor(field, encodingExpr, config3, options) {
+    function readCodeFor(field, encodingExpr, config2, options) {
       const type = field.columnType;
       const charset = field.characterSet;
       const supportBigNumbers = Boolean(
-        options.supportBigNumbers || config3.supportBigNumbers
+        options.supportBigNumbers || config2.supportBigNumbers
       );
       const bigNumberStrings = Boolean(
-        options.bigNumberStrings || config3.bigNumberStrings
+        options.bigNumberStrings || config2.bigNumberStrings
       );
-      const timezone = options.timezone || config3.timezone;
-      const dateStrings = options.dateStrings || config3.dateStrings;
+      const timezone = options.timezone || config2.timezone;
+      const dateStrings = options.dateStrings || config2.dateStrings;
       if (field.extendedFormat === "json") {
-        return config3.jsonStrings ? `packet.readLengthCodedString(${encodingExpr})` : `packet.parseJson(${encodingExpr}, ${supportBigNumbers})`;
+        return config2.jsonStrings ? `packet.readLengthCodedString(${encodingExpr})` : `packet.parseJson(${encodingExpr}, ${supportBigNumbers})`;
       }
       switch (type) {
         case Types.TINY:
@@ -15901,7 +15901,7 @@ var require_text_parser = __commonJS({
           return "packet.readLengthCodedNumber()";
         case Types.DECIMAL:
         case Types.NEWDECIMAL:
-          if (config3.decimalNumbers) {
+          if (config2.decimalNumbers) {
             return "packet.parseLengthCodedFloat()";
           }
           return 'packet.readLengthCodedString("ascii")';
@@ -15923,7 +15923,7 @@ var require_text_parser = __commonJS({
         case Types.VECTOR:
           return "packet.parseVector()";
         case Types.JSON:
-          return config3.jsonStrings ? 'packet.readLengthCodedString("utf8")' : `packet.parseJson("utf8", ${supportBigNumbers})`;
+          return config2.jsonStrings ? 'packet.readLengthCodedString("utf8")' : `packet.parseJson("utf8", ${supportBigNumbers})`;
         default:
           if (charset === Charsets.BINARY) {
             return "packet.readLengthCodedBuffer()";
@@ -15931,9 +15931,9 @@ var require_text_parser = __commonJS({
           return `packet.readLengthCodedString(${encodingExpr})`;
       }
     }
-    function compile2(fields, options, config3) {
-      if (typeof config3.typeCast === "function" && typeof options.typeCast !== "function") {
-        options.typeCast = config3.typeCast;
+    function compile2(fields, options, config2) {
+      if (typeof config2.typeCast === "function" && typeof options.typeCast !== "function") {
+        options.typeCast = config2.typeCast;
       }
       function wrap(field, _this) {
         return {
@@ -15969,7 +15969,7 @@ var require_text_parser = __commonJS({
         parserFn("this[`wrap${i}`] = wrap(fields[i], _this);");
         parserFn("}");
       }
-      if (fields.some((field) => LocalDate.usesLocalDate(field, options, config3))) {
+      if (fields.some((field) => LocalDate.usesLocalDate(field, options, config2))) {
         parserFn("LocalDate.checkTimezone();");
       }
       parserFn("}");
@@ -16011,7 +16011,7 @@ var require_text_parser = __commonJS({
           parserFn(`${lvalue} = packet.readLengthCodedBuffer();`);
         } else {
           const encodingExpr = `fields[${i}].encoding`;
-          const readCode = readCodeFor(fields[i], encodingExpr, config3, options);
+          const readCode = readCodeFor(fields[i], encodingExpr, config2, options);
           if (typeof options.typeCast === "function") {
             parserFn(
               `${lvalue} = options.typeCast(this.wrap${i}, function() { return ${readCode} });`
@@ -16024,7 +16024,7 @@ var require_text_parser = __commonJS({
       parserFn("return result;");
       parserFn("}");
       parserFn("};")("})()");
-      if (config3.debug) {
+      if (config2.debug) {
         helpers.printDebugWithCode(
           "Compiled text protocol row parser",
           parserFn.toString()
@@ -16032,8 +16032,8 @@ var require_text_parser = __commonJS({
       }
       return parserFn.toFunction({ wrap, LocalDate });
     }
-    function getTextParser(fields, options, config3) {
-      return parserCache.getParser("text", fields, options, config3, compile2);
+    function getTextParser(fields, options, config2) {
+      return parserCache.getParser("text", fields, options, config2, compile2);
     }
     module2.exports = getTextParser;
   }
@@ -16057,19 +16057,19 @@ var require_static_text_parser = __commonJS({
       type,
       charset,
       encoding,
-      config: config3,
+      config: config2,
       options
     }) {
       const supportBigNumbers = Boolean(
-        options.supportBigNumbers || config3.supportBigNumbers
+        options.supportBigNumbers || config2.supportBigNumbers
       );
       const bigNumberStrings = Boolean(
-        options.bigNumberStrings || config3.bigNumberStrings
+        options.bigNumberStrings || config2.bigNumberStrings
       );
-      const timezone = options.timezone || config3.timezone;
-      const dateStrings = options.dateStrings || config3.dateStrings;
+      const timezone = options.timezone || config2.timezone;
+      const dateStrings = options.dateStrings || config2.dateStrings;
       if (field.extendedFormat === "json") {
-        return config3.jsonStrings ? packet.readLengthCodedString(encoding) : packet.parseJson(encoding, supportBigNumbers);
+        return config2.jsonStrings ? packet.readLengthCodedString(encoding) : packet.parseJson(encoding, supportBigNumbers);
       }
       switch (type) {
         case Types.TINY:
@@ -16089,7 +16089,7 @@ var require_static_text_parser = __commonJS({
         case Types.NULL:
         case Types.DECIMAL:
         case Types.NEWDECIMAL:
-          if (config3.decimalNumbers) {
+          if (config2.decimalNumbers) {
             return packet.parseLengthCodedFloat();
           }
           return packet.readLengthCodedString("ascii");
@@ -16111,7 +16111,7 @@ var require_static_text_parser = __commonJS({
         case Types.VECTOR:
           return packet.parseVector();
         case Types.JSON:
-          return config3.jsonStrings ? packet.readLengthCodedString("utf8") : packet.parseJson("utf8", supportBigNumbers);
+          return config2.jsonStrings ? packet.readLengthCodedString("utf8") : packet.parseJson("utf8", supportBigNumbers);
         default:
           if (charset === Charsets.BINARY) {
             return packet.readLengthCodedBuffer();
@@ -16144,8 +16144,8 @@ var require_static_text_parser = __commonJS({
         }
       };
     }
-    function getTextParser(fields, options, config3) {
-      if (fields.some((field) => LocalDate.usesLocalDate(field, options, config3))) {
+    function getTextParser(fields, options, config2) {
+      if (fields.some((field) => LocalDate.usesLocalDate(field, options, config2))) {
         LocalDate.checkTimezone();
       }
       return {
@@ -16153,14 +16153,14 @@ var require_static_text_parser = __commonJS({
           const result = options2.rowsAsArray ? [] : {};
           for (let i = 0; i < fields2.length; i++) {
             const field = fields2[i];
-            const typeCast = options2.typeCast ? options2.typeCast : config3.typeCast;
+            const typeCast = options2.typeCast ? options2.typeCast : config2.typeCast;
             const next = () => readField({
               packet,
               field,
               type: field.columnType,
               encoding: field.encoding,
               charset: field.characterSet,
-              config: config3,
+              config: config2,
               options: options2
             });
             let value;
@@ -16629,56 +16629,56 @@ var require_connection_config = __commonJS({
       // and every later options read stays a monomorphic in-object load. The
       // key list mirrors the constructor above; test/unit/connection/
       // test-query-options.test.mts fails when the two drift apart.
-      static queryOptions(config3, overrides) {
-        if (!(config3 instanceof _ConnectionConfig)) {
-          return Object.assign({}, config3, overrides);
+      static queryOptions(config2, overrides) {
+        if (!(config2 instanceof _ConnectionConfig)) {
+          return Object.assign({}, config2, overrides);
         }
         const options = {
-          isServer: config3.isServer,
-          stream: config3.stream,
-          host: config3.host,
-          port: config3.port,
-          localAddress: config3.localAddress,
-          socketPath: config3.socketPath,
-          user: config3.user,
-          password: config3.password,
-          password2: config3.password2,
-          password3: config3.password3,
-          passwordSha1: config3.passwordSha1,
-          database: config3.database,
-          connectTimeout: config3.connectTimeout,
-          insecureAuth: config3.insecureAuth,
-          infileStreamFactory: config3.infileStreamFactory,
-          supportBigNumbers: config3.supportBigNumbers,
-          bigNumberStrings: config3.bigNumberStrings,
-          decimalNumbers: config3.decimalNumbers,
-          dateStrings: config3.dateStrings,
-          debug: config3.debug,
-          trace: config3.trace,
-          stringifyObjects: config3.stringifyObjects,
-          enableKeepAlive: config3.enableKeepAlive,
-          keepAliveInitialDelay: config3.keepAliveInitialDelay,
-          timezone: config3.timezone,
-          queryFormat: config3.queryFormat,
-          pool: config3.pool,
-          ssl: config3.ssl,
-          multipleStatements: config3.multipleStatements,
-          rowsAsArray: config3.rowsAsArray,
-          namedPlaceholders: config3.namedPlaceholders,
-          nestTables: config3.nestTables,
-          typeCast: config3.typeCast,
-          disableEval: config3.disableEval,
-          enableCleartextPlugin: config3.enableCleartextPlugin,
-          maxPacketSize: config3.maxPacketSize,
-          charsetNumber: config3.charsetNumber,
-          compress: config3.compress,
-          authPlugins: config3.authPlugins,
-          authSwitchHandler: config3.authSwitchHandler,
-          clientFlags: config3.clientFlags,
-          connectAttributes: config3.connectAttributes,
-          maxPreparedStatements: config3.maxPreparedStatements,
-          jsonStrings: config3.jsonStrings,
-          gracefulEnd: config3.gracefulEnd
+          isServer: config2.isServer,
+          stream: config2.stream,
+          host: config2.host,
+          port: config2.port,
+          localAddress: config2.localAddress,
+          socketPath: config2.socketPath,
+          user: config2.user,
+          password: config2.password,
+          password2: config2.password2,
+          password3: config2.password3,
+          passwordSha1: config2.passwordSha1,
+          database: config2.database,
+          connectTimeout: config2.connectTimeout,
+          insecureAuth: config2.insecureAuth,
+          infileStreamFactory: config2.infileStreamFactory,
+          supportBigNumbers: config2.supportBigNumbers,
+          bigNumberStrings: config2.bigNumberStrings,
+          decimalNumbers: config2.decimalNumbers,
+          dateStrings: config2.dateStrings,
+          debug: config2.debug,
+          trace: config2.trace,
+          stringifyObjects: config2.stringifyObjects,
+          enableKeepAlive: config2.enableKeepAlive,
+          keepAliveInitialDelay: config2.keepAliveInitialDelay,
+          timezone: config2.timezone,
+          queryFormat: config2.queryFormat,
+          pool: config2.pool,
+          ssl: config2.ssl,
+          multipleStatements: config2.multipleStatements,
+          rowsAsArray: config2.rowsAsArray,
+          namedPlaceholders: config2.namedPlaceholders,
+          nestTables: config2.nestTables,
+          typeCast: config2.typeCast,
+          disableEval: config2.disableEval,
+          enableCleartextPlugin: config2.enableCleartextPlugin,
+          maxPacketSize: config2.maxPacketSize,
+          charsetNumber: config2.charsetNumber,
+          compress: config2.compress,
+          authPlugins: config2.authPlugins,
+          authSwitchHandler: config2.authSwitchHandler,
+          clientFlags: config2.clientFlags,
+          connectAttributes: config2.connectAttributes,
+          maxPreparedStatements: config2.maxPreparedStatements,
+          jsonStrings: config2.jsonStrings,
+          gracefulEnd: config2.gracefulEnd
         };
         return Object.assign(options, overrides);
       }
@@ -17139,18 +17139,18 @@ var require_binary_parser = __commonJS({
     for (const t in Types) {
       typeNames[Types[t]] = t;
     }
-    function readCodeFor(field, config3, options, fieldNum) {
+    function readCodeFor(field, config2, options, fieldNum) {
       const supportBigNumbers = Boolean(
-        options.supportBigNumbers || config3.supportBigNumbers
+        options.supportBigNumbers || config2.supportBigNumbers
       );
       const bigNumberStrings = Boolean(
-        options.bigNumberStrings || config3.bigNumberStrings
+        options.bigNumberStrings || config2.bigNumberStrings
       );
-      const timezone = options.timezone || config3.timezone;
-      const dateStrings = options.dateStrings || config3.dateStrings;
+      const timezone = options.timezone || config2.timezone;
+      const dateStrings = options.dateStrings || config2.dateStrings;
       const unsigned = field.flags & FieldFlags.UNSIGNED;
       if (field.extendedFormat === "json") {
-        return config3.jsonStrings ? `packet.readLengthCodedString(fields[${fieldNum}].encoding)` : `packet.parseJson(fields[${fieldNum}].encoding, ${supportBigNumbers});`;
+        return config2.jsonStrings ? `packet.readLengthCodedString(fields[${fieldNum}].encoding)` : `packet.parseJson(fields[${fieldNum}].encoding, ${supportBigNumbers});`;
       }
       switch (field.columnType) {
         case Types.TINY:
@@ -17180,7 +17180,7 @@ var require_binary_parser = __commonJS({
           return "packet.readTimeString()";
         case Types.DECIMAL:
         case Types.NEWDECIMAL:
-          if (config3.decimalNumbers) {
+          if (config2.decimalNumbers) {
             return "packet.parseLengthCodedFloat();";
           }
           return 'packet.readLengthCodedString("ascii");';
@@ -17189,7 +17189,7 @@ var require_binary_parser = __commonJS({
         case Types.VECTOR:
           return "packet.parseVector()";
         case Types.JSON:
-          return config3.jsonStrings ? 'packet.readLengthCodedString("utf8")' : `packet.parseJson("utf8", ${supportBigNumbers});`;
+          return config2.jsonStrings ? 'packet.readLengthCodedString("utf8")' : `packet.parseJson("utf8", ${supportBigNumbers});`;
         case Types.LONGLONG:
           if (!supportBigNumbers) {
             return unsigned ? "packet.readInt64JSNumber();" : "packet.readSInt64JSNumber();";
@@ -17205,7 +17205,7 @@ var require_binary_parser = __commonJS({
           return `packet.readLengthCodedString(fields[${fieldNum}].encoding)`;
       }
     }
-    function compile2(fields, options, config3) {
+    function compile2(fields, options, config2) {
       const parserFn = genFunc();
       const nullBitmapLength = Math.floor((fields.length + 7 + 2) / 8);
       function fieldMetadata(field) {
@@ -17271,7 +17271,7 @@ var require_binary_parser = __commonJS({
       parserFn("(function(){");
       parserFn("return class BinaryRow {");
       parserFn("constructor() {");
-      if (fields.some((field) => LocalDate.usesLocalDate(field, options, config3))) {
+      if (fields.some((field) => LocalDate.usesLocalDate(field, options, config2))) {
         parserFn("LocalDate.checkTimezone();");
       }
       parserFn("}");
@@ -17281,8 +17281,8 @@ var require_binary_parser = __commonJS({
       } else {
         parserFn("const result = {};");
       }
-      if (typeof config3.typeCast === "function" && typeof options.typeCast !== "function") {
-        options.typeCast = config3.typeCast;
+      if (typeof config2.typeCast === "function" && typeof options.typeCast !== "function") {
+        options.typeCast = config2.typeCast;
       }
       parserFn("packet.readInt8();");
       for (let i = 0; i < nullBitmapLength; ++i) {
@@ -17320,7 +17320,7 @@ var require_binary_parser = __commonJS({
         if (options.typeCast === false) {
           parserFn(`${lvalue} = packet.readLengthCodedBuffer();`);
         } else {
-          const readCode = readCodeFor(fields[i], config3, options, i);
+          const readCode = readCodeFor(fields[i], config2, options, i);
           if (typeof options.typeCast === "function") {
             const fieldWrapperVar = `fieldWrapper${i}`;
             parserFn(`const ${fieldWrapperVar} = wrap(fields[${i}], packet);`);
@@ -17341,7 +17341,7 @@ var require_binary_parser = __commonJS({
       parserFn("return result;");
       parserFn("}");
       parserFn("};")("})()");
-      if (config3.debug) {
+      if (config2.debug) {
         helpers.printDebugWithCode(
           "Compiled binary protocol row parser",
           parserFn.toString()
@@ -17349,8 +17349,8 @@ var require_binary_parser = __commonJS({
       }
       return parserFn.toFunction({ wrap, wrapNull, LocalDate });
     }
-    function getBinaryParser(fields, options, config3) {
-      return parserCache.getParser("binary", fields, options, config3, compile2);
+    function getBinaryParser(fields, options, config2) {
+      return parserCache.getParser("binary", fields, options, config2, compile2);
     }
     module2.exports = getBinaryParser;
   }
@@ -17369,22 +17369,22 @@ var require_static_binary_parser = __commonJS({
     for (const t in Types) {
       typeNames[Types[t]] = t;
     }
-    function getBinaryParser(fields, queryOptions, config3) {
-      if (fields.some((field) => LocalDate.usesLocalDate(field, queryOptions, config3))) {
+    function getBinaryParser(fields, queryOptions, config2) {
+      if (fields.some((field) => LocalDate.usesLocalDate(field, queryOptions, config2))) {
         LocalDate.checkTimezone();
       }
-      function readCode(field, config4, options, fieldNum, packet) {
+      function readCode(field, config3, options, fieldNum, packet) {
         const supportBigNumbers = Boolean(
-          options.supportBigNumbers || config4.supportBigNumbers
+          options.supportBigNumbers || config3.supportBigNumbers
         );
         const bigNumberStrings = Boolean(
-          options.bigNumberStrings || config4.bigNumberStrings
+          options.bigNumberStrings || config3.bigNumberStrings
         );
-        const timezone = options.timezone || config4.timezone;
-        const dateStrings = options.dateStrings || config4.dateStrings;
+        const timezone = options.timezone || config3.timezone;
+        const dateStrings = options.dateStrings || config3.dateStrings;
         const unsigned = field.flags & FieldFlags.UNSIGNED;
         if (field.extendedFormat === "json") {
-          return config4.jsonStrings ? packet.readLengthCodedString(field.encoding) : packet.parseJson(field.encoding, supportBigNumbers);
+          return config3.jsonStrings ? packet.readLengthCodedString(field.encoding) : packet.parseJson(field.encoding, supportBigNumbers);
         }
         switch (field.columnType) {
           case Types.TINY:
@@ -17415,13 +17415,13 @@ var require_static_binary_parser = __commonJS({
             return packet.readTimeString();
           case Types.DECIMAL:
           case Types.NEWDECIMAL:
-            return config4.decimalNumbers ? packet.parseLengthCodedFloat() : packet.readLengthCodedString("ascii");
+            return config3.decimalNumbers ? packet.parseLengthCodedFloat() : packet.readLengthCodedString("ascii");
           case Types.GEOMETRY:
             return packet.parseGeometryValue();
           case Types.VECTOR:
             return packet.parseVector();
           case Types.JSON:
-            return config4.jsonStrings ? packet.readLengthCodedString("utf8") : packet.parseJson("utf8", supportBigNumbers);
+            return config3.jsonStrings ? packet.readLengthCodedString("utf8") : packet.parseJson("utf8", supportBigNumbers);
           case Types.LONGLONG:
             if (!supportBigNumbers)
               return unsigned ? packet.readInt64JSNumber() : packet.readSInt64JSNumber();
@@ -17465,14 +17465,14 @@ var require_static_binary_parser = __commonJS({
           let nullByteIndex = 0;
           for (let i = 0; i < fields2.length; i++) {
             const field = fields2[i];
-            const typeCast = options.typeCast !== void 0 ? options.typeCast : config3.typeCast;
+            const typeCast = options.typeCast !== void 0 ? options.typeCast : config2.typeCast;
             let value;
             if (nullBitmaskBytes[nullByteIndex] & currentFieldNullBit) {
               value = typeof typeCast === "function" ? typeCast(wrapNull(field), () => null) : null;
             } else if (options.typeCast === false) {
               value = packet.readLengthCodedBuffer();
             } else {
-              const next = () => readCode(field, config3, options, i, packet);
+              const next = () => readCode(field, config2, options, i, packet);
               value = typeof typeCast === "function" ? typeCast(
                 {
                   type: typeNames[field.columnType],
@@ -18307,13 +18307,13 @@ var require_tracing = __commonJS({
     var executeChannel = hasTracingChannel ? dc.tracingChannel("mysql2:execute") : void 0;
     var connectChannel = hasTracingChannel ? dc.tracingChannel("mysql2:connect") : void 0;
     var poolConnectChannel = hasTracingChannel ? dc.tracingChannel("mysql2:pool:connect") : void 0;
-    function getServerContext(config3) {
-      if (config3.socketPath) {
-        return { serverAddress: config3.socketPath, serverPort: void 0 };
+    function getServerContext(config2) {
+      if (config2.socketPath) {
+        return { serverAddress: config2.socketPath, serverPort: void 0 };
       }
       return {
-        serverAddress: config3.host || "localhost",
-        serverPort: config3.port || 3306
+        serverAddress: config2.host || "localhost",
+        serverPort: config2.port || 3306
       };
     }
     function shouldTrace(channel) {
@@ -18409,20 +18409,20 @@ var require_named_placeholders = __commonJS({
       }
       return [query];
     }
-    function createCompiler(config3) {
-      if (!config3) config3 = {};
-      if (!config3.placeholder) {
-        config3.placeholder = "?";
+    function createCompiler(config2) {
+      if (!config2) config2 = {};
+      if (!config2.placeholder) {
+        config2.placeholder = "?";
       }
       let ncache = 100;
       let cache;
-      if (typeof config3.cache === "number") {
-        ncache = config3.cache;
+      if (typeof config2.cache === "number") {
+        ncache = config2.cache;
       }
-      if (typeof config3.cache === "object") {
-        cache = config3.cache;
+      if (typeof config2.cache === "object") {
+        cache = config2.cache;
       }
-      if (config3.cache !== false && !cache) {
+      if (config2.cache !== false && !cache) {
         cache = require_lib2().createLRU({ max: ncache });
       }
       function toArrayParams(tree, params) {
@@ -18453,17 +18453,17 @@ var require_named_placeholders = __commonJS({
         let unnamed = noTailingSemicolon(tree[0][0]);
         for (let i = 1; i < tree[0].length; ++i) {
           if (tree[0][i - 1].slice(-1) === ":") {
-            unnamed += config3.placeholder;
+            unnamed += config2.placeholder;
           }
-          unnamed += config3.placeholder;
+          unnamed += config2.placeholder;
           unnamed += noTailingSemicolon(tree[0][i]);
         }
         const last = tree[0][tree[0].length - 1];
         if (tree[0].length === tree[1].length) {
           if (last.slice(-1) === ":") {
-            unnamed += config3.placeholder;
+            unnamed += config2.placeholder;
           }
-          unnamed += config3.placeholder;
+          unnamed += config2.placeholder;
         }
         return [unnamed, tree[1]];
       }
@@ -18660,7 +18660,7 @@ var require_connection = __commonJS({
           });
           this.addCommand(handshakeCommand);
           if (shouldTrace(connectChannel)) {
-            const config3 = this.config;
+            const config2 = this.config;
             tracePromise(
               connectChannel,
               () => new Promise((resolve2, reject) => {
@@ -18677,12 +18677,12 @@ var require_connection = __commonJS({
                 this.once("error", onError);
               }),
               () => {
-                const server = getServerContext(config3);
+                const server = getServerContext(config2);
                 return {
-                  database: config3.database || "",
+                  database: config2.database || "",
                   serverAddress: server.serverAddress,
                   serverPort: server.serverPort,
-                  user: config3.user || ""
+                  user: config2.user || ""
                 };
               }
             ).catch(() => {
@@ -19475,10 +19475,10 @@ var require_connection = __commonJS({
         this.addCommand = this._addCommandClosedState;
         return quitCmd;
       }
-      static createQuery(sql, values, cb, config3) {
+      static createQuery(sql, values, cb, config2) {
         let options = {
-          rowsAsArray: config3.rowsAsArray,
-          infileStreamFactory: config3.infileStreamFactory
+          rowsAsArray: config2.rowsAsArray,
+          infileStreamFactory: config2.infileStreamFactory
         };
         if (typeof sql === "object") {
           options = {
@@ -20028,15 +20028,15 @@ var require_pool = __commonJS({
           this.emit("enqueue");
           return this._connectionQueue.push(cb2);
         };
-        const config3 = this.config.connectionConfig;
+        const config2 = this.config.connectionConfig;
         traceCallback(
           poolConnectChannel,
           _getConnection,
           0,
           () => {
-            const server = getServerContext(config3);
+            const server = getServerContext(config2);
             return {
-              database: config3.database || "",
+              database: config2.database || "",
               serverAddress: server.serverAddress,
               serverPort: server.serverPort
             };
@@ -20534,13 +20534,13 @@ var require_pool_cluster = __commonJS({
       }
     };
     var PoolCluster = class extends EventEmitter {
-      constructor(config3) {
+      constructor(config2) {
         super();
-        config3 = config3 || {};
-        this._canRetry = typeof config3.canRetry === "undefined" ? true : config3.canRetry;
-        this._removeNodeErrorCount = config3.removeNodeErrorCount || 5;
-        this._restoreNodeTimeout = config3.restoreNodeTimeout || 0;
-        this._defaultSelector = config3.defaultSelector || "RR";
+        config2 = config2 || {};
+        this._canRetry = typeof config2.canRetry === "undefined" ? true : config2.canRetry;
+        this._removeNodeErrorCount = config2.removeNodeErrorCount || 5;
+        this._restoreNodeTimeout = config2.restoreNodeTimeout || 0;
+        this._defaultSelector = config2.defaultSelector || "RR";
         this._closed = false;
         this._lastId = 0;
         this._nodes = {};
@@ -20561,16 +20561,16 @@ var require_pool_cluster = __commonJS({
         }
         return this._namespaces[key];
       }
-      add(id, config3) {
+      add(id, config2) {
         if (typeof id === "object") {
-          config3 = id;
+          config2 = id;
           id = `CLUSTER::${++this._lastId}`;
         }
         if (typeof this._nodes[id] === "undefined") {
           this._nodes[id] = {
             id,
             errorCount: 0,
-            pool: new Pool2({ config: new PoolConfig(config3) }),
+            pool: new Pool2({ config: new PoolConfig(config2) }),
             _offlineUntil: 0
           };
           this._serviceableNodeIds.push(id);
@@ -20733,8 +20733,8 @@ var require_create_pool = __commonJS({
     "use strict";
     var Pool2 = require_pool3();
     var PoolConfig = require_pool_config();
-    function createPool(config3) {
-      return new Pool2({ config: new PoolConfig(config3) });
+    function createPool(config2) {
+      return new Pool2({ config: new PoolConfig(config2) });
     }
     module2.exports = createPool;
   }
@@ -20745,8 +20745,8 @@ var require_create_pool_cluster = __commonJS({
   "node_modules/mysql2/lib/create_pool_cluster.js"(exports2, module2) {
     "use strict";
     var PoolCluster = require_pool_cluster();
-    function createPoolCluster(config3) {
-      return new PoolCluster(config3);
+    function createPoolCluster(config2) {
+      return new PoolCluster(config2);
     }
     module2.exports = createPoolCluster;
   }
@@ -22098,25 +22098,25 @@ var require_utils = __commonJS({
       if (isBCYear) ret += " BC";
       return ret;
     }
-    function normalizeQueryConfig(config3, values, callback) {
-      config3 = typeof config3 === "string" ? { text: config3 } : cloneQueryConfig(config3);
+    function normalizeQueryConfig(config2, values, callback) {
+      config2 = typeof config2 === "string" ? { text: config2 } : cloneQueryConfig(config2);
       if (values) {
         if (typeof values === "function") {
-          config3.callback = values;
+          config2.callback = values;
         } else {
-          config3.values = values;
+          config2.values = values;
         }
       }
       if (callback) {
-        config3.callback = callback;
+        config2.callback = callback;
       }
-      return config3;
+      return config2;
     }
-    function cloneQueryConfig(config3) {
-      if (config3 == null) {
-        return config3;
+    function cloneQueryConfig(config2) {
+      if (config2 == null) {
+        return config2;
       }
-      return Object.defineProperties(Object.create(Object.getPrototypeOf(config3)), Object.getOwnPropertyDescriptors(config3));
+      return Object.defineProperties(Object.create(Object.getPrototypeOf(config2)), Object.getOwnPropertyDescriptors(config2));
     }
     var escapeIdentifier2 = function(str2) {
       return '"' + str2.replace(/"/g, '""') + '"';
@@ -22548,10 +22548,10 @@ var require_pg_connection_string = __commonJS({
     "use strict";
     function parse3(str2, options = {}) {
       if (str2.charAt(0) === "/") {
-        const config4 = str2.split(" ");
-        return { host: config4[0], database: config4[1] };
+        const config3 = str2.split(" ");
+        return { host: config3[0], database: config3[1] };
       }
-      const config3 = /* @__PURE__ */ Object.create(null);
+      const config2 = /* @__PURE__ */ Object.create(null);
       let result;
       let dummyHost = false;
       if (/ |%[^a-f0-9]|%[a-f0-9][^a-f0-9]/i.test(str2)) {
@@ -22569,78 +22569,78 @@ var require_pg_connection_string = __commonJS({
         throw err;
       }
       for (const entry2 of result.searchParams.entries()) {
-        config3[entry2[0]] = entry2[1];
+        config2[entry2[0]] = entry2[1];
       }
-      config3.user = config3.user || decodeURIComponent(result.username);
-      config3.password = config3.password || decodeURIComponent(result.password);
+      config2.user = config2.user || decodeURIComponent(result.username);
+      config2.password = config2.password || decodeURIComponent(result.password);
       if (result.protocol == "socket:") {
-        config3.host = decodeURI(result.pathname);
-        config3.database = result.searchParams.get("db");
-        config3.client_encoding = result.searchParams.get("encoding");
-        return config3;
+        config2.host = decodeURI(result.pathname);
+        config2.database = result.searchParams.get("db");
+        config2.client_encoding = result.searchParams.get("encoding");
+        return config2;
       }
       const hostname4 = (dummyHost ? "" : result.hostname).replace(/^\[(.+)\]$/, "$1");
-      if (!config3.host) {
-        config3.host = decodeURIComponent(hostname4);
+      if (!config2.host) {
+        config2.host = decodeURIComponent(hostname4);
       } else if (hostname4 && /^%2f/i.test(hostname4)) {
         result.pathname = hostname4 + result.pathname;
       }
-      if (!config3.port) {
-        config3.port = result.port;
+      if (!config2.port) {
+        config2.port = result.port;
       }
       const pathname = result.pathname.slice(1) || null;
-      config3.database = pathname ? decodeURI(pathname) : null;
-      if (config3.ssl === "true" || config3.ssl === "1") {
-        config3.ssl = true;
+      config2.database = pathname ? decodeURI(pathname) : null;
+      if (config2.ssl === "true" || config2.ssl === "1") {
+        config2.ssl = true;
       }
-      if (config3.ssl === "0") {
-        config3.ssl = false;
+      if (config2.ssl === "0") {
+        config2.ssl = false;
       }
-      if (config3.sslcert || config3.sslkey || config3.sslrootcert || config3.sslmode) {
-        config3.ssl = {};
+      if (config2.sslcert || config2.sslkey || config2.sslrootcert || config2.sslmode) {
+        config2.ssl = {};
       }
-      if (config3.sslnegotiation === "direct" && config3.ssl === void 0) {
-        config3.ssl = true;
+      if (config2.sslnegotiation === "direct" && config2.ssl === void 0) {
+        config2.ssl = true;
       }
-      const fs3 = config3.sslcert || config3.sslkey || config3.sslrootcert ? require("fs") : null;
-      if (config3.sslcert) {
-        config3.ssl.cert = fs3.readFileSync(config3.sslcert).toString();
+      const fs3 = config2.sslcert || config2.sslkey || config2.sslrootcert ? require("fs") : null;
+      if (config2.sslcert) {
+        config2.ssl.cert = fs3.readFileSync(config2.sslcert).toString();
       }
-      if (config3.sslkey) {
-        config3.ssl.key = fs3.readFileSync(config3.sslkey).toString();
+      if (config2.sslkey) {
+        config2.ssl.key = fs3.readFileSync(config2.sslkey).toString();
       }
-      if (config3.sslrootcert) {
-        config3.ssl.ca = fs3.readFileSync(config3.sslrootcert).toString();
+      if (config2.sslrootcert) {
+        config2.ssl.ca = fs3.readFileSync(config2.sslrootcert).toString();
       }
-      if (options.useLibpqCompat && config3.uselibpqcompat) {
+      if (options.useLibpqCompat && config2.uselibpqcompat) {
         throw new Error("Both useLibpqCompat and uselibpqcompat are set. Please use only one of them.");
       }
-      if (config3.uselibpqcompat === "true" || options.useLibpqCompat) {
-        switch (config3.sslmode) {
+      if (config2.uselibpqcompat === "true" || options.useLibpqCompat) {
+        switch (config2.sslmode) {
           case "disable": {
-            config3.ssl = false;
+            config2.ssl = false;
             break;
           }
           case "prefer": {
-            config3.ssl.rejectUnauthorized = false;
+            config2.ssl.rejectUnauthorized = false;
             break;
           }
           case "require": {
-            if (config3.sslrootcert) {
-              config3.ssl.checkServerIdentity = function() {
+            if (config2.sslrootcert) {
+              config2.ssl.checkServerIdentity = function() {
               };
             } else {
-              config3.ssl.rejectUnauthorized = false;
+              config2.ssl.rejectUnauthorized = false;
             }
             break;
           }
           case "verify-ca": {
-            if (!config3.ssl.ca) {
+            if (!config2.ssl.ca) {
               throw new Error(
                 "SECURITY WARNING: Using sslmode=verify-ca requires specifying a CA with sslrootcert. If a public CA is used, verify-ca allows connections to a server that somebody else may have registered with the CA, making you vulnerable to Man-in-the-Middle attacks. Either specify a custom CA certificate with sslrootcert parameter or use sslmode=verify-full for proper security."
               );
             }
-            config3.ssl.checkServerIdentity = function() {
+            config2.ssl.checkServerIdentity = function() {
             };
             break;
           }
@@ -22649,27 +22649,27 @@ var require_pg_connection_string = __commonJS({
           }
         }
       } else {
-        switch (config3.sslmode) {
+        switch (config2.sslmode) {
           case "disable": {
-            config3.ssl = false;
+            config2.ssl = false;
             break;
           }
           case "prefer":
           case "require":
           case "verify-ca":
           case "verify-full": {
-            if (config3.sslmode !== "verify-full") {
-              deprecatedSslModeWarning(config3.sslmode);
+            if (config2.sslmode !== "verify-full") {
+              deprecatedSslModeWarning(config2.sslmode);
             }
             break;
           }
           case "no-verify": {
-            config3.ssl.rejectUnauthorized = false;
+            config2.ssl.rejectUnauthorized = false;
             break;
           }
         }
       }
-      return config3;
+      return config2;
     }
     function toConnectionOptions(sslConfig) {
       const connectionOptions = Object.entries(sslConfig).reduce((c, [key, value]) => {
@@ -22680,8 +22680,8 @@ var require_pg_connection_string = __commonJS({
       }, /* @__PURE__ */ Object.create(null));
       return connectionOptions;
     }
-    function toClientConfig(config3) {
-      const poolConfig = Object.entries(config3).reduce((c, [key, value]) => {
+    function toClientConfig(config2) {
+      const poolConfig = Object.entries(config2).reduce((c, [key, value]) => {
         if (key === "ssl") {
           const sslConfig = value;
           if (typeof sslConfig === "boolean") {
@@ -22737,9 +22737,9 @@ var require_connection_parameters = __commonJS({
     var dns = require("dns");
     var defaults2 = require_defaults2();
     var parse3 = require_pg_connection_string().parse;
-    var val = function(key, config3, envVar) {
-      if (config3[key]) {
-        return config3[key];
+    var val = function(key, config2, envVar) {
+      if (config2[key]) {
+        return config2[key];
       }
       if (envVar === void 0) {
         envVar = process.env["PG" + key.toUpperCase()];
@@ -22766,34 +22766,34 @@ var require_connection_parameters = __commonJS({
     var quoteParamValue = function(value) {
       return "'" + ("" + value).replace(/\\/g, "\\\\").replace(/'/g, "\\'") + "'";
     };
-    var add = function(params, config3, paramName) {
-      const value = config3[paramName];
+    var add = function(params, config2, paramName) {
+      const value = config2[paramName];
       if (value !== void 0 && value !== null) {
         params.push(paramName + "=" + quoteParamValue(value));
       }
     };
     var ConnectionParameters = class {
-      constructor(config3) {
-        config3 = typeof config3 === "string" ? parse3(config3) : config3 || {};
-        if (config3.connectionString) {
-          config3 = Object.assign({}, config3, parse3(config3.connectionString));
+      constructor(config2) {
+        config2 = typeof config2 === "string" ? parse3(config2) : config2 || {};
+        if (config2.connectionString) {
+          config2 = Object.assign({}, config2, parse3(config2.connectionString));
         }
-        this.user = val("user", config3);
-        this.database = val("database", config3);
+        this.user = val("user", config2);
+        this.database = val("database", config2);
         if (this.database === void 0) {
           this.database = this.user;
         }
-        this.port = parseInt(val("port", config3), 10);
-        this.host = val("host", config3);
+        this.port = parseInt(val("port", config2), 10);
+        this.host = val("host", config2);
         Object.defineProperty(this, "password", {
           configurable: true,
           enumerable: false,
           writable: true,
-          value: val("password", config3)
+          value: val("password", config2)
         });
-        this.binary = val("binary", config3);
-        this.options = val("options", config3);
-        this.ssl = typeof config3.ssl === "undefined" ? readSSLConfigFromEnvironment() : config3.ssl;
+        this.binary = val("binary", config2);
+        this.options = val("options", config2);
+        this.ssl = typeof config2.ssl === "undefined" ? readSSLConfigFromEnvironment() : config2.ssl;
         if (typeof this.ssl === "string") {
           if (this.ssl === "true") {
             this.ssl = true;
@@ -22807,7 +22807,7 @@ var require_connection_parameters = __commonJS({
             enumerable: false
           });
         }
-        this.sslnegotiation = val("sslnegotiation", config3, "PGSSLNEGOTIATION");
+        this.sslnegotiation = val("sslnegotiation", config2, "PGSSLNEGOTIATION");
         if (this.sslnegotiation !== void 0 && this.sslnegotiation !== "postgres" && this.sslnegotiation !== "direct") {
           throw new Error(
             `Invalid sslnegotiation value: "${this.sslnegotiation}". Valid values are "postgres" and "direct".`
@@ -22816,27 +22816,27 @@ var require_connection_parameters = __commonJS({
         if (this.sslnegotiation === "direct" && !this.ssl) {
           throw new Error("sslnegotiation=direct requires SSL to be enabled");
         }
-        this.client_encoding = val("client_encoding", config3);
-        this.replication = val("replication", config3);
+        this.client_encoding = val("client_encoding", config2);
+        this.replication = val("replication", config2);
         this.isDomainSocket = !(this.host || "").indexOf("/");
-        this.application_name = val("application_name", config3, "PGAPPNAME");
-        this.fallback_application_name = val("fallback_application_name", config3, false);
-        this.statement_timeout = val("statement_timeout", config3, false);
-        this.lock_timeout = val("lock_timeout", config3, false);
-        this.idle_in_transaction_session_timeout = val("idle_in_transaction_session_timeout", config3, false);
-        this.query_timeout = val("query_timeout", config3, false);
-        if (config3.connectionTimeoutMillis === void 0) {
+        this.application_name = val("application_name", config2, "PGAPPNAME");
+        this.fallback_application_name = val("fallback_application_name", config2, false);
+        this.statement_timeout = val("statement_timeout", config2, false);
+        this.lock_timeout = val("lock_timeout", config2, false);
+        this.idle_in_transaction_session_timeout = val("idle_in_transaction_session_timeout", config2, false);
+        this.query_timeout = val("query_timeout", config2, false);
+        if (config2.connectionTimeoutMillis === void 0) {
           this.connect_timeout = process.env.PGCONNECT_TIMEOUT || 0;
         } else {
-          this.connect_timeout = Math.floor(config3.connectionTimeoutMillis / 1e3);
+          this.connect_timeout = Math.floor(config2.connectionTimeoutMillis / 1e3);
         }
-        if (config3.keepAlive === false) {
+        if (config2.keepAlive === false) {
           this.keepalives = 0;
-        } else if (config3.keepAlive === true) {
+        } else if (config2.keepAlive === true) {
           this.keepalives = 1;
         }
-        if (typeof config3.keepAliveInitialDelayMillis === "number") {
-          this.keepalives_idle = Math.floor(config3.keepAliveInitialDelayMillis / 1e3);
+        if (typeof config2.keepAliveInitialDelayMillis === "number") {
+          this.keepalives_idle = Math.floor(config2.keepAliveInitialDelayMillis / 1e3);
         }
       }
       getLibpqConnectionString(cb) {
@@ -22980,21 +22980,21 @@ var require_query3 = __commonJS({
     var Result2 = require_result();
     var utils = require_utils();
     var Query2 = class extends EventEmitter {
-      constructor(config3, values, callback) {
+      constructor(config2, values, callback) {
         super();
-        config3 = utils.normalizeQueryConfig(config3, values, callback);
-        this.text = config3.text;
-        this.values = config3.values;
-        this.rows = config3.rows;
-        this.types = config3.types;
-        this.name = config3.name;
-        this.queryMode = config3.queryMode;
-        this.binary = config3.binary;
-        this.portal = config3.portal || "";
-        this.callback = config3.callback;
-        this._rowMode = config3.rowMode;
-        if (process.domain && config3.callback) {
-          this.callback = process.domain.bind(config3.callback);
+        config2 = utils.normalizeQueryConfig(config2, values, callback);
+        this.text = config2.text;
+        this.values = config2.values;
+        this.rows = config2.rows;
+        this.types = config2.types;
+        this.name = config2.name;
+        this.queryMode = config2.queryMode;
+        this.binary = config2.binary;
+        this.portal = config2.portal || "";
+        this.callback = config2.callback;
+        this._rowMode = config2.rowMode;
+        if (process.domain && config2.callback) {
+          this.callback = process.domain.bind(config2.callback);
         }
         this._result = new Result2(this._rowMode, this.types);
         this._results = this._result;
@@ -23539,18 +23539,18 @@ var require_serializer = __commonJS({
         buf[formatsOffset++] = formatByte;
       }
     };
-    var bind = (config3 = {}) => {
-      const portal = config3.portal || "";
-      const statement = config3.statement || "";
-      const binary = config3.binary || false;
-      const values = config3.values || emptyArray;
+    var bind = (config2 = {}) => {
+      const portal = config2.portal || "";
+      const statement = config2.statement || "";
+      const binary = config2.binary || false;
+      const values = config2.values || emptyArray;
       const len = values.length;
       writer.addCString(portal).addCString(statement);
       writer.addInt16(len);
       const formatsOffset = writer.reserveUnsafe(len * 2);
       writer.addInt16(len);
       try {
-        writeValues(values, config3.valueMapper, formatsOffset);
+        writeValues(values, config2.valueMapper, formatsOffset);
       } catch (err) {
         writer.clear();
         throw err;
@@ -23566,12 +23566,12 @@ var require_serializer = __commonJS({
       );
     };
     var emptyExecute = Buffer.from([69, 0, 0, 0, 9, 0, 0, 0, 0, 0]);
-    var execute = (config3) => {
-      if (!config3 || !config3.portal && !config3.rows) {
+    var execute = (config2) => {
+      if (!config2 || !config2.portal && !config2.rows) {
         return emptyExecute;
       }
-      const portal = config3.portal || "";
-      const rows = config3.rows || 0;
+      const portal = config2.portal || "";
+      const rows = config2.rows || 0;
       const portalLength = Buffer.byteLength(portal);
       const len = 4 + portalLength + 1 + 4;
       const buff = Buffer.allocUnsafe(1 + len);
@@ -24143,19 +24143,19 @@ var require_connection4 = __commonJS({
     var syncBuffer = serialize.sync();
     var endBuffer = serialize.end();
     var Connection2 = class extends EventEmitter {
-      constructor(config3) {
+      constructor(config2) {
         super();
-        config3 = config3 || {};
-        this.stream = config3.stream || getStream(config3.ssl);
+        config2 = config2 || {};
+        this.stream = config2.stream || getStream(config2.ssl);
         if (typeof this.stream === "function") {
-          this.stream = this.stream(config3);
+          this.stream = this.stream(config2);
         }
-        this._keepAlive = config3.keepAlive;
-        this._keepAliveInitialDelayMillis = config3.keepAliveInitialDelayMillis;
+        this._keepAlive = config2.keepAlive;
+        this._keepAliveInitialDelayMillis = config2.keepAliveInitialDelayMillis;
         this.parsedStatements = {};
         this.submittedNamedStatements = {};
-        this.ssl = config3.ssl || false;
-        this.sslNegotiation = config3.sslNegotiation || "postgres";
+        this.ssl = config2.ssl || false;
+        this.sslNegotiation = config2.sslNegotiation || "postgres";
         this._ending = false;
         this._emitMessage = false;
         const self2 = this;
@@ -24253,8 +24253,8 @@ var require_connection4 = __commonJS({
       requestSsl() {
         this.stream.write(serialize.requestSsl());
       }
-      startup(config3) {
-        this.stream.write(serialize.startup(config3));
+      startup(config2) {
+        this.stream.write(serialize.startup(config2));
       }
       cancel(processID, secretKey) {
         this._send(serialize.cancel(processID, secretKey));
@@ -24282,12 +24282,12 @@ var require_connection4 = __commonJS({
         this._send(serialize.parse(query));
       }
       // send bind message
-      bind(config3) {
-        this._send(serialize.bind(config3));
+      bind(config2) {
+        this._send(serialize.bind(config2));
       }
       // send execute message
-      execute(config3) {
-        this._send(serialize.execute(config3));
+      execute(config2) {
+        this._send(serialize.execute(config2));
       }
       flush() {
         if (this.stream.writable) {
@@ -24675,9 +24675,9 @@ var require_client2 = __commonJS({
       return defaultValue;
     }
     var Client3 = class extends EventEmitter {
-      constructor(config3) {
+      constructor(config2) {
         super();
-        this.connectionParameters = new ConnectionParameters(config3);
+        this.connectionParameters = new ConnectionParameters(config2);
         this.user = this.connectionParameters.user;
         this.database = this.connectionParameters.database;
         this.port = this.connectionParameters.port;
@@ -24689,7 +24689,7 @@ var require_client2 = __commonJS({
           value: this.connectionParameters.password
         });
         this.replication = this.connectionParameters.replication;
-        const c = config3 || {};
+        const c = config2 || {};
         if (c.Promise) {
           byoPromiseDeprecationNotice();
         }
@@ -25189,14 +25189,14 @@ var require_client2 = __commonJS({
           this.emit("drain");
         }
       }
-      query(config3, values, callback) {
+      query(config2, values, callback) {
         let query;
         let result;
-        if (config3 == null) {
+        if (config2 == null) {
           throw new TypeError("Client was passed a null or undefined query");
         }
-        if (typeof config3.submit === "function") {
-          result = query = config3;
+        if (typeof config2.submit === "function") {
+          result = query = config2;
           if (!query.callback) {
             if (typeof values === "function") {
               query.callback = values;
@@ -25205,7 +25205,7 @@ var require_client2 = __commonJS({
             }
           }
         } else {
-          query = new Query2(config3, values, callback);
+          query = new Query2(config2, values, callback);
           if (!query.callback) {
             result = new this._Promise((resolve2, reject) => {
               query.callback = (err, res) => err ? reject(err) : resolve2(res);
@@ -25217,7 +25217,7 @@ var require_client2 = __commonJS({
             throw new TypeError("callback is not a function");
           }
         }
-        const readTimeout = config3.query_timeout || this.connectionParameters.query_timeout;
+        const readTimeout = config2.query_timeout || this.connectionParameters.query_timeout;
         if (readTimeout) {
           const queryCallback = query.callback || (() => {
           });
@@ -25250,7 +25250,7 @@ var require_client2 = __commonJS({
           query._result._types = this._types;
         }
         if (this.pipeline) {
-          const portalQuery = typeof config3.submit === "function" && !(query instanceof Query2) ? "Custom query classes such as pg-cursor and pg-query-stream are" : query.rows ? "The `rows` option is" : null;
+          const portalQuery = typeof config2.submit === "function" && !(query instanceof Query2) ? "Custom query classes such as pg-cursor and pg-query-stream are" : query.rows ? "The `rows` option is" : null;
           if (portalQuery) {
             process.nextTick(() => {
               query.handleError(new Error(`${portalQuery} not supported in pipeline mode`), this.connection);
@@ -25756,16 +25756,16 @@ var require_query4 = __commonJS({
     var EventEmitter = require("events").EventEmitter;
     var util = require("util");
     var utils = require_utils();
-    var NativeQuery = module2.exports = function(config3, values, callback) {
+    var NativeQuery = module2.exports = function(config2, values, callback) {
       EventEmitter.call(this);
-      config3 = utils.normalizeQueryConfig(config3, values, callback);
-      this.text = config3.text;
-      this.values = config3.values;
-      this.name = config3.name;
-      this.queryMode = config3.queryMode;
-      this.callback = config3.callback;
+      config2 = utils.normalizeQueryConfig(config2, values, callback);
+      this.text = config2.text;
+      this.values = config2.values;
+      this.name = config2.name;
+      this.queryMode = config2.queryMode;
+      this.callback = config2.callback;
       this.state = "new";
-      this._arrayMode = config3.rowMode === "array";
+      this._arrayMode = config2.rowMode === "array";
       this._emitRowEvents = false;
       this.on(
         "newListener",
@@ -25912,11 +25912,11 @@ var require_client3 = __commonJS({
       },
       "Calling client.query() when the client is already executing a query is deprecated and will be removed in pg@9.0. Use async/await or an external async flow control mechanism instead."
     );
-    var Client3 = module2.exports = function(config3) {
+    var Client3 = module2.exports = function(config2) {
       EventEmitter.call(this);
-      config3 = config3 || {};
-      this._Promise = config3.Promise || global.Promise;
-      this._types = new TypeOverrides2(config3.types);
+      config2 = config2 || {};
+      this._Promise = config2.Promise || global.Promise;
+      this._types = new TypeOverrides2(config2.types);
       this.native = new Native({
         types: this._types
       });
@@ -25925,10 +25925,10 @@ var require_client3 = __commonJS({
       this._connecting = false;
       this._connected = false;
       this._queryable = true;
-      this.pipeline = Boolean(config3.pipeline);
+      this.pipeline = Boolean(config2.pipeline);
       this._pipelineInFlight = false;
-      const cp = this.connectionParameters = new ConnectionParameters(config3);
-      if (config3.nativeConnectionString) cp.nativeConnectionString = config3.nativeConnectionString;
+      const cp = this.connectionParameters = new ConnectionParameters(config2);
+      if (config2.nativeConnectionString) cp.nativeConnectionString = config2.nativeConnectionString;
       this.user = cp.user;
       Object.defineProperty(this, "password", {
         configurable: true,
@@ -26005,23 +26005,23 @@ var require_client3 = __commonJS({
         });
       });
     };
-    Client3.prototype.query = function(config3, values, callback) {
+    Client3.prototype.query = function(config2, values, callback) {
       let query;
       let result;
       let readTimeout;
       let readTimeoutTimer;
       let queryCallback;
-      if (config3 === null || config3 === void 0) {
+      if (config2 === null || config2 === void 0) {
         throw new TypeError("Client was passed a null or undefined query");
-      } else if (typeof config3.submit === "function") {
-        readTimeout = config3.query_timeout || this.connectionParameters.query_timeout;
-        result = query = config3;
+      } else if (typeof config2.submit === "function") {
+        readTimeout = config2.query_timeout || this.connectionParameters.query_timeout;
+        result = query = config2;
         if (typeof values === "function") {
-          config3.callback = values;
+          config2.callback = values;
         }
       } else {
-        readTimeout = config3.query_timeout || this.connectionParameters.query_timeout;
-        query = new NativeQuery(config3, values, callback);
+        readTimeout = config2.query_timeout || this.connectionParameters.query_timeout;
+        query = new NativeQuery(config2, values, callback);
         if (!query.callback) {
           let resolveOut, rejectOut;
           result = new this._Promise((resolve2, reject) => {
@@ -35142,17 +35142,17 @@ var require_cluster = __commonJS({
         if (hostnames.length === 0) {
           return startupNodes;
         }
-        const configs = await Promise.all(hostnames.map((this.options.useSRVRecords ? this.resolveSrv : this.dnsLookup).bind(this)));
-        const hostnameToConfig = (0, utils_1.zipMap)(hostnames, configs);
+        const configs2 = await Promise.all(hostnames.map((this.options.useSRVRecords ? this.resolveSrv : this.dnsLookup).bind(this)));
+        const hostnameToConfig = (0, utils_1.zipMap)(hostnames, configs2);
         return startupNodes.map((node2) => {
-          const config3 = hostnameToConfig.get(node2.host);
-          if (!config3) {
+          const config2 = hostnameToConfig.get(node2.host);
+          if (!config2) {
             return node2;
           }
           if (this.options.useSRVRecords) {
-            return Object.assign({}, node2, config3);
+            return Object.assign({}, node2, config2);
           }
-          return Object.assign({}, node2, { host: config3 });
+          return Object.assign({}, node2, { host: config2 });
         });
       }
       createScanStream(command, { key, options = {} }) {
@@ -50042,8 +50042,8 @@ var require_crypto = __commonJS({
     var POLY1305_RESULT_MALLOC;
     var poly1305_auth;
     var ChaChaPolyCipherNative = class {
-      constructor(config3) {
-        const enc = config3.outbound;
+      constructor(config2) {
+        const enc = config2.outbound;
         this.outSeqno = enc.seqno;
         this._onWrite = enc.onWrite;
         this._encKeyMain = enc.cipherKey.slice(0, 32);
@@ -50098,8 +50098,8 @@ var require_crypto = __commonJS({
       }
     };
     var ChaChaPolyCipherBinding = class {
-      constructor(config3) {
-        const enc = config3.outbound;
+      constructor(config2) {
+        const enc = config2.outbound;
         this.outSeqno = enc.seqno;
         this._onWrite = enc.onWrite;
         this._instance = new ChaChaPolyCipher(enc.cipherKey);
@@ -50133,8 +50133,8 @@ var require_crypto = __commonJS({
       }
     };
     var AESGCMCipherNative = class {
-      constructor(config3) {
-        const enc = config3.outbound;
+      constructor(config2) {
+        const enc = config2.outbound;
         this.outSeqno = enc.seqno;
         this._onWrite = enc.onWrite;
         this._encSSLName = enc.cipherInfo.sslName;
@@ -50177,8 +50177,8 @@ var require_crypto = __commonJS({
       }
     };
     var AESGCMCipherBinding = class {
-      constructor(config3) {
-        const enc = config3.outbound;
+      constructor(config2) {
+        const enc = config2.outbound;
         this.outSeqno = enc.seqno;
         this._onWrite = enc.onWrite;
         this._instance = new AESGCMCipher(
@@ -50216,8 +50216,8 @@ var require_crypto = __commonJS({
       }
     };
     var GenericCipherNative = class {
-      constructor(config3) {
-        const enc = config3.outbound;
+      constructor(config2) {
+        const enc = config2.outbound;
         this.outSeqno = enc.seqno;
         this._onWrite = enc.onWrite;
         this._encBlockLen = enc.cipherInfo.blockLen;
@@ -50294,8 +50294,8 @@ var require_crypto = __commonJS({
       }
     };
     var GenericCipherBinding = class {
-      constructor(config3) {
-        const enc = config3.outbound;
+      constructor(config2) {
+        const enc = config2.outbound;
         this.outSeqno = enc.seqno;
         this._onWrite = enc.onWrite;
         this._encBlockLen = enc.cipherInfo.blockLen;
@@ -50408,8 +50408,8 @@ var require_crypto = __commonJS({
       }
     };
     var ChaChaPolyDecipherNative = class {
-      constructor(config3) {
-        const dec = config3.inbound;
+      constructor(config2) {
+        const dec = config2.inbound;
         this.inSeqno = dec.seqno;
         this._onPayload = dec.onPayload;
         this._decKeyMain = dec.decipherKey.slice(0, 32);
@@ -50520,8 +50520,8 @@ var require_crypto = __commonJS({
       }
     };
     var ChaChaPolyDecipherBinding = class {
-      constructor(config3) {
-        const dec = config3.inbound;
+      constructor(config2) {
+        const dec = config2.inbound;
         this.inSeqno = dec.seqno;
         this._onPayload = dec.onPayload;
         this._instance = new ChaChaPolyDecipher(dec.decipherKey);
@@ -50606,8 +50606,8 @@ var require_crypto = __commonJS({
       }
     };
     var AESGCMDecipherNative = class {
-      constructor(config3) {
-        const dec = config3.inbound;
+      constructor(config2) {
+        const dec = config2.inbound;
         this.inSeqno = dec.seqno;
         this._onPayload = dec.onPayload;
         this._decipherInstance = null;
@@ -50718,8 +50718,8 @@ var require_crypto = __commonJS({
       }
     };
     var AESGCMDecipherBinding = class {
-      constructor(config3) {
-        const dec = config3.inbound;
+      constructor(config2) {
+        const dec = config2.inbound;
         this.inSeqno = dec.seqno;
         this._onPayload = dec.onPayload;
         this._instance = new AESGCMDecipher(
@@ -50806,8 +50806,8 @@ var require_crypto = __commonJS({
       }
     };
     var GenericDecipherNative = class {
-      constructor(config3) {
-        const dec = config3.inbound;
+      constructor(config2) {
+        const dec = config2.inbound;
         this.inSeqno = dec.seqno;
         this._onPayload = dec.onPayload;
         this._decipherInstance = createDecipheriv(
@@ -50972,8 +50972,8 @@ var require_crypto = __commonJS({
       }
     };
     var GenericDecipherBinding = class {
-      constructor(config3) {
-        const dec = config3.inbound;
+      constructor(config2) {
+        const dec = config2.inbound;
         this.inSeqno = dec.seqno;
         this._onPayload = dec.onPayload;
         this._instance = new GenericDecipher(
@@ -51124,12 +51124,12 @@ var require_crypto = __commonJS({
       }
       return timingSafeEqual(a, b);
     }
-    function createCipher(config3) {
-      if (typeof config3 !== "object" || config3 === null)
+    function createCipher(config2) {
+      if (typeof config2 !== "object" || config2 === null)
         throw new Error("Invalid config");
-      if (typeof config3.outbound !== "object" || config3.outbound === null)
+      if (typeof config2.outbound !== "object" || config2.outbound === null)
         throw new Error("Invalid outbound");
-      const outbound = config3.outbound;
+      const outbound = config2.outbound;
       if (typeof outbound.onWrite !== "function")
         throw new Error("Invalid outbound.onWrite");
       if (typeof outbound.cipherInfo !== "object" || outbound.cipherInfo === null)
@@ -51147,25 +51147,25 @@ var require_crypto = __commonJS({
       switch (outbound.cipherInfo.sslName) {
         case "aes-128-gcm":
         case "aes-256-gcm":
-          return AESGCMCipher && !forceNative ? new AESGCMCipherBinding(config3) : new AESGCMCipherNative(config3);
+          return AESGCMCipher && !forceNative ? new AESGCMCipherBinding(config2) : new AESGCMCipherNative(config2);
         case "chacha20":
-          return ChaChaPolyCipher && !forceNative ? new ChaChaPolyCipherBinding(config3) : new ChaChaPolyCipherNative(config3);
+          return ChaChaPolyCipher && !forceNative ? new ChaChaPolyCipherBinding(config2) : new ChaChaPolyCipherNative(config2);
         default: {
           if (typeof outbound.macInfo !== "object" || outbound.macInfo === null)
             throw new Error("Invalid outbound.macInfo");
           if (!Buffer.isBuffer(outbound.macKey) || outbound.macKey.length !== outbound.macInfo.len) {
             throw new Error("Invalid outbound.macKey");
           }
-          return GenericCipher && !forceNative ? new GenericCipherBinding(config3) : new GenericCipherNative(config3);
+          return GenericCipher && !forceNative ? new GenericCipherBinding(config2) : new GenericCipherNative(config2);
         }
       }
     }
-    function createDecipher(config3) {
-      if (typeof config3 !== "object" || config3 === null)
+    function createDecipher(config2) {
+      if (typeof config2 !== "object" || config2 === null)
         throw new Error("Invalid config");
-      if (typeof config3.inbound !== "object" || config3.inbound === null)
+      if (typeof config2.inbound !== "object" || config2.inbound === null)
         throw new Error("Invalid inbound");
-      const inbound = config3.inbound;
+      const inbound = config2.inbound;
       if (typeof inbound.onPayload !== "function")
         throw new Error("Invalid inbound.onPayload");
       if (typeof inbound.decipherInfo !== "object" || inbound.decipherInfo === null) {
@@ -51184,16 +51184,16 @@ var require_crypto = __commonJS({
       switch (inbound.decipherInfo.sslName) {
         case "aes-128-gcm":
         case "aes-256-gcm":
-          return AESGCMDecipher && !forceNative ? new AESGCMDecipherBinding(config3) : new AESGCMDecipherNative(config3);
+          return AESGCMDecipher && !forceNative ? new AESGCMDecipherBinding(config2) : new AESGCMDecipherNative(config2);
         case "chacha20":
-          return ChaChaPolyDecipher && !forceNative ? new ChaChaPolyDecipherBinding(config3) : new ChaChaPolyDecipherNative(config3);
+          return ChaChaPolyDecipher && !forceNative ? new ChaChaPolyDecipherBinding(config2) : new ChaChaPolyDecipherNative(config2);
         default: {
           if (typeof inbound.macInfo !== "object" || inbound.macInfo === null)
             throw new Error("Invalid inbound.macInfo");
           if (!Buffer.isBuffer(inbound.macKey) || inbound.macKey.length !== inbound.macInfo.len) {
             throw new Error("Invalid inbound.macKey");
           }
-          return GenericDecipher && !forceNative ? new GenericDecipherBinding(config3) : new GenericDecipherNative(config3);
+          return GenericDecipher && !forceNative ? new GenericDecipherBinding(config2) : new GenericDecipherNative(config2);
         }
       }
     }
@@ -55139,7 +55139,7 @@ var require_kex = __commonJS({
                 "F"
               );
             }
-            const config3 = {
+            const config2 = {
               inbound: {
                 onPayload: this._protocol._onPayload,
                 seqno: this._protocol._decipher.inSeqno,
@@ -55160,8 +55160,8 @@ var require_kex = __commonJS({
               }
             };
             this._protocol._decipher.free();
-            hsCipherConfig = config3;
-            this._protocol._decipher = createDecipher(config3);
+            hsCipherConfig = config2;
+            this._protocol._decipher = createDecipher(config2);
             const rw = {
               read: void 0,
               write: void 0
@@ -56169,32 +56169,32 @@ var require_Protocol = __commonJS({
     function noop() {
     }
     var Protocol = class {
-      constructor(config3) {
-        const onWrite = config3.onWrite;
+      constructor(config2) {
+        const onWrite = config2.onWrite;
         if (typeof onWrite !== "function")
           throw new Error("Missing onWrite function");
         this._onWrite = (data) => {
           onWrite(data);
         };
-        const onError = config3.onError;
+        const onError = config2.onError;
         if (typeof onError !== "function")
           throw new Error("Missing onError function");
         this._onError = (err) => {
           onError(err);
         };
-        const debug = config3.debug;
+        const debug = config2.debug;
         this._debug = typeof debug === "function" ? (msg) => {
           debug(msg);
         } : void 0;
-        const onHeader = config3.onHeader;
+        const onHeader = config2.onHeader;
         this._onHeader = typeof onHeader === "function" ? (...args) => {
           onHeader(...args);
         } : noop;
-        const onPacket = config3.onPacket;
+        const onPacket = config2.onPacket;
         this._onPacket = typeof onPacket === "function" ? () => {
           onPacket();
         } : noop;
-        let onHandshakeComplete = config3.onHandshakeComplete;
+        let onHandshakeComplete = config2.onHandshakeComplete;
         if (typeof onHandshakeComplete !== "function")
           onHandshakeComplete = noop;
         let firstHandshake;
@@ -56227,31 +56227,31 @@ var require_Protocol = __commonJS({
           onHandshakeComplete(...args);
         };
         this._queue = void 0;
-        const messageHandlers = config3.messageHandlers;
+        const messageHandlers = config2.messageHandlers;
         if (typeof messageHandlers === "object" && messageHandlers !== null)
           this._handlers = messageHandlers;
         else
           this._handlers = {};
         this._onPayload = onPayload.bind(this);
-        this._server = !!config3.server;
+        this._server = !!config2.server;
         this._banner = void 0;
         let greeting;
         if (this._server) {
-          if (typeof config3.hostKeys !== "object" || config3.hostKeys === null)
+          if (typeof config2.hostKeys !== "object" || config2.hostKeys === null)
             throw new Error("Missing server host key(s)");
-          this._hostKeys = config3.hostKeys;
-          if (typeof config3.greeting === "string" && config3.greeting.length) {
-            greeting = config3.greeting.slice(-2) === "\r\n" ? config3.greeting : `${config3.greeting}\r
+          this._hostKeys = config2.hostKeys;
+          if (typeof config2.greeting === "string" && config2.greeting.length) {
+            greeting = config2.greeting.slice(-2) === "\r\n" ? config2.greeting : `${config2.greeting}\r
 `;
           }
-          if (typeof config3.banner === "string" && config3.banner.length) {
-            this._banner = config3.banner.slice(-2) === "\r\n" ? config3.banner : `${config3.banner}\r
+          if (typeof config2.banner === "string" && config2.banner.length) {
+            this._banner = config2.banner.slice(-2) === "\r\n" ? config2.banner : `${config2.banner}\r
 `;
           }
         } else {
           this._hostKeys = void 0;
         }
-        let offer = config3.offer;
+        let offer = config2.offer;
         if (typeof offer !== "object" || offer === null) {
           offer = this._server ? DEFAULT_KEXINIT_SERVER : DEFAULT_KEXINIT_CLIENT;
         } else if (offer.constructor !== KexInit) {
@@ -56276,23 +56276,23 @@ var require_Protocol = __commonJS({
           read: new PacketReader(),
           write: new PacketWriter(this)
         };
-        this._hostVerifier = !this._server && typeof config3.hostVerifier === "function" ? config3.hostVerifier : void 0;
+        this._hostVerifier = !this._server && typeof config2.hostVerifier === "function" ? config2.hostVerifier : void 0;
         this._parse = parseHeader;
         this._buffer = void 0;
         this._authsQueue = [];
         this._authenticated = false;
         this._remoteIdentRaw = void 0;
         let sentIdent;
-        if (typeof config3.ident === "string") {
-          this._identRaw = Buffer.from(`SSH-2.0-${config3.ident}`);
+        if (typeof config2.ident === "string") {
+          this._identRaw = Buffer.from(`SSH-2.0-${config2.ident}`);
           sentIdent = Buffer.allocUnsafe(this._identRaw.length + 2);
           sentIdent.set(this._identRaw, 0);
           sentIdent[sentIdent.length - 2] = 13;
           sentIdent[sentIdent.length - 1] = 10;
-        } else if (Buffer.isBuffer(config3.ident)) {
-          const fullIdent = Buffer.allocUnsafe(8 + config3.ident.length);
+        } else if (Buffer.isBuffer(config2.ident)) {
+          const fullIdent = Buffer.allocUnsafe(8 + config2.ident.length);
           fullIdent.latin1Write("SSH-2.0-", 0, 8);
-          fullIdent.set(config3.ident, 8);
+          fullIdent.set(config2.ident, 8);
           this._identRaw = fullIdent;
           sentIdent = Buffer.allocUnsafe(fullIdent.length + 2);
           sentIdent.set(fullIdent, 0);
@@ -65839,7 +65839,7 @@ async function checkOptionsFile(host, server, facts) {
     throw new DbreplError("STEP", `${server.ref} does not read ${file2} (its option files, read as uid ${read.uid}: ${[...read.files].join(", ") || "none"}; ${where}); set options_file to a file in a directory the server includes`);
   }
 }
-async function writeOptions(host, server, facts, settings) {
+async function writeOptions(host, server, facts, settings2) {
   const file2 = optionsFile(server);
   const current = await readFile(host, file2) ?? "";
   if (current && !current.startsWith(OPTIONS_HEADER)) {
@@ -65850,7 +65850,7 @@ async function writeOptions(host, server, facts, settings) {
     const m = /^\s*([a-z_-]+)\s*=\s*(.*?)\s*$/.exec(line);
     if (m) values.set(m[1].replace(/-/g, "_"), m[2]);
   }
-  for (const [k, v] of Object.entries(settings)) values.set(k, String(v));
+  for (const [k, v] of Object.entries(settings2)) values.set(k, String(v));
   const body = [...values].map(([k, v]) => `${k} = ${v}`).join("\n");
   const owner = await dataDirOwner(host, facts);
   await writeFile(host, file2, `${OPTIONS_HEADER} for ${server.ref}: settings that must survive a restart.
@@ -65875,9 +65875,9 @@ async function dataDirOwner(host, facts) {
   const [uid, gid] = (await runChecked(host, ["stat", "-c", "%u %g", "--", facts.datadir], `stat ${facts.datadir}`)).trim().split(" ").map(Number);
   return { uid, gid };
 }
-async function verifyServerReads(host, server, facts, settings) {
+async function verifyServerReads(host, server, facts, settings2) {
   const read = await optionsAsServerReads(host, server, facts);
-  const wrong = Object.entries(settings).filter(([k, v]) => read.values.get(k) !== norm(String(v)));
+  const wrong = Object.entries(settings2).filter(([k, v]) => read.values.get(k) !== norm(String(v)));
   if (wrong.length > 0) {
     const what = wrong.map(([k, v]) => `${k}=${v} (it would read ${read.values.has(k) ? read.values.get(k) : "nothing"})`).join(", ");
     throw new DbreplError("STEP", `after a restart ${server.ref} would not have ${what}: its option files, read as the server's user (uid ${read.uid}), do not carry it; check that ${optionsFile(server)} is readable by that user and in a directory its configuration includes`);
@@ -65989,17 +65989,17 @@ function enableSteps(pair, { m, s }, stamp) {
   const slaveSql = (session, fn) => withClient(session, pair.slave, fn);
   const steps = [];
   if (mariadb && !m.logBin) {
-    const settings = { log_bin: "mysql-bin", binlog_format: "ROW", server_id: m.serverId === 0 ? serverIdFor(pair.master, [0]) : m.serverId };
+    const settings2 = { log_bin: "mysql-bin", binlog_format: "ROW", server_id: m.serverId === 0 ? serverIdFor(pair.master, [0]) : m.serverId };
     const svc = service(pair.master, md);
     steps.push({
       id: "master-binlog",
       side: "master",
       title: "turn on binary logging and restart",
-      text: `master: binary logging is off: write ${Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join(", ")} into ${optionsFile(pair.master)} (checked to be read by the server), then restart the master (${svc.stop}; ${svc.start})`,
+      text: `master: binary logging is off: write ${Object.entries(settings2).map(([k, v]) => `${k} = ${v}`).join(", ")} into ${optionsFile(pair.master)} (checked to be read by the server), then restart the master (${svc.stop}; ${svc.start})`,
       run: async (session) => {
         const host = await session.hosts.forServer(pair.master);
-        await writeOptions(host, pair.master, m, settings);
-        await verifyServerReads(host, pair.master, m, settings);
+        await writeOptions(host, pair.master, m, settings2);
+        await verifyServerReads(host, pair.master, m, settings2);
         await runChecked(host, serviceArgv(svc.stop), `stop command of ${pair.master.ref}`, { timeoutMs: SERVICE_TIMEOUT_MS });
         await runChecked(host, serviceArgv(svc.start), `start command of ${pair.master.ref}`, { timeoutMs: SERVICE_TIMEOUT_MS });
         await pollUntil(
@@ -66766,23 +66766,23 @@ ${hbaLine(user, pair.slave.host, method, tls2)}
 function hbaRefusal(pair, user, file2, d) {
   return `${file2} on ${pair.master.ref} line ${d.line} ("${d.rule}") decides the replication login ${user} from ${pair.slave.host} (${d.why}); dbrepl does not override an operator's rule: change or remove that line, or give the slave an address it admits`;
 }
-async function restartMaster(session, master, host, settings, keep) {
+async function restartMaster(session, master, host, settings2, keep) {
   const file2 = `${(await withClient2(session, master, readFacts2)).dataDirectory}/postgresql.auto.conf`;
   keep({ file: file2, text: await readServerFile(host, file2) });
   const before = await withClient2(session, master, async (sql) => {
-    for (const [k, v] of Object.entries(settings)) await sql.query(`ALTER SYSTEM SET ${sql.escapeIdentifier(k)} = ${sql.escapeLiteral(v)}`);
+    for (const [k, v] of Object.entries(settings2)) await sql.query(`ALTER SYSTEM SET ${sql.escapeIdentifier(k)} = ${sql.escapeLiteral(v)}`);
     return (await readFacts2(sql)).startEpoch;
   });
   await runChecked(host, serviceArgv(service2(master).stop), `stop command of ${master.ref}`, { timeoutMs: SERVICE_TIMEOUT_MS });
   await runChecked(host, serviceArgv(service2(master).start), `start command of ${master.ref}`, { timeoutMs: SERVICE_TIMEOUT_MS });
   await pollUntil(
-    `${master.ref} to come back restarted with ${Object.keys(settings).join(", ")} applied`,
+    `${master.ref} to come back restarted with ${Object.keys(settings2).join(", ")} applied`,
     START_TIMEOUT_MS,
     () => withClient2(session, master, async (sql) => {
       const f = await readFacts2(sql);
       if (f.startEpoch === before) return void 0;
-      const { rows } = await sql.query("SELECT name, setting FROM pg_settings WHERE name = ANY($1)", [Object.keys(settings)]);
-      return rows.every((r) => r.setting === settings[r.name]) ? true : void 0;
+      const { rows } = await sql.query("SELECT name, setting FROM pg_settings WHERE name = ANY($1)", [Object.keys(settings2)]);
+      return rows.every((r) => r.setting === settings2[r.name]) ? true : void 0;
     })
   );
 }
@@ -67297,9 +67297,12 @@ function parseFields(text) {
 async function inspectRedis(server, session) {
   return withClient3(session, server, readFacts3);
 }
-async function config(redis2, name) {
-  const r = await redis2.call("CONFIG", "GET", name);
-  return r[1] ?? "";
+var CONFIG_KEYS = ["dir", "dbfilename", "repl-backlog-size", "client-output-buffer-limit", "tls-replication", "tls-cert-file", "tls-ca-cert-file"];
+async function configs(redis2) {
+  const r = await redis2.call("CONFIG", "GET", ...CONFIG_KEYS);
+  const out = {};
+  for (let i = 0; i + 1 < r.length; i += 2) out[r[i]] = r[i + 1];
+  return out;
 }
 async function readFacts3(redis2) {
   const info = parseInfo(String(await redis2.call("INFO", "all")));
@@ -67309,7 +67312,8 @@ async function readFacts3(redis2) {
     const f = parseFields(v);
     replicas.push({ ip: f.ip ?? "", port: Number(f.port), state: f.state ?? "", offset: Number(f.offset), lag: Number(f.lag) });
   }
-  const limits = (await config(redis2, "client-output-buffer-limit")).split(/\s+/);
+  const conf = await configs(redis2);
+  const limits = (conf["client-output-buffer-limit"] ?? "").split(/\s+/);
   const i = limits.indexOf("slave") >= 0 ? limits.indexOf("slave") : limits.indexOf("replica");
   const role = info.role === "slave" ? "slave" : "master";
   const num = (k) => info[k] === void 0 || info[k] === "" ? null : Number(info[k]);
@@ -67324,16 +67328,19 @@ async function readFacts3(redis2) {
     lastIoSecondsAgo: num("master_last_io_seconds_ago"),
     masterOffset: Number(info.master_repl_offset ?? 0),
     replicaOffset: role === "slave" ? num("slave_repl_offset") : null,
-    dir: await config(redis2, "dir"),
-    dbfilename: await config(redis2, "dbfilename"),
+    dir: conf.dir ?? "",
+    dbfilename: conf.dbfilename ?? "",
     replicas,
     usedMemory: Number(info.used_memory_dataset ?? info.used_memory ?? 0),
-    replBacklogSize: Number(info.repl_backlog_size ?? await config(redis2, "repl-backlog-size")),
+    replBacklogSize: Number(info.repl_backlog_size ?? conf["repl-backlog-size"] ?? 0),
     replicaBufferLimit: { hard: Number(limits[i + 1] ?? 0), soft: Number(limits[i + 2] ?? 0), seconds: Number(limits[i + 3] ?? 0) },
     configFile: info.config_file ?? "",
     processId: Number(info.process_id ?? 0),
     syncFull: Number(info.sync_full ?? 0),
-    runId: info.run_id ?? ""
+    runId: info.run_id ?? "",
+    tlsReplication: conf["tls-replication"] === "yes",
+    tlsCertFile: conf["tls-cert-file"] ?? "",
+    tlsCaCertFile: conf["tls-ca-cert-file"] ?? ""
   };
 }
 
@@ -67404,6 +67411,13 @@ function liveLinks3(inspections, servers) {
 }
 
 // src/engines/redis/steps.ts
+var UNDONE = ["masterauth", "masteruser", "replica-read-only", "tls-replication", "tls-ca-cert-file"];
+async function settings(r) {
+  const flat = await r.call("CONFIG", "GET", ...UNDONE);
+  const out = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) out[flat[i]] = flat[i + 1];
+  return out;
+}
 function plan3(pair, action, sides, stamp) {
   return action === "disable" ? disableSteps3(pair) : enableSteps3(pair, action, sides, stamp);
 }
@@ -67457,6 +67471,9 @@ async function snapshot(session, server) {
 function enableSteps3(pair, action, { m, s }, stamp) {
   const preserved = preservedPath3(s.dir, s.dbfilename, stamp);
   const st = { auth: null, replicaofSet: false };
+  const masterTls = replicationTls(pair.master);
+  const caFile = masterTls !== "none" && pair.master.tls?.ca && !s.tlsCaCertFile ? tlsFilesFor(ownBase(s.dir, s.dbfilename), pair.master) : null;
+  const tlsText = masterTls === "none" ? "" : `; ${caFile ? `CONFIG SET tls-ca-cert-file ${caFile.ca}; ` : ""}CONFIG SET tls-replication yes (Redis checks the master's certificate chain, not its name)`;
   const before = s.role === "master" ? "REPLICAOF NO ONE" : `REPLICAOF ${s.masterHost} ${s.masterPort}`;
   const rewriteText = s.configFile ? "CONFIG REWRITE" : "CONFIG REWRITE impossible (the server has no config file: a restart would forget it is a slave)";
   const steps = [
@@ -67486,26 +67503,32 @@ ln -- "$tmp" "$out"`,
       id: "auth",
       side: "slave",
       title: "authentication and read-only",
-      text: `slave: CONFIG SET masterauth ***${pair.replication.user ? " and masteruser (the pair's user when the master has that ACL user)" : ""}; CONFIG SET replica-read-only yes`,
+      text: `slave: CONFIG SET masterauth ***${pair.replication.user ? " and masteruser (the pair's user when the master has that ACL user)" : ""}; CONFIG SET replica-read-only yes${tlsText}`,
       run: async (session) => {
         const login = await masterLogin(session, pair);
         await withClient3(session, pair.slave, async (r) => {
-          const get = async (k) => (await r.call("CONFIG", "GET", k))[1] ?? "";
-          st.auth = { masterauth: await get("masterauth"), masteruser: await get("masteruser"), readOnly: await get("replica-read-only") };
+          st.auth = await settings(r);
           await r.call("CONFIG", "SET", "masterauth", login.password ?? "");
           await r.call("CONFIG", "SET", "masteruser", login.user && login.user !== "default" ? login.user : "");
           await r.call("CONFIG", "SET", "replica-read-only", "yes");
+          if (masterTls !== "none") {
+            if (caFile) {
+              const host = await session.hosts.forServer(pair.slave);
+              await writeTlsFiles(host, caFile, pair.master, await statOwner(host, s.dir));
+              await r.call("CONFIG", "SET", "tls-ca-cert-file", caFile.ca);
+            }
+            await r.call("CONFIG", "SET", "tls-replication", "yes");
+          }
         });
       },
       undo: {
-        text: "masterauth, masteruser and replica-read-only as they were; CONFIG REWRITE",
+        text: `${UNDONE.join(", ")} as they were; CONFIG REWRITE`,
         run: async (session) => {
           const before2 = st.auth;
           if (!before2) return "";
           await withClient3(session, pair.slave, async (r) => {
-            await r.call("CONFIG", "SET", "replica-read-only", before2.readOnly);
-            await r.call("CONFIG", "SET", "masterauth", before2.masterauth);
-            await r.call("CONFIG", "SET", "masteruser", before2.masteruser);
+            const now = await settings(r);
+            for (const [k, v] of Object.entries(before2)) if (now[k] !== v) await r.call("CONFIG", "SET", k, v);
             await rewrite(r, s, session.log, pair.slave);
           });
           return "";
@@ -67627,6 +67650,13 @@ async function preflight3(pair, { s }, planned, session) {
   const error62 = (message) => void out.push({ level: "error", message });
   if (s.role === "master" && s.replicas.length > 0) {
     error62(`${pair.slave.ref} is a master with ${s.replicas.length} replica(s) of its own; refusing to overwrite a master \u2014 fix the file or detach them first`);
+  }
+  if (replicationTls(pair.master) !== "none") {
+    if (!s.tlsCertFile) {
+      error62(`${pair.master.ref} serves replication over TLS, and Redis replicates over TLS only from a server with TLS of its own: set tls-cert-file and tls-key-file on ${pair.slave.ref} first`);
+    } else if (s.tlsCaCertFile && pair.master.tls?.ca) {
+      out.push({ level: "warning", message: `${pair.slave.ref} has a tls-ca-cert-file of its own (${s.tlsCaCertFile}), which is kept: it must trust ${pair.master.ref}'s certificate (Redis has one CA setting for its clients and its master)` });
+    }
   }
   const host = await hostOrError(session, pair.slave, error62);
   if (host) out.push(...await finding("error", () => verifyHost3(host, pair.slave, s)));
@@ -67777,7 +67807,7 @@ __export(external_exports, {
   codec: () => codec,
   coerce: () => coerce_exports,
   compile: () => compile,
-  config: () => config2,
+  config: () => config,
   core: () => core_exports2,
   creditCard: () => creditCard2,
   cuid: () => cuid3,
@@ -68189,7 +68219,7 @@ __export(core_exports2, {
   clone: () => clone,
   compile: () => compile,
   compileFn: () => compileFn,
-  config: () => config2,
+  config: () => config,
   createStandardJSONSchemaMethod: () => createStandardJSONSchemaMethod,
   createToJSONSchemaMethod: () => createToJSONSchemaMethod,
   decode: () => decode,
@@ -68858,7 +68888,7 @@ function attachSchema(issues, start, inst) {
     (_a3 = issues[i]).schema ?? (_a3.schema = inst);
   }
 }
-function finalizeIssue(iss, ctx, config3) {
+function finalizeIssue(iss, ctx, config2) {
   var _a3;
   const traits = iss.inst?._zod?.traits;
   if (traits?.has("$ZodType")) {
@@ -68868,7 +68898,7 @@ function finalizeIssue(iss, ctx, config3) {
       iss.schema = iss.inst;
   }
   const schemaError = iss.schema !== iss.inst ? iss.schema?._zod.def?.error : void 0;
-  const message = iss.message ? iss.message : unwrapMessage(iss.inst?._zod.def?.error?.(iss)) ?? unwrapMessage(schemaError?.(iss)) ?? unwrapMessage(ctx?.error?.(iss)) ?? unwrapMessage(config3.customError?.(iss)) ?? unwrapMessage(config3.localeError?.(iss)) ?? "Invalid input";
+  const message = iss.message ? iss.message : unwrapMessage(iss.inst?._zod.def?.error?.(iss)) ?? unwrapMessage(schemaError?.(iss)) ?? unwrapMessage(ctx?.error?.(iss)) ?? unwrapMessage(config2.customError?.(iss)) ?? unwrapMessage(config2.localeError?.(iss)) ?? "Invalid input";
   const full = {};
   for (const k of Object.keys(iss)) {
     if (k === "inst" || k === "schema" || k === "continue" || k === "input" || k === "__proto__")
@@ -69221,7 +69251,7 @@ var $ZodEncodeError = class extends Error {
 };
 (_a = globalThis).__zod_globalConfig ?? (_a.__zod_globalConfig = {});
 var globalConfig = globalThis.__zod_globalConfig;
-function config2(newConfig) {
+function config(newConfig) {
   if (newConfig)
     Object.assign(globalConfig, newConfig);
   return globalConfig;
@@ -69431,7 +69461,7 @@ var _parse = (_Err) => {
       throw new $ZodAsyncError();
     }
     if (result.issues.length) {
-      const e = new (_params?.Err ?? _Err)(result.issues.map((iss) => finalizeIssue(iss, ctx, config2())));
+      const e = new (_params?.Err ?? _Err)(result.issues.map((iss) => finalizeIssue(iss, ctx, config())));
       captureStackTrace(e, _params?.callee ?? fn);
       throw e;
     }
@@ -69447,7 +69477,7 @@ var _parseAsync = (_Err) => {
     if (result instanceof Promise)
       result = await result;
     if (result.issues.length) {
-      const e = new (params?.Err ?? _Err)(result.issues.map((iss) => finalizeIssue(iss, ctx, config2())));
+      const e = new (params?.Err ?? _Err)(result.issues.map((iss) => finalizeIssue(iss, ctx, config())));
       captureStackTrace(e, params?.callee ?? fn);
       throw e;
     }
@@ -69471,7 +69501,7 @@ function failure(Err, issues, ctx) {
     success: false,
     get error() {
       if (!error62) {
-        error62 = new Err(issues.map((iss) => finalizeIssue(iss, ctx, config2())));
+        error62 = new Err(issues.map((iss) => finalizeIssue(iss, ctx, config())));
         issues = void 0;
         ctx = void 0;
       }
@@ -70385,7 +70415,7 @@ var $ZodType = /* @__PURE__ */ $constructor("$ZodType", (inst, def) => {
     own(this, "~standard", value);
   }
 });
-var toStandardResult = (r, ctx) => r.issues.length ? { issues: r.issues.map((iss) => finalizeIssue(iss, ctx, config2())) } : { value: r.value };
+var toStandardResult = (r, ctx) => r.issues.length ? { issues: r.issues.map((iss) => finalizeIssue(iss, ctx, config())) } : { value: r.value };
 async function validateAsync2(inst, value) {
   const ctx = { async: true };
   return toStandardResult(await inst._zod.run({ value, issues: [] }, ctx), ctx);
@@ -71420,7 +71450,7 @@ function handleUnionResults(results, final, inst, ctx) {
     code: "invalid_union",
     input: final.value,
     inst,
-    errors: results.map((result) => result.issues.map((iss) => finalizeIssue(iss, ctx, config2())))
+    errors: results.map((result) => result.issues.map((iss) => finalizeIssue(iss, ctx, config())))
   });
   return final;
 }
@@ -71484,7 +71514,7 @@ function handleExclusiveUnionResults(results, final, inst, ctx) {
       code: "invalid_union",
       input: final.value,
       inst,
-      errors: results.map((result) => result.issues.map((iss) => finalizeIssue(iss, ctx, config2())))
+      errors: results.map((result) => result.issues.map((iss) => finalizeIssue(iss, ctx, config())))
     });
   } else {
     final.issues.push({
@@ -71892,7 +71922,7 @@ var $ZodRecord = /* @__PURE__ */ $constructor("$ZodRecord", (inst, def) => {
             payload.issues.push({
               code: "invalid_key",
               origin: "record",
-              issues: keyResult.issues.map((iss) => finalizeIssue(iss, ctx, config2())),
+              issues: keyResult.issues.map((iss) => finalizeIssue(iss, ctx, config())),
               input: key,
               path: [key],
               inst
@@ -71972,7 +72002,7 @@ var $ZodRecord = /* @__PURE__ */ $constructor("$ZodRecord", (inst, def) => {
             payload.issues.push({
               code: "invalid_key",
               origin: "record",
-              issues: keyResult.issues.map((iss) => finalizeIssue(iss, ctx, config2())),
+              issues: keyResult.issues.map((iss) => finalizeIssue(iss, ctx, config())),
               input: key,
               path: [key],
               inst
@@ -72065,7 +72095,7 @@ function handleMapResult(keyResult, valueResult, final, key, input2, inst, ctx) 
         origin: "map",
         input: input2,
         inst,
-        issues: keyResult.issues.map((iss) => finalizeIssue(iss, ctx, config2()))
+        issues: keyResult.issues.map((iss) => finalizeIssue(iss, ctx, config()))
       });
     }
   }
@@ -72079,7 +72109,7 @@ function handleMapResult(keyResult, valueResult, final, key, input2, inst, ctx) 
         input: input2,
         inst,
         key,
-        issues: valueResult.issues.map((iss) => finalizeIssue(iss, ctx, config2()))
+        issues: valueResult.issues.map((iss) => finalizeIssue(iss, ctx, config()))
       });
     }
   }
@@ -72356,7 +72386,7 @@ function handleCatchResult(payload, result, def, ctx) {
     ...result,
     value: payload.value,
     error: {
-      issues: result.issues.map((iss) => finalizeIssue(iss, ctx, config2()))
+      issues: result.issues.map((iss) => finalizeIssue(iss, ctx, config()))
     },
     input: payload.value
   });
@@ -84918,11 +84948,11 @@ var safeDecodeAsync2 = /* @__PURE__ */ _safeDecodeAsync(ZodRealError);
 // node_modules/zod/v4/classic/schemas.js
 function _ensureDefaultLocale() {
   if (!globalConfig.localeError)
-    config2(en_default());
+    config(en_default());
 }
 function _ensureDefaultMemoizer() {
   if (!globalConfig.memoizer)
-    config2({ memoizer: memoizer() });
+    config({ memoizer: memoizer() });
 }
 var ZodType = /* @__PURE__ */ $constructor("ZodType", (inst, def) => {
   _ensureDefaultLocale();
@@ -86395,12 +86425,12 @@ var ZodIssueCode = {
   custom: "custom"
 };
 function setErrorMap(map2) {
-  config2({
+  config({
     customError: map2
   });
 }
 function getErrorMap() {
-  return config2().customError;
+  return config().customError;
 }
 var ZodFirstPartyTypeKind;
 /* @__PURE__ */ (function(ZodFirstPartyTypeKind2) {
@@ -87720,11 +87750,11 @@ function levenshtein(a, b) {
 
 // src/topology.ts
 var DEFAULT_PORTS = Object.fromEntries(Object.values(CAPABILITIES).map((c) => [c.name, c.defaultPort]));
-function resolveTopology(config3) {
+function resolveTopology(config2) {
   const issues = [];
   const servers = /* @__PURE__ */ new Map();
   const applications = [];
-  for (const [app, appDef] of Object.entries(config3.applications)) {
+  for (const [app, appDef] of Object.entries(config2.applications)) {
     if (!NAME_PATTERN.test(app)) {
       issues.push({ path: ["applications", app], atKey: true, message: `invalid application name "${app}"; expected [a-z0-9][a-z0-9-]*` });
     }
@@ -87734,7 +87764,7 @@ function resolveTopology(config3) {
       if (!NAME_PATTERN.test(name)) {
         issues.push({ path: path6, atKey: true, message: `invalid server name "${name}"; expected [a-z0-9][a-z0-9-]*` });
       }
-      const ssh = s.ssh || config3.defaults?.ssh ? { ...config3.defaults?.ssh, ...s.ssh } : void 0;
+      const ssh = s.ssh || config2.defaults?.ssh ? { ...config2.defaults?.ssh, ...s.ssh } : void 0;
       if (ssh) {
         const at = s.ssh ? [...path6, "ssh"] : ["defaults", "ssh"];
         if (!ssh.known_hosts && !ssh.host_key) issues.push({ path: at, message: "ssh needs known_hosts or host_key: host keys are always verified" });
@@ -87745,7 +87775,7 @@ function resolveTopology(config3) {
         const users = Object.values(CAPABILITIES).filter((c) => c.serverKeys.includes(key)).map((c) => c.name);
         issues.push({ path: [...path6, key], message: `${key} applies to ${users.join(", ")} only (this server is ${s.engine})` });
       }
-      const tlsRaw = s.tls || config3.defaults?.tls ? { ...config3.defaults?.tls, ...s.tls } : void 0;
+      const tlsRaw = s.tls || config2.defaults?.tls ? { ...config2.defaults?.tls, ...s.tls } : void 0;
       if (tlsRaw && !tlsRaw.cert !== !tlsRaw.key) {
         issues.push({ path: s.tls ? [...path6, "tls"] : ["defaults", "tls"], message: "tls needs both cert and key (a client certificate and its private key), or neither" });
       }
@@ -87774,7 +87804,7 @@ function resolveTopology(config3) {
   const pairs = [];
   const slaveOf = /* @__PURE__ */ new Map();
   const names = /* @__PURE__ */ new Map();
-  config3.replications.forEach((raw, index) => {
+  config2.replications.forEach((raw, index) => {
     const at = (key) => ["replications", index, key];
     const masterKey = raw.master !== void 0 ? "master" : "primary";
     const slaveKey = raw.slave !== void 0 ? "slave" : "replica";
@@ -87840,7 +87870,7 @@ function resolveTopology(config3) {
       issues.push({ path: at(raw.name ? "name" : slaveKey), message: `pair name "${name}" is already used by replications[${seen}]` });
       return;
     }
-    const replication = { ...config3.defaults?.replication, ...raw.replication };
+    const replication = { ...config2.defaults?.replication, ...raw.replication };
     if (raw.state === "enabled" && capabilitiesOf(master.engine).needsReplicationLogin && (!replication.user || !replication.password)) {
       issues.push({
         path: raw.replication ? at("replication") : ["replications", index],
@@ -87881,7 +87911,7 @@ function resolveTopology(config3) {
     });
   }
   if (issues.length > 0) return { ok: false, issues: dedupe(issues) };
-  return { ok: true, topology: { applications, servers, pairs, prune: config3.prune } };
+  return { ok: true, topology: { applications, servers, pairs, prune: config2.prune } };
 }
 function lookup(servers, ref, path6, issues) {
   const server = servers.get(ref);
@@ -88690,7 +88720,7 @@ function connectClient(where, t, sock, label) {
   return new Promise((resolve2, reject) => {
     const client = new import_ssh2.Client();
     let refusal = null;
-    const config3 = {
+    const config2 = {
       host: sock ? void 0 : where.host,
       port: sock ? void 0 : where.port,
       sock,
@@ -88714,7 +88744,7 @@ function connectClient(where, t, sock, label) {
       reject(new ConnectionError(label, `cannot open the SSH connection: ${why}`, { cause: err }));
     });
     try {
-      client.connect(config3);
+      client.connect(config2);
     } catch (err) {
       reject(new ConnectionError(label, `cannot use the SSH private key: ${err.message}`, { cause: err }));
     }

@@ -104,3 +104,35 @@ describe('MariaDB', () => {
     expect(path.basename(status.Master_SSL_CA_File ?? '')).toBe('shop_db.ca.crt');
   });
 });
+
+describe('Redis', () => {
+  test('verify-full: the tool speaks TLS to the TLS port, and the slave replicates from it over TLS only', async () => {
+    const { startRedis } = await import('../support/redis');
+    const { freePort } = await import('../support/sh');
+    const tlsSettings = async () => ({ 'tls-port': String(await freePort()), 'tls-cert-file': good.certFile, 'tls-key-file': good.keyFile, 'tls-ca-cert-file': ca.certFile, 'tls-auth-clients': 'no' });
+    const mSettings = await tlsSettings();
+    const sSettings = await tlsSettings();
+    const m = await pool.add(startRedis({ settings: mSettings }));
+    const s = await pool.add(startRedis({ settings: sSettings }));
+    await m.call('SET', 'k', 'over tls');
+    const server = (x: typeof m, v: string, port: string) => ({ engine: 'redis', host: x.host, port: Number(port), password: `\${${v}}`, service: x.service, tls: tls('verify-full') });
+    const file = writeYaml(dir(), {
+      version: 1,
+      applications: { shop: { servers: { cache: server(m, 'M_PW', mSettings['tls-port']) } }, dr: { servers: { cache: server(s, 'S_PW', sSettings['tls-port']) } } },
+      replications: [{ master: 'shop/cache', slave: 'dr/cache' }],
+    }, 'redis-tls.yml');
+    const env = { ...process.env, M_PW: m.password, S_PW: s.password, TLS_CA: ca.cert };
+    const plan = (await dbrepl(['plan', '--json', '-c', file], env)).json();
+    expect(plan.pairs[0]).toMatchObject({ error: null, replication_tls: 'verify-full' });
+    expect(plan.pairs[0].warnings).toContain(`dr/cache has a tls-ca-cert-file of its own (${ca.certFile}), which is kept: it must trust shop/cache's certificate (Redis has one CA setting for its clients and its master)`);
+    expect(plan.pairs[0].steps.join('\n')).toContain('CONFIG SET tls-replication yes');
+    const r = await dbrepl(['apply', '--json', '-c', file], env);
+    expect(r.json().pairs[0]).toMatchObject({ result: 'done', error: null });
+    // The master's TLS port speaks nothing but TLS: a link that is up there is encrypted.
+    const info = await s.info();
+    expect([info.master_port, info.master_link_status]).toEqual([mSettings['tls-port'], 'up']);
+    expect(await s.call('GET', 'k')).toBe('over tls');
+    expect(await s.call('CONFIG', 'GET', 'tls-replication')).toEqual(['tls-replication', 'yes']);
+    expect(fs.readFileSync(s.configFile, 'utf8')).toMatch(/^tls-replication yes$/m);
+  });
+});

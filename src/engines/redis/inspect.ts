@@ -36,15 +36,24 @@ export interface RedisFacts {
   syncFull: number;
   /** Random per server start: one server, whatever name reached it. */
   runId: string;
+  /** TLS: whether it replicates over TLS, and its own certificate and CA (Redis has one TLS context). */
+  tlsReplication: boolean;
+  tlsCertFile: string;
+  tlsCaCertFile: string;
 }
 
 export async function inspectRedis(server: Server, session: Session): Promise<RedisFacts> {
   return withClient(session, server, readFacts);
 }
 
-async function config(redis: Cmd, name: string): Promise<string> {
-  const r = (await redis.call('CONFIG', 'GET', name)) as string[];
-  return r[1] ?? '';
+const CONFIG_KEYS = ['dir', 'dbfilename', 'repl-backlog-size', 'client-output-buffer-limit', 'tls-replication', 'tls-cert-file', 'tls-ca-cert-file'];
+
+/** The settings inspection reads, in one CONFIG GET (Redis 7 takes several names). */
+async function configs(redis: Cmd): Promise<Record<string, string>> {
+  const r = (await redis.call('CONFIG', 'GET', ...CONFIG_KEYS)) as string[];
+  const out: Record<string, string> = {};
+  for (let i = 0; i + 1 < r.length; i += 2) out[r[i]!] = r[i + 1]!;
+  return out;
 }
 
 export async function readFacts(redis: Cmd): Promise<RedisFacts> {
@@ -55,7 +64,8 @@ export async function readFacts(redis: Cmd): Promise<RedisFacts> {
     const f = parseFields(v);
     replicas.push({ ip: f.ip ?? '', port: Number(f.port), state: f.state ?? '', offset: Number(f.offset), lag: Number(f.lag) });
   }
-  const limits = (await config(redis, 'client-output-buffer-limit')).split(/\s+/);
+  const conf = await configs(redis);
+  const limits = (conf['client-output-buffer-limit'] ?? '').split(/\s+/);
   const i = limits.indexOf('slave') >= 0 ? limits.indexOf('slave') : limits.indexOf('replica');
   const role = info.role === 'slave' ? 'slave' : 'master';
   const num = (k: string): number | null => (info[k] === undefined || info[k] === '' ? null : Number(info[k]));
@@ -70,15 +80,18 @@ export async function readFacts(redis: Cmd): Promise<RedisFacts> {
     lastIoSecondsAgo: num('master_last_io_seconds_ago'),
     masterOffset: Number(info.master_repl_offset ?? 0),
     replicaOffset: role === 'slave' ? num('slave_repl_offset') : null,
-    dir: await config(redis, 'dir'),
-    dbfilename: await config(redis, 'dbfilename'),
+    dir: conf.dir ?? '',
+    dbfilename: conf.dbfilename ?? '',
     replicas,
     usedMemory: Number(info.used_memory_dataset ?? info.used_memory ?? 0),
-    replBacklogSize: Number(info.repl_backlog_size ?? (await config(redis, 'repl-backlog-size'))),
+    replBacklogSize: Number(info.repl_backlog_size ?? conf['repl-backlog-size'] ?? 0),
     replicaBufferLimit: { hard: Number(limits[i + 1] ?? 0), soft: Number(limits[i + 2] ?? 0), seconds: Number(limits[i + 3] ?? 0) },
     configFile: info.config_file ?? '',
     processId: Number(info.process_id ?? 0),
     syncFull: Number(info.sync_full ?? 0),
     runId: info.run_id ?? '',
+    tlsReplication: conf['tls-replication'] === 'yes',
+    tlsCertFile: conf['tls-cert-file'] ?? '',
+    tlsCaCertFile: conf['tls-ca-cert-file'] ?? '',
   };
 }

@@ -7,6 +7,7 @@ import type { ActionPlan, ChangeAction } from '../engine';
 import { withClient } from './client';
 import type { RedisFacts } from './inspect';
 import { masterLogin } from './steps';
+import { replicationTls } from '../tls';
 
 /** The preserved file is written where host commands run: that must be the slave's machine. */
 async function verifyHost(host: Host, server: Server, facts: RedisFacts): Promise<void> {
@@ -23,6 +24,13 @@ export async function preflight(pair: Pair, { s }: Sides<RedisFacts>, planned: {
   const error = (message: string): void => void out.push({ level: 'error', message });
   if (s.role === 'master' && s.replicas.length > 0) {
     error(`${pair.slave.ref} is a master with ${s.replicas.length} replica(s) of its own; refusing to overwrite a master — fix the file or detach them first`);
+  }
+  if (replicationTls(pair.master) !== 'none') {
+    if (!s.tlsCertFile) {
+      error(`${pair.master.ref} serves replication over TLS, and Redis replicates over TLS only from a server with TLS of its own: set tls-cert-file and tls-key-file on ${pair.slave.ref} first`);
+    } else if (s.tlsCaCertFile && pair.master.tls?.ca) {
+      out.push({ level: 'warning', message: `${pair.slave.ref} has a tls-ca-cert-file of its own (${s.tlsCaCertFile}), which is kept: it must trust ${pair.master.ref}'s certificate (Redis has one CA setting for its clients and its master)` });
+    }
   }
   const host = await hostOrError(session, pair.slave, error);
   if (host) out.push(...(await finding('error', () => verifyHost(host, pair.slave, s))));

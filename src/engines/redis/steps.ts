@@ -7,6 +7,18 @@ import type { ActionPlan, ChangeAction, Logger, Session, Sides, Step } from '../
 import { Cmd, withClient } from './client';
 import { readFacts, RedisFacts } from './inspect';
 import { bufferWarnings, ownBase, preservedPath } from './state';
+import { replicationTls, tlsFilesFor, writeTlsFiles } from '../tls';
+
+/** The slave's settings the auth step changes, put back as they were by its undo. */
+const UNDONE = ['masterauth', 'masteruser', 'replica-read-only', 'tls-replication', 'tls-ca-cert-file'];
+
+/** Those settings as they are (a name this build does not know, such as TLS ones without TLS, is left out). */
+async function settings(r: Cmd): Promise<Record<string, string>> {
+  const flat = (await r.call('CONFIG', 'GET', ...UNDONE)) as string[];
+  const out: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) out[flat[i]!] = flat[i + 1]!;
+  return out;
+}
 
 export function plan(pair: Pair, action: ChangeAction, sides: Sides<RedisFacts>, stamp: string): ActionPlan {
   return action === 'disable' ? disableSteps(pair) : enableSteps(pair, action, sides, stamp);
@@ -81,7 +93,12 @@ async function snapshot(session: Session, server: Server): Promise<void> {
  */
 function enableSteps(pair: Pair, action: ChangeAction, { m, s }: Sides<RedisFacts>, stamp: string): ActionPlan {
   const preserved = preservedPath(s.dir, s.dbfilename, stamp);
-  const st = { auth: null as { masterauth: string; masteruser: string; readOnly: string } | null, replicaofSet: false };
+  const st = { auth: null as Record<string, string> | null, replicaofSet: false };
+  // Over TLS: the slave's own TLS context (Redis has one) must trust the master; the master's CA
+  // is installed for it unless it already has a CA of its own.
+  const masterTls = replicationTls(pair.master);
+  const caFile = masterTls !== 'none' && pair.master.tls?.ca && !s.tlsCaCertFile ? tlsFilesFor(ownBase(s.dir, s.dbfilename), pair.master) : null;
+  const tlsText = masterTls === 'none' ? '' : `; ${caFile ? `CONFIG SET tls-ca-cert-file ${caFile.ca}; ` : ''}CONFIG SET tls-replication yes (Redis checks the master's certificate chain, not its name)`;
   const before = s.role === 'master' ? 'REPLICAOF NO ONE' : `REPLICAOF ${s.masterHost} ${s.masterPort}`;
   const rewriteText = s.configFile ? 'CONFIG REWRITE' : 'CONFIG REWRITE impossible (the server has no config file: a restart would forget it is a slave)';
   const steps: Step[] = [
@@ -113,27 +130,34 @@ ln -- "$tmp" "$out"`,
       id: 'auth',
       side: 'slave',
       title: 'authentication and read-only',
-      text: `slave: CONFIG SET masterauth ***${pair.replication.user ? ' and masteruser (the pair\'s user when the master has that ACL user)' : ''}; CONFIG SET replica-read-only yes`,
+      text: `slave: CONFIG SET masterauth ***${pair.replication.user ? ' and masteruser (the pair\'s user when the master has that ACL user)' : ''}; CONFIG SET replica-read-only yes${tlsText}`,
       run: async (session) => {
         const login = await masterLogin(session, pair);
         await withClient(session, pair.slave, async (r) => {
           // As they are now, for the undo (masterauth stays in this closure, never in a report).
-          const get = async (k: string): Promise<string> => ((await r.call('CONFIG', 'GET', k)) as string[])[1] ?? '';
-          st.auth = { masterauth: await get('masterauth'), masteruser: await get('masteruser'), readOnly: await get('replica-read-only') };
+          st.auth = await settings(r);
           await r.call('CONFIG', 'SET', 'masterauth', login.password ?? '');
           await r.call('CONFIG', 'SET', 'masteruser', login.user && login.user !== 'default' ? login.user : '');
           await r.call('CONFIG', 'SET', 'replica-read-only', 'yes');
+          if (masterTls !== 'none') {
+            if (caFile) {
+              const host = await session.hosts.forServer(pair.slave);
+              await writeTlsFiles(host, caFile, pair.master, await statOwner(host, s.dir));
+              await r.call('CONFIG', 'SET', 'tls-ca-cert-file', caFile.ca!);
+            }
+            await r.call('CONFIG', 'SET', 'tls-replication', 'yes');
+          }
         });
       },
       undo: {
-        text: 'masterauth, masteruser and replica-read-only as they were; CONFIG REWRITE',
+        text: `${UNDONE.join(', ')} as they were; CONFIG REWRITE`,
         run: async (session) => {
           const before = st.auth;
           if (!before) return '';
           await withClient(session, pair.slave, async (r) => {
-            await r.call('CONFIG', 'SET', 'replica-read-only', before.readOnly);
-            await r.call('CONFIG', 'SET', 'masterauth', before.masterauth);
-            await r.call('CONFIG', 'SET', 'masteruser', before.masteruser);
+            // Only what changed (a TLS setting Redis would refuse to blank stays as it is).
+            const now = await settings(r);
+            for (const [k, v] of Object.entries(before)) if (now[k] !== v) await r.call('CONFIG', 'SET', k, v);
             await rewrite(r, s, session.log, pair.slave);
           });
           return '';
