@@ -65011,12 +65011,12 @@ function commandSummary(argv, max = 160) {
 }
 
 // src/hosts/commands.ts
-async function runChecked(host, argv, what, options) {
+async function runChecked(host, argv, what, options, shown = argv) {
   const r = await host.run(argv, options);
   if (r.timedOut) {
     const ms = options?.timeoutMs ?? COMMAND_TIMEOUT_MS;
     const seconds = ms >= 1e4 ? Math.round(ms / 1e3) : Math.round(ms / 100) / 10;
-    throw new TimeoutError(`${what} on ${host.label} did not finish within ${seconds} s and was stopped (it ran: ${commandSummary(argv)})${r.stderr.trim() ? `; last output: ${tail(r.stderr)}` : ""}`);
+    throw new TimeoutError(`${what} on ${host.label} did not finish within ${seconds} s and was stopped (it ran: ${commandSummary(shown)})${r.stderr.trim() ? `; last output: ${tail(r.stderr)}` : ""}`);
   }
   if (r.code !== 0) {
     throw new DbreplError("STEP", `${what} failed on ${host.label} (exit ${r.code}): ${tail(r.stderr || r.stdout)}`);
@@ -65038,11 +65038,15 @@ async function runScript(host, script, args, what, options = {}) {
   if (input2 !== void 0) parts.push(Buffer.isBuffer(input2) ? input2 : Buffer.from(input2));
   const prelude = named.length > 0 ? `${PRELUDE}
 ` : "";
-  return runChecked(host, ["bash", "--norc", "--noprofile", "-c", `${prelude}set -euo pipefail
-${script}`, "dbrepl", ...args], what, {
-    ...rest,
-    input: parts.length > 0 ? Buffer.concat(parts) : void 0
-  });
+  return runChecked(
+    host,
+    ["bash", "--norc", "--noprofile", "-c", `${prelude}set -euo pipefail
+${script}`, "dbrepl", ...args],
+    what,
+    { ...rest, input: parts.length > 0 ? Buffer.concat(parts) : void 0 },
+    // In messages: the programs and arguments, not the script's plumbing.
+    ["bash", "-c", "<script>", ...args]
+  );
 }
 async function readFile(host, file2) {
   const r = await host.run(["cat", "--", file2]);
@@ -66838,6 +66842,7 @@ async function restoreOwnConfig(host, slave, dataDir, preserved, owner) {
 
 // src/engines/postgresql/steps.ts
 var major = (f) => Math.floor(f.versionNum / 1e4);
+var PROGRESS_EVERY_MS = 5e3;
 function plan2(pair, action, sides, stamp) {
   return action === "disable" ? disableSteps2(pair, sides) : enableSteps2(pair, sides, stamp);
 }
@@ -66999,7 +67004,14 @@ function enableSteps2(pair, { m, s }, stamp) {
       const as = await ownerOf(session);
       const bin = await findBasebackup(host, major(s));
       const bytes = await withClient2(session, pair.master, databaseBytes);
-      await runScript(host, 'PGPASSWORD="$pgpassword" exec "$@"', [bin, "-D", dataDir, "-X", "stream", "-R", "-S", slot, "-c", "fast", "--no-password"], "pg_basebackup", {
+      let said = 0;
+      const progress = (line) => {
+        if (!/kB \(\d+%\)/.test(line) || Date.now() - said < PROGRESS_EVERY_MS) return;
+        said = Date.now();
+        session.log.info(`${pair.name}: pg_basebackup ${line.replace(/\s+/g, " ")}`);
+      };
+      await runScript(host, 'PGPASSWORD="$pgpassword" exec "$@"', [bin, "-D", dataDir, "-X", "stream", "-R", "-S", slot, "-c", "fast", "--no-password", "--progress"], "pg_basebackup", {
+        progress,
         secrets: { pgpassword: password },
         env: { PGHOST: pair.master.host, PGPORT: String(pair.master.port), PGUSER: user, PGAPPNAME: slot, PGCONNECT_TIMEOUT: "15", ...sslEnv },
         timeoutMs: copyTimeoutMs(bytes, pair.copyTimeoutSeconds),
@@ -88473,6 +88485,14 @@ var INHERITED = ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR"];
 var DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 var MAX_OUTPUT = 8 * 1024 * 1024;
 var KILL_GRACE_MS = 5e3;
+function lineSplitter(each) {
+  let rest = "";
+  return (chunk) => {
+    const parts = (rest + chunk.toString("utf8")).split(/[\r\n]/);
+    rest = parts.pop() ?? "";
+    for (const p of parts) if (p.trim()) each(p.trim());
+  };
+}
 function minimalEnv(from) {
   const env = {};
   for (const k of INHERITED) if (from[k] !== void 0) env[k] = from[k];
@@ -88517,7 +88537,11 @@ var LocalHost = class {
         return n + chunk.length;
       };
       child.stdout.on("data", (c) => outBytes = keep(out, outBytes, c));
-      child.stderr.on("data", (c) => errBytes = keep(err, errBytes, c));
+      const lines = options.progress ? lineSplitter(options.progress) : null;
+      child.stderr.on("data", (c) => {
+        errBytes = keep(err, errBytes, c);
+        lines?.(c);
+      });
       const killGroup = (signal) => {
         try {
           if (child.pid) process.kill(-child.pid, signal);
@@ -88795,7 +88819,11 @@ var SshHost = class {
         let code = null;
         let killedHere = false;
         channel.on("data", (c) => out.push(c));
-        channel.stderr.on("data", (c) => errs.push(c));
+        const lines = options.progress ? lineSplitter(options.progress) : null;
+        channel.stderr.on("data", (c) => {
+          errs.push(c);
+          lines?.(c);
+        });
         channel.on("exit", (c, signal) => {
           code = c ?? (signal ? 128 : 255);
         });

@@ -4,13 +4,16 @@ import type { Host, RunOptions } from './host';
 import { COMMAND_TIMEOUT_MS } from './limits';
 import { commandSummary } from './quote';
 
-/** Runs and throws on a non-zero exit or a time-out, naming what ran; stderr's last lines, redacted. */
-export async function runChecked(host: Host, argv: string[], what: string, options?: RunOptions): Promise<string> {
+/**
+ * Runs and throws on a non-zero exit or a time-out, naming what ran (`shown`, when the argv
+ * itself would say less, as for a script); stderr's last lines, redacted.
+ */
+export async function runChecked(host: Host, argv: string[], what: string, options?: RunOptions, shown: string[] = argv): Promise<string> {
   const r = await host.run(argv, options);
   if (r.timedOut) {
     const ms = options?.timeoutMs ?? COMMAND_TIMEOUT_MS;
     const seconds = ms >= 10_000 ? Math.round(ms / 1000) : Math.round(ms / 100) / 10;
-    throw new TimeoutError(`${what} on ${host.label} did not finish within ${seconds} s and was stopped (it ran: ${commandSummary(argv)})${r.stderr.trim() ? `; last output: ${tail(r.stderr)}` : ''}`);
+    throw new TimeoutError(`${what} on ${host.label} did not finish within ${seconds} s and was stopped (it ran: ${commandSummary(shown)})${r.stderr.trim() ? `; last output: ${tail(r.stderr)}` : ''}`);
   }
   if (r.code !== 0) {
     throw new DbreplError('STEP', `${what} failed on ${host.label} (exit ${r.code}): ${tail(r.stderr || r.stdout)}`);
@@ -51,10 +54,14 @@ export async function runScript(host: Host, script: string, args: string[], what
   if (input !== undefined) parts.push(Buffer.isBuffer(input) ? input : Buffer.from(input));
   const prelude = named.length > 0 ? `${PRELUDE}\n` : '';
   // --norc: bash reads ~/.bashrc when its stdin is a socket (as node's pipes are), taking it for rshd.
-  return runChecked(host, ['bash', '--norc', '--noprofile', '-c', `${prelude}set -euo pipefail\n${script}`, 'dbrepl', ...args], what, {
-    ...rest,
-    input: parts.length > 0 ? Buffer.concat(parts) : undefined,
-  });
+  return runChecked(
+    host,
+    ['bash', '--norc', '--noprofile', '-c', `${prelude}set -euo pipefail\n${script}`, 'dbrepl', ...args],
+    what,
+    { ...rest, input: parts.length > 0 ? Buffer.concat(parts) : undefined },
+    // In messages: the programs and arguments, not the script's plumbing.
+    ['bash', '-c', '<script>', ...args],
+  );
 }
 
 export async function readFile(host: Host, file: string): Promise<string | null> {

@@ -26,6 +26,8 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Run as this user: the owner of the files the command touches, never with more privilege than they need. */
   as?: RunAs;
+  /** Called with each line of stderr as it arrives (progress of a long copy), besides collecting it. */
+  progress?: (line: string) => void;
 }
 
 export interface HostFacts {

@@ -12,6 +12,16 @@ const MAX_OUTPUT = 8 * 1024 * 1024;
 /** After SIGTERM on a time-out, how long the command's process group has before SIGKILL. */
 const KILL_GRACE_MS = 5_000;
 
+/** Calls `each` per line of a stream's chunks (a line ends at \n or \r, as progress meters redraw). */
+export function lineSplitter(each: (line: string) => void): (chunk: Buffer) => void {
+  let rest = '';
+  return (chunk) => {
+    const parts = (rest + chunk.toString('utf8')).split(/[\r\n]/);
+    rest = parts.pop() ?? '';
+    for (const p of parts) if (p.trim()) each(p.trim());
+  };
+}
+
 export function minimalEnv(from: NodeJS.ProcessEnv): Record<string, string> {
   const env: Record<string, string> = {};
   for (const k of INHERITED) if (from[k] !== undefined) env[k] = from[k]!;
@@ -64,7 +74,11 @@ export class LocalHost implements Host {
         return n + chunk.length;
       };
       child.stdout.on('data', (c: Buffer) => (outBytes = keep(out, outBytes, c)));
-      child.stderr.on('data', (c: Buffer) => (errBytes = keep(err, errBytes, c)));
+      const lines = options.progress ? lineSplitter(options.progress) : null;
+      child.stderr.on('data', (c: Buffer) => {
+        errBytes = keep(err, errBytes, c);
+        lines?.(c);
+      });
       const killGroup = (signal: NodeJS.Signals): void => {
         try {
           if (child.pid) process.kill(-child.pid, signal);

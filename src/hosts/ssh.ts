@@ -4,6 +4,7 @@ import { ConnectionError, DbreplError } from '../errors';
 import type { CommandResult, Host, HostFacts, RunOptions } from './host';
 import { verifyHostKey } from './known-hosts';
 import { COMMAND_TIMEOUT_MS } from './limits';
+import { lineSplitter } from './local';
 import { shellLine } from './quote';
 
 /** Where and how to reach a host over SSH (from a server's `ssh` settings, merged with `defaults.ssh`). */
@@ -183,7 +184,11 @@ export class SshHost implements Host {
         let code: number | null = null;
         let killedHere = false;
         channel.on('data', (c: Buffer) => out.push(c));
-        channel.stderr.on('data', (c: Buffer) => errs.push(c));
+        const lines = options.progress ? lineSplitter(options.progress) : null;
+        channel.stderr.on('data', (c: Buffer) => {
+          errs.push(c);
+          lines?.(c);
+        });
         channel.on('exit', (c: number | null, signal?: string) => {
           code = c ?? (signal ? 128 : 255);
         });

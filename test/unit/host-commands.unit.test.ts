@@ -79,3 +79,9 @@ test('shell quoting: every argument comes back whole through /bin/sh', () => {
   expect(shellQuote('simple-arg_1.2:3/x')).toBe('simple-arg_1.2:3/x');
   expect(() => shellQuote('nul\0')).toThrow(/NUL/);
 });
+
+test('stderr lines reach a progress callback as they come (\\r-redrawn meters included)', async () => {
+  const seen: string[] = [];
+  await runChecked(host, ['sh', '-c', 'printf "  10/100 kB (10%%)\\r  50/100 kB (50%%)\\r" >&2; sleep 0.2; printf "100/100 kB (100%%)\\ndone\\n" >&2'], 'a meter', { progress: (l) => seen.push(l) });
+  expect(seen).toEqual(['10/100 kB (10%)', '50/100 kB (50%)', '100/100 kB (100%)', 'done']);
+});

@@ -17,6 +17,7 @@ import { replicationTls, tlsFilesFor, writeTlsFiles } from '../tls';
 import { preservedPath, restartSettings, service, slotName, START_TIMEOUT_MS, STOP_TIMEOUT_MS } from './state';
 
 export const major = (f: PgFacts): number => Math.floor(f.versionNum / 10000);
+const PROGRESS_EVERY_MS = 5_000;
 
 export function plan(pair: Pair, action: ChangeAction, sides: Sides<PgFacts>, stamp: string): ActionPlan {
   return action === 'disable' ? disableSteps(pair, sides) : enableSteps(pair, sides, stamp);
@@ -197,7 +198,15 @@ function enableSteps(pair: Pair, { m, s }: Sides<PgFacts>, stamp: string): Actio
       const bin = await findBasebackup(host, major(s));
       const bytes = await withClient(session, pair.master, databaseBytes);
       // The password reaches pg_basebackup alone, through stdin: not in argv, not in the runner's environment.
-      await runScript(host, 'PGPASSWORD="$pgpassword" exec "$@"', [bin, '-D', dataDir, '-X', 'stream', '-R', '-S', slot, '-c', 'fast', '--no-password'], 'pg_basebackup', {
+      // Its progress meter, every few seconds, in the log (a copy of hours must show it is moving).
+      let said = 0;
+      const progress = (line: string): void => {
+        if (!/kB \(\d+%\)/.test(line) || Date.now() - said < PROGRESS_EVERY_MS) return;
+        said = Date.now();
+        session.log.info(`${pair.name}: pg_basebackup ${line.replace(/\s+/g, ' ')}`);
+      };
+      await runScript(host, 'PGPASSWORD="$pgpassword" exec "$@"', [bin, '-D', dataDir, '-X', 'stream', '-R', '-S', slot, '-c', 'fast', '--no-password', '--progress'], 'pg_basebackup', {
+        progress,
         secrets: { pgpassword: password },
         env: { PGHOST: pair.master.host, PGPORT: String(pair.master.port), PGUSER: user, PGAPPNAME: slot, PGCONNECT_TIMEOUT: '15', ...sslEnv },
         timeoutMs: copyTimeoutMs(bytes, pair.copyTimeoutSeconds),
