@@ -1,6 +1,6 @@
 import { redactProgramOutput } from '../engines/capabilities';
 import { DbreplError, TimeoutError } from '../errors';
-import type { Host, RunOptions } from './host';
+import type { Host, RunAs, RunOptions } from './host';
 import { COMMAND_TIMEOUT_MS } from './limits';
 import { commandSummary } from './quote';
 
@@ -64,13 +64,15 @@ export async function runScript(host: Host, script: string, args: string[], what
   );
 }
 
-export async function readFile(host: Host, file: string): Promise<string | null> {
-  const r = await host.run(['cat', '--', file]);
+/** A file's text, or null when it does not exist or cannot be read (`as`: read as that user). */
+export async function readFile(host: Host, file: string, as?: RunAs): Promise<string | null> {
+  const r = await host.run(['cat', '--', file], { as });
   return r.code === 0 ? r.stdout : null;
 }
 
+/** Whether anything is at a path (a dangling link counts), in one command. */
 export async function pathExists(host: Host, file: string): Promise<boolean> {
-  return (await host.run(['test', '-e', file])).code === 0 || (await host.run(['test', '-L', file])).code === 0;
+  return (await host.run(['sh', '-c', '[ -e "$1" ] || [ -L "$1" ]', 'sh', file])).code === 0;
 }
 
 /** Owner uid, gid and octal mode of a path (of a link itself, not its target). */

@@ -132,8 +132,11 @@ export async function ownerOfDirectory(host: Host, file: string): Promise<RunAs 
  * Null when it does not exist or cannot be read.
  */
 export async function readServerFile(host: Host, file: string): Promise<string | null> {
-  const as = await ownerOfDirectory(host, file).catch(() => undefined);
-  const r = await host.run(['sh', '-c', '[ -L "$1" ] && exit 3; exec cat -- "$1"', 'sh', file], { as });
+  // One command: the directory's owner is read there, and the file read as that owner.
+  const r = await host.run(
+    ['sh', '-c', `[ -L "$1" ] && exit 3; o=$(stat -c %u:%g -- "$(dirname -- "$1")") || exit 1
+case "$o" in 0:*) exec cat -- "$1";; *) exec setpriv --reuid="\${o%:*}" --regid="\${o#*:}" --init-groups -- cat -- "$1";; esac`, 'sh', file],
+  );
   if (r.code === 3) throw new DbreplError('STEP', `${file} on ${host.label} is a symbolic link; dbrepl does not read server files through links`);
   return r.code === 0 ? r.stdout : null;
 }

@@ -2,7 +2,7 @@ import * as path from 'node:path';
 import { DbreplError } from '../errors';
 import type { Server } from '../model';
 import { humanBytes } from '../util/bytes';
-import { runChecked } from './commands';
+import { pathExists, runChecked } from './commands';
 import { ownerOfDirectory, readServerFile, writeFile } from './files';
 import type { Host } from './host';
 
@@ -39,9 +39,7 @@ async function lockHeld(host: Host, lock: string, server: Server): Promise<Dbrep
 /** The check alone (plan time): a lock left by another run. */
 export async function checkNoRebuildLock(host: Host, server: Server, dataDir: string): Promise<void> {
   const lock = lockPath(dataDir);
-  if ((await host.run(['test', '-e', lock])).code === 0 || (await host.run(['test', '-L', lock])).code === 0) {
-    throw await lockHeld(host, lock, server);
-  }
+  if (await pathExists(host, lock)) throw await lockHeld(host, lock, server);
 }
 
 /** Held while a slave is rebuilt; a leftover one means a run was interrupted and says where the old data is. */
@@ -49,14 +47,12 @@ export async function checkNoRebuildLock(host: Host, server: Server, dataDir: st
 export async function takeRebuildLock(host: Host, server: Server, dataDir: string, info: Record<string, string>): Promise<string> {
   const lock = lockPath(dataDir);
   const as = await ownerOfDirectory(host, lock);
-  const r = await host.run(['mkdir', '-m', '700', '--', lock], { as });
-  if (r.code !== 0) throw await lockHeld(host, lock, server);
-  try {
-    await writeLockInfo(host, lock, { ...info, host: (await host.facts()).hostname, started: new Date().toISOString() });
-  } catch (err) {
-    await releaseRebuildLock(host, lock);
-    throw err;
-  }
+  const text = JSON.stringify({ ...info, host: (await host.facts()).hostname, started: new Date().toISOString() }) + '\n';
+  // Made and filled in one command, by the directory's owner: a new directory (mkdir fails on
+  // anything already there, a link included) that only that owner can enter.
+  const r = await host.run(['sh', '-c', 'mkdir -m 700 -- "$1" || exit 3; cat > "$1/info" || { rm -rf -- "$1"; exit 1; }', 'sh', lock], { as, input: text });
+  if (r.code === 3) throw await lockHeld(host, lock, server);
+  if (r.code !== 0) throw new DbreplError('STEP', `cannot take the rebuild lock ${lock} on ${host.label}: ${r.stderr.trim()}`);
   return lock;
 }
 

@@ -117,7 +117,11 @@ function connectClient(where: { host: string; port: number; user: string }, t: S
         return verdict.ok;
       },
     };
-    client.once('ready', () => resolve(client));
+    client.once('ready', () => {
+      // Many small round trips (a database's handshake, short commands): no Nagle delays.
+      client.setNoDelay(true);
+      resolve(client);
+    });
     client.once('error', (err: Error & { level?: string }) => {
       const why = refusal ?? (err.level === 'client-authentication' ? `authentication as ${where.user} failed (the private key is not accepted)` : err.message);
       reject(new ConnectionError(label, `cannot open the SSH connection: ${why}`, { cause: err }));
@@ -238,6 +242,7 @@ export async function openTunnel(conn: SshConnection, host: string, port: number
   await conn.get();
   const server = net.createServer((local) => {
     local.on('error', () => undefined);
+    local.setNoDelay(true);
     conn
       .get()
       .then(
