@@ -52512,9 +52512,9 @@ var require_agent = __commonJS({
       }
     };
     var OpenSSHAgent = class extends BaseAgent {
-      constructor(socketPath) {
+      constructor(socketPath2) {
         super();
-        this.socketPath = socketPath;
+        this.socketPath = socketPath2;
       }
       getStream(cb) {
         cb = once(cb);
@@ -52689,18 +52689,18 @@ var require_agent = __commonJS({
       return class CygwinAgent extends OpenSSHAgent {
         getStream(cb) {
           cb = once(cb);
-          let socketPath = this.socketPath;
+          let socketPath2 = this.socketPath;
           let triedCygpath = false;
-          readFile2(socketPath, function readCygsocket(err, data) {
+          readFile2(socketPath2, function readCygsocket(err, data) {
             if (err) {
               if (triedCygpath)
                 return cb(new Error("Invalid cygwin unix socket path"));
-              execFile("cygpath", ["-w", socketPath], (err2, stdout, stderr) => {
+              execFile("cygpath", ["-w", socketPath2], (err2, stdout, stderr) => {
                 if (err2 || stdout.length === 0)
                   return cb(new Error("Invalid cygwin unix socket path"));
                 triedCygpath = true;
-                socketPath = stdout.toString().replace(/[\r\n]/g, "");
-                readFile2(socketPath, readCygsocket);
+                socketPath2 = stdout.toString().replace(/[\r\n]/g, "");
+                readFile2(socketPath2, readCygsocket);
               });
               return;
             }
@@ -53961,9 +53961,9 @@ var require_handlers_misc = __commonJS({
             }
             case "streamlocal-forward@openssh.com":
             case "cancel-streamlocal-forward@openssh.com": {
-              const socketPath = bufferParser.readString(true);
-              if (socketPath !== void 0)
-                data = { socketPath };
+              const socketPath2 = bufferParser.readString(true);
+              if (socketPath2 !== void 0)
+                data = { socketPath: socketPath2 };
               break;
             }
             case "no-more-sessions@openssh.com":
@@ -54042,14 +54042,14 @@ var require_handlers_misc = __commonJS({
           case "forwarded-streamlocal@openssh.com":
           // S->C
           case "direct-streamlocal@openssh.com": {
-            const socketPath = bufferParser.readString(true);
-            if (socketPath !== void 0) {
+            const socketPath2 = bufferParser.readString(true);
+            if (socketPath2 !== void 0) {
               channelInfo = {
                 type,
                 sender,
                 window: window2,
                 packetSize,
-                data: { socketPath }
+                data: { socketPath: socketPath2 }
               };
             }
             break;
@@ -56826,10 +56826,10 @@ var require_Protocol = __commonJS({
         this._debug && this._debug("Outbound: Sending GLOBAL_REQUEST (cancel-tcpip-forward)");
         sendPacket(this, this._packetRW.write.finalize(packet));
       }
-      openssh_streamLocalForward(socketPath, wantReply) {
+      openssh_streamLocalForward(socketPath2, wantReply) {
         if (this._server)
           throw new Error("Client-only method called in server mode");
-        const socketPathLen = Buffer.byteLength(socketPath);
+        const socketPathLen = Buffer.byteLength(socketPath2);
         let p = this._packetRW.write.allocStart;
         const packet = this._packetRW.write.alloc(
           1 + 4 + 31 + 1 + 4 + socketPathLen
@@ -56839,16 +56839,16 @@ var require_Protocol = __commonJS({
         packet.utf8Write("streamlocal-forward@openssh.com", p += 4, 31);
         packet[p += 31] = wantReply === void 0 || wantReply === true ? 1 : 0;
         writeUInt32BE(packet, socketPathLen, ++p);
-        packet.utf8Write(socketPath, p += 4, socketPathLen);
+        packet.utf8Write(socketPath2, p += 4, socketPathLen);
         this._debug && this._debug(
           "Outbound: Sending GLOBAL_REQUEST (streamlocal-forward@openssh.com)"
         );
         sendPacket(this, this._packetRW.write.finalize(packet));
       }
-      openssh_cancelStreamLocalForward(socketPath, wantReply) {
+      openssh_cancelStreamLocalForward(socketPath2, wantReply) {
         if (this._server)
           throw new Error("Client-only method called in server mode");
-        const socketPathLen = Buffer.byteLength(socketPath);
+        const socketPathLen = Buffer.byteLength(socketPath2);
         let p = this._packetRW.write.allocStart;
         const packet = this._packetRW.write.alloc(
           1 + 4 + 38 + 1 + 4 + socketPathLen
@@ -56858,7 +56858,7 @@ var require_Protocol = __commonJS({
         packet.utf8Write("cancel-streamlocal-forward@openssh.com", p += 4, 38);
         packet[p += 38] = wantReply === void 0 || wantReply === true ? 1 : 0;
         writeUInt32BE(packet, socketPathLen, ++p);
-        packet.utf8Write(socketPath, p += 4, socketPathLen);
+        packet.utf8Write(socketPath2, p += 4, socketPathLen);
         if (this._debug) {
           this._debug(
             "Outbound: Sending GLOBAL_REQUEST (cancel-streamlocal-forward@openssh.com)"
@@ -62537,7 +62537,7 @@ var require_client4 = __commonJS({
         );
         return this;
       }
-      openssh_forwardInStreamLocal(socketPath, cb) {
+      openssh_forwardInStreamLocal(socketPath2, cb) {
         if (!this._sock || !isWritable(this._sock))
           throw new Error("Not connected");
         const wantReply = typeof cb === "function";
@@ -62545,14 +62545,14 @@ var require_client4 = __commonJS({
           if (wantReply) {
             this._callbacks.push((had_err) => {
               if (had_err) {
-                cb(had_err !== true ? had_err : new Error(`Unable to bind to ${socketPath}`));
+                cb(had_err !== true ? had_err : new Error(`Unable to bind to ${socketPath2}`));
                 return;
               }
-              this._forwardingUnix[socketPath] = true;
+              this._forwardingUnix[socketPath2] = true;
               cb();
             });
           }
-          this._protocol.openssh_streamLocalForward(socketPath, wantReply);
+          this._protocol.openssh_streamLocalForward(socketPath2, wantReply);
           return this;
         }
         if (!wantReply)
@@ -62565,7 +62565,7 @@ var require_client4 = __commonJS({
         );
         return this;
       }
-      openssh_unforwardInStreamLocal(socketPath, cb) {
+      openssh_unforwardInStreamLocal(socketPath2, cb) {
         if (!this._sock || !isWritable(this._sock))
           throw new Error("Not connected");
         const wantReply = typeof cb === "function";
@@ -62573,14 +62573,14 @@ var require_client4 = __commonJS({
           if (wantReply) {
             this._callbacks.push((had_err) => {
               if (had_err) {
-                cb(had_err !== true ? had_err : new Error(`Unable to unbind from ${socketPath}`));
+                cb(had_err !== true ? had_err : new Error(`Unable to unbind from ${socketPath2}`));
                 return;
               }
-              delete this._forwardingUnix[socketPath];
+              delete this._forwardingUnix[socketPath2];
               cb();
             });
           }
-          this._protocol.openssh_cancelStreamLocalForward(socketPath, wantReply);
+          this._protocol.openssh_cancelStreamLocalForward(socketPath2, wantReply);
           return this;
         }
         if (!wantReply)
@@ -62593,13 +62593,13 @@ var require_client4 = __commonJS({
         );
         return this;
       }
-      openssh_forwardOutStreamLocal(socketPath, cb) {
+      openssh_forwardOutStreamLocal(socketPath2, cb) {
         if (!this._sock || !isWritable(this._sock))
           throw new Error("Not connected");
         if (typeof cb !== "function")
           cb = noop;
         if (!this.config.strictVendor || this.config.strictVendor && RE_OPENSSH.test(this._remoteVer)) {
-          openChannel(this, "direct-streamlocal@openssh.com", { socketPath }, cb);
+          openChannel(this, "direct-streamlocal@openssh.com", { socketPath: socketPath2 }, cb);
           return this;
         }
         process.nextTick(
@@ -64307,8 +64307,8 @@ var require_server = __commonJS({
         openChannel(this, "forwarded-tcpip", opts, cb);
         return this;
       }
-      openssh_forwardOutStreamLocal(socketPath, cb) {
-        const opts = { socketPath };
+      openssh_forwardOutStreamLocal(socketPath2, cb) {
+        const opts = { socketPath: socketPath2 };
         openChannel(this, "forwarded-streamlocal@openssh.com", opts, cb);
         return this;
       }
@@ -65234,6 +65234,10 @@ async function checkFreeSpace(host, dataDir, needBytes, masterRef) {
 // src/apply/checks.ts
 async function checkAction(engine, pair, sides, planned, session, phase) {
   const out = [];
+  if (pair.master.host.startsWith("/")) out.push({ level: "error", message: `${pair.master.ref}'s host is a socket path (${pair.master.host}); a master needs a network address its slaves reach` });
+  if (pair.slave.host.startsWith("/") && engine.capabilities.needsReplicationLogin) {
+    out.push({ level: "error", message: `${pair.slave.ref}'s host is a socket path (${pair.slave.host}); ${engine.capabilities.label} admits a slave by its network address: give the address it connects from` });
+  }
   const same = sameServer(engine, pair, sides);
   if (same) out.push({ level: "error", message: same });
   if (planned && (planned.plan.lockDir || planned.plan.preserved)) {
@@ -65379,8 +65383,7 @@ async function withClient(session, server, fn) {
   try {
     conn = await (0, import_promise.createConnection)({
       // mysql2 checks the certificate against `host`: the file's host, also when a tunnel carries the bytes.
-      host: server.host,
-      port: server.port,
+      ...at.host.startsWith("/") ? { socketPath: at.host } : { host: server.host, port: server.port },
       ...tunneled ? { stream: () => tunnelSocket(at.host, at.port, server.host) } : {},
       ssl: t ? { ca: t.ca, cert: t.cert, key: t.key, rejectUnauthorized: t.rejectUnauthorized, verifyIdentity: server.tls?.mode === "verify-full" } : void 0,
       user: server.user ?? "root",
@@ -67258,8 +67261,8 @@ var import_ioredis = __toESM(require_built3());
 async function withClient3(session, server, fn) {
   const at = await session.hosts.endpoint(server);
   const redis2 = new import_ioredis.default({
-    host: at.host,
-    port: at.port,
+    // A Unix socket on this machine (a server whose host is a path, without ssh), else host and port.
+    ...at.host.startsWith("/") ? { path: at.host } : { host: at.host, port: at.port },
     username: server.user,
     password: server.password,
     lazyConnect: true,
@@ -88859,14 +88862,14 @@ var SshHost = class {
     await this.conn.close();
   }
 };
-async function openTunnel(conn, host, port2) {
+async function openTunnel(conn, host, port2, socket) {
   await conn.get();
   const server = net2.createServer((local) => {
     local.on("error", () => void 0);
     local.setNoDelay(true);
     conn.get().then(
       (client) => new Promise(
-        (resolve2) => client.forwardOut("127.0.0.1", 0, host, port2, (err, remote) => {
+        (resolve2) => ((cb) => socket ? client.openssh_forwardOutStreamLocal(socket, cb) : client.forwardOut("127.0.0.1", 0, host, port2, cb))((err, remote) => {
           if (err) {
             local.destroy();
             return resolve2();
@@ -88914,7 +88917,7 @@ var DefaultHostProvider = class {
     const key = `${server.ref}|${server.host}:${server.port}`;
     let tunnel = this.tunnels.get(key);
     if (!tunnel) {
-      tunnel = openTunnel(this.sshHost(server).connection, server.host, server.port).then((s) => {
+      tunnel = openTunnel(this.sshHost(server).connection, server.host, server.port, socketPath(server)).then((s) => {
         const address = s.address();
         return { server: s, endpoint: { host: "127.0.0.1", port: address.port } };
       });
@@ -88931,6 +88934,10 @@ var DefaultHostProvider = class {
     await this.local.close();
   }
 };
+function socketPath(server) {
+  if (!server.host.startsWith("/")) return void 0;
+  return server.engine === "postgresql" ? `${server.host.replace(/\/+$/, "")}/.s.PGSQL.${server.port}` : server.host;
+}
 function sshTarget(server, env) {
   const s = server.ssh;
   const user = s.user ?? env.USER ?? "root";

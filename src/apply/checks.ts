@@ -19,6 +19,12 @@ export async function checkAction(
   phase: 'plan' | 'apply',
 ): Promise<Finding[]> {
   const out: Finding[] = [];
+  // A socket path reaches a server from its own host only: slaves reach their master by address,
+  // and a master admits a slave (pg_hba.conf, user@host) by the address it connects from.
+  if (pair.master.host.startsWith('/')) out.push({ level: 'error', message: `${pair.master.ref}'s host is a socket path (${pair.master.host}); a master needs a network address its slaves reach` });
+  if (pair.slave.host.startsWith('/') && engine.capabilities.needsReplicationLogin) {
+    out.push({ level: 'error', message: `${pair.slave.ref}'s host is a socket path (${pair.slave.host}); ${engine.capabilities.label} admits a slave by its network address: give the address it connects from` });
+  }
   const same = sameServer(engine, pair, sides);
   if (same) out.push({ level: 'error', message: same });
   if (planned && (planned.plan.lockDir || planned.plan.preserved)) {

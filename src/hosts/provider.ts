@@ -40,7 +40,7 @@ export class DefaultHostProvider implements HostProvider {
     const key = `${server.ref}|${server.host}:${server.port}`;
     let tunnel = this.tunnels.get(key);
     if (!tunnel) {
-      tunnel = openTunnel(this.sshHost(server).connection, server.host, server.port).then((s) => {
+      tunnel = openTunnel(this.sshHost(server).connection, server.host, server.port, socketPath(server)).then((s) => {
         const address = s.address() as net.AddressInfo;
         return { server: s, endpoint: { host: '127.0.0.1', port: address.port } };
       });
@@ -58,6 +58,15 @@ export class DefaultHostProvider implements HostProvider {
     this.sshHosts.clear();
     await this.local.close();
   }
+}
+
+/**
+ * A server whose `host` is a path listens on a Unix socket of its host: PostgreSQL's is a
+ * directory holding `.s.PGSQL.<port>`, the others' the socket file itself.
+ */
+export function socketPath(server: Server): string | undefined {
+  if (!server.host.startsWith('/')) return undefined;
+  return server.engine === 'postgresql' ? `${server.host.replace(/\/+$/, '')}/.s.PGSQL.${server.port}` : server.host;
 }
 
 /** A server's SSH settings as a connection target (topology has checked that they are complete). */

@@ -235,10 +235,11 @@ export class SshHost implements Host {
 
 /**
  * A local port that forwards every connection to `host:port` as the SSH host sees it (a
- * server that listens only on a private address of its host is reached this way). Any
- * database driver connects to it as to the server itself.
+ * server that listens only on a private address of its host is reached this way), or to a
+ * Unix socket of that host when `socket` is given (a server that listens on no address at
+ * all). Any database driver connects to it as to the server itself.
  */
-export async function openTunnel(conn: SshConnection, host: string, port: number): Promise<net.Server> {
+export async function openTunnel(conn: SshConnection, host: string, port: number, socket?: string): Promise<net.Server> {
   await conn.get();
   const server = net.createServer((local) => {
     local.on('error', () => undefined);
@@ -248,7 +249,8 @@ export async function openTunnel(conn: SshConnection, host: string, port: number
       .then(
         (client) =>
           new Promise<void>((resolve) =>
-            client.forwardOut('127.0.0.1', 0, host, port, (err, remote) => {
+            ((cb: (err: Error | undefined, remote: ClientChannel) => void) =>
+              socket ? client.openssh_forwardOutStreamLocal(socket, cb) : client.forwardOut('127.0.0.1', 0, host, port, cb))((err, remote) => {
               if (err) {
                 local.destroy();
                 return resolve();

@@ -191,6 +191,23 @@ suite('over SSH, in network namespaces', () => {
     expect(await inRecovery(pgB)).toBe(false);
   });
 
+  test('Redis: a slave that listens on its Unix socket only is reached through an SSH tunnel to that socket', async () => {
+    const { startRedis } = await import('../support/redis');
+    const master = await pool.add(startRedis({ netns: lab.host('a').ns, address: lab.host('a').back }));
+    const slave = await pool.add(startRedis({ netns: lab.host('b').ns, socketOnly: true }));
+    await master.call('SET', 'k', 'through the socket');
+    const redisServer = (r: typeof master, v: string, sshHost: string) => ({ engine: 'redis', host: r.host, ...(r.host.startsWith('/') ? {} : { port: r.port }), password: `\${${v}}`, service: r.service, ssh: ssh(sshHost) });
+    const redisFile = writeYaml(dir(), {
+      version: 1,
+      applications: { shop: { servers: { cache: redisServer(master, 'R_M', lab.host('a').front) } }, dr: { servers: { cache: redisServer(slave, 'R_S', lab.host('b').front) } } },
+      replications: [{ master: 'shop/cache', slave: 'dr/cache' }],
+    }, 'redis-socket.yml');
+    const r = await dbrepl(['apply', '--json', '-c', redisFile], { ...env, R_M: master.password, R_S: slave.password });
+    expect(r.json().pairs[0]).toMatchObject({ result: 'done', error: null });
+    expect(await slave.call('GET', 'k')).toBe('through the socket');
+    expect((await slave.info()).master_link_status).toBe('up');
+  });
+
   describe('MariaDB over SSH', () => {
     let ma: MariaServer;
     let mb: MariaServer;

@@ -13,15 +13,33 @@ import { eventually, freePort, sh } from './sh';
 export interface RedisOptions {
   settings?: Record<string, string>;
   password?: string;
+  /** Run it inside this network namespace (a lab host), listening on `address`, or on its Unix socket only. */
+  netns?: string;
+  address?: string;
+  socketOnly?: boolean;
 }
 
 export class RedisServer {
-  readonly host = '127.0.0.1';
   constructor(
     readonly port: number,
     readonly password: string,
     readonly base: string,
+    /** The address it listens on, or its socket path (replication.yml's host). */
+    readonly host = '127.0.0.1',
+    readonly netns?: string,
   ) {}
+
+  get socket(): string {
+    return path.join(this.base, 'redis.sock');
+  }
+
+  private get socketOnly(): boolean {
+    return this.host.startsWith('/');
+  }
+
+  private inNamespace(line: string): [string, string[]] {
+    return this.netns ? ['ip', ['netns', 'exec', this.netns, '/bin/sh', '-c', line]] : ['/bin/sh', ['-c', line]];
+  }
 
   get configFile(): string {
     return path.join(this.base, 'redis.conf');
@@ -36,12 +54,14 @@ export class RedisServer {
   get service(): { stop: string; start: string } {
     return {
       stop: `kill $(cat ${this.pidFile}); i=0; while [ -e ${this.pidFile} ]; do i=$((i+1)); [ $i -gt 300 ] && exit 1; sleep 0.1; done`,
-      start: `redis-server ${this.configFile}; i=0; until redis-cli -p ${this.port} ping 2>/dev/null | grep -qE 'PONG|NOAUTH'; do i=$((i+1)); [ $i -gt 300 ] && exit 1; sleep 0.1; done`,
+      start: `redis-server ${this.configFile}; i=0; until redis-cli ${this.socketOnly ? `-s ${this.socket}` : `-h ${this.host} -p ${this.port}`} ping 2>/dev/null | grep -qE 'PONG|NOAUTH'; do i=$((i+1)); [ $i -gt 300 ] && exit 1; sleep 0.1; done`,
     };
   }
 
+  /** The test's own way in: the Unix socket for a server in a namespace (the runner has no route to it). */
   client(): Redis {
-    return new Redis({ host: this.host, port: this.port, password: this.password, lazyConnect: false, maxRetriesPerRequest: 1 });
+    const where = this.netns || this.socketOnly ? { path: this.socket } : { host: this.host, port: this.port };
+    return new Redis({ ...where, password: this.password, lazyConnect: false, maxRetriesPerRequest: 1 });
   }
 
   async call(...args: Array<string | number>): Promise<unknown> {
@@ -60,11 +80,11 @@ export class RedisServer {
   }
 
   async start(): Promise<void> {
-    await sh('/bin/sh', ['-c', this.service.start]);
+    await sh(...this.inNamespace(this.service.start));
   }
 
   async stop(): Promise<void> {
-    await sh('/bin/sh', ['-c', this.service.stop]);
+    await sh(...this.inNamespace(this.service.stop));
   }
 
   async destroy(): Promise<void> {
@@ -75,12 +95,17 @@ export class RedisServer {
 
 export async function startRedis(options: RedisOptions = {}): Promise<RedisServer> {
   const base = fs.mkdtempSync(path.join(os.tmpdir(), 'dbrepl-redis-'));
+  // The socket's directory must be passable for whoever opens it (the SSH user, for a tunnel).
+  if (options.socketOnly) fs.chmodSync(base, 0o755);
   const port = await freePort();
   const password = options.password ?? randomBytes(12).toString('hex');
-  const server = new RedisServer(port, password, base);
+  const server = new RedisServer(port, password, base, options.socketOnly ? path.join(base, 'redis.sock') : (options.address ?? '127.0.0.1'), options.netns);
   const settings: Record<string, string> = {
-    port: String(port),
-    bind: '127.0.0.1',
+    port: options.socketOnly ? '0' : String(port),
+    bind: options.address ?? '127.0.0.1',
+    unixsocket: server.socket,
+    // sshd opens a forwarded socket as the SSH user (not through sudo): it must be allowed to.
+    unixsocketperm: options.socketOnly ? '777' : '700',
     daemonize: 'yes',
     pidfile: server.pidFile,
     logfile: server.logFile,

@@ -22,8 +22,7 @@ export async function withClient<T>(session: Session, server: Server, fn: (sql: 
   try {
     conn = await createConnection({
       // mysql2 checks the certificate against `host`: the file's host, also when a tunnel carries the bytes.
-      host: server.host,
-      port: server.port,
+      ...(at.host.startsWith('/') ? { socketPath: at.host } : { host: server.host, port: server.port }),
       ...(tunneled ? { stream: () => tunnelSocket(at.host, at.port, server.host) } : {}),
       ssl: t ? { ca: t.ca as string | undefined, cert: t.cert as string | undefined, key: t.key as string | undefined, rejectUnauthorized: t.rejectUnauthorized, verifyIdentity: server.tls?.mode === 'verify-full' } : undefined,
       user: server.user ?? 'root',

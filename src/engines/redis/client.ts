@@ -13,8 +13,8 @@ export interface Cmd {
 export async function withClient<T>(session: Session, server: Server, fn: (redis: Cmd) => Promise<T>): Promise<T> {
   const at = await session.hosts.endpoint(server);
   const redis = new Redis({
-    host: at.host,
-    port: at.port,
+    // A Unix socket on this machine (a server whose host is a path, without ssh), else host and port.
+    ...(at.host.startsWith('/') ? { path: at.host } : { host: at.host, port: at.port }),
     username: server.user,
     password: server.password,
     lazyConnect: true,
