@@ -61,7 +61,8 @@ function patternsMatch(list: string, name: string): boolean {
 
 /** The keys known_hosts text gives for a host and port. */
 export function knownKeys(text: string, host: string, port: number): KnownKey[] {
-  const name = hostEntryName(host, port);
+  // OpenSSH matches (and hashes) host names in lower case.
+  const name = hostEntryName(host.toLowerCase(), port);
   const out: KnownKey[] = [];
   for (const raw of text.split(/\r?\n/)) {
     const line = raw.trim();
@@ -71,7 +72,8 @@ export function knownKeys(text: string, host: string, port: number): KnownKey[] 
     if (fields[0]?.startsWith('@')) marker = fields.shift()!;
     const [hosts, type, blob] = fields;
     if (!hosts || !type || !blob) continue;
-    if (marker === '@cert-authority') continue;
+    // Only @revoked is understood; @cert-authority (not supported) and unknown markers are skipped, never trusted.
+    if (marker !== null && marker !== '@revoked') continue;
     if (patternsMatch(hosts, name)) out.push({ type, blob, revoked: marker === '@revoked' });
   }
   return out;
@@ -111,4 +113,21 @@ export function verifyHostKey(where: { host: string; port: number }, offered: Bu
     return { ok: false, message: `host key of ${name} is unknown: known_hosts has no key for ${name}; the host offered ${seen} (add it after checking it, e.g. from ssh-keyscan run on a trusted network)` };
   }
   return { ok: false, message: `host key of ${name} changed: the host offered ${seen}, known_hosts expects ${expected.join(' or ')}; if the change is expected, update known_hosts` };
+}
+
+/**
+ * The host key algorithms to offer for a host: those of the keys the file trusts for it,
+ * so that a host whose known key is RSA is not asked for its ed25519 key (and then refused
+ * as "changed"). Empty: no preference (nothing known, or a pin by fingerprint).
+ */
+export function preferredKeyTypes(where: { host: string; port: number }, trust: { knownHosts?: string; hostKey?: string }): string[] {
+  const types = trust.hostKey
+    ? trust.hostKey.trim().startsWith('SHA256:') ? [] : [trust.hostKey.trim().split(/\s+/)[0]!]
+    : knownKeys(trust.knownHosts ?? '', where.host, where.port).filter((k) => !k.revoked).map((k) => k.type);
+  const out: string[] = [];
+  for (const t of types) {
+    // An RSA key signs with SHA-2 in current OpenSSH; ssh-rsa (SHA-1) last.
+    for (const alg of t === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'] : [t]) if (!out.includes(alg)) out.push(alg);
+  }
+  return out;
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type * as net from 'node:net';
 import type { Server } from '../model';
 import type { Endpoint, Host, HostProvider } from './host';
@@ -22,7 +23,9 @@ export class DefaultHostProvider implements HostProvider {
 
   private sshHost(server: Server): SshHost {
     const target = sshTarget(server, this.env);
-    const key = JSON.stringify([target.user, target.host, target.port, target.via, target.sudo]);
+    // Shared only by servers that trust the same keys and log in with the same credentials:
+    // a server's own host_key, known_hosts and private_key are always the ones applied to it.
+    const key = createHash('sha256').update(JSON.stringify([target.user, target.host, target.port, target.via, target.sudo, target.hostKey, target.knownHosts, target.privateKey, target.passphrase])).digest('hex');
     let host = this.sshHosts.get(key);
     if (!host) {
       host = new SshHost(new SshConnection(target));

@@ -2,7 +2,7 @@ import * as net from 'node:net';
 import { Client, ClientChannel, ConnectConfig } from 'ssh2';
 import { ConnectionError, DbreplError } from '../errors';
 import type { CommandResult, Host, HostFacts, RunOptions } from './host';
-import { verifyHostKey } from './known-hosts';
+import { preferredKeyTypes, verifyHostKey } from './known-hosts';
 import { COMMAND_TIMEOUT_MS } from './limits';
 import { lineSplitter } from './local';
 import { shellLine } from './quote';
@@ -24,6 +24,8 @@ const KEEPALIVE_MS = 10_000;
 const READY_TIMEOUT_MS = 20_000;
 /** After a command's own limit (enforced on the host by `timeout`), how long before the channel is closed from here. */
 const CLOSE_GRACE_MS = 10_000;
+/** Output kept per stream, as on the runner. */
+const MAX_OUTPUT = 8 * 1024 * 1024;
 
 export function targetLabel(t: SshTarget): string {
   return `ssh ${t.user}@${t.host}${t.port === 22 ? '' : `:${t.port}`}${t.via ? ` via ${t.via.host}` : ''}`;
@@ -40,7 +42,7 @@ export class SshConnection {
   private bastion: Client | null = null;
   private opening: Promise<Client> | null = null;
   private drops = 0;
-  private reopened = 0;
+  private closed = false;
   readonly label: string;
 
   constructor(readonly target: SshTarget) {
@@ -48,20 +50,20 @@ export class SshConnection {
   }
 
   async get(): Promise<Client> {
+    if (this.closed) throw new ConnectionError(this.label, 'the SSH connection is closed');
     if (this.client) return this.client;
-    if (this.drops > this.reopened + 1) throw new ConnectionError(this.label, 'the SSH connection dropped again after being reopened; giving up');
-    this.opening ??= this.open().then(
-      (c) => {
-        if (this.drops > 0) this.reopened++;
-        this.opening = null;
-        return c;
-      },
-      (err: unknown) => {
-        this.opening = null;
-        throw err;
-      },
-    );
+    // Reopened once after a drop; a second drop ends the run's use of this host.
+    if (this.drops >= 2) throw new ConnectionError(this.label, 'the SSH connection dropped again after being reopened; giving up');
+    this.opening ??= this.open().finally(() => (this.opening = null));
     return this.opening;
+  }
+
+  /** A command found the connection gone (exec refused): count it as a drop. */
+  dropped(client: Client): void {
+    if (this.client === client) {
+      this.client = null;
+      this.drops++;
+    }
   }
 
   private async open(): Promise<Client> {
@@ -69,30 +71,59 @@ export class SshConnection {
     if (!t.privateKey) throw new ConnectionError(this.label, 'ssh needs private_key (an OpenSSH or PEM private key, usually ${SSH_PRIVATE_KEY}); keys are never read from disk or an agent');
     let sock: NodeJS.ReadableStream | undefined;
     if (t.via) {
-      this.bastion = await connectClient({ host: t.via.host, port: t.via.port, user: t.via.user }, t, undefined, `${targetLabel({ ...t, ...t.via, via: undefined })} (bastion)`);
-      this.bastion.on('close', () => (this.bastion = null));
-      sock = await new Promise<ClientChannel>((resolve, reject) =>
-        this.bastion!.forwardOut('127.0.0.1', 0, t.host, t.port, (err, stream) => (err ? reject(new ConnectionError(this.label, `the bastion ${t.via!.host} cannot reach ${t.host}:${t.port}: ${err.message}`)) : resolve(stream))),
-      );
+      this.bastion?.end();
+      const bastion = await connectClient({ host: t.via.host, port: t.via.port, user: t.via.user }, t, undefined, `${targetLabel({ ...t, ...t.via, via: undefined })} (bastion)`);
+      this.bastion = bastion;
+      bastion.on('close', () => {
+        if (this.bastion === bastion) this.bastion = null;
+      });
+      sock = await withTimeout(
+        new Promise<ClientChannel>((resolve, reject) =>
+          bastion.forwardOut('127.0.0.1', 0, t.host, t.port, (err, stream) => (err ? reject(new ConnectionError(this.label, `the bastion ${t.via!.host} cannot reach ${t.host}:${t.port}: ${err.message}`)) : resolve(stream))),
+        ),
+        READY_TIMEOUT_MS,
+        () => new ConnectionError(this.label, `the bastion ${t.via!.host} did not open a channel to ${t.host}:${t.port} within ${READY_TIMEOUT_MS / 1000} s`),
+      ).catch((err: unknown) => {
+        bastion.end();
+        throw err;
+      });
     }
-    const client = await connectClient({ host: t.host, port: t.port, user: t.user }, t, sock, this.label);
-    client.on('close', () => {
-      if (this.client === client) {
-        this.client = null;
-        this.drops++;
-      }
+    const client = await connectClient({ host: t.host, port: t.port, user: t.user }, t, sock, this.label).catch((err: unknown) => {
+      this.bastion?.end();
+      throw err;
     });
+    if (this.closed) {
+      // Closed while it was opening: nobody will use (or close) it.
+      client.end();
+      this.bastion?.end();
+      throw new ConnectionError(this.label, 'the SSH connection is closed');
+    }
+    client.on('close', () => this.dropped(client));
     this.client = client;
     return client;
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    await this.opening?.catch(() => undefined);
     const c = this.client;
     this.client = null;
-    this.drops = Number.MAX_SAFE_INTEGER;
     c?.end();
     this.bastion?.end();
+    this.bastion = null;
   }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, error: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(error()), ms)))]).finally(() => clearTimeout(timer));
+}
+
+/** Offer the host key types the file trusts for that host first (see preferredKeyTypes). */
+function hostKeyAlgorithms(where: { host: string; port: number }, t: SshTarget): Pick<ConnectConfig, 'algorithms'> {
+  const pinned = where.host === t.host && where.port === t.port ? t.hostKey : undefined;
+  const types = preferredKeyTypes(where, { knownHosts: t.knownHosts, hostKey: pinned });
+  return types.length > 0 ? { algorithms: { serverHostKey: types as NonNullable<ConnectConfig['algorithms']>['serverHostKey'] } } : {};
 }
 
 function connectClient(where: { host: string; port: number; user: string }, t: SshTarget, sock: NodeJS.ReadableStream | undefined, label: string): Promise<Client> {
@@ -109,6 +140,7 @@ function connectClient(where: { host: string; port: number; user: string }, t: S
       keepaliveInterval: KEEPALIVE_MS,
       keepaliveCountMax: 3,
       readyTimeout: READY_TIMEOUT_MS,
+      ...hostKeyAlgorithms(where, t),
       // Verified before authentication: a refused host never sees a credential or a command.
       hostVerifier: (key: Buffer): boolean => {
         const pinned = where.host === t.host && where.port === t.port ? t.hostKey : undefined;
@@ -117,12 +149,17 @@ function connectClient(where: { host: string; port: number; user: string }, t: S
         return verdict.ok;
       },
     };
+    let ready = false;
     client.once('ready', () => {
+      ready = true;
       // Many small round trips (a database's handshake, short commands): no Nagle delays.
       client.setNoDelay(true);
       resolve(client);
     });
-    client.once('error', (err: Error & { level?: string }) => {
+    // Every error is handled: before `ready` it fails the open; after, the connection closes
+    // and the next use reopens it (an unhandled 'error' would end the whole process).
+    client.on('error', (err: Error & { level?: string }) => {
+      if (ready) return;
       const why = refusal ?? (err.level === 'client-authentication' ? `authentication as ${where.user} failed (the private key is not accepted)` : err.message);
       reject(new ConnectionError(label, `cannot open the SSH connection: ${why}`, { cause: err }));
     });
@@ -178,7 +215,7 @@ export class SshHost implements Host {
     }
     const started = Date.now();
     return new Promise((resolve) => {
-      client.exec(shellLine(parts), (err, channel) => {
+      const onChannel = (err: Error | undefined, channel: ClientChannel): void => {
         if (err) {
           resolve({ code: 255, stdout: '', stderr: `cannot run a command over ${this.label}: ${err.message}`, timedOut: false });
           return;
@@ -187,10 +224,16 @@ export class SshHost implements Host {
         const errs: Buffer[] = [];
         let code: number | null = null;
         let killedHere = false;
-        channel.on('data', (c: Buffer) => out.push(c));
+        let outBytes = 0;
+        let errBytes = 0;
+        channel.on('data', (c: Buffer) => {
+          if (outBytes < MAX_OUTPUT) out.push(c);
+          outBytes += c.length;
+        });
         const lines = options.progress ? lineSplitter(options.progress) : null;
         channel.stderr.on('data', (c: Buffer) => {
-          errs.push(c);
+          if (errBytes < MAX_OUTPUT) errs.push(c);
+          errBytes += c.length;
           lines?.(c);
         });
         channel.on('exit', (c: number | null, signal?: string) => {
@@ -214,7 +257,14 @@ export class SshHost implements Host {
         });
         if (options.input !== undefined) channel.end(options.input);
         else channel.end();
-      });
+      };
+      try {
+        client.exec(shellLine(parts), onChannel);
+      } catch (err) {
+        // ssh2 throws at once on a connection that is gone: a drop, reopened at the next use.
+        this.conn.dropped(client);
+        resolve({ code: 255, stdout: '', stderr: `cannot run a command over ${this.label}: ${(err as Error).message}`, timedOut: false });
+      }
     });
   }
 

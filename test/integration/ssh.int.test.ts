@@ -111,6 +111,13 @@ suite('over SSH, in network namespaces', () => {
     expect(unknown.json().pairs[0].error).toContain(`host key of ${lab.host('b').front} is unknown: known_hosts has no key for ${lab.host('b').front}; the host offered ${seen}`);
   });
 
+  test('a known_hosts that lists only the host\'s RSA key is enough: that key type is asked for', async () => {
+    const rsaOnly = [lab.host('a').knownHosts, lab.host('b').rsaKnownHosts].join('\n');
+    const r = await dbrepl(['status', '--json', '-c', file], { ...env, KNOWN_HOSTS: rsaOnly });
+    expect(r.code).toBe(0);
+    expect(r.json().pairs[0].error).toBeNull();
+  });
+
   test('a PEM key with a passphrase works; a wrong passphrase is named as such', async () => {
     const key = path.join(dir(), 'id_rsa_pem');
     const passphrase = `pp-${randomBytes(6).toString('hex')}`;

@@ -25,8 +25,10 @@ export interface LabHost {
   front: string;
   /** Its address on the database network (servers listen here; hosts reach each other here). */
   back: string;
-  /** `<address> <type> <key>` lines for known_hosts, for both addresses. */
+  /** `<address> <type> <key>` lines for known_hosts, for both addresses (its ed25519 key). */
   knownHosts: string;
+  /** The same for its RSA key. */
+  rsaKnownHosts: string;
   hostKeyFingerprint: string;
   sshdLog: string;
 }
@@ -108,7 +110,10 @@ export class Lab {
 
   private async startSshd(name: string, ns: string, front: string, back: string): Promise<LabHost> {
     const key = path.join(this.dir, `${name}_host_ed25519`);
+    const rsa = path.join(this.dir, `${name}_host_rsa`);
     await sh('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', name, '-f', key]);
+    // A second host key, as real hosts have: a client that trusts only this one must still get in.
+    await sh('ssh-keygen', ['-q', '-t', 'rsa', '-b', '2048', '-N', '', '-C', name, '-f', rsa]);
     const cfg = path.join(this.dir, `${name}_sshd_config`);
     fs.writeFileSync(
       cfg,
@@ -116,6 +121,7 @@ export class Lab {
         'Port 22',
         'ListenAddress 0.0.0.0',
         `HostKey ${key}`,
+        `HostKey ${rsa}`,
         `PidFile ${path.join(this.dir, `${name}_sshd.pid`)}`,
         `AuthorizedKeysFile ${path.join(this.dir, 'authorized_keys')}`,
         'UsePAM no',
@@ -139,7 +145,17 @@ export class Lab {
     // Ready when it answers on its address inside the namespace.
     await eventually(async () => (await sh('ip', ['netns', 'exec', ns, 'bash', '-c', `exec 3<>/dev/tcp/${back}/22`], { allowFail: true })).code === 0, 10_000, `sshd in ${ns}`);
     const addrs = [front, back].filter(Boolean);
-    return { name, ns, front, back, knownHosts: addrs.map((a) => `${a} ${pub[0]} ${pub[1]}`).join('\n'), hostKeyFingerprint: fp, sshdLog: log };
+    const rsaPub = fs.readFileSync(`${rsa}.pub`, 'utf8').trim().split(/\s+/);
+    return {
+      name,
+      ns,
+      front,
+      back,
+      knownHosts: addrs.map((a) => `${a} ${pub[0]} ${pub[1]}`).join('\n'),
+      rsaKnownHosts: addrs.map((a) => `${a} ${rsaPub[0]} ${rsaPub[1]}`).join('\n'),
+      hostKeyFingerprint: fp,
+      sshdLog: log,
+    };
   }
 
   /** Lets one more client key in (e.g. a PEM key with a passphrase). */

@@ -75,3 +75,21 @@ test('a pinned host_key: the public key line or its fingerprint', () => {
   // A pin wins over known_hosts: it is the stricter statement.
   expect(verifyHostKey({ host: 'h', port: 22 }, b.blob, { hostKey: a.fp, knownHosts: `h ${b.line}\n` }).ok).toBe(false);
 });
+
+test('names match in lower case, hashed ones too; an unknown marker is never trusted', () => {
+  const file = path.join(dir, 'known_hosts_case');
+  fs.writeFileSync(file, `db1.example ${a.line.split(' ').slice(0, 2).join(' ')}\n`);
+  execFileSync('ssh-keygen', ['-H', '-f', file], { stdio: 'ignore' });
+  expect(verifyHostKey({ host: 'DB1.Example', port: 22 }, a.blob, { knownHosts: fs.readFileSync(file, 'utf8') })).toEqual({ ok: true });
+  expect(verifyHostKey({ host: 'DB1.example', port: 22 }, a.blob, { knownHosts: `db1.example ${a.line}\n` })).toEqual({ ok: true });
+  // A typo in @revoked must not turn a revocation into trust.
+  expect(verifyHostKey({ host: 'db1.example', port: 22 }, a.blob, { knownHosts: `@revoke db1.example ${a.line}\n` }).ok).toBe(false);
+});
+
+test('the host key types offered first are those the file trusts for that host', () => {
+  const { preferredKeyTypes } = require('../../src/hosts/known-hosts') as typeof import('../../src/hosts/known-hosts');
+  expect(preferredKeyTypes({ host: 'h', port: 22 }, { knownHosts: `h ${c.line}\nother ${a.line}\n` })).toEqual(['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa']);
+  expect(preferredKeyTypes({ host: 'h', port: 22 }, { hostKey: a.line })).toEqual(['ssh-ed25519']);
+  expect(preferredKeyTypes({ host: 'h', port: 22 }, { hostKey: a.fp })).toEqual([]);
+  expect(preferredKeyTypes({ host: 'nobody', port: 22 }, { knownHosts: `h ${a.line}\n` })).toEqual([]);
+});
