@@ -51232,7 +51232,7 @@ var require_keyParser = __commonJS({
     var {
       createDecipheriv,
       createECDH,
-      createHash: createHash6,
+      createHash: createHash7,
       createHmac: createHmac3,
       createSign,
       createVerify,
@@ -51920,11 +51920,11 @@ ${formatted}-----END ${type} KEY-----`;
                 );
               }
               const ivSlice = bufferSlice(cipherIV, 0, 8);
-              let cipherKey = createHash6("md5").update(passphrase).update(ivSlice).digest();
+              let cipherKey = createHash7("md5").update(passphrase).update(ivSlice).digest();
               while (cipherKey.length < encInfo.keyLen) {
                 cipherKey = combineBuffers(
                   cipherKey,
-                  createHash6("md5").update(cipherKey).update(passphrase).update(ivSlice).digest()
+                  createHash7("md5").update(cipherKey).update(passphrase).update(ivSlice).digest()
                 );
               }
               if (cipherKey.length > encInfo.keyLen)
@@ -52089,8 +52089,8 @@ ${formatted}-----END ${type} KEY-----`;
         if (encrypted) {
           const encInfo = CIPHER_INFO[cipherName];
           let cipherKey = combineBuffers(
-            createHash6("sha1").update(PPK_PP1).update(passphrase).digest(),
-            createHash6("sha1").update(PPK_PP2).update(passphrase).digest()
+            createHash7("sha1").update(PPK_PP1).update(passphrase).digest(),
+            createHash7("sha1").update(PPK_PP2).update(passphrase).digest()
           );
           if (cipherKey.length > encInfo.keyLen)
             cipherKey = bufferSlice(cipherKey, 0, encInfo.keyLen);
@@ -52130,7 +52130,7 @@ ${formatted}-----END ${type} KEY-----`;
           passphrase = EMPTY_PASSPHRASE;
         const calcMAC = createHmac3(
           "sha1",
-          createHash6("sha1").update("putty-private-key-file-mac-key").update(passphrase).digest()
+          createHash7("sha1").update("putty-private-key-file-mac-key").update(passphrase).digest()
         ).update(macData).digest("hex");
         if (calcMAC !== mac3) {
           if (encrypted) {
@@ -54452,7 +54452,7 @@ var require_kex = __commonJS({
       createDiffieHellman,
       createDiffieHellmanGroup,
       createECDH,
-      createHash: createHash6,
+      createHash: createHash7,
       createPublicKey,
       diffieHellman,
       generateKeyPairSync,
@@ -54878,7 +54878,7 @@ var require_kex = __commonJS({
               DISCONNECT_REASON.KEY_EXCHANGE_FAILED
             );
           }
-          const hash2 = createHash6(this.hashName);
+          const hash2 = createHash7(this.hashName);
           hashString(hash2, isServer ? this._remoteIdentRaw : this._identRaw);
           hashString(hash2, isServer ? this._identRaw : this._remoteIdentRaw);
           hashString(hash2, isServer ? this._remoteKexinit : this._kexinit);
@@ -55886,9 +55886,9 @@ var require_kex = __commonJS({
     function generateKEXVal(len, hashName, secret, exchangeHash, sessionID, char) {
       let ret;
       if (len) {
-        let digest = createHash6(hashName).update(secret).update(exchangeHash).update(char).update(sessionID).digest();
+        let digest = createHash7(hashName).update(secret).update(exchangeHash).update(char).update(sessionID).digest();
         while (digest.length < len) {
-          const chunk = createHash6(hashName).update(secret).update(exchangeHash).update(digest).digest();
+          const chunk = createHash7(hashName).update(secret).update(exchangeHash).update(digest).digest();
           const extended2 = Buffer.allocUnsafe(digest.length + chunk.length);
           extended2.set(digest, 0);
           extended2.set(chunk, digest.length);
@@ -61323,7 +61323,7 @@ var require_client4 = __commonJS({
   "node_modules/ssh2/lib/client.js"(exports2, module2) {
     "use strict";
     var {
-      createHash: createHash6,
+      createHash: createHash7,
       getHashes,
       randomFillSync
     } = require("crypto");
@@ -61545,7 +61545,7 @@ var require_client4 = __commonJS({
           }
           hostVerifier = (key, verify) => {
             if (hashAlgo)
-              key = createHash6(hashAlgo).update(key).digest("hex");
+              key = createHash7(hashAlgo).update(key).digest("hex");
             const ret = hashCb(key, verify);
             if (ret !== void 0)
               verify(ret);
@@ -64854,6 +64854,61 @@ module.exports = __toCommonJS(cli_exports);
 var path5 = __toESM(require("node:path"));
 var import_node_util = require("node:util");
 
+// src/engines/engine.ts
+function bothSides(master, slave) {
+  if (master.ok && slave.ok) return { m: master.facts, s: slave.facts };
+  const down = [master, slave].filter((i) => !i.ok);
+  return {
+    live: {
+      state: "unreachable",
+      lagSeconds: null,
+      lagBytes: null,
+      masterKeepsSlave: false,
+      error: down.map((i) => `${i.server.ref} unreachable: ${i.error}`).join("; ")
+    }
+  };
+}
+async function finding(level, check2) {
+  try {
+    await check2();
+    return [];
+  } catch (err) {
+    return [{ level, message: err instanceof Error ? err.message : String(err) }];
+  }
+}
+function stepText(step) {
+  return step.text ?? `${step.side}: ${step.title}`;
+}
+async function sharedMachine(a, b) {
+  if (a === b) return true;
+  return (await a.facts()).bootId === (await b.facts()).bootId;
+}
+async function hostOrError(session, server, error62) {
+  try {
+    return await session.hosts.forServer(server);
+  } catch (err) {
+    error62(err instanceof Error ? err.message : String(err));
+    return null;
+  }
+}
+async function checkHostCanWork(host, server) {
+  const facts = await host.facts();
+  if (facts.uid !== 0) {
+    throw new Error(`host commands for ${server.ref} run as uid ${facts.uid} on ${host.label}; dbrepl needs root there to act as the server's own user: log in as root or set ssh.sudo: true`);
+  }
+  const r = await host.run(["sh", "-c", 'for p in "$@"; do command -v "$p" >/dev/null 2>&1 || printf "%s " "$p"; done', "sh", "bash", "setpriv", "timeout", "stat", "mktemp"]);
+  const missing = r.stdout.trim();
+  if (missing) throw new Error(`${host.label} lacks ${missing.split(" ").join(", ")} (needed by dbrepl for ${server.ref}); install coreutils, util-linux and bash there`);
+}
+async function sharedNetwork(a, b) {
+  if (a === b) return true;
+  const [fa, fb] = [await a.facts(), await b.facts()];
+  return fa.bootId === fb.bootId && fa.netns === fb.netns;
+}
+function isLoopback(host) {
+  return /^(127\.|localhost$|::1$)/i.test(host);
+}
+
 // src/errors.ts
 var DbreplError = class extends Error {
   code;
@@ -65238,6 +65293,7 @@ async function checkAction(engine, pair, sides, planned, session, phase) {
   if (pair.slave.host.startsWith("/") && engine.capabilities.needsReplicationLogin) {
     out.push({ level: "error", message: `${pair.slave.ref}'s host is a socket path (${pair.slave.host}); ${engine.capabilities.label} admits a slave by its network address: give the address it connects from` });
   }
+  if (planned) out.push(...await hostChecks(engine, pair, planned.plan, session));
   const same = sameServer(engine, pair, sides);
   if (same) out.push({ level: "error", message: same });
   if (planned && (planned.plan.lockDir || planned.plan.preserved)) {
@@ -65265,43 +65321,26 @@ function sameServer(engine, pair, { m, s }) {
   if (a.key !== b.key) return null;
   return `${pair.master.ref} (${pair.master.host}:${pair.master.port}) and ${pair.slave.ref} (${pair.slave.host}:${pair.slave.port}) are the same server (${a.text}): a server cannot be its own slave; fix the host or port of one of them`;
 }
-
-// src/engines/engine.ts
-function bothSides(master, slave) {
-  if (master.ok && slave.ok) return { m: master.facts, s: slave.facts };
-  const down = [master, slave].filter((i) => !i.ok);
-  return {
-    live: {
-      state: "unreachable",
-      lagSeconds: null,
-      lagBytes: null,
-      masterKeepsSlave: false,
-      error: down.map((i) => `${i.server.ref} unreachable: ${i.error}`).join("; ")
+async function hostChecks(engine, pair, plan4, session) {
+  const out = [];
+  const both = await Promise.all([session.hosts.forServer(pair.master), session.hosts.forServer(pair.slave)]).catch(() => null);
+  if (!both) return out;
+  const [mh, sh] = both;
+  const apart = !await sharedNetwork(mh, sh).catch(() => true);
+  if (apart && isLoopback(pair.master.host)) {
+    out.push({ level: "error", message: `${pair.master.ref}'s host ${pair.master.host} is a loopback address, but ${pair.slave.ref} runs on another host (${sh.label}): the copy and the replication channel would reach that machine's own loopback; give ${pair.master.ref} the address its slaves reach` });
+  }
+  if (apart && isLoopback(pair.slave.host) && engine.capabilities.needsReplicationLogin) {
+    out.push({ level: "error", message: `${pair.slave.ref}'s host ${pair.slave.host} is a loopback address, but its master runs on another host: ${engine.capabilities.label} admits a slave by the address it connects from; give ${pair.slave.ref} that address` });
+  }
+  if (plan4.lockDir) {
+    try {
+      await checkHostCanWork(sh, pair.slave);
+    } catch (err) {
+      out.push({ level: "error", message: messageOf(err) });
     }
-  };
-}
-async function finding(level, check2) {
-  try {
-    await check2();
-    return [];
-  } catch (err) {
-    return [{ level, message: err instanceof Error ? err.message : String(err) }];
   }
-}
-function stepText(step) {
-  return step.text ?? `${step.side}: ${step.title}`;
-}
-async function sharedMachine(a, b) {
-  if (a === b) return true;
-  return (await a.facts()).bootId === (await b.facts()).bootId;
-}
-async function hostOrError(session, server, error62) {
-  try {
-    return await session.hosts.forServer(server);
-  } catch (err) {
-    error62(err instanceof Error ? err.message : String(err));
-    return null;
-  }
+  return out;
 }
 
 // src/engines/mongodb/index.ts
@@ -65367,10 +65406,20 @@ async function writeTlsFiles(host, files, master, owner) {
   await runChecked(host, ["mkdir", "-p", "-m", "700", "--", files.dir], `creating ${files.dir}`, { as: parent });
   if (!parent) await runChecked(host, ["chown", "-h", `${owner.uid}:${owner.gid}`, "--", files.dir], `giving ${files.dir} to the server's user`);
   const t = master.tls;
+  const created = [];
   for (const [file2, pem] of [[files.ca, t.ca], [files.cert, t.cert], [files.key, t.key]]) {
-    if (file2 && pem) await writeFile(host, file2, pem.endsWith("\n") ? pem : `${pem}
+    if (!file2 || !pem) continue;
+    if (!await pathExists(host, file2)) created.push(file2);
+    await writeFile(host, file2, pem.endsWith("\n") ? pem : `${pem}
 `, { owner, mode: "600", reown: true });
   }
+  return created;
+}
+async function removeTlsFiles(host, files) {
+  if (files.length > 0) await runChecked(host, ["rm", "-f", "--", ...files], "removing TLS files");
+}
+function tlsFileList(files) {
+  return files ? [files.ca, files.cert, files.key].filter((f) => !!f) : [];
 }
 
 // src/engines/mysql/client.ts
@@ -65987,7 +66036,7 @@ function enableSteps(pair, { m, s }, stamp) {
   ];
   const change = d.changeSource({ host: pair.master.host, port: pair.master.port, user, password, tls: paths(masterFiles, masterTls) });
   const slaveSettings = { server_id: serverId, read_only: 1 };
-  const st = { trailer: "", optionsBefore: void 0, settingsTouched: false, emptied: false, ownBytes: 0 };
+  const st = { trailer: "", optionsBefore: void 0, settingsTouched: false, emptied: false, ownBytes: 0, tlsCreated: [] };
   const slaveHost = (session) => session.hosts.forServer(pair.slave);
   const slaveSql = (session, fn) => withClient(session, pair.slave, fn);
   const steps = [];
@@ -66031,8 +66080,15 @@ function enableSteps(pair, { m, s }, stamp) {
       run: async (session) => {
         const host = await slaveHost(session);
         const owner = await statOwner(host, s.datadir);
-        if (masterFiles) await writeTlsFiles(host, masterFiles, pair.master, owner);
-        if (slaveFiles) await writeTlsFiles(host, slaveFiles, pair.slave, owner);
+        if (masterFiles) st.tlsCreated.push(...await writeTlsFiles(host, masterFiles, pair.master, owner));
+        if (slaveFiles) st.tlsCreated.push(...await writeTlsFiles(host, slaveFiles, pair.slave, owner));
+      },
+      undo: {
+        text: "remove the TLS files this run wrote",
+        run: async (session) => {
+          await removeTlsFiles(await slaveHost(session), st.tlsCreated);
+          return "";
+        }
       }
     });
   }
@@ -66157,6 +66213,15 @@ function enableSteps(pair, { m, s }, stamp) {
     text: `slave: wait until both replication threads run, then ${renderStatement(d.waitForGtids, ["<master's executed GTIDs>", CATCHUP_AFTER_COPY_S])}`,
     run: (session) => waitCaughtUp(session, pair, d, md)
   });
+  if (slaveFiles) {
+    steps.push({
+      id: "forget-own-tls",
+      side: "slave host",
+      title: "remove the TLS files the copy used",
+      text: `slave host: remove ${tlsFileList(slaveFiles).join(", ")} (used by the copy programs only)`,
+      run: async (session) => removeTlsFiles(await slaveHost(session), tlsFileList(slaveFiles))
+    });
+  }
   const warnings = [];
   let disruption = "slave is rebuilt: its data is replaced by a copy of the master (reads of it see the copy fill in); master keeps serving";
   disruption += md.version.flavour === "mysql" ? ", with a global read lock for a moment when the dump starts" : "";
@@ -66233,6 +66298,16 @@ function disableSteps(pair, { m, s }) {
       }
     });
   }
+  const tlsFiles2 = tlsFileList(replicationTls(pair.master) === "none" ? null : tlsFilesFor(s.datadir, pair.master));
+  if (tlsFiles2.length > 0) {
+    steps.push({
+      id: "forget-tls",
+      side: "slave host",
+      title: "remove the master's TLS files",
+      text: `slave host: remove ${tlsFiles2.join(", ")} (nothing uses them once it is standalone)`,
+      run: async (session) => removeTlsFiles(await session.hosts.forServer(pair.slave), tlsFiles2)
+    });
+  }
   return { steps, disruption: "slave becomes a standalone writable server; master keeps serving", preserved: null, lockDir: null, warnings: [] };
 }
 
@@ -66272,6 +66347,7 @@ async function preflight(pair, { m, s }, planned, session) {
   if (mariadb && !m.logBin) {
     const masterHost = await hostOrError(session, pair.master, error62);
     if (masterHost) {
+      out.push(...await finding("error", () => checkHostCanWork(masterHost, pair.master)));
       out.push(...await finding("error", () => verifyHost(masterHost, pair.master, m)));
       out.push(...await finding("error", () => checkOptionsFile(masterHost, pair.master, m)));
       if (!pair.master.service && slaveHost && await sharedMachine(slaveHost, masterHost)) {
@@ -66380,7 +66456,8 @@ async function withClient2(session, server, fn, login) {
     host: at.host,
     port: at.port,
     user: (login ? login.user : server.user) ?? "postgres",
-    password: login ? login.password : server.password,
+    // Never the runner's PGPASSWORD: only what the file gives.
+    password: (login ? login.password : server.password) ?? "",
     database: "postgres",
     application_name: "dbrepl",
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
@@ -66388,8 +66465,9 @@ async function withClient2(session, server, fn, login) {
     // The server enforces statement_timeout; these bound a wait on a partitioned network.
     query_timeout: 9e4,
     keepAlive: true,
-    // The server's `tls`: verify-full checks the certificate against the file's host, also through a tunnel.
-    ssl: nodeTls(server) ?? void 0
+    // The server's `tls`: verify-full checks the certificate against the file's host, also through a
+    // tunnel. Without one, no TLS: never what the runner's PGSSLMODE happens to say.
+    ssl: nodeTls(server) ?? false
   });
   client.on("error", () => void 0);
   try {
@@ -66859,7 +66937,7 @@ function enableSteps2(pair, { m, s }, stamp) {
   const ssl = tlsMode !== "none" || m.ssl;
   const hba = m.hbaRules ? hbaDecision(m.hbaRules, user, pair.slave.host, ssl) : { kind: "add", why: "the rules cannot be read" };
   const method = m.passwordEncryption === "md5" ? "md5" : "scram-sha-256";
-  const st = { createdSlot: false, moved: false, autoConf: null };
+  const st = { createdSlot: false, moved: false, autoConf: null, tlsCreated: [] };
   let owner;
   const ownerOf = (session) => owner ??= session.hosts.forServer(pair.slave).then((h) => statOwner(h, dataDir));
   const slaveHost = (session) => session.hosts.forServer(pair.slave);
@@ -66990,7 +67068,16 @@ function enableSteps2(pair, { m, s }, stamp) {
       side: "slave host",
       title: "write the master's TLS files",
       text: `slave host: write ${[tlsFiles2.ca, tlsFiles2.cert, tlsFiles2.key].filter(Boolean).join(", ")} (the master's CA${tlsFiles2.cert ? " and client certificate" : ""}, readable by the slave's server only)`,
-      run: async (session) => writeTlsFiles(await slaveHost(session), tlsFiles2, pair.master, await ownerOf(session))
+      run: async (session) => {
+        st.tlsCreated = await writeTlsFiles(await slaveHost(session), tlsFiles2, pair.master, await ownerOf(session));
+      },
+      undo: {
+        text: "remove the TLS files this run wrote",
+        run: async (session) => {
+          await removeTlsFiles(await slaveHost(session), st.tlsCreated);
+          return "";
+        }
+      }
     });
   }
   const sslEnv = tlsFiles2 ? { PGSSLMODE: tlsMode, ...tlsFiles2.ca ? { PGSSLROOTCERT: tlsFiles2.ca } : {}, ...tlsFiles2.cert ? { PGSSLCERT: tlsFiles2.cert } : {}, ...tlsFiles2.key ? { PGSSLKEY: tlsFiles2.key } : {} } : {};
@@ -67159,6 +67246,16 @@ function disableSteps2(pair, { s }) {
       run: (session) => withClient2(session, pair.master, (sql) => dropSlotWhenFree(sql, slot, pair.master.ref))
     }
   ];
+  const tlsFiles2 = tlsFileList(replicationTls(pair.master) === "none" ? null : tlsFilesFor(s.dataDirectory, pair.master));
+  if (tlsFiles2.length > 0) {
+    steps.push({
+      id: "forget-tls",
+      side: "slave host",
+      title: "remove the master's TLS files",
+      text: `slave host: remove ${tlsFiles2.join(", ")} (nothing uses them once it is standalone)`,
+      run: async (session) => removeTlsFiles(await session.hosts.forServer(pair.slave), tlsFiles2)
+    });
+  }
   return { steps, disruption: "slave becomes a standalone writable server; master keeps serving", preserved: null, lockDir: null, warnings: [] };
 }
 
@@ -67204,6 +67301,7 @@ async function preflight2(pair, { m, s }, planned, session) {
   out.push(...await finding("error", () => checkReplicationRole(session, pair, m)));
   out.push(...await finding("warning", () => checkSuperuserLogin(session, pair)));
   if (masterWork && masterHost) {
+    out.push(...await finding("error", () => checkHostCanWork(masterHost, pair.master)));
     out.push(...await finding("error", () => verifyHost2(masterHost, pair.master, m)));
     if (hba?.kind !== "admitted") out.push(...await finding("error", () => writableTarget(masterHost, m.hbaFile, pair.master.followSymlinks)));
   }
@@ -67484,7 +67582,7 @@ function enableSteps3(pair, action, { m, s }, stamp) {
   const preserved = preservedPath3(s.dir, s.dbfilename, stamp);
   const st = { auth: null, replicaofSet: false };
   const masterTls = replicationTls(pair.master);
-  const caFile = masterTls !== "none" && pair.master.tls?.ca && !s.tlsCaCertFile ? tlsFilesFor(ownBase(s.dir, s.dbfilename), pair.master) : null;
+  const caFile = masterTls !== "none" && pair.master.tls?.ca && !s.tlsCaCertFile ? { ...tlsFilesFor(ownBase(s.dir, s.dbfilename), pair.master), cert: void 0, key: void 0 } : null;
   const tlsText = masterTls === "none" ? "" : `; ${caFile ? `CONFIG SET tls-ca-cert-file ${caFile.ca}; ` : ""}CONFIG SET tls-replication yes (Redis checks the master's certificate chain, not its name)`;
   const before = s.role === "master" ? "REPLICAOF NO ONE" : `REPLICAOF ${s.masterHost} ${s.masterPort}`;
   const rewriteText = s.configFile ? "CONFIG REWRITE" : "CONFIG REWRITE impossible (the server has no config file: a restart would forget it is a slave)";
@@ -67538,11 +67636,16 @@ ln -- "$tmp" "$out"`,
         run: async (session) => {
           const before2 = st.auth;
           if (!before2) return "";
+          const refused2 = [];
           await withClient3(session, pair.slave, async (r) => {
             const now = await settings(r);
-            for (const [k, v] of Object.entries(before2)) if (now[k] !== v) await r.call("CONFIG", "SET", k, v);
+            for (const k of UNDONE) {
+              if (before2[k] === void 0 || now[k] === before2[k]) continue;
+              await r.call("CONFIG", "SET", k, before2[k]).catch((e) => refused2.push(`${k}: ${e.message}`));
+            }
             await rewrite(r, s, session.log, pair.slave);
           });
+          if (refused2.length > 0) throw new DbreplError("STEP", `some settings could not be put back (${refused2.join("; ")})`);
           return "";
         }
       }
@@ -67664,6 +67767,9 @@ async function preflight3(pair, { s }, planned, session) {
     error62(`${pair.slave.ref} is a master with ${s.replicas.length} replica(s) of its own; refusing to overwrite a master \u2014 fix the file or detach them first`);
   }
   if (replicationTls(pair.master) !== "none") {
+    if (!pair.master.tls?.ca && !s.tlsCaCertFile) {
+      error62(`a Redis replica always verifies its master's certificate chain, whatever tls.mode says: give ${pair.master.ref} a tls.ca (or ${pair.slave.ref} a tls-ca-cert-file that trusts it)`);
+    }
     if (!s.tlsCertFile) {
       error62(`${pair.master.ref} serves replication over TLS, and Redis replicates over TLS only from a server with TLS of its own: set tls-cert-file and tls-key-file on ${pair.slave.ref} first`);
     } else if (s.tlsCaCertFile && pair.master.tls?.ca) {
@@ -88477,6 +88583,9 @@ function toDotenv(env) {
   return blocks.join("\n\n") + (blocks.length ? "\n" : "");
 }
 
+// src/hosts/provider.ts
+var import_node_crypto6 = require("node:crypto");
+
 // src/hosts/local.ts
 var import_node_child_process = require("node:child_process");
 var fs2 = __toESM(require("node:fs"));
@@ -88585,7 +88694,8 @@ var LocalHost = class {
     this.cachedFacts ??= {
       uid: process.getuid?.() ?? 0,
       hostname: os.hostname(),
-      bootId: fs2.readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim()
+      bootId: fs2.readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim(),
+      netns: fs2.readlinkSync("/proc/self/ns/net")
     };
     return this.cachedFacts;
   }
@@ -88633,7 +88743,7 @@ function patternsMatch(list, name) {
   return matched;
 }
 function knownKeys(text, host, port2) {
-  const name = hostEntryName(host, port2);
+  const name = hostEntryName(host.toLowerCase(), port2);
   const out = [];
   for (const raw of text.split(/\r?\n/)) {
     const line = raw.trim();
@@ -88643,7 +88753,7 @@ function knownKeys(text, host, port2) {
     if (fields[0]?.startsWith("@")) marker = fields.shift();
     const [hosts, type, blob] = fields;
     if (!hosts || !type || !blob) continue;
-    if (marker === "@cert-authority") continue;
+    if (marker !== null && marker !== "@revoked") continue;
     if (patternsMatch(hosts, name)) out.push({ type, blob, revoked: marker === "@revoked" });
   }
   return out;
@@ -88675,11 +88785,20 @@ function verifyHostKey(where, offered, trust) {
   }
   return { ok: false, message: `host key of ${name} changed: the host offered ${seen}, known_hosts expects ${expected.join(" or ")}; if the change is expected, update known_hosts` };
 }
+function preferredKeyTypes(where, trust) {
+  const types2 = trust.hostKey ? trust.hostKey.trim().startsWith("SHA256:") ? [] : [trust.hostKey.trim().split(/\s+/)[0]] : knownKeys(trust.knownHosts ?? "", where.host, where.port).filter((k) => !k.revoked).map((k) => k.type);
+  const out = [];
+  for (const t of types2) {
+    for (const alg of t === "ssh-rsa" ? ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] : [t]) if (!out.includes(alg)) out.push(alg);
+  }
+  return out;
+}
 
 // src/hosts/ssh.ts
 var KEEPALIVE_MS = 1e4;
 var READY_TIMEOUT_MS = 2e4;
 var CLOSE_GRACE_MS = 1e4;
+var MAX_OUTPUT2 = 8 * 1024 * 1024;
 function targetLabel(t) {
   return `ssh ${t.user}@${t.host}${t.port === 22 ? "" : `:${t.port}`}${t.via ? ` via ${t.via.host}` : ""}`;
 }
@@ -88693,53 +88812,76 @@ var SshConnection = class {
   bastion = null;
   opening = null;
   drops = 0;
-  reopened = 0;
+  closed = false;
   label;
   async get() {
+    if (this.closed) throw new ConnectionError(this.label, "the SSH connection is closed");
     if (this.client) return this.client;
-    if (this.drops > this.reopened + 1) throw new ConnectionError(this.label, "the SSH connection dropped again after being reopened; giving up");
-    this.opening ??= this.open().then(
-      (c) => {
-        if (this.drops > 0) this.reopened++;
-        this.opening = null;
-        return c;
-      },
-      (err) => {
-        this.opening = null;
-        throw err;
-      }
-    );
+    if (this.drops >= 2) throw new ConnectionError(this.label, "the SSH connection dropped again after being reopened; giving up");
+    this.opening ??= this.open().finally(() => this.opening = null);
     return this.opening;
+  }
+  /** A command found the connection gone (exec refused): count it as a drop. */
+  dropped(client) {
+    if (this.client === client) {
+      this.client = null;
+      this.drops++;
+    }
   }
   async open() {
     const t = this.target;
     if (!t.privateKey) throw new ConnectionError(this.label, "ssh needs private_key (an OpenSSH or PEM private key, usually ${SSH_PRIVATE_KEY}); keys are never read from disk or an agent");
     let sock;
     if (t.via) {
-      this.bastion = await connectClient({ host: t.via.host, port: t.via.port, user: t.via.user }, t, void 0, `${targetLabel({ ...t, ...t.via, via: void 0 })} (bastion)`);
-      this.bastion.on("close", () => this.bastion = null);
-      sock = await new Promise(
-        (resolve2, reject) => this.bastion.forwardOut("127.0.0.1", 0, t.host, t.port, (err, stream) => err ? reject(new ConnectionError(this.label, `the bastion ${t.via.host} cannot reach ${t.host}:${t.port}: ${err.message}`)) : resolve2(stream))
-      );
+      this.bastion?.end();
+      const bastion2 = await connectClient({ host: t.via.host, port: t.via.port, user: t.via.user }, t, void 0, `${targetLabel({ ...t, ...t.via, via: void 0 })} (bastion)`);
+      this.bastion = bastion2;
+      bastion2.on("close", () => {
+        if (this.bastion === bastion2) this.bastion = null;
+      });
+      sock = await withTimeout(
+        new Promise(
+          (resolve2, reject) => bastion2.forwardOut("127.0.0.1", 0, t.host, t.port, (err, stream) => err ? reject(new ConnectionError(this.label, `the bastion ${t.via.host} cannot reach ${t.host}:${t.port}: ${err.message}`)) : resolve2(stream))
+        ),
+        READY_TIMEOUT_MS,
+        () => new ConnectionError(this.label, `the bastion ${t.via.host} did not open a channel to ${t.host}:${t.port} within ${READY_TIMEOUT_MS / 1e3} s`)
+      ).catch((err) => {
+        bastion2.end();
+        throw err;
+      });
     }
-    const client = await connectClient({ host: t.host, port: t.port, user: t.user }, t, sock, this.label);
-    client.on("close", () => {
-      if (this.client === client) {
-        this.client = null;
-        this.drops++;
-      }
+    const client = await connectClient({ host: t.host, port: t.port, user: t.user }, t, sock, this.label).catch((err) => {
+      this.bastion?.end();
+      throw err;
     });
+    if (this.closed) {
+      client.end();
+      this.bastion?.end();
+      throw new ConnectionError(this.label, "the SSH connection is closed");
+    }
+    client.on("close", () => this.dropped(client));
     this.client = client;
     return client;
   }
   async close() {
+    this.closed = true;
+    await this.opening?.catch(() => void 0);
     const c = this.client;
     this.client = null;
-    this.drops = Number.MAX_SAFE_INTEGER;
     c?.end();
     this.bastion?.end();
+    this.bastion = null;
   }
 };
+function withTimeout(p, ms, error62) {
+  let timer;
+  return Promise.race([p, new Promise((_, reject) => timer = setTimeout(() => reject(error62()), ms))]).finally(() => clearTimeout(timer));
+}
+function hostKeyAlgorithms(where, t) {
+  const pinned = where.host === t.host && where.port === t.port ? t.hostKey : void 0;
+  const types2 = preferredKeyTypes(where, { knownHosts: t.knownHosts, hostKey: pinned });
+  return types2.length > 0 ? { algorithms: { serverHostKey: types2 } } : {};
+}
 function connectClient(where, t, sock, label) {
   return new Promise((resolve2, reject) => {
     const client = new import_ssh2.Client();
@@ -88754,6 +88896,7 @@ function connectClient(where, t, sock, label) {
       keepaliveInterval: KEEPALIVE_MS,
       keepaliveCountMax: 3,
       readyTimeout: READY_TIMEOUT_MS,
+      ...hostKeyAlgorithms(where, t),
       // Verified before authentication: a refused host never sees a credential or a command.
       hostVerifier: (key) => {
         const pinned = where.host === t.host && where.port === t.port ? t.hostKey : void 0;
@@ -88762,11 +88905,14 @@ function connectClient(where, t, sock, label) {
         return verdict.ok;
       }
     };
+    let ready = false;
     client.once("ready", () => {
+      ready = true;
       client.setNoDelay(true);
       resolve2(client);
     });
-    client.once("error", (err) => {
+    client.on("error", (err) => {
+      if (ready) return;
       const why = refusal ?? (err.level === "client-authentication" ? `authentication as ${where.user} failed (the private key is not accepted)` : err.message);
       reject(new ConnectionError(label, `cannot open the SSH connection: ${why}`, { cause: err }));
     });
@@ -88812,7 +88958,7 @@ var SshHost = class {
     }
     const started = Date.now();
     return new Promise((resolve2) => {
-      client.exec(shellLine(parts), (err, channel) => {
+      const onChannel = (err, channel) => {
         if (err) {
           resolve2({ code: 255, stdout: "", stderr: `cannot run a command over ${this.label}: ${err.message}`, timedOut: false });
           return;
@@ -88821,10 +88967,16 @@ var SshHost = class {
         const errs = [];
         let code = null;
         let killedHere = false;
-        channel.on("data", (c) => out.push(c));
+        let outBytes = 0;
+        let errBytes = 0;
+        channel.on("data", (c) => {
+          if (outBytes < MAX_OUTPUT2) out.push(c);
+          outBytes += c.length;
+        });
         const lines = options.progress ? lineSplitter(options.progress) : null;
         channel.stderr.on("data", (c) => {
-          errs.push(c);
+          if (errBytes < MAX_OUTPUT2) errs.push(c);
+          errBytes += c.length;
           lines?.(c);
         });
         channel.on("exit", (c, signal) => {
@@ -88847,15 +88999,21 @@ var SshHost = class {
         });
         if (options.input !== void 0) channel.end(options.input);
         else channel.end();
-      });
+      };
+      try {
+        client.exec(shellLine(parts), onChannel);
+      } catch (err) {
+        this.conn.dropped(client);
+        resolve2({ code: 255, stdout: "", stderr: `cannot run a command over ${this.label}: ${err.message}`, timedOut: false });
+      }
     });
   }
   async facts() {
     if (this.cachedFacts) return this.cachedFacts;
-    const r = await this.run(["sh", "-c", "id -u; uname -n; cat /proc/sys/kernel/random/boot_id"]);
-    const [uid, hostname4, bootId] = r.stdout.trim().split("\n");
+    const r = await this.run(["sh", "-c", "id -u; uname -n; cat /proc/sys/kernel/random/boot_id; readlink /proc/self/ns/net"]);
+    const [uid, hostname4, bootId, netns] = r.stdout.trim().split("\n");
     if (r.code !== 0 || !uid || !hostname4 || !bootId) throw new DbreplError("STEP", `cannot read the host facts over ${this.label}: ${r.stderr.trim() || `exit ${r.code}`}`);
-    this.cachedFacts = { uid: this.conn.target.sudo ? 0 : Number(uid), hostname: hostname4.trim(), bootId: bootId.trim() };
+    this.cachedFacts = { uid: this.conn.target.sudo ? 0 : Number(uid), hostname: hostname4.trim(), bootId: bootId.trim(), netns: (netns ?? "").trim() };
     return this.cachedFacts;
   }
   async close() {
@@ -88901,7 +89059,7 @@ var DefaultHostProvider = class {
   tunnels = /* @__PURE__ */ new Map();
   sshHost(server) {
     const target = sshTarget(server, this.env);
-    const key = JSON.stringify([target.user, target.host, target.port, target.via, target.sudo]);
+    const key = (0, import_node_crypto6.createHash)("sha256").update(JSON.stringify([target.user, target.host, target.port, target.via, target.sudo, target.hostKey, target.knownHosts, target.privateKey, target.passphrase])).digest("hex");
     let host = this.sshHosts.get(key);
     if (!host) {
       host = new SshHost(new SshConnection(target));

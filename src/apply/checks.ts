@@ -1,3 +1,4 @@
+import { checkHostCanWork, isLoopback, sharedNetwork } from '../engines/engine';
 import type { ActionPlan, ChangeAction, Engine, Finding, Session, Sides } from '../engines/engine';
 import { messageOf } from '../errors';
 import { pathExists } from '../hosts/commands';
@@ -25,6 +26,7 @@ export async function checkAction(
   if (pair.slave.host.startsWith('/') && engine.capabilities.needsReplicationLogin) {
     out.push({ level: 'error', message: `${pair.slave.ref}'s host is a socket path (${pair.slave.host}); ${engine.capabilities.label} admits a slave by its network address: give the address it connects from` });
   }
+  if (planned) out.push(...(await hostChecks(engine, pair, planned.plan, session)));
   const same = sameServer(engine, pair, sides);
   if (same) out.push({ level: 'error', message: same });
   if (planned && (planned.plan.lockDir || planned.plan.preserved)) {
@@ -53,4 +55,32 @@ export function sameServer(engine: Engine, pair: Pair, { m, s }: Sides<unknown>)
   const b = engine.identity(s);
   if (a.key !== b.key) return null;
   return `${pair.master.ref} (${pair.master.host}:${pair.master.port}) and ${pair.slave.ref} (${pair.slave.host}:${pair.slave.port}) are the same server (${a.text}): a server cannot be its own slave; fix the host or port of one of them`;
+}
+
+/**
+ * Where the pair's programs run and what they reach: a loopback master is the slave's own
+ * machine's loopback for the copy and the replication channel, so the two must share a
+ * machine (likewise a PostgreSQL/MySQL slave, which its master admits by address); a host
+ * dbrepl works on must let it act as the servers' users.
+ */
+async function hostChecks(engine: Engine, pair: Pair, plan: ActionPlan, session: Session): Promise<Finding[]> {
+  const out: Finding[] = [];
+  const both = await Promise.all([session.hosts.forServer(pair.master), session.hosts.forServer(pair.slave)]).catch(() => null);
+  if (!both) return out;
+  const [mh, sh] = both;
+  const apart = !(await sharedNetwork(mh, sh).catch(() => true));
+  if (apart && isLoopback(pair.master.host)) {
+    out.push({ level: 'error', message: `${pair.master.ref}'s host ${pair.master.host} is a loopback address, but ${pair.slave.ref} runs on another host (${sh.label}): the copy and the replication channel would reach that machine's own loopback; give ${pair.master.ref} the address its slaves reach` });
+  }
+  if (apart && isLoopback(pair.slave.host) && engine.capabilities.needsReplicationLogin) {
+    out.push({ level: 'error', message: `${pair.slave.ref}'s host ${pair.slave.host} is a loopback address, but its master runs on another host: ${engine.capabilities.label} admits a slave by the address it connects from; give ${pair.slave.ref} that address` });
+  }
+  if (plan.lockDir) {
+    try {
+      await checkHostCanWork(sh, pair.slave);
+    } catch (err) {
+      out.push({ level: 'error', message: messageOf(err) });
+    }
+  }
+  return out;
 }

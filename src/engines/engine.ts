@@ -159,3 +159,29 @@ export async function hostOrError(session: Session, server: Server, error: (mess
     return null;
   }
 }
+
+/**
+ * What every host dbrepl works on needs: root (directly or through ssh.sudo), since it acts
+ * as each server's own user; and the programs the host layer itself runs (a found-out-late
+ * missing `timeout` or `setpriv` would fail a step half-way).
+ */
+export async function checkHostCanWork(host: Host, server: Server): Promise<void> {
+  const facts = await host.facts();
+  if (facts.uid !== 0) {
+    throw new Error(`host commands for ${server.ref} run as uid ${facts.uid} on ${host.label}; dbrepl needs root there to act as the server's own user: log in as root or set ssh.sudo: true`);
+  }
+  const r = await host.run(['sh', '-c', 'for p in "$@"; do command -v "$p" >/dev/null 2>&1 || printf "%s " "$p"; done', 'sh', 'bash', 'setpriv', 'timeout', 'stat', 'mktemp']);
+  const missing = r.stdout.trim();
+  if (missing) throw new Error(`${host.label} lacks ${missing.split(' ').join(', ')} (needed by dbrepl for ${server.ref}); install coreutils, util-linux and bash there`);
+}
+
+/** Two hosts that share a loopback (one machine and one network namespace). */
+export async function sharedNetwork(a: Host, b: Host): Promise<boolean> {
+  if (a === b) return true;
+  const [fa, fb] = [await a.facts(), await b.facts()];
+  return fa.bootId === fb.bootId && fa.netns === fb.netns;
+}
+
+export function isLoopback(host: string): boolean {
+  return /^(127\.|localhost$|::1$)/i.test(host);
+}

@@ -1,5 +1,5 @@
 import * as tls from 'node:tls';
-import { runChecked } from '../hosts/commands';
+import { pathExists, runChecked } from '../hosts/commands';
 import { ownerOfDirectory, writeFile } from '../hosts/files';
 import type { Host, RunAs } from '../hosts/host';
 import type { Server } from '../model';
@@ -66,12 +66,26 @@ export function tlsFilesFor(base: string, master: Server): TlsFiles {
  * Writes them where the slave's server can read them: a directory of its own (mode 700),
  * files owned by the data directory's owner (mode 600; libpq refuses a readable key).
  */
-export async function writeTlsFiles(host: Host, files: TlsFiles, master: Server, owner: RunAs): Promise<void> {
+export async function writeTlsFiles(host: Host, files: TlsFiles, master: Server, owner: RunAs): Promise<string[]> {
   const parent = await ownerOfDirectory(host, files.dir);
   await runChecked(host, ['mkdir', '-p', '-m', '700', '--', files.dir], `creating ${files.dir}`, { as: parent });
   if (!parent) await runChecked(host, ['chown', '-h', `${owner.uid}:${owner.gid}`, '--', files.dir], `giving ${files.dir} to the server's user`);
   const t = master.tls!;
+  const created: string[] = [];
   for (const [file, pem] of [[files.ca, t.ca], [files.cert, t.cert], [files.key, t.key]] as const) {
-    if (file && pem) await writeFile(host, file, pem.endsWith('\n') ? pem : `${pem}\n`, { owner, mode: '600', reown: true });
+    if (!file || !pem) continue;
+    if (!(await pathExists(host, file))) created.push(file);
+    await writeFile(host, file, pem.endsWith('\n') ? pem : `${pem}\n`, { owner, mode: '600', reown: true });
   }
+  return created;
+}
+
+/** Removes TLS files dbrepl wrote (a client key never stays where nothing uses it). */
+export async function removeTlsFiles(host: Host, files: string[]): Promise<void> {
+  if (files.length > 0) await runChecked(host, ['rm', '-f', '--', ...files], 'removing TLS files');
+}
+
+/** The files of a set, for removal. */
+export function tlsFileList(files: TlsFiles | null): string[] {
+  return files ? [files.ca, files.cert, files.key].filter((f): f is string => !!f) : [];
 }

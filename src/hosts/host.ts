@@ -37,6 +37,8 @@ export interface HostFacts {
   hostname: string;
   /** One machine, whatever names or namespaces reach it: /proc/sys/kernel/random/boot_id. */
   bootId: string;
+  /** Its network namespace (`net:[inode]`): one loopback is shared only within it. */
+  netns: string;
 }
 
 /** Where host commands run: the runner itself, or (next) a server's host over SSH. */

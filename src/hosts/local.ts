@@ -127,6 +127,7 @@ export class LocalHost implements Host {
       uid: process.getuid?.() ?? 0,
       hostname: os.hostname(),
       bootId: fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(),
+      netns: fs.readlinkSync('/proc/self/ns/net'),
     };
     return this.cachedFacts;
   }

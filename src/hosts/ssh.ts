@@ -270,11 +270,11 @@ export class SshHost implements Host {
 
   async facts(): Promise<HostFacts> {
     if (this.cachedFacts) return this.cachedFacts;
-    const r = await this.run(['sh', '-c', 'id -u; uname -n; cat /proc/sys/kernel/random/boot_id']);
-    const [uid, hostname, bootId] = r.stdout.trim().split('\n');
+    const r = await this.run(['sh', '-c', 'id -u; uname -n; cat /proc/sys/kernel/random/boot_id; readlink /proc/self/ns/net']);
+    const [uid, hostname, bootId, netns] = r.stdout.trim().split('\n');
     if (r.code !== 0 || !uid || !hostname || !bootId) throw new DbreplError('STEP', `cannot read the host facts over ${this.label}: ${r.stderr.trim() || `exit ${r.code}`}`);
     // With sudo every command runs as root.
-    this.cachedFacts = { uid: this.conn.target.sudo ? 0 : Number(uid), hostname: hostname.trim(), bootId: bootId.trim() };
+    this.cachedFacts = { uid: this.conn.target.sudo ? 0 : Number(uid), hostname: hostname.trim(), bootId: bootId.trim(), netns: (netns ?? '').trim() };
     return this.cachedFacts;
   }
 

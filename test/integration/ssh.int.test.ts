@@ -118,6 +118,30 @@ suite('over SSH, in network namespaces', () => {
     expect(r.json().pairs[0].error).toBeNull();
   });
 
+  test('plan refuses what only apply would find: a loopback master for a slave on another host, an SSH user without root', async () => {
+    // A master that listens on its host's loopback only: fine for the tool (its tunnel starts on that host), not for a slave elsewhere.
+    const local = await pool.add(startPostgres({ password: PG_PW, netns: lab.host('a').ns, address: '127.0.0.1', hba: ['local all all trust', 'host all all 127.0.0.1/32 scram-sha-256', ''].join('\n') }));
+    const loop = writeYaml(dir(), {
+      version: 1,
+      defaults: { replication: { user: 'replicator', password: '${REPL_PW}' } },
+      applications: { shop: { servers: { main: pgServer(local, lab.host('a').front) } }, dr: { servers: { pg: pgServer(pgB, lab.host('b').front) } } },
+      replications: [{ master: 'shop/main', slave: 'dr/pg' }],
+    }, 'loopback.yml');
+    const p1 = (await dbrepl(['plan', '--json', '-c', loop], env)).json().pairs[0];
+    expect(p1.error ?? '').toContain("shop/main's host 127.0.0.1 is a loopback address, but dr/pg runs on another host");
+    const noSudo = writeYaml(dir(), {
+      version: 1,
+      defaults: { replication: { user: 'replicator', password: '${REPL_PW}' } },
+      applications: { shop: { servers: { main: pgServer(pgA, lab.host('a').front) } }, dr: { servers: { pg: { ...pgServer(pgB, ''), ssh: ssh(lab.host('b').front, { sudo: false }) } } } },
+      replications: [{ master: 'shop/main', slave: 'dr/pg' }],
+    }, 'no-sudo.yml');
+    const before = await inRecovery(pgB);
+    const r = await dbrepl(['resync', '--pair', 'dr/pg', '--json', '-c', noSudo], env);
+    expect(r.code).toBe(1);
+    expect(r.json().pairs[0].error).toMatch(/host commands for dr\/pg run as uid \d+ on ssh dbrepl@.*; dbrepl needs root there to act as the server's own user: log in as root or set ssh\.sudo: true/);
+    expect(await inRecovery(pgB)).toBe(before);
+  });
+
   test('a PEM key with a passphrase works; a wrong passphrase is named as such', async () => {
     const key = path.join(dir(), 'id_rsa_pem');
     const passphrase = `pp-${randomBytes(6).toString('hex')}`;

@@ -55,6 +55,28 @@ describe('PostgreSQL', () => {
     expect(fs.statSync(caFile).mode & 0o777).toBe(0o600);
     await master.query('CREATE TABLE t AS SELECT 5 AS v');
     await eventually(async () => (await slave.query<{ v: number }>('SELECT v FROM t').catch(() => []))[0]?.v === 5, 20_000, 'row on the slave');
+    // Disabled, the slave needs the master's TLS files no more: they are removed.
+    const disabled = fs.readFileSync(file, 'utf8').replace("slave: dr/pg", "slave: dr/pg\n    state: disabled");
+    fs.writeFileSync(file, disabled);
+    expect((await dbrepl(['apply', '--json', '-c', file], env)).json().pairs[0]).toMatchObject({ action: 'disable', result: 'done' });
+    expect(fs.existsSync(caFile)).toBe(false);
+  });
+
+  test("a server without tls is reached without TLS, whatever the runner's PGSSLMODE says", async () => {
+    const pw = randomBytes(8).toString('hex');
+    const c = await pool.add(startPostgres({ password: pw }));
+    const file = writeYaml(dir(), {
+      version: 1,
+      applications: { a: { servers: { one: { engine: 'postgresql', host: c.host, port: c.port, password: '${PG_PW}' }, two: { engine: 'postgresql', host: c.host, port: c.port, password: '${PG_PW}' } } } },
+    }, 'pg-plain.yml');
+    process.env.PGSSLMODE = 'require';
+    try {
+      const r = await dbrepl(['status', '--json', '-c', file], { ...process.env, PG_PW: pw });
+      expect(r.code).toBe(0);
+      expect(r.stderr).not.toMatch(/cannot inspect/);
+    } finally {
+      delete process.env.PGSSLMODE;
+    }
   });
 
   test('verify-full refuses a certificate that names another host; require accepts it (encrypted, not verified)', async () => {
@@ -102,6 +124,9 @@ describe('MariaDB', () => {
     await m.query(`INSERT INTO shop.t VALUES ('later')`);
     await eventually(async () => Number(((await s.query('SELECT COUNT(*) AS n FROM shop.t'))[0] as any).n) === 2, 20_000, 'row over TLS');
     expect(path.basename(status.Master_SSL_CA_File ?? '')).toBe('shop_db.ca.crt');
+    // The slave's own CA served the copy programs only: gone; the master's stays for the channel.
+    expect(fs.existsSync(path.join(path.dirname(status.Master_SSL_CA_File), 'dr_db.ca.crt'))).toBe(false);
+    expect(fs.existsSync(status.Master_SSL_CA_File)).toBe(true);
   });
 });
 

@@ -2,7 +2,7 @@ import { messageOf } from '../../errors';
 import type { Host } from '../../hosts/host';
 import { checkFreeSpace } from '../../hosts/rebuild';
 import type { Pair } from '../../model';
-import { finding, Finding, hostOrError, Session, sharedMachine, Sides } from '../engine';
+import { checkHostCanWork, finding, Finding, hostOrError, Session, sharedMachine, Sides } from '../engine';
 import type { ActionPlan, ChangeAction } from '../engine';
 import { withClient } from './client';
 import { dialectFor } from './dialect';
@@ -60,6 +60,7 @@ export async function preflight(pair: Pair, { m, s }: Sides<MyFacts>, planned: {
   if (mariadb && !m.logBin) {
     const masterHost = await hostOrError(session, pair.master, error);
     if (masterHost) {
+      out.push(...(await finding('error', () => checkHostCanWork(masterHost, pair.master))));
       out.push(...(await finding('error', () => verifyHost(masterHost, pair.master, m))));
       out.push(...(await finding('error', () => checkOptionsFile(masterHost, pair.master, m))));
       if (!pair.master.service && slaveHost && (await sharedMachine(slaveHost, masterHost))) {

@@ -9,7 +9,7 @@ import { serviceArgv } from '../service';
 import { withClient, Sql } from './client';
 import { Dialect, dialectFor, nativePasswordHash, renderStatement } from './dialect';
 import { checkLoginFromHost, dumpToFile, Login, ownDumpArgs, restoreFromFile, streamCopy } from './host-side';
-import { replicationTls, TlsFiles, tlsFilesFor, writeTlsFiles } from '../tls';
+import { removeTlsFiles, replicationTls, TlsFiles, tlsFileList, tlsFilesFor, writeTlsFiles } from '../tls';
 import { MyFacts, readFacts } from './inspect';
 import { optionsFile, restoreOptions, verifyServerReads, writeOptions } from './options';
 import { preservedPath, serverIdFor } from './state';
@@ -94,7 +94,7 @@ function enableSteps(pair: Pair, { m, s }: Sides<MyFacts>, stamp: string): Actio
   ];
   const change = d.changeSource({ host: pair.master.host, port: pair.master.port, user, password, tls: paths(masterFiles, masterTls) });
   const slaveSettings: Record<string, number> = { server_id: serverId, read_only: 1 };
-  const st = { trailer: '', optionsBefore: undefined as string | null | undefined, settingsTouched: false, emptied: false, ownBytes: 0 };
+  const st = { trailer: '', optionsBefore: undefined as string | null | undefined, settingsTouched: false, emptied: false, ownBytes: 0, tlsCreated: [] as string[] };
   const slaveHost = (session: Session): Promise<Host> => session.hosts.forServer(pair.slave);
   const slaveSql = <T>(session: Session, fn: (sql: Sql) => Promise<T>): Promise<T> => withClient(session, pair.slave, fn);
   const steps: Step[] = [];
@@ -138,8 +138,15 @@ function enableSteps(pair: Pair, { m, s }: Sides<MyFacts>, stamp: string): Actio
       run: async (session) => {
         const host = await slaveHost(session);
         const owner = await statOwner(host, s.datadir);
-        if (masterFiles) await writeTlsFiles(host, masterFiles, pair.master, owner);
-        if (slaveFiles) await writeTlsFiles(host, slaveFiles, pair.slave, owner);
+        if (masterFiles) st.tlsCreated.push(...(await writeTlsFiles(host, masterFiles, pair.master, owner)));
+        if (slaveFiles) st.tlsCreated.push(...(await writeTlsFiles(host, slaveFiles, pair.slave, owner)));
+      },
+      undo: {
+        text: 'remove the TLS files this run wrote',
+        run: async (session) => {
+          await removeTlsFiles(await slaveHost(session), st.tlsCreated);
+          return '';
+        },
       },
     });
   }
@@ -279,6 +286,16 @@ function enableSteps(pair: Pair, { m, s }: Sides<MyFacts>, stamp: string): Actio
     run: (session) => waitCaughtUp(session, pair, d, md),
   });
 
+  if (slaveFiles) {
+    // The slave's own client certificate served the programs of the copy only.
+    steps.push({
+      id: 'forget-own-tls',
+      side: 'slave host',
+      title: 'remove the TLS files the copy used',
+      text: `slave host: remove ${tlsFileList(slaveFiles).join(', ')} (used by the copy programs only)`,
+      run: async (session) => removeTlsFiles(await slaveHost(session), tlsFileList(slaveFiles)),
+    });
+  }
   const warnings: string[] = [];
   let disruption = 'slave is rebuilt: its data is replaced by a copy of the master (reads of it see the copy fill in); master keeps serving';
   disruption += md.version.flavour === 'mysql' ? ', with a global read lock for a moment when the dump starts' : '';
@@ -357,6 +374,16 @@ function disableSteps(pair: Pair, { m, s }: Sides<MyFacts>): ActionPlan {
         await writeOptions(host, pair.slave, s, { read_only: 0 });
         await verifyServerReads(host, pair.slave, s, { read_only: 0 });
       },
+    });
+  }
+  const tlsFiles = tlsFileList(replicationTls(pair.master) === 'none' ? null : tlsFilesFor(s.datadir, pair.master));
+  if (tlsFiles.length > 0) {
+    steps.push({
+      id: 'forget-tls',
+      side: 'slave host',
+      title: "remove the master's TLS files",
+      text: `slave host: remove ${tlsFiles.join(', ')} (nothing uses them once it is standalone)`,
+      run: async (session) => removeTlsFiles(await session.hosts.forServer(pair.slave), tlsFiles),
     });
   }
   return { steps, disruption: 'slave becomes a standalone writable server; master keeps serving', preserved: null, lockDir: null, warnings: [] };

@@ -23,7 +23,8 @@ export async function withClient<T>(session: Session, server: Server, fn: (sql: 
     host: at.host,
     port: at.port,
     user: (login ? login.user : server.user) ?? 'postgres',
-    password: login ? login.password : server.password,
+    // Never the runner's PGPASSWORD: only what the file gives.
+    password: (login ? login.password : server.password) ?? '',
     database: 'postgres',
     application_name: 'dbrepl',
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
@@ -31,8 +32,9 @@ export async function withClient<T>(session: Session, server: Server, fn: (sql: 
     // The server enforces statement_timeout; these bound a wait on a partitioned network.
     query_timeout: 90_000,
     keepAlive: true,
-    // The server's `tls`: verify-full checks the certificate against the file's host, also through a tunnel.
-    ssl: nodeTls(server) ?? undefined,
+    // The server's `tls`: verify-full checks the certificate against the file's host, also through a
+    // tunnel. Without one, no TLS: never what the runner's PGSSLMODE happens to say.
+    ssl: nodeTls(server) ?? false,
   });
   // An idle connection dropped by the server (e.g. during promotion) must not crash the process.
   client.on('error', () => undefined);

@@ -2,7 +2,7 @@ import { DbreplError, messageOf } from '../../errors';
 import { writableTarget } from '../../hosts/files';
 import { checkFreeSpace } from '../../hosts/rebuild';
 import type { Pair } from '../../model';
-import { finding, Finding, hostOrError, Session, sharedMachine, Sides } from '../engine';
+import { checkHostCanWork, finding, Finding, hostOrError, Session, sharedMachine, Sides } from '../engine';
 import type { ActionPlan, ChangeAction } from '../engine';
 import { withClient } from './client';
 import { hbaDecision } from './hba';
@@ -61,6 +61,7 @@ export async function preflight(pair: Pair, { m, s }: Sides<PgFacts>, planned: {
   out.push(...(await finding('error', () => checkReplicationRole(session, pair, m))));
   out.push(...(await finding('warning', () => checkSuperuserLogin(session, pair))));
   if (masterWork && masterHost) {
+    out.push(...(await finding('error', () => checkHostCanWork(masterHost, pair.master))));
     out.push(...(await finding('error', () => verifyHost(masterHost, pair.master, m))));
     if (hba?.kind !== 'admitted') out.push(...(await finding('error', () => writableTarget(masterHost, m.hbaFile, pair.master.followSymlinks))));
   }

@@ -13,7 +13,7 @@ import { databaseBytes, PgFacts, readFacts } from './inspect';
 import { lsnToBigInt } from './lsn';
 import { addHbaRule, dropSlotWhenFree, ensureRole, ensureSlot, restartMaster, restoreMaster } from './master';
 import { findBasebackup, restoreOwnConfig } from './slave';
-import { replicationTls, tlsFilesFor, writeTlsFiles } from '../tls';
+import { removeTlsFiles, replicationTls, tlsFileList, tlsFilesFor, writeTlsFiles } from '../tls';
 import { preservedPath, restartSettings, service, slotName, START_TIMEOUT_MS, STOP_TIMEOUT_MS } from './state';
 
 export const major = (f: PgFacts): number => Math.floor(f.versionNum / 10000);
@@ -42,7 +42,7 @@ function enableSteps(pair: Pair, { m, s }: Sides<PgFacts>, stamp: string): Actio
   const ssl = tlsMode !== 'none' || m.ssl;
   const hba = m.hbaRules ? hbaDecision(m.hbaRules, user, pair.slave.host, ssl) : { kind: 'add' as const, why: 'the rules cannot be read' };
   const method = m.passwordEncryption === 'md5' ? 'md5' : 'scram-sha-256';
-  const st = { createdSlot: false, moved: false, autoConf: null as { file: string; text: string | null } | null };
+  const st = { createdSlot: false, moved: false, autoConf: null as { file: string; text: string | null } | null, tlsCreated: [] as string[] };
   let owner: Promise<RunAs> | undefined;
   const ownerOf = (session: Session): Promise<RunAs> =>
     (owner ??= session.hosts.forServer(pair.slave).then((h) => statOwner(h, dataDir)));
@@ -179,7 +179,16 @@ function enableSteps(pair: Pair, { m, s }: Sides<PgFacts>, stamp: string): Actio
       side: 'slave host',
       title: "write the master's TLS files",
       text: `slave host: write ${[tlsFiles.ca, tlsFiles.cert, tlsFiles.key].filter(Boolean).join(', ')} (the master's CA${tlsFiles.cert ? ' and client certificate' : ''}, readable by the slave's server only)`,
-      run: async (session) => writeTlsFiles(await slaveHost(session), tlsFiles, pair.master, await ownerOf(session)),
+      run: async (session) => {
+        st.tlsCreated = await writeTlsFiles(await slaveHost(session), tlsFiles, pair.master, await ownerOf(session));
+      },
+      undo: {
+        text: 'remove the TLS files this run wrote',
+        run: async (session) => {
+          await removeTlsFiles(await slaveHost(session), st.tlsCreated);
+          return '';
+        },
+      },
     });
   }
   const sslEnv: Record<string, string> = tlsFiles
@@ -355,5 +364,15 @@ function disableSteps(pair: Pair, { s }: Sides<PgFacts>): ActionPlan {
       run: (session) => withClient(session, pair.master, (sql) => dropSlotWhenFree(sql, slot, pair.master.ref)),
     },
   ];
+  const tlsFiles = tlsFileList(replicationTls(pair.master) === 'none' ? null : tlsFilesFor(s.dataDirectory, pair.master));
+  if (tlsFiles.length > 0) {
+    steps.push({
+      id: 'forget-tls',
+      side: 'slave host',
+      title: "remove the master's TLS files",
+      text: `slave host: remove ${tlsFiles.join(', ')} (nothing uses them once it is standalone)`,
+      run: async (session) => removeTlsFiles(await session.hosts.forServer(pair.slave), tlsFiles),
+    });
+  }
   return { steps, disruption: 'slave becomes a standalone writable server; master keeps serving', preserved: null, lockDir: null, warnings: [] };
 }

@@ -26,6 +26,9 @@ export async function preflight(pair: Pair, { s }: Sides<RedisFacts>, planned: {
     error(`${pair.slave.ref} is a master with ${s.replicas.length} replica(s) of its own; refusing to overwrite a master — fix the file or detach them first`);
   }
   if (replicationTls(pair.master) !== 'none') {
+    if (!pair.master.tls?.ca && !s.tlsCaCertFile) {
+      error(`a Redis replica always verifies its master's certificate chain, whatever tls.mode says: give ${pair.master.ref} a tls.ca (or ${pair.slave.ref} a tls-ca-cert-file that trusts it)`);
+    }
     if (!s.tlsCertFile) {
       error(`${pair.master.ref} serves replication over TLS, and Redis replicates over TLS only from a server with TLS of its own: set tls-cert-file and tls-key-file on ${pair.slave.ref} first`);
     } else if (s.tlsCaCertFile && pair.master.tls?.ca) {

@@ -97,7 +97,8 @@ function enableSteps(pair: Pair, action: ChangeAction, { m, s }: Sides<RedisFact
   // Over TLS: the slave's own TLS context (Redis has one) must trust the master; the master's CA
   // is installed for it unless it already has a CA of its own.
   const masterTls = replicationTls(pair.master);
-  const caFile = masterTls !== 'none' && pair.master.tls?.ca && !s.tlsCaCertFile ? tlsFilesFor(ownBase(s.dir, s.dbfilename), pair.master) : null;
+  // The CA only: Redis's replication uses its own certificate, never the file's client key.
+  const caFile = masterTls !== 'none' && pair.master.tls?.ca && !s.tlsCaCertFile ? { ...tlsFilesFor(ownBase(s.dir, s.dbfilename), pair.master), cert: undefined, key: undefined } : null;
   const tlsText = masterTls === 'none' ? '' : `; ${caFile ? `CONFIG SET tls-ca-cert-file ${caFile.ca}; ` : ''}CONFIG SET tls-replication yes (Redis checks the master's certificate chain, not its name)`;
   const before = s.role === 'master' ? 'REPLICAOF NO ONE' : `REPLICAOF ${s.masterHost} ${s.masterPort}`;
   const rewriteText = s.configFile ? 'CONFIG REWRITE' : 'CONFIG REWRITE impossible (the server has no config file: a restart would forget it is a slave)';
@@ -154,12 +155,18 @@ ln -- "$tmp" "$out"`,
         run: async (session) => {
           const before = st.auth;
           if (!before) return '';
+          const refused: string[] = [];
           await withClient(session, pair.slave, async (r) => {
-            // Only what changed (a TLS setting Redis would refuse to blank stays as it is).
+            // Only what changed, in UNDONE's order (tls-replication before its CA file), each on
+            // its own, and persisted whatever a single setting did.
             const now = await settings(r);
-            for (const [k, v] of Object.entries(before)) if (now[k] !== v) await r.call('CONFIG', 'SET', k, v);
+            for (const k of UNDONE) {
+              if (before[k] === undefined || now[k] === before[k]) continue;
+              await r.call('CONFIG', 'SET', k, before[k]!).catch((e: unknown) => refused.push(`${k}: ${(e as Error).message}`));
+            }
             await rewrite(r, s, session.log, pair.slave);
           });
+          if (refused.length > 0) throw new DbreplError('STEP', `some settings could not be put back (${refused.join('; ')})`);
           return '';
         },
       },
