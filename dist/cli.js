@@ -15935,7 +15935,7 @@ var require_text_parser = __commonJS({
       if (typeof config2.typeCast === "function" && typeof options.typeCast !== "function") {
         options.typeCast = config2.typeCast;
       }
-      function wrap(field, _this) {
+      function wrap2(field, _this) {
         return {
           type: typeNames[field.columnType],
           extendedTypeName: field.extendedTypeName,
@@ -16030,7 +16030,7 @@ var require_text_parser = __commonJS({
           parserFn.toString()
         );
       }
-      return parserFn.toFunction({ wrap, LocalDate });
+      return parserFn.toFunction({ wrap: wrap2, LocalDate });
     }
     function getTextParser(fields, options, config2) {
       return parserCache.getParser("text", fields, options, config2, compile2);
@@ -17219,7 +17219,7 @@ var require_binary_parser = __commonJS({
           name: field.name
         };
       }
-      function wrap(field, packet) {
+      function wrap2(field, packet) {
         return {
           ...fieldMetadata(field),
           string: function(encoding = field.encoding) {
@@ -17347,7 +17347,7 @@ var require_binary_parser = __commonJS({
           parserFn.toString()
         );
       }
-      return parserFn.toFunction({ wrap, wrapNull, LocalDate });
+      return parserFn.toFunction({ wrap: wrap2, wrapNull, LocalDate });
     }
     function getBinaryParser(fields, options, config2) {
       return parserCache.getParser("binary", fields, options, config2, compile2);
@@ -65421,6 +65421,19 @@ async function removeTlsFiles(host, files) {
 function tlsFileList(files) {
   return files ? [files.ca, files.cert, files.key].filter((f) => !!f) : [];
 }
+function forgetTlsSteps(pair, base) {
+  const files = tlsFileList(replicationTls(pair.master) === "none" ? null : tlsFilesFor(base, pair.master));
+  if (files.length === 0) return [];
+  return [
+    {
+      id: "forget-tls",
+      side: "slave host",
+      title: "remove the master's TLS files",
+      text: `slave host: remove ${files.join(", ")} (nothing uses them once it is standalone)`,
+      run: async (session) => removeTlsFiles(await session.hosts.forServer(pair.slave), files)
+    }
+  ];
+}
 
 // src/engines/mysql/client.ts
 var LOCK_WAIT_S = 90;
@@ -66298,16 +66311,7 @@ function disableSteps(pair, { m, s }) {
       }
     });
   }
-  const tlsFiles2 = tlsFileList(replicationTls(pair.master) === "none" ? null : tlsFilesFor(s.datadir, pair.master));
-  if (tlsFiles2.length > 0) {
-    steps.push({
-      id: "forget-tls",
-      side: "slave host",
-      title: "remove the master's TLS files",
-      text: `slave host: remove ${tlsFiles2.join(", ")} (nothing uses them once it is standalone)`,
-      run: async (session) => removeTlsFiles(await session.hosts.forServer(pair.slave), tlsFiles2)
-    });
-  }
+  steps.push(...forgetTlsSteps(pair, s.datadir));
   return { steps, disruption: "slave becomes a standalone writable server; master keeps serving", preserved: null, lockDir: null, warnings: [] };
 }
 
@@ -67246,16 +67250,7 @@ function disableSteps2(pair, { s }) {
       run: (session) => withClient2(session, pair.master, (sql) => dropSlotWhenFree(sql, slot, pair.master.ref))
     }
   ];
-  const tlsFiles2 = tlsFileList(replicationTls(pair.master) === "none" ? null : tlsFilesFor(s.dataDirectory, pair.master));
-  if (tlsFiles2.length > 0) {
-    steps.push({
-      id: "forget-tls",
-      side: "slave host",
-      title: "remove the master's TLS files",
-      text: `slave host: remove ${tlsFiles2.join(", ")} (nothing uses them once it is standalone)`,
-      run: async (session) => removeTlsFiles(await session.hosts.forServer(pair.slave), tlsFiles2)
-    });
-  }
+  steps.push(...forgetTlsSteps(pair, s.dataDirectory));
   return { steps, disruption: "slave becomes a standalone writable server; master keeps serving", preserved: null, lockDir: null, warnings: [] };
 }
 
@@ -68597,7 +68592,7 @@ function putProp(target, key, value) {
   else
     target[key] = value;
 }
-function mirrorShape(target, source, keys, wrap) {
+function mirrorShape(target, source, keys, wrap2) {
   const raw = sourceShape(source);
   for (const key of keys) {
     const desc = Object.getOwnPropertyDescriptor(raw, key);
@@ -68606,10 +68601,10 @@ function mirrorShape(target, source, keys, wrap) {
     if (desc.get) {
       deferProp(target, key, () => {
         const value = source._zod.def.shape[key];
-        return wrap ? wrap(value, key) : value;
+        return wrap2 ? wrap2(value, key) : value;
       });
     } else
-      putProp(target, key, wrap ? wrap(desc.value, key) : desc.value);
+      putProp(target, key, wrap2 ? wrap2(desc.value, key) : desc.value);
   }
 }
 function mirrorProps(target, source) {
@@ -89169,22 +89164,26 @@ async function run2(command, options, mode = { kind: "converge" }) {
     options.log.info(`Inspecting ${servers.length} server(s) for ${selected.length} pair(s)`);
     const inspections = await inspectServers(servers, options.maxParallel, session);
     const before = buildStatus(selected, inspections);
+    const known = {
+      envBefore: computeEnv(topology, (pair) => inEffect(pair, selected.includes(pair), inspections)),
+      environments: Object.fromEntries(topology.applications.map((a) => [a.name, a.environment]))
+    };
     if (command === "status") {
       const plan5 = buildPlan({ topology, selected, inspections, stamp: "", mode, env: desiredEnv(topology) }, servers);
-      return { plan: plan5, status: before, env: plan5.env, exitCode: before.pairs.some((p) => p.state === "unreachable") ? 1 : 0 };
+      return { plan: plan5, status: before, env: plan5.env, ...known, exitCode: before.pairs.some((p) => p.state === "unreachable") ? 1 : 0 };
     }
     const stamp = stampOf(options.now ?? /* @__PURE__ */ new Date());
     const plan4 = buildPlan({ topology, selected, inspections, stamp, mode, env: desiredEnv(topology) }, servers);
     const lockDirs = await checkPlan(plan4, topology, inspections, session, options.maxParallel, stamp);
     const blocked = plan4.pairs.some((p) => p.error !== null) || plan4.drift.some((d) => d.error !== null);
-    if (command === "plan") return { plan: plan4, status: before, env: plan4.env, exitCode: blocked ? 1 : 0 };
+    if (command === "plan") return { plan: plan4, status: before, env: plan4.env, ...known, exitCode: blocked ? 1 : 0 };
     await applyPlan(plan4, { topology, session, maxParallel: options.maxParallel, mode, stamp, lockDirs, identityOf: (s) => identityOf(s, inspections) });
     const after = await inspectServers(servers, options.maxParallel, session);
     const status = buildStatus(selected, after);
-    const env = computeEnv(topology, (pair) => inEffect(pair, plan4.pairs.find((p) => p.name === pair.name), after));
+    const env = computeEnv(topology, (pair) => inEffect(pair, plan4.pairs.some((p) => p.name === pair.name), after));
     plan4.env = env;
     const failed = plan4.pairs.some((p) => p.result === "failed" || p.error !== null && p.live === "unreachable") || plan4.drift.some((d) => d.result === "failed");
-    return { plan: plan4, status, env, exitCode: failed ? 1 : 0 };
+    return { plan: plan4, status, env, ...known, exitCode: failed ? 1 : 0 };
   } finally {
     await hosts.closeAll();
   }
@@ -89232,9 +89231,9 @@ async function checkPlan(plan4, topology, inspections, session, maxParallel, sta
   await eachLimited(rows, maxParallel, (row) => row());
   return lockDirs;
 }
-function inEffect(pair, planned, after) {
-  if (!planned) return pair.desired === "enabled";
-  const state = livePair(pair, after).state;
+function inEffect(pair, selected, inspections) {
+  if (!selected) return pair.desired === "enabled";
+  const state = livePair(pair, inspections).state;
   return state === "replicating" || state === "lagging";
 }
 
@@ -89255,35 +89254,48 @@ function lag(seconds, bytes) {
 }
 var SYMBOL = { none: " ", enable: "+", disable: "-", resync: "~" };
 var refused = (p) => p.action !== "none" && p.error !== null && p.live !== "unreachable" && !p.result;
-function planText(plan4, applied = false) {
+function summaryLine(plan4) {
+  const rows = [...plan4.pairs, ...plan4.drift];
+  const n = (a) => rows.filter((p) => p.action === a && !refused(p)).length;
+  const no = rows.filter(refused).length;
+  return `${n("enable")} to enable, ${n("disable")} to disable, ${n("resync")} to resync${no > 0 ? `, ${no} refused (the run exits 1)` : ""}`;
+}
+var wrap = (code) => (s) => `\x1B[${code}m${s}\x1B[0m`;
+var COLOR = { add: wrap("32"), remove: wrap("31"), change: wrap("33"), bad: wrap("1;31"), dim: wrap("2"), bold: wrap("1") };
+var PLAIN = { add: (s) => s, remove: (s) => s, change: (s) => s, bad: (s) => s, dim: (s) => s, bold: (s) => s };
+function symbolOf(p, style) {
+  if (refused(p)) return style.bad("!");
+  const sym = SYMBOL[p.action] ?? "?";
+  return p.action === "enable" ? style.add(sym) : p.action === "disable" ? style.remove(sym) : p.action === "resync" ? style.change(sym) : sym;
+}
+function planText(plan4, applied = false, style = PLAIN) {
   const out = [];
   for (const p of plan4.pairs) {
-    const result = p.result ? ` [${p.result}]` : "";
+    const result = p.result ? ` [${p.result === "failed" ? style.bad(p.result) : p.result}]` : "";
     const no = refused(p);
-    out.push(`${no ? "!" : SYMBOL[p.action] ?? "?"} ${p.name}: ${p.master} -> ${p.slave} (${p.engine}) desired ${p.desired}, live ${p.live}: ${p.action}${no ? " REFUSED" : ""}${result}`);
+    out.push(`${symbolOf(p, style)} ${style.bold(p.name)}: ${p.master} -> ${p.slave} (${p.engine}) desired ${p.desired}, live ${p.live}: ${p.action}${no ? style.bad(" REFUSED") : ""}${result}`);
     out.push(`    ${p.reason}`);
-    if (no) out.push(`    refused: ${p.error}`, "    nothing will be done for this pair; the steps it would take:");
+    if (no) out.push(`    ${style.bad("refused:")} ${p.error}`, "    nothing will be done for this pair; the steps it would take:");
     if (p.action !== "none" && !applied) {
-      for (const s of p.steps) out.push(`    - ${s}`);
+      for (const s of p.steps) out.push(style.dim(`    - ${s}`));
       if (p.disruption) out.push(`    disruption: ${p.disruption}`);
       out.push(`    replication traffic: ${p.replication_tls === "none" ? "not encrypted" : `TLS (${p.replication_tls})`}`);
     }
     if (p.preserved && p.action !== "none") out.push(`    previous slave data ${applied && p.result === "done" ? "kept" : "will be kept"} at: ${p.preserved}`);
-    for (const w of p.warnings) out.push(`    warning: ${w}`);
-    if (p.error && p.live !== "unreachable" && !no) out.push(`    error: ${p.error}`);
+    for (const w of p.warnings) out.push(`    ${style.change("warning:")} ${w}`);
+    if (p.error && p.live !== "unreachable" && !no) out.push(`    ${style.bad("error:")} ${p.error}`);
   }
   for (const d of plan4.drift) {
-    out.push(`${SYMBOL[d.action] ?? "?"} drift ${d.slave} <- ${d.master} (${d.engine}): ${d.action}${d.result ? ` [${d.result}]` : ""}`);
+    out.push(`${symbolOf(d, style)} drift ${d.slave} <- ${d.master} (${d.engine}): ${d.action}${d.result ? ` [${d.result}]` : ""}`);
     out.push(`    ${d.reason}`);
     if (d.error) out.push(`    ${d.action !== "none" && !d.result ? "refused" : "error"}: ${d.error}`);
   }
   if (plan4.pairs.length === 0 && plan4.drift.length === 0) out.push("No replication pairs selected.");
   out.push("");
-  const refusals = [...plan4.pairs, ...plan4.drift].filter(refused).length;
-  out.push(applied ? summaryLine(plan4) : `Plan: ${plan4.changes} change(s)${refusals > 0 ? `, ${refusals} refused (see "refused:" above; the run exits 1)` : ""}.`);
+  out.push(applied ? applySummary(plan4) : style.bold(`Plan: ${summaryLine(plan4)}.`));
   return out.join("\n") + "\n";
 }
-function summaryLine(plan4) {
+function applySummary(plan4) {
   const all = [...plan4.pairs, ...plan4.drift];
   const count = (r) => all.filter((p) => p.result === r).length;
   return `Apply: ${count("done")} done, ${count("failed")} failed, ${count("skipped")} skipped.`;
@@ -89404,7 +89416,7 @@ async function cli(io) {
         }
         const applied = command === "apply" || command === "resync";
         if (values.json) outJson(result.plan);
-        else out(planText(result.plan, applied));
+        else out(planText(result.plan, applied, io.color ? COLOR : PLAIN));
         if (result.exitCode !== 0) return result.exitCode;
         if (command === "plan" && values["detailed-exitcode"] && result.plan.changes > 0) return 2;
         return 0;
@@ -89433,7 +89445,8 @@ if (require.main === module) {
     env: process.env,
     cwd: process.cwd(),
     stdout: (s) => process.stdout.write(s),
-    stderr: (s) => process.stderr.write(s)
+    stderr: (s) => process.stderr.write(s),
+    color: process.stdout.isTTY === true && !process.env.NO_COLOR
   }).then((code) => {
     process.exitCode = code;
   });

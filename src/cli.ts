@@ -6,7 +6,7 @@ import { desiredEnv, toDotenv } from './env/compute';
 import { ConfigError, DbreplError, UsageError, messageOf } from './errors';
 import { stderrLogger } from './log';
 import type { Mode } from './plan/diff';
-import { planText, statusText } from './report/render';
+import { COLOR, PLAIN, planText, statusText } from './report/render';
 import { SecretRegistry } from './secrets';
 import { loadTopology } from './topology';
 
@@ -27,6 +27,8 @@ export interface CliIo {
   cwd: string;
   stdout: (s: string) => void;
   stderr: (s: string) => void;
+  /** stdout is a terminal that takes colour (and NO_COLOR is not set). */
+  color?: boolean;
 }
 
 /** Runs one dbrepl command and returns its exit code; never calls process.exit. */
@@ -95,7 +97,7 @@ export async function cli(io: CliIo): Promise<number> {
         }
         const applied = command === 'apply' || command === 'resync';
         if (values.json) outJson(result.plan);
-        else out(planText(result.plan, applied));
+        else out(planText(result.plan, applied, io.color ? COLOR : PLAIN));
         if (result.exitCode !== 0) return result.exitCode;
         if (command === 'plan' && values['detailed-exitcode'] && result.plan.changes > 0) return 2;
         return 0;
@@ -124,6 +126,7 @@ if (require.main === module) {
     cwd: process.cwd(),
     stdout: (s) => process.stdout.write(s),
     stderr: (s) => process.stderr.write(s),
+    color: process.stdout.isTTY === true && !process.env.NO_COLOR,
   }).then((code) => {
     process.exitCode = code;
   });

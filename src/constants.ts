@@ -17,4 +17,6 @@ export const Outputs = {
   Changes: 'changes',
   Status: 'status',
   Env: 'env',
+  /** After an apply: what was written to GitHub, per application (names only, never values). */
+  Written: 'written',
 } as const;

@@ -8,7 +8,7 @@ import type { HostProvider } from './hosts/host';
 import { DefaultHostProvider } from './hosts/provider';
 import type { Pair, Server, Topology } from './model';
 import { buildPlan, buildStatus, identityOf, livePair, Mode, prunePair, sidesOf } from './plan/diff';
-import type { EnvMap, Plan, PlannedPair, Status } from './plan/types';
+import type { EnvMap, Plan, Status } from './plan/types';
 import type { SecretRegistry } from './secrets';
 import { loadTopology, selectPairs } from './topology';
 
@@ -30,6 +30,10 @@ export interface RunResult {
   plan: Plan;
   status: Status;
   env: EnvMap;
+  /** The variables of what was live before the run (a changed variable is one that differs from it). */
+  envBefore: EnvMap;
+  /** Each application's GitHub environment, where it names one. */
+  environments: Record<string, string | undefined>;
   /** 0 success, 1 error (unreachable server, a refused pair, a failed step) — SPEC section 3. */
   exitCode: 0 | 1;
 }
@@ -100,24 +104,28 @@ export async function run(command: Command, options: CoreOptions, mode: Mode = {
     options.log.info(`Inspecting ${servers.length} server(s) for ${selected.length} pair(s)`);
     const inspections = await inspectServers(servers, options.maxParallel, session);
     const before = buildStatus(selected, inspections);
+    const known = {
+      envBefore: computeEnv(topology, (pair) => inEffect(pair, selected.includes(pair), inspections)),
+      environments: Object.fromEntries(topology.applications.map((a) => [a.name, a.environment])),
+    };
     if (command === 'status') {
       const plan = buildPlan({ topology, selected, inspections, stamp: '', mode, env: desiredEnv(topology) }, servers);
-      return { plan, status: before, env: plan.env, exitCode: before.pairs.some((p) => p.state === 'unreachable') ? 1 : 0 };
+      return { plan, status: before, env: plan.env, ...known, exitCode: before.pairs.some((p) => p.state === 'unreachable') ? 1 : 0 };
     }
     const stamp = stampOf(options.now ?? new Date());
     const plan = buildPlan({ topology, selected, inspections, stamp, mode, env: desiredEnv(topology) }, servers);
     const lockDirs = await checkPlan(plan, topology, inspections, session, options.maxParallel, stamp);
     const blocked = plan.pairs.some((p) => p.error !== null) || plan.drift.some((d) => d.error !== null);
-    if (command === 'plan') return { plan, status: before, env: plan.env, exitCode: blocked ? 1 : 0 };
+    if (command === 'plan') return { plan, status: before, env: plan.env, ...known, exitCode: blocked ? 1 : 0 };
 
     await applyPlan(plan, { topology, session, maxParallel: options.maxParallel, mode, stamp, lockDirs, identityOf: (s) => identityOf(s, inspections) });
     // Verify: inspect again; the status and the variables come from what is live now.
     const after = await inspectServers(servers, options.maxParallel, session);
     const status = buildStatus(selected, after);
-    const env = computeEnv(topology, (pair) => inEffect(pair, plan.pairs.find((p) => p.name === pair.name), after));
+    const env = computeEnv(topology, (pair) => inEffect(pair, plan.pairs.some((p) => p.name === pair.name), after));
     plan.env = env;
     const failed = plan.pairs.some((p) => p.result === 'failed' || (p.error !== null && p.live === 'unreachable')) || plan.drift.some((d) => d.result === 'failed');
-    return { plan, status, env, exitCode: failed ? 1 : 0 };
+    return { plan, status, env, ...known, exitCode: failed ? 1 : 0 };
   } finally {
     await hosts.closeAll();
   }
@@ -172,11 +180,12 @@ async function checkPlan(plan: Plan, topology: Topology, inspections: ReadonlyMa
 }
 
 /**
- * Whether a pair counts in the environment variables after apply: a pair the run did not
- * select keeps what the file says; a selected one counts when it is verified live.
+ * Whether a pair counts in the environment variables (before the run, or after apply): a
+ * pair the run did not select keeps what the file says; a selected one counts when it is
+ * verified live.
  */
-function inEffect(pair: Pair, planned: PlannedPair | undefined, after: ReadonlyMap<string, Inspection>): boolean {
-  if (!planned) return pair.desired === 'enabled';
-  const state = livePair(pair, after).state;
+function inEffect(pair: Pair, selected: boolean, inspections: ReadonlyMap<string, Inspection>): boolean {
+  if (!selected) return pair.desired === 'enabled';
+  const state = livePair(pair, inspections).state;
   return state === 'replicating' || state === 'lagging';
 }

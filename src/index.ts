@@ -10,6 +10,7 @@ function actionRuntime(): ActionRuntime {
     setFailed: (message) => core.setFailed(message),
     info: (message) => core.info(message),
     warning: (message) => core.warning(message),
+    notice: (message) => core.notice(message),
     error: (message, a) => core.error(message, a ? { file: a.file, startLine: a.startLine, startColumn: a.startColumn, title: a.title } : {}),
     group: (name, fn) => core.group(name, fn),
     writeSummary: async (md) => {

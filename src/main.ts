@@ -1,9 +1,12 @@
 import * as path from 'node:path';
-import { run as runCore, Command } from './core';
+import { run as runCore, Command, RunResult } from './core';
 import { Inputs, Outputs } from './constants';
 import { ConfigError, DbreplError, UsageError, messageOf } from './errors';
 import type { Mode } from './plan/diff';
-import { planMarkdown } from './report/render';
+import { githubClient, repoOf } from './env/github-client';
+import { writeEnvironments } from './env/github-sink';
+import { planMarker, pullRequestOf, upsertPlanComment } from './env/pr-comment';
+import { envChanges, planMarkdown } from './report/render';
 import { SecretRegistry } from './secrets';
 
 /** The slice of @actions/core the action uses; tests hand in another implementation. */
@@ -14,6 +17,7 @@ export interface ActionRuntime {
   setFailed(message: string): void;
   info(message: string): void;
   warning(message: string): void;
+  notice(message: string): void;
   error(message: string, annotation?: { file: string; startLine: number; startColumn: number; title?: string }): void;
   group<T>(name: string, fn: () => Promise<T>): Promise<T>;
   writeSummary(markdown: string): Promise<void>;
@@ -98,10 +102,7 @@ export async function run(rt: ActionRuntime): Promise<void> {
     rt.setOutput(Outputs.Env, JSON.stringify(result.env));
 
     const applied = inputs.command === 'apply' || inputs.command === 'resync';
-    await rt.writeSummary(secrets.redact(planMarkdown(result.plan, `dbrepl ${inputs.command}`)));
-    if (inputs.secretsToken) {
-      rt.warning('secrets-token is set, but writing the variables to GitHub is not part of this version yet; nothing was written to GitHub');
-    }
+    await publish(rt, inputs, result, applied, secrets);
 
     if (result.exitCode !== 0) {
       const failed = [...result.plan.pairs, ...result.plan.drift].filter((p) => p.result === 'failed' || (!applied && p.error));
@@ -129,4 +130,54 @@ export async function run(rt: ActionRuntime): Promise<void> {
       rt.setFailed(secrets.redact(`unexpected error: ${messageOf(err)}`));
     }
   }
+}
+
+/**
+ * What goes to GitHub: the job summary and, on a pull request, the same markdown as one
+ * comment kept up to date; after an apply, each application's variables into its
+ * environment (only those whose values changed). Values bound for secrets are masked in
+ * the log first.
+ */
+async function publish(rt: ActionRuntime, inputs: ActionInputs, result: RunResult, applied: boolean, secrets: SecretRegistry): Promise<void> {
+  if (inputs.secretsToken && inputs.envTarget === 'secrets') {
+    for (const vars of Object.values(result.env)) for (const v of Object.values(vars)) if (v) rt.setSecret(v);
+  }
+  const marker = planMarker(inputs.config);
+  const markdown = secrets.redact(
+    planMarkdown(result.plan, {
+      title: `dbrepl ${inputs.command}${applied ? ' (applied)' : ''}`,
+      marker,
+      env: { changes: envChanges(result.envBefore, result.env, result.environments), target: inputs.envTarget },
+    }),
+  );
+  await rt.writeSummary(markdown);
+  const baseUrl = rt.env.GITHUB_API_URL ?? 'https://api.github.com';
+  const log = (m: string): void => rt.info(secrets.redact(m));
+
+  const pr = pullRequestOf(rt.env);
+  if (pr && inputs.comment && inputs.githubToken && !applied) {
+    const outcome = await upsertPlanComment(githubClient(inputs.githubToken, baseUrl, log), repoOf(rt.env), pr.number, markdown, marker);
+    if (outcome.kind === 'refused') {
+      rt.notice(secrets.redact(`the plan is in the job summary; it could not be posted on pull request #${pr.number}${pr.fromFork ? ' (from a fork, whose token may not comment)' : ''}: ${outcome.why}`));
+    } else {
+      log(`plan comment ${outcome.kind} on pull request #${pr.number}`);
+    }
+  }
+
+  const environments = Object.entries(result.environments).filter((e): e is [string, string] => !!e[1]);
+  if (!applied || environments.length === 0) return;
+  if (!inputs.secretsToken) {
+    rt.notice(`the variables of ${environments.map(([a]) => a).join(', ')} were not written to GitHub: set secrets-token to write them into their environments`);
+    return;
+  }
+  const client = githubClient(inputs.secretsToken, baseUrl, log);
+  const written = await writeEnvironments(
+    client,
+    repoOf(rt.env),
+    environments.map(([app, environment]) => ({ app, environment, values: result.env[app] ?? {} })),
+    inputs.envTarget,
+    inputs.secretsToken,
+    log,
+  );
+  rt.setOutput(Outputs.Written, JSON.stringify(written.map((w) => ({ application: w.app, environment: w.environment, written: w.written, emptied: w.blanked, unchanged: w.unchanged }))));
 }

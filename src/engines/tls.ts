@@ -2,7 +2,8 @@ import * as tls from 'node:tls';
 import { pathExists, runChecked } from '../hosts/commands';
 import { ownerOfDirectory, writeFile } from '../hosts/files';
 import type { Host, RunAs } from '../hosts/host';
-import type { Server } from '../model';
+import type { Pair, Server } from '../model';
+import type { Step } from './engine';
 
 /**
  * Node TLS options for the tool's own connection to a server, per its `tls` setting:
@@ -88,4 +89,19 @@ export async function removeTlsFiles(host: Host, files: string[]): Promise<void>
 /** The files of a set, for removal. */
 export function tlsFileList(files: TlsFiles | null): string[] {
   return files ? [files.ca, files.cert, files.key].filter((f): f is string => !!f) : [];
+}
+
+/** On disable: the step removing the master's TLS files from the slave host (none when replication was plain). */
+export function forgetTlsSteps(pair: Pair, base: string): Step[] {
+  const files = tlsFileList(replicationTls(pair.master) === 'none' ? null : tlsFilesFor(base, pair.master));
+  if (files.length === 0) return [];
+  return [
+    {
+      id: 'forget-tls',
+      side: 'slave host',
+      title: "remove the master's TLS files",
+      text: `slave host: remove ${files.join(', ')} (nothing uses them once it is standalone)`,
+      run: async (session) => removeTlsFiles(await session.hosts.forServer(pair.slave), files),
+    },
+  ];
 }

@@ -6,53 +6,16 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { PgCluster, startPostgres } from '../support/postgres';
-import { expectNoSecrets, SECRETS, tempDir, writeYaml } from '../support/dbrepl';
-import { eventually, sh } from '../support/sh';
+import { ActionRun, runBundledAction, SECRETS, tempDir, writeYaml } from '../support/dbrepl';
+import { eventually } from '../support/sh';
 
-const ROOT = path.resolve(__dirname, '../..');
 const REPL_PASSWORD = `repl-${randomBytes(10).toString('hex')}`;
 let master: PgCluster;
 let replica: PgCluster;
 let workspace: string;
 
-interface ActionRun {
-  code: number;
-  stdout: string;
-  outputs: Record<string, string>;
-  summary: string;
-}
-
-/** GITHUB_OUTPUT holds `name<<delimiter\nvalue\ndelimiter` blocks. */
-function parseOutputs(text: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const re = /^([^\n<]+)<<(\S+)\n([\s\S]*?)\n\2$/gm;
-  for (const m of text.matchAll(re)) out[m[1]!] = m[3]!;
-  return out;
-}
-
-async function runAction(inputs: Record<string, string>): Promise<ActionRun> {
-  const outFile = path.join(workspace, `output-${Date.now()}`);
-  const summaryFile = path.join(workspace, `summary-${Date.now()}`);
-  fs.writeFileSync(outFile, '');
-  fs.writeFileSync(summaryFile, '');
-  const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH,
-    GITHUB_WORKSPACE: workspace,
-    GITHUB_OUTPUT: outFile,
-    GITHUB_STEP_SUMMARY: summaryFile,
-    PG_PASSWORD: master.password,
-    REPLICATION_PASSWORD: REPL_PASSWORD,
-  };
-  for (const [k, v] of Object.entries(inputs)) env[`INPUT_${k.toUpperCase()}`] = v;
-  const r = await sh(process.execPath, [path.join(ROOT, 'dist/index.js')], { env, cwd: workspace, allowFail: true });
-  const stdout = r.stdout + r.stderr;
-  // `::add-mask::<value>` is how the runner learns what to mask; everything else must be clean.
-  expectNoSecrets(stdout.split('\n').filter((l) => !l.startsWith('::add-mask::')).join('\n'), 'action log');
-  const outputsText = fs.readFileSync(outFile, 'utf8');
-  const summary = fs.readFileSync(summaryFile, 'utf8');
-  expectNoSecrets(outputsText, 'action outputs');
-  expectNoSecrets(summary, 'job summary');
-  return { code: r.code, stdout, outputs: parseOutputs(outputsText), summary };
+function runAction(inputs: Record<string, string>): Promise<ActionRun> {
+  return runBundledAction(workspace, { PG_PASSWORD: master.password, REPLICATION_PASSWORD: REPL_PASSWORD }, inputs);
 }
 
 beforeAll(async () => {
@@ -90,13 +53,13 @@ describe('the action bundle (dist/index.js)', () => {
     expect(r.summary).toContain('| pair | master -> slave | engine | desired | live | action | lag | result |');
     expect(r.summary).toContain('| shop/pg-replica | shop/pg-main -> shop/pg-replica | postgresql | enabled | standalone | **enable** |');
     // The substituted passwords were registered for masking.
-    expect(r.stdout).toContain(`::add-mask::${REPL_PASSWORD}`);
+    expect(r.log).toContain(`::add-mask::${REPL_PASSWORD}`);
   });
 
   test('fail-on-drift fails the plan step when there are changes', async () => {
     const r = await runAction({ command: 'plan', 'fail-on-drift': 'true' });
     expect(r.code).toBe(1);
-    expect(r.stdout).toMatch(/::error::fail-on-drift: 1 change\(s\) planned/);
+    expect(r.log).toMatch(/::error::fail-on-drift: 1 change\(s\) planned/);
   });
 
   test('apply: enables, outputs the result, then status is healthy', async () => {
@@ -119,7 +82,7 @@ describe('the action bundle (dist/index.js)', () => {
   test('an invalid replication.yml fails with an annotation at the offending line', async () => {
     const r = await runAction({ command: 'plan', config: 'broken.yml' });
     expect(r.code).toBe(1);
-    expect(r.stdout).toMatch(/::error title=replication\.yml,file=broken\.yml,line=6,col=17::applications\.shop\.servers\.pg\.engine: invalid value/);
+    expect(r.log).toMatch(/::error title=replication\.yml,file=broken\.yml,line=6,col=17::applications\.shop\.servers\.pg\.engine: invalid value/);
     expect(r.outputs.plan).toBeUndefined();
   });
 });

@@ -3,6 +3,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { stringify } from 'yaml';
 import { cli } from '../../src/cli';
+import { sh } from './sh';
+
+const ROOT = path.resolve(__dirname, '../..');
 
 export interface CliRun {
   code: number;
@@ -52,6 +55,44 @@ export function writeYaml(dir: string, doc: unknown, name = 'replication.yml'): 
   const file = path.join(dir, name);
   fs.writeFileSync(file, stringify(doc));
   return file;
+}
+
+/** GITHUB_OUTPUT holds `name<<delimiter\nvalue\ndelimiter` blocks. */
+function parseOutputs(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const m of text.matchAll(/^([^\n<]+)<<(\S+)\n([\s\S]*?)\n\2$/gm)) out[m[1]!] = m[3]!;
+  return out;
+}
+
+export interface ActionRun {
+  code: number;
+  /** stdout and stderr: the job log. */
+  log: string;
+  outputs: Record<string, string>;
+  summary: string;
+}
+
+/**
+ * Runs the bundled action (dist/index.js) as the runner does: inputs as INPUT_*, outputs and the
+ * job summary through files. Log, outputs and summary are checked for secrets; `::add-mask::` lines
+ * are how the runner learns what to mask, so they are the one place a secret may appear.
+ */
+export async function runBundledAction(workspace: string, env: NodeJS.ProcessEnv, inputs: Record<string, string>): Promise<ActionRun> {
+  const stamp = `${Date.now()}-${Math.random().toString(36).slice(2)}`;
+  const outFile = path.join(workspace, `output-${stamp}`);
+  const summaryFile = path.join(workspace, `summary-${stamp}`);
+  fs.writeFileSync(outFile, '');
+  fs.writeFileSync(summaryFile, '');
+  const full: NodeJS.ProcessEnv = { PATH: process.env.PATH, GITHUB_WORKSPACE: workspace, GITHUB_OUTPUT: outFile, GITHUB_STEP_SUMMARY: summaryFile, ...env };
+  for (const [k, v] of Object.entries(inputs)) full[`INPUT_${k.toUpperCase()}`] = v;
+  const r = await sh(process.execPath, [path.join(ROOT, 'dist/index.js')], { env: full, cwd: workspace, allowFail: true });
+  const log = r.stdout + r.stderr;
+  expectNoSecrets(log.split('\n').filter((l) => !l.startsWith('::add-mask::')).join('\n'), 'action log');
+  const outputs = fs.readFileSync(outFile, 'utf8');
+  const summary = fs.readFileSync(summaryFile, 'utf8');
+  expectNoSecrets(outputs, 'action outputs');
+  expectNoSecrets(summary, 'job summary');
+  return { code: r.code, log, outputs: parseOutputs(outputs), summary };
 }
 
 /** Servers a test file starts: their passwords join SECRETS, and all are stopped and removed at the end. */

@@ -9,7 +9,7 @@ import { serviceArgv } from '../service';
 import { withClient, Sql } from './client';
 import { Dialect, dialectFor, nativePasswordHash, renderStatement } from './dialect';
 import { checkLoginFromHost, dumpToFile, Login, ownDumpArgs, restoreFromFile, streamCopy } from './host-side';
-import { removeTlsFiles, replicationTls, TlsFiles, tlsFileList, tlsFilesFor, writeTlsFiles } from '../tls';
+import { forgetTlsSteps, removeTlsFiles, replicationTls, TlsFiles, tlsFileList, tlsFilesFor, writeTlsFiles } from '../tls';
 import { MyFacts, readFacts } from './inspect';
 import { optionsFile, restoreOptions, verifyServerReads, writeOptions } from './options';
 import { preservedPath, serverIdFor } from './state';
@@ -376,15 +376,6 @@ function disableSteps(pair: Pair, { m, s }: Sides<MyFacts>): ActionPlan {
       },
     });
   }
-  const tlsFiles = tlsFileList(replicationTls(pair.master) === 'none' ? null : tlsFilesFor(s.datadir, pair.master));
-  if (tlsFiles.length > 0) {
-    steps.push({
-      id: 'forget-tls',
-      side: 'slave host',
-      title: "remove the master's TLS files",
-      text: `slave host: remove ${tlsFiles.join(', ')} (nothing uses them once it is standalone)`,
-      run: async (session) => removeTlsFiles(await session.hosts.forServer(pair.slave), tlsFiles),
-    });
-  }
+  steps.push(...forgetTlsSteps(pair, s.datadir));
   return { steps, disruption: 'slave becomes a standalone writable server; master keeps serving', preserved: null, lockDir: null, warnings: [] };
 }

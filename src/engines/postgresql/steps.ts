@@ -13,7 +13,7 @@ import { databaseBytes, PgFacts, readFacts } from './inspect';
 import { lsnToBigInt } from './lsn';
 import { addHbaRule, dropSlotWhenFree, ensureRole, ensureSlot, restartMaster, restoreMaster } from './master';
 import { findBasebackup, restoreOwnConfig } from './slave';
-import { removeTlsFiles, replicationTls, tlsFileList, tlsFilesFor, writeTlsFiles } from '../tls';
+import { forgetTlsSteps, removeTlsFiles, replicationTls, tlsFilesFor, writeTlsFiles } from '../tls';
 import { preservedPath, restartSettings, service, slotName, START_TIMEOUT_MS, STOP_TIMEOUT_MS } from './state';
 
 export const major = (f: PgFacts): number => Math.floor(f.versionNum / 10000);
@@ -364,15 +364,6 @@ function disableSteps(pair: Pair, { s }: Sides<PgFacts>): ActionPlan {
       run: (session) => withClient(session, pair.master, (sql) => dropSlotWhenFree(sql, slot, pair.master.ref)),
     },
   ];
-  const tlsFiles = tlsFileList(replicationTls(pair.master) === 'none' ? null : tlsFilesFor(s.dataDirectory, pair.master));
-  if (tlsFiles.length > 0) {
-    steps.push({
-      id: 'forget-tls',
-      side: 'slave host',
-      title: "remove the master's TLS files",
-      text: `slave host: remove ${tlsFiles.join(', ')} (nothing uses them once it is standalone)`,
-      run: async (session) => removeTlsFiles(await session.hosts.forServer(pair.slave), tlsFiles),
-    });
-  }
+  steps.push(...forgetTlsSteps(pair, s.dataDirectory));
   return { steps, disruption: 'slave becomes a standalone writable server; master keeps serving', preserved: null, lockDir: null, warnings: [] };
 }
