@@ -16469,7 +16469,7 @@ var require_connection_config = __commonJS({
     var { URL: URL2 } = require("url");
     var ClientConstants = require_client();
     var Charsets = require_charsets();
-    var { version: version2 } = require_package();
+    var { version: version3 } = require_package();
     var SSLProfiles = null;
     var validOptions = {
       authPlugins: 1,
@@ -16614,7 +16614,7 @@ var require_connection_config = __commonJS({
         );
         const defaultConnectAttributes = {
           _client_name: "Node-MySQL-2",
-          _client_version: version2
+          _client_version: version3
         };
         this.connectAttributes = {
           ...defaultConnectAttributes,
@@ -16913,12 +16913,12 @@ var require_query2 = __commonJS({
         this._fields.push(this._currentFields);
         return this.readField;
       }
-      _streamLocalInfile(connection, path6) {
+      _streamLocalInfile(connection, path7) {
         if (this._streamFactory) {
-          this._localStream = this._streamFactory(path6);
+          this._localStream = this._streamFactory(path7);
         } else {
           this._localStreamError = new Error(
-            `As a result of LOCAL INFILE command server wants to read ${path6} file, but as of v2.0 you must provide streamFactory option returning ReadStream.`
+            `As a result of LOCAL INFILE command server wants to read ${path7} file, but as of v2.0 you must provide streamFactory option returning ReadStream.`
           );
           connection.writePacket(createEmptyPacket());
           return this.infileOk;
@@ -18446,7 +18446,7 @@ var require_named_placeholders = __commonJS({
         }
         return s;
       }
-      function join(tree) {
+      function join2(tree) {
         if (tree.length === 1) {
           return tree;
         }
@@ -18472,7 +18472,7 @@ var require_named_placeholders = __commonJS({
         if (cache && (tree = cache.get(query))) {
           return toArrayParams(tree, paramsObj);
         }
-        tree = join(parse3(query));
+        tree = join2(parse3(query));
         if (cache) {
           cache.set(query, tree);
         }
@@ -22602,15 +22602,15 @@ var require_pg_connection_string = __commonJS({
       if (config2.sslnegotiation === "direct" && config2.ssl === void 0) {
         config2.ssl = true;
       }
-      const fs3 = config2.sslcert || config2.sslkey || config2.sslrootcert ? require("fs") : null;
+      const fs4 = config2.sslcert || config2.sslkey || config2.sslrootcert ? require("fs") : null;
       if (config2.sslcert) {
-        config2.ssl.cert = fs3.readFileSync(config2.sslcert).toString();
+        config2.ssl.cert = fs4.readFileSync(config2.sslcert).toString();
       }
       if (config2.sslkey) {
-        config2.ssl.key = fs3.readFileSync(config2.sslkey).toString();
+        config2.ssl.key = fs4.readFileSync(config2.sslkey).toString();
       }
       if (config2.sslrootcert) {
-        config2.ssl.ca = fs3.readFileSync(config2.sslrootcert).toString();
+        config2.ssl.ca = fs4.readFileSync(config2.sslrootcert).toString();
       }
       if (options.useLibpqCompat && config2.uselibpqcompat) {
         throw new Error("Both useLibpqCompat and uselibpqcompat are set. Please use only one of them.");
@@ -24438,7 +24438,7 @@ var require_split2 = __commonJS({
 var require_helper = __commonJS({
   "node_modules/pgpass/lib/helper.js"(exports2, module2) {
     "use strict";
-    var path6 = require("path");
+    var path7 = require("path");
     var Stream = require("stream").Stream;
     var split = require_split2();
     var util = require("util");
@@ -24477,7 +24477,7 @@ var require_helper = __commonJS({
     };
     module2.exports.getFileName = function(rawEnv) {
       var env = rawEnv || process.env;
-      var file2 = env.PGPASSFILE || (isWin ? path6.join(env.APPDATA || "./", "postgresql", "pgpass.conf") : path6.join(env.HOME || "./", ".pgpass"));
+      var file2 = env.PGPASSFILE || (isWin ? path7.join(env.APPDATA || "./", "postgresql", "pgpass.conf") : path7.join(env.HOME || "./", ".pgpass"));
       return file2;
     };
     module2.exports.usePgPass = function(stats, fname) {
@@ -24609,16 +24609,16 @@ var require_helper = __commonJS({
 var require_lib5 = __commonJS({
   "node_modules/pgpass/lib/index.js"(exports2, module2) {
     "use strict";
-    var path6 = require("path");
-    var fs3 = require("fs");
+    var path7 = require("path");
+    var fs4 = require("fs");
     var helper = require_helper();
     module2.exports = function(connInfo, cb) {
       var file2 = helper.getFileName();
-      fs3.stat(file2, function(err, stat) {
+      fs4.stat(file2, function(err, stat) {
         if (err || !helper.usePgPass(stat, file2)) {
           return cb(void 0);
         }
-        var st = fs3.createReadStream(file2);
+        var st = fs4.createReadStream(file2);
         helper.getPassword(connInfo, st, cb);
       });
     };
@@ -30980,10 +30980,10 @@ var require_supports_color = __commonJS({
         return 3;
       }
       if ("TERM_PROGRAM" in env) {
-        const version2 = parseInt((env.TERM_PROGRAM_VERSION || "").split(".")[0], 10);
+        const version3 = parseInt((env.TERM_PROGRAM_VERSION || "").split(".")[0], 10);
         switch (env.TERM_PROGRAM) {
           case "iTerm.app":
-            return version2 >= 3 ? 3 : 2;
+            return version3 >= 3 ? 3 : 2;
           case "Apple_Terminal":
             return 2;
         }
@@ -31734,14 +31734,14 @@ var require_argumentParsers = __commonJS({
       for (let i = 0; i < args.length; i++) {
         const token = parseStringArgument(args[i]);
         if (token && token.toLowerCase() === "block") {
-          const duration4 = parseNumberArgument(args[i + 1]);
-          if (duration4 === void 0) {
+          const duration5 = parseNumberArgument(args[i + 1]);
+          if (duration5 === void 0) {
             return void 0;
           }
-          if (duration4 <= 0) {
+          if (duration5 <= 0) {
             return 0;
           }
-          return duration4;
+          return duration5;
         }
       }
       return null;
@@ -37540,17 +37540,17 @@ var require_visit = __commonJS({
     visit3.BREAK = BREAK;
     visit3.SKIP = SKIP;
     visit3.REMOVE = REMOVE;
-    function visit_(key, node2, visitor, path6) {
-      const ctrl = callVisitor(key, node2, visitor, path6);
+    function visit_(key, node2, visitor, path7) {
+      const ctrl = callVisitor(key, node2, visitor, path7);
       if (identity4.isNode(ctrl) || identity4.isPair(ctrl)) {
-        replaceNode(key, path6, ctrl);
-        return visit_(key, ctrl, visitor, path6);
+        replaceNode(key, path7, ctrl);
+        return visit_(key, ctrl, visitor, path7);
       }
       if (typeof ctrl !== "symbol") {
         if (identity4.isCollection(node2)) {
-          path6 = Object.freeze(path6.concat(node2));
+          path7 = Object.freeze(path7.concat(node2));
           for (let i = 0; i < node2.items.length; ++i) {
-            const ci = visit_(i, node2.items[i], visitor, path6);
+            const ci = visit_(i, node2.items[i], visitor, path7);
             if (typeof ci === "number")
               i = ci - 1;
             else if (ci === BREAK)
@@ -37561,13 +37561,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity4.isPair(node2)) {
-          path6 = Object.freeze(path6.concat(node2));
-          const ck = visit_("key", node2.key, visitor, path6);
+          path7 = Object.freeze(path7.concat(node2));
+          const ck = visit_("key", node2.key, visitor, path7);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node2.key = null;
-          const cv = visit_("value", node2.value, visitor, path6);
+          const cv = visit_("value", node2.value, visitor, path7);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -37588,17 +37588,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node2, visitor, path6) {
-      const ctrl = await callVisitor(key, node2, visitor, path6);
+    async function visitAsync_(key, node2, visitor, path7) {
+      const ctrl = await callVisitor(key, node2, visitor, path7);
       if (identity4.isNode(ctrl) || identity4.isPair(ctrl)) {
-        replaceNode(key, path6, ctrl);
-        return visitAsync_(key, ctrl, visitor, path6);
+        replaceNode(key, path7, ctrl);
+        return visitAsync_(key, ctrl, visitor, path7);
       }
       if (typeof ctrl !== "symbol") {
         if (identity4.isCollection(node2)) {
-          path6 = Object.freeze(path6.concat(node2));
+          path7 = Object.freeze(path7.concat(node2));
           for (let i = 0; i < node2.items.length; ++i) {
-            const ci = await visitAsync_(i, node2.items[i], visitor, path6);
+            const ci = await visitAsync_(i, node2.items[i], visitor, path7);
             if (typeof ci === "number")
               i = ci - 1;
             else if (ci === BREAK)
@@ -37609,13 +37609,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity4.isPair(node2)) {
-          path6 = Object.freeze(path6.concat(node2));
-          const ck = await visitAsync_("key", node2.key, visitor, path6);
+          path7 = Object.freeze(path7.concat(node2));
+          const ck = await visitAsync_("key", node2.key, visitor, path7);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node2.key = null;
-          const cv = await visitAsync_("value", node2.value, visitor, path6);
+          const cv = await visitAsync_("value", node2.value, visitor, path7);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -37642,23 +37642,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node2, visitor, path6) {
+    function callVisitor(key, node2, visitor, path7) {
       if (typeof visitor === "function")
-        return visitor(key, node2, path6);
+        return visitor(key, node2, path7);
       if (identity4.isMap(node2))
-        return visitor.Map?.(key, node2, path6);
+        return visitor.Map?.(key, node2, path7);
       if (identity4.isSeq(node2))
-        return visitor.Seq?.(key, node2, path6);
+        return visitor.Seq?.(key, node2, path7);
       if (identity4.isPair(node2))
-        return visitor.Pair?.(key, node2, path6);
+        return visitor.Pair?.(key, node2, path7);
       if (identity4.isScalar(node2))
-        return visitor.Scalar?.(key, node2, path6);
+        return visitor.Scalar?.(key, node2, path7);
       if (identity4.isAlias(node2))
-        return visitor.Alias?.(key, node2, path6);
+        return visitor.Alias?.(key, node2, path7);
       return void 0;
     }
-    function replaceNode(key, path6, node2) {
-      const parent = path6[path6.length - 1];
+    function replaceNode(key, path7, node2) {
+      const parent = path7[path7.length - 1];
       if (identity4.isCollection(parent)) {
         parent.items[key] = node2;
       } else if (identity4.isPair(parent)) {
@@ -37755,13 +37755,13 @@ var require_directives = __commonJS({
               onError(0, "%YAML directive should contain exactly one part");
               return false;
             }
-            const [version2] = parts;
-            if (version2 === "1.1" || version2 === "1.2") {
-              this.yaml.version = version2;
+            const [version3] = parts;
+            if (version3 === "1.1" || version3 === "1.2") {
+              this.yaml.version = version3;
               return true;
             } else {
-              const isValid = /^\d+\.\d+$/.test(version2);
-              onError(6, `Unsupported YAML version ${version2}`, isValid);
+              const isValid = /^\d+\.\d+$/.test(version3);
+              onError(6, `Unsupported YAML version ${version3}`, isValid);
               return false;
             }
           }
@@ -38270,10 +38270,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity4 = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path6, value) {
+    function collectionFromPath(schema, path7, value) {
       let v = value;
-      for (let i = path6.length - 1; i >= 0; --i) {
-        const k = path6[i];
+      for (let i = path7.length - 1; i >= 0; --i) {
+        const k = path7[i];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a = [];
           a[k] = v;
@@ -38292,7 +38292,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path6) => path6 == null || typeof path6 === "object" && !!path6[Symbol.iterator]().next().done;
+    var isEmptyPath = (path7) => path7 == null || typeof path7 === "object" && !!path7[Symbol.iterator]().next().done;
     var Collection = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -38322,11 +38322,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path6, value) {
-        if (isEmptyPath(path6))
+      addIn(path7, value) {
+        if (isEmptyPath(path7))
           this.add(value);
         else {
-          const [key, ...rest] = path6;
+          const [key, ...rest] = path7;
           const node2 = this.get(key, true);
           if (identity4.isCollection(node2))
             node2.addIn(rest, value);
@@ -38340,8 +38340,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path6) {
-        const [key, ...rest] = path6;
+      deleteIn(path7) {
+        const [key, ...rest] = path7;
         if (rest.length === 0)
           return this.delete(key);
         const node2 = this.get(key, true);
@@ -38355,8 +38355,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path6, keepScalar) {
-        const [key, ...rest] = path6;
+      getIn(path7, keepScalar) {
+        const [key, ...rest] = path7;
         const node2 = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity4.isScalar(node2) ? node2.value : node2;
@@ -38374,8 +38374,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path6) {
-        const [key, ...rest] = path6;
+      hasIn(path7) {
+        const [key, ...rest] = path7;
         if (rest.length === 0)
           return this.has(key);
         const node2 = this.get(key, true);
@@ -38385,8 +38385,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path6, value) {
-        const [key, ...rest] = path6;
+      setIn(path7, value) {
+        const [key, ...rest] = path7;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -40863,14 +40863,14 @@ var require_Document = __commonJS({
           version: "1.2"
         }, options);
         this.options = opt;
-        let { version: version2 } = opt;
+        let { version: version3 } = opt;
         if (options?._directives) {
           this.directives = options._directives.atDocument();
           if (this.directives.yaml.explicit)
-            version2 = this.directives.yaml.version;
+            version3 = this.directives.yaml.version;
         } else
-          this.directives = new directives.Directives({ version: version2 });
-        this.setSchema(version2, options);
+          this.directives = new directives.Directives({ version: version3 });
+        this.setSchema(version3, options);
         this.contents = value === void 0 ? null : this.createNode(value, _replacer, options);
       }
       /**
@@ -40901,9 +40901,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path6, value) {
+      addIn(path7, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path6, value);
+          this.contents.addIn(path7, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -40978,14 +40978,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path6) {
-        if (Collection.isEmptyPath(path6)) {
+      deleteIn(path7) {
+        if (Collection.isEmptyPath(path7)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path6) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path7) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -41000,10 +41000,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path6, keepScalar) {
-        if (Collection.isEmptyPath(path6))
+      getIn(path7, keepScalar) {
+        if (Collection.isEmptyPath(path7))
           return !keepScalar && identity4.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity4.isCollection(this.contents) ? this.contents.getIn(path6, keepScalar) : void 0;
+        return identity4.isCollection(this.contents) ? this.contents.getIn(path7, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -41014,10 +41014,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path6) {
-        if (Collection.isEmptyPath(path6))
+      hasIn(path7) {
+        if (Collection.isEmptyPath(path7))
           return this.contents !== void 0;
-        return identity4.isCollection(this.contents) ? this.contents.hasIn(path6) : false;
+        return identity4.isCollection(this.contents) ? this.contents.hasIn(path7) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -41034,13 +41034,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path6, value) {
-        if (Collection.isEmptyPath(path6)) {
+      setIn(path7, value) {
+        if (Collection.isEmptyPath(path7)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection.collectionFromPath(this.schema, Array.from(path6), value);
+          this.contents = Collection.collectionFromPath(this.schema, Array.from(path7), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path6, value);
+          this.contents.setIn(path7, value);
         }
       }
       /**
@@ -41050,11 +41050,11 @@ var require_Document = __commonJS({
        *
        * Overrides all previously set schema options.
        */
-      setSchema(version2, options = {}) {
-        if (typeof version2 === "number")
-          version2 = String(version2);
+      setSchema(version3, options = {}) {
+        if (typeof version3 === "number")
+          version3 = String(version3);
         let opt;
-        switch (version2) {
+        switch (version3) {
           case "1.1":
             if (this.directives)
               this.directives.yaml.version = "1.1";
@@ -41065,9 +41065,9 @@ var require_Document = __commonJS({
           case "1.2":
           case "next":
             if (this.directives)
-              this.directives.yaml.version = version2;
+              this.directives.yaml.version = version3;
             else
-              this.directives = new directives.Directives({ version: version2 });
+              this.directives = new directives.Directives({ version: version3 });
             opt = { resolveKnownTags: true, schema: "core" };
             break;
           case null:
@@ -41076,7 +41076,7 @@ var require_Document = __commonJS({
             opt = null;
             break;
           default: {
-            const sv = JSON.stringify(version2);
+            const sv = JSON.stringify(version3);
             throw new Error(`Expected '1.1', '1.2' or null as first argument, but found: ${sv}`);
           }
         }
@@ -43001,9 +43001,9 @@ var require_cst_visit = __commonJS({
     visit3.BREAK = BREAK;
     visit3.SKIP = SKIP;
     visit3.REMOVE = REMOVE;
-    visit3.itemAtPath = (cst, path6) => {
+    visit3.itemAtPath = (cst, path7) => {
       let item = cst;
-      for (const [field, index] of path6) {
+      for (const [field, index] of path7) {
         const tok = item?.[field];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -43012,23 +43012,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit3.parentCollection = (cst, path6) => {
-      const parent = visit3.itemAtPath(cst, path6.slice(0, -1));
-      const field = path6[path6.length - 1][0];
+    visit3.parentCollection = (cst, path7) => {
+      const parent = visit3.itemAtPath(cst, path7.slice(0, -1));
+      const field = path7[path7.length - 1][0];
       const coll = parent?.[field];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path6, item, visitor) {
-      let ctrl = visitor(item, path6);
+    function _visit(path7, item, visitor) {
+      let ctrl = visitor(item, path7);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field of ["key", "value"]) {
         const token = item[field];
         if (token && "items" in token) {
           for (let i = 0; i < token.items.length; ++i) {
-            const ci = _visit(Object.freeze(path6.concat([[field, i]])), token.items[i], visitor);
+            const ci = _visit(Object.freeze(path7.concat([[field, i]])), token.items[i], visitor);
             if (typeof ci === "number")
               i = ci - 1;
             else if (ci === BREAK)
@@ -43039,10 +43039,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field === "key")
-            ctrl = ctrl(item, path6);
+            ctrl = ctrl(item, path7);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path6) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path7) : ctrl;
     }
     exports2.visit = visit3;
   }
@@ -44344,14 +44344,14 @@ var require_parser3 = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs3 = this.flowScalar(this.type);
+              const fs4 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map2.items.push({ start, key: fs3, sep: [] });
+                map2.items.push({ start, key: fs4, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs3);
+                this.stack.push(fs4);
               } else {
-                Object.assign(it, { key: fs3, sep: [] });
+                Object.assign(it, { key: fs4, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -44479,13 +44479,13 @@ var require_parser3 = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs3 = this.flowScalar(this.type);
+              const fs4 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs3, sep: [] });
+                fc.items.push({ start: [], key: fs4, sep: [] });
               else if (it.sep)
-                this.stack.push(fs3);
+                this.stack.push(fs4);
               else
-                Object.assign(it, { key: fs3, sep: [] });
+                Object.assign(it, { key: fs4, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -52774,11 +52774,11 @@ var require_agent = __commonJS({
       };
     })();
     var WINDOWS_PIPE_REGEX = /^[/\\][/\\]\.[/\\]pipe[/\\].+/;
-    function createAgent(path6) {
-      if (process.platform === "win32" && !WINDOWS_PIPE_REGEX.test(path6)) {
-        return path6 === "pageant" ? new PageantAgent() : new CygwinAgent(path6);
+    function createAgent(path7) {
+      if (process.platform === "win32" && !WINDOWS_PIPE_REGEX.test(path7)) {
+        return path7 === "pageant" ? new PageantAgent() : new CygwinAgent(path7);
       }
-      return new OpenSSHAgent(path6);
+      return new OpenSSHAgent(path7);
     }
     var AgentProtocol = (() => {
       const SSH_AGENTC_REQUEST_IDENTITIES = 11;
@@ -57753,8 +57753,8 @@ var require_SFTP = __commonJS({
   "node_modules/ssh2/lib/protocol/SFTP.js"(exports2, module2) {
     "use strict";
     var EventEmitter = require("events");
-    var fs3 = require("fs");
-    var { constants } = fs3;
+    var fs4 = require("fs");
+    var { constants } = fs4;
     var {
       Readable: ReadableStream,
       Writable: WritableStream
@@ -58022,17 +58022,17 @@ var require_SFTP = __commonJS({
       // ===========================================================================
       // Client-specific ===========================================================
       // ===========================================================================
-      createReadStream(path6, options) {
+      createReadStream(path7, options) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        return new ReadStream(this, path6, options);
+        return new ReadStream(this, path7, options);
       }
-      createWriteStream(path6, options) {
+      createWriteStream(path7, options) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        return new WriteStream(this, path6, options);
+        return new WriteStream(this, path7, options);
       }
-      open(path6, flags_, attrs, cb) {
+      open(path7, flags_, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         if (typeof attrs === "function") {
@@ -58051,7 +58051,7 @@ var require_SFTP = __commonJS({
           attrsFlags = attrs.flags;
           attrsLen = attrs.nb;
         }
-        const pathLen = Buffer.byteLength(path6);
+        const pathLen = Buffer.byteLength(path7);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen + 4 + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -58059,7 +58059,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path6, p += 4, pathLen);
+        buf.utf8Write(path7, p += 4, pathLen);
         writeUInt32BE(buf, flags, p += pathLen);
         writeUInt32BE(buf, attrsFlags, p += 4);
         if (attrsLen) {
@@ -58183,14 +58183,14 @@ var require_SFTP = __commonJS({
       fastGet(remotePath, localPath, opts, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        fastXfer(this, fs3, remotePath, localPath, opts, cb);
+        fastXfer(this, fs4, remotePath, localPath, opts, cb);
       }
       fastPut(localPath, remotePath, opts, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        fastXfer(fs3, this, localPath, remotePath, opts, cb);
+        fastXfer(fs4, this, localPath, remotePath, opts, cb);
       }
-      readFile(path6, options, callback_) {
+      readFile(path7, options, callback_) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let callback;
@@ -58263,13 +58263,13 @@ var require_SFTP = __commonJS({
             return callback && callback(er, buffer);
           });
         };
-        this.open(path6, flag, 438, (er, handle_) => {
+        this.open(path7, flag, 438, (er, handle_) => {
           if (er)
             return callback && callback(er);
           handle = handle_;
           const tryStat = (er2, st) => {
             if (er2) {
-              this.stat(path6, (er_, st_) => {
+              this.stat(path7, (er_, st_) => {
                 if (er_) {
                   return this.close(handle, () => {
                     callback && callback(er2);
@@ -58290,7 +58290,7 @@ var require_SFTP = __commonJS({
           this.fstat(handle, tryStat);
         });
       }
-      writeFile(path6, data, options, callback_) {
+      writeFile(path7, data, options, callback_) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let callback;
@@ -58309,7 +58309,7 @@ var require_SFTP = __commonJS({
         if (options.encoding && !Buffer.isEncoding(options.encoding))
           throw new Error(`Unknown encoding: ${options.encoding}`);
         const flag = options.flag || "w";
-        this.open(path6, flag, options.mode, (openErr, handle) => {
+        this.open(path7, flag, options.mode, (openErr, handle) => {
           if (openErr) {
             callback && callback(openErr);
           } else {
@@ -58318,7 +58318,7 @@ var require_SFTP = __commonJS({
             if (position === null) {
               const tryStat = (er, st) => {
                 if (er) {
-                  this.stat(path6, (er_, st_) => {
+                  this.stat(path7, (er_, st_) => {
                     if (er_) {
                       return this.close(handle, () => {
                         callback && callback(er);
@@ -58337,7 +58337,7 @@ var require_SFTP = __commonJS({
           }
         });
       }
-      appendFile(path6, data, options, callback_) {
+      appendFile(path7, data, options, callback_) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let callback;
@@ -58355,12 +58355,12 @@ var require_SFTP = __commonJS({
           throw new TypeError("Bad arguments");
         if (!options.flag)
           options = Object.assign({ flag: "a" }, options);
-        this.writeFile(path6, data, options, callback);
+        this.writeFile(path7, data, options, callback);
       }
-      exists(path6, cb) {
+      exists(path7, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        this.stat(path6, (err) => {
+        this.stat(path7, (err) => {
           cb && cb(err ? false : true);
         });
       }
@@ -58403,7 +58403,7 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} RENAME`
         );
       }
-      mkdir(path6, attrs, cb) {
+      mkdir(path7, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let flags = 0;
@@ -58417,7 +58417,7 @@ var require_SFTP = __commonJS({
           flags = attrs.flags;
           attrsLen = attrs.nb;
         }
-        const pathLen = Buffer.byteLength(path6);
+        const pathLen = Buffer.byteLength(path7);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -58425,7 +58425,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path6, p += 4, pathLen);
+        buf.utf8Write(path7, p += 4, pathLen);
         writeUInt32BE(buf, flags, p += pathLen);
         if (attrsLen) {
           p += 4;
@@ -58441,10 +58441,10 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} MKDIR`
         );
       }
-      rmdir(path6, cb) {
+      rmdir(path7, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path6);
+        const pathLen = Buffer.byteLength(path7);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -58452,7 +58452,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path6, p += 4, pathLen);
+        buf.utf8Write(path7, p += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
@@ -58542,10 +58542,10 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} FSTAT`
         );
       }
-      stat(path6, cb) {
+      stat(path7, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path6);
+        const pathLen = Buffer.byteLength(path7);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -58553,17 +58553,17 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path6, p += 4, pathLen);
+        buf.utf8Write(path7, p += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} STAT`
         );
       }
-      lstat(path6, cb) {
+      lstat(path7, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path6);
+        const pathLen = Buffer.byteLength(path7);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -58571,17 +58571,17 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path6, p += 4, pathLen);
+        buf.utf8Write(path7, p += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} LSTAT`
         );
       }
-      opendir(path6, cb) {
+      opendir(path7, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path6);
+        const pathLen = Buffer.byteLength(path7);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -58589,14 +58589,14 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path6, p += 4, pathLen);
+        buf.utf8Write(path7, p += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} OPENDIR`
         );
       }
-      setstat(path6, attrs, cb) {
+      setstat(path7, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let flags = 0;
@@ -58608,7 +58608,7 @@ var require_SFTP = __commonJS({
         } else if (typeof attrs === "function") {
           cb = attrs;
         }
-        const pathLen = Buffer.byteLength(path6);
+        const pathLen = Buffer.byteLength(path7);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -58616,7 +58616,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path6, p += 4, pathLen);
+        buf.utf8Write(path7, p += 4, pathLen);
         writeUInt32BE(buf, flags, p += pathLen);
         if (attrsLen) {
           p += 4;
@@ -58676,8 +58676,8 @@ var require_SFTP = __commonJS({
           mtime: toUnixTimestamp(mtime)
         }, cb);
       }
-      utimes(path6, atime, mtime, cb) {
-        return this.setstat(path6, {
+      utimes(path7, atime, mtime, cb) {
+        return this.setstat(path7, {
           atime: toUnixTimestamp(atime),
           mtime: toUnixTimestamp(mtime)
         }, cb);
@@ -58688,8 +58688,8 @@ var require_SFTP = __commonJS({
           gid
         }, cb);
       }
-      chown(path6, uid, gid, cb) {
-        return this.setstat(path6, {
+      chown(path7, uid, gid, cb) {
+        return this.setstat(path7, {
           uid,
           gid
         }, cb);
@@ -58699,15 +58699,15 @@ var require_SFTP = __commonJS({
           mode
         }, cb);
       }
-      chmod(path6, mode, cb) {
-        return this.setstat(path6, {
+      chmod(path7, mode, cb) {
+        return this.setstat(path7, {
           mode
         }, cb);
       }
-      readlink(path6, cb) {
+      readlink(path7, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path6);
+        const pathLen = Buffer.byteLength(path7);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -58715,7 +58715,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path6, p += 4, pathLen);
+        buf.utf8Write(path7, p += 4, pathLen);
         this._requests[reqid] = {
           cb: (err, names) => {
             if (typeof cb !== "function")
@@ -58760,10 +58760,10 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} SYMLINK`
         );
       }
-      realpath(path6, cb) {
+      realpath(path7, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path6);
+        const pathLen = Buffer.byteLength(path7);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -58771,7 +58771,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path6, p += 4, pathLen);
+        buf.utf8Write(path7, p += 4, pathLen);
         this._requests[reqid] = {
           cb: (err, names) => {
             if (typeof cb !== "function")
@@ -58816,13 +58816,13 @@ var require_SFTP = __commonJS({
           this._debug(`SFTP: Outbound: ${which} posix-rename@openssh.com`);
         }
       }
-      ext_openssh_statvfs(path6, cb) {
+      ext_openssh_statvfs(path7, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         const ext = this._extensions["statvfs@openssh.com"];
         if (!ext || ext !== "2")
           throw new Error("Server does not support this extended request");
-        const pathLen = Buffer.byteLength(path6);
+        const pathLen = Buffer.byteLength(path7);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + 19 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -58832,7 +58832,7 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, 19, p);
         buf.utf8Write("statvfs@openssh.com", p += 4, 19);
         writeUInt32BE(buf, pathLen, p += 19);
-        buf.utf8Write(path6, p += 4, pathLen);
+        buf.utf8Write(path7, p += 4, pathLen);
         this._requests[reqid] = { extended: "statvfs@openssh.com", cb };
         const isBuffered = sendOrBuffer(this, buf);
         if (this._debug) {
@@ -58918,7 +58918,7 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} fsync@openssh.com`
         );
       }
-      ext_openssh_lsetstat(path6, attrs, cb) {
+      ext_openssh_lsetstat(path7, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         const ext = this._extensions["lsetstat@openssh.com"];
@@ -58933,7 +58933,7 @@ var require_SFTP = __commonJS({
         } else if (typeof attrs === "function") {
           cb = attrs;
         }
-        const pathLen = Buffer.byteLength(path6);
+        const pathLen = Buffer.byteLength(path7);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + 20 + 4 + pathLen + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -58943,7 +58943,7 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, 20, p);
         buf.utf8Write("lsetstat@openssh.com", p += 4, 20);
         writeUInt32BE(buf, pathLen, p += 20);
-        buf.utf8Write(path6, p += 4, pathLen);
+        buf.utf8Write(path7, p += 4, pathLen);
         writeUInt32BE(buf, flags, p += pathLen);
         if (attrsLen) {
           p += 4;
@@ -58960,13 +58960,13 @@ var require_SFTP = __commonJS({
           this._debug(`SFTP: Outbound: ${status} lsetstat@openssh.com`);
         }
       }
-      ext_openssh_expandPath(path6, cb) {
+      ext_openssh_expandPath(path7, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         const ext = this._extensions["expand-path@openssh.com"];
         if (ext !== "1")
           throw new Error("Server does not support this extended request");
-        const pathLen = Buffer.byteLength(path6);
+        const pathLen = Buffer.byteLength(path7);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + 23 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -58976,7 +58976,7 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, 23, p);
         buf.utf8Write("expand-path@openssh.com", p += 4, 23);
         writeUInt32BE(buf, pathLen, p += 20);
-        buf.utf8Write(path6, p += 4, pathLen);
+        buf.utf8Write(path7, p += 4, pathLen);
         this._requests[reqid] = {
           cb: (err, names) => {
             if (typeof cb !== "function")
@@ -59449,13 +59449,13 @@ var require_SFTP = __commonJS({
             if (--left === 0)
               cb(err);
           };
-          if (srcHandle && (src === fs3 || src.outgoing.state === "open"))
+          if (srcHandle && (src === fs4 || src.outgoing.state === "open"))
             ++left;
-          if (dstHandle && (dst === fs3 || dst.outgoing.state === "open"))
+          if (dstHandle && (dst === fs4 || dst.outgoing.state === "open"))
             ++left;
-          if (srcHandle && (src === fs3 || src.outgoing.state === "open"))
+          if (srcHandle && (src === fs4 || src.outgoing.state === "open"))
             src.close(srcHandle, cbfinal);
-          if (dstHandle && (dst === fs3 || dst.outgoing.state === "open"))
+          if (dstHandle && (dst === fs4 || dst.outgoing.state === "open"))
             dst.close(dstHandle, cbfinal);
         } else {
           cb(err);
@@ -59471,7 +59471,7 @@ var require_SFTP = __commonJS({
           tryStat(null, { size: fileSize });
         function tryStat(err2, attrs) {
           if (err2) {
-            if (src !== fs3) {
+            if (src !== fs4) {
               src.stat(srcPath, (err_, attrs_) => {
                 if (err_)
                   return onerror(err2);
@@ -59886,30 +59886,30 @@ var require_SFTP = __commonJS({
           return doFatalSFTPError(sftp, "Duplicate VERSION packet");
         const extensions = {};
         bufferParser.init(payload, 1);
-        let version2 = bufferParser.readUInt32BE();
+        let version3 = bufferParser.readUInt32BE();
         while (bufferParser.avail()) {
           const extName = bufferParser.readString(true);
           const extData = bufferParser.readString(true);
           if (extData === void 0) {
-            version2 = void 0;
+            version3 = void 0;
             break;
           }
           extensions[extName] = extData;
         }
         bufferParser.clear();
-        if (version2 === void 0)
+        if (version3 === void 0)
           return doFatalSFTPError(sftp, "Malformed VERSION packet");
         if (sftp._debug) {
           const names = Object.keys(extensions);
           if (names.length) {
             sftp._debug(
-              `SFTP: Inbound: Received VERSION (v${version2}, exts:${names})`
+              `SFTP: Inbound: Received VERSION (v${version3}, exts:${names})`
             );
           } else {
-            sftp._debug(`SFTP: Inbound: Received VERSION (v${version2})`);
+            sftp._debug(`SFTP: Inbound: Received VERSION (v${version3})`);
           }
         }
-        sftp._version = version2;
+        sftp._version = version3;
         sftp._extensions = extensions;
         if (extensions["limits@openssh.com"] === "1") {
           return requestLimits(sftp, (err, limits) => {
@@ -60169,31 +60169,31 @@ var require_SFTP = __commonJS({
           return doFatalSFTPError(sftp, "Duplicate INIT packet");
         const extensions = {};
         bufferParser.init(payload, 1);
-        let version2 = bufferParser.readUInt32BE();
+        let version3 = bufferParser.readUInt32BE();
         while (bufferParser.avail()) {
           const extName = bufferParser.readString(true);
           const extData = bufferParser.readString(true);
           if (extData === void 0) {
-            version2 = void 0;
+            version3 = void 0;
             break;
           }
           extensions[extName] = extData;
         }
         bufferParser.clear();
-        if (version2 === void 0)
+        if (version3 === void 0)
           return doFatalSFTPError(sftp, "Malformed INIT packet");
         if (sftp._debug) {
           const names = Object.keys(extensions);
           if (names.length) {
             sftp._debug(
-              `SFTP: Inbound: Received INIT (v${version2}, exts:${names})`
+              `SFTP: Inbound: Received INIT (v${version3}, exts:${names})`
             );
           } else {
-            sftp._debug(`SFTP: Inbound: Received INIT (v${version2})`);
+            sftp._debug(`SFTP: Inbound: Received INIT (v${version3})`);
           }
         }
         sendOrBuffer(sftp, SERVER_VERSION_BUFFER);
-        sftp._version = version2;
+        sftp._version = version3;
         sftp._extensions = extensions;
         sftp.emit("ready");
       },
@@ -60254,12 +60254,12 @@ var require_SFTP = __commonJS({
       [REQUEST.LSTAT]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path6 = bufferParser.readString(true);
+        const path7 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path6 === void 0)
+        if (path7 === void 0)
           return doFatalSFTPError(sftp, "Malformed LSTAT packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received LSTAT (id:${reqID})`);
-        if (!sftp.emit("LSTAT", reqID, path6)) {
+        if (!sftp.emit("LSTAT", reqID, path7)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -60278,13 +60278,13 @@ var require_SFTP = __commonJS({
       [REQUEST.SETSTAT]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path6 = bufferParser.readString(true);
+        const path7 = bufferParser.readString(true);
         const attrs = readAttrs(sftp._biOpt);
         bufferParser.clear();
         if (attrs === void 0)
           return doFatalSFTPError(sftp, "Malformed SETSTAT packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received SETSTAT (id:${reqID})`);
-        if (!sftp.emit("SETSTAT", reqID, path6, attrs)) {
+        if (!sftp.emit("SETSTAT", reqID, path7, attrs)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -60306,12 +60306,12 @@ var require_SFTP = __commonJS({
       [REQUEST.OPENDIR]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path6 = bufferParser.readString(true);
+        const path7 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path6 === void 0)
+        if (path7 === void 0)
           return doFatalSFTPError(sftp, "Malformed OPENDIR packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received OPENDIR (id:${reqID})`);
-        if (!sftp.emit("OPENDIR", reqID, path6)) {
+        if (!sftp.emit("OPENDIR", reqID, path7)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -60330,63 +60330,63 @@ var require_SFTP = __commonJS({
       [REQUEST.REMOVE]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path6 = bufferParser.readString(true);
+        const path7 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path6 === void 0)
+        if (path7 === void 0)
           return doFatalSFTPError(sftp, "Malformed REMOVE packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received REMOVE (id:${reqID})`);
-        if (!sftp.emit("REMOVE", reqID, path6)) {
+        if (!sftp.emit("REMOVE", reqID, path7)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.MKDIR]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path6 = bufferParser.readString(true);
+        const path7 = bufferParser.readString(true);
         const attrs = readAttrs(sftp._biOpt);
         bufferParser.clear();
         if (attrs === void 0)
           return doFatalSFTPError(sftp, "Malformed MKDIR packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received MKDIR (id:${reqID})`);
-        if (!sftp.emit("MKDIR", reqID, path6, attrs)) {
+        if (!sftp.emit("MKDIR", reqID, path7, attrs)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.RMDIR]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path6 = bufferParser.readString(true);
+        const path7 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path6 === void 0)
+        if (path7 === void 0)
           return doFatalSFTPError(sftp, "Malformed RMDIR packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received RMDIR (id:${reqID})`);
-        if (!sftp.emit("RMDIR", reqID, path6)) {
+        if (!sftp.emit("RMDIR", reqID, path7)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.REALPATH]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path6 = bufferParser.readString(true);
+        const path7 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path6 === void 0)
+        if (path7 === void 0)
           return doFatalSFTPError(sftp, "Malformed REALPATH packet");
         sftp._debug && sftp._debug(
           `SFTP: Inbound: Received REALPATH (id:${reqID})`
         );
-        if (!sftp.emit("REALPATH", reqID, path6)) {
+        if (!sftp.emit("REALPATH", reqID, path7)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.STAT]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path6 = bufferParser.readString(true);
+        const path7 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path6 === void 0)
+        if (path7 === void 0)
           return doFatalSFTPError(sftp, "Malformed STAT packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received STAT (id:${reqID})`);
-        if (!sftp.emit("STAT", reqID, path6)) {
+        if (!sftp.emit("STAT", reqID, path7)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -60406,14 +60406,14 @@ var require_SFTP = __commonJS({
       [REQUEST.READLINK]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path6 = bufferParser.readString(true);
+        const path7 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path6 === void 0)
+        if (path7 === void 0)
           return doFatalSFTPError(sftp, "Malformed READLINK packet");
         sftp._debug && sftp._debug(
           `SFTP: Inbound: Received READLINK (id:${reqID})`
         );
-        if (!sftp.emit("READLINK", reqID, path6)) {
+        if (!sftp.emit("READLINK", reqID, path7)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -60484,7 +60484,7 @@ var require_SFTP = __commonJS({
     function roundUpToMultipleOf8(n) {
       return n + 7 & ~7;
     }
-    function ReadStream(sftp, path6, options) {
+    function ReadStream(sftp, path7, options) {
       if (options === void 0)
         options = {};
       else if (typeof options === "string")
@@ -60498,7 +60498,7 @@ var require_SFTP = __commonJS({
       options.emitClose = false;
       options.autoDestroy = false;
       ReadableStream.call(this, options);
-      this.path = path6;
+      this.path = path7;
       this.flags = options.flags === void 0 ? "r" : options.flags;
       this.mode = options.mode === void 0 ? 438 : options.mode;
       this.start = options.start;
@@ -60629,7 +60629,7 @@ var require_SFTP = __commonJS({
       },
       configurable: true
     });
-    function WriteStream(sftp, path6, options) {
+    function WriteStream(sftp, path7, options) {
       if (options === void 0)
         options = {};
       else if (typeof options === "string")
@@ -60641,7 +60641,7 @@ var require_SFTP = __commonJS({
       options.emitClose = false;
       options.autoDestroy = false;
       WritableStream.call(this, options);
-      this.path = path6;
+      this.path = path7;
       this.flags = options.flags === void 0 ? "w" : options.flags;
       this.mode = options.mode === void 0 ? 438 : options.mode;
       this.start = options.start;
@@ -64851,2966 +64851,12 @@ __export(cli_exports, {
   cli: () => cli
 });
 module.exports = __toCommonJS(cli_exports);
-var path5 = __toESM(require("node:path"));
+var fs3 = __toESM(require("node:fs"));
+var path6 = __toESM(require("node:path"));
 var import_node_util = require("node:util");
 
-// src/engines/engine.ts
-function bothSides(master, slave) {
-  if (master.ok && slave.ok) return { m: master.facts, s: slave.facts };
-  const down = [master, slave].filter((i) => !i.ok);
-  return {
-    live: {
-      state: "unreachable",
-      lagSeconds: null,
-      lagBytes: null,
-      masterKeepsSlave: false,
-      error: down.map((i) => `${i.server.ref} unreachable: ${i.error}`).join("; ")
-    }
-  };
-}
-async function finding(level, check2) {
-  try {
-    await check2();
-    return [];
-  } catch (err) {
-    return [{ level, message: err instanceof Error ? err.message : String(err) }];
-  }
-}
-function stepText(step) {
-  return step.text ?? `${step.side}: ${step.title}`;
-}
-async function sharedMachine(a, b) {
-  if (a === b) return true;
-  return (await a.facts()).bootId === (await b.facts()).bootId;
-}
-async function hostOrError(session, server, error62) {
-  try {
-    return await session.hosts.forServer(server);
-  } catch (err) {
-    error62(err instanceof Error ? err.message : String(err));
-    return null;
-  }
-}
-async function checkHostCanWork(host, server) {
-  const facts = await host.facts();
-  if (facts.uid !== 0) {
-    throw new Error(`host commands for ${server.ref} run as uid ${facts.uid} on ${host.label}; dbrepl needs root there to act as the server's own user: log in as root or set ssh.sudo: true`);
-  }
-  const r = await host.run(["sh", "-c", 'for p in "$@"; do command -v "$p" >/dev/null 2>&1 || printf "%s " "$p"; done', "sh", "bash", "setpriv", "timeout", "stat", "mktemp"]);
-  const missing = r.stdout.trim();
-  if (missing) throw new Error(`${host.label} lacks ${missing.split(" ").join(", ")} (needed by dbrepl for ${server.ref}); install coreutils, util-linux and bash there`);
-}
-async function sharedNetwork(a, b) {
-  if (a === b) return true;
-  const [fa, fb] = [await a.facts(), await b.facts()];
-  return fa.bootId === fb.bootId && fa.netns === fb.netns;
-}
-function isLoopback(host) {
-  return /^(127\.|localhost$|::1$)/i.test(host);
-}
-
-// src/errors.ts
-var DbreplError = class extends Error {
-  code;
-  constructor(code, message, options) {
-    super(message, options);
-    this.code = code;
-    this.name = new.target.name;
-  }
-};
-function formatIssue(i) {
-  return `${i.file}:${i.line}:${i.column}: ${i.key}: ${i.message}`;
-}
-var ConfigError = class extends DbreplError {
-  issues;
-  constructor(issues) {
-    super("CONFIG", issues.map(formatIssue).join("\n"));
-    this.issues = issues;
-  }
-};
-var UsageError = class extends DbreplError {
-  constructor(message) {
-    super("USAGE", message);
-  }
-};
-var ConnectionError = class extends DbreplError {
-  server;
-  constructor(server, message, options) {
-    super("CONNECTION", `${server}: ${message}`, options);
-    this.server = server;
-  }
-};
-var StepError = class extends DbreplError {
-  step;
-  constructor(step, message, options) {
-    super("STEP", `step "${step}" failed: ${message}`, options);
-    this.step = step;
-  }
-};
-var TimeoutError = class extends DbreplError {
-  constructor(message) {
-    super("TIMEOUT", message);
-  }
-};
-function messageOf(err) {
-  if (err instanceof Error) return err.message;
-  return String(err);
-}
-
-// src/engines/mongodb/capabilities.ts
-var mongodbCapabilities = {
-  name: "mongodb",
-  label: "MongoDB",
-  defaultPort: 27017,
-  envPrefix: "MONGODB",
-  // Replica-set members replicate within one set; a chain is the set's business, not the file's.
-  cascading: false,
-  needsReplicationLogin: false,
-  sameApplicationOnly: true,
-  serverKeys: ["data_dir", "options_file", "replica_set", "follow_symlinks"],
-  redact: [{ pattern: /mongodb(\+srv)?:\/\/[^@\s]*@/g, replacement: "mongodb$1://***@" }]
-};
-
-// src/engines/mysql/capabilities.ts
-var mysqlCapabilities = {
-  name: "mysql",
-  label: "MySQL/MariaDB",
-  defaultPort: 3306,
-  envPrefix: "MYSQL",
-  cascading: true,
-  needsReplicationLogin: true,
-  sameApplicationOnly: false,
-  serverKeys: ["data_dir", "options_file", "follow_symlinks"],
-  // The clients echo the statement they failed on: password hashes and literals are not for reports.
-  redact: [
-    { pattern: /\*[0-9A-Fa-f]{40}/g, replacement: "***" },
-    { pattern: /\b(AS|PASSWORD|USING) '[^']*'/gi, replacement: "$1 '***'" }
-  ]
-};
-
-// src/engines/names.ts
-var ENGINE_NAMES = ["postgresql", "mysql", "redis", "mongodb"];
-var ENGINE_SERVER_KEYS = ["data_dir", "options_file", "replica_set", "follow_symlinks"];
-
-// src/engines/postgresql/capabilities.ts
-var postgresqlCapabilities = {
-  name: "postgresql",
-  label: "PostgreSQL",
-  defaultPort: 5432,
-  envPrefix: "POSTGRESQL",
-  cascading: true,
-  needsReplicationLogin: true,
-  sameApplicationOnly: false,
-  serverKeys: ["data_dir", "follow_symlinks"],
-  // libpq echoes conninfo strings in some errors; SCRAM verifiers are password equivalents.
-  redact: [
-    { pattern: /password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)/gi, replacement: "password=***" },
-    { pattern: /SCRAM-SHA-256\$[^\s']+/g, replacement: "SCRAM-SHA-256$***" }
-  ]
-};
-
-// src/engines/redis/capabilities.ts
-var redisCapabilities = {
-  name: "redis",
-  label: "Redis",
-  defaultPort: 6379,
-  envPrefix: "REDIS",
-  cascading: true,
-  // A replica authenticates as the master's ACL user (or with requirepass): no login of its own needed.
-  needsReplicationLogin: false,
-  sameApplicationOnly: false,
-  serverKeys: [],
-  redact: [{ pattern: /\b(masterauth|requirepass)\s+\S+/gi, replacement: "$1 ***" }]
-};
-
-// src/engines/capabilities.ts
-var CAPABILITIES = {
-  postgresql: postgresqlCapabilities,
-  mysql: mysqlCapabilities,
-  redis: redisCapabilities,
-  mongodb: mongodbCapabilities
-};
-function capabilitiesOf(name) {
-  return CAPABILITIES[name];
-}
-function redactProgramOutput(text) {
-  let out = text;
-  for (const caps of Object.values(CAPABILITIES)) {
-    for (const r of caps.redact) out = out.replace(r.pattern, r.replacement);
-  }
-  return out;
-}
-
-// src/hosts/limits.ts
-var COMMAND_TIMEOUT_MS = 12e4;
-var SERVICE_TIMEOUT_MS = 3e5;
-var COPY_BYTES_PER_SECOND = 4 * 1024 * 1024;
-var COPY_MINIMUM_MS = 6e5;
-function copyTimeoutMs(bytes, overrideSeconds) {
-  if (overrideSeconds !== void 0) return Math.max(1, overrideSeconds) * 1e3;
-  return COPY_MINIMUM_MS + Math.ceil(Math.max(0, bytes) / COPY_BYTES_PER_SECOND * 1e3);
-}
-
-// src/hosts/quote.ts
-function shellQuote(arg) {
-  if (arg.includes("\0")) throw new Error("an argument cannot contain a NUL byte");
-  if (arg !== "" && /^[A-Za-z0-9_@%+=:,./-]+$/.test(arg)) return arg;
-  return `'${arg.replace(/'/g, `'\\''`)}'`;
-}
-function shellLine(argv) {
-  return argv.map(shellQuote).join(" ");
-}
-function commandSummary(argv, max = 160) {
-  const line = shellLine(argv.map((a) => a.includes("\n") ? `${a.split("\n")[0]}\u2026` : a));
-  return line.length > max ? `${line.slice(0, max)}\u2026` : line;
-}
-
-// src/hosts/commands.ts
-async function runChecked(host, argv, what, options, shown = argv) {
-  const r = await host.run(argv, options);
-  if (r.timedOut) {
-    const ms = options?.timeoutMs ?? COMMAND_TIMEOUT_MS;
-    const seconds = ms >= 1e4 ? Math.round(ms / 1e3) : Math.round(ms / 100) / 10;
-    throw new TimeoutError(`${what} on ${host.label} did not finish within ${seconds} s and was stopped (it ran: ${commandSummary(shown)})${r.stderr.trim() ? `; last output: ${tail(r.stderr)}` : ""}`);
-  }
-  if (r.code !== 0) {
-    throw new DbreplError("STEP", `${what} failed on ${host.label} (exit ${r.code}): ${tail(r.stderr || r.stdout)}`);
-  }
-  return r.stdout;
-}
-var SECRET_NAME = /^[a-z_][a-z0-9_]*$/;
-var PRELUDE = `while IFS= read -r -d '' __dbrepl_name && [ -n "$__dbrepl_name" ]; do IFS= read -r -d '' "$__dbrepl_name" || exit 97; done; unset __dbrepl_name`;
-async function runScript(host, script, args, what, options = {}) {
-  const { secrets, input: input2, ...rest } = options;
-  const parts = [];
-  const named = Object.entries(secrets ?? {});
-  for (const [name, value] of named) {
-    if (!SECRET_NAME.test(name)) throw new Error(`secret variable name ${name} must be a lower-case shell name`);
-    if (value.includes("\0")) throw new DbreplError("STEP", `a secret for ${what} contains a NUL byte`);
-    parts.push(Buffer.from(`${name}\0${value}\0`));
-  }
-  if (named.length > 0) parts.push(Buffer.from("\0"));
-  if (input2 !== void 0) parts.push(Buffer.isBuffer(input2) ? input2 : Buffer.from(input2));
-  const prelude = named.length > 0 ? `${PRELUDE}
-` : "";
-  return runChecked(
-    host,
-    ["bash", "--norc", "--noprofile", "-c", `${prelude}set -euo pipefail
-${script}`, "dbrepl", ...args],
-    what,
-    { ...rest, input: parts.length > 0 ? Buffer.concat(parts) : void 0 },
-    // In messages: the programs and arguments, not the script's plumbing.
-    ["bash", "-c", "<script>", ...args]
-  );
-}
-async function readFile(host, file2, as) {
-  const r = await host.run(["cat", "--", file2], { as });
-  return r.code === 0 ? r.stdout : null;
-}
-async function pathExists(host, file2) {
-  return (await host.run(["sh", "-c", '[ -e "$1" ] || [ -L "$1" ]', "sh", file2])).code === 0;
-}
-async function statOwner(host, file2) {
-  const out = (await runChecked(host, ["stat", "-c", "%u %g %a", "--", file2], `stat ${file2}`)).trim();
-  const [uid, gid, mode] = out.split(/\s+/);
-  if (!uid || !gid || !mode) throw new DbreplError("STEP", `unexpected stat output for ${file2}`);
-  return { uid: Number(uid), gid: Number(gid), mode };
-}
-function tail(text, lines = 5) {
-  const t = redactProgramOutput(text.trim().split("\n").slice(-lines).join(" | "));
-  return t.length > 600 ? t.slice(-600) : t || "(no output)";
-}
-
-// src/hosts/rebuild.ts
-var path2 = __toESM(require("node:path"));
-
-// src/util/bytes.ts
-function humanBytes(n) {
-  if (n < 1024) return `${n} B`;
-  const units = ["KiB", "MiB", "GiB", "TiB"];
-  let v = n;
-  let u = -1;
-  do {
-    v /= 1024;
-    u++;
-  } while (v >= 1024 && u < units.length - 1);
-  return `${v.toFixed(1)} ${units[u]}`;
-}
-
-// src/hosts/files.ts
-var path = __toESM(require("node:path"));
-async function pathInfo(host, file2) {
-  const out = await runScript(
-    host,
-    `f=$1
-if [ -L "$f" ]; then printf 'link 0 0 0 %s\\n' "$(readlink -f -- "$f")"
-elif [ -e "$f" ]; then stat -c 'file %u %g %a' -- "$f"
-else echo 'none 0 0 0'; fi
-stat -c 'dir %u %g %a' -- "$(dirname -- "$f")"`,
-    [file2],
-    `inspecting ${file2}`
-  ).catch((err) => {
-    throw new DbreplError("STEP", `${path.dirname(file2)} does not exist or cannot be read on ${host.label}`, { cause: err });
-  });
-  const [first = "", second = ""] = out.trim().split("\n");
-  const [kind, uid, gid, mode, ...target] = first.split(" ");
-  const [, duid, dgid, dmode] = second.split(" ");
-  return {
-    kind,
-    target: target.length > 0 ? target.join(" ") : null,
-    uid: Number(uid),
-    gid: Number(gid),
-    mode: parseInt(mode ?? "0", 8),
-    dir: { uid: Number(duid), gid: Number(dgid), mode: parseInt(dmode ?? "0", 8) }
-  };
-}
-async function writableTarget(host, file2, followSymlinks) {
-  let target = file2;
-  let info = await pathInfo(host, target);
-  if (info.kind === "link") {
-    if (!followSymlinks || !info.target) {
-      throw new DbreplError(
-        "STEP",
-        `${file2} on ${host.label} is a symbolic link (to ${info.target ?? "nothing"}); dbrepl does not write through links unless the server sets follow_symlinks: true`
-      );
-    }
-    target = info.target;
-    info = await pathInfo(host, target);
-    if (info.kind === "link") throw new DbreplError("STEP", `${target} on ${host.label} is still a link after resolving ${file2}`);
-  }
-  if ((info.dir.mode & 18) !== 0 && (info.dir.mode & 512) === 0) {
-    throw new DbreplError("STEP", `${path.dirname(target)} on ${host.label} is writable by other users (mode ${info.dir.mode.toString(8)}); dbrepl does not write files there`);
-  }
-  return { target, info };
-}
-async function writeFile(host, file2, content, options = {}) {
-  const { target, info } = await writableTarget(host, file2, options.followSymlinks);
-  const writer = { uid: info.dir.uid, gid: info.dir.gid };
-  const keep = info.kind === "file" && !options.reown;
-  const owner = keep ? { uid: info.uid, gid: info.gid } : options.owner ?? writer;
-  const mode = keep ? info.mode.toString(8) : options.mode ?? "600";
-  const me = (await host.facts()).uid;
-  const chown = writer.uid === 0 && me === 0 && (owner.uid !== 0 || owner.gid !== 0) ? `${owner.uid}:${owner.gid}` : "";
-  const bytes = Buffer.byteLength(content);
-  await runScript(
-    host,
-    `f=$1; n=$2; mode=$3; owner=$4
-tmp=$(mktemp -- "$(dirname -- "$f")/.$(basename -- "$f").dbrepl-XXXXXXXXXX")
-trap 'rm -f -- "$tmp"' EXIT
-cat > "$tmp"
-got=$(wc -c < "$tmp")
-[ "$got" -eq "$n" ] || { echo "short write: $got of $n bytes" >&2; exit 1; }
-chmod -- "$mode" "$tmp"
-if [ -n "$owner" ]; then chown -h -- "$owner" "$tmp"; fi
-sync -- "$tmp" 2>/dev/null || true
-mv -fT -- "$tmp" "$f"
-trap - EXIT`,
-    [target, String(bytes), mode, chown],
-    `writing ${target}`,
-    { input: content, as: me === 0 && writer.uid !== 0 ? writer : void 0 }
-  );
-}
-async function ownerOfDirectory(host, file2) {
-  const [uid, gid] = (await runChecked(host, ["stat", "-c", "%u %g", "--", path.dirname(file2)], `stat ${path.dirname(file2)}`)).trim().split(" ").map(Number);
-  return uid === 0 ? void 0 : { uid, gid };
-}
-async function readServerFile(host, file2) {
-  const r = await host.run(
-    ["sh", "-c", `[ -L "$1" ] && exit 3; o=$(stat -c %u:%g -- "$(dirname -- "$1")") || exit 1
-case "$o" in 0:*) exec cat -- "$1";; *) exec setpriv --reuid="\${o%:*}" --regid="\${o#*:}" --init-groups -- cat -- "$1";; esac`, "sh", file2]
-  );
-  if (r.code === 3) throw new DbreplError("STEP", `${file2} on ${host.label} is a symbolic link; dbrepl does not read server files through links`);
-  return r.code === 0 ? r.stdout : null;
-}
-
-// src/hosts/rebuild.ts
-function lockPath(dataDir) {
-  return `${dataDir.replace(/\/+$/, "")}.dbrepl-lock`;
-}
-var INFO_FIELDS = ["pair", "action", "preserved", "started", "host", "pid", "failed"];
-async function lockInfo(host, lock) {
-  const text = await readServerFile(host, `${lock}/info`).catch(() => null);
-  try {
-    const info = JSON.parse(text ?? "");
-    const said = INFO_FIELDS.filter((k) => typeof info[k] === "string" && info[k]).map((k) => `${k}: ${String(info[k]).slice(0, 300)}`);
-    return said.length > 0 ? said.join(", ") : "no info";
-  } catch {
-    return "no readable info";
-  }
-}
-async function lockHeld(host, lock, server) {
-  return new DbreplError(
-    "STEP",
-    `${lock} exists: another dbrepl run is rebuilding ${server.ref}, or one was interrupted (${await lockInfo(host, lock)}); if none is running, check that the server is as it should be (its previous data may be at the path named there), then remove ${lock}`
-  );
-}
-async function checkNoRebuildLock(host, server, dataDir) {
-  const lock = lockPath(dataDir);
-  if (await pathExists(host, lock)) throw await lockHeld(host, lock, server);
-}
-async function takeRebuildLock(host, server, dataDir, info) {
-  const lock = lockPath(dataDir);
-  const as = await ownerOfDirectory(host, lock);
-  const text = JSON.stringify({ ...info, host: (await host.facts()).hostname, started: (/* @__PURE__ */ new Date()).toISOString() }) + "\n";
-  const r = await host.run(["sh", "-c", 'mkdir -m 700 -- "$1" || exit 3; cat > "$1/info" || { rm -rf -- "$1"; exit 1; }', "sh", lock], { as, input: text });
-  if (r.code === 3) throw await lockHeld(host, lock, server);
-  if (r.code !== 0) throw new DbreplError("STEP", `cannot take the rebuild lock ${lock} on ${host.label}: ${r.stderr.trim()}`);
-  return lock;
-}
-async function writeLockInfo(host, lock, info) {
-  await writeFile(host, `${lock}/info`, JSON.stringify(info) + "\n");
-}
-async function keepRebuildLock(host, lock, failed) {
-  const text = await readServerFile(host, `${lock}/info`).catch(() => null);
-  let info = {};
-  try {
-    info = JSON.parse(text ?? "{}");
-  } catch {
-  }
-  await writeLockInfo(host, lock, { ...info, failed: failed.slice(0, 1e3) });
-}
-async function releaseRebuildLock(host, lock) {
-  await host.run(["rm", "-rf", "--", lock], { as: await ownerOfDirectory(host, lock).catch(() => void 0) });
-}
-async function freeBytes(host, dir) {
-  const out = await runChecked(host, ["df", "-Pk", "--", dir], `df ${dir}`);
-  const kb = Number(out.trim().split("\n").pop().split(/\s+/)[3]);
-  if (!Number.isFinite(kb)) throw new DbreplError("STEP", `cannot read the free space of ${dir} from df`);
-  return kb * 1024;
-}
-async function checkFreeSpace(host, dataDir, needBytes, masterRef) {
-  const dir = path2.dirname(dataDir);
-  const free = await freeBytes(host, dir);
-  if (free < needBytes * 1.1 + 64 * 1024 * 1024) {
-    throw new DbreplError("STEP", `${dir} on ${host.label} has ${humanBytes(free)} free; the copy of ${masterRef} needs about ${humanBytes(needBytes)} while the previous data is kept; free some space first`);
-  }
-}
-
-// src/apply/checks.ts
-async function checkAction(engine, pair, sides, planned, session, phase) {
-  const out = [];
-  if (pair.master.host.startsWith("/")) out.push({ level: "error", message: `${pair.master.ref}'s host is a socket path (${pair.master.host}); a master needs a network address its slaves reach` });
-  if (pair.slave.host.startsWith("/") && engine.capabilities.needsReplicationLogin) {
-    out.push({ level: "error", message: `${pair.slave.ref}'s host is a socket path (${pair.slave.host}); ${engine.capabilities.label} admits a slave by its network address: give the address it connects from` });
-  }
-  if (planned) out.push(...await hostChecks(engine, pair, planned.plan, session));
-  const same = sameServer(engine, pair, sides);
-  if (same) out.push({ level: "error", message: same });
-  if (planned && (planned.plan.lockDir || planned.plan.preserved)) {
-    try {
-      const host = await session.hosts.forServer(pair.slave);
-      if (phase === "plan" && planned.plan.lockDir) await checkNoRebuildLock(host, pair.slave, planned.plan.lockDir);
-      if (planned.plan.preserved && await pathExists(host, planned.plan.preserved)) {
-        out.push({ level: "error", message: `${planned.plan.preserved} already exists on ${host.label}; refusing to overwrite kept data` });
-      }
-    } catch (err) {
-      out.push({ level: "error", message: messageOf(err) });
-    }
-  }
-  if (same) return out;
-  try {
-    out.push(...await engine.preflight(pair, sides, planned, session));
-  } catch (err) {
-    out.push({ level: "error", message: messageOf(err) });
-  }
-  return out;
-}
-function sameServer(engine, pair, { m, s }) {
-  const a = engine.identity(m);
-  const b = engine.identity(s);
-  if (a.key !== b.key) return null;
-  return `${pair.master.ref} (${pair.master.host}:${pair.master.port}) and ${pair.slave.ref} (${pair.slave.host}:${pair.slave.port}) are the same server (${a.text}): a server cannot be its own slave; fix the host or port of one of them`;
-}
-async function hostChecks(engine, pair, plan4, session) {
-  const out = [];
-  const both = await Promise.all([session.hosts.forServer(pair.master), session.hosts.forServer(pair.slave)]).catch(() => null);
-  if (!both) return out;
-  const [mh, sh] = both;
-  const apart = !await sharedNetwork(mh, sh).catch(() => true);
-  if (apart && isLoopback(pair.master.host)) {
-    out.push({ level: "error", message: `${pair.master.ref}'s host ${pair.master.host} is a loopback address, but ${pair.slave.ref} runs on another host (${sh.label}): the copy and the replication channel would reach that machine's own loopback; give ${pair.master.ref} the address its slaves reach` });
-  }
-  if (apart && isLoopback(pair.slave.host) && engine.capabilities.needsReplicationLogin) {
-    out.push({ level: "error", message: `${pair.slave.ref}'s host ${pair.slave.host} is a loopback address, but its master runs on another host: ${engine.capabilities.label} admits a slave by the address it connects from; give ${pair.slave.ref} that address` });
-  }
-  if (plan4.lockDir) {
-    try {
-      await checkHostCanWork(sh, pair.slave);
-    } catch (err) {
-      out.push({ level: "error", message: messageOf(err) });
-    }
-  }
-  return out;
-}
-
-// src/engines/mongodb/index.ts
-var unavailable = () => {
-  throw new DbreplError("USAGE", "the mongodb engine is not available in this version of dbrepl yet");
-};
-var mongodb = {
-  capabilities: mongodbCapabilities,
-  inspect: async () => unavailable(),
-  identity: unavailable,
-  pairState: (_pair, master, slave) => {
-    const sides = bothSides(master, slave);
-    return "live" in sides ? sides.live : unavailable();
-  },
-  liveLinks: () => [],
-  plan: unavailable,
-  preflight: async () => []
-};
-
-// src/engines/mysql/client.ts
-var net = __toESM(require("node:net"));
-var import_promise = __toESM(require_promise());
-
-// src/engines/tls.ts
-var tls = __toESM(require("node:tls"));
-function nodeTls(server) {
-  const t = server.tls;
-  if (!t || t.mode === "disable") return null;
-  const client = t.cert && t.key ? { cert: t.cert, key: t.key } : {};
-  if (t.mode === "require") return { ...client, rejectUnauthorized: false };
-  return {
-    ...client,
-    ...t.ca ? { ca: t.ca } : {},
-    rejectUnauthorized: true,
-    servername: isIpLiteral(server.host) ? void 0 : server.host,
-    checkServerIdentity: (_host, cert) => tls.checkServerIdentity(server.host, cert)
-  };
-}
-function isIpLiteral(host) {
-  return /^[\d.]+$/.test(host) || host.includes(":");
-}
-function replicationTls(master) {
-  const m = master.tls?.mode;
-  return m === "verify-full" || m === "require" ? m : "none";
-}
-function plainOverNetwork(server) {
-  if (server.ssh || server.tls && server.tls.mode !== "disable") return false;
-  return !/^(127\.|localhost$|::1$|\/)/.test(server.host);
-}
-function tlsFilesFor(base, master) {
-  const dir = `${base.replace(/\/+$/, "")}.dbrepl-tls`;
-  const name = master.ref.replace(/[^a-z0-9-]/g, "_");
-  const t = master.tls;
-  return {
-    dir,
-    ca: t?.ca ? `${dir}/${name}.ca.crt` : void 0,
-    cert: t?.cert ? `${dir}/${name}.client.crt` : void 0,
-    key: t?.key ? `${dir}/${name}.client.key` : void 0
-  };
-}
-async function writeTlsFiles(host, files, master, owner) {
-  const parent = await ownerOfDirectory(host, files.dir);
-  await runChecked(host, ["mkdir", "-p", "-m", "700", "--", files.dir], `creating ${files.dir}`, { as: parent });
-  if (!parent) await runChecked(host, ["chown", "-h", `${owner.uid}:${owner.gid}`, "--", files.dir], `giving ${files.dir} to the server's user`);
-  const t = master.tls;
-  const created = [];
-  for (const [file2, pem] of [[files.ca, t.ca], [files.cert, t.cert], [files.key, t.key]]) {
-    if (!file2 || !pem) continue;
-    if (!await pathExists(host, file2)) created.push(file2);
-    await writeFile(host, file2, pem.endsWith("\n") ? pem : `${pem}
-`, { owner, mode: "600", reown: true });
-  }
-  return created;
-}
-async function removeTlsFiles(host, files) {
-  if (files.length > 0) await runChecked(host, ["rm", "-f", "--", ...files], "removing TLS files");
-}
-function tlsFileList(files) {
-  return files ? [files.ca, files.cert, files.key].filter((f) => !!f) : [];
-}
-function forgetTlsSteps(pair, base) {
-  const files = tlsFileList(replicationTls(pair.master) === "none" ? null : tlsFilesFor(base, pair.master));
-  if (files.length === 0) return [];
-  return [
-    {
-      id: "forget-tls",
-      side: "slave host",
-      title: "remove the master's TLS files",
-      text: `slave host: remove ${files.join(", ")} (nothing uses them once it is standalone)`,
-      run: async (session) => removeTlsFiles(await session.hosts.forServer(pair.slave), files)
-    }
-  ];
-}
-
-// src/engines/mysql/client.ts
-var LOCK_WAIT_S = 90;
-async function withClient(session, server, fn) {
-  const at = await session.hosts.endpoint(server);
-  const tunneled = at.host !== server.host || at.port !== server.port;
-  const t = nodeTls(server);
-  let conn;
-  try {
-    conn = await (0, import_promise.createConnection)({
-      // mysql2 checks the certificate against `host`: the file's host, also when a tunnel carries the bytes.
-      ...at.host.startsWith("/") ? { socketPath: at.host } : { host: server.host, port: server.port },
-      ...tunneled ? { stream: () => tunnelSocket(at.host, at.port, server.host) } : {},
-      ssl: t ? { ca: t.ca, cert: t.cert, key: t.key, rejectUnauthorized: t.rejectUnauthorized, verifyIdentity: server.tls?.mode === "verify-full" } : void 0,
-      user: server.user ?? "root",
-      password: server.password,
-      connectTimeout: 1e4,
-      enableKeepAlive: true,
-      supportBigNumbers: true,
-      bigNumberStrings: true,
-      dateStrings: true
-    });
-  } catch (err) {
-    throw new ConnectionError(server.ref, `cannot connect to MySQL at ${server.host}:${server.port}: ${err.message}`, { cause: err });
-  }
-  conn.on("error", () => void 0);
-  await conn.query(`SET SESSION lock_wait_timeout = ${LOCK_WAIT_S}`).catch(() => void 0);
-  let timedOut = false;
-  const sql = {
-    query: async (text, values, timeoutMs = 12e4) => {
-      try {
-        const [rows] = await conn.query({ sql: text, values, timeout: timeoutMs });
-        return Array.isArray(rows) ? rows : [];
-      } catch (err) {
-        if (err.code === "PROTOCOL_SEQUENCE_TIMEOUT") timedOut = true;
-        throw err;
-      }
-    }
-  };
-  try {
-    return await fn(sql);
-  } finally {
-    if (timedOut) conn.destroy();
-    else await conn.end().catch(() => conn.destroy());
-  }
-}
-function tunnelSocket(host, port2, serverHost) {
-  const socket = net.connect(port2, host);
-  socket._host = serverHost;
-  return socket;
-}
-
-// src/engines/mysql/dialect.ts
-var import_node_crypto = require("node:crypto");
-function parseVersion(text) {
-  const m = /^(\d+)\.(\d+)\.(\d+)/.exec(text);
-  if (!m) throw new Error(`cannot read a server version from "${text}"`);
-  return { flavour: /mariadb/i.test(text) ? "mariadb" : "mysql", major: Number(m[1]), minor: Number(m[2]), patch: Number(m[3]), text };
-}
-function atLeast(v, major2, minor = 0, patch = 0) {
-  return v.major !== major2 ? v.major > major2 : v.minor !== minor ? v.minor > minor : v.patch >= patch;
-}
-function tlsClause(prefix, t) {
-  if (!t) return { sql: "", values: [] };
-  const parts = [`${prefix}_SSL = 1`];
-  const values = [];
-  for (const [k, v] of [["CA", t.ca], ["CERT", t.cert], ["KEY", t.key]]) {
-    if (v) {
-      parts.push(`${prefix}_SSL_${k} = ?`);
-      values.push(v);
-    }
-  }
-  parts.push(`${prefix}_SSL_VERIFY_SERVER_CERT = ${t.verify ? 1 : 0}`);
-  return { sql: `, ${parts.join(", ")}`, values };
-}
-function changeStatement(head, prefix, positioning, o) {
-  const tls2 = tlsClause(prefix, o.tls);
-  return {
-    sql: `${head} ${prefix}_HOST = ?, ${prefix}_PORT = ?, ${prefix}_USER = ?, ${prefix}_PASSWORD = ?, ${positioning}, ${prefix}_CONNECT_RETRY = 5${tls2.sql}`,
-    values: [o.host, o.port, o.user, o.password, ...tls2.values]
-  };
-}
-var tlsFiles = (t) => [t.ca && `ssl-ca=${t.ca}`, t.cert && `ssl-cert=${t.cert}`, t.key && `ssl-key=${t.key}`].filter((x) => !!x);
-var COMMON_DUMP = ["--single-transaction", "--all-databases", "--routines", "--events", "--triggers", "--hex-blob", "--quick"];
-var TABLE = [
-  {
-    flavour: "mariadb",
-    since: [10, 5, 0],
-    set: {
-      replicaStatus: "SHOW SLAVE STATUS",
-      binlogStatus: "SHOW MASTER STATUS",
-      startReplica: "START SLAVE",
-      stopReplica: "STOP SLAVE",
-      resetReplicaAll: "RESET SLAVE ALL",
-      resetBinlogs: "RESET MASTER",
-      changeSource: (o) => changeStatement("CHANGE MASTER TO", "MASTER", "MASTER_USE_GTID = slave_pos", o),
-      executedGtids: "@@GLOBAL.gtid_binlog_pos",
-      waitForGtids: "SELECT MASTER_GTID_WAIT(?, ?) AS r",
-      readOnly: (on) => [`SET GLOBAL read_only = ${on ? 1 : 0}`],
-      superReadOnly: null,
-      disableEventOnReplica: "DISABLE ON SLAVE",
-      needsOptionsFile: true,
-      setServerId: "SET GLOBAL server_id = ?",
-      dumpProgram: "mariadb-dump",
-      clientProgram: "mariadb",
-      clientTls: (t) => ["ssl", ...tlsFiles(t), ...t.verify ? ["ssl-verify-server-cert"] : []],
-      dumpArgs: [...COMMON_DUMP, "--gtid", "--master-data=1"],
-      // MariaDB takes a mysql_native_password hash: the password itself never travels in a statement.
-      replicationUser: (user, host, hash2) => [
-        { sql: "CREATE USER IF NOT EXISTS ?@? IDENTIFIED BY PASSWORD ?", values: [user, host, hash2] },
-        { sql: "ALTER USER ?@? IDENTIFIED BY PASSWORD ?", values: [user, host, hash2] },
-        { sql: "GRANT REPLICATION SLAVE ON *.* TO ?@?", values: [user, host] }
-      ]
-    }
-  },
-  {
-    flavour: "mysql",
-    since: [8, 0, 0],
-    set: {
-      replicaStatus: "SHOW SLAVE STATUS",
-      binlogStatus: "SHOW MASTER STATUS",
-      startReplica: "START SLAVE",
-      stopReplica: "STOP SLAVE",
-      resetReplicaAll: "RESET SLAVE ALL",
-      resetBinlogs: "RESET MASTER",
-      changeSource: (o) => changeStatement("CHANGE MASTER TO", "MASTER", "MASTER_AUTO_POSITION = 1, GET_MASTER_PUBLIC_KEY = 1", o),
-      executedGtids: "@@GLOBAL.gtid_executed",
-      waitForGtids: "SELECT WAIT_FOR_EXECUTED_GTID_SET(?, ?) AS r",
-      readOnly: (on) => on ? ["SET PERSIST read_only = ON"] : ["SET PERSIST super_read_only = OFF", "SET PERSIST read_only = OFF"],
-      superReadOnly: "SET PERSIST super_read_only = ON",
-      disableEventOnReplica: "DISABLE ON SLAVE",
-      needsOptionsFile: false,
-      setServerId: "SET PERSIST server_id = ?",
-      dumpProgram: "mysqldump",
-      clientProgram: "mysql",
-      clientTls: (t) => [`ssl-mode=${t.verify ? "VERIFY_IDENTITY" : "REQUIRED"}`, ...tlsFiles(t)],
-      dumpArgs: [...COMMON_DUMP, "--master-data=1", "--set-gtid-purged=ON"],
-      // MySQL rewrites the password out of its logs; caching_sha2_password has no client-side hash form.
-      replicationUser: (user, host, password) => [
-        { sql: "CREATE USER IF NOT EXISTS ?@? IDENTIFIED WITH caching_sha2_password BY ?", values: [user, host, password] },
-        { sql: "ALTER USER ?@? IDENTIFIED WITH caching_sha2_password BY ?", values: [user, host, password] },
-        { sql: "GRANT REPLICATION SLAVE ON *.* TO ?@?", values: [user, host] }
-      ]
-    }
-  },
-  {
-    flavour: "mysql",
-    since: [8, 0, 22],
-    set: { replicaStatus: "SHOW REPLICA STATUS", startReplica: "START REPLICA", stopReplica: "STOP REPLICA", resetReplicaAll: "RESET REPLICA ALL", disableEventOnReplica: "DISABLE ON REPLICA" }
-  },
-  {
-    flavour: "mysql",
-    since: [8, 0, 23],
-    set: {
-      changeSource: (o) => changeStatement("CHANGE REPLICATION SOURCE TO", "SOURCE", "SOURCE_AUTO_POSITION = 1, GET_SOURCE_PUBLIC_KEY = 1", o)
-    }
-  },
-  { flavour: "mysql", since: [8, 0, 26], set: { dumpArgs: [...COMMON_DUMP, "--source-data=1", "--set-gtid-purged=ON"] } },
-  // 8.2 added the new spellings; 8.4 (LTS) removed SHOW MASTER STATUS and RESET MASTER.
-  { flavour: "mysql", since: [8, 2, 0], set: { binlogStatus: "SHOW BINARY LOG STATUS", resetBinlogs: "RESET BINARY LOGS AND GTIDS" } }
-];
-function dialectFor(version2) {
-  const rows = TABLE.filter((r) => r.flavour === version2.flavour && atLeast(version2, ...r.since));
-  if (rows.length === 0) {
-    const min = version2.flavour === "mariadb" ? "MariaDB 10.5" : "MySQL 8.0";
-    throw new Error(`${version2.flavour} ${version2.text} is not supported; the oldest supported is ${min}`);
-  }
-  return Object.assign({ version: version2 }, ...rows.map((r) => r.set));
-}
-function nativePasswordHash(password) {
-  const sha1 = (b) => (0, import_node_crypto.createHash)("sha1").update(b).digest();
-  return `*${sha1(sha1(Buffer.from(password, "utf8"))).toString("hex").toUpperCase()}`;
-}
-function renderStatement(sql, values = [], secret = []) {
-  let i = 0;
-  const filled = sql.replace(/\?/g, () => {
-    const at = i++;
-    if (secret.includes(at)) return "'***'";
-    const v = values[at];
-    return typeof v === "number" ? String(v) : `'${String(v).replace(/'/g, "''")}'`;
-  });
-  return filled.replace(/(\w+) = /g, "$1=");
-}
-
-// src/engines/mysql/inspect.ts
-function col(row, ...names) {
-  for (const n of names) if (n in row) return row[n];
-  return void 0;
-}
-function str(v) {
-  return v === null || v === void 0 ? "" : String(v);
-}
-function readReplicaStatus(row) {
-  if (!row) return null;
-  const host = str(col(row, "Source_Host", "Master_Host"));
-  if (!host) return null;
-  const behind = col(row, "Seconds_Behind_Source", "Seconds_Behind_Master");
-  return {
-    sourceHost: host,
-    sourcePort: Number(col(row, "Source_Port", "Master_Port")),
-    sourceUser: str(col(row, "Source_User", "Master_User")),
-    ioRunning: str(col(row, "Replica_IO_Running", "Slave_IO_Running")),
-    sqlRunning: str(col(row, "Replica_SQL_Running", "Slave_SQL_Running")),
-    secondsBehind: behind === null || behind === void 0 || behind === "" ? null : Number(behind),
-    lastIoErrno: Number(col(row, "Last_IO_Errno") ?? 0),
-    lastIoError: str(col(row, "Last_IO_Error")),
-    lastSqlErrno: Number(col(row, "Last_SQL_Errno") ?? 0),
-    lastSqlError: str(col(row, "Last_SQL_Error")),
-    execSourceLogFile: str(col(row, "Relay_Source_Log_File", "Relay_Master_Log_File")),
-    execSourceLogPos: Number(col(row, "Exec_Source_Log_Pos", "Exec_Master_Log_Pos") ?? 0),
-    usingGtid: str(col(row, "Using_Gtid", "Auto_Position")),
-    gtidPosition: str(col(row, "Gtid_IO_Pos", "Executed_Gtid_Set"))
-  };
-}
-async function inspectMysql(server, session) {
-  return withClient(session, server, readFacts);
-}
-async function dialectOf(sql) {
-  const [row] = await sql.query("SELECT VERSION() AS v");
-  return dialectFor(parseVersion(String(row.v)));
-}
-async function readFacts(sql) {
-  const d = await dialectOf(sql);
-  const mysql2 = d.version.flavour === "mysql";
-  const [v] = await sql.query(
-    `SELECT @@server_id AS server_id, @@log_bin AS log_bin, @@read_only AS read_only, @@datadir AS datadir, @@pid_file AS pid_file,
-            ${mysql2 ? "@@super_read_only" : "NULL"} AS super_read_only, ${mysql2 ? "@@gtid_mode" : "NULL"} AS gtid_mode,
-            ${d.executedGtids} AS executed, CURRENT_USER() AS current_user_, @@hostname AS hostname, @@port AS port,
-            ${mysql2 ? "@@server_uuid" : "NULL"} AS server_uuid, ${mysql2 ? "NULL" : "@@GLOBAL.gtid_slave_pos"} AS gtid_slave_pos`
-  );
-  const [status] = await sql.query(d.replicaStatus);
-  const binlog = v.log_bin == 1 ? (await sql.query(d.binlogStatus))[0] : void 0;
-  const dumps = await sql.query(
-    `SELECT HOST AS host FROM information_schema.PROCESSLIST WHERE COMMAND IN ('Binlog Dump', 'Binlog Dump GTID')`
-  );
-  return {
-    version: d.version,
-    serverId: Number(v.server_id),
-    logBin: Number(v.log_bin) === 1,
-    gtidMode: v.gtid_mode === null ? null : String(v.gtid_mode),
-    readOnly: Number(v.read_only) === 1,
-    superReadOnly: v.super_read_only === null ? null : Number(v.super_read_only) === 1,
-    datadir: String(v.datadir).replace(/\/+$/, ""),
-    pidFile: String(v.pid_file),
-    executedGtids: String(v.executed ?? "").replace(/\s+/g, ""),
-    binlogFile: binlog ? str(col(binlog, "File")) : null,
-    binlogPos: binlog ? Number(col(binlog, "Position")) : null,
-    replica: readReplicaStatus(status),
-    dumpClients: dumps.map((r) => String(r.host).replace(/:\d+$/, "")),
-    currentUser: String(v.current_user_),
-    hostname: String(v.hostname),
-    port: Number(v.port),
-    serverUuid: v.server_uuid ? String(v.server_uuid) : null,
-    gtidSlavePos: v.gtid_slave_pos === null || v.gtid_slave_pos === void 0 ? null : String(v.gtid_slave_pos)
-  };
-}
-
-// src/engines/mysql/host-side.ts
-function clientOptions(server, user, password, tls2 = []) {
-  const q = (v) => `"${String(v).replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
-  return `[client]
-host=${q(server.host)}
-port=${q(server.port)}
-user=${q(user)}
-password=${q(password)}
-protocol=TCP
-${tls2.map((l) => `${l}
-`).join("")}`;
-}
-var adminOptions = (l) => clientOptions(l.server, l.server.user ?? "root", l.server.password ?? "", l.tls);
-async function checkLoginFromHost(host, d, master, user, password) {
-  await runScript(host, '"$1" --defaults-file=<(printf %s "$cnf") --connect-timeout=10 -e "SELECT 1" >/dev/null', [d.clientProgram], `the replication login ${user} to ${master.server.ref} from ${host.label}`, {
-    secrets: { cnf: clientOptions(master.server, user, password, master.tls) }
-  });
-}
-function ownDumpArgs(d) {
-  return ["--single-transaction", "--all-databases", "--routines", "--events", "--triggers", "--hex-blob", "--quick", ...d.version.flavour === "mysql" ? ["--set-gtid-purged=OFF"] : []];
-}
-async function dumpToFile(host, d, slave, file2, timeoutMs, as) {
-  await runScript(
-    host,
-    `out=$1; dump=$2; shift 2
-umask 077
-[ ! -e "$out" ] && [ ! -L "$out" ] || { echo "$out already exists" >&2; exit 1; }
-tmp=$(mktemp -- "$(dirname -- "$out")/.$(basename -- "$out").XXXXXXXXXX")
-trap 'rm -f -- "$tmp"' EXIT
-"$dump" --defaults-file=<(printf %s "$cnf") "$@" | gzip -1 > "$tmp"
-# ln never replaces what is there (mv -n would skip silently on older coreutils).
-ln -- "$tmp" "$out"`,
-    [file2, d.dumpProgram, ...ownDumpArgs(d)],
-    `dumping ${slave.server.ref} to ${file2}`,
-    { secrets: { cnf: adminOptions(slave) }, timeoutMs, as }
-  );
-}
-async function streamCopy(host, d, md, master, slave, trailer, timeoutMs) {
-  await runScript(
-    host,
-    // A failed dump must fail the pipeline (and must not be followed by the trailer).
-    `dump=$1; client=$2; shift 2
-{ printf 'SET SESSION sql_log_bin=0;\\n'; "$dump" --defaults-file=<(printf %s "$src") "$@" || exit 1; printf '%s\\n' "$trailer"; } | "$client" --defaults-file=<(printf %s "$dst") --binary-mode`,
-    [md.dumpProgram, d.clientProgram, ...md.dumpArgs],
-    `copying ${master.server.ref} into ${slave.server.ref}`,
-    { secrets: { src: adminOptions(master), dst: adminOptions(slave), trailer }, timeoutMs }
-  );
-}
-async function restoreFromFile(host, d, slave, file2, trailer, timeoutMs) {
-  await runScript(
-    host,
-    `in=$1; client=$2
-{ printf 'SET SESSION sql_log_bin=0;\\n'; gunzip -c -- "$in" || exit 1; printf '%s\\n' "$trailer"; } | "$client" --defaults-file=<(printf %s "$dst") --binary-mode`,
-    [file2, d.clientProgram],
-    `restoring ${slave.server.ref} from ${file2}`,
-    { secrets: { dst: adminOptions(slave), trailer }, timeoutMs }
-  );
-}
-async function checkPrograms(host, programs) {
-  const missing = [];
-  for (const p of programs) if ((await host.run(["/bin/sh", "-c", 'command -v "$1" >/dev/null', "sh", p])).code !== 0) missing.push(p);
-  if (missing.length > 0) throw new DbreplError("STEP", `${missing.join(", ")} not found on ${host.label}; install the ${missing.length > 1 ? "clients" : "client"} there`);
-}
-async function verifyHost(host, server, facts) {
-  const here = (await runChecked(host, ["uname", "-n"], "uname")).trim();
-  const pid = (await readFile(host, facts.pidFile))?.trim();
-  const comm = pid ? (await readFile(host, `/proc/${pid}/comm`))?.trim() : void 0;
-  if (here !== facts.hostname || !comm || !/^(mariadbd|mysqld)$/.test(comm)) {
-    throw new DbreplError("STEP", `host commands for ${server.ref} would run on ${host.label} (${here}), which does not run this server (it reports host ${facts.hostname}, pid file ${facts.pidFile}); run dbrepl on the server's own host`);
-  }
-}
-
-// src/engines/mysql/options.ts
-var path3 = __toESM(require("node:path"));
-
-// src/engines/mysql/state.ts
-var import_node_crypto2 = require("node:crypto");
-var DEFAULT_OPTIONS_FILE = "/etc/mysql/mariadb.conf.d/90-dbrepl.cnf";
-function serverIdFor(server, avoid) {
-  let id = (0, import_node_crypto2.createHash)("sha256").update(server.ref).digest().readUInt32BE(0) % 4e9 + 1;
-  while (avoid.includes(id)) id = id % 4e9 + 1;
-  return id;
-}
-function preservedPath(datadir, stamp) {
-  return `${datadir.replace(/\/+$/, "")}.dbrepl-${stamp}.sql.gz`;
-}
-function follows(r, master) {
-  return r.sourceHost.toLowerCase() === master.host.toLowerCase() && r.sourcePort === master.port;
-}
-function lagBytes(m, r) {
-  if (!m.binlogFile || m.binlogPos === null || r.execSourceLogFile !== m.binlogFile) return null;
-  return Math.max(0, m.binlogPos - r.execSourceLogPos);
-}
-function pairState(pair, master, slave) {
-  const none = { lagSeconds: null, lagBytes: null, masterKeepsSlave: false };
-  const sides = bothSides(master, slave);
-  if ("live" in sides) return sides.live;
-  const r = sides.s.replica;
-  if (!r) return { state: "standalone", ...none, error: null };
-  if (!follows(r, pair.master)) {
-    return { state: "other-master", ...none, error: `slave follows ${r.sourceHost}:${r.sourcePort}, not ${pair.master.ref} (${pair.master.host}:${pair.master.port})` };
-  }
-  if (r.ioRunning !== "Yes" || r.sqlRunning !== "Yes" || r.secondsBehind === null) {
-    const why = r.lastSqlErrno ? `SQL thread stopped on error ${r.lastSqlErrno}: ${r.lastSqlError}` : r.lastIoErrno ? `IO thread error ${r.lastIoErrno}: ${r.lastIoError}` : `replication threads: IO ${r.ioRunning || "No"}, SQL ${r.sqlRunning || "No"}`;
-    return { state: "broken", ...none, error: why };
-  }
-  const lag2 = { lagSeconds: r.secondsBehind, lagBytes: lagBytes(sides.m, r), masterKeepsSlave: false };
-  if (r.secondsBehind > pair.maxLagSeconds) {
-    return { state: "lagging", ...lag2, error: `replication lag ${r.secondsBehind}s is over max_lag ${pair.maxLagSeconds}s` };
-  }
-  return { state: "replicating", ...lag2, error: null };
-}
-function blockers(m, s) {
-  const out = [];
-  if (m.version.flavour !== s.version.flavour) out.push(`flavours differ (master ${m.version.text}, slave ${s.version.text}); replicate MariaDB to MariaDB and MySQL to MySQL`);
-  else if (!atLeast(s.version, m.version.major, m.version.minor)) out.push(`the slave (${s.version.text}) is older than the master (${m.version.text}); a slave must run the same or a newer version`);
-  if (m.version.flavour === "mysql" && (m.gtidMode !== "ON" || s.gtidMode !== "ON")) {
-    out.push(`GTID replication needs gtid_mode=ON and enforce_gtid_consistency=ON on both servers (master ${m.gtidMode}, slave ${s.gtidMode}); set them (a restart) first`);
-  }
-  if (!m.logBin && m.version.flavour === "mysql") out.push("the master has binary logging off; enable log_bin (a restart) first");
-  return out;
-}
-function identity(f) {
-  if (f.serverUuid) return { key: `uuid:${f.serverUuid}`, text: `server_uuid ${f.serverUuid}` };
-  return { key: `${f.hostname}|${f.datadir}|${f.port}`, text: `@@hostname ${f.hostname}, @@datadir ${f.datadir}, @@port ${f.port}` };
-}
-function liveLinks(inspections, servers) {
-  const links = [];
-  for (const insp of inspections) {
-    if (!insp.ok || !insp.facts.replica) continue;
-    const r = insp.facts.replica;
-    const master = servers.find((sv) => sv.ref !== insp.server.ref && sv.engine === "mysql" && follows(r, sv)) ?? null;
-    links.push({ slave: insp.server, master, upstream: `${r.sourceHost}:${r.sourcePort}` });
-  }
-  return links;
-}
-
-// src/engines/mysql/options.ts
-var OPTIONS_HEADER = "# Written by dbrepl";
-var optionsFile = (server) => server.optionsFile ?? DEFAULT_OPTIONS_FILE;
-async function serverProcess(host, server, facts) {
-  const pid = (await readFile(host, facts.pidFile))?.trim();
-  if (!pid || !/^\d+$/.test(pid)) throw new DbreplError("STEP", `cannot read the pid of ${server.ref} from ${facts.pidFile} on ${host.label}`);
-  const [uid, gid] = (await runChecked(host, ["stat", "-c", "%u %g", "--", `/proc/${pid}`], `the user of ${server.ref}`)).trim().split(" ").map(Number);
-  const cmdline = await readFile(host, `/proc/${pid}/cmdline`) ?? "";
-  const defaultsArgs = cmdline.split("\0").filter((a) => /^--(no-defaults$|defaults-file=|defaults-extra-file=|defaults-group-suffix=)/.test(a));
-  return { user: { uid, gid }, defaultsArgs };
-}
-function groups(v) {
-  const mm = `${v.major}.${v.minor}`;
-  return v.flavour === "mariadb" ? ["mysqld", "server", `mysqld-${mm}`, "mariadb", `mariadb-${mm}`, "mariadbd", `mariadbd-${mm}`, "client-server", "galera"] : ["mysqld", "server", `mysqld-${mm}`];
-}
-var norm = (v) => {
-  const l = v.trim().toLowerCase();
-  return l === "on" || l === "true" || l === "yes" ? "1" : l === "off" || l === "false" || l === "no" ? "0" : l;
-};
-async function optionsAsServerReads(host, server, facts) {
-  const proc = await serverProcess(host, server, facts);
-  const out = await runChecked(host, ["my_print_defaults", ...proc.defaultsArgs, ...groups(facts.version)], `my_print_defaults for ${server.ref}`, { as: proc.user });
-  const values = /* @__PURE__ */ new Map();
-  for (const line of out.split("\n")) {
-    const m = /^--([^=]+)(?:=(.*))?$/.exec(line.trim());
-    if (m) values.set(m[1].replace(/-/g, "_"), norm(m[2] ?? "1"));
-  }
-  return { values, uid: proc.user.uid };
-}
-async function includedPaths(host, server, facts) {
-  const proc = await serverProcess(host, server, facts);
-  const arg = (name) => proc.defaultsArgs.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
-  const queue = proc.defaultsArgs.includes("--no-defaults") ? [] : arg("defaults-file") ? [arg("defaults-file")] : ["/etc/my.cnf", "/etc/mysql/my.cnf"];
-  if (arg("defaults-extra-file")) queue.push(arg("defaults-extra-file"));
-  const files = /* @__PURE__ */ new Set();
-  const dirs = /* @__PURE__ */ new Set();
-  const readAs = async (argv) => {
-    const r = await host.run(argv, { as: proc.user });
-    return r.code === 0 ? r.stdout : null;
-  };
-  while (queue.length > 0 && files.size < 200) {
-    const file2 = queue.shift();
-    if (files.has(file2)) continue;
-    files.add(file2);
-    const text = await readAs(["cat", "--", file2]);
-    for (const line of (text ?? "").split("\n")) {
-      const inc = /^\s*!include\s+(.+?)\s*$/.exec(line);
-      const dir = /^\s*!includedir\s+(.+?)\s*$/.exec(line);
-      if (inc) queue.push(inc[1]);
-      if (dir) {
-        const d = dir[1].replace(/\/+$/, "");
-        dirs.add(d);
-        const list = await readAs(["find", d, "-maxdepth", "1", "-name", "*.cnf"]);
-        for (const f of (list ?? "").split("\n").filter(Boolean).sort()) queue.push(f);
-      }
-    }
-  }
-  return { files, dirs, uid: proc.user.uid };
-}
-async function checkOptionsFile(host, server, facts) {
-  const file2 = optionsFile(server);
-  const dir = path3.dirname(file2);
-  if ((await host.run(["test", "-d", dir])).code !== 0) {
-    throw new DbreplError("STEP", `${dir} does not exist on ${host.label}: set options_file for ${server.ref} to a file its server reads (e.g. in an !includedir directory)`);
-  }
-  await writableTarget(host, file2, server.followSymlinks);
-  const current = await readFile(host, file2);
-  if (current && !current.startsWith(OPTIONS_HEADER)) {
-    throw new DbreplError("STEP", `${file2} on ${host.label} exists and was not written by dbrepl; options_file must name a file of dbrepl's own (one your server includes), so nothing else in it is lost`);
-  }
-  const read = await includedPaths(host, server, facts);
-  if (!read.files.has(file2) && !read.dirs.has(dir)) {
-    const where = read.dirs.size > 0 ? `directories it includes: ${[...read.dirs].join(", ")}` : "it includes no directory";
-    throw new DbreplError("STEP", `${server.ref} does not read ${file2} (its option files, read as uid ${read.uid}: ${[...read.files].join(", ") || "none"}; ${where}); set options_file to a file in a directory the server includes`);
-  }
-}
-async function writeOptions(host, server, facts, settings2) {
-  const file2 = optionsFile(server);
-  const current = await readFile(host, file2) ?? "";
-  if (current && !current.startsWith(OPTIONS_HEADER)) {
-    throw new DbreplError("STEP", `${file2} on ${host.label} exists and was not written by dbrepl; options_file must name a file of dbrepl's own (one your server includes), so nothing else in it is lost`);
-  }
-  const values = /* @__PURE__ */ new Map();
-  for (const line of current.split("\n")) {
-    const m = /^\s*([a-z_-]+)\s*=\s*(.*?)\s*$/.exec(line);
-    if (m) values.set(m[1].replace(/-/g, "_"), m[2]);
-  }
-  for (const [k, v] of Object.entries(settings2)) values.set(k, String(v));
-  const body = [...values].map(([k, v]) => `${k} = ${v}`).join("\n");
-  const owner = await dataDirOwner(host, facts);
-  await writeFile(host, file2, `${OPTIONS_HEADER} for ${server.ref}: settings that must survive a restart.
-[mysqld]
-${body}
-`, {
-    owner,
-    mode: "644",
-    reown: true,
-    followSymlinks: server.followSymlinks
-  });
-}
-async function restoreOptions(host, server, facts, before) {
-  const file2 = optionsFile(server);
-  if (before === null) {
-    await runChecked(host, ["rm", "-f", "--", file2], `removing ${file2}`);
-    return;
-  }
-  await writeFile(host, file2, before, { owner: await dataDirOwner(host, facts), mode: "644", reown: true, followSymlinks: server.followSymlinks });
-}
-async function dataDirOwner(host, facts) {
-  const [uid, gid] = (await runChecked(host, ["stat", "-c", "%u %g", "--", facts.datadir], `stat ${facts.datadir}`)).trim().split(" ").map(Number);
-  return { uid, gid };
-}
-async function verifyServerReads(host, server, facts, settings2) {
-  const read = await optionsAsServerReads(host, server, facts);
-  const wrong = Object.entries(settings2).filter(([k, v]) => read.values.get(k) !== norm(String(v)));
-  if (wrong.length > 0) {
-    const what = wrong.map(([k, v]) => `${k}=${v} (it would read ${read.values.has(k) ? read.values.get(k) : "nothing"})`).join(", ");
-    throw new DbreplError("STEP", `after a restart ${server.ref} would not have ${what}: its option files, read as the server's user (uid ${read.uid}), do not carry it; check that ${optionsFile(server)} is readable by that user and in a directory its configuration includes`);
-  }
-}
-
-// src/util/poll.ts
-var sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-var PollAbort = class extends Error {
-};
-async function pollUntil(what, timeoutMs, probe, intervalMs = 250) {
-  const deadline = Date.now() + timeoutMs;
-  let last = "";
-  for (; ; ) {
-    try {
-      const v = await probe();
-      if (v !== void 0) return v;
-      last = "";
-    } catch (err) {
-      if (err instanceof PollAbort) throw err;
-      last = err.message;
-    }
-    if (Date.now() >= deadline) {
-      throw new TimeoutError(`timed out after ${Math.round(timeoutMs / 1e3)}s waiting for ${what}${last ? ` (last error: ${last})` : ""}`);
-    }
-    await sleep(intervalMs);
-  }
-}
-var KeyedLock = class {
-  tails = /* @__PURE__ */ new Map();
-  async run(key, fn) {
-    const prev = this.tails.get(key) ?? Promise.resolve();
-    const next = prev.then(fn, fn);
-    const settled = next.catch(() => void 0);
-    this.tails.set(key, settled);
-    try {
-      return await next;
-    } finally {
-      if (this.tails.get(key) === settled) this.tails.delete(key);
-    }
-  }
-};
-
-// src/engines/service.ts
-function serviceArgv(line) {
-  return ["/bin/sh", "-c", line];
-}
-
-// src/engines/mysql/steps.ts
-var SYSTEM_SCHEMAS = ["mysql", "information_schema", "performance_schema", "sys"];
-var CATCHUP_AFTER_COPY_S = 300;
-function service(server, d) {
-  const unit = d.version.flavour === "mariadb" ? "mariadb" : "mysql";
-  return server.service ?? { stop: `systemctl stop ${unit}`, start: `systemctl start ${unit}` };
-}
-function plan(pair, action, sides, stamp) {
-  return action === "disable" ? disableSteps(pair, sides) : enableSteps(pair, sides, stamp);
-}
-async function adminAccount(sql, d) {
-  if (d.version.flavour === "mysql") await sql.query("SET SESSION print_identified_with_as_hex = ON");
-  const [created] = await sql.query("SHOW CREATE USER CURRENT_USER()");
-  const create = String(Object.values(created)[0]);
-  const account = /^CREATE USER ((?:`(?:[^`]|``)*`|'(?:[^'\\]|\\.)*'|[^\s@]+)@(?:`(?:[^`]|``)*`|'(?:[^'\\]|\\.)*'|\S+))/.exec(create)?.[1];
-  if (!account) throw new DbreplError("STEP", "cannot read the admin account of the slave (SHOW CREATE USER)");
-  const grants = (await sql.query("SHOW GRANTS FOR CURRENT_USER()")).map((r) => String(Object.values(r)[0]));
-  return ["SET SESSION sql_log_bin=0;", `DROP USER IF EXISTS ${account};`, `${create};`, ...grants.map((g) => `${g};`), "FLUSH PRIVILEGES;"].join("\n");
-}
-async function dropUserSchemas(sql) {
-  await sql.query("SET SESSION sql_log_bin = 0");
-  const rows = await sql.query("SELECT SCHEMA_NAME AS s FROM information_schema.SCHEMATA");
-  for (const r of rows) {
-    const schema = String(r.s);
-    if (!SYSTEM_SCHEMAS.includes(schema.toLowerCase())) await sql.query(`DROP DATABASE \`${schema.replace(/`/g, "``")}\``);
-  }
-}
-async function dataBytes(session, server) {
-  return withClient(session, server, async (sql) => {
-    const [r] = await sql.query("SELECT COALESCE(SUM(data_length + index_length), 0) AS b FROM information_schema.TABLES");
-    return Number(r.b);
-  });
-}
-async function dirOwner(host, file2) {
-  const o = await statOwner(host, file2.replace(/\/[^/]*$/, "") || "/");
-  return o.uid === 0 ? void 0 : { uid: o.uid, gid: o.gid };
-}
-function enableSteps(pair, { m, s }, stamp) {
-  const d = dialectFor(s.version);
-  const md = dialectFor(m.version);
-  const mariadb = d.version.flavour === "mariadb";
-  const user = pair.replication.user ?? "";
-  const password = pair.replication.password ?? "";
-  const preserved = preservedPath(s.datadir, stamp);
-  const serverId = s.serverId === 0 || s.serverId === m.serverId ? serverIdFor(pair.slave, [m.serverId, 0]) : s.serverId;
-  const masterTls = replicationTls(pair.master);
-  const masterFiles = masterTls === "none" ? null : tlsFilesFor(s.datadir, pair.master);
-  const slaveTls = replicationTls(pair.slave);
-  const slaveFiles = slaveTls === "none" ? null : tlsFilesFor(s.datadir, pair.slave);
-  const paths = (files, mode) => files ? { verify: mode === "verify-full", ca: files.ca, cert: files.cert, key: files.key } : void 0;
-  const login = (server, dialect, files, mode) => ({ server, tls: files ? dialect.clientTls(paths(files, mode)) : [] });
-  const replUser = [
-    ...md.replicationUser(user, pair.slave.host, mariadb ? nativePasswordHash(password) : password),
-    // The master refuses this login without TLS: the channel cannot fall back to plain text.
-    ...masterTls === "none" ? [] : [{ sql: "ALTER USER ?@? REQUIRE SSL", values: [user, pair.slave.host] }]
-  ];
-  const change = d.changeSource({ host: pair.master.host, port: pair.master.port, user, password, tls: paths(masterFiles, masterTls) });
-  const slaveSettings = { server_id: serverId, read_only: 1 };
-  const st = { trailer: "", optionsBefore: void 0, settingsTouched: false, emptied: false, ownBytes: 0, tlsCreated: [] };
-  const slaveHost = (session) => session.hosts.forServer(pair.slave);
-  const slaveSql = (session, fn) => withClient(session, pair.slave, fn);
-  const steps = [];
-  if (mariadb && !m.logBin) {
-    const settings2 = { log_bin: "mysql-bin", binlog_format: "ROW", server_id: m.serverId === 0 ? serverIdFor(pair.master, [0]) : m.serverId };
-    const svc = service(pair.master, md);
-    steps.push({
-      id: "master-binlog",
-      side: "master",
-      title: "turn on binary logging and restart",
-      text: `master: binary logging is off: write ${Object.entries(settings2).map(([k, v]) => `${k} = ${v}`).join(", ")} into ${optionsFile(pair.master)} (checked to be read by the server), then restart the master (${svc.stop}; ${svc.start})`,
-      run: async (session) => {
-        const host = await session.hosts.forServer(pair.master);
-        await writeOptions(host, pair.master, m, settings2);
-        await verifyServerReads(host, pair.master, m, settings2);
-        await runChecked(host, serviceArgv(svc.stop), `stop command of ${pair.master.ref}`, { timeoutMs: SERVICE_TIMEOUT_MS });
-        await runChecked(host, serviceArgv(svc.start), `start command of ${pair.master.ref}`, { timeoutMs: SERVICE_TIMEOUT_MS });
-        await pollUntil(
-          `${pair.master.ref} to come back with binary logging on`,
-          18e4,
-          () => withClient(session, pair.master, async (sql) => (await readFacts(sql)).logBin ? true : void 0)
-        );
-      }
-    });
-  }
-  steps.push({
-    id: "replication-user",
-    side: "master",
-    title: "ensure the replication user",
-    text: `master: ${replUser.map((q) => renderStatement(q.sql, q.values, q.values.length > 2 ? [2] : [])).join("; ")}`,
-    run: (session) => withClient(session, pair.master, async (sql) => {
-      for (const q of replUser) await sql.query(q.sql, q.values);
-    })
-  });
-  if (masterFiles || slaveFiles) {
-    steps.push({
-      id: "tls-files",
-      side: "slave host",
-      title: "write the TLS files",
-      text: `slave host: write ${[masterFiles, slaveFiles].flatMap((f) => f ? [f.ca, f.cert, f.key] : []).filter(Boolean).join(", ")} (CA and client certificates, readable by the slave's server only)`,
-      run: async (session) => {
-        const host = await slaveHost(session);
-        const owner = await statOwner(host, s.datadir);
-        if (masterFiles) st.tlsCreated.push(...await writeTlsFiles(host, masterFiles, pair.master, owner));
-        if (slaveFiles) st.tlsCreated.push(...await writeTlsFiles(host, slaveFiles, pair.slave, owner));
-      },
-      undo: {
-        text: "remove the TLS files this run wrote",
-        run: async (session) => {
-          await removeTlsFiles(await slaveHost(session), st.tlsCreated);
-          return "";
-        }
-      }
-    });
-  }
-  steps.push({
-    id: "replication-login",
-    side: "slave host",
-    title: "log in to the master as the replication user",
-    text: `slave host: ${d.clientProgram} -e "SELECT 1" to ${pair.master.host}:${pair.master.port} as ${user} (the login the slave will use)`,
-    run: async (session) => checkLoginFromHost(await slaveHost(session), d, login(pair.master, d, masterFiles, masterTls), user, password)
-  });
-  steps.push({
-    id: "admin-account",
-    side: "slave",
-    title: "read its admin account",
-    text: "slave: SHOW CREATE USER CURRENT_USER(); SHOW GRANTS (its admin account, put back after the copy)",
-    run: async (session) => {
-      st.trailer = await slaveSql(session, (sql) => adminAccount(sql, d));
-    }
-  });
-  steps.push({
-    id: "settings",
-    side: "slave",
-    title: "server_id and read_only",
-    text: `slave: ${serverId !== s.serverId ? `${renderStatement(d.setServerId, [serverId])}; ` : ""}${d.readOnly(true).join("; ")}${d.needsOptionsFile ? `; server_id = ${serverId} and read_only = 1 persisted in ${optionsFile(pair.slave)} (owner of ${s.datadir}, mode 644), checked to be what the server reads at its next start` : ""}`,
-    run: async (session) => {
-      st.settingsTouched = true;
-      if (d.needsOptionsFile) st.optionsBefore = await readFile(await slaveHost(session), optionsFile(pair.slave));
-      await slaveSql(session, async (sql) => {
-        if (serverId !== s.serverId) await sql.query(d.setServerId, [serverId]);
-        for (const q of d.readOnly(true)) await sql.query(q);
-      });
-      if (d.needsOptionsFile) {
-        const host = await slaveHost(session);
-        await writeOptions(host, pair.slave, s, slaveSettings);
-        await verifyServerReads(host, pair.slave, s, slaveSettings);
-      }
-    },
-    undo: {
-      text: "put server_id, read_only and the option file back as they were",
-      run: async (session) => {
-        if (!st.settingsTouched) return "";
-        const failed = [];
-        await slaveSql(session, async (sql) => {
-          if (s.serverId !== 0 && serverId !== s.serverId) await sql.query(d.setServerId, [s.serverId]).catch((e) => failed.push(`server_id: ${messageOf(e)}`));
-          for (const q of d.readOnly(s.readOnly)) await sql.query(q).catch((e) => failed.push(`read_only: ${messageOf(e)}`));
-          if (s.superReadOnly && d.superReadOnly) await sql.query(d.superReadOnly).catch((e) => failed.push(`super_read_only: ${messageOf(e)}`));
-        }).catch((e) => failed.push(messageOf(e)));
-        if (d.needsOptionsFile && st.optionsBefore !== void 0) {
-          await restoreOptions(await slaveHost(session), pair.slave, s, st.optionsBefore).catch((e) => failed.push(`${optionsFile(pair.slave)}: ${messageOf(e)}`));
-        }
-        if (failed.length > 0) throw new DbreplError("STEP", `putting the slave's settings back failed (${failed.join("; ")})`);
-        return `its read_only${d.superReadOnly ? ", super_read_only" : ""}${d.needsOptionsFile ? `, server_id and ${optionsFile(pair.slave)}` : " and server_id"} are as before`;
-      }
-    }
-  });
-  steps.push({
-    id: "dump-own",
-    side: "slave host",
-    title: "dump its current data (kept)",
-    text: `slave host: ${d.dumpProgram} ${ownDumpArgs(d).join(" ")} | gzip -1 > ${preserved} (the slave's current data, kept)`,
-    run: async (session) => {
-      const host = await slaveHost(session);
-      st.ownBytes = await dataBytes(session, pair.slave);
-      await dumpToFile(host, d, login(pair.slave, d, slaveFiles, slaveTls), preserved, copyTimeoutMs(st.ownBytes, pair.copyTimeoutSeconds), await dirOwner(host, preserved));
-    }
-  });
-  const reset = [d.stopReplica, d.resetReplicaAll];
-  steps.push({
-    id: "empty",
-    side: "slave",
-    title: s.logBin ? "reset replication, drop its databases, reset its binary logs" : "reset replication, drop its databases",
-    text: `slave: ${reset.join("; ")}; DROP DATABASE for each database of its own (all are in ${preserved})${s.logBin ? `; ${d.resetBinlogs}` : "; its binary logging is off, so no binary logs are reset"}`,
-    run: (session) => slaveSql(session, async (sql) => {
-      for (const q of reset) await sql.query(q);
-      st.emptied = true;
-      await dropUserSchemas(sql);
-      if (s.logBin) await sql.query(d.resetBinlogs);
-    }),
-    undo: {
-      text: `load ${preserved} back`,
-      run: async (session) => {
-        if (!st.emptied) return "";
-        const notes = [];
-        await slaveSql(session, async (sql) => {
-          for (const q of [d.stopReplica, d.resetReplicaAll, ...d.superReadOnly ? ["SET PERSIST super_read_only = OFF"] : []]) await sql.query(q).catch(() => void 0);
-          await dropUserSchemas(sql).catch((e) => notes.push(`not every database of the copy could be dropped (${messageOf(e)}): tables of the copy may remain next to the restored ones`));
-          if (s.gtidSlavePos !== null) await sql.query("SET GLOBAL gtid_slave_pos = ?", [s.gtidSlavePos]).catch(() => void 0);
-        }).catch((e) => notes.push(`tidying before the load failed (${messageOf(e)})`));
-        await restoreFromFile(await slaveHost(session), d, login(pair.slave, d, slaveFiles, slaveTls), preserved, st.trailer, copyTimeoutMs(st.ownBytes));
-        const gone = s.replica ? `; its replication settings (it followed ${s.replica.sourceHost}:${s.replica.sourcePort}) were reset and are not restored` : "";
-        return [`the slave was restored from its dump ${preserved}${gone}`, ...notes].join("; ");
-      }
-    }
-  });
-  steps.push({
-    id: "copy",
-    side: "slave host",
-    title: "stream the master into the slave",
-    text: `slave host: ${md.dumpProgram} ${md.dumpArgs.join(" ")} on the master, piped straight into ${d.clientProgram} on the slave with sql_log_bin=0 (full online copy; the slave's admin account is put back at the end)`,
-    run: async (session) => {
-      const bytes = await dataBytes(session, pair.master);
-      await streamCopy(await slaveHost(session), d, md, login(pair.master, md, masterFiles, masterTls), login(pair.slave, d, slaveFiles, slaveTls), st.trailer, copyTimeoutMs(bytes, pair.copyTimeoutSeconds));
-    }
-  });
-  const follow = [...d.superReadOnly ? [d.superReadOnly] : [], change.sql, d.startReplica];
-  steps.push({
-    id: "follow",
-    side: "slave",
-    title: "keep copied events from running, read-only for every account, follow the master by GTID",
-    text: `slave: ALTER EVENT ... ${d.disableEventOnReplica} for every enabled event; ${[...d.superReadOnly ? [d.superReadOnly] : [], renderStatement(change.sql, change.values, [3]), d.startReplica].join("; ")}${masterTls === "none" ? "" : ` (replication over TLS, ${masterTls})`}`,
-    run: (session) => slaveSql(session, async (sql) => {
-      await sql.query("SET SESSION sql_log_bin = 0");
-      const events = await sql.query(`SELECT EVENT_SCHEMA AS s, EVENT_NAME AS n FROM information_schema.EVENTS WHERE STATUS = 'ENABLED'`);
-      for (const e of events) await sql.query(`ALTER EVENT \`${String(e.s).replace(/`/g, "``")}\`.\`${String(e.n).replace(/`/g, "``")}\` ${d.disableEventOnReplica}`);
-      for (const q of follow) await sql.query(q, q === change.sql ? change.values : void 0);
-    })
-  });
-  steps.push({
-    id: "caught-up",
-    side: "slave",
-    title: "wait until it runs and has caught up",
-    text: `slave: wait until both replication threads run, then ${renderStatement(d.waitForGtids, ["<master's executed GTIDs>", CATCHUP_AFTER_COPY_S])}`,
-    run: (session) => waitCaughtUp(session, pair, d, md)
-  });
-  if (slaveFiles) {
-    steps.push({
-      id: "forget-own-tls",
-      side: "slave host",
-      title: "remove the TLS files the copy used",
-      text: `slave host: remove ${tlsFileList(slaveFiles).join(", ")} (used by the copy programs only)`,
-      run: async (session) => removeTlsFiles(await slaveHost(session), tlsFileList(slaveFiles))
-    });
-  }
-  const warnings = [];
-  let disruption = "slave is rebuilt: its data is replaced by a copy of the master (reads of it see the copy fill in); master keeps serving";
-  disruption += md.version.flavour === "mysql" ? ", with a global read lock for a moment when the dump starts" : "";
-  if (mariadb && !m.logBin) {
-    warnings.push(`the master ${pair.master.ref} must restart to turn on binary logging`);
-    disruption = `master restarts (brief outage); ${disruption}`;
-  }
-  return { steps, disruption, preserved, lockDir: s.datadir, warnings };
-}
-async function waitCaughtUp(session, pair, d, md) {
-  await pollUntil(
-    `both replication threads of ${pair.slave.ref} to run`,
-    12e4,
-    () => withClient(session, pair.slave, async (sql) => {
-      const r = (await readFacts(sql)).replica;
-      if (r?.lastSqlErrno) throw new PollAbort(`the slave stopped on error ${r.lastSqlErrno}: ${r.lastSqlError}`);
-      if (r && r.ioRunning === "Yes" && r.sqlRunning === "Yes" && r.secondsBehind !== null) return true;
-      if (r?.lastIoErrno) throw new Error(`IO error ${r.lastIoErrno}: ${r.lastIoError}`);
-      return void 0;
-    })
-  );
-  const target = await withClient(session, pair.master, async (sql) => String((await sql.query(`SELECT ${md.executedGtids} AS g`))[0].g).replace(/\s+/g, ""));
-  const done = await withClient(session, pair.slave, async (sql) => Number((await sql.query(d.waitForGtids, [target, CATCHUP_AFTER_COPY_S], (CATCHUP_AFTER_COPY_S + 30) * 1e3))[0].r));
-  if (done !== 0) throw new DbreplError("STEP", `the slave did not execute the master's GTIDs ${target} within ${CATCHUP_AFTER_COPY_S}s`);
-}
-function disableSteps(pair, { m, s }) {
-  const d = dialectFor(s.version);
-  const md = dialectFor(m.version);
-  let target = "";
-  const detach = [d.stopReplica, d.resetReplicaAll, ...d.readOnly(false)];
-  const steps = [
-    {
-      id: "note-gtids",
-      side: "master",
-      title: "note its executed GTIDs",
-      text: `master: note its executed GTIDs (${md.executedGtids})`,
-      run: async (session) => {
-        target = await withClient(session, pair.master, async (sql) => String((await sql.query(`SELECT ${md.executedGtids} AS g`))[0].g).replace(/\s+/g, ""));
-      }
-    },
-    {
-      id: "catch-up",
-      side: "slave",
-      title: "wait until it has executed them",
-      text: `slave: ${renderStatement(d.waitForGtids, ["<those GTIDs>", pair.catchupTimeoutSeconds])} (at most ${pair.catchupTimeoutSeconds}s)`,
-      run: (session) => withClient(session, pair.slave, async (sql) => {
-        const r = Number((await sql.query(d.waitForGtids, [target, pair.catchupTimeoutSeconds], (pair.catchupTimeoutSeconds + 30) * 1e3))[0].r);
-        if (r !== 0) {
-          const now = String((await sql.query(`SELECT ${d.executedGtids} AS g`))[0].g);
-          throw new DbreplError("STEP", `the slave did not reach the master's GTIDs ${target} within ${pair.catchupTimeoutSeconds}s (it is at ${now}); nothing was changed (raise catchup_timeout or repair the link, then apply again)`);
-        }
-      })
-    },
-    {
-      id: "detach",
-      side: "slave",
-      title: "stop and reset replication, make it writable",
-      text: `slave: ${detach.join("; ")}`,
-      run: (session) => withClient(session, pair.slave, async (sql) => {
-        for (const q of detach) await sql.query(q);
-      })
-    }
-  ];
-  if (d.needsOptionsFile) {
-    steps.push({
-      id: "persist-writable",
-      side: "slave",
-      title: "persist read_only = 0",
-      text: `slave: read_only = 0 in ${optionsFile(pair.slave)}, checked to be what the server reads at its next start`,
-      run: async (session) => {
-        const host = await session.hosts.forServer(pair.slave);
-        await writeOptions(host, pair.slave, s, { read_only: 0 });
-        await verifyServerReads(host, pair.slave, s, { read_only: 0 });
-      }
-    });
-  }
-  steps.push(...forgetTlsSteps(pair, s.datadir));
-  return { steps, disruption: "slave becomes a standalone writable server; master keeps serving", preserved: null, lockDir: null, warnings: [] };
-}
-
-// src/engines/mysql/preflight.ts
-async function preflight(pair, { m, s }, planned, session) {
-  const d = dialectFor(s.version);
-  const md = dialectFor(m.version);
-  const mariadb = d.version.flavour === "mariadb";
-  if (!planned) return pair.desired === "enabled" && mariadb && s.replica ? survivesRestart(pair, s, session) : [];
-  const out = [];
-  const error62 = (message) => void out.push({ level: "error", message });
-  const slaveHost = await hostOrError(session, pair.slave, error62);
-  if (planned.action === "disable") {
-    if (d.needsOptionsFile && slaveHost) {
-      out.push(...await finding("error", () => verifyHost(slaveHost, pair.slave, s)));
-      out.push(...await finding("error", () => checkOptionsFile(slaveHost, pair.slave, s)));
-    }
-    return out;
-  }
-  for (const b of blockers(m, s)) error62(b);
-  if (replicationTls(pair.master) === "verify-full" && !pair.master.tls?.ca) {
-    error62(`replication from ${pair.master.ref} with tls verify-full needs tls.ca: the slave's server and the copy programs verify the master's certificate against a CA file`);
-  }
-  if (s.dumpClients.length > 0) {
-    error62(`${pair.slave.ref} is serving ${s.dumpClients.length} replica connection(s) of its own (${s.dumpClients.join(", ")}); refusing to overwrite a master \u2014 fix the file or stop those replicas first`);
-  }
-  if (md.version.flavour === "mysql") {
-    out.push(...await finding("error", () => noLongQueries(session, pair)));
-  }
-  out.push(...await finding("error", () => withClient(session, pair.slave, (sql) => adminAccount(sql, d))));
-  if (slaveHost) {
-    out.push(...await finding("error", () => verifyHost(slaveHost, pair.slave, s)));
-    out.push(...await finding("error", () => checkPrograms(slaveHost, [d.dumpProgram, d.clientProgram, md.dumpProgram, "gzip"])));
-    if (d.needsOptionsFile) out.push(...await finding("error", () => checkOptionsFile(slaveHost, pair.slave, s)));
-    out.push(...await finding("error", async () => checkFreeSpace(slaveHost, s.datadir, await dataBytes(session, pair.master), pair.master.ref)));
-  }
-  if (mariadb && !m.logBin) {
-    const masterHost = await hostOrError(session, pair.master, error62);
-    if (masterHost) {
-      out.push(...await finding("error", () => checkHostCanWork(masterHost, pair.master)));
-      out.push(...await finding("error", () => verifyHost(masterHost, pair.master, m)));
-      out.push(...await finding("error", () => checkOptionsFile(masterHost, pair.master, m)));
-      if (!pair.master.service && slaveHost && await sharedMachine(slaveHost, masterHost)) {
-        error62(`${pair.master.ref} must restart and has no service commands; the default (${service(pair.master, md).stop}) would stop every server of that host, ${pair.slave.ref} included: set service.stop and service.start for ${pair.master.ref}`);
-      }
-    }
-  }
-  return out;
-}
-async function noLongQueries(session, pair) {
-  const [long] = await withClient(
-    session,
-    pair.master,
-    (sql) => sql.query(`SELECT COUNT(*) AS n, COALESCE(MAX(TIME), 0) AS t FROM information_schema.PROCESSLIST WHERE COMMAND = 'Query' AND TIME > 30 AND ID <> CONNECTION_ID()`)
-  );
-  if (Number(long.n) > 0) {
-    throw new Error(`${pair.master.ref} is running ${long.n} query(ies) for over 30 s (the longest ${long.t} s); the dump's global read lock would wait behind them and stall all writes: apply again when they are done`);
-  }
-}
-async function survivesRestart(pair, s, session) {
-  let host;
-  try {
-    host = await session.hosts.forServer(pair.slave);
-    await verifyHost(host, pair.slave, s);
-  } catch {
-    return [];
-  }
-  try {
-    const read = await optionsAsServerReads(host, pair.slave, s);
-    const lost = [];
-    if (s.readOnly && read.values.get("read_only") !== "1") lost.push("read_only would be off");
-    if (read.values.get("server_id") !== String(s.serverId)) lost.push(`server_id would be ${read.values.get("server_id") ?? "unset (1)"}, not ${s.serverId}`);
-    if (lost.length === 0) return [];
-    return [{ level: "warning", message: `after a restart ${pair.slave.ref} ${lost.join(" and ")}: its option files, read as the server's user (uid ${read.uid}), do not carry the settings in force; check that ${optionsFile(pair.slave)} is readable by that user and in a directory its configuration includes, then run resync --pair ${pair.name}` }];
-  } catch (err) {
-    return [{ level: "warning", message: `cannot check that ${pair.slave.ref} keeps its settings after a restart: ${messageOf(err)}` }];
-  }
-}
-
-// src/engines/mysql/index.ts
-var mysql = {
-  capabilities: mysqlCapabilities,
-  inspect: inspectMysql,
-  identity,
-  pairState,
-  liveLinks,
-  plan,
-  preflight
-};
-
-// src/engines/postgresql/conninfo.ts
-function parseConninfo(text) {
-  const out = {};
-  let i = 0;
-  const s = text;
-  const skipSpace = () => {
-    while (i < s.length && /\s/.test(s[i])) i++;
-  };
-  while (i < s.length) {
-    skipSpace();
-    if (i >= s.length) break;
-    let key = "";
-    while (i < s.length && s[i] !== "=" && !/\s/.test(s[i])) key += s[i++];
-    skipSpace();
-    if (s[i] !== "=") break;
-    i++;
-    skipSpace();
-    let value = "";
-    if (s[i] === "'") {
-      i++;
-      while (i < s.length && s[i] !== "'") {
-        if (s[i] === "\\" && i + 1 < s.length) i++;
-        value += s[i++];
-      }
-      i++;
-    } else {
-      while (i < s.length && !/\s/.test(s[i])) {
-        if (s[i] === "\\" && i + 1 < s.length) i++;
-        value += s[i++];
-      }
-    }
-    out[key] = value;
-  }
-  return out;
-}
-
-// node_modules/pg/esm/index.mjs
-var import_lib = __toESM(require_lib6(), 1);
-var Client = import_lib.default.Client;
-var Pool = import_lib.default.Pool;
-var Connection = import_lib.default.Connection;
-var types = import_lib.default.types;
-var Query = import_lib.default.Query;
-var DatabaseError = import_lib.default.DatabaseError;
-var escapeIdentifier = import_lib.default.escapeIdentifier;
-var escapeLiteral = import_lib.default.escapeLiteral;
-var Result = import_lib.default.Result;
-var TypeOverrides = import_lib.default.TypeOverrides;
-var defaults = import_lib.default.defaults;
-
-// src/engines/postgresql/client.ts
-var CONNECT_TIMEOUT_MS = 1e4;
-async function withClient2(session, server, fn, login) {
-  const at = await session.hosts.endpoint(server);
-  const client = new Client({
-    host: at.host,
-    port: at.port,
-    user: (login ? login.user : server.user) ?? "postgres",
-    // Never the runner's PGPASSWORD: only what the file gives.
-    password: (login ? login.password : server.password) ?? "",
-    database: "postgres",
-    application_name: "dbrepl",
-    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-    statement_timeout: 6e4,
-    // The server enforces statement_timeout; these bound a wait on a partitioned network.
-    query_timeout: 9e4,
-    keepAlive: true,
-    // The server's `tls`: verify-full checks the certificate against the file's host, also through a
-    // tunnel. Without one, no TLS: never what the runner's PGSSLMODE happens to say.
-    ssl: nodeTls(server) ?? false
-  });
-  client.on("error", () => void 0);
-  try {
-    await client.connect();
-  } catch (err) {
-    await client.end().catch(() => void 0);
-    throw new ConnectionError(server.ref, `cannot connect to PostgreSQL at ${server.host}:${server.port}: ${err.message}`, { cause: err });
-  }
-  try {
-    return await fn(client);
-  } finally {
-    await client.end().catch(() => void 0);
-  }
-}
-
-// src/engines/postgresql/inspect.ts
-var STANDBY_MINIMUMS = ["max_connections", "max_worker_processes", "max_wal_senders", "max_prepared_transactions", "max_locks_per_transaction"];
-async function inspectPostgres(server, session) {
-  return withClient2(session, server, readFacts2);
-}
-async function readFacts2(sql) {
-  const { rows } = await sql.query(
-    `SELECT current_setting('server_version_num')::int AS version_num,
-            current_setting('port')::int AS port,
-            floor(extract(epoch FROM pg_postmaster_start_time()))::bigint::text AS start_epoch,
-            extract(epoch FROM pg_postmaster_start_time())::text AS start_time,
-            pg_is_in_recovery() AS in_recovery,
-            (SELECT system_identifier::text FROM pg_control_system()) AS system_id,
-            current_setting('data_directory') AS data_directory,
-            current_setting('config_file') AS config_file,
-            current_setting('hba_file') AS hba_file,
-            current_setting('ident_file') AS ident_file,
-            current_setting('wal_level') AS wal_level,
-            current_setting('max_wal_senders')::int AS max_wal_senders,
-            current_setting('max_replication_slots')::int AS max_replication_slots,
-            current_setting('ssl') = 'on' AS ssl,
-            current_setting('password_encryption') AS password_encryption,
-            current_setting('primary_conninfo') AS primary_conninfo,
-            current_setting('primary_slot_name') AS primary_slot_name,
-            (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text AS lsn,
-            extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 AS replay_age`
-  );
-  const r = rows[0];
-  const receiver = await sql.query(
-    "SELECT status, sender_host, sender_port, slot_name FROM pg_stat_wal_receiver"
-  );
-  const clients = await sql.query(
-    `SELECT pid, application_name, state, extract(epoch FROM replay_lag)::float8 AS replay_lag
-       FROM pg_stat_replication`
-  );
-  const slots = await sql.query(
-    "SELECT slot_name, slot_type, active, active_pid FROM pg_replication_slots"
-  );
-  const minimums = await sql.query(
-    `SELECT name, setting FROM pg_settings WHERE name = ANY($1)`,
-    [STANDBY_MINIMUMS]
-  );
-  const rules = await hbaRules(sql).catch(() => null);
-  const conninfo = String(r.primary_conninfo ?? "");
-  const ci = conninfo ? parseConninfo(conninfo) : null;
-  const w = receiver.rows[0];
-  return {
-    versionNum: Number(r.version_num),
-    port: Number(r.port),
-    startEpoch: Number(r.start_epoch),
-    startTime: String(r.start_time),
-    standbyMinimums: Object.fromEntries(minimums.rows.map((m) => [m.name, Number(m.setting)])),
-    inRecovery: Boolean(r.in_recovery),
-    systemId: String(r.system_id),
-    dataDirectory: String(r.data_directory),
-    configFile: String(r.config_file),
-    hbaFile: String(r.hba_file),
-    identFile: String(r.ident_file),
-    walLevel: String(r.wal_level),
-    maxWalSenders: Number(r.max_wal_senders),
-    maxReplicationSlots: Number(r.max_replication_slots),
-    ssl: Boolean(r.ssl),
-    passwordEncryption: String(r.password_encryption),
-    lsn: r.lsn === null ? null : String(r.lsn),
-    replayAgeSeconds: r.replay_age === null ? null : Number(r.replay_age),
-    upstream: ci ? { host: ci.host ?? ci.hostaddr ?? null, port: ci.port ? Number(ci.port) : null, applicationName: ci.application_name ?? null } : null,
-    primarySlotName: r.primary_slot_name ? String(r.primary_slot_name) : null,
-    receiver: w ? { status: w.status, senderHost: w.sender_host, senderPort: w.sender_port, slotName: w.slot_name } : null,
-    clients: clients.rows.map((c) => ({
-      pid: c.pid,
-      applicationName: c.application_name,
-      state: c.state,
-      replayLagSeconds: c.replay_lag
-    })),
-    slots: slots.rows.map((s) => ({ name: s.slot_name, type: s.slot_type, active: s.active, activePid: s.active_pid })),
-    hbaRules: rules
-  };
-}
-async function hbaRules(sql) {
-  const { rows } = await sql.query(
-    "SELECT line_number, type, database, user_name, address, netmask, auth_method, error FROM pg_hba_file_rules"
-  );
-  return rows;
-}
-async function databaseBytes(sql) {
-  const { rows } = await sql.query("SELECT sum(pg_database_size(datname))::text AS bytes FROM pg_database");
-  return Number(rows[0].bytes);
-}
-
-// src/engines/postgresql/hba.ts
-var import_node_net = require("node:net");
-var PASSWORD_METHODS = /* @__PURE__ */ new Set(["trust", "scram-sha-256", "md5", "password"]);
-function admitsReplication(rules, user, address, ssl) {
-  for (const r of [...rules].sort((a, b) => a.line_number - b.line_number)) {
-    if (r.error) continue;
-    const tcp = r.type === "host" || r.type === "hostnogssenc" || r.type === "hostssl" && ssl || r.type === "hostnossl" && !ssl;
-    if (!tcp) continue;
-    if (!r.database?.includes("replication")) continue;
-    const userMatch = matchUser(r.user_name ?? [], user);
-    const addrMatch = addressMatches(r, address);
-    if (userMatch === false || addrMatch === false) continue;
-    if (userMatch === null || addrMatch === null) {
-      return { admitted: false, line: r.line_number, why: `line ${r.line_number} may match and cannot be evaluated here` };
-    }
-    const method = r.auth_method ?? "";
-    if (PASSWORD_METHODS.has(method)) return { admitted: true, line: r.line_number };
-    return { admitted: false, line: r.line_number, why: `line ${r.line_number} matches first with method "${method}"` };
-  }
-  return { admitted: false, line: null, why: "no rule matches" };
-}
-function matchUser(users, user) {
-  if (users.some((u) => u === "all" || u === user)) return true;
-  if (users.some((u) => u.startsWith("+") || u.startsWith("@") || u.startsWith("/"))) return null;
-  return false;
-}
-function addressMatches(rule, address) {
-  const a = rule.address;
-  if (a === "all") return true;
-  if (!a) return null;
-  if (a === "samehost" || a === "samenet") return null;
-  const family = (0, import_node_net.isIP)(address);
-  const ruleFamily = (0, import_node_net.isIP)(a);
-  if (ruleFamily === 0) return a.toLowerCase() === address.toLowerCase() ? true : null;
-  if (family === 0) return null;
-  if (ruleFamily !== family) return false;
-  const type = family === 4 ? "ipv4" : "ipv6";
-  const prefix = rule.netmask ? maskToPrefix(rule.netmask) : family === 4 ? 32 : 128;
-  if (prefix === null) return null;
-  const list = new import_node_net.BlockList();
-  list.addSubnet(a, prefix, type);
-  return list.check(address, type);
-}
-function maskToPrefix(mask) {
-  let bits;
-  if ((0, import_node_net.isIP)(mask) === 4) {
-    bits = mask.split(".").map((o) => Number(o).toString(2).padStart(8, "0")).join("");
-  } else if ((0, import_node_net.isIP)(mask) === 6) {
-    const [head = "", rest = ""] = mask.split("::");
-    const h = head ? head.split(":") : [];
-    const t = rest ? rest.split(":") : [];
-    const groups2 = [...h, ...Array(8 - h.length - t.length).fill("0"), ...t];
-    bits = groups2.map((g) => parseInt(g || "0", 16).toString(2).padStart(16, "0")).join("");
-  } else {
-    return null;
-  }
-  if (!/^1*0*$/.test(bits)) return null;
-  const zero = bits.indexOf("0");
-  return zero === -1 ? bits.length : zero;
-}
-function hbaLine(user, address, method, ssl = false) {
-  const family = (0, import_node_net.isIP)(address);
-  const addr = family === 4 ? `${address}/32` : family === 6 ? `${address}/128` : address;
-  return `${ssl ? "hostssl" : "host"} replication "${user.replace(/"/g, '""')}" ${addr} ${method}`;
-}
-function ruleText(r) {
-  const list = (v) => (v ?? []).join(",");
-  return [r.type, list(r.database), list(r.user_name), r.address, r.netmask, r.auth_method].filter((x) => x !== null && x !== "").join(" ");
-}
-function hbaDecision(rules, user, address, ssl) {
-  const verdict = admitsReplication(rules, user, address, ssl);
-  if (verdict.admitted) return { kind: "admitted", line: verdict.line };
-  if (verdict.line === null) return { kind: "add", why: verdict.why };
-  const rule = rules.find((r) => r.line_number === verdict.line);
-  if (rule && PASSWORD_METHODS.has(rule.auth_method ?? "")) return { kind: "add", why: verdict.why };
-  return { kind: "refused", line: verdict.line, rule: rule ? ruleText(rule) : "(unknown)", why: verdict.why };
-}
-
-// src/engines/postgresql/scram.ts
-var import_node_crypto3 = require("node:crypto");
-
-// node_modules/@mongodb-js/saslprep/dist/.esm-wrapper.mjs
-var import_node = __toESM(require_node(), 1);
-var esm_wrapper_default = import_node.default;
-var saslprep = import_node.default.saslprep;
-
-// src/engines/postgresql/scram.ts
-function scramVerifier(password, iterations = 4096, salt = (0, import_node_crypto3.randomBytes)(16)) {
-  const salted = (0, import_node_crypto3.pbkdf2Sync)(prepare(password), salt, iterations, 32, "sha256");
-  const clientKey = (0, import_node_crypto3.createHmac)("sha256", salted).update("Client Key").digest();
-  const storedKey = (0, import_node_crypto3.createHash)("sha256").update(clientKey).digest();
-  const serverKey = (0, import_node_crypto3.createHmac)("sha256", salted).update("Server Key").digest();
-  return `SCRAM-SHA-256$${iterations}:${salt.toString("base64")}$${storedKey.toString("base64")}:${serverKey.toString("base64")}`;
-}
-function prepare(password) {
-  try {
-    return esm_wrapper_default(password);
-  } catch {
-    return password;
-  }
-}
-
-// src/engines/postgresql/state.ts
-var import_node_crypto4 = require("node:crypto");
-
-// src/engines/postgresql/lsn.ts
-function lsnToBigInt(lsn) {
-  const m = /^([0-9A-Fa-f]+)\/([0-9A-Fa-f]+)$/.exec(lsn.trim());
-  if (!m) throw new Error(`not an LSN: ${lsn}`);
-  return (BigInt(`0x${m[1]}`) << 32n) + BigInt(`0x${m[2]}`);
-}
-function lsnDistance(ahead, behind) {
-  if (!ahead || !behind) return null;
-  const d = lsnToBigInt(ahead) - lsnToBigInt(behind);
-  return d > 0n ? Number(d) : 0;
-}
-
-// src/engines/postgresql/state.ts
-var MAX_IDENTIFIER = 63;
-function slotName(pair) {
-  const slug = (s) => s.toLowerCase().replace(/[^a-z0-9]/g, "_");
-  const base = `dbrepl_${slug(pair.slave.app)}__${slug(pair.slave.name)}`;
-  if (base.length <= MAX_IDENTIFIER && !pair.slave.app.includes("--") && !pair.slave.name.includes("--")) return base;
-  const hash2 = (0, import_node_crypto4.createHash)("sha256").update(pair.slave.ref).digest("hex").slice(0, 8);
-  return `${base.slice(0, MAX_IDENTIFIER - hash2.length - 1)}_${hash2}`;
-}
-function restartSettings(m, slot) {
-  const out = {};
-  if (m.walLevel === "minimal") out.wal_level = "replica";
-  const senders = m.clients.length + 2;
-  if (m.maxWalSenders < senders) out.max_wal_senders = String(Math.max(10, senders + 2));
-  const slots = m.slots.length + (m.slots.some((s) => s.name === slot) ? 0 : 1);
-  if (m.maxReplicationSlots < slots) out.max_replication_slots = String(Math.max(10, slots + 2));
-  return out;
-}
-function endpoint(host, port2) {
-  return `${host ?? "?"}:${port2 ?? 5432}`;
-}
-function upstreamOf(s) {
-  const applicationName = s.upstream?.applicationName ?? null;
-  if (s.receiver && s.receiver.senderHost) {
-    return { host: s.receiver.senderHost, port: s.receiver.senderPort, slot: s.receiver.slotName, applicationName };
-  }
-  if (s.upstream && s.upstream.host) return { host: s.upstream.host, port: s.upstream.port ?? 5432, slot: s.primarySlotName, applicationName };
-  return null;
-}
-function follows2(up, master, m) {
-  if (up.host && up.host.toLowerCase() === master.host.toLowerCase() && (up.port ?? 5432) === master.port) return true;
-  if (!m) return false;
-  if (up.slot) {
-    const slot = m.slots.find((x) => x.name === up.slot && x.active);
-    if (slot && m.clients.some((c) => c.pid === slot.activePid)) return true;
-  }
-  return !!up.applicationName && up.applicationName !== "walreceiver" && m.clients.some((c) => c.applicationName === up.applicationName);
-}
-function pairState2(pair, master, slave) {
-  const slot = slotName(pair);
-  const none = { lagSeconds: null, lagBytes: null };
-  const sides = bothSides(master, slave);
-  if ("live" in sides) return sides.live;
-  const { m, s } = sides;
-  const masterKeepsSlave = m.slots.some((x) => x.name === slot);
-  if (!s.inRecovery) return { state: "standalone", ...none, error: null, masterKeepsSlave };
-  const up = upstreamOf(s);
-  if (!up) {
-    return { state: "broken", ...none, error: "slave is in recovery but has no primary_conninfo: it follows no server", masterKeepsSlave };
-  }
-  if (!follows2(up, pair.master, m)) {
-    return { state: "other-master", ...none, error: `slave follows ${endpoint(up.host, up.port)}, not ${pair.master.ref} (${pair.master.host}:${pair.master.port})`, masterKeepsSlave };
-  }
-  if (!s.receiver || s.receiver.status !== "streaming") {
-    const why = s.receiver ? `WAL receiver is ${s.receiver.status}` : "no WAL receiver is running";
-    return { state: "broken", ...none, error: `slave is not streaming from ${pair.master.ref}: ${why}`, masterKeepsSlave };
-  }
-  const lagBytes2 = lsnDistance(m.lsn, s.lsn);
-  const slotRow = m.slots.find((x) => x.name === slot);
-  const client = m.clients.find((c) => c.applicationName === slot || slotRow?.activePid != null && c.pid === slotRow.activePid);
-  let lagSeconds = client ? client.replayLagSeconds ?? 0 : null;
-  if (lagSeconds === null) lagSeconds = lagBytes2 === 0 ? 0 : s.replayAgeSeconds ?? null;
-  if (lagSeconds !== null) lagSeconds = Math.round(lagSeconds * 1e3) / 1e3;
-  if (lagSeconds !== null && lagSeconds > pair.maxLagSeconds) {
-    return { state: "lagging", lagSeconds, lagBytes: lagBytes2, error: `replay lag ${lagSeconds}s is over max_lag ${pair.maxLagSeconds}s`, masterKeepsSlave };
-  }
-  return { state: "replicating", lagSeconds, lagBytes: lagBytes2, error: null, masterKeepsSlave };
-}
-function preservedPath2(dataDir, stamp) {
-  return `${dataDir.replace(/\/+$/, "")}.dbrepl-${stamp}`;
-}
-var DEFAULT_SERVICE = { stop: "systemctl stop postgresql", start: "systemctl start postgresql" };
-var STOP_TIMEOUT_MS = 12e4;
-var START_TIMEOUT_MS = 18e4;
-function service2(server) {
-  return server.service ?? DEFAULT_SERVICE;
-}
-function identity2(f) {
-  return {
-    key: `${f.systemId}|${f.dataDirectory}|${f.port}|${f.startTime}`,
-    text: `system_identifier ${f.systemId}, data directory ${f.dataDirectory}, port ${f.port}, started ${f.startTime}`
-  };
-}
-function liveLinks2(inspections, servers) {
-  const byRef = new Map(inspections.filter((i) => i.ok).map((i) => [i.server.ref, i]));
-  const links = [];
-  for (const insp of byRef.values()) {
-    if (!insp.facts.inRecovery) continue;
-    const up = upstreamOf(insp.facts);
-    if (!up) continue;
-    const master = servers.find((sv) => sv.ref !== insp.server.ref && sv.engine === "postgresql" && follows2(up, sv, byRef.get(sv.ref)?.facts ?? null)) ?? null;
-    links.push({ slave: insp.server, master, upstream: endpoint(up.host, up.port) });
-  }
-  return links;
-}
-
-// src/engines/postgresql/master.ts
-async function ensureRole(sql, master, user, password) {
-  const { rows } = await sql.query(
-    "SELECT rolsuper, rolreplication, rolcanlogin FROM pg_roles WHERE rolname = $1",
-    [user]
-  );
-  const role = rows[0];
-  const inRecovery = (await sql.query("SELECT pg_is_in_recovery() AS r")).rows[0].r;
-  if (inRecovery) {
-    if (!role || !role.rolcanlogin || !(role.rolreplication || role.rolsuper)) {
-      throw new DbreplError("STEP", `${master.ref} is itself a standby, so the role ${user} cannot be created there; it must exist with REPLICATION LOGIN on the primary it replicates from (enable that pair first, with the same replication user)`);
-    }
-    return;
-  }
-  const ident = sql.escapeIdentifier(user);
-  const verifier = sql.escapeLiteral(scramVerifier(password));
-  if (!role) await sql.query(`CREATE ROLE ${ident} WITH REPLICATION LOGIN PASSWORD ${verifier}`);
-  else if (role.rolsuper) await sql.query(`ALTER ROLE ${ident} WITH LOGIN`);
-  else await sql.query(`ALTER ROLE ${ident} WITH REPLICATION LOGIN PASSWORD ${verifier}`);
-}
-async function ensureSlot(sql, slot) {
-  const { rows } = await sql.query("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", [slot]);
-  if (rows.length > 0) return false;
-  await sql.query("SELECT pg_create_physical_replication_slot($1, true)", [slot]);
-  return true;
-}
-async function dropSlotWhenFree(sql, slot, where) {
-  await pollUntil(`slot ${slot} on ${where} to become inactive`, 6e4, async () => {
-    const { rows } = await sql.query("SELECT active FROM pg_replication_slots WHERE slot_name = $1", [slot]);
-    return rows.length === 0 || !rows[0].active ? true : void 0;
-  });
-  await sql.query("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", [slot]);
-}
-async function addHbaRule(session, pair, masterHost, user, tls2) {
-  await withClient2(session, pair.master, async (sql) => {
-    const facts = await readFacts2(sql);
-    const decision = hbaDecision(await hbaRules(sql), user, pair.slave.host, tls2 || facts.ssl);
-    if (decision.kind === "refused") throw new DbreplError("STEP", hbaRefusal(pair, user, facts.hbaFile, decision));
-    if (decision.kind === "admitted") {
-      await sql.query("SELECT pg_reload_conf()");
-      return;
-    }
-    const host = await masterHost();
-    const { target: file2 } = await writableTarget(host, facts.hbaFile, pair.master.followSymlinks);
-    const before = await readServerFile(host, file2);
-    if (before === null) throw new DbreplError("STEP", `cannot read ${file2} on ${host.label}`);
-    const method = facts.passwordEncryption === "md5" ? "md5" : "scram-sha-256";
-    const added = `# dbrepl: replication login ${user} from ${pair.slave.host} (first added for ${pair.slave.ref})
-${hbaLine(user, pair.slave.host, method, tls2)}
-`;
-    await writeFile(host, file2, added + before);
-    const errors = (await hbaRules(sql)).filter((r) => r.error);
-    if (errors.length > 0) {
-      await writeFile(host, file2, before);
-      throw new DbreplError("STEP", `the new pg_hba.conf did not parse (${errors[0].error}); the file was put back`);
-    }
-    await sql.query("SELECT pg_reload_conf()");
-  });
-}
-function hbaRefusal(pair, user, file2, d) {
-  return `${file2} on ${pair.master.ref} line ${d.line} ("${d.rule}") decides the replication login ${user} from ${pair.slave.host} (${d.why}); dbrepl does not override an operator's rule: change or remove that line, or give the slave an address it admits`;
-}
-async function restartMaster(session, master, host, settings2, keep) {
-  const file2 = `${(await withClient2(session, master, readFacts2)).dataDirectory}/postgresql.auto.conf`;
-  keep({ file: file2, text: await readServerFile(host, file2) });
-  const before = await withClient2(session, master, async (sql) => {
-    for (const [k, v] of Object.entries(settings2)) await sql.query(`ALTER SYSTEM SET ${sql.escapeIdentifier(k)} = ${sql.escapeLiteral(v)}`);
-    return (await readFacts2(sql)).startEpoch;
-  });
-  await runChecked(host, serviceArgv(service2(master).stop), `stop command of ${master.ref}`, { timeoutMs: SERVICE_TIMEOUT_MS });
-  await runChecked(host, serviceArgv(service2(master).start), `start command of ${master.ref}`, { timeoutMs: SERVICE_TIMEOUT_MS });
-  await pollUntil(
-    `${master.ref} to come back restarted with ${Object.keys(settings2).join(", ")} applied`,
-    START_TIMEOUT_MS,
-    () => withClient2(session, master, async (sql) => {
-      const f = await readFacts2(sql);
-      if (f.startEpoch === before) return void 0;
-      const { rows } = await sql.query("SELECT name, setting FROM pg_settings WHERE name = ANY($1)", [Object.keys(settings2)]);
-      return rows.every((r) => r.setting === settings2[r.name]) ? true : void 0;
-    })
-  );
-}
-async function restoreMaster(session, master, host, auto) {
-  const answers = await withClient2(session, master, async () => true).catch(() => false);
-  if (answers) return "";
-  if (auto.text !== null) await writeFile(host, auto.file, auto.text);
-  await runChecked(host, serviceArgv(service2(master).start), `start command of ${master.ref}`, { timeoutMs: SERVICE_TIMEOUT_MS });
-  await pollUntil(`${master.ref} to answer again`, START_TIMEOUT_MS, () => withClient2(session, master, async () => true));
-  return `the master's postgresql.auto.conf was put back and ${master.ref} started again`;
-}
-
-// src/engines/postgresql/slave.ts
-async function verifyHost2(host, server, facts) {
-  const pidFile = `${facts.dataDirectory}/postmaster.pid`;
-  const text = await readFile(host, pidFile);
-  const lines = text?.split("\n") ?? [];
-  if (text === null || Number(lines[3]) !== facts.port || Math.abs(Number(lines[2]) - facts.startEpoch) > 5) {
-    throw new DbreplError(
-      "STEP",
-      `host commands for ${server.ref} would run on ${host.label}, which does not run this server (${pidFile} ${text === null ? "is missing" : "names another port or start time"}); run dbrepl on the server's own host`
-    );
-  }
-}
-async function findBasebackup(host, major2) {
-  const out = await runChecked(
-    host,
-    ["/bin/sh", "-c", 'p="/usr/lib/postgresql/$1/bin/pg_basebackup"; if [ -x "$p" ]; then echo "$p"; else command -v pg_basebackup || true; fi', "sh", String(major2)],
-    "looking for pg_basebackup"
-  );
-  const bin = out.trim();
-  if (!bin) throw new DbreplError("STEP", `pg_basebackup (PostgreSQL ${major2}) is not installed on ${host.label}; install the PostgreSQL ${major2} client there`);
-  return bin;
-}
-function standbyShortfalls(master, slave) {
-  return Object.entries(master.standbyMinimums).filter(([name, value]) => (slave.standbyMinimums[name] ?? 0) < value).map(([name, value]) => `${name} ${slave.standbyMinimums[name] ?? "?"} < ${value}`);
-}
-var STANDBY_KEYS = /^\s*(primary_conninfo|primary_slot_name)\s*=/;
-async function restoreOwnConfig(host, slave, dataDir, preserved, owner) {
-  const inside = (file2) => file2.startsWith(`${dataDir}/`) ? file2.slice(dataDir.length + 1) : null;
-  const own2 = [slave.configFile, slave.hbaFile, slave.identFile].map(inside).filter((f) => f !== null);
-  await runChecked(
-    host,
-    ["sh", "-c", 'from=$1; to=$2; shift 2; for f in "$@"; do if [ -e "$from/$f" ] || [ -L "$from/$f" ]; then cp -P -p --remove-destination -- "$from/$f" "$to/$f" || exit 1; fi; done', "sh", preserved, dataDir, ...own2],
-    "restoring its own configuration files",
-    { as: owner }
-  );
-  const written = await readFile(host, `${dataDir}/postgresql.auto.conf`, owner) ?? "";
-  const kept = await readFile(host, `${preserved}/postgresql.auto.conf`, owner) ?? "# Do not edit this file manually!\n# It will be overwritten by the ALTER SYSTEM command.\n";
-  const standby = written.split("\n").filter((l) => STANDBY_KEYS.test(l));
-  const rest = kept.split("\n").filter((l) => !STANDBY_KEYS.test(l) && l !== "");
-  await writeFile(host, `${dataDir}/postgresql.auto.conf`, [...rest, ...standby].join("\n") + "\n", { owner, mode: "600" });
-}
-
-// src/engines/postgresql/steps.ts
-var major = (f) => Math.floor(f.versionNum / 1e4);
-var PROGRESS_EVERY_MS = 5e3;
-function plan2(pair, action, sides, stamp) {
-  return action === "disable" ? disableSteps2(pair, sides) : enableSteps2(pair, sides, stamp);
-}
-function enableSteps2(pair, { m, s }, stamp) {
-  const slot = slotName(pair);
-  const user = pair.replication.user ?? "";
-  const password = pair.replication.password ?? "";
-  const dataDir = s.dataDirectory;
-  const preserved = preservedPath2(dataDir, stamp);
-  const restart = restartSettings(m, slot);
-  const restartKeys = Object.entries(restart);
-  const tlsMode = replicationTls(pair.master);
-  const tlsFiles2 = tlsMode === "none" ? null : tlsFilesFor(dataDir, pair.master);
-  const ssl = tlsMode !== "none" || m.ssl;
-  const hba = m.hbaRules ? hbaDecision(m.hbaRules, user, pair.slave.host, ssl) : { kind: "add", why: "the rules cannot be read" };
-  const method = m.passwordEncryption === "md5" ? "md5" : "scram-sha-256";
-  const st = { createdSlot: false, moved: false, autoConf: null, tlsCreated: [] };
-  let owner;
-  const ownerOf = (session) => owner ??= session.hosts.forServer(pair.slave).then((h) => statOwner(h, dataDir));
-  const slaveHost = (session) => session.hosts.forServer(pair.slave);
-  const stopSlave = async (session) => {
-    const host = await slaveHost(session);
-    await runChecked(host, serviceArgv(service2(pair.slave).stop), `stop command of ${pair.slave.ref}`, { timeoutMs: SERVICE_TIMEOUT_MS });
-    await pollUntil(
-      `${pair.slave.ref} to stop (postmaster.pid gone)`,
-      STOP_TIMEOUT_MS,
-      async () => await pathExists(host, `${dataDir}/postmaster.pid`) ? void 0 : true
-    );
-  };
-  const startSlave = async (session) => {
-    await runChecked(await slaveHost(session), serviceArgv(service2(pair.slave).start), `start command of ${pair.slave.ref}`, { timeoutMs: SERVICE_TIMEOUT_MS });
-  };
-  const steps = [];
-  if (restartKeys.length > 0) {
-    steps.push({
-      id: "master-settings",
-      side: "master",
-      title: "change WAL settings and restart",
-      text: `master: ALTER SYSTEM SET ${restartKeys.map(([k, v]) => `${k}=${v}`).join(", ")} and restart the master`,
-      run: async (session) => restartMaster(session, pair.master, await session.hosts.forServer(pair.master), restart, (auto) => st.autoConf = auto),
-      undo: {
-        text: "if the master does not come back: its postgresql.auto.conf as before, and start it",
-        run: async (session) => st.autoConf ? restoreMaster(session, pair.master, await session.hosts.forServer(pair.master), st.autoConf) : ""
-      }
-    });
-  }
-  steps.push({
-    id: "role",
-    side: "master",
-    title: "ensure replication role",
-    text: `master: ensure role ${user} (CREATE/ALTER ROLE ... REPLICATION LOGIN PASSWORD with a SCRAM verifier of the password from the file)`,
-    run: (session) => withClient2(session, pair.master, (sql) => ensureRole(sql, pair.master, user, password))
-  });
-  steps.push({
-    id: "hba",
-    side: "master",
-    title: "admit the slave in pg_hba.conf",
-    // The rules on disk are what pg_hba_file_rules shows; a reload makes them the rules in force.
-    text: hba.kind === "admitted" ? `master: ${m.hbaFile} line ${hba.line} admits ${user} from ${pair.slave.host}; reload (pg_reload_conf) so the file on disk is in force` : hba.kind === "refused" ? `master: ${m.hbaFile} line ${hba.line} ("${hba.rule}") refuses ${user} from ${pair.slave.host}: nothing is added above an operator's rule` : `master: add "${hbaLine(user, pair.slave.host, method, tlsMode !== "none")}" at the top of ${m.hbaFile} and reload (no rule admits it: ${hba.why})`,
-    run: (session) => addHbaRule(session, pair, () => session.hosts.forServer(pair.master), user, tlsMode !== "none")
-  });
-  steps.push({
-    id: "slot",
-    side: "master",
-    title: "create replication slot",
-    text: `master: create physical replication slot ${slot} (pg_create_physical_replication_slot), unless it exists`,
-    run: async (session) => {
-      st.createdSlot = await withClient2(session, pair.master, (sql) => ensureSlot(sql, slot));
-    },
-    undo: {
-      text: `drop slot ${slot} if this run created it`,
-      run: async (session) => {
-        if (!st.createdSlot) return "";
-        await withClient2(session, pair.master, (sql) => dropSlotWhenFree(sql, slot, pair.master.ref));
-        return `slot ${slot}, created by this run, was dropped`;
-      }
-    }
-  });
-  steps.push({
-    id: "stop",
-    side: "slave",
-    title: "stop the server",
-    text: `slave: stop the server (${service2(pair.slave).stop})`,
-    run: stopSlave,
-    undo: {
-      text: "start the slave again if its data was not moved",
-      run: async (session) => {
-        if (st.moved || await pathExists(await slaveHost(session), `${dataDir}/postmaster.pid`)) return "";
-        await startSlave(session);
-        return "the slave was started again on its own data";
-      }
-    }
-  });
-  steps.push({
-    id: "slot-free",
-    side: "master",
-    title: "wait until the slot is free",
-    text: `master: wait until slot ${slot} is released by the stopped slave`,
-    run: async (session) => {
-      await withClient2(
-        session,
-        pair.master,
-        (sql) => pollUntil(`slot ${slot} on ${pair.master.ref} to be released by the stopped slave`, 6e4, async () => {
-          const { rows } = await sql.query("SELECT active FROM pg_replication_slots WHERE slot_name = $1", [slot]);
-          return rows[0]?.active ? void 0 : true;
-        })
-      );
-    }
-  });
-  steps.push({
-    id: "move-aside",
-    side: "slave",
-    title: "move the data directory aside",
-    text: `slave: move ${dataDir} aside to ${preserved} (kept)`,
-    // As the owner of the parent directory (root only where root owns it): a link planted
-    // there leads only where that user could go anyway.
-    run: async (session) => {
-      const host = await slaveHost(session);
-      const as = await ownerOf(session);
-      const parent = await ownerOfDirectory(host, dataDir);
-      await runChecked(host, ["mv", "--no-target-directory", "--", dataDir, preserved], `moving ${dataDir} to ${preserved}`, { as: parent });
-      st.moved = true;
-      await runChecked(host, ["mkdir", "-m", "700", "--", dataDir], `creating ${dataDir}`, { as: parent });
-      if (!parent) await runChecked(host, ["chown", "-h", `${as.uid}:${as.gid}`, "--", dataDir], `giving ${dataDir} to its owner`);
-    },
-    undo: {
-      text: `put ${preserved} back at ${dataDir} and start the slave`,
-      run: async (session) => {
-        if (!st.moved) return "";
-        const host = await slaveHost(session);
-        if (!await pathExists(host, preserved)) throw new DbreplError("STEP", `${preserved} is missing; ${dataDir} was left as it is`);
-        await host.run(serviceArgv(service2(pair.slave).stop), { timeoutMs: SERVICE_TIMEOUT_MS });
-        const parent = await ownerOfDirectory(host, dataDir);
-        await runChecked(host, ["rm", "-rf", "--", dataDir], `removing the partial ${dataDir}`, { as: parent });
-        await runChecked(host, ["mv", "--no-target-directory", "--", preserved, dataDir], `moving ${preserved} back`, { as: parent });
-        st.moved = false;
-        await startSlave(session);
-        return `the slave's previous data was put back at ${dataDir} and the server restarted`;
-      }
-    }
-  });
-  if (tlsFiles2) {
-    steps.push({
-      id: "tls-files",
-      side: "slave host",
-      title: "write the master's TLS files",
-      text: `slave host: write ${[tlsFiles2.ca, tlsFiles2.cert, tlsFiles2.key].filter(Boolean).join(", ")} (the master's CA${tlsFiles2.cert ? " and client certificate" : ""}, readable by the slave's server only)`,
-      run: async (session) => {
-        st.tlsCreated = await writeTlsFiles(await slaveHost(session), tlsFiles2, pair.master, await ownerOf(session));
-      },
-      undo: {
-        text: "remove the TLS files this run wrote",
-        run: async (session) => {
-          await removeTlsFiles(await slaveHost(session), st.tlsCreated);
-          return "";
-        }
-      }
-    });
-  }
-  const sslEnv = tlsFiles2 ? { PGSSLMODE: tlsMode, ...tlsFiles2.ca ? { PGSSLROOTCERT: tlsFiles2.ca } : {}, ...tlsFiles2.cert ? { PGSSLCERT: tlsFiles2.cert } : {}, ...tlsFiles2.key ? { PGSSLKEY: tlsFiles2.key } : {} } : {};
-  steps.push({
-    id: "copy",
-    side: "slave",
-    title: "pg_basebackup from the master",
-    text: `slave: pg_basebackup -X stream -R -S ${slot} -c fast from ${pair.master.host}:${pair.master.port} as ${user} (full online backup of the master), as the owner of ${dataDir}${tlsFiles2 ? `; over TLS, sslmode=${tlsMode}${tlsFiles2.ca ? ` sslrootcert=${tlsFiles2.ca}` : ""} (kept in primary_conninfo for the replication channel)` : ""}`,
-    run: async (session) => {
-      const host = await slaveHost(session);
-      const as = await ownerOf(session);
-      const bin = await findBasebackup(host, major(s));
-      const bytes = await withClient2(session, pair.master, databaseBytes);
-      let said = 0;
-      const progress = (line) => {
-        if (!/kB \(\d+%\)/.test(line) || Date.now() - said < PROGRESS_EVERY_MS) return;
-        said = Date.now();
-        session.log.info(`${pair.name}: pg_basebackup ${line.replace(/\s+/g, " ")}`);
-      };
-      await runScript(host, 'PGPASSWORD="$pgpassword" exec "$@"', [bin, "-D", dataDir, "-X", "stream", "-R", "-S", slot, "-c", "fast", "--no-password", "--progress"], "pg_basebackup", {
-        progress,
-        secrets: { pgpassword: password },
-        env: { PGHOST: pair.master.host, PGPORT: String(pair.master.port), PGUSER: user, PGAPPNAME: slot, PGCONNECT_TIMEOUT: "15", ...sslEnv },
-        timeoutMs: copyTimeoutMs(bytes, pair.copyTimeoutSeconds),
-        as
-      });
-    }
-  });
-  steps.push({
-    id: "own-config",
-    side: "slave",
-    title: "restore its own configuration and ownership",
-    text: `slave: restore its own configuration files (postgresql.conf, pg_hba.conf, pg_ident.conf where they live in the data directory; postgresql.auto.conf plus the standby settings)`,
-    run: async (session) => {
-      const host = await slaveHost(session);
-      const as = await ownerOf(session);
-      await restoreOwnConfig(host, s, dataDir, preserved, as);
-    }
-  });
-  steps.push({
-    id: "start",
-    side: "slave",
-    title: "start the server and wait until it streams",
-    text: `slave: start the server (${service2(pair.slave).start}) and wait until both sides see it streaming`,
-    run: async (session) => {
-      await startSlave(session);
-      await waitStreaming(session, pair, slot);
-    }
-  });
-  const warnings = [];
-  if (restartKeys.length > 0) warnings.push(`the master ${pair.master.ref} must restart to change ${restartKeys.map(([k]) => k).join(", ")}`);
-  if (pair.slave.dataDir && pair.slave.dataDir !== s.dataDirectory) {
-    warnings.push(`data_dir ${pair.slave.dataDir} in the file differs from the running server's ${s.dataDirectory}; the running server's is used`);
-  }
-  return {
-    steps,
-    disruption: restartKeys.length > 0 ? "master restarts (brief outage); slave restarts and is rebuilt" : "slave restarts and is rebuilt; master keeps serving",
-    preserved,
-    lockDir: dataDir,
-    warnings
-  };
-}
-async function waitStreaming(session, pair, slot) {
-  await pollUntil(
-    `${pair.slave.ref} to stream from ${pair.master.ref}`,
-    START_TIMEOUT_MS,
-    () => withClient2(session, pair.slave, async (sql) => {
-      const f = await readFacts2(sql);
-      return f.inRecovery && f.receiver?.status === "streaming" ? true : void 0;
-    })
-  );
-  await pollUntil(
-    `${pair.master.ref} to report the slave as streaming`,
-    6e4,
-    () => withClient2(session, pair.master, async (sql) => {
-      const { rows } = await sql.query(
-        `SELECT count(*)::int AS n FROM pg_stat_replication r JOIN pg_replication_slots s ON s.active_pid = r.pid
-          WHERE s.slot_name = $1 AND r.state = 'streaming'`,
-        [slot]
-      );
-      return rows[0].n > 0 ? true : void 0;
-    })
-  );
-}
-function disableSteps2(pair, { s }) {
-  const slot = s.receiver?.slotName ?? s.primarySlotName ?? slotName(pair);
-  let target = null;
-  const steps = [
-    {
-      id: "note-position",
-      side: "master",
-      title: "note the current WAL position",
-      text: `master: note the current WAL position (the end of a marker record, pg_logical_emit_message)`,
-      // The target is the end of a marker record written now: it follows every commit the master
-      // acknowledged (flushed or not, synchronous_commit = off included), and unlike the bare
-      // insert position it is a record end, which a standby's replay position can reach exactly
-      // (after a WAL segment switch the insert position sits past a page header no standby
-      // replays until the next record, up to 15 s later on an idle master).
-      run: async (session) => {
-        target = await withClient2(session, pair.master, async (sql) => {
-          const { rows } = await sql.query(
-            `SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
-                     ELSE pg_logical_emit_message(false, 'dbrepl', $1) END)::text AS lsn`,
-            [`disable ${pair.name}`]
-          );
-          return rows[0]?.lsn ?? null;
-        });
-        if (!target) throw new DbreplError("STEP", "the master reported no WAL position");
-      }
-    },
-    {
-      id: "catch-up",
-      side: "slave",
-      title: "wait until it has replayed everything",
-      text: `slave: wait until it has replayed up to that position (at most ${pair.catchupTimeoutSeconds}s)`,
-      run: async (session) => {
-        const goal = lsnToBigInt(target);
-        let behind = "";
-        try {
-          await pollUntil(
-            `${pair.slave.ref} to replay up to ${target}`,
-            pair.catchupTimeoutSeconds * 1e3,
-            () => withClient2(session, pair.slave, async (sql) => {
-              const f = await readFacts2(sql);
-              if (!f.inRecovery) return true;
-              if (!f.lsn) return void 0;
-              const have = lsnToBigInt(f.lsn);
-              behind = `${goal - have} bytes behind`;
-              return have >= goal ? true : void 0;
-            })
-          );
-        } catch (err) {
-          throw new DbreplError("STEP", `${messageOf(err)}${behind ? `; slave is ${behind}` : ""}; nothing was changed (raise catchup_timeout or repair the link, then apply again)`);
-        }
-      }
-    },
-    {
-      id: "promote",
-      side: "slave",
-      title: "promote",
-      text: "slave: promote (pg_promote)",
-      run: (session) => withClient2(session, pair.slave, async (sql) => {
-        const { rows } = await sql.query("SELECT pg_is_in_recovery() AS r");
-        if (rows[0].r) {
-          const p = await sql.query("SELECT pg_promote(true, 60) AS ok");
-          if (!p.rows[0].ok) throw new DbreplError("STEP", "pg_promote did not finish within 60s");
-        }
-      })
-    },
-    {
-      id: "forget-master",
-      side: "slave",
-      title: "clear primary_conninfo and primary_slot_name",
-      text: "slave: ALTER SYSTEM RESET primary_conninfo, primary_slot_name; reload",
-      run: (session) => withClient2(session, pair.slave, async (sql) => {
-        await sql.query("ALTER SYSTEM RESET primary_conninfo");
-        await sql.query("ALTER SYSTEM RESET primary_slot_name");
-        await sql.query("SELECT pg_reload_conf()");
-      })
-    },
-    {
-      id: "drop-slot",
-      side: "master",
-      title: `drop the replication slot ${slot}`,
-      text: `master: drop replication slot ${slot} (pg_drop_replication_slot)`,
-      run: (session) => withClient2(session, pair.master, (sql) => dropSlotWhenFree(sql, slot, pair.master.ref))
-    }
-  ];
-  steps.push(...forgetTlsSteps(pair, s.dataDirectory));
-  return { steps, disruption: "slave becomes a standalone writable server; master keeps serving", preserved: null, lockDir: null, warnings: [] };
-}
-
-// src/engines/postgresql/preflight.ts
-async function preflight2(pair, { m, s }, planned, session) {
-  if (!planned || planned.action === "disable") return [];
-  const out = [];
-  const error62 = (message) => void out.push({ level: "error", message });
-  const user = pair.replication.user ?? "";
-  if (major(m) !== major(s)) {
-    error62(`major versions differ (master ${m.versionNum}, slave ${s.versionNum}); physical replication needs the same major version`);
-  }
-  if (!s.inRecovery && (s.clients.length > 0 || s.slots.length > 0)) {
-    error62(`${pair.slave.ref} is a primary with replication of its own (${s.clients.length} connection(s), ${s.slots.length} slot(s)); refusing to overwrite a master \u2014 remove its slots and standbys first, or fix the file`);
-  }
-  const short = standbyShortfalls(m, s);
-  if (short.length > 0) {
-    error62(`the slave's own settings are lower than the master's (${short.join(", ")}); a standby refuses to run with them: raise them in ${pair.slave.ref}'s configuration first`);
-  }
-  const tlsMode = replicationTls(pair.master);
-  if (tlsMode !== "none" && !m.ssl) error62(`${pair.master.ref} has tls (${tlsMode}) in the file but serves no TLS (ssl = off): turn ssl on there first`);
-  if (tlsMode === "verify-full" && !pair.master.tls?.ca) {
-    error62(`replication from ${pair.master.ref} with tls verify-full needs tls.ca: libpq on the slave verifies the master's certificate against a CA file`);
-  }
-  const hba = m.hbaRules ? hbaDecision(m.hbaRules, user, pair.slave.host, tlsMode !== "none" || m.ssl) : null;
-  if (hba?.kind === "refused") error62(hbaRefusal(pair, user, m.hbaFile, hba));
-  out.push(...await finding("error", () => checkLoginSurvives(session, pair)));
-  const slaveHost = await hostOrError(session, pair.slave, error62);
-  const masterWork = hba?.kind !== "admitted" || Object.keys(restartSettings(m, slotName(pair))).length > 0;
-  const masterHost = masterWork || !pair.slave.service ? await hostOrError(session, pair.master, masterWork ? error62 : () => void 0) : null;
-  if (slaveHost) {
-    out.push(...await finding("error", () => verifyHost2(slaveHost, pair.slave, s)));
-    if (!pair.slave.service && (pair.slave.host === pair.master.host || masterHost && await sharedMachine(slaveHost, masterHost))) {
-      error62(`${pair.slave.ref} runs on the same host as its master and has no service commands; the default (${DEFAULT_SERVICE.stop}) would stop every cluster there, the master included: set service.stop and service.start for ${pair.slave.ref}`);
-    }
-    out.push(...await finding("error", async () => checkFreeSpace(slaveHost, s.dataDirectory, await withClient2(session, pair.master, databaseBytes), pair.master.ref)));
-    out.push(...await finding("error", () => findBasebackup(slaveHost, major(s))));
-  }
-  const restart = Object.keys(restartSettings(m, slotName(pair))).length > 0;
-  if (restart && !pair.master.service && slaveHost && masterHost && await sharedMachine(slaveHost, masterHost)) {
-    error62(`${pair.master.ref} must restart and has no service commands; the default (${DEFAULT_SERVICE.stop}) would stop every cluster of that host, ${pair.slave.ref} included: set service.stop and service.start for ${pair.master.ref}`);
-  }
-  out.push(...await finding("error", () => checkReplicationRole(session, pair, m)));
-  out.push(...await finding("warning", () => checkSuperuserLogin(session, pair)));
-  if (masterWork && masterHost) {
-    out.push(...await finding("error", () => checkHostCanWork(masterHost, pair.master)));
-    out.push(...await finding("error", () => verifyHost2(masterHost, pair.master, m)));
-    if (hba?.kind !== "admitted") out.push(...await finding("error", () => writableTarget(masterHost, m.hbaFile, pair.master.followSymlinks)));
-  }
-  if (!m.hbaRules) {
-    out.push({ level: "warning", message: `the login for ${pair.master.ref} may not read pg_hba_file_rules (not a superuser?): whether a rule admits the slave is decided during apply` });
-  }
-  return out;
-}
-async function checkLoginSurvives(session, pair) {
-  try {
-    await withClient2(session, pair.master, async () => void 0, { user: pair.slave.user, password: pair.slave.password });
-  } catch (err) {
-    throw new DbreplError(
-      "STEP",
-      `after the copy ${pair.slave.ref} will have the roles of ${pair.master.ref}, but its login from the file (user ${pair.slave.user ?? "postgres"}) does not work on ${pair.master.ref}: ${messageOf(err).replace(/^[^:]+: /, "")}; give both servers the same admin user and password`,
-      { cause: err }
-    );
-  }
-}
-async function replicationRole(session, pair) {
-  return withClient2(
-    session,
-    pair.master,
-    async (sql) => (await sql.query("SELECT rolsuper, rolreplication, rolcanlogin FROM pg_roles WHERE rolname = $1", [pair.replication.user ?? ""])).rows[0]
-  );
-}
-async function checkReplicationRole(session, pair, m) {
-  if (!m.inRecovery) return;
-  const role = await replicationRole(session, pair);
-  if (!role || !role.rolcanlogin || !(role.rolreplication || role.rolsuper)) {
-    throw new DbreplError("STEP", `${pair.master.ref} is itself a standby, so the role ${pair.replication.user} cannot be created there; it must exist with REPLICATION LOGIN on the primary it replicates from (enable that pair first, with the same replication user)`);
-  }
-}
-async function checkSuperuserLogin(session, pair) {
-  const role = await replicationRole(session, pair);
-  if (!role?.rolsuper) return;
-  await withClient2(session, pair.master, async () => void 0, { user: pair.replication.user, password: pair.replication.password }).catch((err) => {
-    throw new DbreplError("STEP", `the replication login ${pair.replication.user} is a superuser whose password dbrepl does not change, and logging in with the pair's password failed from the runner (${messageOf(err).replace(/^[^:]+: /, "")}); pg_basebackup will fail unless that password is right`);
-  });
-}
-
-// src/engines/postgresql/index.ts
-var postgresql = {
-  capabilities: postgresqlCapabilities,
-  inspect: inspectPostgres,
-  identity: identity2,
-  pairState: pairState2,
-  liveLinks: liveLinks2,
-  plan: plan2,
-  preflight: preflight2
-};
-
-// src/engines/redis/client.ts
-var import_ioredis = __toESM(require_built3());
-async function withClient3(session, server, fn) {
-  const at = await session.hosts.endpoint(server);
-  const redis2 = new import_ioredis.default({
-    // A Unix socket on this machine (a server whose host is a path, without ssh), else host and port.
-    ...at.host.startsWith("/") ? { path: at.host } : { host: at.host, port: at.port },
-    username: server.user,
-    password: server.password,
-    lazyConnect: true,
-    connectTimeout: 1e4,
-    commandTimeout: 12e4,
-    maxRetriesPerRequest: 0,
-    enableOfflineQueue: false,
-    // The ready check runs INFO, which a replication-only ACL user may not (and would warn on the console).
-    enableReadyCheck: false,
-    retryStrategy: () => null,
-    tls: nodeTls(server) ?? void 0
-  });
-  let reason;
-  redis2.on("error", (e) => reason ??= e);
-  try {
-    await redis2.connect();
-  } catch (err) {
-    redis2.disconnect();
-    throw new ConnectionError(server.ref, `cannot connect to Redis at ${server.host}:${server.port}: ${(reason ?? err).message}`, { cause: err });
-  }
-  try {
-    return await fn({
-      call: (command, ...args) => redis2.call(command, ...args).catch((err) => {
-        throw reason ? new ConnectionError(server.ref, `cannot connect to Redis at ${server.host}:${server.port}: ${reason.message}`, { cause: reason }) : err;
-      })
-    });
-  } finally {
-    redis2.disconnect();
-  }
-}
-function parseInfo(text) {
-  const out = {};
-  for (const line of text.split(/\r?\n/)) {
-    const i = line.indexOf(":");
-    if (i > 0 && !line.startsWith("#")) out[line.slice(0, i)] = line.slice(i + 1);
-  }
-  return out;
-}
-function parseFields(text) {
-  return Object.fromEntries(text.split(",").map((kv) => kv.split("=")));
-}
-
-// src/engines/redis/inspect.ts
-async function inspectRedis(server, session) {
-  return withClient3(session, server, readFacts3);
-}
-var CONFIG_KEYS = ["dir", "dbfilename", "repl-backlog-size", "client-output-buffer-limit", "tls-replication", "tls-cert-file", "tls-ca-cert-file"];
-async function configs(redis2) {
-  const r = await redis2.call("CONFIG", "GET", ...CONFIG_KEYS);
-  const out = {};
-  for (let i = 0; i + 1 < r.length; i += 2) out[r[i]] = r[i + 1];
-  return out;
-}
-async function readFacts3(redis2) {
-  const info = parseInfo(String(await redis2.call("INFO", "all")));
-  const replicas = [];
-  for (const [k, v] of Object.entries(info)) {
-    if (!/^slave\d+$/.test(k)) continue;
-    const f = parseFields(v);
-    replicas.push({ ip: f.ip ?? "", port: Number(f.port), state: f.state ?? "", offset: Number(f.offset), lag: Number(f.lag) });
-  }
-  const conf = await configs(redis2);
-  const limits = (conf["client-output-buffer-limit"] ?? "").split(/\s+/);
-  const i = limits.indexOf("slave") >= 0 ? limits.indexOf("slave") : limits.indexOf("replica");
-  const role = info.role === "slave" ? "slave" : "master";
-  const num = (k) => info[k] === void 0 || info[k] === "" ? null : Number(info[k]);
-  return {
-    version: info.redis_version ?? "",
-    role,
-    masterHost: role === "slave" ? info.master_host ?? null : null,
-    masterPort: role === "slave" ? num("master_port") : null,
-    linkUp: info.master_link_status === "up",
-    syncInProgress: info.master_sync_in_progress === "1",
-    linkDownSeconds: num("master_link_down_since_seconds"),
-    lastIoSecondsAgo: num("master_last_io_seconds_ago"),
-    masterOffset: Number(info.master_repl_offset ?? 0),
-    replicaOffset: role === "slave" ? num("slave_repl_offset") : null,
-    dir: conf.dir ?? "",
-    dbfilename: conf.dbfilename ?? "",
-    replicas,
-    usedMemory: Number(info.used_memory_dataset ?? info.used_memory ?? 0),
-    replBacklogSize: Number(info.repl_backlog_size ?? conf["repl-backlog-size"] ?? 0),
-    replicaBufferLimit: { hard: Number(limits[i + 1] ?? 0), soft: Number(limits[i + 2] ?? 0), seconds: Number(limits[i + 3] ?? 0) },
-    configFile: info.config_file ?? "",
-    processId: Number(info.process_id ?? 0),
-    syncFull: Number(info.sync_full ?? 0),
-    runId: info.run_id ?? "",
-    tlsReplication: conf["tls-replication"] === "yes",
-    tlsCertFile: conf["tls-cert-file"] ?? "",
-    tlsCaCertFile: conf["tls-ca-cert-file"] ?? ""
-  };
-}
-
-// src/engines/redis/state.ts
-function ownBase(dir, dbfilename) {
-  return `${dir.replace(/\/+$/, "")}/${dbfilename.replace(/\.rdb$/, "")}`;
-}
-function preservedPath3(dir, dbfilename, stamp) {
-  return `${ownBase(dir, dbfilename)}.dbrepl-${stamp}.rdb`;
-}
-function follows3(s, slave, master, m) {
-  if (s.masterHost && s.masterHost.toLowerCase() === master.host.toLowerCase() && s.masterPort === master.port) return true;
-  return !!m && m.replicas.some((r) => r.ip === slave.host && r.port === slave.port) && s.masterPort === master.port;
-}
-function pairState3(pair, master, slave) {
-  const none = { lagSeconds: null, lagBytes: null, masterKeepsSlave: false };
-  const sides = bothSides(master, slave);
-  if ("live" in sides) return sides.live;
-  const { m, s } = sides;
-  if (s.role === "master") return { state: "standalone", ...none, error: null };
-  if (!follows3(s, pair.slave, pair.master, m)) {
-    return { state: "other-master", ...none, error: `slave follows ${s.masterHost}:${s.masterPort}, not ${pair.master.ref} (${pair.master.host}:${pair.master.port})` };
-  }
-  if (!s.linkUp) {
-    const down = s.linkDownSeconds ?? 0;
-    if (s.syncInProgress && down <= pair.maxLagSeconds) {
-      return { state: "lagging", ...none, error: `initial sync from the master in progress (${down}s)` };
-    }
-    const why = s.syncInProgress ? `full sync not finishing (link down for ${down}s; restarted syncs?)` : `link to the master is down${s.linkDownSeconds !== null ? ` for ${down}s` : ""}`;
-    return { state: "broken", ...none, error: why };
-  }
-  const lagBytes2 = Math.max(0, m.masterOffset - (s.replicaOffset ?? 0));
-  const entry2 = m.replicas.find((r) => r.port === pair.slave.port && (r.ip === pair.slave.host || m.replicas.filter((x) => x.port === r.port).length === 1));
-  const lagSeconds = lagBytes2 === 0 ? 0 : entry2?.lag ?? s.lastIoSecondsAgo ?? null;
-  const lag2 = { lagSeconds, lagBytes: lagBytes2, masterKeepsSlave: false };
-  if (lagSeconds !== null && lagSeconds > pair.maxLagSeconds) {
-    return { state: "lagging", ...lag2, error: `replica ${lagBytes2} bytes and ${lagSeconds}s behind (over max_lag ${pair.maxLagSeconds}s)` };
-  }
-  return { state: "replicating", ...lag2, error: null };
-}
-function bufferWarnings(master, m) {
-  const out = [];
-  const size = m.usedMemory;
-  const { hard, soft, seconds } = m.replicaBufferLimit;
-  if (hard > 0 && hard < size) {
-    out.push(`${master.ref}: client-output-buffer-limit replica hard limit ${humanBytes(hard)} is below the dataset (${humanBytes(size)}): writes during a full sync can overflow it, the master drops the replica and the sync starts over (a loop); raise it first`);
-  } else if (soft > 0 && soft < size && seconds > 0) {
-    out.push(`${master.ref}: client-output-buffer-limit replica soft limit ${humanBytes(soft)} for ${seconds}s is below the dataset (${humanBytes(size)}): a long full sync under writes can be cut and start over; raise it first`);
-  }
-  const backlogFloor = Math.max(1024 * 1024, Math.floor(size / 100));
-  if (m.replBacklogSize < backlogFloor) {
-    out.push(`${master.ref}: repl-backlog-size ${humanBytes(m.replBacklogSize)} is small for a ${humanBytes(size)} dataset: after a short disconnect the replica will need a full sync`);
-  }
-  return out;
-}
-function identity3(f) {
-  return { key: f.runId, text: `run_id ${f.runId}` };
-}
-function liveLinks3(inspections, servers) {
-  const byRef = new Map(inspections.filter((i) => i.ok).map((i) => [i.server.ref, i]));
-  const links = [];
-  for (const insp of byRef.values()) {
-    if (insp.facts.role !== "slave") continue;
-    const master = servers.find((sv) => sv.ref !== insp.server.ref && sv.engine === "redis" && follows3(insp.facts, insp.server, sv, byRef.get(sv.ref)?.facts ?? null)) ?? null;
-    links.push({ slave: insp.server, master, upstream: `${insp.facts.masterHost}:${insp.facts.masterPort}` });
-  }
-  return links;
-}
-
-// src/engines/redis/steps.ts
-var UNDONE = ["masterauth", "masteruser", "replica-read-only", "tls-replication", "tls-ca-cert-file"];
-async function settings(r) {
-  const flat = await r.call("CONFIG", "GET", ...UNDONE);
-  const out = {};
-  for (let i = 0; i + 1 < flat.length; i += 2) out[flat[i]] = flat[i + 1];
-  return out;
-}
-function plan3(pair, action, sides, stamp) {
-  return action === "disable" ? disableSteps3(pair) : enableSteps3(pair, action, sides, stamp);
-}
-function syncTimeoutMs(bytes, overrideSeconds) {
-  if (overrideSeconds !== void 0) return Math.max(1, overrideSeconds) * 1e3;
-  return 3e5 + Math.ceil(bytes / 2 ** 30) * 6e4;
-}
-async function masterLogin(session, pair) {
-  const wanted = pair.replication.user;
-  if (wanted && wanted !== "default") {
-    const exists = await withClient3(session, pair.master, async (r) => await r.call("ACL", "GETUSER", wanted).catch(() => null) !== null);
-    if (exists) return { user: wanted, password: pair.replication.password };
-  }
-  return { user: pair.master.user, password: pair.master.password };
-}
-async function rewrite(r, facts, log, server) {
-  if (facts.configFile) await r.call("CONFIG", "REWRITE");
-  else log.warn(`${server.ref} has no config file: the change holds until its next restart only`);
-}
-async function snapshot(session, server) {
-  await withClient3(session, server, async (r) => {
-    const saves = async () => {
-      const info = String(await r.call("INFO", "persistence"));
-      return {
-        n: Number(/rdb_saves:(\d+)/.exec(info)?.[1] ?? -1),
-        running: /rdb_bgsave_in_progress:1/.test(info),
-        ok: /rdb_last_bgsave_status:ok/.test(info)
-      };
-    };
-    let before = -1;
-    await pollUntil(`a background save of ${server.ref} to start`, 12e4, async () => {
-      const now = await saves();
-      if (now.running) return void 0;
-      before = now.n;
-      try {
-        await r.call("BGSAVE");
-        return true;
-      } catch (err) {
-        if (/in progress/i.test(err.message)) return void 0;
-        throw new PollAbort(err.message);
-      }
-    });
-    await pollUntil(`the background save of ${server.ref} to finish`, 6e5, async () => {
-      const now = await saves();
-      if (now.running || now.n <= before) return void 0;
-      if (!now.ok) throw new PollAbort(`BGSAVE of ${server.ref} failed (see its log)`);
-      return true;
-    });
-  });
-}
-function enableSteps3(pair, action, { m, s }, stamp) {
-  const preserved = preservedPath3(s.dir, s.dbfilename, stamp);
-  const st = { auth: null, replicaofSet: false };
-  const masterTls = replicationTls(pair.master);
-  const caFile = masterTls !== "none" && pair.master.tls?.ca && !s.tlsCaCertFile ? { ...tlsFilesFor(ownBase(s.dir, s.dbfilename), pair.master), cert: void 0, key: void 0 } : null;
-  const tlsText = masterTls === "none" ? "" : `; ${caFile ? `CONFIG SET tls-ca-cert-file ${caFile.ca}; ` : ""}CONFIG SET tls-replication yes (Redis checks the master's certificate chain, not its name)`;
-  const before = s.role === "master" ? "REPLICAOF NO ONE" : `REPLICAOF ${s.masterHost} ${s.masterPort}`;
-  const rewriteText = s.configFile ? "CONFIG REWRITE" : "CONFIG REWRITE impossible (the server has no config file: a restart would forget it is a slave)";
-  const steps = [
-    {
-      id: "snapshot",
-      side: "slave",
-      title: "save its dataset (BGSAVE) and keep a copy",
-      text: `slave: BGSAVE, then copy ${s.dir}/${s.dbfilename} to ${preserved} (kept), as the owner of ${s.dir}`,
-      run: async (session) => {
-        await snapshot(session, pair.slave);
-        const host = await session.hosts.forServer(pair.slave);
-        const owner = await statOwner(host, s.dir);
-        await runScript(
-          host,
-          `src=$1; out=$2
-tmp=$(mktemp -- "$out.XXXXXXXXXX")
-trap 'rm -f -- "$tmp"' EXIT
-cp -- "$src" "$tmp"
-ln -- "$tmp" "$out"`,
-          [`${s.dir}/${s.dbfilename}`, preserved],
-          `keeping the RDB of ${pair.slave.ref}`,
-          { as: { uid: owner.uid, gid: owner.gid }, timeoutMs: copyTimeoutMs(s.usedMemory) }
-        );
-      }
-    },
-    {
-      id: "auth",
-      side: "slave",
-      title: "authentication and read-only",
-      text: `slave: CONFIG SET masterauth ***${pair.replication.user ? " and masteruser (the pair's user when the master has that ACL user)" : ""}; CONFIG SET replica-read-only yes${tlsText}`,
-      run: async (session) => {
-        const login = await masterLogin(session, pair);
-        await withClient3(session, pair.slave, async (r) => {
-          st.auth = await settings(r);
-          await r.call("CONFIG", "SET", "masterauth", login.password ?? "");
-          await r.call("CONFIG", "SET", "masteruser", login.user && login.user !== "default" ? login.user : "");
-          await r.call("CONFIG", "SET", "replica-read-only", "yes");
-          if (masterTls !== "none") {
-            if (caFile) {
-              const host = await session.hosts.forServer(pair.slave);
-              await writeTlsFiles(host, caFile, pair.master, await statOwner(host, s.dir));
-              await r.call("CONFIG", "SET", "tls-ca-cert-file", caFile.ca);
-            }
-            await r.call("CONFIG", "SET", "tls-replication", "yes");
-          }
-        });
-      },
-      undo: {
-        text: `${UNDONE.join(", ")} as they were; CONFIG REWRITE`,
-        run: async (session) => {
-          const before2 = st.auth;
-          if (!before2) return "";
-          const refused2 = [];
-          await withClient3(session, pair.slave, async (r) => {
-            const now = await settings(r);
-            for (const k of UNDONE) {
-              if (before2[k] === void 0 || now[k] === before2[k]) continue;
-              await r.call("CONFIG", "SET", k, before2[k]).catch((e) => refused2.push(`${k}: ${e.message}`));
-            }
-            await rewrite(r, s, session.log, pair.slave);
-          });
-          if (refused2.length > 0) throw new DbreplError("STEP", `some settings could not be put back (${refused2.join("; ")})`);
-          return "";
-        }
-      }
-    },
-    {
-      id: "replicaof",
-      side: "slave",
-      title: "REPLICAOF the master",
-      // A replica re-attached under a new replication ID cannot continue partially: a full sync follows.
-      text: `slave: ${action === "resync" ? "REPLICAOF NO ONE, then " : ""}REPLICAOF ${pair.master.host} ${pair.master.port}; ${rewriteText}`,
-      run: (session) => withClient3(session, pair.slave, async (r) => {
-        st.replicaofSet = true;
-        if (action === "resync") await r.call("REPLICAOF", "NO", "ONE");
-        await r.call("REPLICAOF", pair.master.host, String(pair.master.port));
-        await rewrite(r, s, session.log, pair.slave);
-      }),
-      undo: {
-        text: `${before}; CONFIG REWRITE`,
-        run: async (session) => {
-          if (!st.replicaofSet) return "";
-          await withClient3(session, pair.slave, async (r) => {
-            if (s.role === "master") await r.call("REPLICAOF", "NO", "ONE");
-            else await r.call("REPLICAOF", s.masterHost ?? "", String(s.masterPort ?? 0));
-            await rewrite(r, s, session.log, pair.slave);
-          });
-          return `its replication was put back as it was (${before}); its dataset from before is kept at ${preserved}`;
-        }
-      }
-    },
-    {
-      id: "sync",
-      side: "slave",
-      title: "wait until the initial sync has finished and the link is up",
-      text: "slave: wait until the full sync has finished and the link is up",
-      run: async (session) => {
-        await pollUntil(
-          `${pair.slave.ref} to finish its sync from ${pair.master.ref} (its previous dataset is at ${preserved})`,
-          syncTimeoutMs(m.usedMemory, pair.copyTimeoutSeconds),
-          () => withClient3(session, pair.slave, async (r) => {
-            const f = await readFacts3(r);
-            return f.role === "slave" && f.linkUp && !f.syncInProgress ? true : void 0;
-          })
-        );
-      }
-    }
-  ];
-  const warnings = [...bufferWarnings(pair.master, m)];
-  if (!s.configFile) warnings.push(`${pair.slave.ref} runs without a config file: CONFIG REWRITE is impossible, a restart makes it a master again`);
-  return {
-    steps,
-    disruption: "slave's dataset is replaced by the master's (a full sync); master keeps serving (it forks for the RDB)",
-    preserved,
-    lockDir: ownBase(s.dir, s.dbfilename),
-    warnings
-  };
-}
-function disableSteps3(pair) {
-  let target = 0;
-  const steps = [
-    {
-      id: "note-offset",
-      side: "master",
-      title: "note its replication offset",
-      text: "master: note its replication offset (master_repl_offset)",
-      run: async (session) => {
-        target = await withClient3(session, pair.master, async (r) => (await readFacts3(r)).masterOffset);
-      }
-    },
-    {
-      id: "catch-up",
-      side: "slave",
-      title: "wait until its offset has reached it",
-      text: `slave: wait until its offset has reached it (at most ${pair.catchupTimeoutSeconds}s)`,
-      run: async (session) => {
-        let at = 0;
-        try {
-          await pollUntil(
-            `${pair.slave.ref} to reach offset ${target}`,
-            pair.catchupTimeoutSeconds * 1e3,
-            () => withClient3(session, pair.slave, async (r) => {
-              const f = await readFacts3(r);
-              if (f.role === "master") return true;
-              at = f.replicaOffset ?? 0;
-              return at >= target ? true : void 0;
-            })
-          );
-        } catch (err) {
-          throw new DbreplError("STEP", `${err.message}; the slave is at ${at}, ${target - at} bytes behind; nothing was changed (raise catchup_timeout or repair the link, then apply again)`);
-        }
-      }
-    },
-    {
-      id: "detach",
-      side: "slave",
-      title: "REPLICAOF NO ONE and persist",
-      text: "slave: REPLICAOF NO ONE; CONFIG REWRITE",
-      run: (session) => withClient3(session, pair.slave, async (r) => {
-        const f = await readFacts3(r);
-        await r.call("REPLICAOF", "NO", "ONE");
-        await rewrite(r, f, session.log, pair.slave);
-      })
-    }
-  ];
-  return { steps, disruption: "slave becomes a standalone writable server; master keeps serving", preserved: null, lockDir: null, warnings: [] };
-}
-
-// src/engines/redis/preflight.ts
-async function verifyHost3(host, server, facts) {
-  const comm = (await readFile(host, `/proc/${facts.processId}/comm`))?.trim();
-  if (!await pathExists(host, facts.dir) || !comm?.startsWith("redis")) {
-    throw new DbreplError("STEP", `host commands for ${server.ref} would run on ${host.label}, which does not run this server (no redis process ${facts.processId}, or no ${facts.dir}); run dbrepl on the server's own host`);
-  }
-}
-async function preflight3(pair, { s }, planned, session) {
-  if (!planned || planned.action === "disable") return [];
-  const out = [];
-  const error62 = (message) => void out.push({ level: "error", message });
-  if (s.role === "master" && s.replicas.length > 0) {
-    error62(`${pair.slave.ref} is a master with ${s.replicas.length} replica(s) of its own; refusing to overwrite a master \u2014 fix the file or detach them first`);
-  }
-  if (replicationTls(pair.master) !== "none") {
-    if (!pair.master.tls?.ca && !s.tlsCaCertFile) {
-      error62(`a Redis replica always verifies its master's certificate chain, whatever tls.mode says: give ${pair.master.ref} a tls.ca (or ${pair.slave.ref} a tls-ca-cert-file that trusts it)`);
-    }
-    if (!s.tlsCertFile) {
-      error62(`${pair.master.ref} serves replication over TLS, and Redis replicates over TLS only from a server with TLS of its own: set tls-cert-file and tls-key-file on ${pair.slave.ref} first`);
-    } else if (s.tlsCaCertFile && pair.master.tls?.ca) {
-      out.push({ level: "warning", message: `${pair.slave.ref} has a tls-ca-cert-file of its own (${s.tlsCaCertFile}), which is kept: it must trust ${pair.master.ref}'s certificate (Redis has one CA setting for its clients and its master)` });
-    }
-  }
-  const host = await hostOrError(session, pair.slave, error62);
-  if (host) out.push(...await finding("error", () => verifyHost3(host, pair.slave, s)));
-  out.push(...await finding("error", () => checkLogin(session, pair)));
-  return out;
-}
-async function checkLogin(session, pair) {
-  const login = await masterLogin(session, pair);
-  try {
-    await withClient3(session, { ...pair.master, user: login.user, password: login.password }, async (r) => r.call("PING"));
-  } catch (err) {
-    throw new DbreplError("STEP", `the login ${pair.slave.ref} would use at ${pair.master.ref} (${login.user ?? "default"}) does not work: ${err.message.replace(/^[^:]+: /, "")}; fix the pair's replication password or the master's ACL user`);
-  }
-}
-
-// src/engines/redis/index.ts
-var redis = {
-  capabilities: redisCapabilities,
-  inspect: inspectRedis,
-  identity: identity3,
-  pairState: pairState3,
-  liveLinks: liveLinks3,
-  plan: plan3,
-  preflight: preflight3
-};
-
-// src/engines/index.ts
-var ENGINES = {
-  postgresql,
-  mysql,
-  redis,
-  mongodb
-};
-function engineFor(name) {
-  return ENGINES[name];
-}
-
-// src/config/load.ts
-var fs = __toESM(require("node:fs"));
-var path4 = __toESM(require("node:path"));
-var import_yaml = __toESM(require_dist3());
+// package.json
+var version = "0.1.0";
 
 // node_modules/zod/v4/classic/external.js
 var external_exports = {};
@@ -68388,7 +65434,7 @@ __export(core_exports2, {
   validate: () => validate,
   validateAsync: () => validateAsync,
   validateURL: () => validateURL,
-  version: () => version,
+  version: () => version2,
   withParser: () => withParser
 });
 
@@ -68629,10 +65675,10 @@ function mergeDefs(...defs) {
 function cloneDef(schema) {
   return mergeDefs(schema._zod.def);
 }
-function getElementAtPath(obj, path6) {
-  if (!path6)
+function getElementAtPath(obj, path7) {
+  if (!path7)
     return obj;
-  return path6.reduce((acc, key) => acc?.[key], obj);
+  return path7.reduce((acc, key) => acc?.[key], obj);
 }
 function promiseAllObject(promisesObj) {
   const keys = Object.keys(promisesObj);
@@ -68972,11 +66018,11 @@ function explicitlyAborted(x, startIndex = 0) {
   }
   return false;
 }
-function prefixIssues(path6, issues) {
+function prefixIssues(path7, issues) {
   return issues.map((iss) => {
     var _a3;
     (_a3 = iss).path ?? (_a3.path = []);
-    iss.path.unshift(path6);
+    iss.path.unshift(path7);
     return iss;
   });
 }
@@ -69438,16 +66484,16 @@ function flattenError(error62, mapper = (issue2) => issue2.message) {
 }
 function formatError(error62, mapper = (issue2) => issue2.message) {
   const fieldErrors = { _errors: [] };
-  const processError = (error63, path6 = []) => {
+  const processError = (error63, path7 = []) => {
     for (const issue2 of error63.issues) {
       if (issue2.code === "invalid_union" && issue2.errors.length) {
-        issue2.errors.map((issues) => processError({ issues }, [...path6, ...issue2.path]));
+        issue2.errors.map((issues) => processError({ issues }, [...path7, ...issue2.path]));
       } else if (issue2.code === "invalid_key") {
-        processError({ issues: issue2.issues }, [...path6, ...issue2.path]);
+        processError({ issues: issue2.issues }, [...path7, ...issue2.path]);
       } else if (issue2.code === "invalid_element") {
-        processError({ issues: issue2.issues }, [...path6, ...issue2.path]);
+        processError({ issues: issue2.issues }, [...path7, ...issue2.path]);
       } else {
-        const fullpath = [...path6, ...issue2.path];
+        const fullpath = [...path7, ...issue2.path];
         if (fullpath.length === 0) {
           fieldErrors._errors.push(mapper(issue2));
         } else {
@@ -69486,17 +66532,17 @@ function formatError(error62, mapper = (issue2) => issue2.message) {
 }
 function treeifyError(error62, mapper = (issue2) => issue2.message) {
   const result = { errors: [] };
-  const processError = (error63, path6 = []) => {
+  const processError = (error63, path7 = []) => {
     var _a3;
     for (const issue2 of error63.issues) {
       if (issue2.code === "invalid_union" && issue2.errors.length) {
-        issue2.errors.map((issues) => processError({ issues }, [...path6, ...issue2.path]));
+        issue2.errors.map((issues) => processError({ issues }, [...path7, ...issue2.path]));
       } else if (issue2.code === "invalid_key") {
-        processError({ issues: issue2.issues }, [...path6, ...issue2.path]);
+        processError({ issues: issue2.issues }, [...path7, ...issue2.path]);
       } else if (issue2.code === "invalid_element") {
-        processError({ issues: issue2.issues }, [...path6, ...issue2.path]);
+        processError({ issues: issue2.issues }, [...path7, ...issue2.path]);
       } else {
-        const fullpath = [...path6, ...issue2.path];
+        const fullpath = [...path7, ...issue2.path];
         if (fullpath.length === 0) {
           result.errors.push(mapper(issue2));
           continue;
@@ -69535,8 +66581,8 @@ function treeifyError(error62, mapper = (issue2) => issue2.message) {
 }
 function toDotPath(_path) {
   const segs = [];
-  const path6 = _path.map((seg) => typeof seg === "object" ? seg.key : seg);
-  for (const seg of path6) {
+  const path7 = _path.map((seg) => typeof seg === "object" ? seg.key : seg);
+  for (const seg of path7) {
     if (typeof seg === "number")
       segs.push(`[${seg}]`);
     else if (typeof seg === "symbol")
@@ -69802,10 +66848,10 @@ function nanoidOfLength(length) {
 var duration = /^P(?:(\d+W)|(?!.*W)(?=\d|T\d)(\d+Y)?(\d+M)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+([.,]\d+)?S)?)?)$/;
 var extendedDuration = /^[-+]?P(?!$)(?:(?:[-+]?\d+Y)|(?:[-+]?\d+[.,]\d+Y$))?(?:(?:[-+]?\d+M)|(?:[-+]?\d+[.,]\d+M$))?(?:(?:[-+]?\d+W)|(?:[-+]?\d+[.,]\d+W$))?(?:(?:[-+]?\d+D)|(?:[-+]?\d+[.,]\d+D$))?(?:T(?=[\d+-])(?:(?:[-+]?\d+H)|(?:[-+]?\d+[.,]\d+H$))?(?:(?:[-+]?\d+M)|(?:[-+]?\d+[.,]\d+M$))?(?:[-+]?\d+(?:[.,]\d+)?S)?)??$/;
 var guid = /^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$/;
-var uuid = (version2) => {
-  if (!version2)
+var uuid = (version3) => {
+  if (!version3)
     return /^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-8][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}|00000000-0000-0000-0000-000000000000|ffffffff-ffff-ffff-ffff-ffffffffffff)$/;
-  return new RegExp(`^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-${version2}[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$`);
+  return new RegExp(`^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-${version3}[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$`);
 };
 var uuid4 = /* @__PURE__ */ uuid(4);
 var uuid6 = /* @__PURE__ */ uuid(6);
@@ -70412,7 +67458,7 @@ ${content.join("\n")}
 };
 
 // node_modules/zod/v4/core/versions.js
-var version = {
+var version2 = {
   major: 4,
   minor: 6,
   patch: 7
@@ -70424,7 +67470,7 @@ var $ZodType = /* @__PURE__ */ $constructor("$ZodType", (inst, def) => {
   inst ?? (inst = {});
   inst._zod.def = def;
   inst._zod.bag = inst._zod.bag || {};
-  inst._zod.version = version;
+  inst._zod.version = version2;
   const defChecks = inst._zod.def.checks;
   const checks = inst._zod.traits.has("$ZodCheck") ? [inst, ...defChecks ?? []] : defChecks?.length ? [...defChecks] : [];
   for (const ch of checks) {
@@ -86674,13 +83720,13 @@ function resolveRef(ref, ctx) {
   if (!ref.startsWith("#")) {
     throw new Error("External $ref is not supported, only local refs (#/...) are allowed");
   }
-  const path6 = ref.slice(1).split("/").filter(Boolean);
-  if (path6.length === 0) {
+  const path7 = ref.slice(1).split("/").filter(Boolean);
+  if (path7.length === 0) {
     return ctx.rootSchema;
   }
   const defsKey = ctx.version === "draft-2020-12" ? "$defs" : "definitions";
-  if (path6[0] === defsKey) {
-    const key = path6[1] === void 0 ? void 0 : decodeJSONPointerSegment(path6[1]);
+  if (path7[0] === defsKey) {
+    const key = path7[1] === void 0 ? void 0 : decodeJSONPointerSegment(path7[1]);
     if (!key || !ctx.defs[key]) {
       throw new Error(`Reference not found: ${ref}`);
     }
@@ -87294,10 +84340,10 @@ function fromJSONSchema(schema, params) {
   } catch {
     throw new Error("fromJSONSchema input is not valid JSON (possibly cyclic); use $defs/$ref for recursive schemas");
   }
-  const version2 = detectVersion(normalized, params?.defaultTarget);
+  const version3 = detectVersion(normalized, params?.defaultTarget);
   const defs = normalized.$defs || normalized.definitions || {};
   const ctx = {
-    version: version2,
+    version: version3,
     defs,
     refs: /* @__PURE__ */ new Map(),
     processing: /* @__PURE__ */ new Set(),
@@ -87529,10 +84575,14 @@ function date4(params) {
   return _coercedDate(ZodDate, params);
 }
 
+// src/engines/names.ts
+var ENGINE_NAMES = ["postgresql", "mysql", "redis", "mongodb"];
+var ENGINE_SERVER_KEYS = ["data_dir", "options_file", "replica_set", "follow_symlinks"];
+
 // src/config/schema.ts
 var NAME_PATTERN = /^[a-z0-9][a-z0-9-]*$/;
-var DURATION_PATTERN = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/;
-var UNIT_SECONDS = { ms: 1e-3, s: 1, m: 60, h: 3600 };
+var DURATION_PATTERN = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/;
+var UNIT_SECONDS = { ms: 1e-3, s: 1, m: 60, h: 3600, d: 86400 };
 function parseDuration(value) {
   if (typeof value === "number") return value;
   const m = DURATION_PATTERN.exec(value.trim());
@@ -87623,9 +84673,9 @@ var configSchema = external_exports.strictObject({
   replications: external_exports.array(pairSchema).default([]),
   prune: external_exports.boolean().default(false)
 });
-function validKeysAt(path6) {
+function validKeysAt(path7) {
   let schema = configSchema;
-  for (const seg of path6) {
+  for (const seg of path7) {
     schema = unwrap(schema);
     const def2 = defOf(schema);
     if (!def2) return [];
@@ -87651,9 +84701,3107 @@ function unwrap(schema) {
   }
 }
 
+// src/engines/engine.ts
+function bothSides(master, slave) {
+  if (master.ok && slave.ok) return { m: master.facts, s: slave.facts };
+  const down = [master, slave].filter((i) => !i.ok);
+  return {
+    live: {
+      state: "unreachable",
+      lagSeconds: null,
+      lagBytes: null,
+      masterKeepsSlave: false,
+      error: down.map((i) => `${i.server.ref} unreachable: ${i.error}`).join("; ")
+    }
+  };
+}
+async function finding(level, check2) {
+  try {
+    await check2();
+    return [];
+  } catch (err) {
+    return [{ level, message: err instanceof Error ? err.message : String(err) }];
+  }
+}
+function stepText(step) {
+  return step.text ?? `${step.side}: ${step.title}`;
+}
+async function sharedMachine(a, b) {
+  if (a === b) return true;
+  return (await a.facts()).bootId === (await b.facts()).bootId;
+}
+async function hostOrError(session, server, error62) {
+  try {
+    return await session.hosts.forServer(server);
+  } catch (err) {
+    error62(err instanceof Error ? err.message : String(err));
+    return null;
+  }
+}
+async function checkHostCanWork(host, server) {
+  const facts = await host.facts();
+  if (facts.uid !== 0) {
+    throw new Error(`host commands for ${server.ref} run as uid ${facts.uid} on ${host.label}; dbrepl needs root there to act as the server's own user: log in as root or set ssh.sudo: true`);
+  }
+  const r = await host.run(["sh", "-c", 'for p in "$@"; do command -v "$p" >/dev/null 2>&1 || printf "%s " "$p"; done', "sh", "bash", "setpriv", "timeout", "stat", "mktemp"]);
+  const missing = r.stdout.trim();
+  if (missing) throw new Error(`${host.label} lacks ${missing.split(" ").join(", ")} (needed by dbrepl for ${server.ref}); install coreutils, util-linux and bash there`);
+}
+async function sharedNetwork(a, b) {
+  if (a === b) return true;
+  const [fa, fb] = [await a.facts(), await b.facts()];
+  return fa.bootId === fb.bootId && fa.netns === fb.netns;
+}
+function isLoopback(host) {
+  return /^(127\.|localhost$|::1$)/i.test(host);
+}
+
+// src/errors.ts
+var DbreplError = class extends Error {
+  code;
+  constructor(code, message, options) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+};
+function formatIssue(i) {
+  return `${i.file}:${i.line}:${i.column}: ${i.key}: ${i.message}`;
+}
+var ConfigError = class extends DbreplError {
+  issues;
+  constructor(issues) {
+    super("CONFIG", issues.map(formatIssue).join("\n"));
+    this.issues = issues;
+  }
+};
+var UsageError = class extends DbreplError {
+  constructor(message) {
+    super("USAGE", message);
+  }
+};
+var ConnectionError = class extends DbreplError {
+  server;
+  constructor(server, message, options) {
+    super("CONNECTION", `${server}: ${message}`, options);
+    this.server = server;
+  }
+};
+var StepError = class extends DbreplError {
+  step;
+  constructor(step, message, options) {
+    super("STEP", `step "${step}" failed: ${message}`, options);
+    this.step = step;
+  }
+};
+var TimeoutError = class extends DbreplError {
+  constructor(message) {
+    super("TIMEOUT", message);
+  }
+};
+function messageOf(err) {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
+
+// src/engines/mongodb/capabilities.ts
+var mongodbCapabilities = {
+  name: "mongodb",
+  label: "MongoDB",
+  defaultPort: 27017,
+  envPrefix: "MONGODB",
+  // Replica-set members replicate within one set; a chain is the set's business, not the file's.
+  cascading: false,
+  needsReplicationLogin: false,
+  sameApplicationOnly: true,
+  serverKeys: ["data_dir", "options_file", "replica_set", "follow_symlinks"],
+  redact: [{ pattern: /mongodb(\+srv)?:\/\/[^@\s]*@/g, replacement: "mongodb$1://***@" }]
+};
+
+// src/engines/mysql/capabilities.ts
+var mysqlCapabilities = {
+  name: "mysql",
+  label: "MySQL/MariaDB",
+  defaultPort: 3306,
+  envPrefix: "MYSQL",
+  cascading: true,
+  needsReplicationLogin: true,
+  sameApplicationOnly: false,
+  serverKeys: ["data_dir", "options_file", "follow_symlinks"],
+  // The clients echo the statement they failed on: password hashes and literals are not for reports.
+  redact: [
+    { pattern: /\*[0-9A-Fa-f]{40}/g, replacement: "***" },
+    { pattern: /\b(AS|PASSWORD|USING) '[^']*'/gi, replacement: "$1 '***'" }
+  ]
+};
+
+// src/engines/postgresql/capabilities.ts
+var postgresqlCapabilities = {
+  name: "postgresql",
+  label: "PostgreSQL",
+  defaultPort: 5432,
+  envPrefix: "POSTGRESQL",
+  cascading: true,
+  needsReplicationLogin: true,
+  sameApplicationOnly: false,
+  serverKeys: ["data_dir", "follow_symlinks"],
+  // libpq echoes conninfo strings in some errors; SCRAM verifiers are password equivalents.
+  redact: [
+    { pattern: /password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)/gi, replacement: "password=***" },
+    { pattern: /SCRAM-SHA-256\$[^\s']+/g, replacement: "SCRAM-SHA-256$***" }
+  ]
+};
+
+// src/engines/redis/capabilities.ts
+var redisCapabilities = {
+  name: "redis",
+  label: "Redis",
+  defaultPort: 6379,
+  envPrefix: "REDIS",
+  cascading: true,
+  // A replica authenticates as the master's ACL user (or with requirepass): no login of its own needed.
+  needsReplicationLogin: false,
+  sameApplicationOnly: false,
+  serverKeys: [],
+  redact: [{ pattern: /\b(masterauth|requirepass)\s+\S+/gi, replacement: "$1 ***" }]
+};
+
+// src/engines/capabilities.ts
+var CAPABILITIES = {
+  postgresql: postgresqlCapabilities,
+  mysql: mysqlCapabilities,
+  redis: redisCapabilities,
+  mongodb: mongodbCapabilities
+};
+function capabilitiesOf(name) {
+  return CAPABILITIES[name];
+}
+function redactProgramOutput(text) {
+  let out = text;
+  for (const caps of Object.values(CAPABILITIES)) {
+    for (const r of caps.redact) out = out.replace(r.pattern, r.replacement);
+  }
+  return out;
+}
+
+// src/hosts/limits.ts
+var COMMAND_TIMEOUT_MS = 12e4;
+var SERVICE_TIMEOUT_MS = 3e5;
+var COPY_BYTES_PER_SECOND = 4 * 1024 * 1024;
+var COPY_MINIMUM_MS = 6e5;
+function copyTimeoutMs(bytes, overrideSeconds) {
+  if (overrideSeconds !== void 0) return Math.max(1, overrideSeconds) * 1e3;
+  return COPY_MINIMUM_MS + Math.ceil(Math.max(0, bytes) / COPY_BYTES_PER_SECOND * 1e3);
+}
+
+// src/hosts/quote.ts
+function shellQuote(arg) {
+  if (arg.includes("\0")) throw new Error("an argument cannot contain a NUL byte");
+  if (arg !== "" && /^[A-Za-z0-9_@%+=:,./-]+$/.test(arg)) return arg;
+  return `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+function shellLine(argv) {
+  return argv.map(shellQuote).join(" ");
+}
+function commandSummary(argv, max = 160) {
+  const line = shellLine(argv.map((a) => a.includes("\n") ? `${a.split("\n")[0]}\u2026` : a));
+  return line.length > max ? `${line.slice(0, max)}\u2026` : line;
+}
+
+// src/hosts/commands.ts
+async function runChecked(host, argv, what, options, shown = argv) {
+  const r = await host.run(argv, options);
+  if (r.timedOut) {
+    const ms = options?.timeoutMs ?? COMMAND_TIMEOUT_MS;
+    const seconds = ms >= 1e4 ? Math.round(ms / 1e3) : Math.round(ms / 100) / 10;
+    throw new TimeoutError(`${what} on ${host.label} did not finish within ${seconds} s and was stopped (it ran: ${commandSummary(shown)})${r.stderr.trim() ? `; last output: ${tail(r.stderr)}` : ""}`);
+  }
+  if (r.code !== 0) {
+    throw new DbreplError("STEP", `${what} failed on ${host.label} (exit ${r.code}): ${tail(r.stderr || r.stdout)}`);
+  }
+  return r.stdout;
+}
+var SECRET_NAME = /^[a-z_][a-z0-9_]*$/;
+var PRELUDE = `while IFS= read -r -d '' __dbrepl_name && [ -n "$__dbrepl_name" ]; do IFS= read -r -d '' "$__dbrepl_name" || exit 97; done; unset __dbrepl_name`;
+async function runScript(host, script, args, what, options = {}) {
+  const { secrets, input: input2, ...rest } = options;
+  const parts = [];
+  const named = Object.entries(secrets ?? {});
+  for (const [name, value] of named) {
+    if (!SECRET_NAME.test(name)) throw new Error(`secret variable name ${name} must be a lower-case shell name`);
+    if (value.includes("\0")) throw new DbreplError("STEP", `a secret for ${what} contains a NUL byte`);
+    parts.push(Buffer.from(`${name}\0${value}\0`));
+  }
+  if (named.length > 0) parts.push(Buffer.from("\0"));
+  if (input2 !== void 0) parts.push(Buffer.isBuffer(input2) ? input2 : Buffer.from(input2));
+  const prelude = named.length > 0 ? `${PRELUDE}
+` : "";
+  return runChecked(
+    host,
+    ["bash", "--norc", "--noprofile", "-c", `${prelude}set -euo pipefail
+${script}`, "dbrepl", ...args],
+    what,
+    { ...rest, input: parts.length > 0 ? Buffer.concat(parts) : void 0 },
+    // In messages: the programs and arguments, not the script's plumbing.
+    ["bash", "-c", "<script>", ...args]
+  );
+}
+async function readFile(host, file2, as) {
+  const r = await host.run(["cat", "--", file2], { as });
+  return r.code === 0 ? r.stdout : null;
+}
+async function pathExists(host, file2) {
+  return (await host.run(["sh", "-c", '[ -e "$1" ] || [ -L "$1" ]', "sh", file2])).code === 0;
+}
+async function statOwner(host, file2) {
+  const out = (await runChecked(host, ["stat", "-c", "%u %g %a", "--", file2], `stat ${file2}`)).trim();
+  const [uid, gid, mode] = out.split(/\s+/);
+  if (!uid || !gid || !mode) throw new DbreplError("STEP", `unexpected stat output for ${file2}`);
+  return { uid: Number(uid), gid: Number(gid), mode };
+}
+var METER = /^(\d+ bytes \(.*copied|\d+\+\d+ records (in|out)$|\d+\/\d+ kB \(\d+%\))/;
+function tail(text, lines = 5) {
+  const kept = text.trim().split(/[\r\n]+/).filter((l) => !METER.test(l.trim()));
+  const t = redactProgramOutput(kept.slice(-lines).join(" | "));
+  return t.length > 600 ? t.slice(-600) : t || "(no output)";
+}
+
+// src/hosts/rebuild.ts
+var path2 = __toESM(require("node:path"));
+
+// src/util/bytes.ts
+function humanBytes(n) {
+  if (n < 1024) return `${n} B`;
+  const units = ["KiB", "MiB", "GiB", "TiB"];
+  let v = n;
+  let u = -1;
+  do {
+    v /= 1024;
+    u++;
+  } while (v >= 1024 && u < units.length - 1);
+  return `${v.toFixed(1)} ${units[u]}`;
+}
+
+// src/hosts/files.ts
+var path = __toESM(require("node:path"));
+async function pathInfo(host, file2) {
+  const out = await runScript(
+    host,
+    `f=$1
+if [ -L "$f" ]; then printf 'link 0 0 0 %s\\n' "$(readlink -f -- "$f")"
+elif [ -e "$f" ]; then stat -c 'file %u %g %a' -- "$f"
+else echo 'none 0 0 0'; fi
+stat -c 'dir %u %g %a' -- "$(dirname -- "$f")"`,
+    [file2],
+    `inspecting ${file2}`
+  ).catch((err) => {
+    throw new DbreplError("STEP", `${path.dirname(file2)} does not exist or cannot be read on ${host.label}`, { cause: err });
+  });
+  const [first = "", second = ""] = out.trim().split("\n");
+  const [kind, uid, gid, mode, ...target] = first.split(" ");
+  const [, duid, dgid, dmode] = second.split(" ");
+  return {
+    kind,
+    target: target.length > 0 ? target.join(" ") : null,
+    uid: Number(uid),
+    gid: Number(gid),
+    mode: parseInt(mode ?? "0", 8),
+    dir: { uid: Number(duid), gid: Number(dgid), mode: parseInt(dmode ?? "0", 8) }
+  };
+}
+async function writableTarget(host, file2, followSymlinks) {
+  let target = file2;
+  let info = await pathInfo(host, target);
+  if (info.kind === "link") {
+    if (!followSymlinks || !info.target) {
+      throw new DbreplError(
+        "STEP",
+        `${file2} on ${host.label} is a symbolic link (to ${info.target ?? "nothing"}); dbrepl does not write through links unless the server sets follow_symlinks: true`
+      );
+    }
+    target = info.target;
+    info = await pathInfo(host, target);
+    if (info.kind === "link") throw new DbreplError("STEP", `${target} on ${host.label} is still a link after resolving ${file2}`);
+  }
+  if ((info.dir.mode & 18) !== 0 && (info.dir.mode & 512) === 0) {
+    throw new DbreplError("STEP", `${path.dirname(target)} on ${host.label} is writable by other users (mode ${info.dir.mode.toString(8)}); dbrepl does not write files there`);
+  }
+  return { target, info };
+}
+async function writeFile(host, file2, content, options = {}) {
+  const { target, info } = await writableTarget(host, file2, options.followSymlinks);
+  const writer = { uid: info.dir.uid, gid: info.dir.gid };
+  const keep = info.kind === "file" && !options.reown;
+  const owner = keep ? { uid: info.uid, gid: info.gid } : options.owner ?? writer;
+  const mode = keep ? info.mode.toString(8) : options.mode ?? "600";
+  const me = (await host.facts()).uid;
+  const chown = writer.uid === 0 && me === 0 && (owner.uid !== 0 || owner.gid !== 0) ? `${owner.uid}:${owner.gid}` : "";
+  const bytes = Buffer.byteLength(content);
+  await runScript(
+    host,
+    `f=$1; n=$2; mode=$3; owner=$4
+tmp=$(mktemp -- "$(dirname -- "$f")/.$(basename -- "$f").dbrepl-XXXXXXXXXX")
+trap 'rm -f -- "$tmp"' EXIT
+cat > "$tmp"
+got=$(wc -c < "$tmp")
+[ "$got" -eq "$n" ] || { echo "short write: $got of $n bytes" >&2; exit 1; }
+chmod -- "$mode" "$tmp"
+if [ -n "$owner" ]; then chown -h -- "$owner" "$tmp"; fi
+sync -- "$tmp" 2>/dev/null || true
+mv -fT -- "$tmp" "$f"
+trap - EXIT`,
+    [target, String(bytes), mode, chown],
+    `writing ${target}`,
+    { input: content, as: me === 0 && writer.uid !== 0 ? writer : void 0 }
+  );
+}
+async function ownerOfDirectory(host, file2) {
+  const [uid, gid] = (await runChecked(host, ["stat", "-c", "%u %g", "--", path.dirname(file2)], `stat ${path.dirname(file2)}`)).trim().split(" ").map(Number);
+  return uid === 0 ? void 0 : { uid, gid };
+}
+async function readServerFile(host, file2) {
+  const r = await host.run(
+    ["sh", "-c", `[ -L "$1" ] && exit 3; o=$(stat -c %u:%g -- "$(dirname -- "$1")") || exit 1
+case "$o" in 0:*) exec cat -- "$1";; *) exec setpriv --reuid="\${o%:*}" --regid="\${o#*:}" --init-groups -- cat -- "$1";; esac`, "sh", file2]
+  );
+  if (r.code === 3) throw new DbreplError("STEP", `${file2} on ${host.label} is a symbolic link; dbrepl does not read server files through links`);
+  return r.code === 0 ? r.stdout : null;
+}
+
+// src/hosts/rebuild.ts
+function lockPath(dataDir) {
+  return `${dataDir.replace(/\/+$/, "")}.dbrepl-lock`;
+}
+var INFO_FIELDS = ["pair", "action", "preserved", "started", "host", "pid", "failed"];
+async function lockInfo(host, lock) {
+  const text = await readServerFile(host, `${lock}/info`).catch(() => null);
+  try {
+    const info = JSON.parse(text ?? "");
+    const said = INFO_FIELDS.filter((k) => typeof info[k] === "string" && info[k]).map((k) => `${k}: ${String(info[k]).slice(0, 300)}`);
+    return said.length > 0 ? said.join(", ") : "no info";
+  } catch {
+    return "no readable info";
+  }
+}
+async function lockHeld(host, lock, server) {
+  return new DbreplError(
+    "STEP",
+    `${lock} exists: another dbrepl run is rebuilding ${server.ref}, or one was interrupted (${await lockInfo(host, lock)}); if none is running, check that the server is as it should be (its previous data may be at the path named there), then remove ${lock}`
+  );
+}
+async function checkNoRebuildLock(host, server, dataDir) {
+  const lock = lockPath(dataDir);
+  if (await pathExists(host, lock)) throw await lockHeld(host, lock, server);
+}
+async function takeRebuildLock(host, server, dataDir, info) {
+  const lock = lockPath(dataDir);
+  const as = await ownerOfDirectory(host, lock);
+  const text = JSON.stringify({ ...info, host: (await host.facts()).hostname, started: (/* @__PURE__ */ new Date()).toISOString() }) + "\n";
+  const r = await host.run(["sh", "-c", 'mkdir -m 700 -- "$1" || exit 3; cat > "$1/info" || { rm -rf -- "$1"; exit 1; }', "sh", lock], { as, input: text });
+  if (r.code === 3) throw await lockHeld(host, lock, server);
+  if (r.code !== 0) throw new DbreplError("STEP", `cannot take the rebuild lock ${lock} on ${host.label}: ${r.stderr.trim()}`);
+  return lock;
+}
+async function writeLockInfo(host, lock, info) {
+  await writeFile(host, `${lock}/info`, JSON.stringify(info) + "\n");
+}
+async function keepRebuildLock(host, lock, failed) {
+  const text = await readServerFile(host, `${lock}/info`).catch(() => null);
+  let info = {};
+  try {
+    info = JSON.parse(text ?? "{}");
+  } catch {
+  }
+  await writeLockInfo(host, lock, { ...info, failed: failed.slice(0, 1e3) });
+}
+async function releaseRebuildLock(host, lock) {
+  await host.run(["rm", "-rf", "--", lock], { as: await ownerOfDirectory(host, lock).catch(() => void 0) });
+}
+async function freeBytes(host, dir) {
+  const out = await runChecked(host, ["df", "-Pk", "--", dir], `df ${dir}`);
+  const kb = Number(out.trim().split("\n").pop().split(/\s+/)[3]);
+  if (!Number.isFinite(kb)) throw new DbreplError("STEP", `cannot read the free space of ${dir} from df`);
+  return kb * 1024;
+}
+async function checkFreeSpace(host, dataDir, needBytes, masterRef) {
+  const dir = path2.dirname(dataDir);
+  const free = await freeBytes(host, dir);
+  if (free < needBytes * 1.1 + 64 * 1024 * 1024) {
+    throw new DbreplError("STEP", `${dir} on ${host.label} has ${humanBytes(free)} free; the copy of ${masterRef} needs about ${humanBytes(needBytes)} while the previous data is kept; free some space first`);
+  }
+}
+
+// src/apply/checks.ts
+async function checkAction(engine, pair, sides, planned, session, phase) {
+  const out = [];
+  if (pair.master.host.startsWith("/")) out.push({ level: "error", message: `${pair.master.ref}'s host is a socket path (${pair.master.host}); a master needs a network address its slaves reach` });
+  if (pair.slave.host.startsWith("/") && engine.capabilities.needsReplicationLogin) {
+    out.push({ level: "error", message: `${pair.slave.ref}'s host is a socket path (${pair.slave.host}); ${engine.capabilities.label} admits a slave by its network address: give the address it connects from` });
+  }
+  if (planned) out.push(...await hostChecks(engine, pair, planned.plan, session));
+  const same = sameServer(engine, pair, sides);
+  if (same) out.push({ level: "error", message: same });
+  if (planned && (planned.plan.lockDir || planned.plan.preserved)) {
+    try {
+      const host = await session.hosts.forServer(pair.slave);
+      if (phase === "plan" && planned.plan.lockDir) await checkNoRebuildLock(host, pair.slave, planned.plan.lockDir);
+      if (planned.plan.preserved && await pathExists(host, planned.plan.preserved)) {
+        out.push({ level: "error", message: `${planned.plan.preserved} already exists on ${host.label}; refusing to overwrite kept data` });
+      }
+    } catch (err) {
+      out.push({ level: "error", message: messageOf(err) });
+    }
+  }
+  if (same) return out;
+  try {
+    out.push(...await engine.preflight(pair, sides, planned, session));
+  } catch (err) {
+    out.push({ level: "error", message: messageOf(err) });
+  }
+  return out;
+}
+function sameServer(engine, pair, { m, s }) {
+  const a = engine.identity(m);
+  const b = engine.identity(s);
+  if (a.key !== b.key) return null;
+  return `${pair.master.ref} (${pair.master.host}:${pair.master.port}) and ${pair.slave.ref} (${pair.slave.host}:${pair.slave.port}) are the same server (${a.text}): a server cannot be its own slave; fix the host or port of one of them`;
+}
+async function hostChecks(engine, pair, plan4, session) {
+  const out = [];
+  const both = await Promise.all([session.hosts.forServer(pair.master), session.hosts.forServer(pair.slave)]).catch(() => null);
+  if (!both) return out;
+  const [mh, sh] = both;
+  const apart = !await sharedNetwork(mh, sh).catch(() => true);
+  if (apart && isLoopback(pair.master.host)) {
+    out.push({ level: "error", message: `${pair.master.ref}'s host ${pair.master.host} is a loopback address, but ${pair.slave.ref} runs on another host (${sh.label}): the copy and the replication channel would reach that machine's own loopback; give ${pair.master.ref} the address its slaves reach` });
+  }
+  if (apart && isLoopback(pair.slave.host) && engine.capabilities.needsReplicationLogin) {
+    out.push({ level: "error", message: `${pair.slave.ref}'s host ${pair.slave.host} is a loopback address, but its master runs on another host: ${engine.capabilities.label} admits a slave by the address it connects from; give ${pair.slave.ref} that address` });
+  }
+  if (plan4.lockDir) {
+    try {
+      await checkHostCanWork(sh, pair.slave);
+    } catch (err) {
+      out.push({ level: "error", message: messageOf(err) });
+    }
+  }
+  return out;
+}
+
+// src/engines/mongodb/index.ts
+var unavailable = () => {
+  throw new DbreplError("USAGE", "the mongodb engine is not available in this version of dbrepl yet");
+};
+var mongodb = {
+  capabilities: mongodbCapabilities,
+  inspect: async () => unavailable(),
+  identity: unavailable,
+  copies: unavailable,
+  pairState: (_pair, master, slave) => {
+    const sides = bothSides(master, slave);
+    return "live" in sides ? sides.live : unavailable();
+  },
+  liveLinks: () => [],
+  plan: unavailable,
+  preflight: async () => []
+};
+
+// src/engines/mysql/client.ts
+var net = __toESM(require("node:net"));
+var import_promise = __toESM(require_promise());
+
+// src/engines/tls.ts
+var tls = __toESM(require("node:tls"));
+function nodeTls(server) {
+  const t = server.tls;
+  if (!t || t.mode === "disable") return null;
+  const client = t.cert && t.key ? { cert: t.cert, key: t.key } : {};
+  if (t.mode === "require") return { ...client, rejectUnauthorized: false };
+  return {
+    ...client,
+    ...t.ca ? { ca: t.ca } : {},
+    rejectUnauthorized: true,
+    servername: isIpLiteral(server.host) ? void 0 : server.host,
+    checkServerIdentity: (_host, cert) => tls.checkServerIdentity(server.host, cert)
+  };
+}
+function isIpLiteral(host) {
+  return /^[\d.]+$/.test(host) || host.includes(":");
+}
+function replicationTls(master) {
+  const m = master.tls?.mode;
+  return m === "verify-full" || m === "require" ? m : "none";
+}
+function plainOverNetwork(server) {
+  if (server.ssh || server.tls && server.tls.mode !== "disable") return false;
+  return !/^(127\.|localhost$|::1$|\/)/.test(server.host);
+}
+function tlsFilesFor(base, master) {
+  const dir = `${base.replace(/\/+$/, "")}.dbrepl-tls`;
+  const name = master.ref.replace(/[^a-z0-9-]/g, "_");
+  const t = master.tls;
+  return {
+    dir,
+    ca: t?.ca ? `${dir}/${name}.ca.crt` : void 0,
+    cert: t?.cert ? `${dir}/${name}.client.crt` : void 0,
+    key: t?.key ? `${dir}/${name}.client.key` : void 0
+  };
+}
+async function writeTlsFiles(host, files, master, owner) {
+  const parent = await ownerOfDirectory(host, files.dir);
+  await runChecked(host, ["mkdir", "-p", "-m", "700", "--", files.dir], `creating ${files.dir}`, { as: parent });
+  if (!parent) await runChecked(host, ["chown", "-h", `${owner.uid}:${owner.gid}`, "--", files.dir], `giving ${files.dir} to the server's user`);
+  const t = master.tls;
+  const created = [];
+  for (const [file2, pem] of [[files.ca, t.ca], [files.cert, t.cert], [files.key, t.key]]) {
+    if (!file2 || !pem) continue;
+    if (!await pathExists(host, file2)) created.push(file2);
+    await writeFile(host, file2, pem.endsWith("\n") ? pem : `${pem}
+`, { owner, mode: "600", reown: true });
+  }
+  return created;
+}
+async function removeTlsFiles(host, files) {
+  if (files.length > 0) await runChecked(host, ["rm", "-f", "--", ...files], "removing TLS files");
+}
+function tlsFileList(files) {
+  return files ? [files.ca, files.cert, files.key].filter((f) => !!f) : [];
+}
+function forgetTlsSteps(pair, base) {
+  const files = tlsFileList(replicationTls(pair.master) === "none" ? null : tlsFilesFor(base, pair.master));
+  if (files.length === 0) return [];
+  return [
+    {
+      id: "forget-tls",
+      side: "slave host",
+      title: "remove the master's TLS files",
+      text: `slave host: remove ${files.join(", ")} (nothing uses them once it is standalone)`,
+      run: async (session) => removeTlsFiles(await session.hosts.forServer(pair.slave), files)
+    }
+  ];
+}
+
+// src/engines/mysql/client.ts
+var LOCK_WAIT_S = 90;
+async function withClient(session, server, fn) {
+  const at = await session.hosts.endpoint(server);
+  const tunneled = at.host !== server.host || at.port !== server.port;
+  const t = nodeTls(server);
+  let conn;
+  try {
+    conn = await (0, import_promise.createConnection)({
+      // mysql2 checks the certificate against `host`: the file's host, also when a tunnel carries the bytes.
+      ...at.host.startsWith("/") ? { socketPath: at.host } : { host: server.host, port: server.port },
+      ...tunneled ? { stream: () => tunnelSocket(at.host, at.port, server.host) } : {},
+      ssl: t ? { ca: t.ca, cert: t.cert, key: t.key, rejectUnauthorized: t.rejectUnauthorized, verifyIdentity: server.tls?.mode === "verify-full" } : void 0,
+      user: server.user ?? "root",
+      password: server.password,
+      connectTimeout: 1e4,
+      enableKeepAlive: true,
+      supportBigNumbers: true,
+      bigNumberStrings: true,
+      dateStrings: true
+    });
+  } catch (err) {
+    throw new ConnectionError(server.ref, `cannot connect to MySQL at ${server.host}:${server.port}: ${err.message}`, { cause: err });
+  }
+  conn.on("error", () => void 0);
+  await conn.query(`SET SESSION lock_wait_timeout = ${LOCK_WAIT_S}`).catch(() => void 0);
+  let timedOut = false;
+  const sql = {
+    query: async (text, values, timeoutMs = 12e4) => {
+      try {
+        const [rows] = await conn.query({ sql: text, values, timeout: timeoutMs });
+        return Array.isArray(rows) ? rows : [];
+      } catch (err) {
+        if (err.code === "PROTOCOL_SEQUENCE_TIMEOUT") timedOut = true;
+        throw err;
+      }
+    }
+  };
+  try {
+    return await fn(sql);
+  } finally {
+    if (timedOut) conn.destroy();
+    else await conn.end().catch(() => conn.destroy());
+  }
+}
+function tunnelSocket(host, port2, serverHost) {
+  const socket = net.connect(port2, host);
+  socket._host = serverHost;
+  return socket;
+}
+
+// src/engines/mysql/dialect.ts
+var import_node_crypto = require("node:crypto");
+function parseVersion(text) {
+  const m = /^(\d+)\.(\d+)\.(\d+)/.exec(text);
+  if (!m) throw new Error(`cannot read a server version from "${text}"`);
+  return { flavour: /mariadb/i.test(text) ? "mariadb" : "mysql", major: Number(m[1]), minor: Number(m[2]), patch: Number(m[3]), text };
+}
+function atLeast(v, major2, minor = 0, patch = 0) {
+  return v.major !== major2 ? v.major > major2 : v.minor !== minor ? v.minor > minor : v.patch >= patch;
+}
+function tlsClause(prefix, t) {
+  if (!t) return { sql: "", values: [] };
+  const parts = [`${prefix}_SSL = 1`];
+  const values = [];
+  for (const [k, v] of [["CA", t.ca], ["CERT", t.cert], ["KEY", t.key]]) {
+    if (v) {
+      parts.push(`${prefix}_SSL_${k} = ?`);
+      values.push(v);
+    }
+  }
+  parts.push(`${prefix}_SSL_VERIFY_SERVER_CERT = ${t.verify ? 1 : 0}`);
+  return { sql: `, ${parts.join(", ")}`, values };
+}
+function changeStatement(head, prefix, positioning, o) {
+  const tls2 = tlsClause(prefix, o.tls);
+  return {
+    sql: `${head} ${prefix}_HOST = ?, ${prefix}_PORT = ?, ${prefix}_USER = ?, ${prefix}_PASSWORD = ?, ${positioning}, ${prefix}_CONNECT_RETRY = 5${tls2.sql}`,
+    values: [o.host, o.port, o.user, o.password, ...tls2.values]
+  };
+}
+var tlsFiles = (t) => [t.ca && `ssl-ca=${t.ca}`, t.cert && `ssl-cert=${t.cert}`, t.key && `ssl-key=${t.key}`].filter((x) => !!x);
+var COMMON_DUMP = ["--single-transaction", "--all-databases", "--routines", "--events", "--triggers", "--hex-blob", "--quick"];
+var TABLE = [
+  {
+    flavour: "mariadb",
+    since: [10, 5, 0],
+    set: {
+      replicaStatus: "SHOW SLAVE STATUS",
+      binlogStatus: "SHOW MASTER STATUS",
+      startReplica: "START SLAVE",
+      stopReplica: "STOP SLAVE",
+      resetReplicaAll: "RESET SLAVE ALL",
+      resetBinlogs: "RESET MASTER",
+      changeSource: (o) => changeStatement("CHANGE MASTER TO", "MASTER", "MASTER_USE_GTID = slave_pos", o),
+      executedGtids: "@@GLOBAL.gtid_binlog_pos",
+      waitForGtids: "SELECT MASTER_GTID_WAIT(?, ?) AS r",
+      readOnly: (on) => [`SET GLOBAL read_only = ${on ? 1 : 0}`],
+      superReadOnly: null,
+      disableEventOnReplica: "DISABLE ON SLAVE",
+      needsOptionsFile: true,
+      setServerId: "SET GLOBAL server_id = ?",
+      dumpProgram: "mariadb-dump",
+      clientProgram: "mariadb",
+      clientTls: (t) => ["ssl", ...tlsFiles(t), ...t.verify ? ["ssl-verify-server-cert"] : []],
+      dumpArgs: [...COMMON_DUMP, "--gtid", "--master-data=1"],
+      // MariaDB takes a mysql_native_password hash: the password itself never travels in a statement.
+      replicationUser: (user, host, hash2) => [
+        { sql: "CREATE USER IF NOT EXISTS ?@? IDENTIFIED BY PASSWORD ?", values: [user, host, hash2] },
+        { sql: "ALTER USER ?@? IDENTIFIED BY PASSWORD ?", values: [user, host, hash2] },
+        { sql: "GRANT REPLICATION SLAVE ON *.* TO ?@?", values: [user, host] }
+      ]
+    }
+  },
+  {
+    flavour: "mysql",
+    since: [8, 0, 0],
+    set: {
+      replicaStatus: "SHOW SLAVE STATUS",
+      binlogStatus: "SHOW MASTER STATUS",
+      startReplica: "START SLAVE",
+      stopReplica: "STOP SLAVE",
+      resetReplicaAll: "RESET SLAVE ALL",
+      resetBinlogs: "RESET MASTER",
+      changeSource: (o) => changeStatement("CHANGE MASTER TO", "MASTER", "MASTER_AUTO_POSITION = 1, GET_MASTER_PUBLIC_KEY = 1", o),
+      executedGtids: "@@GLOBAL.gtid_executed",
+      waitForGtids: "SELECT WAIT_FOR_EXECUTED_GTID_SET(?, ?) AS r",
+      readOnly: (on) => on ? ["SET PERSIST read_only = ON"] : ["SET PERSIST super_read_only = OFF", "SET PERSIST read_only = OFF"],
+      superReadOnly: "SET PERSIST super_read_only = ON",
+      disableEventOnReplica: "DISABLE ON SLAVE",
+      needsOptionsFile: false,
+      setServerId: "SET PERSIST server_id = ?",
+      dumpProgram: "mysqldump",
+      clientProgram: "mysql",
+      clientTls: (t) => [`ssl-mode=${t.verify ? "VERIFY_IDENTITY" : "REQUIRED"}`, ...tlsFiles(t)],
+      dumpArgs: [...COMMON_DUMP, "--master-data=1", "--set-gtid-purged=ON"],
+      // MySQL rewrites the password out of its logs; caching_sha2_password has no client-side hash form.
+      replicationUser: (user, host, password) => [
+        { sql: "CREATE USER IF NOT EXISTS ?@? IDENTIFIED WITH caching_sha2_password BY ?", values: [user, host, password] },
+        { sql: "ALTER USER ?@? IDENTIFIED WITH caching_sha2_password BY ?", values: [user, host, password] },
+        { sql: "GRANT REPLICATION SLAVE ON *.* TO ?@?", values: [user, host] }
+      ]
+    }
+  },
+  {
+    flavour: "mysql",
+    since: [8, 0, 22],
+    set: { replicaStatus: "SHOW REPLICA STATUS", startReplica: "START REPLICA", stopReplica: "STOP REPLICA", resetReplicaAll: "RESET REPLICA ALL", disableEventOnReplica: "DISABLE ON REPLICA" }
+  },
+  {
+    flavour: "mysql",
+    since: [8, 0, 23],
+    set: {
+      changeSource: (o) => changeStatement("CHANGE REPLICATION SOURCE TO", "SOURCE", "SOURCE_AUTO_POSITION = 1, GET_SOURCE_PUBLIC_KEY = 1", o)
+    }
+  },
+  { flavour: "mysql", since: [8, 0, 26], set: { dumpArgs: [...COMMON_DUMP, "--source-data=1", "--set-gtid-purged=ON"] } },
+  // 8.2 added the new spellings; 8.4 (LTS) removed SHOW MASTER STATUS and RESET MASTER.
+  { flavour: "mysql", since: [8, 2, 0], set: { binlogStatus: "SHOW BINARY LOG STATUS", resetBinlogs: "RESET BINARY LOGS AND GTIDS" } }
+];
+function dialectFor(version3) {
+  const rows = TABLE.filter((r) => r.flavour === version3.flavour && atLeast(version3, ...r.since));
+  if (rows.length === 0) {
+    const min = version3.flavour === "mariadb" ? "MariaDB 10.5" : "MySQL 8.0";
+    throw new Error(`${version3.flavour} ${version3.text} is not supported; the oldest supported is ${min}`);
+  }
+  return Object.assign({ version: version3 }, ...rows.map((r) => r.set));
+}
+function nativePasswordHash(password) {
+  const sha1 = (b) => (0, import_node_crypto.createHash)("sha1").update(b).digest();
+  return `*${sha1(sha1(Buffer.from(password, "utf8"))).toString("hex").toUpperCase()}`;
+}
+function renderStatement(sql, values = [], secret = []) {
+  let i = 0;
+  const filled = sql.replace(/\?/g, () => {
+    const at = i++;
+    if (secret.includes(at)) return "'***'";
+    const v = values[at];
+    return typeof v === "number" ? String(v) : `'${String(v).replace(/'/g, "''")}'`;
+  });
+  return filled.replace(/(\w+) = /g, "$1=");
+}
+
+// src/engines/mysql/inspect.ts
+function col(row, ...names) {
+  for (const n of names) if (n in row) return row[n];
+  return void 0;
+}
+function str(v) {
+  return v === null || v === void 0 ? "" : String(v);
+}
+function readReplicaStatus(row) {
+  if (!row) return null;
+  const host = str(col(row, "Source_Host", "Master_Host"));
+  if (!host) return null;
+  const behind = col(row, "Seconds_Behind_Source", "Seconds_Behind_Master");
+  return {
+    sourceHost: host,
+    sourcePort: Number(col(row, "Source_Port", "Master_Port")),
+    sourceUser: str(col(row, "Source_User", "Master_User")),
+    ioRunning: str(col(row, "Replica_IO_Running", "Slave_IO_Running")),
+    sqlRunning: str(col(row, "Replica_SQL_Running", "Slave_SQL_Running")),
+    secondsBehind: behind === null || behind === void 0 || behind === "" ? null : Number(behind),
+    lastIoErrno: Number(col(row, "Last_IO_Errno") ?? 0),
+    lastIoError: str(col(row, "Last_IO_Error")),
+    lastSqlErrno: Number(col(row, "Last_SQL_Errno") ?? 0),
+    lastSqlError: str(col(row, "Last_SQL_Error")),
+    execSourceLogFile: str(col(row, "Relay_Source_Log_File", "Relay_Master_Log_File")),
+    execSourceLogPos: Number(col(row, "Exec_Source_Log_Pos", "Exec_Master_Log_Pos") ?? 0),
+    usingGtid: str(col(row, "Using_Gtid", "Auto_Position")),
+    gtidPosition: str(col(row, "Gtid_IO_Pos", "Executed_Gtid_Set"))
+  };
+}
+async function inspectMysql(server, session) {
+  return withClient(session, server, readFacts);
+}
+async function dialectOf(sql) {
+  const [row] = await sql.query("SELECT VERSION() AS v");
+  return dialectFor(parseVersion(String(row.v)));
+}
+async function readFacts(sql) {
+  const d = await dialectOf(sql);
+  const mysql2 = d.version.flavour === "mysql";
+  const [v] = await sql.query(
+    `SELECT @@server_id AS server_id, @@log_bin AS log_bin, @@read_only AS read_only, @@datadir AS datadir, @@pid_file AS pid_file,
+            ${mysql2 ? "@@super_read_only" : "NULL"} AS super_read_only, ${mysql2 ? "@@gtid_mode" : "NULL"} AS gtid_mode,
+            ${d.executedGtids} AS executed, CURRENT_USER() AS current_user_, @@hostname AS hostname, @@port AS port,
+            ${mysql2 ? "@@server_uuid" : "NULL"} AS server_uuid, ${mysql2 ? "NULL" : "@@GLOBAL.gtid_slave_pos"} AS gtid_slave_pos`
+  );
+  const [status] = await sql.query(d.replicaStatus);
+  const binlog = v.log_bin == 1 ? (await sql.query(d.binlogStatus))[0] : void 0;
+  const dumps = await sql.query(
+    `SELECT HOST AS host FROM information_schema.PROCESSLIST WHERE COMMAND IN ('Binlog Dump', 'Binlog Dump GTID')`
+  );
+  return {
+    version: d.version,
+    serverId: Number(v.server_id),
+    logBin: Number(v.log_bin) === 1,
+    gtidMode: v.gtid_mode === null ? null : String(v.gtid_mode),
+    readOnly: Number(v.read_only) === 1,
+    superReadOnly: v.super_read_only === null ? null : Number(v.super_read_only) === 1,
+    datadir: String(v.datadir).replace(/\/+$/, ""),
+    pidFile: String(v.pid_file),
+    executedGtids: String(v.executed ?? "").replace(/\s+/g, ""),
+    binlogFile: binlog ? str(col(binlog, "File")) : null,
+    binlogPos: binlog ? Number(col(binlog, "Position")) : null,
+    replica: readReplicaStatus(status),
+    dumpClients: dumps.map((r) => String(r.host).replace(/:\d+$/, "")),
+    currentUser: String(v.current_user_),
+    hostname: String(v.hostname),
+    port: Number(v.port),
+    serverUuid: v.server_uuid ? String(v.server_uuid) : null,
+    gtidSlavePos: v.gtid_slave_pos === null || v.gtid_slave_pos === void 0 ? null : String(v.gtid_slave_pos)
+  };
+}
+
+// src/engines/mysql/host-side.ts
+function clientOptions(server, user, password, tls2 = []) {
+  const q = (v) => `"${String(v).replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
+  return `[client]
+host=${q(server.host)}
+port=${q(server.port)}
+user=${q(user)}
+password=${q(password)}
+protocol=TCP
+${tls2.map((l) => `${l}
+`).join("")}`;
+}
+var adminOptions = (l) => clientOptions(l.server, l.server.user ?? "root", l.server.password ?? "", l.tls);
+async function checkLoginFromHost(host, d, master, user, password) {
+  await runScript(host, '"$1" --defaults-file=<(printf %s "$cnf") --connect-timeout=10 -e "SELECT 1" >/dev/null', [d.clientProgram], `the replication login ${user} to ${master.server.ref} from ${host.label}`, {
+    secrets: { cnf: clientOptions(master.server, user, password, master.tls) }
+  });
+}
+function ownDumpArgs(d) {
+  return ["--single-transaction", "--all-databases", "--routines", "--events", "--triggers", "--hex-blob", "--quick", ...d.version.flavour === "mysql" ? ["--set-gtid-purged=OFF"] : []];
+}
+async function dumpToFile(host, d, slave, file2, timeoutMs, as) {
+  await runScript(
+    host,
+    `out=$1; dump=$2; shift 2
+umask 077
+[ ! -e "$out" ] && [ ! -L "$out" ] || { echo "$out already exists" >&2; exit 1; }
+tmp=$(mktemp -- "$(dirname -- "$out")/.$(basename -- "$out").XXXXXXXXXX")
+trap 'rm -f -- "$tmp"' EXIT
+"$dump" --defaults-file=<(printf %s "$cnf") "$@" | gzip -1 > "$tmp"
+# ln never replaces what is there (mv -n would skip silently on older coreutils).
+ln -- "$tmp" "$out"`,
+    [file2, d.dumpProgram, ...ownDumpArgs(d)],
+    `dumping ${slave.server.ref} to ${file2}`,
+    { secrets: { cnf: adminOptions(slave) }, timeoutMs, as }
+  );
+}
+async function streamCopy(host, d, md, master, slave, trailer, timeoutMs, meter) {
+  await runScript(
+    host,
+    // A failed dump must fail the pipeline (and must not be followed by the trailer). dd counts
+    // the bytes through the pipe: its meter (`N bytes ... copied`, every second) goes to stderr.
+    `dump=$1; client=$2; shift 2
+{ printf 'SET SESSION sql_log_bin=0;\\n'; "$dump" --defaults-file=<(printf %s "$src") "$@" || exit 1; printf '%s\\n' "$trailer"; } | dd bs=1M status=progress | "$client" --defaults-file=<(printf %s "$dst") --binary-mode`,
+    [md.dumpProgram, d.clientProgram, ...md.dumpArgs],
+    `copying ${master.server.ref} into ${slave.server.ref}`,
+    {
+      secrets: { src: adminOptions(master), dst: adminOptions(slave), trailer },
+      timeoutMs,
+      progress: (line) => {
+        const m = /^(\d+) bytes/.exec(line);
+        if (m) meter?.update(Number(m[1]));
+      }
+    }
+  );
+  meter?.finish();
+}
+async function restoreFromFile(host, d, slave, file2, trailer, timeoutMs) {
+  await runScript(
+    host,
+    `in=$1; client=$2
+{ printf 'SET SESSION sql_log_bin=0;\\n'; gunzip -c -- "$in" || exit 1; printf '%s\\n' "$trailer"; } | "$client" --defaults-file=<(printf %s "$dst") --binary-mode`,
+    [file2, d.clientProgram],
+    `restoring ${slave.server.ref} from ${file2}`,
+    { secrets: { dst: adminOptions(slave), trailer }, timeoutMs }
+  );
+}
+async function checkPrograms(host, programs) {
+  const missing = [];
+  for (const p of programs) if ((await host.run(["/bin/sh", "-c", 'command -v "$1" >/dev/null', "sh", p])).code !== 0) missing.push(p);
+  if (missing.length > 0) throw new DbreplError("STEP", `${missing.join(", ")} not found on ${host.label}; install the ${missing.length > 1 ? "clients" : "client"} there`);
+}
+async function verifyHost(host, server, facts) {
+  const here = (await runChecked(host, ["uname", "-n"], "uname")).trim();
+  const pid = (await readFile(host, facts.pidFile))?.trim();
+  const comm = pid ? (await readFile(host, `/proc/${pid}/comm`))?.trim() : void 0;
+  if (here !== facts.hostname || !comm || !/^(mariadbd|mysqld)$/.test(comm)) {
+    throw new DbreplError("STEP", `host commands for ${server.ref} would run on ${host.label} (${here}), which does not run this server (it reports host ${facts.hostname}, pid file ${facts.pidFile}); run dbrepl on the server's own host`);
+  }
+}
+
+// src/engines/mysql/options.ts
+var path4 = __toESM(require("node:path"));
+
+// src/engines/mysql/state.ts
+var import_node_crypto2 = require("node:crypto");
+
+// src/hosts/copies.ts
+var path3 = __toESM(require("node:path"));
+var STAMP_PATTERN = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(\d{3})Z$/;
+function copyPath(pattern, stamp) {
+  return `${pattern.base}.dbrepl-${stamp}${pattern.suffix}`;
+}
+var GLOB = /[*?[\]\\]/g;
+function stampTime(stamp) {
+  const m = STAMP_PATTERN.exec(stamp);
+  if (!m) return null;
+  const d = new Date(Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6], +m[7]));
+  return Number.isNaN(d.getTime()) ? null : d;
+}
+function stampOfCopy(pattern, file2) {
+  const prefix = `${pattern.base}.dbrepl-`;
+  if (!file2.startsWith(prefix) || !file2.endsWith(pattern.suffix)) return null;
+  const stamp = file2.slice(prefix.length, file2.length - pattern.suffix.length);
+  return stampTime(stamp) && copyPath(pattern, stamp) === file2 ? stamp : null;
+}
+async function listCopies(host, pattern) {
+  const dir = path3.posix.dirname(pattern.base);
+  const glob = `${path3.posix.basename(pattern.base).replace(GLOB, "\\$&")}.dbrepl-*`;
+  const listed = await runChecked(host, ["sh", "-c", '[ -d "$1" ] || exit 0; exec find "$1" -mindepth 1 -maxdepth 1 -name "$2" -printf "%y %p\\0"', "sh", dir, glob], `listing the copies in ${dir}`);
+  const want = pattern.kind === "directory" ? "d" : "f";
+  const found = [];
+  for (const entry2 of listed.split("\0")) {
+    if (entry2.length < 3 || entry2.slice(0, 2) !== `${want} `) continue;
+    const file2 = entry2.slice(2);
+    const stamp = stampOfCopy(pattern, file2);
+    if (stamp) found.push({ path: file2, stamp });
+  }
+  if (found.length === 0) return [];
+  const sizes = /* @__PURE__ */ new Map();
+  const du = await runChecked(host, ["du", "-s", "-B1", "-0", "--", ...found.map((f) => f.path)], `measuring the copies in ${dir}`);
+  for (const line of du.split("\0")) {
+    const tab = line.indexOf("	");
+    if (tab > 0) sizes.set(line.slice(tab + 1), Number(line.slice(0, tab)));
+  }
+  return found.map((f) => ({ path: f.path, kind: pattern.kind, bytes: sizes.get(f.path) ?? 0, stamp: f.stamp, created: stampTime(f.stamp) })).sort((a, b) => a.stamp.localeCompare(b.stamp));
+}
+async function removeCopy(host, copy) {
+  const as = await ownerOfDirectory(host, copy.path);
+  const test = copy.kind === "directory" ? "-d" : "-f";
+  const r = await host.run(["sh", "-c", `[ -L "$1" ] && exit 3; [ ${test} "$1" ] || exit 4; exec rm -rf --one-file-system -- "$1"`, "sh", copy.path], { as, timeoutMs: 10 * 6e4 });
+  if (r.code === 3 || r.code === 4) throw new DbreplError("STEP", `${copy.path} on ${host.label} is no longer the ${copy.kind} dbrepl made (it is ${r.code === 3 ? "a symbolic link" : "of another type or gone"}); left alone`);
+  if (r.code !== 0 || r.timedOut) throw new DbreplError("STEP", `removing ${copy.path} on ${host.label} failed (exit ${r.code}): ${r.stderr.trim().split("\n").slice(-3).join(" ")}`);
+}
+
+// src/engines/mysql/state.ts
+var DEFAULT_OPTIONS_FILE = "/etc/mysql/mariadb.conf.d/90-dbrepl.cnf";
+function serverIdFor(server, avoid) {
+  let id = (0, import_node_crypto2.createHash)("sha256").update(server.ref).digest().readUInt32BE(0) % 4e9 + 1;
+  while (avoid.includes(id)) id = id % 4e9 + 1;
+  return id;
+}
+function copies(facts) {
+  return { base: facts.datadir.replace(/\/+$/, ""), suffix: ".sql.gz", kind: "file" };
+}
+function preservedPath(datadir, stamp) {
+  return copyPath(copies({ datadir }), stamp);
+}
+function follows(r, master) {
+  return r.sourceHost.toLowerCase() === master.host.toLowerCase() && r.sourcePort === master.port;
+}
+function lagBytes(m, r) {
+  if (!m.binlogFile || m.binlogPos === null || r.execSourceLogFile !== m.binlogFile) return null;
+  return Math.max(0, m.binlogPos - r.execSourceLogPos);
+}
+function pairState(pair, master, slave) {
+  const none = { lagSeconds: null, lagBytes: null, masterKeepsSlave: false };
+  const sides = bothSides(master, slave);
+  if ("live" in sides) return sides.live;
+  const r = sides.s.replica;
+  if (!r) return { state: "standalone", ...none, error: null };
+  if (!follows(r, pair.master)) {
+    return { state: "other-master", ...none, error: `slave follows ${r.sourceHost}:${r.sourcePort}, not ${pair.master.ref} (${pair.master.host}:${pair.master.port})` };
+  }
+  if (r.ioRunning !== "Yes" || r.sqlRunning !== "Yes" || r.secondsBehind === null) {
+    const why = r.lastSqlErrno ? `SQL thread stopped on error ${r.lastSqlErrno}: ${r.lastSqlError}` : r.lastIoErrno ? `IO thread error ${r.lastIoErrno}: ${r.lastIoError}` : `replication threads: IO ${r.ioRunning || "No"}, SQL ${r.sqlRunning || "No"}`;
+    return { state: "broken", ...none, error: why };
+  }
+  const lag2 = { lagSeconds: r.secondsBehind, lagBytes: lagBytes(sides.m, r), masterKeepsSlave: false };
+  if (r.secondsBehind > pair.maxLagSeconds) {
+    return { state: "lagging", ...lag2, error: `replication lag ${r.secondsBehind}s is over max_lag ${pair.maxLagSeconds}s` };
+  }
+  return { state: "replicating", ...lag2, error: null };
+}
+function blockers(m, s) {
+  const out = [];
+  if (m.version.flavour !== s.version.flavour) out.push(`flavours differ (master ${m.version.text}, slave ${s.version.text}); replicate MariaDB to MariaDB and MySQL to MySQL`);
+  else if (!atLeast(s.version, m.version.major, m.version.minor)) out.push(`the slave (${s.version.text}) is older than the master (${m.version.text}); a slave must run the same or a newer version`);
+  if (m.version.flavour === "mysql" && (m.gtidMode !== "ON" || s.gtidMode !== "ON")) {
+    out.push(`GTID replication needs gtid_mode=ON and enforce_gtid_consistency=ON on both servers (master ${m.gtidMode}, slave ${s.gtidMode}); set them (a restart) first`);
+  }
+  if (!m.logBin && m.version.flavour === "mysql") out.push("the master has binary logging off; enable log_bin (a restart) first");
+  return out;
+}
+function identity(f) {
+  if (f.serverUuid) return { key: `uuid:${f.serverUuid}`, text: `server_uuid ${f.serverUuid}` };
+  return { key: `${f.hostname}|${f.datadir}|${f.port}`, text: `@@hostname ${f.hostname}, @@datadir ${f.datadir}, @@port ${f.port}` };
+}
+function liveLinks(inspections, servers) {
+  const links = [];
+  for (const insp of inspections) {
+    if (!insp.ok || !insp.facts.replica) continue;
+    const r = insp.facts.replica;
+    const master = servers.find((sv) => sv.ref !== insp.server.ref && sv.engine === "mysql" && follows(r, sv)) ?? null;
+    links.push({ slave: insp.server, master, upstream: `${r.sourceHost}:${r.sourcePort}` });
+  }
+  return links;
+}
+
+// src/engines/mysql/options.ts
+var OPTIONS_HEADER = "# Written by dbrepl";
+var optionsFile = (server) => server.optionsFile ?? DEFAULT_OPTIONS_FILE;
+async function serverProcess(host, server, facts) {
+  const pid = (await readFile(host, facts.pidFile))?.trim();
+  if (!pid || !/^\d+$/.test(pid)) throw new DbreplError("STEP", `cannot read the pid of ${server.ref} from ${facts.pidFile} on ${host.label}`);
+  const [uid, gid] = (await runChecked(host, ["stat", "-c", "%u %g", "--", `/proc/${pid}`], `the user of ${server.ref}`)).trim().split(" ").map(Number);
+  const cmdline = await readFile(host, `/proc/${pid}/cmdline`) ?? "";
+  const defaultsArgs = cmdline.split("\0").filter((a) => /^--(no-defaults$|defaults-file=|defaults-extra-file=|defaults-group-suffix=)/.test(a));
+  return { user: { uid, gid }, defaultsArgs };
+}
+function groups(v) {
+  const mm = `${v.major}.${v.minor}`;
+  return v.flavour === "mariadb" ? ["mysqld", "server", `mysqld-${mm}`, "mariadb", `mariadb-${mm}`, "mariadbd", `mariadbd-${mm}`, "client-server", "galera"] : ["mysqld", "server", `mysqld-${mm}`];
+}
+var norm = (v) => {
+  const l = v.trim().toLowerCase();
+  return l === "on" || l === "true" || l === "yes" ? "1" : l === "off" || l === "false" || l === "no" ? "0" : l;
+};
+async function optionsAsServerReads(host, server, facts) {
+  const proc = await serverProcess(host, server, facts);
+  const out = await runChecked(host, ["my_print_defaults", ...proc.defaultsArgs, ...groups(facts.version)], `my_print_defaults for ${server.ref}`, { as: proc.user });
+  const values = /* @__PURE__ */ new Map();
+  for (const line of out.split("\n")) {
+    const m = /^--([^=]+)(?:=(.*))?$/.exec(line.trim());
+    if (m) values.set(m[1].replace(/-/g, "_"), norm(m[2] ?? "1"));
+  }
+  return { values, uid: proc.user.uid };
+}
+async function includedPaths(host, server, facts) {
+  const proc = await serverProcess(host, server, facts);
+  const arg = (name) => proc.defaultsArgs.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+  const queue = proc.defaultsArgs.includes("--no-defaults") ? [] : arg("defaults-file") ? [arg("defaults-file")] : ["/etc/my.cnf", "/etc/mysql/my.cnf"];
+  if (arg("defaults-extra-file")) queue.push(arg("defaults-extra-file"));
+  const files = /* @__PURE__ */ new Set();
+  const dirs = /* @__PURE__ */ new Set();
+  const readAs = async (argv) => {
+    const r = await host.run(argv, { as: proc.user });
+    return r.code === 0 ? r.stdout : null;
+  };
+  while (queue.length > 0 && files.size < 200) {
+    const file2 = queue.shift();
+    if (files.has(file2)) continue;
+    files.add(file2);
+    const text = await readAs(["cat", "--", file2]);
+    for (const line of (text ?? "").split("\n")) {
+      const inc = /^\s*!include\s+(.+?)\s*$/.exec(line);
+      const dir = /^\s*!includedir\s+(.+?)\s*$/.exec(line);
+      if (inc) queue.push(inc[1]);
+      if (dir) {
+        const d = dir[1].replace(/\/+$/, "");
+        dirs.add(d);
+        const list = await readAs(["find", d, "-maxdepth", "1", "-name", "*.cnf"]);
+        for (const f of (list ?? "").split("\n").filter(Boolean).sort()) queue.push(f);
+      }
+    }
+  }
+  return { files, dirs, uid: proc.user.uid };
+}
+async function checkOptionsFile(host, server, facts) {
+  const file2 = optionsFile(server);
+  const dir = path4.dirname(file2);
+  if ((await host.run(["test", "-d", dir])).code !== 0) {
+    throw new DbreplError("STEP", `${dir} does not exist on ${host.label}: set options_file for ${server.ref} to a file its server reads (e.g. in an !includedir directory)`);
+  }
+  await writableTarget(host, file2, server.followSymlinks);
+  const current = await readFile(host, file2);
+  if (current && !current.startsWith(OPTIONS_HEADER)) {
+    throw new DbreplError("STEP", `${file2} on ${host.label} exists and was not written by dbrepl; options_file must name a file of dbrepl's own (one your server includes), so nothing else in it is lost`);
+  }
+  const read = await includedPaths(host, server, facts);
+  if (!read.files.has(file2) && !read.dirs.has(dir)) {
+    const where = read.dirs.size > 0 ? `directories it includes: ${[...read.dirs].join(", ")}` : "it includes no directory";
+    throw new DbreplError("STEP", `${server.ref} does not read ${file2} (its option files, read as uid ${read.uid}: ${[...read.files].join(", ") || "none"}; ${where}); set options_file to a file in a directory the server includes`);
+  }
+}
+async function writeOptions(host, server, facts, settings2) {
+  const file2 = optionsFile(server);
+  const current = await readFile(host, file2) ?? "";
+  if (current && !current.startsWith(OPTIONS_HEADER)) {
+    throw new DbreplError("STEP", `${file2} on ${host.label} exists and was not written by dbrepl; options_file must name a file of dbrepl's own (one your server includes), so nothing else in it is lost`);
+  }
+  const values = /* @__PURE__ */ new Map();
+  for (const line of current.split("\n")) {
+    const m = /^\s*([a-z_-]+)\s*=\s*(.*?)\s*$/.exec(line);
+    if (m) values.set(m[1].replace(/-/g, "_"), m[2]);
+  }
+  for (const [k, v] of Object.entries(settings2)) values.set(k, String(v));
+  const body = [...values].map(([k, v]) => `${k} = ${v}`).join("\n");
+  const owner = await dataDirOwner(host, facts);
+  await writeFile(host, file2, `${OPTIONS_HEADER} for ${server.ref}: settings that must survive a restart.
+[mysqld]
+${body}
+`, {
+    owner,
+    mode: "644",
+    reown: true,
+    followSymlinks: server.followSymlinks
+  });
+}
+async function restoreOptions(host, server, facts, before) {
+  const file2 = optionsFile(server);
+  if (before === null) {
+    await runChecked(host, ["rm", "-f", "--", file2], `removing ${file2}`);
+    return;
+  }
+  await writeFile(host, file2, before, { owner: await dataDirOwner(host, facts), mode: "644", reown: true, followSymlinks: server.followSymlinks });
+}
+async function dataDirOwner(host, facts) {
+  const [uid, gid] = (await runChecked(host, ["stat", "-c", "%u %g", "--", facts.datadir], `stat ${facts.datadir}`)).trim().split(" ").map(Number);
+  return { uid, gid };
+}
+async function verifyServerReads(host, server, facts, settings2) {
+  const read = await optionsAsServerReads(host, server, facts);
+  const wrong = Object.entries(settings2).filter(([k, v]) => read.values.get(k) !== norm(String(v)));
+  if (wrong.length > 0) {
+    const what = wrong.map(([k, v]) => `${k}=${v} (it would read ${read.values.has(k) ? read.values.get(k) : "nothing"})`).join(", ");
+    throw new DbreplError("STEP", `after a restart ${server.ref} would not have ${what}: its option files, read as the server's user (uid ${read.uid}), do not carry it; check that ${optionsFile(server)} is readable by that user and in a directory its configuration includes`);
+  }
+}
+
+// src/util/poll.ts
+var sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+var PollAbort = class extends Error {
+};
+async function pollUntil(what, timeoutMs, probe, intervalMs = 250) {
+  const deadline = Date.now() + timeoutMs;
+  let last = "";
+  for (; ; ) {
+    try {
+      const v = await probe();
+      if (v !== void 0) return v;
+      last = "";
+    } catch (err) {
+      if (err instanceof PollAbort) throw err;
+      last = err.message;
+    }
+    if (Date.now() >= deadline) {
+      throw new TimeoutError(`timed out after ${Math.round(timeoutMs / 1e3)}s waiting for ${what}${last ? ` (last error: ${last})` : ""}`);
+    }
+    await sleep(intervalMs);
+  }
+}
+var KeyedLock = class {
+  tails = /* @__PURE__ */ new Map();
+  async run(key, fn) {
+    const prev = this.tails.get(key) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const settled = next.catch(() => void 0);
+    this.tails.set(key, settled);
+    try {
+      return await next;
+    } finally {
+      if (this.tails.get(key) === settled) this.tails.delete(key);
+    }
+  }
+};
+
+// src/util/progress.ts
+var PROGRESS_EVERY_MS = 5e3;
+function duration4(seconds) {
+  if (!Number.isFinite(seconds)) return "?";
+  if (seconds < 10) return `${Math.max(0, seconds).toFixed(1)} s`;
+  const s = Math.round(seconds);
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  return `${Math.floor(s / 3600)} h ${Math.floor(s % 3600 / 60)} min`;
+}
+var CopyProgress = class {
+  constructor(label, say, options = {}) {
+    this.label = label;
+    this.say = say;
+    this.options = options;
+    this.now = options.now ?? Date.now;
+    this.every = options.everyMs ?? PROGRESS_EVERY_MS;
+    this.started = this.now();
+    this.said = this.started;
+  }
+  label;
+  say;
+  options;
+  started;
+  said;
+  done = 0;
+  every;
+  now;
+  /** A better total than the one given at the start (pg_basebackup's own estimate, Redis's RDB size). */
+  setTotal(total, estimated = false) {
+    this.options = { ...this.options, total, estimated };
+  }
+  /** Bytes done so far; says a line when the interval has passed. */
+  update(done) {
+    this.done = done;
+    const t = this.now();
+    if (t - this.said < this.every) return;
+    this.said = t;
+    this.say(this.line(t));
+  }
+  /** The last line: what was copied, in how long. */
+  finish() {
+    const seconds = (this.now() - this.started) / 1e3;
+    if (this.done === 0) this.say(`${this.label} finished in ${duration4(seconds)}`);
+    else this.say(`${this.label} finished: ${humanBytes(this.done)} in ${duration4(seconds)}${seconds > 0 ? ` (${humanBytes(Math.round(this.done / seconds))}/s)` : ""}`);
+  }
+  line(t = this.now()) {
+    const seconds = (t - this.started) / 1e3;
+    const rate = seconds > 0 ? this.done / seconds : 0;
+    const { total, estimated } = this.options;
+    const parts = [`${this.label} ${humanBytes(this.done)}`];
+    const known = total && total > 0 && !(estimated && this.done >= total) ? total : null;
+    if (known) {
+      const pct = Math.min(estimated ? 99 : 100, Math.floor(this.done / known * 100));
+      parts[0] += ` of ${estimated ? "~" : ""}${humanBytes(known)} (${pct}%)`;
+    }
+    parts.push(`${humanBytes(Math.round(rate))}/s`);
+    if (known && rate > 0 && known > this.done) parts.push(`ETA ${duration4((known - this.done) / rate)}`);
+    return parts.join(", ");
+  }
+};
+
+// src/engines/service.ts
+function serviceArgv(line) {
+  return ["/bin/sh", "-c", line];
+}
+
+// src/engines/mysql/steps.ts
+var SYSTEM_SCHEMAS = ["mysql", "information_schema", "performance_schema", "sys"];
+var CATCHUP_AFTER_COPY_S = 300;
+function service(server, d) {
+  const unit = d.version.flavour === "mariadb" ? "mariadb" : "mysql";
+  return server.service ?? { stop: `systemctl stop ${unit}`, start: `systemctl start ${unit}` };
+}
+function plan(pair, action, sides, stamp) {
+  return action === "disable" ? disableSteps(pair, sides) : enableSteps(pair, sides, stamp);
+}
+async function adminAccount(sql, d) {
+  if (d.version.flavour === "mysql") await sql.query("SET SESSION print_identified_with_as_hex = ON");
+  const [created] = await sql.query("SHOW CREATE USER CURRENT_USER()");
+  const create = String(Object.values(created)[0]);
+  const account = /^CREATE USER ((?:`(?:[^`]|``)*`|'(?:[^'\\]|\\.)*'|[^\s@]+)@(?:`(?:[^`]|``)*`|'(?:[^'\\]|\\.)*'|\S+))/.exec(create)?.[1];
+  if (!account) throw new DbreplError("STEP", "cannot read the admin account of the slave (SHOW CREATE USER)");
+  const grants = (await sql.query("SHOW GRANTS FOR CURRENT_USER()")).map((r) => String(Object.values(r)[0]));
+  return ["SET SESSION sql_log_bin=0;", `DROP USER IF EXISTS ${account};`, `${create};`, ...grants.map((g) => `${g};`), "FLUSH PRIVILEGES;"].join("\n");
+}
+async function dropUserSchemas(sql) {
+  await sql.query("SET SESSION sql_log_bin = 0");
+  const rows = await sql.query("SELECT SCHEMA_NAME AS s FROM information_schema.SCHEMATA");
+  for (const r of rows) {
+    const schema = String(r.s);
+    if (!SYSTEM_SCHEMAS.includes(schema.toLowerCase())) await sql.query(`DROP DATABASE \`${schema.replace(/`/g, "``")}\``);
+  }
+}
+async function dataBytes(session, server) {
+  return withClient(session, server, async (sql) => {
+    const [r] = await sql.query("SELECT COALESCE(SUM(data_length + index_length), 0) AS b FROM information_schema.TABLES");
+    return Number(r.b);
+  });
+}
+async function dirOwner(host, file2) {
+  const o = await statOwner(host, file2.replace(/\/[^/]*$/, "") || "/");
+  return o.uid === 0 ? void 0 : { uid: o.uid, gid: o.gid };
+}
+function enableSteps(pair, { m, s }, stamp) {
+  const d = dialectFor(s.version);
+  const md = dialectFor(m.version);
+  const mariadb = d.version.flavour === "mariadb";
+  const user = pair.replication.user ?? "";
+  const password = pair.replication.password ?? "";
+  const preserved2 = preservedPath(s.datadir, stamp);
+  const serverId = s.serverId === 0 || s.serverId === m.serverId ? serverIdFor(pair.slave, [m.serverId, 0]) : s.serverId;
+  const masterTls = replicationTls(pair.master);
+  const masterFiles = masterTls === "none" ? null : tlsFilesFor(s.datadir, pair.master);
+  const slaveTls = replicationTls(pair.slave);
+  const slaveFiles = slaveTls === "none" ? null : tlsFilesFor(s.datadir, pair.slave);
+  const paths = (files, mode) => files ? { verify: mode === "verify-full", ca: files.ca, cert: files.cert, key: files.key } : void 0;
+  const login = (server, dialect, files, mode) => ({ server, tls: files ? dialect.clientTls(paths(files, mode)) : [] });
+  const replUser = [
+    ...md.replicationUser(user, pair.slave.host, mariadb ? nativePasswordHash(password) : password),
+    // The master refuses this login without TLS: the channel cannot fall back to plain text.
+    ...masterTls === "none" ? [] : [{ sql: "ALTER USER ?@? REQUIRE SSL", values: [user, pair.slave.host] }]
+  ];
+  const change = d.changeSource({ host: pair.master.host, port: pair.master.port, user, password, tls: paths(masterFiles, masterTls) });
+  const slaveSettings = { server_id: serverId, read_only: 1 };
+  const st = { trailer: "", optionsBefore: void 0, settingsTouched: false, emptied: false, ownBytes: 0, tlsCreated: [] };
+  const slaveHost = (session) => session.hosts.forServer(pair.slave);
+  const slaveSql = (session, fn) => withClient(session, pair.slave, fn);
+  const steps = [];
+  if (mariadb && !m.logBin) {
+    const settings2 = { log_bin: "mysql-bin", binlog_format: "ROW", server_id: m.serverId === 0 ? serverIdFor(pair.master, [0]) : m.serverId };
+    const svc = service(pair.master, md);
+    steps.push({
+      id: "master-binlog",
+      side: "master",
+      title: "turn on binary logging and restart",
+      text: `master: binary logging is off: write ${Object.entries(settings2).map(([k, v]) => `${k} = ${v}`).join(", ")} into ${optionsFile(pair.master)} (checked to be read by the server), then restart the master (${svc.stop}; ${svc.start})`,
+      run: async (session) => {
+        const host = await session.hosts.forServer(pair.master);
+        await writeOptions(host, pair.master, m, settings2);
+        await verifyServerReads(host, pair.master, m, settings2);
+        await runChecked(host, serviceArgv(svc.stop), `stop command of ${pair.master.ref}`, { timeoutMs: SERVICE_TIMEOUT_MS });
+        await runChecked(host, serviceArgv(svc.start), `start command of ${pair.master.ref}`, { timeoutMs: SERVICE_TIMEOUT_MS });
+        await pollUntil(
+          `${pair.master.ref} to come back with binary logging on`,
+          18e4,
+          () => withClient(session, pair.master, async (sql) => (await readFacts(sql)).logBin ? true : void 0)
+        );
+      }
+    });
+  }
+  steps.push({
+    id: "replication-user",
+    side: "master",
+    title: "ensure the replication user",
+    text: `master: ${replUser.map((q) => renderStatement(q.sql, q.values, q.values.length > 2 ? [2] : [])).join("; ")}`,
+    run: (session) => withClient(session, pair.master, async (sql) => {
+      for (const q of replUser) await sql.query(q.sql, q.values);
+    })
+  });
+  if (masterFiles || slaveFiles) {
+    steps.push({
+      id: "tls-files",
+      side: "slave host",
+      title: "write the TLS files",
+      text: `slave host: write ${[masterFiles, slaveFiles].flatMap((f) => f ? [f.ca, f.cert, f.key] : []).filter(Boolean).join(", ")} (CA and client certificates, readable by the slave's server only)`,
+      run: async (session) => {
+        const host = await slaveHost(session);
+        const owner = await statOwner(host, s.datadir);
+        if (masterFiles) st.tlsCreated.push(...await writeTlsFiles(host, masterFiles, pair.master, owner));
+        if (slaveFiles) st.tlsCreated.push(...await writeTlsFiles(host, slaveFiles, pair.slave, owner));
+      },
+      undo: {
+        text: "remove the TLS files this run wrote",
+        run: async (session) => {
+          await removeTlsFiles(await slaveHost(session), st.tlsCreated);
+          return "";
+        }
+      }
+    });
+  }
+  steps.push({
+    id: "replication-login",
+    side: "slave host",
+    title: "log in to the master as the replication user",
+    text: `slave host: ${d.clientProgram} -e "SELECT 1" to ${pair.master.host}:${pair.master.port} as ${user} (the login the slave will use)`,
+    run: async (session) => checkLoginFromHost(await slaveHost(session), d, login(pair.master, d, masterFiles, masterTls), user, password)
+  });
+  steps.push({
+    id: "admin-account",
+    side: "slave",
+    title: "read its admin account",
+    text: "slave: SHOW CREATE USER CURRENT_USER(); SHOW GRANTS (its admin account, put back after the copy)",
+    run: async (session) => {
+      st.trailer = await slaveSql(session, (sql) => adminAccount(sql, d));
+    }
+  });
+  steps.push({
+    id: "settings",
+    side: "slave",
+    title: "server_id and read_only",
+    text: `slave: ${serverId !== s.serverId ? `${renderStatement(d.setServerId, [serverId])}; ` : ""}${d.readOnly(true).join("; ")}${d.needsOptionsFile ? `; server_id = ${serverId} and read_only = 1 persisted in ${optionsFile(pair.slave)} (owner of ${s.datadir}, mode 644), checked to be what the server reads at its next start` : ""}`,
+    run: async (session) => {
+      st.settingsTouched = true;
+      if (d.needsOptionsFile) st.optionsBefore = await readFile(await slaveHost(session), optionsFile(pair.slave));
+      await slaveSql(session, async (sql) => {
+        if (serverId !== s.serverId) await sql.query(d.setServerId, [serverId]);
+        for (const q of d.readOnly(true)) await sql.query(q);
+      });
+      if (d.needsOptionsFile) {
+        const host = await slaveHost(session);
+        await writeOptions(host, pair.slave, s, slaveSettings);
+        await verifyServerReads(host, pair.slave, s, slaveSettings);
+      }
+    },
+    undo: {
+      text: "put server_id, read_only and the option file back as they were",
+      run: async (session) => {
+        if (!st.settingsTouched) return "";
+        const failed = [];
+        await slaveSql(session, async (sql) => {
+          if (s.serverId !== 0 && serverId !== s.serverId) await sql.query(d.setServerId, [s.serverId]).catch((e) => failed.push(`server_id: ${messageOf(e)}`));
+          for (const q of d.readOnly(s.readOnly)) await sql.query(q).catch((e) => failed.push(`read_only: ${messageOf(e)}`));
+          if (s.superReadOnly && d.superReadOnly) await sql.query(d.superReadOnly).catch((e) => failed.push(`super_read_only: ${messageOf(e)}`));
+        }).catch((e) => failed.push(messageOf(e)));
+        if (d.needsOptionsFile && st.optionsBefore !== void 0) {
+          await restoreOptions(await slaveHost(session), pair.slave, s, st.optionsBefore).catch((e) => failed.push(`${optionsFile(pair.slave)}: ${messageOf(e)}`));
+        }
+        if (failed.length > 0) throw new DbreplError("STEP", `putting the slave's settings back failed (${failed.join("; ")})`);
+        return `its read_only${d.superReadOnly ? ", super_read_only" : ""}${d.needsOptionsFile ? `, server_id and ${optionsFile(pair.slave)}` : " and server_id"} are as before`;
+      }
+    }
+  });
+  steps.push({
+    id: "dump-own",
+    side: "slave host",
+    title: "dump its current data (kept)",
+    text: `slave host: ${d.dumpProgram} ${ownDumpArgs(d).join(" ")} | gzip -1 > ${preserved2} (the slave's current data, kept)`,
+    run: async (session) => {
+      const host = await slaveHost(session);
+      st.ownBytes = await dataBytes(session, pair.slave);
+      await dumpToFile(host, d, login(pair.slave, d, slaveFiles, slaveTls), preserved2, copyTimeoutMs(st.ownBytes, pair.copyTimeoutSeconds), await dirOwner(host, preserved2));
+    }
+  });
+  const reset = [d.stopReplica, d.resetReplicaAll];
+  steps.push({
+    id: "empty",
+    side: "slave",
+    title: s.logBin ? "reset replication, drop its databases, reset its binary logs" : "reset replication, drop its databases",
+    text: `slave: ${reset.join("; ")}; DROP DATABASE for each database of its own (all are in ${preserved2})${s.logBin ? `; ${d.resetBinlogs}` : "; its binary logging is off, so no binary logs are reset"}`,
+    run: (session) => slaveSql(session, async (sql) => {
+      for (const q of reset) await sql.query(q);
+      st.emptied = true;
+      await dropUserSchemas(sql);
+      if (s.logBin) await sql.query(d.resetBinlogs);
+    }),
+    undo: {
+      text: `load ${preserved2} back`,
+      run: async (session) => {
+        if (!st.emptied) return "";
+        const notes = [];
+        await slaveSql(session, async (sql) => {
+          for (const q of [d.stopReplica, d.resetReplicaAll, ...d.superReadOnly ? ["SET PERSIST super_read_only = OFF"] : []]) await sql.query(q).catch(() => void 0);
+          await dropUserSchemas(sql).catch((e) => notes.push(`not every database of the copy could be dropped (${messageOf(e)}): tables of the copy may remain next to the restored ones`));
+          if (s.gtidSlavePos !== null) await sql.query("SET GLOBAL gtid_slave_pos = ?", [s.gtidSlavePos]).catch(() => void 0);
+        }).catch((e) => notes.push(`tidying before the load failed (${messageOf(e)})`));
+        await restoreFromFile(await slaveHost(session), d, login(pair.slave, d, slaveFiles, slaveTls), preserved2, st.trailer, copyTimeoutMs(st.ownBytes));
+        const gone = s.replica ? `; its replication settings (it followed ${s.replica.sourceHost}:${s.replica.sourcePort}) were reset and are not restored` : "";
+        return [`the slave was restored from its dump ${preserved2}${gone}`, ...notes].join("; ");
+      }
+    }
+  });
+  steps.push({
+    id: "copy",
+    side: "slave host",
+    title: "stream the master into the slave",
+    text: `slave host: ${md.dumpProgram} ${md.dumpArgs.join(" ")} on the master, piped straight into ${d.clientProgram} on the slave with sql_log_bin=0 (full online copy; the slave's admin account is put back at the end)`,
+    run: async (session) => {
+      const bytes = await dataBytes(session, pair.master);
+      const meter = new CopyProgress(`${pair.name}: copy`, (l) => session.log.info(l), { total: bytes, estimated: true, everyMs: session.progressEveryMs });
+      await streamCopy(await slaveHost(session), d, md, login(pair.master, md, masterFiles, masterTls), login(pair.slave, d, slaveFiles, slaveTls), st.trailer, copyTimeoutMs(bytes, pair.copyTimeoutSeconds), meter);
+    }
+  });
+  const follow = [...d.superReadOnly ? [d.superReadOnly] : [], change.sql, d.startReplica];
+  steps.push({
+    id: "follow",
+    side: "slave",
+    title: "keep copied events from running, read-only for every account, follow the master by GTID",
+    text: `slave: ALTER EVENT ... ${d.disableEventOnReplica} for every enabled event; ${[...d.superReadOnly ? [d.superReadOnly] : [], renderStatement(change.sql, change.values, [3]), d.startReplica].join("; ")}${masterTls === "none" ? "" : ` (replication over TLS, ${masterTls})`}`,
+    run: (session) => slaveSql(session, async (sql) => {
+      await sql.query("SET SESSION sql_log_bin = 0");
+      const events = await sql.query(`SELECT EVENT_SCHEMA AS s, EVENT_NAME AS n FROM information_schema.EVENTS WHERE STATUS = 'ENABLED'`);
+      for (const e of events) await sql.query(`ALTER EVENT \`${String(e.s).replace(/`/g, "``")}\`.\`${String(e.n).replace(/`/g, "``")}\` ${d.disableEventOnReplica}`);
+      for (const q of follow) await sql.query(q, q === change.sql ? change.values : void 0);
+    })
+  });
+  steps.push({
+    id: "caught-up",
+    side: "slave",
+    title: "wait until it runs and has caught up",
+    text: `slave: wait until both replication threads run, then ${renderStatement(d.waitForGtids, ["<master's executed GTIDs>", CATCHUP_AFTER_COPY_S])}`,
+    run: (session) => waitCaughtUp(session, pair, d, md)
+  });
+  if (slaveFiles) {
+    steps.push({
+      id: "forget-own-tls",
+      side: "slave host",
+      title: "remove the TLS files the copy used",
+      text: `slave host: remove ${tlsFileList(slaveFiles).join(", ")} (used by the copy programs only)`,
+      run: async (session) => removeTlsFiles(await slaveHost(session), tlsFileList(slaveFiles))
+    });
+  }
+  const warnings = [];
+  let disruption = "slave is rebuilt: its data is replaced by a copy of the master (reads of it see the copy fill in); master keeps serving";
+  disruption += md.version.flavour === "mysql" ? ", with a global read lock for a moment when the dump starts" : "";
+  if (mariadb && !m.logBin) {
+    warnings.push(`the master ${pair.master.ref} must restart to turn on binary logging`);
+    disruption = `master restarts (brief outage); ${disruption}`;
+  }
+  return { steps, disruption, preserved: preserved2, lockDir: s.datadir, warnings };
+}
+async function waitCaughtUp(session, pair, d, md) {
+  await pollUntil(
+    `both replication threads of ${pair.slave.ref} to run`,
+    12e4,
+    () => withClient(session, pair.slave, async (sql) => {
+      const r = (await readFacts(sql)).replica;
+      if (r?.lastSqlErrno) throw new PollAbort(`the slave stopped on error ${r.lastSqlErrno}: ${r.lastSqlError}`);
+      if (r && r.ioRunning === "Yes" && r.sqlRunning === "Yes" && r.secondsBehind !== null) return true;
+      if (r?.lastIoErrno) throw new Error(`IO error ${r.lastIoErrno}: ${r.lastIoError}`);
+      return void 0;
+    })
+  );
+  const target = await withClient(session, pair.master, async (sql) => String((await sql.query(`SELECT ${md.executedGtids} AS g`))[0].g).replace(/\s+/g, ""));
+  const done = await withClient(session, pair.slave, async (sql) => Number((await sql.query(d.waitForGtids, [target, CATCHUP_AFTER_COPY_S], (CATCHUP_AFTER_COPY_S + 30) * 1e3))[0].r));
+  if (done !== 0) throw new DbreplError("STEP", `the slave did not execute the master's GTIDs ${target} within ${CATCHUP_AFTER_COPY_S}s`);
+}
+function disableSteps(pair, { m, s }) {
+  const d = dialectFor(s.version);
+  const md = dialectFor(m.version);
+  let target = "";
+  const detach = [d.stopReplica, d.resetReplicaAll, ...d.readOnly(false)];
+  const steps = [
+    {
+      id: "note-gtids",
+      side: "master",
+      title: "note its executed GTIDs",
+      text: `master: note its executed GTIDs (${md.executedGtids})`,
+      run: async (session) => {
+        target = await withClient(session, pair.master, async (sql) => String((await sql.query(`SELECT ${md.executedGtids} AS g`))[0].g).replace(/\s+/g, ""));
+      }
+    },
+    {
+      id: "catch-up",
+      side: "slave",
+      title: "wait until it has executed them",
+      text: `slave: ${renderStatement(d.waitForGtids, ["<those GTIDs>", pair.catchupTimeoutSeconds])} (at most ${pair.catchupTimeoutSeconds}s)`,
+      run: (session) => withClient(session, pair.slave, async (sql) => {
+        const r = Number((await sql.query(d.waitForGtids, [target, pair.catchupTimeoutSeconds], (pair.catchupTimeoutSeconds + 30) * 1e3))[0].r);
+        if (r !== 0) {
+          const now = String((await sql.query(`SELECT ${d.executedGtids} AS g`))[0].g);
+          throw new DbreplError("STEP", `the slave did not reach the master's GTIDs ${target} within ${pair.catchupTimeoutSeconds}s (it is at ${now}); nothing was changed (raise catchup_timeout or repair the link, then apply again)`);
+        }
+      })
+    },
+    {
+      id: "detach",
+      side: "slave",
+      title: "stop and reset replication, make it writable",
+      text: `slave: ${detach.join("; ")}`,
+      run: (session) => withClient(session, pair.slave, async (sql) => {
+        for (const q of detach) await sql.query(q);
+      })
+    }
+  ];
+  if (d.needsOptionsFile) {
+    steps.push({
+      id: "persist-writable",
+      side: "slave",
+      title: "persist read_only = 0",
+      text: `slave: read_only = 0 in ${optionsFile(pair.slave)}, checked to be what the server reads at its next start`,
+      run: async (session) => {
+        const host = await session.hosts.forServer(pair.slave);
+        await writeOptions(host, pair.slave, s, { read_only: 0 });
+        await verifyServerReads(host, pair.slave, s, { read_only: 0 });
+      }
+    });
+  }
+  steps.push(...forgetTlsSteps(pair, s.datadir));
+  return { steps, disruption: "slave becomes a standalone writable server; master keeps serving", preserved: null, lockDir: null, warnings: [] };
+}
+
+// src/engines/mysql/preflight.ts
+async function preflight(pair, { m, s }, planned, session) {
+  const d = dialectFor(s.version);
+  const md = dialectFor(m.version);
+  const mariadb = d.version.flavour === "mariadb";
+  if (!planned) return pair.desired === "enabled" && mariadb && s.replica ? survivesRestart(pair, s, session) : [];
+  const out = [];
+  const error62 = (message) => void out.push({ level: "error", message });
+  const slaveHost = await hostOrError(session, pair.slave, error62);
+  if (planned.action === "disable") {
+    if (d.needsOptionsFile && slaveHost) {
+      out.push(...await finding("error", () => verifyHost(slaveHost, pair.slave, s)));
+      out.push(...await finding("error", () => checkOptionsFile(slaveHost, pair.slave, s)));
+    }
+    return out;
+  }
+  for (const b of blockers(m, s)) error62(b);
+  if (replicationTls(pair.master) === "verify-full" && !pair.master.tls?.ca) {
+    error62(`replication from ${pair.master.ref} with tls verify-full needs tls.ca: the slave's server and the copy programs verify the master's certificate against a CA file`);
+  }
+  if (s.dumpClients.length > 0) {
+    error62(`${pair.slave.ref} is serving ${s.dumpClients.length} replica connection(s) of its own (${s.dumpClients.join(", ")}); refusing to overwrite a master \u2014 fix the file or stop those replicas first`);
+  }
+  if (md.version.flavour === "mysql") {
+    out.push(...await finding("error", () => noLongQueries(session, pair)));
+  }
+  out.push(...await finding("error", () => withClient(session, pair.slave, (sql) => adminAccount(sql, d))));
+  if (slaveHost) {
+    out.push(...await finding("error", () => verifyHost(slaveHost, pair.slave, s)));
+    out.push(...await finding("error", () => checkPrograms(slaveHost, [d.dumpProgram, d.clientProgram, md.dumpProgram, "gzip", "dd"])));
+    if (d.needsOptionsFile) out.push(...await finding("error", () => checkOptionsFile(slaveHost, pair.slave, s)));
+    out.push(...await finding("error", async () => checkFreeSpace(slaveHost, s.datadir, await dataBytes(session, pair.master), pair.master.ref)));
+  }
+  if (mariadb && !m.logBin) {
+    const masterHost = await hostOrError(session, pair.master, error62);
+    if (masterHost) {
+      out.push(...await finding("error", () => checkHostCanWork(masterHost, pair.master)));
+      out.push(...await finding("error", () => verifyHost(masterHost, pair.master, m)));
+      out.push(...await finding("error", () => checkOptionsFile(masterHost, pair.master, m)));
+      if (!pair.master.service && slaveHost && await sharedMachine(slaveHost, masterHost)) {
+        error62(`${pair.master.ref} must restart and has no service commands; the default (${service(pair.master, md).stop}) would stop every server of that host, ${pair.slave.ref} included: set service.stop and service.start for ${pair.master.ref}`);
+      }
+    }
+  }
+  return out;
+}
+async function noLongQueries(session, pair) {
+  const [long] = await withClient(
+    session,
+    pair.master,
+    (sql) => sql.query(`SELECT COUNT(*) AS n, COALESCE(MAX(TIME), 0) AS t FROM information_schema.PROCESSLIST WHERE COMMAND = 'Query' AND TIME > 30 AND ID <> CONNECTION_ID()`)
+  );
+  if (Number(long.n) > 0) {
+    throw new Error(`${pair.master.ref} is running ${long.n} query(ies) for over 30 s (the longest ${long.t} s); the dump's global read lock would wait behind them and stall all writes: apply again when they are done`);
+  }
+}
+async function survivesRestart(pair, s, session) {
+  let host;
+  try {
+    host = await session.hosts.forServer(pair.slave);
+    await verifyHost(host, pair.slave, s);
+  } catch {
+    return [];
+  }
+  try {
+    const read = await optionsAsServerReads(host, pair.slave, s);
+    const lost = [];
+    if (s.readOnly && read.values.get("read_only") !== "1") lost.push("read_only would be off");
+    if (read.values.get("server_id") !== String(s.serverId)) lost.push(`server_id would be ${read.values.get("server_id") ?? "unset (1)"}, not ${s.serverId}`);
+    if (lost.length === 0) return [];
+    return [{ level: "warning", message: `after a restart ${pair.slave.ref} ${lost.join(" and ")}: its option files, read as the server's user (uid ${read.uid}), do not carry the settings in force; check that ${optionsFile(pair.slave)} is readable by that user and in a directory its configuration includes, then run resync --pair ${pair.name}` }];
+  } catch (err) {
+    return [{ level: "warning", message: `cannot check that ${pair.slave.ref} keeps its settings after a restart: ${messageOf(err)}` }];
+  }
+}
+
+// src/engines/mysql/index.ts
+var mysql = {
+  capabilities: mysqlCapabilities,
+  inspect: inspectMysql,
+  identity,
+  copies,
+  pairState,
+  liveLinks,
+  plan,
+  preflight
+};
+
+// src/engines/postgresql/conninfo.ts
+function parseConninfo(text) {
+  const out = {};
+  let i = 0;
+  const s = text;
+  const skipSpace = () => {
+    while (i < s.length && /\s/.test(s[i])) i++;
+  };
+  while (i < s.length) {
+    skipSpace();
+    if (i >= s.length) break;
+    let key = "";
+    while (i < s.length && s[i] !== "=" && !/\s/.test(s[i])) key += s[i++];
+    skipSpace();
+    if (s[i] !== "=") break;
+    i++;
+    skipSpace();
+    let value = "";
+    if (s[i] === "'") {
+      i++;
+      while (i < s.length && s[i] !== "'") {
+        if (s[i] === "\\" && i + 1 < s.length) i++;
+        value += s[i++];
+      }
+      i++;
+    } else {
+      while (i < s.length && !/\s/.test(s[i])) {
+        if (s[i] === "\\" && i + 1 < s.length) i++;
+        value += s[i++];
+      }
+    }
+    out[key] = value;
+  }
+  return out;
+}
+
+// node_modules/pg/esm/index.mjs
+var import_lib = __toESM(require_lib6(), 1);
+var Client = import_lib.default.Client;
+var Pool = import_lib.default.Pool;
+var Connection = import_lib.default.Connection;
+var types = import_lib.default.types;
+var Query = import_lib.default.Query;
+var DatabaseError = import_lib.default.DatabaseError;
+var escapeIdentifier = import_lib.default.escapeIdentifier;
+var escapeLiteral = import_lib.default.escapeLiteral;
+var Result = import_lib.default.Result;
+var TypeOverrides = import_lib.default.TypeOverrides;
+var defaults = import_lib.default.defaults;
+
+// src/engines/postgresql/client.ts
+var CONNECT_TIMEOUT_MS = 1e4;
+async function withClient2(session, server, fn, login) {
+  const at = await session.hosts.endpoint(server);
+  const client = new Client({
+    host: at.host,
+    port: at.port,
+    user: (login ? login.user : server.user) ?? "postgres",
+    // Never the runner's PGPASSWORD: only what the file gives.
+    password: (login ? login.password : server.password) ?? "",
+    database: "postgres",
+    application_name: "dbrepl",
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    statement_timeout: 6e4,
+    // The server enforces statement_timeout; these bound a wait on a partitioned network.
+    query_timeout: 9e4,
+    keepAlive: true,
+    // The server's `tls`: verify-full checks the certificate against the file's host, also through a
+    // tunnel. Without one, no TLS: never what the runner's PGSSLMODE happens to say.
+    ssl: nodeTls(server) ?? false
+  });
+  client.on("error", () => void 0);
+  try {
+    await client.connect();
+  } catch (err) {
+    await client.end().catch(() => void 0);
+    throw new ConnectionError(server.ref, `cannot connect to PostgreSQL at ${server.host}:${server.port}: ${err.message}`, { cause: err });
+  }
+  try {
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => void 0);
+  }
+}
+
+// src/engines/postgresql/inspect.ts
+var STANDBY_MINIMUMS = ["max_connections", "max_worker_processes", "max_wal_senders", "max_prepared_transactions", "max_locks_per_transaction"];
+async function inspectPostgres(server, session) {
+  return withClient2(session, server, readFacts2);
+}
+async function readFacts2(sql) {
+  const { rows } = await sql.query(
+    `SELECT current_setting('server_version_num')::int AS version_num,
+            current_setting('port')::int AS port,
+            floor(extract(epoch FROM pg_postmaster_start_time()))::bigint::text AS start_epoch,
+            extract(epoch FROM pg_postmaster_start_time())::text AS start_time,
+            pg_is_in_recovery() AS in_recovery,
+            (SELECT system_identifier::text FROM pg_control_system()) AS system_id,
+            current_setting('data_directory') AS data_directory,
+            current_setting('config_file') AS config_file,
+            current_setting('hba_file') AS hba_file,
+            current_setting('ident_file') AS ident_file,
+            current_setting('wal_level') AS wal_level,
+            current_setting('max_wal_senders')::int AS max_wal_senders,
+            current_setting('max_replication_slots')::int AS max_replication_slots,
+            current_setting('ssl') = 'on' AS ssl,
+            current_setting('password_encryption') AS password_encryption,
+            current_setting('primary_conninfo') AS primary_conninfo,
+            current_setting('primary_slot_name') AS primary_slot_name,
+            (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text AS lsn,
+            extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 AS replay_age`
+  );
+  const r = rows[0];
+  const receiver = await sql.query(
+    "SELECT status, sender_host, sender_port, slot_name FROM pg_stat_wal_receiver"
+  );
+  const clients = await sql.query(
+    `SELECT pid, application_name, state, extract(epoch FROM replay_lag)::float8 AS replay_lag
+       FROM pg_stat_replication`
+  );
+  const slots = await sql.query(
+    "SELECT slot_name, slot_type, active, active_pid FROM pg_replication_slots"
+  );
+  const minimums = await sql.query(
+    `SELECT name, setting FROM pg_settings WHERE name = ANY($1)`,
+    [STANDBY_MINIMUMS]
+  );
+  const rules = await hbaRules(sql).catch(() => null);
+  const conninfo = String(r.primary_conninfo ?? "");
+  const ci = conninfo ? parseConninfo(conninfo) : null;
+  const w = receiver.rows[0];
+  return {
+    versionNum: Number(r.version_num),
+    port: Number(r.port),
+    startEpoch: Number(r.start_epoch),
+    startTime: String(r.start_time),
+    standbyMinimums: Object.fromEntries(minimums.rows.map((m) => [m.name, Number(m.setting)])),
+    inRecovery: Boolean(r.in_recovery),
+    systemId: String(r.system_id),
+    dataDirectory: String(r.data_directory),
+    configFile: String(r.config_file),
+    hbaFile: String(r.hba_file),
+    identFile: String(r.ident_file),
+    walLevel: String(r.wal_level),
+    maxWalSenders: Number(r.max_wal_senders),
+    maxReplicationSlots: Number(r.max_replication_slots),
+    ssl: Boolean(r.ssl),
+    passwordEncryption: String(r.password_encryption),
+    lsn: r.lsn === null ? null : String(r.lsn),
+    replayAgeSeconds: r.replay_age === null ? null : Number(r.replay_age),
+    upstream: ci ? { host: ci.host ?? ci.hostaddr ?? null, port: ci.port ? Number(ci.port) : null, applicationName: ci.application_name ?? null } : null,
+    primarySlotName: r.primary_slot_name ? String(r.primary_slot_name) : null,
+    receiver: w ? { status: w.status, senderHost: w.sender_host, senderPort: w.sender_port, slotName: w.slot_name } : null,
+    clients: clients.rows.map((c) => ({
+      pid: c.pid,
+      applicationName: c.application_name,
+      state: c.state,
+      replayLagSeconds: c.replay_lag
+    })),
+    slots: slots.rows.map((s) => ({ name: s.slot_name, type: s.slot_type, active: s.active, activePid: s.active_pid })),
+    hbaRules: rules
+  };
+}
+async function hbaRules(sql) {
+  const { rows } = await sql.query(
+    "SELECT line_number, type, database, user_name, address, netmask, auth_method, error FROM pg_hba_file_rules"
+  );
+  return rows;
+}
+async function databaseBytes(sql) {
+  const { rows } = await sql.query("SELECT sum(pg_database_size(datname))::text AS bytes FROM pg_database");
+  return Number(rows[0].bytes);
+}
+
+// src/engines/postgresql/hba.ts
+var import_node_net = require("node:net");
+var PASSWORD_METHODS = /* @__PURE__ */ new Set(["trust", "scram-sha-256", "md5", "password"]);
+function admitsReplication(rules, user, address, ssl) {
+  for (const r of [...rules].sort((a, b) => a.line_number - b.line_number)) {
+    if (r.error) continue;
+    const tcp = r.type === "host" || r.type === "hostnogssenc" || r.type === "hostssl" && ssl || r.type === "hostnossl" && !ssl;
+    if (!tcp) continue;
+    if (!r.database?.includes("replication")) continue;
+    const userMatch = matchUser(r.user_name ?? [], user);
+    const addrMatch = addressMatches(r, address);
+    if (userMatch === false || addrMatch === false) continue;
+    if (userMatch === null || addrMatch === null) {
+      return { admitted: false, line: r.line_number, why: `line ${r.line_number} may match and cannot be evaluated here` };
+    }
+    const method = r.auth_method ?? "";
+    if (PASSWORD_METHODS.has(method)) return { admitted: true, line: r.line_number };
+    return { admitted: false, line: r.line_number, why: `line ${r.line_number} matches first with method "${method}"` };
+  }
+  return { admitted: false, line: null, why: "no rule matches" };
+}
+function matchUser(users, user) {
+  if (users.some((u) => u === "all" || u === user)) return true;
+  if (users.some((u) => u.startsWith("+") || u.startsWith("@") || u.startsWith("/"))) return null;
+  return false;
+}
+function addressMatches(rule, address) {
+  const a = rule.address;
+  if (a === "all") return true;
+  if (!a) return null;
+  if (a === "samehost" || a === "samenet") return null;
+  const family = (0, import_node_net.isIP)(address);
+  const ruleFamily = (0, import_node_net.isIP)(a);
+  if (ruleFamily === 0) return a.toLowerCase() === address.toLowerCase() ? true : null;
+  if (family === 0) return null;
+  if (ruleFamily !== family) return false;
+  const type = family === 4 ? "ipv4" : "ipv6";
+  const prefix = rule.netmask ? maskToPrefix(rule.netmask) : family === 4 ? 32 : 128;
+  if (prefix === null) return null;
+  const list = new import_node_net.BlockList();
+  list.addSubnet(a, prefix, type);
+  return list.check(address, type);
+}
+function maskToPrefix(mask) {
+  let bits;
+  if ((0, import_node_net.isIP)(mask) === 4) {
+    bits = mask.split(".").map((o) => Number(o).toString(2).padStart(8, "0")).join("");
+  } else if ((0, import_node_net.isIP)(mask) === 6) {
+    const [head = "", rest = ""] = mask.split("::");
+    const h = head ? head.split(":") : [];
+    const t = rest ? rest.split(":") : [];
+    const groups2 = [...h, ...Array(8 - h.length - t.length).fill("0"), ...t];
+    bits = groups2.map((g) => parseInt(g || "0", 16).toString(2).padStart(16, "0")).join("");
+  } else {
+    return null;
+  }
+  if (!/^1*0*$/.test(bits)) return null;
+  const zero = bits.indexOf("0");
+  return zero === -1 ? bits.length : zero;
+}
+function hbaLine(user, address, method, ssl = false) {
+  const family = (0, import_node_net.isIP)(address);
+  const addr = family === 4 ? `${address}/32` : family === 6 ? `${address}/128` : address;
+  return `${ssl ? "hostssl" : "host"} replication "${user.replace(/"/g, '""')}" ${addr} ${method}`;
+}
+function ruleText(r) {
+  const list = (v) => (v ?? []).join(",");
+  return [r.type, list(r.database), list(r.user_name), r.address, r.netmask, r.auth_method].filter((x) => x !== null && x !== "").join(" ");
+}
+function hbaDecision(rules, user, address, ssl) {
+  const verdict = admitsReplication(rules, user, address, ssl);
+  if (verdict.admitted) return { kind: "admitted", line: verdict.line };
+  if (verdict.line === null) return { kind: "add", why: verdict.why };
+  const rule = rules.find((r) => r.line_number === verdict.line);
+  if (rule && PASSWORD_METHODS.has(rule.auth_method ?? "")) return { kind: "add", why: verdict.why };
+  return { kind: "refused", line: verdict.line, rule: rule ? ruleText(rule) : "(unknown)", why: verdict.why };
+}
+
+// src/engines/postgresql/scram.ts
+var import_node_crypto3 = require("node:crypto");
+
+// node_modules/@mongodb-js/saslprep/dist/.esm-wrapper.mjs
+var import_node = __toESM(require_node(), 1);
+var esm_wrapper_default = import_node.default;
+var saslprep = import_node.default.saslprep;
+
+// src/engines/postgresql/scram.ts
+function scramVerifier(password, iterations = 4096, salt = (0, import_node_crypto3.randomBytes)(16)) {
+  const salted = (0, import_node_crypto3.pbkdf2Sync)(prepare(password), salt, iterations, 32, "sha256");
+  const clientKey = (0, import_node_crypto3.createHmac)("sha256", salted).update("Client Key").digest();
+  const storedKey = (0, import_node_crypto3.createHash)("sha256").update(clientKey).digest();
+  const serverKey = (0, import_node_crypto3.createHmac)("sha256", salted).update("Server Key").digest();
+  return `SCRAM-SHA-256$${iterations}:${salt.toString("base64")}$${storedKey.toString("base64")}:${serverKey.toString("base64")}`;
+}
+function prepare(password) {
+  try {
+    return esm_wrapper_default(password);
+  } catch {
+    return password;
+  }
+}
+
+// src/engines/postgresql/state.ts
+var import_node_crypto4 = require("node:crypto");
+
+// src/engines/postgresql/lsn.ts
+function lsnToBigInt(lsn) {
+  const m = /^([0-9A-Fa-f]+)\/([0-9A-Fa-f]+)$/.exec(lsn.trim());
+  if (!m) throw new Error(`not an LSN: ${lsn}`);
+  return (BigInt(`0x${m[1]}`) << 32n) + BigInt(`0x${m[2]}`);
+}
+function lsnDistance(ahead, behind) {
+  if (!ahead || !behind) return null;
+  const d = lsnToBigInt(ahead) - lsnToBigInt(behind);
+  return d > 0n ? Number(d) : 0;
+}
+
+// src/engines/postgresql/state.ts
+var MAX_IDENTIFIER = 63;
+function slotName(pair) {
+  const slug = (s) => s.toLowerCase().replace(/[^a-z0-9]/g, "_");
+  const base = `dbrepl_${slug(pair.slave.app)}__${slug(pair.slave.name)}`;
+  if (base.length <= MAX_IDENTIFIER && !pair.slave.app.includes("--") && !pair.slave.name.includes("--")) return base;
+  const hash2 = (0, import_node_crypto4.createHash)("sha256").update(pair.slave.ref).digest("hex").slice(0, 8);
+  return `${base.slice(0, MAX_IDENTIFIER - hash2.length - 1)}_${hash2}`;
+}
+function restartSettings(m, slot) {
+  const out = {};
+  if (m.walLevel === "minimal") out.wal_level = "replica";
+  const senders = m.clients.length + 2;
+  if (m.maxWalSenders < senders) out.max_wal_senders = String(Math.max(10, senders + 2));
+  const slots = m.slots.length + (m.slots.some((s) => s.name === slot) ? 0 : 1);
+  if (m.maxReplicationSlots < slots) out.max_replication_slots = String(Math.max(10, slots + 2));
+  return out;
+}
+function endpoint(host, port2) {
+  return `${host ?? "?"}:${port2 ?? 5432}`;
+}
+function upstreamOf(s) {
+  const applicationName = s.upstream?.applicationName ?? null;
+  if (s.receiver && s.receiver.senderHost) {
+    return { host: s.receiver.senderHost, port: s.receiver.senderPort, slot: s.receiver.slotName, applicationName };
+  }
+  if (s.upstream && s.upstream.host) return { host: s.upstream.host, port: s.upstream.port ?? 5432, slot: s.primarySlotName, applicationName };
+  return null;
+}
+function follows2(up, master, m) {
+  if (up.host && up.host.toLowerCase() === master.host.toLowerCase() && (up.port ?? 5432) === master.port) return true;
+  if (!m) return false;
+  if (up.slot) {
+    const slot = m.slots.find((x) => x.name === up.slot && x.active);
+    if (slot && m.clients.some((c) => c.pid === slot.activePid)) return true;
+  }
+  return !!up.applicationName && up.applicationName !== "walreceiver" && m.clients.some((c) => c.applicationName === up.applicationName);
+}
+function pairState2(pair, master, slave) {
+  const slot = slotName(pair);
+  const none = { lagSeconds: null, lagBytes: null };
+  const sides = bothSides(master, slave);
+  if ("live" in sides) return sides.live;
+  const { m, s } = sides;
+  const masterKeepsSlave = m.slots.some((x) => x.name === slot);
+  if (!s.inRecovery) return { state: "standalone", ...none, error: null, masterKeepsSlave };
+  const up = upstreamOf(s);
+  if (!up) {
+    return { state: "broken", ...none, error: "slave is in recovery but has no primary_conninfo: it follows no server", masterKeepsSlave };
+  }
+  if (!follows2(up, pair.master, m)) {
+    return { state: "other-master", ...none, error: `slave follows ${endpoint(up.host, up.port)}, not ${pair.master.ref} (${pair.master.host}:${pair.master.port})`, masterKeepsSlave };
+  }
+  if (!s.receiver || s.receiver.status !== "streaming") {
+    const why = s.receiver ? `WAL receiver is ${s.receiver.status}` : "no WAL receiver is running";
+    return { state: "broken", ...none, error: `slave is not streaming from ${pair.master.ref}: ${why}`, masterKeepsSlave };
+  }
+  const lagBytes2 = lsnDistance(m.lsn, s.lsn);
+  const slotRow = m.slots.find((x) => x.name === slot);
+  const client = m.clients.find((c) => c.applicationName === slot || slotRow?.activePid != null && c.pid === slotRow.activePid);
+  let lagSeconds = client ? client.replayLagSeconds ?? 0 : null;
+  if (lagSeconds === null) lagSeconds = lagBytes2 === 0 ? 0 : s.replayAgeSeconds ?? null;
+  if (lagSeconds !== null) lagSeconds = Math.round(lagSeconds * 1e3) / 1e3;
+  if (lagSeconds !== null && lagSeconds > pair.maxLagSeconds) {
+    return { state: "lagging", lagSeconds, lagBytes: lagBytes2, error: `replay lag ${lagSeconds}s is over max_lag ${pair.maxLagSeconds}s`, masterKeepsSlave };
+  }
+  return { state: "replicating", lagSeconds, lagBytes: lagBytes2, error: null, masterKeepsSlave };
+}
+function copies2(facts) {
+  return { base: facts.dataDirectory.replace(/\/+$/, ""), suffix: "", kind: "directory" };
+}
+function preservedPath2(dataDir, stamp) {
+  return copyPath(copies2({ dataDirectory: dataDir }), stamp);
+}
+var DEFAULT_SERVICE = { stop: "systemctl stop postgresql", start: "systemctl start postgresql" };
+var STOP_TIMEOUT_MS = 12e4;
+var START_TIMEOUT_MS = 18e4;
+function service2(server) {
+  return server.service ?? DEFAULT_SERVICE;
+}
+function identity2(f) {
+  return {
+    key: `${f.systemId}|${f.dataDirectory}|${f.port}|${f.startTime}`,
+    text: `system_identifier ${f.systemId}, data directory ${f.dataDirectory}, port ${f.port}, started ${f.startTime}`
+  };
+}
+function liveLinks2(inspections, servers) {
+  const byRef = new Map(inspections.filter((i) => i.ok).map((i) => [i.server.ref, i]));
+  const links = [];
+  for (const insp of byRef.values()) {
+    if (!insp.facts.inRecovery) continue;
+    const up = upstreamOf(insp.facts);
+    if (!up) continue;
+    const master = servers.find((sv) => sv.ref !== insp.server.ref && sv.engine === "postgresql" && follows2(up, sv, byRef.get(sv.ref)?.facts ?? null)) ?? null;
+    links.push({ slave: insp.server, master, upstream: endpoint(up.host, up.port) });
+  }
+  return links;
+}
+
+// src/engines/postgresql/master.ts
+async function ensureRole(sql, master, user, password) {
+  const { rows } = await sql.query(
+    "SELECT rolsuper, rolreplication, rolcanlogin FROM pg_roles WHERE rolname = $1",
+    [user]
+  );
+  const role = rows[0];
+  const inRecovery = (await sql.query("SELECT pg_is_in_recovery() AS r")).rows[0].r;
+  if (inRecovery) {
+    if (!role || !role.rolcanlogin || !(role.rolreplication || role.rolsuper)) {
+      throw new DbreplError("STEP", `${master.ref} is itself a standby, so the role ${user} cannot be created there; it must exist with REPLICATION LOGIN on the primary it replicates from (enable that pair first, with the same replication user)`);
+    }
+    return;
+  }
+  const ident = sql.escapeIdentifier(user);
+  const verifier = sql.escapeLiteral(scramVerifier(password));
+  if (!role) await sql.query(`CREATE ROLE ${ident} WITH REPLICATION LOGIN PASSWORD ${verifier}`);
+  else if (role.rolsuper) await sql.query(`ALTER ROLE ${ident} WITH LOGIN`);
+  else await sql.query(`ALTER ROLE ${ident} WITH REPLICATION LOGIN PASSWORD ${verifier}`);
+}
+async function ensureSlot(sql, slot) {
+  const { rows } = await sql.query("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", [slot]);
+  if (rows.length > 0) return false;
+  await sql.query("SELECT pg_create_physical_replication_slot($1, true)", [slot]);
+  return true;
+}
+async function dropSlotWhenFree(sql, slot, where) {
+  await pollUntil(`slot ${slot} on ${where} to become inactive`, 6e4, async () => {
+    const { rows } = await sql.query("SELECT active FROM pg_replication_slots WHERE slot_name = $1", [slot]);
+    return rows.length === 0 || !rows[0].active ? true : void 0;
+  });
+  await sql.query("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1", [slot]);
+}
+async function addHbaRule(session, pair, masterHost, user, tls2) {
+  await withClient2(session, pair.master, async (sql) => {
+    const facts = await readFacts2(sql);
+    const decision = hbaDecision(await hbaRules(sql), user, pair.slave.host, tls2 || facts.ssl);
+    if (decision.kind === "refused") throw new DbreplError("STEP", hbaRefusal(pair, user, facts.hbaFile, decision));
+    if (decision.kind === "admitted") {
+      await sql.query("SELECT pg_reload_conf()");
+      return;
+    }
+    const host = await masterHost();
+    const { target: file2 } = await writableTarget(host, facts.hbaFile, pair.master.followSymlinks);
+    const before = await readServerFile(host, file2);
+    if (before === null) throw new DbreplError("STEP", `cannot read ${file2} on ${host.label}`);
+    const method = facts.passwordEncryption === "md5" ? "md5" : "scram-sha-256";
+    const added = `# dbrepl: replication login ${user} from ${pair.slave.host} (first added for ${pair.slave.ref})
+${hbaLine(user, pair.slave.host, method, tls2)}
+`;
+    await writeFile(host, file2, added + before);
+    const errors = (await hbaRules(sql)).filter((r) => r.error);
+    if (errors.length > 0) {
+      await writeFile(host, file2, before);
+      throw new DbreplError("STEP", `the new pg_hba.conf did not parse (${errors[0].error}); the file was put back`);
+    }
+    await sql.query("SELECT pg_reload_conf()");
+  });
+}
+function hbaRefusal(pair, user, file2, d) {
+  return `${file2} on ${pair.master.ref} line ${d.line} ("${d.rule}") decides the replication login ${user} from ${pair.slave.host} (${d.why}); dbrepl does not override an operator's rule: change or remove that line, or give the slave an address it admits`;
+}
+async function restartMaster(session, master, host, settings2, keep) {
+  const file2 = `${(await withClient2(session, master, readFacts2)).dataDirectory}/postgresql.auto.conf`;
+  keep({ file: file2, text: await readServerFile(host, file2) });
+  const before = await withClient2(session, master, async (sql) => {
+    for (const [k, v] of Object.entries(settings2)) await sql.query(`ALTER SYSTEM SET ${sql.escapeIdentifier(k)} = ${sql.escapeLiteral(v)}`);
+    return (await readFacts2(sql)).startEpoch;
+  });
+  await runChecked(host, serviceArgv(service2(master).stop), `stop command of ${master.ref}`, { timeoutMs: SERVICE_TIMEOUT_MS });
+  await runChecked(host, serviceArgv(service2(master).start), `start command of ${master.ref}`, { timeoutMs: SERVICE_TIMEOUT_MS });
+  await pollUntil(
+    `${master.ref} to come back restarted with ${Object.keys(settings2).join(", ")} applied`,
+    START_TIMEOUT_MS,
+    () => withClient2(session, master, async (sql) => {
+      const f = await readFacts2(sql);
+      if (f.startEpoch === before) return void 0;
+      const { rows } = await sql.query("SELECT name, setting FROM pg_settings WHERE name = ANY($1)", [Object.keys(settings2)]);
+      return rows.every((r) => r.setting === settings2[r.name]) ? true : void 0;
+    })
+  );
+}
+async function restoreMaster(session, master, host, auto) {
+  const answers = await withClient2(session, master, async () => true).catch(() => false);
+  if (answers) return "";
+  if (auto.text !== null) await writeFile(host, auto.file, auto.text);
+  await runChecked(host, serviceArgv(service2(master).start), `start command of ${master.ref}`, { timeoutMs: SERVICE_TIMEOUT_MS });
+  await pollUntil(`${master.ref} to answer again`, START_TIMEOUT_MS, () => withClient2(session, master, async () => true));
+  return `the master's postgresql.auto.conf was put back and ${master.ref} started again`;
+}
+
+// src/engines/postgresql/slave.ts
+async function verifyHost2(host, server, facts) {
+  const pidFile = `${facts.dataDirectory}/postmaster.pid`;
+  const text = await readFile(host, pidFile);
+  const lines = text?.split("\n") ?? [];
+  if (text === null || Number(lines[3]) !== facts.port || Math.abs(Number(lines[2]) - facts.startEpoch) > 5) {
+    throw new DbreplError(
+      "STEP",
+      `host commands for ${server.ref} would run on ${host.label}, which does not run this server (${pidFile} ${text === null ? "is missing" : "names another port or start time"}); run dbrepl on the server's own host`
+    );
+  }
+}
+async function findBasebackup(host, major2) {
+  const out = await runChecked(
+    host,
+    ["/bin/sh", "-c", 'p="/usr/lib/postgresql/$1/bin/pg_basebackup"; if [ -x "$p" ]; then echo "$p"; else command -v pg_basebackup || true; fi', "sh", String(major2)],
+    "looking for pg_basebackup"
+  );
+  const bin = out.trim();
+  if (!bin) throw new DbreplError("STEP", `pg_basebackup (PostgreSQL ${major2}) is not installed on ${host.label}; install the PostgreSQL ${major2} client there`);
+  return bin;
+}
+function standbyShortfalls(master, slave) {
+  return Object.entries(master.standbyMinimums).filter(([name, value]) => (slave.standbyMinimums[name] ?? 0) < value).map(([name, value]) => `${name} ${slave.standbyMinimums[name] ?? "?"} < ${value}`);
+}
+var STANDBY_KEYS = /^\s*(primary_conninfo|primary_slot_name)\s*=/;
+async function restoreOwnConfig(host, slave, dataDir, preserved2, owner) {
+  const inside = (file2) => file2.startsWith(`${dataDir}/`) ? file2.slice(dataDir.length + 1) : null;
+  const own2 = [slave.configFile, slave.hbaFile, slave.identFile].map(inside).filter((f) => f !== null);
+  await runChecked(
+    host,
+    ["sh", "-c", 'from=$1; to=$2; shift 2; for f in "$@"; do if [ -e "$from/$f" ] || [ -L "$from/$f" ]; then cp -P -p --remove-destination -- "$from/$f" "$to/$f" || exit 1; fi; done', "sh", preserved2, dataDir, ...own2],
+    "restoring its own configuration files",
+    { as: owner }
+  );
+  const written = await readFile(host, `${dataDir}/postgresql.auto.conf`, owner) ?? "";
+  const kept = await readFile(host, `${preserved2}/postgresql.auto.conf`, owner) ?? "# Do not edit this file manually!\n# It will be overwritten by the ALTER SYSTEM command.\n";
+  const standby = written.split("\n").filter((l) => STANDBY_KEYS.test(l));
+  const rest = kept.split("\n").filter((l) => !STANDBY_KEYS.test(l) && l !== "");
+  await writeFile(host, `${dataDir}/postgresql.auto.conf`, [...rest, ...standby].join("\n") + "\n", { owner, mode: "600" });
+}
+
+// src/engines/postgresql/steps.ts
+var major = (f) => Math.floor(f.versionNum / 1e4);
+function plan2(pair, action, sides, stamp) {
+  return action === "disable" ? disableSteps2(pair, sides) : enableSteps2(pair, sides, stamp);
+}
+function enableSteps2(pair, { m, s }, stamp) {
+  const slot = slotName(pair);
+  const user = pair.replication.user ?? "";
+  const password = pair.replication.password ?? "";
+  const dataDir = s.dataDirectory;
+  const preserved2 = preservedPath2(dataDir, stamp);
+  const restart = restartSettings(m, slot);
+  const restartKeys = Object.entries(restart);
+  const tlsMode = replicationTls(pair.master);
+  const tlsFiles2 = tlsMode === "none" ? null : tlsFilesFor(dataDir, pair.master);
+  const ssl = tlsMode !== "none" || m.ssl;
+  const hba = m.hbaRules ? hbaDecision(m.hbaRules, user, pair.slave.host, ssl) : { kind: "add", why: "the rules cannot be read" };
+  const method = m.passwordEncryption === "md5" ? "md5" : "scram-sha-256";
+  const st = { createdSlot: false, moved: false, autoConf: null, tlsCreated: [] };
+  let owner;
+  const ownerOf = (session) => owner ??= session.hosts.forServer(pair.slave).then((h) => statOwner(h, dataDir));
+  const slaveHost = (session) => session.hosts.forServer(pair.slave);
+  const stopSlave = async (session) => {
+    const host = await slaveHost(session);
+    await runChecked(host, serviceArgv(service2(pair.slave).stop), `stop command of ${pair.slave.ref}`, { timeoutMs: SERVICE_TIMEOUT_MS });
+    await pollUntil(
+      `${pair.slave.ref} to stop (postmaster.pid gone)`,
+      STOP_TIMEOUT_MS,
+      async () => await pathExists(host, `${dataDir}/postmaster.pid`) ? void 0 : true
+    );
+  };
+  const startSlave = async (session) => {
+    await runChecked(await slaveHost(session), serviceArgv(service2(pair.slave).start), `start command of ${pair.slave.ref}`, { timeoutMs: SERVICE_TIMEOUT_MS });
+  };
+  const steps = [];
+  if (restartKeys.length > 0) {
+    steps.push({
+      id: "master-settings",
+      side: "master",
+      title: "change WAL settings and restart",
+      text: `master: ALTER SYSTEM SET ${restartKeys.map(([k, v]) => `${k}=${v}`).join(", ")} and restart the master`,
+      run: async (session) => restartMaster(session, pair.master, await session.hosts.forServer(pair.master), restart, (auto) => st.autoConf = auto),
+      undo: {
+        text: "if the master does not come back: its postgresql.auto.conf as before, and start it",
+        run: async (session) => st.autoConf ? restoreMaster(session, pair.master, await session.hosts.forServer(pair.master), st.autoConf) : ""
+      }
+    });
+  }
+  steps.push({
+    id: "role",
+    side: "master",
+    title: "ensure replication role",
+    text: `master: ensure role ${user} (CREATE/ALTER ROLE ... REPLICATION LOGIN PASSWORD with a SCRAM verifier of the password from the file)`,
+    run: (session) => withClient2(session, pair.master, (sql) => ensureRole(sql, pair.master, user, password))
+  });
+  steps.push({
+    id: "hba",
+    side: "master",
+    title: "admit the slave in pg_hba.conf",
+    // The rules on disk are what pg_hba_file_rules shows; a reload makes them the rules in force.
+    text: hba.kind === "admitted" ? `master: ${m.hbaFile} line ${hba.line} admits ${user} from ${pair.slave.host}; reload (pg_reload_conf) so the file on disk is in force` : hba.kind === "refused" ? `master: ${m.hbaFile} line ${hba.line} ("${hba.rule}") refuses ${user} from ${pair.slave.host}: nothing is added above an operator's rule` : `master: add "${hbaLine(user, pair.slave.host, method, tlsMode !== "none")}" at the top of ${m.hbaFile} and reload (no rule admits it: ${hba.why})`,
+    run: (session) => addHbaRule(session, pair, () => session.hosts.forServer(pair.master), user, tlsMode !== "none")
+  });
+  steps.push({
+    id: "slot",
+    side: "master",
+    title: "create replication slot",
+    text: `master: create physical replication slot ${slot} (pg_create_physical_replication_slot), unless it exists`,
+    run: async (session) => {
+      st.createdSlot = await withClient2(session, pair.master, (sql) => ensureSlot(sql, slot));
+    },
+    undo: {
+      text: `drop slot ${slot} if this run created it`,
+      run: async (session) => {
+        if (!st.createdSlot) return "";
+        await withClient2(session, pair.master, (sql) => dropSlotWhenFree(sql, slot, pair.master.ref));
+        return `slot ${slot}, created by this run, was dropped`;
+      }
+    }
+  });
+  steps.push({
+    id: "stop",
+    side: "slave",
+    title: "stop the server",
+    text: `slave: stop the server (${service2(pair.slave).stop})`,
+    run: stopSlave,
+    undo: {
+      text: "start the slave again if its data was not moved",
+      run: async (session) => {
+        if (st.moved || await pathExists(await slaveHost(session), `${dataDir}/postmaster.pid`)) return "";
+        await startSlave(session);
+        return "the slave was started again on its own data";
+      }
+    }
+  });
+  steps.push({
+    id: "slot-free",
+    side: "master",
+    title: "wait until the slot is free",
+    text: `master: wait until slot ${slot} is released by the stopped slave`,
+    run: async (session) => {
+      await withClient2(
+        session,
+        pair.master,
+        (sql) => pollUntil(`slot ${slot} on ${pair.master.ref} to be released by the stopped slave`, 6e4, async () => {
+          const { rows } = await sql.query("SELECT active FROM pg_replication_slots WHERE slot_name = $1", [slot]);
+          return rows[0]?.active ? void 0 : true;
+        })
+      );
+    }
+  });
+  steps.push({
+    id: "move-aside",
+    side: "slave",
+    title: "move the data directory aside",
+    text: `slave: move ${dataDir} aside to ${preserved2} (kept)`,
+    // As the owner of the parent directory (root only where root owns it): a link planted
+    // there leads only where that user could go anyway.
+    run: async (session) => {
+      const host = await slaveHost(session);
+      const as = await ownerOf(session);
+      const parent = await ownerOfDirectory(host, dataDir);
+      await runChecked(host, ["mv", "--no-target-directory", "--", dataDir, preserved2], `moving ${dataDir} to ${preserved2}`, { as: parent });
+      st.moved = true;
+      await runChecked(host, ["mkdir", "-m", "700", "--", dataDir], `creating ${dataDir}`, { as: parent });
+      if (!parent) await runChecked(host, ["chown", "-h", `${as.uid}:${as.gid}`, "--", dataDir], `giving ${dataDir} to its owner`);
+    },
+    undo: {
+      text: `put ${preserved2} back at ${dataDir} and start the slave`,
+      run: async (session) => {
+        if (!st.moved) return "";
+        const host = await slaveHost(session);
+        if (!await pathExists(host, preserved2)) throw new DbreplError("STEP", `${preserved2} is missing; ${dataDir} was left as it is`);
+        await host.run(serviceArgv(service2(pair.slave).stop), { timeoutMs: SERVICE_TIMEOUT_MS });
+        const parent = await ownerOfDirectory(host, dataDir);
+        await runChecked(host, ["rm", "-rf", "--", dataDir], `removing the partial ${dataDir}`, { as: parent });
+        await runChecked(host, ["mv", "--no-target-directory", "--", preserved2, dataDir], `moving ${preserved2} back`, { as: parent });
+        st.moved = false;
+        await startSlave(session);
+        return `the slave's previous data was put back at ${dataDir} and the server restarted`;
+      }
+    }
+  });
+  if (tlsFiles2) {
+    steps.push({
+      id: "tls-files",
+      side: "slave host",
+      title: "write the master's TLS files",
+      text: `slave host: write ${[tlsFiles2.ca, tlsFiles2.cert, tlsFiles2.key].filter(Boolean).join(", ")} (the master's CA${tlsFiles2.cert ? " and client certificate" : ""}, readable by the slave's server only)`,
+      run: async (session) => {
+        st.tlsCreated = await writeTlsFiles(await slaveHost(session), tlsFiles2, pair.master, await ownerOf(session));
+      },
+      undo: {
+        text: "remove the TLS files this run wrote",
+        run: async (session) => {
+          await removeTlsFiles(await slaveHost(session), st.tlsCreated);
+          return "";
+        }
+      }
+    });
+  }
+  const sslEnv = tlsFiles2 ? { PGSSLMODE: tlsMode, ...tlsFiles2.ca ? { PGSSLROOTCERT: tlsFiles2.ca } : {}, ...tlsFiles2.cert ? { PGSSLCERT: tlsFiles2.cert } : {}, ...tlsFiles2.key ? { PGSSLKEY: tlsFiles2.key } : {} } : {};
+  steps.push({
+    id: "copy",
+    side: "slave",
+    title: "pg_basebackup from the master",
+    text: `slave: pg_basebackup -X stream -R -S ${slot} -c fast from ${pair.master.host}:${pair.master.port} as ${user} (full online backup of the master), as the owner of ${dataDir}${tlsFiles2 ? `; over TLS, sslmode=${tlsMode}${tlsFiles2.ca ? ` sslrootcert=${tlsFiles2.ca}` : ""} (kept in primary_conninfo for the replication channel)` : ""}`,
+    run: async (session) => {
+      const host = await slaveHost(session);
+      const as = await ownerOf(session);
+      const bin = await findBasebackup(host, major(s));
+      const bytes = await withClient2(session, pair.master, databaseBytes);
+      const meter = new CopyProgress(`${pair.name}: copy`, (l) => session.log.info(l), { total: bytes, estimated: true, everyMs: session.progressEveryMs });
+      const progress = (line) => {
+        const m2 = /^(\d+)\/(\d+) kB \(\d+%\)/.exec(line);
+        if (!m2) return;
+        meter.setTotal(Number(m2[2]) * 1024);
+        meter.update(Number(m2[1]) * 1024);
+      };
+      await runScript(host, 'PGPASSWORD="$pgpassword" exec "$@"', [bin, "-D", dataDir, "-X", "stream", "-R", "-S", slot, "-c", "fast", "--no-password", "--progress"], "pg_basebackup", {
+        progress,
+        secrets: { pgpassword: password },
+        env: { PGHOST: pair.master.host, PGPORT: String(pair.master.port), PGUSER: user, PGAPPNAME: slot, PGCONNECT_TIMEOUT: "15", ...sslEnv },
+        timeoutMs: copyTimeoutMs(bytes, pair.copyTimeoutSeconds),
+        as
+      });
+      meter.finish();
+    }
+  });
+  steps.push({
+    id: "own-config",
+    side: "slave",
+    title: "restore its own configuration and ownership",
+    text: `slave: restore its own configuration files (postgresql.conf, pg_hba.conf, pg_ident.conf where they live in the data directory; postgresql.auto.conf plus the standby settings)`,
+    run: async (session) => {
+      const host = await slaveHost(session);
+      const as = await ownerOf(session);
+      await restoreOwnConfig(host, s, dataDir, preserved2, as);
+    }
+  });
+  steps.push({
+    id: "start",
+    side: "slave",
+    title: "start the server and wait until it streams",
+    text: `slave: start the server (${service2(pair.slave).start}) and wait until both sides see it streaming`,
+    run: async (session) => {
+      await startSlave(session);
+      await waitStreaming(session, pair, slot);
+    }
+  });
+  const warnings = [];
+  if (restartKeys.length > 0) warnings.push(`the master ${pair.master.ref} must restart to change ${restartKeys.map(([k]) => k).join(", ")}`);
+  if (pair.slave.dataDir && pair.slave.dataDir !== s.dataDirectory) {
+    warnings.push(`data_dir ${pair.slave.dataDir} in the file differs from the running server's ${s.dataDirectory}; the running server's is used`);
+  }
+  return {
+    steps,
+    disruption: restartKeys.length > 0 ? "master restarts (brief outage); slave restarts and is rebuilt" : "slave restarts and is rebuilt; master keeps serving",
+    preserved: preserved2,
+    lockDir: dataDir,
+    warnings
+  };
+}
+async function waitStreaming(session, pair, slot) {
+  await pollUntil(
+    `${pair.slave.ref} to stream from ${pair.master.ref}`,
+    START_TIMEOUT_MS,
+    () => withClient2(session, pair.slave, async (sql) => {
+      const f = await readFacts2(sql);
+      return f.inRecovery && f.receiver?.status === "streaming" ? true : void 0;
+    })
+  );
+  await pollUntil(
+    `${pair.master.ref} to report the slave as streaming`,
+    6e4,
+    () => withClient2(session, pair.master, async (sql) => {
+      const { rows } = await sql.query(
+        `SELECT count(*)::int AS n FROM pg_stat_replication r JOIN pg_replication_slots s ON s.active_pid = r.pid
+          WHERE s.slot_name = $1 AND r.state = 'streaming'`,
+        [slot]
+      );
+      return rows[0].n > 0 ? true : void 0;
+    })
+  );
+}
+function disableSteps2(pair, { s }) {
+  const slot = s.receiver?.slotName ?? s.primarySlotName ?? slotName(pair);
+  let target = null;
+  const steps = [
+    {
+      id: "note-position",
+      side: "master",
+      title: "note the current WAL position",
+      text: `master: note the current WAL position (the end of a marker record, pg_logical_emit_message)`,
+      // The target is the end of a marker record written now: it follows every commit the master
+      // acknowledged (flushed or not, synchronous_commit = off included), and unlike the bare
+      // insert position it is a record end, which a standby's replay position can reach exactly
+      // (after a WAL segment switch the insert position sits past a page header no standby
+      // replays until the next record, up to 15 s later on an idle master).
+      run: async (session) => {
+        target = await withClient2(session, pair.master, async (sql) => {
+          const { rows } = await sql.query(
+            `SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
+                     ELSE pg_logical_emit_message(false, 'dbrepl', $1) END)::text AS lsn`,
+            [`disable ${pair.name}`]
+          );
+          return rows[0]?.lsn ?? null;
+        });
+        if (!target) throw new DbreplError("STEP", "the master reported no WAL position");
+      }
+    },
+    {
+      id: "catch-up",
+      side: "slave",
+      title: "wait until it has replayed everything",
+      text: `slave: wait until it has replayed up to that position (at most ${pair.catchupTimeoutSeconds}s)`,
+      run: async (session) => {
+        const goal = lsnToBigInt(target);
+        let behind = "";
+        try {
+          await pollUntil(
+            `${pair.slave.ref} to replay up to ${target}`,
+            pair.catchupTimeoutSeconds * 1e3,
+            () => withClient2(session, pair.slave, async (sql) => {
+              const f = await readFacts2(sql);
+              if (!f.inRecovery) return true;
+              if (!f.lsn) return void 0;
+              const have = lsnToBigInt(f.lsn);
+              behind = `${goal - have} bytes behind`;
+              return have >= goal ? true : void 0;
+            })
+          );
+        } catch (err) {
+          throw new DbreplError("STEP", `${messageOf(err)}${behind ? `; slave is ${behind}` : ""}; nothing was changed (raise catchup_timeout or repair the link, then apply again)`);
+        }
+      }
+    },
+    {
+      id: "promote",
+      side: "slave",
+      title: "promote",
+      text: "slave: promote (pg_promote)",
+      run: (session) => withClient2(session, pair.slave, async (sql) => {
+        const { rows } = await sql.query("SELECT pg_is_in_recovery() AS r");
+        if (rows[0].r) {
+          const p = await sql.query("SELECT pg_promote(true, 60) AS ok");
+          if (!p.rows[0].ok) throw new DbreplError("STEP", "pg_promote did not finish within 60s");
+        }
+      })
+    },
+    {
+      id: "forget-master",
+      side: "slave",
+      title: "clear primary_conninfo and primary_slot_name",
+      text: "slave: ALTER SYSTEM RESET primary_conninfo, primary_slot_name; reload",
+      run: (session) => withClient2(session, pair.slave, async (sql) => {
+        await sql.query("ALTER SYSTEM RESET primary_conninfo");
+        await sql.query("ALTER SYSTEM RESET primary_slot_name");
+        await sql.query("SELECT pg_reload_conf()");
+      })
+    },
+    {
+      id: "drop-slot",
+      side: "master",
+      title: `drop the replication slot ${slot}`,
+      text: `master: drop replication slot ${slot} (pg_drop_replication_slot)`,
+      run: (session) => withClient2(session, pair.master, (sql) => dropSlotWhenFree(sql, slot, pair.master.ref))
+    }
+  ];
+  steps.push(...forgetTlsSteps(pair, s.dataDirectory));
+  return { steps, disruption: "slave becomes a standalone writable server; master keeps serving", preserved: null, lockDir: null, warnings: [] };
+}
+
+// src/engines/postgresql/preflight.ts
+async function preflight2(pair, { m, s }, planned, session) {
+  if (!planned || planned.action === "disable") return [];
+  const out = [];
+  const error62 = (message) => void out.push({ level: "error", message });
+  const user = pair.replication.user ?? "";
+  if (major(m) !== major(s)) {
+    error62(`major versions differ (master ${m.versionNum}, slave ${s.versionNum}); physical replication needs the same major version`);
+  }
+  if (!s.inRecovery && (s.clients.length > 0 || s.slots.length > 0)) {
+    error62(`${pair.slave.ref} is a primary with replication of its own (${s.clients.length} connection(s), ${s.slots.length} slot(s)); refusing to overwrite a master \u2014 remove its slots and standbys first, or fix the file`);
+  }
+  const short = standbyShortfalls(m, s);
+  if (short.length > 0) {
+    error62(`the slave's own settings are lower than the master's (${short.join(", ")}); a standby refuses to run with them: raise them in ${pair.slave.ref}'s configuration first`);
+  }
+  const tlsMode = replicationTls(pair.master);
+  if (tlsMode !== "none" && !m.ssl) error62(`${pair.master.ref} has tls (${tlsMode}) in the file but serves no TLS (ssl = off): turn ssl on there first`);
+  if (tlsMode === "verify-full" && !pair.master.tls?.ca) {
+    error62(`replication from ${pair.master.ref} with tls verify-full needs tls.ca: libpq on the slave verifies the master's certificate against a CA file`);
+  }
+  const hba = m.hbaRules ? hbaDecision(m.hbaRules, user, pair.slave.host, tlsMode !== "none" || m.ssl) : null;
+  if (hba?.kind === "refused") error62(hbaRefusal(pair, user, m.hbaFile, hba));
+  out.push(...await finding("error", () => checkLoginSurvives(session, pair)));
+  const slaveHost = await hostOrError(session, pair.slave, error62);
+  const masterWork = hba?.kind !== "admitted" || Object.keys(restartSettings(m, slotName(pair))).length > 0;
+  const masterHost = masterWork || !pair.slave.service ? await hostOrError(session, pair.master, masterWork ? error62 : () => void 0) : null;
+  if (slaveHost) {
+    out.push(...await finding("error", () => verifyHost2(slaveHost, pair.slave, s)));
+    if (!pair.slave.service && (pair.slave.host === pair.master.host || masterHost && await sharedMachine(slaveHost, masterHost))) {
+      error62(`${pair.slave.ref} runs on the same host as its master and has no service commands; the default (${DEFAULT_SERVICE.stop}) would stop every cluster there, the master included: set service.stop and service.start for ${pair.slave.ref}`);
+    }
+    out.push(...await finding("error", async () => checkFreeSpace(slaveHost, s.dataDirectory, await withClient2(session, pair.master, databaseBytes), pair.master.ref)));
+    out.push(...await finding("error", () => findBasebackup(slaveHost, major(s))));
+  }
+  const restart = Object.keys(restartSettings(m, slotName(pair))).length > 0;
+  if (restart && !pair.master.service && slaveHost && masterHost && await sharedMachine(slaveHost, masterHost)) {
+    error62(`${pair.master.ref} must restart and has no service commands; the default (${DEFAULT_SERVICE.stop}) would stop every cluster of that host, ${pair.slave.ref} included: set service.stop and service.start for ${pair.master.ref}`);
+  }
+  out.push(...await finding("error", () => checkReplicationRole(session, pair, m)));
+  out.push(...await finding("warning", () => checkSuperuserLogin(session, pair)));
+  if (masterWork && masterHost) {
+    out.push(...await finding("error", () => checkHostCanWork(masterHost, pair.master)));
+    out.push(...await finding("error", () => verifyHost2(masterHost, pair.master, m)));
+    if (hba?.kind !== "admitted") out.push(...await finding("error", () => writableTarget(masterHost, m.hbaFile, pair.master.followSymlinks)));
+  }
+  if (!m.hbaRules) {
+    out.push({ level: "warning", message: `the login for ${pair.master.ref} may not read pg_hba_file_rules (not a superuser?): whether a rule admits the slave is decided during apply` });
+  }
+  return out;
+}
+async function checkLoginSurvives(session, pair) {
+  try {
+    await withClient2(session, pair.master, async () => void 0, { user: pair.slave.user, password: pair.slave.password });
+  } catch (err) {
+    throw new DbreplError(
+      "STEP",
+      `after the copy ${pair.slave.ref} will have the roles of ${pair.master.ref}, but its login from the file (user ${pair.slave.user ?? "postgres"}) does not work on ${pair.master.ref}: ${messageOf(err).replace(/^[^:]+: /, "")}; give both servers the same admin user and password`,
+      { cause: err }
+    );
+  }
+}
+async function replicationRole(session, pair) {
+  return withClient2(
+    session,
+    pair.master,
+    async (sql) => (await sql.query("SELECT rolsuper, rolreplication, rolcanlogin FROM pg_roles WHERE rolname = $1", [pair.replication.user ?? ""])).rows[0]
+  );
+}
+async function checkReplicationRole(session, pair, m) {
+  if (!m.inRecovery) return;
+  const role = await replicationRole(session, pair);
+  if (!role || !role.rolcanlogin || !(role.rolreplication || role.rolsuper)) {
+    throw new DbreplError("STEP", `${pair.master.ref} is itself a standby, so the role ${pair.replication.user} cannot be created there; it must exist with REPLICATION LOGIN on the primary it replicates from (enable that pair first, with the same replication user)`);
+  }
+}
+async function checkSuperuserLogin(session, pair) {
+  const role = await replicationRole(session, pair);
+  if (!role?.rolsuper) return;
+  await withClient2(session, pair.master, async () => void 0, { user: pair.replication.user, password: pair.replication.password }).catch((err) => {
+    throw new DbreplError("STEP", `the replication login ${pair.replication.user} is a superuser whose password dbrepl does not change, and logging in with the pair's password failed from the runner (${messageOf(err).replace(/^[^:]+: /, "")}); pg_basebackup will fail unless that password is right`);
+  });
+}
+
+// src/engines/postgresql/index.ts
+var postgresql = {
+  capabilities: postgresqlCapabilities,
+  inspect: inspectPostgres,
+  identity: identity2,
+  copies: copies2,
+  pairState: pairState2,
+  liveLinks: liveLinks2,
+  plan: plan2,
+  preflight: preflight2
+};
+
+// src/engines/redis/client.ts
+var import_ioredis = __toESM(require_built3());
+async function withClient3(session, server, fn) {
+  const at = await session.hosts.endpoint(server);
+  const redis2 = new import_ioredis.default({
+    // A Unix socket on this machine (a server whose host is a path, without ssh), else host and port.
+    ...at.host.startsWith("/") ? { path: at.host } : { host: at.host, port: at.port },
+    username: server.user,
+    password: server.password,
+    lazyConnect: true,
+    connectTimeout: 1e4,
+    commandTimeout: 12e4,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    // The ready check runs INFO, which a replication-only ACL user may not (and would warn on the console).
+    enableReadyCheck: false,
+    retryStrategy: () => null,
+    tls: nodeTls(server) ?? void 0
+  });
+  let reason;
+  redis2.on("error", (e) => reason ??= e);
+  try {
+    await redis2.connect();
+  } catch (err) {
+    redis2.disconnect();
+    throw new ConnectionError(server.ref, `cannot connect to Redis at ${server.host}:${server.port}: ${(reason ?? err).message}`, { cause: err });
+  }
+  try {
+    return await fn({
+      call: (command, ...args) => redis2.call(command, ...args).catch((err) => {
+        throw reason ? new ConnectionError(server.ref, `cannot connect to Redis at ${server.host}:${server.port}: ${reason.message}`, { cause: reason }) : err;
+      })
+    });
+  } finally {
+    redis2.disconnect();
+  }
+}
+function parseInfo(text) {
+  const out = {};
+  for (const line of text.split(/\r?\n/)) {
+    const i = line.indexOf(":");
+    if (i > 0 && !line.startsWith("#")) out[line.slice(0, i)] = line.slice(i + 1);
+  }
+  return out;
+}
+function parseFields(text) {
+  return Object.fromEntries(text.split(",").map((kv) => kv.split("=")));
+}
+
+// src/engines/redis/inspect.ts
+async function inspectRedis(server, session) {
+  return withClient3(session, server, readFacts3);
+}
+var CONFIG_KEYS = ["dir", "dbfilename", "repl-backlog-size", "client-output-buffer-limit", "tls-replication", "tls-cert-file", "tls-ca-cert-file"];
+async function configs(redis2) {
+  const r = await redis2.call("CONFIG", "GET", ...CONFIG_KEYS);
+  const out = {};
+  for (let i = 0; i + 1 < r.length; i += 2) out[r[i]] = r[i + 1];
+  return out;
+}
+async function readFacts3(redis2) {
+  const info = parseInfo(String(await redis2.call("INFO", "all")));
+  const replicas = [];
+  for (const [k, v] of Object.entries(info)) {
+    if (!/^slave\d+$/.test(k)) continue;
+    const f = parseFields(v);
+    replicas.push({ ip: f.ip ?? "", port: Number(f.port), state: f.state ?? "", offset: Number(f.offset), lag: Number(f.lag) });
+  }
+  const conf = await configs(redis2);
+  const limits = (conf["client-output-buffer-limit"] ?? "").split(/\s+/);
+  const i = limits.indexOf("slave") >= 0 ? limits.indexOf("slave") : limits.indexOf("replica");
+  const role = info.role === "slave" ? "slave" : "master";
+  const num = (k) => info[k] === void 0 || info[k] === "" ? null : Number(info[k]);
+  return {
+    version: info.redis_version ?? "",
+    role,
+    masterHost: role === "slave" ? info.master_host ?? null : null,
+    masterPort: role === "slave" ? num("master_port") : null,
+    linkUp: info.master_link_status === "up",
+    syncInProgress: info.master_sync_in_progress === "1",
+    syncBytes: info.master_sync_in_progress === "1" && info.master_sync_read_bytes !== void 0 ? { read: Number(info.master_sync_read_bytes), total: Number(info.master_sync_total_bytes) > 0 ? Number(info.master_sync_total_bytes) : null } : null,
+    linkDownSeconds: num("master_link_down_since_seconds"),
+    lastIoSecondsAgo: num("master_last_io_seconds_ago"),
+    masterOffset: Number(info.master_repl_offset ?? 0),
+    replicaOffset: role === "slave" ? num("slave_repl_offset") : null,
+    dir: conf.dir ?? "",
+    dbfilename: conf.dbfilename ?? "",
+    replicas,
+    usedMemory: Number(info.used_memory_dataset ?? info.used_memory ?? 0),
+    replBacklogSize: Number(info.repl_backlog_size ?? conf["repl-backlog-size"] ?? 0),
+    replicaBufferLimit: { hard: Number(limits[i + 1] ?? 0), soft: Number(limits[i + 2] ?? 0), seconds: Number(limits[i + 3] ?? 0) },
+    configFile: info.config_file ?? "",
+    processId: Number(info.process_id ?? 0),
+    syncFull: Number(info.sync_full ?? 0),
+    runId: info.run_id ?? "",
+    tlsReplication: conf["tls-replication"] === "yes",
+    tlsCertFile: conf["tls-cert-file"] ?? "",
+    tlsCaCertFile: conf["tls-ca-cert-file"] ?? ""
+  };
+}
+
+// src/engines/redis/state.ts
+function ownBase(dir, dbfilename) {
+  return `${dir.replace(/\/+$/, "")}/${dbfilename.replace(/\.rdb$/, "")}`;
+}
+function copies3(facts) {
+  return { base: ownBase(facts.dir, facts.dbfilename), suffix: ".rdb", kind: "file" };
+}
+function preservedPath3(dir, dbfilename, stamp) {
+  return copyPath(copies3({ dir, dbfilename }), stamp);
+}
+function follows3(s, slave, master, m) {
+  if (s.masterHost && s.masterHost.toLowerCase() === master.host.toLowerCase() && s.masterPort === master.port) return true;
+  return !!m && m.replicas.some((r) => r.ip === slave.host && r.port === slave.port) && s.masterPort === master.port;
+}
+function pairState3(pair, master, slave) {
+  const none = { lagSeconds: null, lagBytes: null, masterKeepsSlave: false };
+  const sides = bothSides(master, slave);
+  if ("live" in sides) return sides.live;
+  const { m, s } = sides;
+  if (s.role === "master") return { state: "standalone", ...none, error: null };
+  if (!follows3(s, pair.slave, pair.master, m)) {
+    return { state: "other-master", ...none, error: `slave follows ${s.masterHost}:${s.masterPort}, not ${pair.master.ref} (${pair.master.host}:${pair.master.port})` };
+  }
+  if (!s.linkUp) {
+    const down = s.linkDownSeconds ?? 0;
+    if (s.syncInProgress && down <= pair.maxLagSeconds) {
+      return { state: "lagging", ...none, error: `initial sync from the master in progress (${down}s)` };
+    }
+    const why = s.syncInProgress ? `full sync not finishing (link down for ${down}s; restarted syncs?)` : `link to the master is down${s.linkDownSeconds !== null ? ` for ${down}s` : ""}`;
+    return { state: "broken", ...none, error: why };
+  }
+  const lagBytes2 = Math.max(0, m.masterOffset - (s.replicaOffset ?? 0));
+  const entry2 = m.replicas.find((r) => r.port === pair.slave.port && (r.ip === pair.slave.host || m.replicas.filter((x) => x.port === r.port).length === 1));
+  const lagSeconds = lagBytes2 === 0 ? 0 : entry2?.lag ?? s.lastIoSecondsAgo ?? null;
+  const lag2 = { lagSeconds, lagBytes: lagBytes2, masterKeepsSlave: false };
+  if (lagSeconds !== null && lagSeconds > pair.maxLagSeconds) {
+    return { state: "lagging", ...lag2, error: `replica ${lagBytes2} bytes and ${lagSeconds}s behind (over max_lag ${pair.maxLagSeconds}s)` };
+  }
+  return { state: "replicating", ...lag2, error: null };
+}
+function bufferWarnings(master, m) {
+  const out = [];
+  const size = m.usedMemory;
+  const { hard, soft, seconds } = m.replicaBufferLimit;
+  if (hard > 0 && hard < size) {
+    out.push(`${master.ref}: client-output-buffer-limit replica hard limit ${humanBytes(hard)} is below the dataset (${humanBytes(size)}): writes during a full sync can overflow it, the master drops the replica and the sync starts over (a loop); raise it first`);
+  } else if (soft > 0 && soft < size && seconds > 0) {
+    out.push(`${master.ref}: client-output-buffer-limit replica soft limit ${humanBytes(soft)} for ${seconds}s is below the dataset (${humanBytes(size)}): a long full sync under writes can be cut and start over; raise it first`);
+  }
+  const backlogFloor = Math.max(1024 * 1024, Math.floor(size / 100));
+  if (m.replBacklogSize < backlogFloor) {
+    out.push(`${master.ref}: repl-backlog-size ${humanBytes(m.replBacklogSize)} is small for a ${humanBytes(size)} dataset: after a short disconnect the replica will need a full sync`);
+  }
+  return out;
+}
+function identity3(f) {
+  return { key: f.runId, text: `run_id ${f.runId}` };
+}
+function liveLinks3(inspections, servers) {
+  const byRef = new Map(inspections.filter((i) => i.ok).map((i) => [i.server.ref, i]));
+  const links = [];
+  for (const insp of byRef.values()) {
+    if (insp.facts.role !== "slave") continue;
+    const master = servers.find((sv) => sv.ref !== insp.server.ref && sv.engine === "redis" && follows3(insp.facts, insp.server, sv, byRef.get(sv.ref)?.facts ?? null)) ?? null;
+    links.push({ slave: insp.server, master, upstream: `${insp.facts.masterHost}:${insp.facts.masterPort}` });
+  }
+  return links;
+}
+
+// src/engines/redis/steps.ts
+var UNDONE = ["masterauth", "masteruser", "replica-read-only", "tls-replication", "tls-ca-cert-file"];
+async function settings(r) {
+  const flat = await r.call("CONFIG", "GET", ...UNDONE);
+  const out = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) out[flat[i]] = flat[i + 1];
+  return out;
+}
+function plan3(pair, action, sides, stamp) {
+  return action === "disable" ? disableSteps3(pair) : enableSteps3(pair, action, sides, stamp);
+}
+function syncTimeoutMs(bytes, overrideSeconds) {
+  if (overrideSeconds !== void 0) return Math.max(1, overrideSeconds) * 1e3;
+  return 3e5 + Math.ceil(bytes / 2 ** 30) * 6e4;
+}
+async function masterLogin(session, pair) {
+  const wanted = pair.replication.user;
+  if (wanted && wanted !== "default") {
+    const exists = await withClient3(session, pair.master, async (r) => await r.call("ACL", "GETUSER", wanted).catch(() => null) !== null);
+    if (exists) return { user: wanted, password: pair.replication.password };
+  }
+  return { user: pair.master.user, password: pair.master.password };
+}
+async function rewrite(r, facts, log, server) {
+  if (facts.configFile) await r.call("CONFIG", "REWRITE");
+  else log.warn(`${server.ref} has no config file: the change holds until its next restart only`);
+}
+async function snapshot(session, server) {
+  await withClient3(session, server, async (r) => {
+    const saves = async () => {
+      const info = String(await r.call("INFO", "persistence"));
+      return {
+        n: Number(/rdb_saves:(\d+)/.exec(info)?.[1] ?? -1),
+        running: /rdb_bgsave_in_progress:1/.test(info),
+        ok: /rdb_last_bgsave_status:ok/.test(info)
+      };
+    };
+    let before = -1;
+    await pollUntil(`a background save of ${server.ref} to start`, 12e4, async () => {
+      const now = await saves();
+      if (now.running) return void 0;
+      before = now.n;
+      try {
+        await r.call("BGSAVE");
+        return true;
+      } catch (err) {
+        if (/in progress/i.test(err.message)) return void 0;
+        throw new PollAbort(err.message);
+      }
+    });
+    await pollUntil(`the background save of ${server.ref} to finish`, 6e5, async () => {
+      const now = await saves();
+      if (now.running || now.n <= before) return void 0;
+      if (!now.ok) throw new PollAbort(`BGSAVE of ${server.ref} failed (see its log)`);
+      return true;
+    });
+  });
+}
+function enableSteps3(pair, action, { m, s }, stamp) {
+  const preserved2 = preservedPath3(s.dir, s.dbfilename, stamp);
+  const st = { auth: null, replicaofSet: false };
+  const masterTls = replicationTls(pair.master);
+  const caFile = masterTls !== "none" && pair.master.tls?.ca && !s.tlsCaCertFile ? { ...tlsFilesFor(ownBase(s.dir, s.dbfilename), pair.master), cert: void 0, key: void 0 } : null;
+  const tlsText = masterTls === "none" ? "" : `; ${caFile ? `CONFIG SET tls-ca-cert-file ${caFile.ca}; ` : ""}CONFIG SET tls-replication yes (Redis checks the master's certificate chain, not its name)`;
+  const before = s.role === "master" ? "REPLICAOF NO ONE" : `REPLICAOF ${s.masterHost} ${s.masterPort}`;
+  const rewriteText = s.configFile ? "CONFIG REWRITE" : "CONFIG REWRITE impossible (the server has no config file: a restart would forget it is a slave)";
+  const steps = [
+    {
+      id: "snapshot",
+      side: "slave",
+      title: "save its dataset (BGSAVE) and keep a copy",
+      text: `slave: BGSAVE, then copy ${s.dir}/${s.dbfilename} to ${preserved2} (kept), as the owner of ${s.dir}`,
+      run: async (session) => {
+        await snapshot(session, pair.slave);
+        const host = await session.hosts.forServer(pair.slave);
+        const owner = await statOwner(host, s.dir);
+        await runScript(
+          host,
+          `src=$1; out=$2
+tmp=$(mktemp -- "$out.XXXXXXXXXX")
+trap 'rm -f -- "$tmp"' EXIT
+cp -- "$src" "$tmp"
+ln -- "$tmp" "$out"`,
+          [`${s.dir}/${s.dbfilename}`, preserved2],
+          `keeping the RDB of ${pair.slave.ref}`,
+          { as: { uid: owner.uid, gid: owner.gid }, timeoutMs: copyTimeoutMs(s.usedMemory) }
+        );
+      }
+    },
+    {
+      id: "auth",
+      side: "slave",
+      title: "authentication and read-only",
+      text: `slave: CONFIG SET masterauth ***${pair.replication.user ? " and masteruser (the pair's user when the master has that ACL user)" : ""}; CONFIG SET replica-read-only yes${tlsText}`,
+      run: async (session) => {
+        const login = await masterLogin(session, pair);
+        await withClient3(session, pair.slave, async (r) => {
+          st.auth = await settings(r);
+          await r.call("CONFIG", "SET", "masterauth", login.password ?? "");
+          await r.call("CONFIG", "SET", "masteruser", login.user && login.user !== "default" ? login.user : "");
+          await r.call("CONFIG", "SET", "replica-read-only", "yes");
+          if (masterTls !== "none") {
+            if (caFile) {
+              const host = await session.hosts.forServer(pair.slave);
+              await writeTlsFiles(host, caFile, pair.master, await statOwner(host, s.dir));
+              await r.call("CONFIG", "SET", "tls-ca-cert-file", caFile.ca);
+            }
+            await r.call("CONFIG", "SET", "tls-replication", "yes");
+          }
+        });
+      },
+      undo: {
+        text: `${UNDONE.join(", ")} as they were; CONFIG REWRITE`,
+        run: async (session) => {
+          const before2 = st.auth;
+          if (!before2) return "";
+          const refused2 = [];
+          await withClient3(session, pair.slave, async (r) => {
+            const now = await settings(r);
+            for (const k of UNDONE) {
+              if (before2[k] === void 0 || now[k] === before2[k]) continue;
+              await r.call("CONFIG", "SET", k, before2[k]).catch((e) => refused2.push(`${k}: ${e.message}`));
+            }
+            await rewrite(r, s, session.log, pair.slave);
+          });
+          if (refused2.length > 0) throw new DbreplError("STEP", `some settings could not be put back (${refused2.join("; ")})`);
+          return "";
+        }
+      }
+    },
+    {
+      id: "replicaof",
+      side: "slave",
+      title: "REPLICAOF the master",
+      // A replica re-attached under a new replication ID cannot continue partially: a full sync follows.
+      text: `slave: ${action === "resync" ? "REPLICAOF NO ONE, then " : ""}REPLICAOF ${pair.master.host} ${pair.master.port}; ${rewriteText}`,
+      run: (session) => withClient3(session, pair.slave, async (r) => {
+        st.replicaofSet = true;
+        if (action === "resync") await r.call("REPLICAOF", "NO", "ONE");
+        await r.call("REPLICAOF", pair.master.host, String(pair.master.port));
+        await rewrite(r, s, session.log, pair.slave);
+      }),
+      undo: {
+        text: `${before}; CONFIG REWRITE`,
+        run: async (session) => {
+          if (!st.replicaofSet) return "";
+          await withClient3(session, pair.slave, async (r) => {
+            if (s.role === "master") await r.call("REPLICAOF", "NO", "ONE");
+            else await r.call("REPLICAOF", s.masterHost ?? "", String(s.masterPort ?? 0));
+            await rewrite(r, s, session.log, pair.slave);
+          });
+          return `its replication was put back as it was (${before}); its dataset from before is kept at ${preserved2}`;
+        }
+      }
+    },
+    {
+      id: "sync",
+      side: "slave",
+      title: "wait until the initial sync has finished and the link is up",
+      text: "slave: wait until the full sync has finished and the link is up",
+      run: async (session) => {
+        const meter = new CopyProgress(`${pair.name}: full sync`, (l) => session.log.info(l), { total: m.usedMemory, estimated: true, everyMs: session.progressEveryMs });
+        await pollUntil(
+          `${pair.slave.ref} to finish its sync from ${pair.master.ref} (its previous dataset is at ${preserved2})`,
+          syncTimeoutMs(m.usedMemory, pair.copyTimeoutSeconds),
+          () => withClient3(session, pair.slave, async (r) => {
+            const f = await readFacts3(r);
+            if (f.syncBytes) {
+              if (f.syncBytes.total) meter.setTotal(f.syncBytes.total);
+              meter.update(f.syncBytes.read);
+            }
+            return f.role === "slave" && f.linkUp && !f.syncInProgress ? true : void 0;
+          })
+        );
+        meter.finish();
+      }
+    }
+  ];
+  const warnings = [...bufferWarnings(pair.master, m)];
+  if (!s.configFile) warnings.push(`${pair.slave.ref} runs without a config file: CONFIG REWRITE is impossible, a restart makes it a master again`);
+  return {
+    steps,
+    disruption: "slave's dataset is replaced by the master's (a full sync); master keeps serving (it forks for the RDB)",
+    preserved: preserved2,
+    lockDir: ownBase(s.dir, s.dbfilename),
+    warnings
+  };
+}
+function disableSteps3(pair) {
+  let target = 0;
+  const steps = [
+    {
+      id: "note-offset",
+      side: "master",
+      title: "note its replication offset",
+      text: "master: note its replication offset (master_repl_offset)",
+      run: async (session) => {
+        target = await withClient3(session, pair.master, async (r) => (await readFacts3(r)).masterOffset);
+      }
+    },
+    {
+      id: "catch-up",
+      side: "slave",
+      title: "wait until its offset has reached it",
+      text: `slave: wait until its offset has reached it (at most ${pair.catchupTimeoutSeconds}s)`,
+      run: async (session) => {
+        let at = 0;
+        try {
+          await pollUntil(
+            `${pair.slave.ref} to reach offset ${target}`,
+            pair.catchupTimeoutSeconds * 1e3,
+            () => withClient3(session, pair.slave, async (r) => {
+              const f = await readFacts3(r);
+              if (f.role === "master") return true;
+              at = f.replicaOffset ?? 0;
+              return at >= target ? true : void 0;
+            })
+          );
+        } catch (err) {
+          throw new DbreplError("STEP", `${err.message}; the slave is at ${at}, ${target - at} bytes behind; nothing was changed (raise catchup_timeout or repair the link, then apply again)`);
+        }
+      }
+    },
+    {
+      id: "detach",
+      side: "slave",
+      title: "REPLICAOF NO ONE and persist",
+      text: "slave: REPLICAOF NO ONE; CONFIG REWRITE",
+      run: (session) => withClient3(session, pair.slave, async (r) => {
+        const f = await readFacts3(r);
+        await r.call("REPLICAOF", "NO", "ONE");
+        await rewrite(r, f, session.log, pair.slave);
+      })
+    }
+  ];
+  return { steps, disruption: "slave becomes a standalone writable server; master keeps serving", preserved: null, lockDir: null, warnings: [] };
+}
+
+// src/engines/redis/preflight.ts
+async function verifyHost3(host, server, facts) {
+  const comm = (await readFile(host, `/proc/${facts.processId}/comm`))?.trim();
+  if (!await pathExists(host, facts.dir) || !comm?.startsWith("redis")) {
+    throw new DbreplError("STEP", `host commands for ${server.ref} would run on ${host.label}, which does not run this server (no redis process ${facts.processId}, or no ${facts.dir}); run dbrepl on the server's own host`);
+  }
+}
+async function preflight3(pair, { s }, planned, session) {
+  if (!planned || planned.action === "disable") return [];
+  const out = [];
+  const error62 = (message) => void out.push({ level: "error", message });
+  if (s.role === "master" && s.replicas.length > 0) {
+    error62(`${pair.slave.ref} is a master with ${s.replicas.length} replica(s) of its own; refusing to overwrite a master \u2014 fix the file or detach them first`);
+  }
+  if (replicationTls(pair.master) !== "none") {
+    if (!pair.master.tls?.ca && !s.tlsCaCertFile) {
+      error62(`a Redis replica always verifies its master's certificate chain, whatever tls.mode says: give ${pair.master.ref} a tls.ca (or ${pair.slave.ref} a tls-ca-cert-file that trusts it)`);
+    }
+    if (!s.tlsCertFile) {
+      error62(`${pair.master.ref} serves replication over TLS, and Redis replicates over TLS only from a server with TLS of its own: set tls-cert-file and tls-key-file on ${pair.slave.ref} first`);
+    } else if (s.tlsCaCertFile && pair.master.tls?.ca) {
+      out.push({ level: "warning", message: `${pair.slave.ref} has a tls-ca-cert-file of its own (${s.tlsCaCertFile}), which is kept: it must trust ${pair.master.ref}'s certificate (Redis has one CA setting for its clients and its master)` });
+    }
+  }
+  const host = await hostOrError(session, pair.slave, error62);
+  if (host) out.push(...await finding("error", () => verifyHost3(host, pair.slave, s)));
+  out.push(...await finding("error", () => checkLogin(session, pair)));
+  return out;
+}
+async function checkLogin(session, pair) {
+  const login = await masterLogin(session, pair);
+  try {
+    await withClient3(session, { ...pair.master, user: login.user, password: login.password }, async (r) => r.call("PING"));
+  } catch (err) {
+    throw new DbreplError("STEP", `the login ${pair.slave.ref} would use at ${pair.master.ref} (${login.user ?? "default"}) does not work: ${err.message.replace(/^[^:]+: /, "")}; fix the pair's replication password or the master's ACL user`);
+  }
+}
+
+// src/engines/redis/index.ts
+var redis = {
+  capabilities: redisCapabilities,
+  inspect: inspectRedis,
+  identity: identity3,
+  copies: copies3,
+  pairState: pairState3,
+  liveLinks: liveLinks3,
+  plan: plan3,
+  preflight: preflight3
+};
+
+// src/engines/index.ts
+var ENGINES = {
+  postgresql,
+  mysql,
+  redis,
+  mongodb
+};
+function engineFor(name) {
+  return ENGINES[name];
+}
+
 // src/config/load.ts
+var fs = __toESM(require("node:fs"));
+var path5 = __toESM(require("node:path"));
+var import_yaml = __toESM(require_dist3());
+var STAND_INS = { port: "1", max_lag: "0", catchup_timeout: "0", copy_timeout: "0" };
 var VAR = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
-function readConfig(file2, env, secrets, text) {
+function readConfig(file2, env, secrets, text, options = {}) {
   if (text === void 0) {
     try {
       text = fs.readFileSync(file2, "utf8");
@@ -87663,9 +87811,9 @@ function readConfig(file2, env, secrets, text) {
     }
     file2 = display(file2);
   }
-  return parseConfig(text, file2, env, secrets);
+  return parseConfig(text, file2, env, secrets, options);
 }
-function parseConfig(text, file2, env, secrets) {
+function parseConfig(text, file2, env, secrets, options) {
   const lineCounter = new import_yaml.LineCounter();
   const doc = (0, import_yaml.parseDocument)(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const at = (offset, key, message) => {
@@ -87685,7 +87833,16 @@ function parseConfig(text, file2, env, secrets) {
     }));
   }
   const issues = [];
-  const substituted = substitute(doc, env, secrets, (offset, key, message) => issues.push(at(offset, key, message)));
+  const unset = [];
+  const substituted = substitute(doc, env, secrets, (offset, path7, name) => {
+    if (options.unset === "warn") {
+      unset.push({ name, path: path7, at: at(offset, dotted(path7), `environment variable ${name} is not set (not needed to read the file; plan, apply and status will need it)`) });
+      const stand = STAND_INS[String(path7[path7.length - 1])];
+      return stand ?? `\${${name}}`;
+    }
+    issues.push(at(offset, dotted(path7), `environment variable ${name} is not set; export it (or add it to the workflow's env) before running`));
+    return null;
+  });
   if (issues.length > 0) throw new ConfigError(issues);
   const parsed = configSchema.safeParse(doc.toJS({ maxAliasCount: 100 }) ?? {});
   if (!parsed.success) {
@@ -87695,6 +87852,7 @@ function parseConfig(text, file2, env, secrets) {
   return {
     file: file2,
     raw: parsed.data,
+    unset,
     issuesAt: (found) => sortIssues(found.map((i) => at(offsetOf(doc, i.path, i.atKey), dotted(i.path), i.message)))
   };
 }
@@ -87716,25 +87874,22 @@ function keyAt(doc, offset) {
   return found;
 }
 function display(file2) {
-  const rel = path4.relative(process.cwd(), file2);
+  const rel = path5.relative(process.cwd(), file2);
   return rel && !rel.startsWith("..") ? rel : file2;
 }
 function yamlMessage(message) {
   return message.split("\n")[0].replace(/ at line \d+, column \d+.*$/, "");
 }
-function substitute(doc, env, secrets, report) {
+function substitute(doc, env, secrets, unset) {
   const touched = /* @__PURE__ */ new Set();
   (0, import_yaml.visit)(doc, {
     Scalar(_key, node2, ancestry) {
       if (typeof node2.value !== "string" || !node2.value.includes("${")) return;
-      const keyPath = dotted(pathOf(ancestry, node2));
+      const keyPath = pathOf(ancestry, node2);
       node2.value = node2.value.replace(VAR, (whole, name) => {
         if (name === void 0) return "${";
         const value = env[name];
-        if (value === void 0) {
-          report(node2.range?.[0], keyPath, `environment variable ${name} is not set; export it (or add it to the workflow's env) before running`);
-          return whole;
-        }
+        if (value === void 0) return unset(node2.range?.[0], keyPath, name) ?? whole;
         secrets.add(value);
         touched.add(node2);
         return value;
@@ -87757,13 +87912,13 @@ function pathOf(ancestry, node2) {
   }
   return out;
 }
-function dotted(path6) {
+function dotted(path7) {
   let s = "";
-  for (const seg of path6) s += typeof seg === "number" ? `[${seg}]` : s ? `.${String(seg)}` : String(seg);
+  for (const seg of path7) s += typeof seg === "number" ? `[${seg}]` : s ? `.${String(seg)}` : String(seg);
   return s || "(root)";
 }
-function offsetOf(doc, path6, atKey = false) {
-  const segs = path6.map((p) => typeof p === "number" ? p : String(p));
+function offsetOf(doc, path7, atKey = false) {
+  const segs = path7.map((p) => typeof p === "number" ? p : String(p));
   for (let n = segs.length; n >= 0; n--) {
     const sub = segs.slice(0, n);
     if (atKey && n === segs.length && n > 0) {
@@ -87788,40 +87943,40 @@ function keyOffset(doc, mapPath, key) {
   return offsetOf(doc, mapPath);
 }
 function zodIssue(issue2, doc, at, substituted) {
-  const path6 = issue2.path;
+  const path7 = issue2.path;
   const describeReceived = (d, p) => received(d, p, substituted);
   switch (issue2.code) {
     case "unrecognized_keys": {
-      const valid = validKeysAt(path6);
+      const valid = validKeysAt(path7);
       return issue2.keys.map((k) => {
         const near = closest(k, valid);
         const hint = near ? `did you mean "${near}"? ` : "";
-        return at(keyOffset(doc, path6, k), dotted([...path6, k]), `unknown key "${k}"; ${hint}valid keys here: ${valid.join(", ")}`);
+        return at(keyOffset(doc, path7, k), dotted([...path7, k]), `unknown key "${k}"; ${hint}valid keys here: ${valid.join(", ")}`);
       });
     }
     case "invalid_type": {
-      const exists = doc.hasIn(path6.map((p) => typeof p === "number" ? p : String(p)));
-      const last = path6[path6.length - 1];
-      if (!exists && path6.length > 0) {
-        return [at(offsetOf(doc, path6.slice(0, -1)), dotted(path6), `missing required key "${String(last)}" (expected ${issue2.expected})`)];
+      const exists = doc.hasIn(path7.map((p) => typeof p === "number" ? p : String(p)));
+      const last = path7[path7.length - 1];
+      if (!exists && path7.length > 0) {
+        return [at(offsetOf(doc, path7.slice(0, -1)), dotted(path7), `missing required key "${String(last)}" (expected ${issue2.expected})`)];
       }
-      return [at(offsetOf(doc, path6), dotted(path6), `expected ${issue2.expected}${describeReceived(doc, path6)}`)];
+      return [at(offsetOf(doc, path7), dotted(path7), `expected ${issue2.expected}${describeReceived(doc, path7)}`)];
     }
     case "invalid_value":
-      if (!doc.hasIn(path6.map((p) => typeof p === "number" ? p : String(p))) && path6.length > 0) {
-        return [at(offsetOf(doc, path6.slice(0, -1)), dotted(path6), `missing required key "${String(path6[path6.length - 1])}"; expected one of: ${issue2.values.map((v) => String(v)).join(", ")}`)];
+      if (!doc.hasIn(path7.map((p) => typeof p === "number" ? p : String(p))) && path7.length > 0) {
+        return [at(offsetOf(doc, path7.slice(0, -1)), dotted(path7), `missing required key "${String(path7[path7.length - 1])}"; expected one of: ${issue2.values.map((v) => String(v)).join(", ")}`)];
       }
-      return [at(offsetOf(doc, path6), dotted(path6), `invalid value${describeReceived(doc, path6)}; expected one of: ${issue2.values.map((v) => String(v)).join(", ")}`)];
+      return [at(offsetOf(doc, path7), dotted(path7), `invalid value${describeReceived(doc, path7)}; expected one of: ${issue2.values.map((v) => String(v)).join(", ")}`)];
     case "invalid_union": {
       const inner = issue2.errors.flat().find((e) => e.code !== "invalid_type");
-      return [at(offsetOf(doc, path6), dotted(path6), inner ? inner.message : "invalid value")];
+      return [at(offsetOf(doc, path7), dotted(path7), inner ? inner.message : "invalid value")];
     }
     default:
-      return [at(offsetOf(doc, path6), dotted(path6), issue2.message)];
+      return [at(offsetOf(doc, path7), dotted(path7), issue2.message)];
   }
 }
-function received(doc, path6, substituted) {
-  const node2 = doc.getIn(path6.map((p) => typeof p === "number" ? p : String(p)), true);
+function received(doc, path7, substituted) {
+  const node2 = doc.getIn(path7.map((p) => typeof p === "number" ? p : String(p)), true);
   if (substituted.has(node2)) return " (a value from the environment, not shown)";
   if ((0, import_yaml.isScalar)(node2)) {
     const v = node2.value;
@@ -87873,24 +88028,24 @@ function resolveTopology(config2) {
     }
     const list = [];
     for (const [name, s] of Object.entries(appDef.servers)) {
-      const path6 = ["applications", app, "servers", name];
+      const path7 = ["applications", app, "servers", name];
       if (!NAME_PATTERN.test(name)) {
-        issues.push({ path: path6, atKey: true, message: `invalid server name "${name}"; expected [a-z0-9][a-z0-9-]*` });
+        issues.push({ path: path7, atKey: true, message: `invalid server name "${name}"; expected [a-z0-9][a-z0-9-]*` });
       }
       const ssh = s.ssh || config2.defaults?.ssh ? { ...config2.defaults?.ssh, ...s.ssh } : void 0;
       if (ssh) {
-        const at = s.ssh ? [...path6, "ssh"] : ["defaults", "ssh"];
+        const at = s.ssh ? [...path7, "ssh"] : ["defaults", "ssh"];
         if (!ssh.known_hosts && !ssh.host_key) issues.push({ path: at, message: "ssh needs known_hosts or host_key: host keys are always verified" });
         if (ssh.via && !ssh.known_hosts) issues.push({ path: [...at, "via"], message: "ssh.via needs known_hosts with the bastion's key (host_key pins the server's host only)" });
       }
       for (const key of ENGINE_SERVER_KEYS) {
         if (s[key] === void 0 || capabilitiesOf(s.engine).serverKeys.includes(key)) continue;
         const users = Object.values(CAPABILITIES).filter((c) => c.serverKeys.includes(key)).map((c) => c.name);
-        issues.push({ path: [...path6, key], message: `${key} applies to ${users.join(", ")} only (this server is ${s.engine})` });
+        issues.push({ path: [...path7, key], message: `${key} applies to ${users.join(", ")} only (this server is ${s.engine})` });
       }
       const tlsRaw = s.tls || config2.defaults?.tls ? { ...config2.defaults?.tls, ...s.tls } : void 0;
       if (tlsRaw && !tlsRaw.cert !== !tlsRaw.key) {
-        issues.push({ path: s.tls ? [...path6, "tls"] : ["defaults", "tls"], message: "tls needs both cert and key (a client certificate and its private key), or neither" });
+        issues.push({ path: s.tls ? [...path7, "tls"] : ["defaults", "tls"], message: "tls needs both cert and key (a client certificate and its private key), or neither" });
       }
       const server = {
         ref: `${app}/${name}`,
@@ -88026,12 +88181,12 @@ function resolveTopology(config2) {
   if (issues.length > 0) return { ok: false, issues: dedupe(issues) };
   return { ok: true, topology: { applications, servers, pairs, prune: config2.prune } };
 }
-function lookup(servers, ref, path6, issues) {
+function lookup(servers, ref, path7, issues) {
   const server = servers.get(ref);
   if (server) return server;
   const known = [...servers.keys()];
   const hint = ref.includes("/") ? `known servers: ${known.join(", ") || "(none)"}` : "expected <application>/<server>";
-  issues.push({ path: path6, message: `unknown server "${ref}"; ${hint}` });
+  issues.push({ path: path7, message: `unknown server "${ref}"; ${hint}` });
   return void 0;
 }
 function endpointKey(s) {
@@ -88084,6 +88239,17 @@ function cycleText(start, slaveOf) {
   }
   return chain.join(" <- ");
 }
+function onlyError(topology, unknown2, flag = "--only") {
+  return new UsageError(`${flag} names no pair or application: ${unknown2.join(", ")}; pairs: ${topology.pairs.map((p) => p.name).join(", ") || "(none)"}; applications: ${topology.applications.map((a) => a.name).join(", ")}`);
+}
+function selectApplications(topology, only) {
+  const all = topology.applications.map((a) => a.name);
+  if (!only || only.length === 0) return { apps: all, unknown: [] };
+  const wanted = new Set(only);
+  const byPair = topology.pairs.filter((p) => wanted.has(p.name)).flatMap((p) => [p.master.app, p.slave.app]);
+  const pairNames = new Set(topology.pairs.map((p) => p.name));
+  return { apps: all.filter((a) => wanted.has(a) || byPair.includes(a)), unknown: only.filter((n) => !all.includes(n) && !pairNames.has(n)) };
+}
 function selectPairs(topology, only) {
   if (!only || only.length === 0) return { pairs: topology.pairs, unknown: [] };
   const apps = new Set(topology.applications.map((a) => a.name));
@@ -88093,20 +88259,30 @@ function selectPairs(topology, only) {
   const pairs = topology.pairs.filter((p) => wanted.has(p.name) || wanted.has(p.master.app) || wanted.has(p.slave.app));
   return { pairs, unknown: unknown2 };
 }
-function loadTopology(file2, env, secrets) {
-  return resolveLoaded(readConfig(file2, env, secrets), secrets);
+function loadTopology(file2, env, secrets, options = {}) {
+  return resolveLoaded(readConfig(file2, env, secrets, void 0, options), secrets);
+}
+var ENV_INPUTS = [/^applications\.[^.]+\.servers\.[^.]+\.(engine|host|port|replica_set)$/, /^replications\[\d+\]\.(master|slave|primary|replica|state|name)$/];
+function unsetForEnv(unset) {
+  const needed = unset.filter((u) => ENV_INPUTS.some((re) => re.test(u.at.key)));
+  if (needed.length === 0) return null;
+  return new ConfigError(needed.map((u) => ({ ...u.at, message: `environment variable ${u.name} is not set, and the environment variables are computed from this value; export it` })));
 }
 function resolveLoaded(loaded, secrets) {
   const resolved = resolveTopology(loaded.raw);
   if (!resolved.ok) throw new ConfigError(loaded.issuesAt(resolved.issues));
+  const placeholders = loaded.unset.map((u) => `\${${u.name}}`);
+  const secret = (v) => {
+    if (v && !placeholders.some((p) => v.includes(p))) secrets.add(v);
+  };
   for (const server of resolved.topology.servers.values()) {
-    secrets.add(server.password);
-    secrets.add(server.ssh?.private_key);
-    secrets.add(server.ssh?.passphrase);
-    secrets.add(server.tls?.key);
+    secret(server.password);
+    secret(server.ssh?.private_key);
+    secret(server.ssh?.passphrase);
+    secret(server.tls?.key);
   }
-  for (const pair of resolved.topology.pairs) secrets.add(pair.replication.password);
-  return { file: loaded.file, topology: resolved.topology };
+  for (const pair of resolved.topology.pairs) secret(pair.replication.password);
+  return { file: loaded.file, topology: resolved.topology, unset: loaded.unset };
 }
 
 // src/plan/diff.ts
@@ -88273,6 +88449,7 @@ function buildStatus(selected, inspections) {
         engine: pair.engine,
         master: pair.master.ref,
         slave: pair.slave.ref,
+        desired: pair.desired,
         state: live.state,
         lag_seconds: live.lagSeconds,
         lag_bytes: live.lagBytes,
@@ -88476,7 +88653,7 @@ async function runPair(pair, planned, action, options, locks) {
   const log = options.session.log;
   log.info(`${pair.name}: ${planned.action} (${planned.reason})`);
   try {
-    const { preserved, skipped } = await runAction(engineFor(pair.engine), pair, { action, preserved: planned.preserved, lockDir: options.lockDirs.get(pair.name) ?? null }, {
+    const { preserved: preserved2, skipped } = await runAction(engineFor(pair.engine), pair, { action, preserved: planned.preserved, lockDir: options.lockDirs.get(pair.name) ?? null }, {
       session: options.session,
       mode: options.mode,
       stamp: options.stamp,
@@ -88489,7 +88666,7 @@ async function runPair(pair, planned, action, options, locks) {
       log.info(`${pair.name}: ${skipped}`);
       return;
     }
-    planned.preserved = preserved;
+    planned.preserved = preserved2;
     planned.result = "done";
     planned.error = null;
     log.info(`${pair.name}: ${planned.action} done`);
@@ -89107,12 +89284,94 @@ function sshTarget(server, env) {
   };
 }
 
+// src/preserved.ts
+async function findCopies(servers, inspections, session, now, each) {
+  const errors = [];
+  const seen = /* @__PURE__ */ new Set();
+  const jobs = [];
+  for (const server of [...servers].sort((a, b) => a.ref < b.ref ? -1 : a.ref > b.ref ? 1 : 0)) {
+    const inspection = inspections.get(server.ref);
+    if (!inspection) continue;
+    if (!inspection.ok) {
+      errors.push({ server: server.ref, error: `cannot inspect: ${inspection.error}` });
+      continue;
+    }
+    const key = engineFor(server.engine).identity(inspection.facts).key;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    jobs.push({ server, facts: inspection.facts });
+  }
+  const byServer = /* @__PURE__ */ new Map();
+  await each(jobs, async ({ server, facts }) => {
+    try {
+      const host = await session.hosts.forServer(server);
+      const found = await listCopies(host, engineFor(server.engine).copies(facts));
+      byServer.set(
+        server.ref,
+        found.map((f, i) => ({
+          host,
+          found: f,
+          copy: {
+            server: server.ref,
+            path: f.path,
+            bytes: f.bytes,
+            created: f.created.toISOString(),
+            age_seconds: Math.max(0, Math.floor((now.getTime() - f.created.getTime()) / 1e3)),
+            newest: i === found.length - 1
+          }
+        }))
+      );
+    } catch (err) {
+      errors.push({ server: server.ref, error: messageOf(err) });
+    }
+  });
+  const copies4 = jobs.flatMap((j) => byServer.get(j.server.ref) ?? []);
+  return { copies: copies4, errors: errors.sort((a, b) => a.server < b.server ? -1 : 1) };
+}
+function chooseRemovals(listing, request) {
+  if (request.paths && request.paths.length > 0) {
+    const chosen = [];
+    const refused2 = [];
+    for (const p of request.paths) {
+      const matches = listing.copies.filter((c) => c.copy.path === p.replace(/\/+$/, ""));
+      if (matches.length === 0) refused2.push({ path: p, error: "not a copy dbrepl made for a server of this file (its name, place or type does not match); nothing removed" });
+      else if (matches.length > 1) refused2.push({ path: p, error: `found on ${matches.map((m) => m.copy.server).join(" and ")}; name one with --only` });
+      else if (matches[0].copy.newest) refused2.push({ path: p, error: `the newest copy of ${matches[0].copy.server} is kept: it holds what the last rebuild replaced` });
+      else chosen.push(matches[0]);
+    }
+    return { chosen, refused: refused2 };
+  }
+  const limit = request.olderThanSeconds ?? Infinity;
+  return { chosen: listing.copies.filter((c) => !c.copy.newest && c.copy.age_seconds >= limit), refused: [] };
+}
+async function removeCopies(chosen, each) {
+  const out = /* @__PURE__ */ new Map();
+  await each(chosen, async (c) => {
+    try {
+      await removeCopy(c.host, c.found);
+      out.set(`${c.copy.server}\0${c.copy.path}`, null);
+    } catch (err) {
+      out.set(`${c.copy.server}\0${c.copy.path}`, messageOf(err));
+    }
+  });
+  return out;
+}
+
 // src/core.ts
+function progressEvery(env) {
+  const text = env.DBREPL_PROGRESS_INTERVAL;
+  if (!text) return void 0;
+  try {
+    return parseDuration(text) * 1e3;
+  } catch {
+    throw new UsageError(`DBREPL_PROGRESS_INTERVAL takes a duration such as 30s or 1m, not "${text}"`);
+  }
+}
 function load(options) {
   const { topology } = loadTopology(options.configPath, options.env, options.secrets);
   const { pairs, unknown: unknown2 } = selectPairs(topology, options.only);
   if (unknown2.length > 0) {
-    throw new UsageError(`--only names no pair or application: ${unknown2.join(", ")}; pairs: ${topology.pairs.map((p) => p.name).join(", ") || "(none)"}; applications: ${topology.applications.map((a) => a.name).join(", ")}`);
+    throw onlyError(topology, unknown2);
   }
   return { topology, selected: pairs };
 }
@@ -89132,6 +89391,28 @@ async function eachLimited(items, limit, fn) {
     while (next < items.length) await fn(items[next++]);
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+}
+var limited = (limit) => (items, fn) => eachLimited(items, limit, fn);
+async function preserved(kind, options, request = {}) {
+  const { topology, selected } = load(options);
+  const servers = serversToInspect(topology, selected, options.only);
+  const hosts = options.hosts ?? new DefaultHostProvider(options.env);
+  const session = { hosts, log: options.log };
+  try {
+    const inspections = await inspectServers(servers, options.maxParallel, session);
+    const listing = await findCopies(servers, inspections, session, options.now ?? /* @__PURE__ */ new Date(), limited(options.maxParallel));
+    if (kind === "list") {
+      if (request.olderThanSeconds !== void 0) listing.copies = listing.copies.filter((c) => c.copy.age_seconds >= request.olderThanSeconds);
+      return { listing, chosen: [], refused: [], dryRun: false, exitCode: listing.errors.length > 0 ? 1 : 0 };
+    }
+    const { chosen, refused: refused2 } = chooseRemovals(listing, request);
+    const dryRun = !request.yes;
+    const removed = dryRun ? void 0 : await removeCopies(chosen, limited(options.maxParallel));
+    const failed = refused2.length > 0 || listing.errors.length > 0 || [...removed?.values() ?? []].some((e) => e !== null);
+    return { listing, chosen: chosen.map((c) => c.copy), refused: refused2, removed, dryRun, exitCode: failed ? 1 : 0 };
+  } finally {
+    await hosts.closeAll();
+  }
 }
 async function inspectServers(servers, maxParallel, session) {
   const out = /* @__PURE__ */ new Map();
@@ -89159,7 +89440,7 @@ async function run2(command, options, mode = { kind: "converge" }) {
   }
   const servers = serversToInspect(topology, selected, options.only);
   const hosts = options.hosts ?? new DefaultHostProvider(options.env);
-  const session = { hosts, log: options.log };
+  const session = { hosts, log: options.log, progressEveryMs: progressEvery(options.env) };
   try {
     options.log.info(`Inspecting ${servers.length} server(s) for ${selected.length} pair(s)`);
     const inspections = await inspectServers(servers, options.maxParallel, session);
@@ -89170,6 +89451,9 @@ async function run2(command, options, mode = { kind: "converge" }) {
     };
     if (command === "status") {
       const plan5 = buildPlan({ topology, selected, inspections, stamp: "", mode, env: desiredEnv(topology) }, servers);
+      const listing = await findCopies(servers, inspections, session, options.now ?? /* @__PURE__ */ new Date(), limited(options.maxParallel));
+      for (const e of listing.errors) if (!e.error.startsWith("cannot inspect")) options.log.warn(`${e.server}: cannot list its preserved copies: ${e.error}`);
+      before.preserved = listing.copies.map((c) => c.copy);
       return { plan: plan5, status: before, env: plan5.env, ...known, exitCode: before.pairs.some((p) => p.state === "unreachable") ? 1 : 0 };
     }
     const stamp = stampOf(options.now ?? /* @__PURE__ */ new Date());
@@ -89245,6 +89529,11 @@ function stderrLogger(secrets, write = (s) => process.stderr.write(s)) {
   };
 }
 
+// src/plan/types.ts
+function asDesired(p) {
+  return p.desired === "enabled" ? p.state === "replicating" : p.state === "standalone" || p.state === "other-master";
+}
+
 // src/report/render.ts
 function lag(seconds, bytes) {
   if (seconds === null && bytes === null) return "-";
@@ -89260,6 +89549,10 @@ function summaryLine(plan4) {
   const no = rows.filter(refused).length;
   return `${n("enable")} to enable, ${n("disable")} to disable, ${n("resync")} to resync${no > 0 ? `, ${no} refused (the run exits 1)` : ""}`;
 }
+function resultWord(p) {
+  if (!p.result) return null;
+  return p.action === "none" && p.result === "skipped" ? "already as desired" : p.result;
+}
 var wrap = (code) => (s) => `\x1B[${code}m${s}\x1B[0m`;
 var COLOR = { add: wrap("32"), remove: wrap("31"), change: wrap("33"), bad: wrap("1;31"), dim: wrap("2"), bold: wrap("1") };
 var PLAIN = { add: (s) => s, remove: (s) => s, change: (s) => s, bad: (s) => s, dim: (s) => s, bold: (s) => s };
@@ -89271,7 +89564,8 @@ function symbolOf(p, style) {
 function planText(plan4, applied = false, style = PLAIN) {
   const out = [];
   for (const p of plan4.pairs) {
-    const result = p.result ? ` [${p.result === "failed" ? style.bad(p.result) : p.result}]` : "";
+    const word = resultWord(p);
+    const result = word ? ` [${word === "failed" ? style.bad(word) : word}]` : "";
     const no = refused(p);
     out.push(`${symbolOf(p, style)} ${style.bold(p.name)}: ${p.master} -> ${p.slave} (${p.engine}) desired ${p.desired}, live ${p.live}: ${p.action}${no ? style.bad(" REFUSED") : ""}${result}`);
     out.push(`    ${p.reason}`);
@@ -89283,10 +89577,11 @@ function planText(plan4, applied = false, style = PLAIN) {
     }
     if (p.preserved && p.action !== "none") out.push(`    previous slave data ${applied && p.result === "done" ? "kept" : "will be kept"} at: ${p.preserved}`);
     for (const w of p.warnings) out.push(`    ${style.change("warning:")} ${w}`);
-    if (p.error && p.live !== "unreachable" && !no) out.push(`    ${style.bad("error:")} ${p.error}`);
+    if (p.error && p.live !== "unreachable" && !no) out.push(`    ${p.result === "skipped" ? "skipped:" : style.bad("error:")} ${p.error}`);
   }
   for (const d of plan4.drift) {
-    out.push(`${symbolOf(d, style)} drift ${d.slave} <- ${d.master} (${d.engine}): ${d.action}${d.result ? ` [${d.result}]` : ""}`);
+    const word = resultWord(d);
+    out.push(`${symbolOf(d, style)} drift ${d.slave} <- ${d.master} (${d.engine}): ${d.action}${word ? ` [${word}]` : ""}`);
     out.push(`    ${d.reason}`);
     if (d.error) out.push(`    ${d.action !== "none" && !d.result ? "refused" : "error"}: ${d.error}`);
   }
@@ -89296,16 +89591,36 @@ function planText(plan4, applied = false, style = PLAIN) {
   return out.join("\n") + "\n";
 }
 function applySummary(plan4) {
-  const all = [...plan4.pairs, ...plan4.drift];
-  const count = (r) => all.filter((p) => p.result === r).length;
-  return `Apply: ${count("done")} done, ${count("failed")} failed, ${count("skipped")} skipped.`;
+  const words = [...plan4.pairs, ...plan4.drift].map(resultWord);
+  const count = (r) => words.filter((w) => w === r).length;
+  return `Apply: ${count("done")} done, ${count("failed")} failed, ${count("skipped")} skipped, ${count("already as desired")} already as desired.`;
+}
+function humanAge(seconds) {
+  const d = Math.floor(seconds / 86400);
+  const h = Math.floor(seconds % 86400 / 3600);
+  const m = Math.floor(seconds % 3600 / 60);
+  if (d > 0) return `${d}d ${h}h`;
+  if (h > 0) return `${h}h ${m}m`;
+  if (m > 0) return `${m}m`;
+  return `${seconds}s`;
+}
+function copiesText(copies4) {
+  const out = [];
+  let server = "";
+  for (const c of copies4) {
+    if (c.server !== server) out.push(`${server = c.server}:`);
+    out.push(`    ${c.path}  ${humanBytes(c.bytes)}, ${humanAge(c.age_seconds)} old${c.newest ? " (newest: kept)" : ""}`);
+  }
+  return out;
 }
 function statusText(status) {
   const lines = status.pairs.map((p) => {
     const err = p.error ? ` (${p.error})` : "";
-    return `${p.name}: ${p.master} -> ${p.slave} (${p.engine}) ${p.state}, lag ${lag(p.lag_seconds, p.lag_bytes)}${err}`;
+    const off = asDesired(p) ? "" : ` [not as the file wants: ${p.desired === "enabled" ? "replicating" : "not following this master"}]`;
+    return `${p.name}: ${p.master} -> ${p.slave} (${p.engine}) ${p.state}, lag ${lag(p.lag_seconds, p.lag_bytes)}${err}${off}`;
   });
   if (lines.length === 0) lines.push("No replication pairs selected.");
+  if (status.preserved && status.preserved.length > 0) lines.push("", "Preserved copies of previous data (dbrepl preserved list|remove):", ...copiesText(status.preserved));
   return lines.join("\n") + "\n";
 }
 
@@ -89342,102 +89657,295 @@ var SecretRegistry = class {
 };
 
 // src/cli.ts
-var USAGE = `usage:
-  dbrepl plan     [-c FILE] [--only NAMES] [--json] [--detailed-exitcode]
-  dbrepl apply    [-c FILE] [--only NAMES] [--json]
-  dbrepl status   [-c FILE] [--only NAMES] [--json]
-  dbrepl resync   [-c FILE] (--pair NAME... | --broken) [--json]
-  dbrepl env      [-c FILE] [--format dotenv|json]
-  dbrepl validate [-c FILE]
-options: --max-parallel N (default 4)
-exit codes: 0 success, 1 error, 2 plan has changes (plan --detailed-exitcode)
+var CONFIG = { type: "string", short: "c", arg: "FILE", help: "the replication.yml to read (default: ./replication.yml)" };
+var ONLY = { type: "string", arg: "NAMES", help: "comma-separated pair or application names: only those pairs (an application: every pair with a side in it)" };
+var JSON_FLAG = { type: "boolean", help: "print exactly one JSON document on stdout, errors included; logs and progress go to stderr" };
+var PARALLEL = { type: "string", arg: "N", help: "servers inspected and pairs changed at once (default 4)" };
+var COMMANDS = {
+  plan: {
+    usage: "plan [-c FILE] [--only NAMES] [--json] [--detailed-exitcode] [--max-parallel N]",
+    about: "Inspect every server, diff the live replication against the file, run every check that changes nothing, and print the plan. Changes nothing.",
+    flags: { config: CONFIG, only: ONLY, json: JSON_FLAG, "detailed-exitcode": { type: "boolean", help: "exit 2 when the plan has changes (0: nothing to do)" }, "max-parallel": PARALLEL }
+  },
+  apply: {
+    usage: "apply [-c FILE] [--only NAMES] [--json] [--max-parallel N]",
+    about: "Plan, then enable, disable or resync each pair that needs it; verify by inspecting again; print what was done.",
+    flags: { config: CONFIG, only: ONLY, json: JSON_FLAG, "max-parallel": PARALLEL }
+  },
+  status: {
+    usage: "status [-c FILE] [--only NAMES] [--json] [--detailed-exitcode] [--max-parallel N]",
+    about: "Each pair's live state and lag, and the copies of previous data kept on each server's host. Changes nothing.",
+    flags: {
+      config: CONFIG,
+      only: ONLY,
+      json: JSON_FLAG,
+      "detailed-exitcode": { type: "boolean", help: "exit 2 when some pair is not as the file wants it and healthy (broken, lagging, other-master, standalone while enabled, replicating while disabled)" },
+      "max-parallel": PARALLEL
+    }
+  },
+  resync: {
+    usage: "resync [-c FILE] (--pair NAME... | --broken) [--json] [--max-parallel N]",
+    about: "Rebuild slaves from a fresh backup of their master: the pairs named, or every pair whose slave is broken.",
+    flags: {
+      config: CONFIG,
+      pair: { type: "string", multiple: true, arg: "NAME...", help: "pairs to rebuild: --pair a b, --pair a,b or --pair a --pair b" },
+      broken: { type: "boolean", help: "rebuild every enabled pair whose slave is broken" },
+      json: JSON_FLAG,
+      "max-parallel": PARALLEL
+    },
+    positionals: "more pair names after --pair"
+  },
+  env: {
+    usage: "env [-c FILE] [--only NAMES] [--format dotenv|json] [--app NAME | --out DIR]",
+    about: "Each application's database environment variables for the topology the file declares (what apply converges to). Reads the file alone; connects to nothing.",
+    flags: {
+      config: CONFIG,
+      only: { ...ONLY, help: "comma-separated application names, or pair names (their applications)" },
+      format: { type: "string", arg: "dotenv|json", help: 'dotenv (default): VARIABLE=value lines under "# <application>"; json: {"<application>": {"<VARIABLE>": "<value>"}}' },
+      app: { type: "string", arg: "NAME", help: "one application's variables only" },
+      out: { type: "string", arg: "DIR", help: "write one file per application, DIR/<application>.env (or .json), mode 0600; never two applications in one file" }
+    }
+  },
+  validate: {
+    usage: "validate [-c FILE] [--json]",
+    about: "Check the file: format, keys, references, the topology rules. Reads the file alone; connects to nothing; an unset ${VAR} is a warning.",
+    flags: { config: CONFIG, json: JSON_FLAG }
+  },
+  preserved: {
+    usage: "preserved list|remove [-c FILE] [--only NAMES] [--older-than DURATION] [--yes] [--json] [--max-parallel N] [PATH...]",
+    about: "List or remove the copies of previous data dbrepl kept when it rebuilt a slave (next to the server's data). remove takes the copies older than --older-than, or the PATHs named; it removes only with --yes (without, it shows what it would remove), never the newest copy of a server, and refuses any path that is not a copy dbrepl made.",
+    flags: {
+      config: CONFIG,
+      only: ONLY,
+      "older-than": { type: "string", arg: "DURATION", help: "copies older than this, e.g. 7d, 12h, 30m" },
+      yes: { type: "boolean", help: "remove: really remove" },
+      json: JSON_FLAG,
+      "max-parallel": PARALLEL
+    },
+    positionals: "remove: paths of copies to remove"
+  }
+};
+var EXIT_CODES = "exit codes: 0 success; 1 error (invalid file, unreachable server, refused pair, failed step); 2 only with --detailed-exitcode (plan: changes; status: some pair not as the file wants it and healthy)";
+function usage() {
+  const lines = Object.values(COMMANDS).map((c) => `  dbrepl ${c.usage}`);
+  return `usage:
+${lines.join("\n")}
+  dbrepl --version | dbrepl COMMAND --help
+${EXIT_CODES}
 `;
+}
+function commandHelp(spec) {
+  const rows = Object.entries(spec.flags).map(([k, f]) => [`${f.short ? `-${f.short}, ` : "    "}--${k}${f.arg ? ` ${f.arg}` : ""}`, f.help]);
+  rows.push(["-h, --help", "this help"]);
+  const width = Math.max(...rows.map(([l]) => l.length)) + 2;
+  const flags = rows.map(([l, h]) => `  ${l.padEnd(width)}${h}`).join("\n");
+  return `usage: dbrepl ${spec.usage}
+
+${spec.about}
+
+options:
+${flags}
+${spec.positionals ? `arguments: ${spec.positionals}
+` : ""}${EXIT_CODES}
+`;
+}
 async function cli(io) {
   const secrets = new SecretRegistry();
-  const out = (s) => io.stdout(secrets.redact(s));
+  const [command, ...rest] = io.argv;
+  const json2 = rest.includes("--json");
   const outJson = (v) => io.stdout(secrets.json(v, 2) + "\n");
-  const log = stderrLogger(secrets, io.stderr);
   try {
-    const [command, ...rest] = io.argv;
-    if (!command || command === "-h" || command === "--help" || command === "help") {
-      io.stdout(USAGE);
-      return command ? 0 : 1;
+    if (!command) {
+      io.stderr(usage());
+      return 1;
     }
-    const { values } = (0, import_node_util.parseArgs)({
-      args: rest,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        config: { type: "string", short: "c", default: "replication.yml" },
-        only: { type: "string" },
-        json: { type: "boolean", default: false },
-        "detailed-exitcode": { type: "boolean", default: false },
-        pair: { type: "string", multiple: true },
-        broken: { type: "boolean", default: false },
-        format: { type: "string", default: "dotenv" },
-        "max-parallel": { type: "string", default: "4" }
-      }
-    });
-    const configPath = path5.resolve(io.cwd, values.config);
-    const only = values.only ? values.only.split(",").map((s) => s.trim()).filter(Boolean) : void 0;
-    const maxParallel = Number(values["max-parallel"]);
-    if (!Number.isInteger(maxParallel) || maxParallel < 1) throw new UsageError("--max-parallel takes a whole number >= 1");
-    switch (command) {
-      case "validate": {
-        const { topology } = loadTopology(configPath, io.env, secrets);
-        out(`${values.config} is valid: ${topology.applications.length} application(s), ${topology.servers.size} server(s), ${topology.pairs.length} pair(s)
+    if (command === "-h" || command === "--help" || command === "help") {
+      io.stdout(usage());
+      return 0;
+    }
+    if (command === "--version" || command === "-V") {
+      io.stdout(`dbrepl ${version}
 `);
-        return 0;
-      }
-      case "env": {
-        const { topology } = loadTopology(configPath, io.env, secrets);
-        const env = desiredEnv(topology);
-        if (values.format === "json") io.stdout(JSON.stringify(env, null, 2) + "\n");
-        else if (values.format === "dotenv") io.stdout(toDotenv(env));
-        else throw new UsageError(`--format takes dotenv or json, not "${values.format}"`);
-        return 0;
-      }
-      case "plan":
-      case "apply":
-      case "status":
-      case "resync": {
-        let mode = { kind: "converge" };
-        if (command === "resync") {
-          if (values.broken && values.pair) throw new UsageError("resync takes --pair NAME... or --broken, not both");
-          if (values.broken) mode = { kind: "resync-broken" };
-          else if (values.pair && values.pair.length > 0) mode = { kind: "resync", pairs: new Set(values.pair.flatMap((p) => p.split(","))) };
-          else throw new UsageError("resync needs --pair NAME... or --broken");
-        }
-        const result = await run2(command, { configPath, only, maxParallel, env: io.env, secrets, log }, mode);
-        if (command === "status") {
-          if (values.json) outJson(result.status);
-          else out(statusText(result.status));
-          return result.exitCode;
-        }
-        const applied = command === "apply" || command === "resync";
-        if (values.json) outJson(result.plan);
-        else out(planText(result.plan, applied, io.color ? COLOR : PLAIN));
-        if (result.exitCode !== 0) return result.exitCode;
-        if (command === "plan" && values["detailed-exitcode"] && result.plan.changes > 0) return 2;
-        return 0;
-      }
-      default:
-        throw new UsageError(`unknown command "${command}"
-${USAGE}`);
+      return 0;
     }
+    const spec = COMMANDS[command];
+    if (!spec) throw new UsageError(`unknown command "${command}"; commands: ${Object.keys(COMMANDS).join(", ")} (dbrepl --help)`);
+    let args = rest;
+    let sub;
+    if (command === "preserved" && rest[0] && !rest[0].startsWith("-")) [sub, ...args] = rest;
+    if (args.includes("--help") || args.includes("-h")) {
+      io.stdout(commandHelp(spec));
+      return 0;
+    }
+    const options = Object.fromEntries(Object.entries(spec.flags).map(([k, f]) => [k, { type: f.type, ...f.short ? { short: f.short } : {}, ...f.multiple ? { multiple: true } : {} }]));
+    const { values, positionals } = (0, import_node_util.parseArgs)({ args, strict: true, allowPositionals: !!spec.positionals, options });
+    return await dispatch(command, sub, values, positionals, io, secrets, json2);
   } catch (err) {
+    if (json2) {
+      const issues = err instanceof ConfigError ? err.issues : void 0;
+      const code = err instanceof DbreplError ? err.code : err.code?.startsWith("ERR_PARSE_ARGS") ? "USAGE" : "INTERNAL";
+      const error62 = { code, message: messageOf(err), ...issues ? { issues } : {} };
+      outJson(command === "validate" ? { valid: false, error: error62 } : { error: error62 });
+    }
     if (err instanceof ConfigError) {
-      for (const i of err.issues) io.stderr(secrets.redact(`error: ${i.file}:${i.line}:${i.column}: ${i.key}: ${i.message}`) + "\n");
+      for (const i of err.issues) io.stderr(secrets.redact(`error: ${formatIssue(i)}`) + "\n");
     } else if (err instanceof DbreplError) {
       io.stderr(secrets.redact(`error: ${err.message}`) + "\n");
     } else if (err.code?.startsWith("ERR_PARSE_ARGS")) {
+      const spec = command ? COMMANDS[command] : void 0;
       io.stderr(`error: ${messageOf(err)}
-${USAGE}`);
+${spec ? `usage: dbrepl ${spec.usage}
+(dbrepl ${command} --help for the options)
+` : usage()}`);
     } else {
       io.stderr(secrets.redact(`error: ${messageOf(err)}`) + "\n");
     }
     return 1;
   }
+}
+async function dispatch(command, sub, values, positionals, io, secrets, json2) {
+  const out = (s) => io.stdout(secrets.redact(s));
+  const outJson = (v) => io.stdout(secrets.json(v, 2) + "\n");
+  const log = stderrLogger(secrets, io.stderr);
+  const configFile = values.config ?? "replication.yml";
+  const configPath = path6.resolve(io.cwd, configFile);
+  const only = typeof values.only === "string" ? values.only.split(",").map((s) => s.trim()).filter(Boolean) : void 0;
+  const maxParallel = Number(values["max-parallel"] ?? "4");
+  if (!Number.isInteger(maxParallel) || maxParallel < 1) throw new UsageError("--max-parallel takes a whole number >= 1");
+  const warnUnset = (issues) => {
+    for (const i of issues) io.stderr(`warning: ${formatIssue(i)}
+`);
+  };
+  switch (command) {
+    case "validate": {
+      const { topology, unset } = loadTopology(configPath, io.env, secrets, { unset: "warn" });
+      warnUnset(unset.map((u) => u.at));
+      if (json2) {
+        outJson({ valid: true, applications: topology.applications.length, servers: topology.servers.size, pairs: topology.pairs.length, warnings: unset.map((u) => formatIssue(u.at)) });
+      } else {
+        out(`${configFile} is valid: ${topology.applications.length} application(s), ${topology.servers.size} server(s), ${topology.pairs.length} pair(s)${unset.length > 0 ? `; ${unset.length} variable(s) not set (see the warnings)` : ""}
+`);
+      }
+      return 0;
+    }
+    case "env":
+      return envCommand(values, io, secrets, configPath, only);
+    case "preserved":
+      return preservedCommand(sub, values, positionals, io, secrets, { configPath, only, maxParallel, log }, json2);
+    default: {
+      let mode = { kind: "converge" };
+      if (command === "resync") {
+        const named = (values.pair ?? []).concat(positionals).flatMap((p) => p.split(",")).map((p) => p.trim()).filter(Boolean);
+        if (positionals.length > 0 && !values.pair) throw new UsageError(`unexpected argument "${positionals[0]}": pair names follow --pair`);
+        if (values.broken && named.length > 0) throw new UsageError("resync takes --pair NAME... or --broken, not both");
+        if (values.broken) mode = { kind: "resync-broken" };
+        else if (named.length > 0) mode = { kind: "resync", pairs: new Set(named) };
+        else throw new UsageError("resync needs --pair NAME... or --broken");
+      }
+      const result = await run2(command, { configPath, only, maxParallel, env: io.env, secrets, log }, mode);
+      if (command === "status") {
+        if (json2) outJson(result.status);
+        else out(statusText(result.status));
+        if (result.exitCode !== 0) return result.exitCode;
+        return values["detailed-exitcode"] && result.status.pairs.some((p) => !asDesired(p)) ? 2 : 0;
+      }
+      const applied = command === "apply" || command === "resync";
+      if (json2) outJson(result.plan);
+      else out(planText(result.plan, applied, io.color ? COLOR : PLAIN));
+      if (result.exitCode !== 0) return result.exitCode;
+      if (command === "plan" && values["detailed-exitcode"] && result.plan.changes > 0) return 2;
+      return 0;
+    }
+  }
+}
+function envCommand(values, io, secrets, configPath, only) {
+  const format = values.format ?? "dotenv";
+  if (format !== "dotenv" && format !== "json") throw new UsageError(`--format takes dotenv or json, not "${format}"`);
+  if (values.app && values.out) throw new UsageError("env takes --app NAME (print one application) or --out DIR (one file per application), not both");
+  const { topology, unset } = loadTopology(configPath, io.env, secrets, { unset: "warn" });
+  const missing = unsetForEnv(unset);
+  if (missing) throw missing;
+  for (const u of unset) io.stderr(`warning: ${formatIssue(u.at)}
+`);
+  const names = values.app ? [values.app] : only;
+  const { apps, unknown: unknown2 } = selectApplications(topology, names);
+  if (unknown2.length > 0) throw onlyError(topology, unknown2, values.app ? "--app" : "--only");
+  const all = desiredEnv(topology);
+  const env = Object.fromEntries(apps.map((a) => [a, all[a] ?? {}]));
+  const render = (e) => format === "json" ? JSON.stringify(e, null, 2) + "\n" : toDotenv(e);
+  if (!values.out) {
+    io.stdout(render(env));
+    return 0;
+  }
+  const dir = path6.resolve(io.cwd, values.out);
+  fs3.mkdirSync(dir, { recursive: true, mode: 448 });
+  for (const app of apps) {
+    const file2 = path6.join(dir, `${app}.${format === "json" ? "json" : "env"}`);
+    const tmp = `${file2}.tmp-${process.pid}`;
+    fs3.writeFileSync(tmp, render({ [app]: env[app] }), { mode: 384 });
+    fs3.renameSync(tmp, file2);
+    io.stderr(`wrote ${file2}
+`);
+  }
+  return 0;
+}
+async function preservedCommand(sub, values, positionals, io, secrets, base, json2) {
+  if (sub !== "list" && sub !== "remove") throw new UsageError(`preserved takes list or remove${sub ? `, not "${sub}"` : ""}: dbrepl ${COMMANDS.preserved.usage}`);
+  const olderThan = typeof values["older-than"] === "string" ? durationFlag(values["older-than"]) : void 0;
+  if (sub === "list" && positionals.length > 0) throw new UsageError(`preserved list takes no paths ("${positionals[0]}")`);
+  if (sub === "list" && values.yes) throw new UsageError("--yes is for preserved remove");
+  if (sub === "remove" && positionals.length === 0 && olderThan === void 0) throw new UsageError("preserved remove needs --older-than DURATION or the PATHs of copies to remove");
+  if (sub === "remove" && positionals.length > 0 && olderThan !== void 0) throw new UsageError("preserved remove takes --older-than or PATHs, not both");
+  const result = await preserved(sub, { ...base, env: io.env, secrets }, { olderThanSeconds: olderThan, paths: positionals, yes: values.yes === true });
+  if (json2) {
+    io.stdout(secrets.json(preservedJson(sub, result), 2) + "\n");
+  } else {
+    io.stdout(secrets.redact(preservedText(sub, result)));
+  }
+  for (const e of result.listing.errors) base.log.warn(`${e.server}: cannot list its copies: ${e.error}`);
+  return result.exitCode;
+}
+function durationFlag(text) {
+  try {
+    return parseDuration(text);
+  } catch {
+    throw new UsageError(`--older-than takes a duration such as 7d, 12h or 30m, not "${text}"`);
+  }
+}
+function preservedJson(sub, r) {
+  const errors = r.listing.errors;
+  if (sub === "list") return { copies: r.listing.copies.map((c) => c.copy), errors };
+  const outcome = (server, p) => r.removed?.get(`${server}\0${p}`);
+  return {
+    dry_run: r.dryRun,
+    removed: r.dryRun ? [] : r.chosen.filter((c) => outcome(c.server, c.path) === null),
+    would_remove: r.dryRun ? r.chosen : [],
+    failed: r.chosen.filter((c) => typeof outcome(c.server, c.path) === "string").map((c) => ({ ...c, error: outcome(c.server, c.path) })),
+    refused: r.refused,
+    errors
+  };
+}
+function preservedText(sub, r) {
+  const lines = [];
+  if (sub === "list") {
+    if (r.listing.copies.length === 0) lines.push("No preserved copies found.");
+    else lines.push(...copiesText(r.listing.copies.map((c) => c.copy)));
+    const total = r.listing.copies.reduce((n, c) => n + c.copy.bytes, 0);
+    if (total > 0) lines.push(`${r.listing.copies.length} copies, ${humanBytes(total)}.`);
+    return lines.join("\n") + "\n";
+  }
+  for (const p of r.refused) lines.push(`refused: ${p.path}: ${p.error}`);
+  for (const c of r.chosen) {
+    const what = `${c.path} (${c.server}, ${humanBytes(c.bytes)}, ${humanAge(c.age_seconds)} old)`;
+    if (r.dryRun) lines.push(`would remove ${what}`);
+    else {
+      const error62 = r.removed?.get(`${c.server}\0${c.path}`);
+      lines.push(error62 ? `failed to remove ${what}: ${error62}` : `removed ${what}`);
+    }
+  }
+  if (r.chosen.length === 0 && r.refused.length === 0) lines.push("Nothing to remove (the newest copy of each server is always kept).");
+  if (r.dryRun && r.chosen.length > 0) lines.push(`Nothing removed: run again with --yes to remove these ${r.chosen.length} copies.`);
+  return lines.join("\n") + "\n";
 }
 if (require.main === module) {
   void cli({

@@ -1,25 +1,124 @@
 #!/usr/bin/env node
+import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
-import { run, Command } from './core';
+import { parseArgs, ParseArgsConfig } from 'node:util';
+import { version } from '../package.json';
+import { parseDuration } from './config/schema';
+import { preserved, run, Command, PreservedResult } from './core';
 import { desiredEnv, toDotenv } from './env/compute';
-import { ConfigError, DbreplError, UsageError, messageOf } from './errors';
+import { ConfigError, ConfigIssue, DbreplError, formatIssue, UsageError, messageOf } from './errors';
 import { stderrLogger } from './log';
 import type { Mode } from './plan/diff';
-import { COLOR, PLAIN, planText, statusText } from './report/render';
+import { asDesired, EnvMap } from './plan/types';
+import { COLOR, copiesText, humanAge, PLAIN, planText, statusText } from './report/render';
 import { SecretRegistry } from './secrets';
-import { loadTopology } from './topology';
+import { loadTopology, onlyError, selectApplications, unsetForEnv } from './topology';
+import { humanBytes } from './util/bytes';
 
-const USAGE = `usage:
-  dbrepl plan     [-c FILE] [--only NAMES] [--json] [--detailed-exitcode]
-  dbrepl apply    [-c FILE] [--only NAMES] [--json]
-  dbrepl status   [-c FILE] [--only NAMES] [--json]
-  dbrepl resync   [-c FILE] (--pair NAME... | --broken) [--json]
-  dbrepl env      [-c FILE] [--format dotenv|json]
-  dbrepl validate [-c FILE]
-options: --max-parallel N (default 4)
-exit codes: 0 success, 1 error, 2 plan has changes (plan --detailed-exitcode)
-`;
+interface Flag {
+  type: 'string' | 'boolean';
+  short?: string;
+  multiple?: boolean;
+  /** The value's name in help (string flags). */
+  arg?: string;
+  help: string;
+}
+
+interface CommandSpec {
+  /** Usage after `dbrepl `: exactly what the parser below accepts. */
+  usage: string;
+  about: string;
+  flags: Record<string, Flag>;
+  /** What positional arguments mean, when the command takes any. */
+  positionals?: string;
+}
+
+const CONFIG: Flag = { type: 'string', short: 'c', arg: 'FILE', help: 'the replication.yml to read (default: ./replication.yml)' };
+const ONLY: Flag = { type: 'string', arg: 'NAMES', help: 'comma-separated pair or application names: only those pairs (an application: every pair with a side in it)' };
+const JSON_FLAG: Flag = { type: 'boolean', help: 'print exactly one JSON document on stdout, errors included; logs and progress go to stderr' };
+const PARALLEL: Flag = { type: 'string', arg: 'N', help: 'servers inspected and pairs changed at once (default 4)' };
+
+const COMMANDS: Record<string, CommandSpec> = {
+  plan: {
+    usage: 'plan [-c FILE] [--only NAMES] [--json] [--detailed-exitcode] [--max-parallel N]',
+    about: 'Inspect every server, diff the live replication against the file, run every check that changes nothing, and print the plan. Changes nothing.',
+    flags: { config: CONFIG, only: ONLY, json: JSON_FLAG, 'detailed-exitcode': { type: 'boolean', help: 'exit 2 when the plan has changes (0: nothing to do)' }, 'max-parallel': PARALLEL },
+  },
+  apply: {
+    usage: 'apply [-c FILE] [--only NAMES] [--json] [--max-parallel N]',
+    about: 'Plan, then enable, disable or resync each pair that needs it; verify by inspecting again; print what was done.',
+    flags: { config: CONFIG, only: ONLY, json: JSON_FLAG, 'max-parallel': PARALLEL },
+  },
+  status: {
+    usage: 'status [-c FILE] [--only NAMES] [--json] [--detailed-exitcode] [--max-parallel N]',
+    about: "Each pair's live state and lag, and the copies of previous data kept on each server's host. Changes nothing.",
+    flags: {
+      config: CONFIG,
+      only: ONLY,
+      json: JSON_FLAG,
+      'detailed-exitcode': { type: 'boolean', help: 'exit 2 when some pair is not as the file wants it and healthy (broken, lagging, other-master, standalone while enabled, replicating while disabled)' },
+      'max-parallel': PARALLEL,
+    },
+  },
+  resync: {
+    usage: 'resync [-c FILE] (--pair NAME... | --broken) [--json] [--max-parallel N]',
+    about: 'Rebuild slaves from a fresh backup of their master: the pairs named, or every pair whose slave is broken.',
+    flags: {
+      config: CONFIG,
+      pair: { type: 'string', multiple: true, arg: 'NAME...', help: 'pairs to rebuild: --pair a b, --pair a,b or --pair a --pair b' },
+      broken: { type: 'boolean', help: 'rebuild every enabled pair whose slave is broken' },
+      json: JSON_FLAG,
+      'max-parallel': PARALLEL,
+    },
+    positionals: 'more pair names after --pair',
+  },
+  env: {
+    usage: 'env [-c FILE] [--only NAMES] [--format dotenv|json] [--app NAME | --out DIR]',
+    about: "Each application's database environment variables for the topology the file declares (what apply converges to). Reads the file alone; connects to nothing.",
+    flags: {
+      config: CONFIG,
+      only: { ...ONLY, help: 'comma-separated application names, or pair names (their applications)' },
+      format: { type: 'string', arg: 'dotenv|json', help: 'dotenv (default): VARIABLE=value lines under "# <application>"; json: {"<application>": {"<VARIABLE>": "<value>"}}' },
+      app: { type: 'string', arg: 'NAME', help: "one application's variables only" },
+      out: { type: 'string', arg: 'DIR', help: 'write one file per application, DIR/<application>.env (or .json), mode 0600; never two applications in one file' },
+    },
+  },
+  validate: {
+    usage: 'validate [-c FILE] [--json]',
+    about: 'Check the file: format, keys, references, the topology rules. Reads the file alone; connects to nothing; an unset ${VAR} is a warning.',
+    flags: { config: CONFIG, json: JSON_FLAG },
+  },
+  preserved: {
+    usage: 'preserved list|remove [-c FILE] [--only NAMES] [--older-than DURATION] [--yes] [--json] [--max-parallel N] [PATH...]',
+    about:
+      "List or remove the copies of previous data dbrepl kept when it rebuilt a slave (next to the server's data). remove takes the copies older than --older-than, or the PATHs named; " +
+      'it removes only with --yes (without, it shows what it would remove), never the newest copy of a server, and refuses any path that is not a copy dbrepl made.',
+    flags: {
+      config: CONFIG,
+      only: ONLY,
+      'older-than': { type: 'string', arg: 'DURATION', help: 'copies older than this, e.g. 7d, 12h, 30m' },
+      yes: { type: 'boolean', help: 'remove: really remove' },
+      json: JSON_FLAG,
+      'max-parallel': PARALLEL,
+    },
+    positionals: 'remove: paths of copies to remove',
+  },
+};
+
+const EXIT_CODES = 'exit codes: 0 success; 1 error (invalid file, unreachable server, refused pair, failed step); 2 only with --detailed-exitcode (plan: changes; status: some pair not as the file wants it and healthy)';
+
+function usage(): string {
+  const lines = Object.values(COMMANDS).map((c) => `  dbrepl ${c.usage}`);
+  return `usage:\n${lines.join('\n')}\n  dbrepl --version | dbrepl COMMAND --help\n${EXIT_CODES}\n`;
+}
+
+function commandHelp(spec: CommandSpec): string {
+  const rows = Object.entries(spec.flags).map(([k, f]) => [`${f.short ? `-${f.short}, ` : '    '}--${k}${f.arg ? ` ${f.arg}` : ''}`, f.help] as const);
+  rows.push(['-h, --help', 'this help']);
+  const width = Math.max(...rows.map(([l]) => l.length)) + 2;
+  const flags = rows.map(([l, h]) => `  ${l.padEnd(width)}${h}`).join('\n');
+  return `usage: dbrepl ${spec.usage}\n\n${spec.about}\n\noptions:\n${flags}\n${spec.positionals ? `arguments: ${spec.positionals}\n` : ''}${EXIT_CODES}\n`;
+}
 
 export interface CliIo {
   argv: string[];
@@ -31,92 +130,216 @@ export interface CliIo {
   color?: boolean;
 }
 
+type Values = Record<string, string | boolean | string[] | undefined>;
+
 /** Runs one dbrepl command and returns its exit code; never calls process.exit. */
 export async function cli(io: CliIo): Promise<number> {
   const secrets = new SecretRegistry();
-  const out = (s: string): void => io.stdout(secrets.redact(s));
+  const [command, ...rest] = io.argv;
+  // Known before parsing, so that even a usage error is one JSON document.
+  const json = rest.includes('--json');
   const outJson = (v: unknown): void => io.stdout(secrets.json(v, 2) + '\n');
-  const log = stderrLogger(secrets, io.stderr);
   try {
-    const [command, ...rest] = io.argv;
-    if (!command || command === '-h' || command === '--help' || command === 'help') {
-      io.stdout(USAGE);
-      return command ? 0 : 1;
+    if (!command) {
+      io.stderr(usage());
+      return 1;
     }
-    const { values } = parseArgs({
-      args: rest,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        config: { type: 'string', short: 'c', default: 'replication.yml' },
-        only: { type: 'string' },
-        json: { type: 'boolean', default: false },
-        'detailed-exitcode': { type: 'boolean', default: false },
-        pair: { type: 'string', multiple: true },
-        broken: { type: 'boolean', default: false },
-        format: { type: 'string', default: 'dotenv' },
-        'max-parallel': { type: 'string', default: '4' },
-      },
-    });
-    const configPath = path.resolve(io.cwd, values.config!);
-    const only = values.only ? values.only.split(',').map((s) => s.trim()).filter(Boolean) : undefined;
-    const maxParallel = Number(values['max-parallel']);
-    if (!Number.isInteger(maxParallel) || maxParallel < 1) throw new UsageError('--max-parallel takes a whole number >= 1');
-
-    switch (command) {
-      case 'validate': {
-        const { topology } = loadTopology(configPath, io.env, secrets);
-        out(`${values.config} is valid: ${topology.applications.length} application(s), ${topology.servers.size} server(s), ${topology.pairs.length} pair(s)\n`);
-        return 0;
-      }
-      case 'env': {
-        const { topology } = loadTopology(configPath, io.env, secrets);
-        const env = desiredEnv(topology);
-        // The variables are the point of this command: printed as they are, not masked.
-        if (values.format === 'json') io.stdout(JSON.stringify(env, null, 2) + '\n');
-        else if (values.format === 'dotenv') io.stdout(toDotenv(env));
-        else throw new UsageError(`--format takes dotenv or json, not "${values.format}"`);
-        return 0;
-      }
-      case 'plan':
-      case 'apply':
-      case 'status':
-      case 'resync': {
-        let mode: Mode = { kind: 'converge' };
-        if (command === 'resync') {
-          if (values.broken && values.pair) throw new UsageError('resync takes --pair NAME... or --broken, not both');
-          if (values.broken) mode = { kind: 'resync-broken' };
-          else if (values.pair && values.pair.length > 0) mode = { kind: 'resync', pairs: new Set(values.pair.flatMap((p) => p.split(','))) };
-          else throw new UsageError('resync needs --pair NAME... or --broken');
-        }
-        const result = await run(command as Command, { configPath, only, maxParallel, env: io.env, secrets, log }, mode);
-        if (command === 'status') {
-          if (values.json) outJson(result.status);
-          else out(statusText(result.status));
-          return result.exitCode;
-        }
-        const applied = command === 'apply' || command === 'resync';
-        if (values.json) outJson(result.plan);
-        else out(planText(result.plan, applied, io.color ? COLOR : PLAIN));
-        if (result.exitCode !== 0) return result.exitCode;
-        if (command === 'plan' && values['detailed-exitcode'] && result.plan.changes > 0) return 2;
-        return 0;
-      }
-      default:
-        throw new UsageError(`unknown command "${command}"\n${USAGE}`);
+    if (command === '-h' || command === '--help' || command === 'help') {
+      io.stdout(usage());
+      return 0;
     }
+    if (command === '--version' || command === '-V') {
+      io.stdout(`dbrepl ${version}\n`);
+      return 0;
+    }
+    const spec = COMMANDS[command];
+    if (!spec) throw new UsageError(`unknown command "${command}"; commands: ${Object.keys(COMMANDS).join(', ')} (dbrepl --help)`);
+    let args = rest;
+    let sub: string | undefined;
+    if (command === 'preserved' && rest[0] && !rest[0].startsWith('-')) [sub, ...args] = rest;
+    if (args.includes('--help') || args.includes('-h')) {
+      io.stdout(commandHelp(spec));
+      return 0;
+    }
+    const options = Object.fromEntries(Object.entries(spec.flags).map(([k, f]) => [k, { type: f.type, ...(f.short ? { short: f.short } : {}), ...(f.multiple ? { multiple: true } : {}) }]));
+    const { values, positionals } = parseArgs({ args, strict: true, allowPositionals: !!spec.positionals, options: options as ParseArgsConfig['options'] });
+    return await dispatch(command, sub, values as Values, positionals, io, secrets, json);
   } catch (err) {
+    if (json) {
+      const issues = err instanceof ConfigError ? err.issues : undefined;
+      const code = err instanceof DbreplError ? err.code : (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') ? 'USAGE' : 'INTERNAL';
+      const error = { code, message: messageOf(err), ...(issues ? { issues } : {}) };
+      outJson(command === 'validate' ? { valid: false, error } : { error });
+    }
     if (err instanceof ConfigError) {
-      for (const i of err.issues) io.stderr(secrets.redact(`error: ${i.file}:${i.line}:${i.column}: ${i.key}: ${i.message}`) + '\n');
+      for (const i of err.issues) io.stderr(secrets.redact(`error: ${formatIssue(i)}`) + '\n');
     } else if (err instanceof DbreplError) {
       io.stderr(secrets.redact(`error: ${err.message}`) + '\n');
     } else if ((err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      io.stderr(`error: ${messageOf(err)}\n${USAGE}`);
+      const spec = command ? COMMANDS[command] : undefined;
+      io.stderr(`error: ${messageOf(err)}\n${spec ? `usage: dbrepl ${spec.usage}\n(dbrepl ${command} --help for the options)\n` : usage()}`);
     } else {
       io.stderr(secrets.redact(`error: ${messageOf(err)}`) + '\n');
     }
     return 1;
   }
+}
+
+async function dispatch(command: string, sub: string | undefined, values: Values, positionals: string[], io: CliIo, secrets: SecretRegistry, json: boolean): Promise<number> {
+  const out = (s: string): void => io.stdout(secrets.redact(s));
+  const outJson = (v: unknown): void => io.stdout(secrets.json(v, 2) + '\n');
+  const log = stderrLogger(secrets, io.stderr);
+  const configFile = (values.config as string | undefined) ?? 'replication.yml';
+  const configPath = path.resolve(io.cwd, configFile);
+  const only = typeof values.only === 'string' ? values.only.split(',').map((s) => s.trim()).filter(Boolean) : undefined;
+  const maxParallel = Number(values['max-parallel'] ?? '4');
+  if (!Number.isInteger(maxParallel) || maxParallel < 1) throw new UsageError('--max-parallel takes a whole number >= 1');
+  const warnUnset = (issues: ConfigIssue[]): void => {
+    for (const i of issues) io.stderr(`warning: ${formatIssue(i)}\n`);
+  };
+
+  switch (command) {
+    case 'validate': {
+      const { topology, unset } = loadTopology(configPath, io.env, secrets, { unset: 'warn' });
+      warnUnset(unset.map((u) => u.at));
+      if (json) {
+        outJson({ valid: true, applications: topology.applications.length, servers: topology.servers.size, pairs: topology.pairs.length, warnings: unset.map((u) => formatIssue(u.at)) });
+      } else {
+        out(`${configFile} is valid: ${topology.applications.length} application(s), ${topology.servers.size} server(s), ${topology.pairs.length} pair(s)${unset.length > 0 ? `; ${unset.length} variable(s) not set (see the warnings)` : ''}\n`);
+      }
+      return 0;
+    }
+    case 'env':
+      return envCommand(values, io, secrets, configPath, only);
+    case 'preserved':
+      return preservedCommand(sub, values, positionals, io, secrets, { configPath, only, maxParallel, log }, json);
+    default: {
+      let mode: Mode = { kind: 'converge' };
+      if (command === 'resync') {
+        const named = ((values.pair as string[] | undefined) ?? []).concat(positionals).flatMap((p) => p.split(',')).map((p) => p.trim()).filter(Boolean);
+        if (positionals.length > 0 && !values.pair) throw new UsageError(`unexpected argument "${positionals[0]}": pair names follow --pair`);
+        if (values.broken && named.length > 0) throw new UsageError('resync takes --pair NAME... or --broken, not both');
+        if (values.broken) mode = { kind: 'resync-broken' };
+        else if (named.length > 0) mode = { kind: 'resync', pairs: new Set(named) };
+        else throw new UsageError('resync needs --pair NAME... or --broken');
+      }
+      const result = await run(command as Command, { configPath, only, maxParallel, env: io.env, secrets, log }, mode);
+      if (command === 'status') {
+        if (json) outJson(result.status);
+        else out(statusText(result.status));
+        if (result.exitCode !== 0) return result.exitCode;
+        return values['detailed-exitcode'] && result.status.pairs.some((p) => !asDesired(p)) ? 2 : 0;
+      }
+      const applied = command === 'apply' || command === 'resync';
+      if (json) outJson(result.plan);
+      else out(planText(result.plan, applied, io.color ? COLOR : PLAIN));
+      if (result.exitCode !== 0) return result.exitCode;
+      if (command === 'plan' && values['detailed-exitcode'] && result.plan.changes > 0) return 2;
+      return 0;
+    }
+  }
+}
+
+function envCommand(values: Values, io: CliIo, secrets: SecretRegistry, configPath: string, only: string[] | undefined): number {
+  const format = (values.format as string | undefined) ?? 'dotenv';
+  if (format !== 'dotenv' && format !== 'json') throw new UsageError(`--format takes dotenv or json, not "${format}"`);
+  if (values.app && values.out) throw new UsageError('env takes --app NAME (print one application) or --out DIR (one file per application), not both');
+  const { topology, unset } = loadTopology(configPath, io.env, secrets, { unset: 'warn' });
+  const missing = unsetForEnv(unset);
+  if (missing) throw missing;
+  for (const u of unset) io.stderr(`warning: ${formatIssue(u.at)}\n`);
+  const names = values.app ? [values.app as string] : only;
+  const { apps, unknown } = selectApplications(topology, names);
+  if (unknown.length > 0) throw onlyError(topology, unknown, values.app ? '--app' : '--only');
+  const all = desiredEnv(topology);
+  const env: EnvMap = Object.fromEntries(apps.map((a) => [a, all[a] ?? {}]));
+  const render = (e: EnvMap): string => (format === 'json' ? JSON.stringify(e, null, 2) + '\n' : toDotenv(e));
+  // The variables are the point of this command: printed as they are, not masked.
+  if (!values.out) {
+    io.stdout(render(env));
+    return 0;
+  }
+  const dir = path.resolve(io.cwd, values.out as string);
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  for (const app of apps) {
+    const file = path.join(dir, `${app}.${format === 'json' ? 'json' : 'env'}`);
+    // Written whole or not at all: a reader never sees half a file.
+    const tmp = `${file}.tmp-${process.pid}`;
+    fs.writeFileSync(tmp, render({ [app]: env[app]! }), { mode: 0o600 });
+    fs.renameSync(tmp, file);
+    io.stderr(`wrote ${file}\n`);
+  }
+  return 0;
+}
+
+async function preservedCommand(
+  sub: string | undefined,
+  values: Values,
+  positionals: string[],
+  io: CliIo,
+  secrets: SecretRegistry,
+  base: { configPath: string; only: string[] | undefined; maxParallel: number; log: ReturnType<typeof stderrLogger> },
+  json: boolean,
+): Promise<number> {
+  if (sub !== 'list' && sub !== 'remove') throw new UsageError(`preserved takes list or remove${sub ? `, not "${sub}"` : ''}: dbrepl ${COMMANDS.preserved!.usage}`);
+  const olderThan = typeof values['older-than'] === 'string' ? durationFlag(values['older-than']) : undefined;
+  if (sub === 'list' && positionals.length > 0) throw new UsageError(`preserved list takes no paths ("${positionals[0]}")`);
+  if (sub === 'list' && values.yes) throw new UsageError('--yes is for preserved remove');
+  if (sub === 'remove' && positionals.length === 0 && olderThan === undefined) throw new UsageError('preserved remove needs --older-than DURATION or the PATHs of copies to remove');
+  if (sub === 'remove' && positionals.length > 0 && olderThan !== undefined) throw new UsageError('preserved remove takes --older-than or PATHs, not both');
+  const result = await preserved(sub, { ...base, env: io.env, secrets }, { olderThanSeconds: olderThan, paths: positionals, yes: values.yes === true });
+  if (json) {
+    io.stdout(secrets.json(preservedJson(sub, result), 2) + '\n');
+  } else {
+    io.stdout(secrets.redact(preservedText(sub, result)));
+  }
+  for (const e of result.listing.errors) base.log.warn(`${e.server}: cannot list its copies: ${e.error}`);
+  return result.exitCode;
+}
+
+function durationFlag(text: string): number {
+  try {
+    return parseDuration(text);
+  } catch {
+    throw new UsageError(`--older-than takes a duration such as 7d, 12h or 30m, not "${text}"`);
+  }
+}
+
+function preservedJson(sub: 'list' | 'remove', r: PreservedResult): unknown {
+  const errors = r.listing.errors;
+  if (sub === 'list') return { copies: r.listing.copies.map((c) => c.copy), errors };
+  const outcome = (server: string, p: string): string | null | undefined => r.removed?.get(`${server}\0${p}`);
+  return {
+    dry_run: r.dryRun,
+    removed: r.dryRun ? [] : r.chosen.filter((c) => outcome(c.server, c.path) === null),
+    would_remove: r.dryRun ? r.chosen : [],
+    failed: r.chosen.filter((c) => typeof outcome(c.server, c.path) === 'string').map((c) => ({ ...c, error: outcome(c.server, c.path) })),
+    refused: r.refused,
+    errors,
+  };
+}
+
+function preservedText(sub: 'list' | 'remove', r: PreservedResult): string {
+  const lines: string[] = [];
+  if (sub === 'list') {
+    if (r.listing.copies.length === 0) lines.push('No preserved copies found.');
+    else lines.push(...copiesText(r.listing.copies.map((c) => c.copy)));
+    const total = r.listing.copies.reduce((n, c) => n + c.copy.bytes, 0);
+    if (total > 0) lines.push(`${r.listing.copies.length} copies, ${humanBytes(total)}.`);
+    return lines.join('\n') + '\n';
+  }
+  for (const p of r.refused) lines.push(`refused: ${p.path}: ${p.error}`);
+  for (const c of r.chosen) {
+    const what = `${c.path} (${c.server}, ${humanBytes(c.bytes)}, ${humanAge(c.age_seconds)} old)`;
+    if (r.dryRun) lines.push(`would remove ${what}`);
+    else {
+      const error = r.removed?.get(`${c.server}\0${c.path}`);
+      lines.push(error ? `failed to remove ${what}: ${error}` : `removed ${what}`);
+    }
+  }
+  if (r.chosen.length === 0 && r.refused.length === 0) lines.push('Nothing to remove (the newest copy of each server is always kept).');
+  if (r.dryRun && r.chosen.length > 0) lines.push(`Nothing removed: run again with --yes to remove these ${r.chosen.length} copies.`);
+  return lines.join('\n') + '\n';
 }
 
 if (require.main === module) {

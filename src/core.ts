@@ -1,4 +1,5 @@
 import { checkAction } from './apply/checks';
+import { parseDuration } from './config/schema';
 import { applyPlan } from './apply/run';
 import { engineFor } from './engines';
 import type { ChangeAction, Finding, Inspection, Logger, Session } from './engines/engine';
@@ -8,9 +9,10 @@ import type { HostProvider } from './hosts/host';
 import { DefaultHostProvider } from './hosts/provider';
 import type { Pair, Server, Topology } from './model';
 import { buildPlan, buildStatus, identityOf, livePair, Mode, prunePair, sidesOf } from './plan/diff';
-import type { EnvMap, Plan, Status } from './plan/types';
+import type { EnvMap, Plan, PreservedCopy, Status } from './plan/types';
+import { chooseRemovals, CopyListing, findCopies, RemovalRequest, removeCopies } from './preserved';
 import type { SecretRegistry } from './secrets';
-import { loadTopology, selectPairs } from './topology';
+import { loadTopology, onlyError, selectPairs } from './topology';
 
 /** Everything the core needs from its caller (CLI or action); nothing below reads process state. */
 export interface CoreOptions {
@@ -22,6 +24,17 @@ export interface CoreOptions {
   log: Logger;
   hosts?: HostProvider;
   now?: Date;
+}
+
+/** `DBREPL_PROGRESS_INTERVAL` (a duration, default 5s): how often long copies say how far they are. */
+function progressEvery(env: NodeJS.ProcessEnv): number | undefined {
+  const text = env.DBREPL_PROGRESS_INTERVAL;
+  if (!text) return undefined;
+  try {
+    return parseDuration(text) * 1000;
+  } catch {
+    throw new UsageError(`DBREPL_PROGRESS_INTERVAL takes a duration such as 30s or 1m, not "${text}"`);
+  }
 }
 
 export type Command = 'plan' | 'apply' | 'status' | 'resync';
@@ -42,7 +55,7 @@ export function load(options: CoreOptions): { topology: Topology; selected: Pair
   const { topology } = loadTopology(options.configPath, options.env, options.secrets);
   const { pairs, unknown } = selectPairs(topology, options.only);
   if (unknown.length > 0) {
-    throw new UsageError(`--only names no pair or application: ${unknown.join(', ')}; pairs: ${topology.pairs.map((p) => p.name).join(', ') || '(none)'}; applications: ${topology.applications.map((a) => a.name).join(', ')}`);
+    throw onlyError(topology, unknown);
   }
   return { topology, selected: pairs };
 }
@@ -66,6 +79,48 @@ async function eachLimited<T>(items: T[], limit: number, fn: (item: T) => Promis
     while (next < items.length) await fn(items[next++]!);
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+}
+
+const limited =
+  (limit: number) =>
+  <T>(items: T[], fn: (item: T) => Promise<void>): Promise<void> =>
+    eachLimited(items, limit, fn);
+
+export interface PreservedResult {
+  listing: CopyListing;
+  /** For `remove`: per copy chosen, null when removed or why not; absent on a dry run. */
+  removed?: Map<string, string | null>;
+  chosen: PreservedCopy[];
+  refused: Array<{ path: string; error: string }>;
+  dryRun: boolean;
+  exitCode: 0 | 1;
+}
+
+/**
+ * `dbrepl preserved list|remove`: inspects the selected servers (to learn where their data
+ * lives), lists the copies dbrepl kept next to it, and for `remove` deletes those the
+ * request chooses, only with `yes`.
+ */
+export async function preserved(kind: 'list' | 'remove', options: CoreOptions, request: RemovalRequest & { yes?: boolean } = {}): Promise<PreservedResult> {
+  const { topology, selected } = load(options);
+  const servers = serversToInspect(topology, selected, options.only);
+  const hosts = options.hosts ?? new DefaultHostProvider(options.env);
+  const session: Session = { hosts, log: options.log };
+  try {
+    const inspections = await inspectServers(servers, options.maxParallel, session);
+    const listing = await findCopies(servers, inspections, session, options.now ?? new Date(), limited(options.maxParallel));
+    if (kind === 'list') {
+      if (request.olderThanSeconds !== undefined) listing.copies = listing.copies.filter((c) => c.copy.age_seconds >= request.olderThanSeconds!);
+      return { listing, chosen: [], refused: [], dryRun: false, exitCode: listing.errors.length > 0 ? 1 : 0 };
+    }
+    const { chosen, refused } = chooseRemovals(listing, request);
+    const dryRun = !request.yes;
+    const removed = dryRun ? undefined : await removeCopies(chosen, limited(options.maxParallel));
+    const failed = refused.length > 0 || listing.errors.length > 0 || [...(removed?.values() ?? [])].some((e) => e !== null);
+    return { listing, chosen: chosen.map((c) => c.copy), refused, removed, dryRun, exitCode: failed ? 1 : 0 };
+  } finally {
+    await hosts.closeAll();
+  }
 }
 
 export async function inspectServers(servers: Server[], maxParallel: number, session: Session): Promise<Map<string, Inspection>> {
@@ -99,7 +154,7 @@ export async function run(command: Command, options: CoreOptions, mode: Mode = {
   const servers = serversToInspect(topology, selected, options.only);
   // One provider from the first inspection to the verification after apply.
   const hosts = options.hosts ?? new DefaultHostProvider(options.env);
-  const session: Session = { hosts, log: options.log };
+  const session: Session = { hosts, log: options.log, progressEveryMs: progressEvery(options.env) };
   try {
     options.log.info(`Inspecting ${servers.length} server(s) for ${selected.length} pair(s)`);
     const inspections = await inspectServers(servers, options.maxParallel, session);
@@ -110,6 +165,10 @@ export async function run(command: Command, options: CoreOptions, mode: Mode = {
     };
     if (command === 'status') {
       const plan = buildPlan({ topology, selected, inspections, stamp: '', mode, env: desiredEnv(topology) }, servers);
+      const listing = await findCopies(servers, inspections, session, options.now ?? new Date(), limited(options.maxParallel));
+      // Listing copies is a courtesy of status: a host it cannot list on is said, and does not fail the status.
+      for (const e of listing.errors) if (!e.error.startsWith('cannot inspect')) options.log.warn(`${e.server}: cannot list its preserved copies: ${e.error}`);
+      before.preserved = listing.copies.map((c) => c.copy);
       return { plan, status: before, env: plan.env, ...known, exitCode: before.pairs.some((p) => p.state === 'unreachable') ? 1 : 0 };
     }
     const stamp = stampOf(options.now ?? new Date());

@@ -3,6 +3,7 @@ import { run as runCore, Command, RunResult } from './core';
 import { Inputs, Outputs } from './constants';
 import { ConfigError, DbreplError, UsageError, messageOf } from './errors';
 import type { Mode } from './plan/diff';
+import { asDesired } from './plan/types';
 import { githubClient, repoOf } from './env/github-client';
 import { writeEnvironments } from './env/github-sink';
 import { planMarker, pullRequestOf, upsertPlanComment } from './env/pr-comment';
@@ -110,10 +111,7 @@ export async function run(rt: ActionRuntime): Promise<void> {
       return;
     }
     if (inputs.failOnDrift && !applied) {
-      const desired = new Map(result.plan.pairs.map((p) => [p.name, p.desired]));
-      const unhealthy = result.status.pairs.filter((p) =>
-        desired.get(p.name) === 'disabled' ? p.state !== 'standalone' && p.state !== 'other-master' : p.state !== 'replicating',
-      );
+      const unhealthy = result.status.pairs.filter((p) => !asDesired(p));
       if (result.plan.changes > 0 || unhealthy.length > 0) {
         rt.setFailed(`fail-on-drift: ${result.plan.changes} change(s) planned, ${unhealthy.length} pair(s) not healthy`);
       }

@@ -1,8 +1,8 @@
-import { PathIssue, readConfig } from './config/load';
+import { PathIssue, ReadOptions, readConfig, UnsetVariable } from './config/load';
 import { NAME_PATTERN, RawConfig } from './config/schema';
 import { CAPABILITIES, capabilitiesOf, ENGINE_SERVER_KEYS } from './engines/capabilities';
 import type { EngineName } from './engines/names';
-import { ConfigError } from './errors';
+import { ConfigError, UsageError } from './errors';
 import type { Application, Pair, ReplicationLogin, Server, Topology } from './model';
 import type { SecretRegistry } from './secrets';
 
@@ -254,6 +254,21 @@ function cycleText(start: Pair, slaveOf: Map<string, Pair>): string {
 }
 
 /** Pairs selected by `--only` (pair names or application names); unknown names are an error for the caller. */
+/** `--only` (or `--app`) naming something the file does not have. */
+export function onlyError(topology: Topology, unknown: string[], flag = '--only'): UsageError {
+  return new UsageError(`${flag} names no pair or application: ${unknown.join(', ')}; pairs: ${topology.pairs.map((p) => p.name).join(', ') || '(none)'}; applications: ${topology.applications.map((a) => a.name).join(', ')}`);
+}
+
+/** The applications `--only` names: by name, or as the applications of the pairs it names. */
+export function selectApplications(topology: Topology, only: string[] | undefined): { apps: string[]; unknown: string[] } {
+  const all = topology.applications.map((a) => a.name);
+  if (!only || only.length === 0) return { apps: all, unknown: [] };
+  const wanted = new Set(only);
+  const byPair = topology.pairs.filter((p) => wanted.has(p.name)).flatMap((p) => [p.master.app, p.slave.app]);
+  const pairNames = new Set(topology.pairs.map((p) => p.name));
+  return { apps: all.filter((a) => wanted.has(a) || byPair.includes(a)), unknown: only.filter((n) => !all.includes(n) && !pairNames.has(n)) };
+}
+
 export function selectPairs(topology: Topology, only: string[] | undefined): { pairs: Pair[]; unknown: string[] } {
   if (!only || only.length === 0) return { pairs: topology.pairs, unknown: [] };
   const apps = new Set(topology.applications.map((a) => a.name));
@@ -264,30 +279,51 @@ export function selectPairs(topology: Topology, only: string[] | undefined): { p
   return { pairs, unknown };
 }
 
+export interface LoadedTopology {
+  file: string;
+  topology: Topology;
+  /** `${VAR}`s not set (read with `unset: 'warn'` only). */
+  unset: UnsetVariable[];
+}
+
 /**
  * Reads replication.yml and resolves it: every rule is checked before any server is
  * touched, and every problem is reported at once with file:line:column and key.
  */
-export function loadTopology(file: string, env: NodeJS.ProcessEnv, secrets: SecretRegistry): { file: string; topology: Topology } {
-  return resolveLoaded(readConfig(file, env, secrets), secrets);
+export function loadTopology(file: string, env: NodeJS.ProcessEnv, secrets: SecretRegistry, options: ReadOptions = {}): LoadedTopology {
+  return resolveLoaded(readConfig(file, env, secrets, undefined, options), secrets);
 }
 
 /** The same from text already read (tests, and files named on stdin later). */
-export function parseTopology(text: string, file: string, env: NodeJS.ProcessEnv, secrets: SecretRegistry): { file: string; topology: Topology } {
-  return resolveLoaded(readConfig(file, env, secrets, text), secrets);
+export function parseTopology(text: string, file: string, env: NodeJS.ProcessEnv, secrets: SecretRegistry, options: ReadOptions = {}): LoadedTopology {
+  return resolveLoaded(readConfig(file, env, secrets, text, options), secrets);
 }
 
-function resolveLoaded(loaded: ReturnType<typeof readConfig>, secrets: SecretRegistry): { file: string; topology: Topology } {
+/** Keys whose values the environment variables are computed from: `env` cannot print without them. */
+const ENV_INPUTS = [/^applications\.[^.]+\.servers\.[^.]+\.(engine|host|port|replica_set)$/, /^replications\[\d+\]\.(master|slave|primary|replica|state|name)$/];
+
+/** Unset variables that `env` needs the value of, as errors naming them. */
+export function unsetForEnv(unset: UnsetVariable[]): ConfigError | null {
+  const needed = unset.filter((u) => ENV_INPUTS.some((re) => re.test(u.at.key)));
+  if (needed.length === 0) return null;
+  return new ConfigError(needed.map((u) => ({ ...u.at, message: `environment variable ${u.name} is not set, and the environment variables are computed from this value; export it` })));
+}
+
+function resolveLoaded(loaded: ReturnType<typeof readConfig>, secrets: SecretRegistry): LoadedTopology {
   const resolved = resolveTopology(loaded.raw);
   if (!resolved.ok) throw new ConfigError(loaded.issuesAt(resolved.issues));
-  // Credentials are secrets even when written literally in the file.
+  // Credentials are secrets even when written literally in the file (a `${NAME}` left unset is not one).
+  const placeholders = loaded.unset.map((u) => `\${${u.name}}`);
+  const secret = (v: string | undefined): void => {
+    if (v && !placeholders.some((p) => v.includes(p))) secrets.add(v);
+  };
   for (const server of resolved.topology.servers.values()) {
-    secrets.add(server.password);
-    secrets.add(server.ssh?.private_key);
-    secrets.add(server.ssh?.passphrase);
-    secrets.add(server.tls?.key);
+    secret(server.password);
+    secret(server.ssh?.private_key);
+    secret(server.ssh?.passphrase);
+    secret(server.tls?.key);
   }
-  for (const pair of resolved.topology.pairs) secrets.add(pair.replication.password);
-  return { file: loaded.file, topology: resolved.topology };
+  for (const pair of resolved.topology.pairs) secret(pair.replication.password);
+  return { file: loaded.file, topology: resolved.topology, unset: loaded.unset };
 }
 

@@ -17,9 +17,32 @@ export interface PathIssue {
 export interface ReadConfig {
   file: string;
   raw: RawConfig;
+  /** `${VAR}`s that were not set (only when reading with `unset: 'warn'`). */
+  unset: UnsetVariable[];
   /** Positions for problems found later, so they too point at file:line:column. */
   issuesAt(issues: PathIssue[]): ConfigIssue[];
 }
+
+/** A `${NAME}` with no value, where the file uses it. */
+export interface UnsetVariable {
+  name: string;
+  /** Where it is used: file, line, column, dotted key. */
+  at: ConfigIssue;
+  path: Array<string | number>;
+}
+
+export interface ReadOptions {
+  /**
+   * `error` (default): an unset variable is an error. `warn`: for commands that read the file
+   * alone (validate, env), it is reported and the text `${NAME}` kept in its place; keys that
+   * must be numbers or durations get a neutral stand-in, and the caller decides whether it
+   * needed the value.
+   */
+  unset?: 'error' | 'warn';
+}
+
+/** Keys whose values are numbers or durations: an unset variable there gets a stand-in that parses. */
+const STAND_INS: Record<string, string> = { port: '1', max_lag: '0', catchup_timeout: '0', copy_timeout: '0' };
 
 const VAR = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 
@@ -28,7 +51,7 @@ const VAR = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
  * reported at once, each with file:line:column and key. Values substituted from `${VAR}`
  * are registered as secrets.
  */
-export function readConfig(file: string, env: NodeJS.ProcessEnv, secrets: SecretRegistry, text?: string): ReadConfig {
+export function readConfig(file: string, env: NodeJS.ProcessEnv, secrets: SecretRegistry, text?: string, options: ReadOptions = {}): ReadConfig {
   if (text === undefined) {
     try {
       text = fs.readFileSync(file, 'utf8');
@@ -38,10 +61,10 @@ export function readConfig(file: string, env: NodeJS.ProcessEnv, secrets: Secret
     }
     file = display(file);
   }
-  return parseConfig(text, file, env, secrets);
+  return parseConfig(text, file, env, secrets, options);
 }
 
-function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv, secrets: SecretRegistry): ReadConfig {
+function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv, secrets: SecretRegistry, options: ReadOptions): ReadConfig {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const at = (offset: number | undefined, key: string, message: string): ConfigIssue => {
@@ -63,7 +86,16 @@ function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv, secrets
   }
 
   const issues: ConfigIssue[] = [];
-  const substituted = substitute(doc, env, secrets, (offset, key, message) => issues.push(at(offset, key, message)));
+  const unset: UnsetVariable[] = [];
+  const substituted = substitute(doc, env, secrets, (offset, path, name) => {
+    if (options.unset === 'warn') {
+      unset.push({ name, path, at: at(offset, dotted(path), `environment variable ${name} is not set (not needed to read the file; plan, apply and status will need it)`) });
+      const stand = STAND_INS[String(path[path.length - 1])];
+      return stand ?? `\${${name}}`;
+    }
+    issues.push(at(offset, dotted(path), `environment variable ${name} is not set; export it (or add it to the workflow's env) before running`));
+    return null;
+  });
   if (issues.length > 0) throw new ConfigError(issues);
 
   const parsed = configSchema.safeParse(doc.toJS({ maxAliasCount: 100 }) ?? {});
@@ -74,6 +106,7 @@ function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv, secrets
   return {
     file,
     raw: parsed.data,
+    unset,
     issuesAt: (found) => sortIssues(found.map((i) => at(offsetOf(doc, i.path, i.atKey), dotted(i.path), i.message))),
   };
 }
@@ -112,19 +145,16 @@ function yamlMessage(message: string): string {
  * Replace `${NAME}` in every string scalar, keeping the node (and so its position). `$${`
  * is a literal `${`. Returns the nodes that received a value, whose text is never echoed.
  */
-function substitute(doc: Document, env: NodeJS.ProcessEnv, secrets: SecretRegistry, report: (offset: number | undefined, key: string, message: string) => void): Set<unknown> {
+function substitute(doc: Document, env: NodeJS.ProcessEnv, secrets: SecretRegistry, unset: (offset: number | undefined, path: Array<string | number>, name: string) => string | null): Set<unknown> {
   const touched = new Set<unknown>();
   visit(doc, {
     Scalar(_key, node, ancestry) {
       if (typeof node.value !== 'string' || !node.value.includes('${')) return;
-      const keyPath = dotted(pathOf(ancestry, node));
+      const keyPath = pathOf(ancestry, node);
       node.value = node.value.replace(VAR, (whole: string, name: string | undefined) => {
         if (name === undefined) return '${';
         const value = env[name];
-        if (value === undefined) {
-          report(node.range?.[0], keyPath, `environment variable ${name} is not set; export it (or add it to the workflow's env) before running`);
-          return whole;
-        }
+        if (value === undefined) return unset(node.range?.[0], keyPath, name) ?? whole;
         secrets.add(value);
         touched.add(node);
         return value;

@@ -5,10 +5,10 @@ export type { EngineName };
 
 export const NAME_PATTERN = /^[a-z0-9][a-z0-9-]*$/;
 
-const DURATION_PATTERN = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/;
-const UNIT_SECONDS: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600 };
+const DURATION_PATTERN = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/;
+const UNIT_SECONDS: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400 };
 
-/** `5m`, `90s`, `1h`, `250ms`, or a bare number of seconds. */
+/** `5m`, `90s`, `1h`, `7d`, `250ms`, or a bare number of seconds. */
 export function parseDuration(value: string | number): number {
   if (typeof value === 'number') return value;
   const m = DURATION_PATTERN.exec(value.trim());

@@ -1,3 +1,4 @@
+import type { CopyPattern } from '../hosts/copies';
 import type { Host, HostProvider } from '../hosts/host';
 import type { Pair, Server } from '../model';
 import type { EngineCapabilities } from './capabilities';
@@ -28,6 +29,8 @@ export interface Logger {
 export interface Session {
   hosts: HostProvider;
   log: Logger;
+  /** How often long copies say how far they are (default PROGRESS_EVERY_MS). */
+  progressEveryMs?: number;
 }
 
 /** Outcome of inspecting one server: engine-specific facts, or why it could not be reached. */
@@ -100,6 +103,8 @@ export interface Engine<F = unknown> {
   readonly capabilities: EngineCapabilities;
   inspect(server: Server, session: Session): Promise<F>;
   identity(facts: F): Identity;
+  /** Where this server's previous data is kept when it is rebuilt as a slave. */
+  copies(facts: F): CopyPattern;
   pairState(pair: Pair, master: Inspection<F>, slave: Inspection<F>): PairLive;
   /** Replication links live on declared servers (for drift). */
   liveLinks(inspections: Array<Inspection<F>>, servers: Server[]): LiveLink[];

@@ -83,8 +83,15 @@ export async function statOwner(host: Host, file: string): Promise<{ uid: number
   return { uid: Number(uid), gid: Number(gid), mode };
 }
 
-/** The last lines of a program's output for a message: redacted of what programs echo back. */
+/** Progress meters (dd, pg_basebackup): they tell how far a copy got, not why it failed. */
+const METER = /^(\d+ bytes \(.*copied|\d+\+\d+ records (in|out)$|\d+\/\d+ kB \(\d+%\))/;
+
+/** The last lines of a program's output for a message: redacted of what programs echo back, without progress meters. */
 export function tail(text: string, lines = 5): string {
-  const t = redactProgramOutput(text.trim().split('\n').slice(-lines).join(' | '));
+  const kept = text
+    .trim()
+    .split(/[\r\n]+/)
+    .filter((l) => !METER.test(l.trim()));
+  const t = redactProgramOutput(kept.slice(-lines).join(' | '));
   return t.length > 600 ? t.slice(-600) : t || '(no output)';
 }

@@ -215,6 +215,7 @@ export function buildStatus(selected: Pair[], inspections: ReadonlyMap<string, I
         engine: pair.engine,
         master: pair.master.ref,
         slave: pair.slave.ref,
+        desired: pair.desired,
         state: live.state,
         lag_seconds: live.lagSeconds,
         lag_bytes: live.lagBytes,

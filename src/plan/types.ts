@@ -57,12 +57,37 @@ export interface StatusPair {
   engine: EngineName;
   master: string;
   slave: string;
+  /** What the file wants: the state is judged against it. */
+  desired: 'enabled' | 'disabled';
   state: LiveState;
   lag_seconds: number | null;
   lag_bytes: number | null;
   error: string | null;
 }
 
+/** A copy of a slave's previous data that dbrepl kept on its host. */
+export interface PreservedCopy {
+  server: string;
+  path: string;
+  bytes: number;
+  /** ISO time of the run that made it. */
+  created: string;
+  age_seconds: number;
+  /** The server's latest copy: `dbrepl preserved remove` never takes it. */
+  newest: boolean;
+}
+
 export interface Status {
   pairs: StatusPair[];
+  /** Per server, the copies of previous data it holds (status only). */
+  preserved?: PreservedCopy[];
+}
+
+/**
+ * Whether a pair is as the file wants it and healthy: an enabled pair replicating within
+ * max_lag; a disabled pair whose slave does not follow its master (standalone, or
+ * following another server, which is that server's pair's business).
+ */
+export function asDesired(p: StatusPair): boolean {
+  return p.desired === 'enabled' ? p.state === 'replicating' : p.state === 'standalone' || p.state === 'other-master';
 }

@@ -1,4 +1,4 @@
-import type { EnvMap, Plan, PlannedPair, Status, StatusPair } from '../plan/types';
+import { asDesired, EnvMap, Plan, PlannedPair, PreservedCopy, Status, StatusPair } from '../plan/types';
 import { humanBytes } from '../util/bytes';
 
 /**
@@ -27,6 +27,15 @@ export function summaryLine(plan: Plan): string {
   return `${n('enable')} to enable, ${n('disable')} to disable, ${n('resync')} to resync${no > 0 ? `, ${no} refused (the run exits 1)` : ''}`;
 }
 
+/**
+ * What happened to a pair, in words: `skipped` only for something that was not attempted
+ * (its why is in `error`); a pair with nothing to do is "already as desired".
+ */
+export function resultWord(p: { action: string; result?: string }): string | null {
+  if (!p.result) return null;
+  return p.action === 'none' && p.result === 'skipped' ? 'already as desired' : p.result;
+}
+
 /** ANSI colours, used only when the output is a terminal. */
 export interface Style {
   add(s: string): string;
@@ -51,7 +60,8 @@ function symbolOf(p: PlannedPair | Plan['drift'][number], style: Style): string 
 export function planText(plan: Plan, applied = false, style: Style = PLAIN): string {
   const out: string[] = [];
   for (const p of plan.pairs) {
-    const result = p.result ? ` [${p.result === 'failed' ? style.bad(p.result) : p.result}]` : '';
+    const word = resultWord(p);
+    const result = word ? ` [${word === 'failed' ? style.bad(word) : word}]` : '';
     const no = refused(p);
     out.push(`${symbolOf(p, style)} ${style.bold(p.name)}: ${p.master} -> ${p.slave} (${p.engine}) desired ${p.desired}, live ${p.live}: ${p.action}${no ? style.bad(' REFUSED') : ''}${result}`);
     out.push(`    ${p.reason}`);
@@ -63,10 +73,11 @@ export function planText(plan: Plan, applied = false, style: Style = PLAIN): str
     }
     if (p.preserved && p.action !== 'none') out.push(`    previous slave data ${applied && p.result === 'done' ? 'kept' : 'will be kept'} at: ${p.preserved}`);
     for (const w of p.warnings) out.push(`    ${style.change('warning:')} ${w}`);
-    if (p.error && p.live !== 'unreachable' && !no) out.push(`    ${style.bad('error:')} ${p.error}`);
+    if (p.error && p.live !== 'unreachable' && !no) out.push(`    ${p.result === 'skipped' ? 'skipped:' : style.bad('error:')} ${p.error}`);
   }
   for (const d of plan.drift) {
-    out.push(`${symbolOf(d, style)} drift ${d.slave} <- ${d.master} (${d.engine}): ${d.action}${d.result ? ` [${d.result}]` : ''}`);
+    const word = resultWord(d);
+    out.push(`${symbolOf(d, style)} drift ${d.slave} <- ${d.master} (${d.engine}): ${d.action}${word ? ` [${word}]` : ''}`);
     out.push(`    ${d.reason}`);
     if (d.error) out.push(`    ${d.action !== 'none' && !d.result ? 'refused' : 'error'}: ${d.error}`);
   }
@@ -77,17 +88,41 @@ export function planText(plan: Plan, applied = false, style: Style = PLAIN): str
 }
 
 function applySummary(plan: Plan): string {
-  const all = [...plan.pairs, ...plan.drift];
-  const count = (r: string): number => all.filter((p) => p.result === r).length;
-  return `Apply: ${count('done')} done, ${count('failed')} failed, ${count('skipped')} skipped.`;
+  const words = [...plan.pairs, ...plan.drift].map(resultWord);
+  const count = (r: string): number => words.filter((w) => w === r).length;
+  return `Apply: ${count('done')} done, ${count('failed')} failed, ${count('skipped')} skipped, ${count('already as desired')} already as desired.`;
+}
+
+/** `3d 4h`, `5h 12m`, `42m`, `17s`: an age for people. */
+export function humanAge(seconds: number): string {
+  const d = Math.floor(seconds / 86400);
+  const h = Math.floor((seconds % 86400) / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  if (d > 0) return `${d}d ${h}h`;
+  if (h > 0) return `${h}h ${m}m`;
+  if (m > 0) return `${m}m`;
+  return `${seconds}s`;
+}
+
+/** Copies of previous data, grouped by server, oldest first; the newest of each marked. */
+export function copiesText(copies: PreservedCopy[]): string[] {
+  const out: string[] = [];
+  let server = '';
+  for (const c of copies) {
+    if (c.server !== server) out.push(`${(server = c.server)}:`);
+    out.push(`    ${c.path}  ${humanBytes(c.bytes)}, ${humanAge(c.age_seconds)} old${c.newest ? ' (newest: kept)' : ''}`);
+  }
+  return out;
 }
 
 export function statusText(status: Status): string {
   const lines = status.pairs.map((p: StatusPair) => {
     const err = p.error ? ` (${p.error})` : '';
-    return `${p.name}: ${p.master} -> ${p.slave} (${p.engine}) ${p.state}, lag ${lag(p.lag_seconds, p.lag_bytes)}${err}`;
+    const off = asDesired(p) ? '' : ` [not as the file wants: ${p.desired === 'enabled' ? 'replicating' : 'not following this master'}]`;
+    return `${p.name}: ${p.master} -> ${p.slave} (${p.engine}) ${p.state}, lag ${lag(p.lag_seconds, p.lag_bytes)}${err}${off}`;
   });
   if (lines.length === 0) lines.push('No replication pairs selected.');
+  if (status.preserved && status.preserved.length > 0) lines.push('', 'Preserved copies of previous data (dbrepl preserved list|remove):', ...copiesText(status.preserved));
   return lines.join('\n') + '\n';
 }
 
@@ -135,10 +170,10 @@ export function planMarkdown(plan: Plan, options: MarkdownOptions | string): str
   out.push('|---|---|---|---|---|---|---|---|');
   for (const p of plan.pairs) {
     const action = refused(p) ? `**${p.action}** (refused)` : `**${p.action}**`;
-    out.push(`| ${cell(p.name)} | ${cell(`${p.master} -> ${p.slave}`)} | ${p.engine} | ${p.desired} | ${p.live} | ${action} | ${lag(p.lag_seconds, p.lag_bytes)} | ${p.result ?? '-'} |`);
+    out.push(`| ${cell(p.name)} | ${cell(`${p.master} -> ${p.slave}`)} | ${p.engine} | ${p.desired} | ${p.live} | ${action} | ${lag(p.lag_seconds, p.lag_bytes)} | ${resultWord(p) ?? '-'} |`);
   }
   for (const d of plan.drift) {
-    out.push(`| drift: ${cell(d.name)} | ${cell(`${d.master} -> ${d.slave}`)} | ${d.engine} | (undeclared) | ${d.live} | **${d.action}** | - | ${d.result ?? '-'} |`);
+    out.push(`| drift: ${cell(d.name)} | ${cell(`${d.master} -> ${d.slave}`)} | ${d.engine} | (undeclared) | ${d.live} | **${d.action}** | - | ${resultWord(d) ?? '-'} |`);
   }
   out.push('');
   const notes = plan.pairs.filter((p) => p.action !== 'none' || p.error || p.warnings.length > 0);

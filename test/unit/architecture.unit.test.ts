@@ -20,7 +20,7 @@ for (const file of files(SRC)) {
   const deps = info.importedFiles.map((i) => {
     if (!i.fileName.startsWith('.')) return i.fileName;
     const base = path.resolve(path.dirname(file), i.fileName);
-    const hit = [`${base}.ts`, path.join(base, 'index.ts')].find((f) => fs.existsSync(f));
+    const hit = [`${base}.ts`, path.join(base, 'index.ts'), ...(base.endsWith('.json') ? [base] : [])].find((f) => fs.existsSync(f));
     if (!hit) throw new Error(`${file}: cannot resolve ${i.fileName}`);
     return path.relative(SRC, hit);
   });

@@ -89,9 +89,9 @@ interface Issue {
 }
 
 /** Parses `error: <file>:<line>:<col>: <key>: <message>` lines. */
-function issuesIn(stderr: string, file: string): Issue[] {
+function issuesIn(stderr: string, file: string, level = 'error'): Issue[] {
   const out: Issue[] = [];
-  const prefix = `error: ${file}:`;
+  const prefix = `${level}: ${file}:`;
   for (const raw of stderr.split('\n')) {
     if (!raw.startsWith(prefix)) continue;
     const m = /^(\d+):(\d+): (\S+): (.*)$/.exec(raw.slice(prefix.length));
@@ -775,14 +775,37 @@ describe('a valid file: validate and env read the file alone', () => {
     expect(lines.indexOf('# shop-dr')).toBeGreaterThan(lines.indexOf(`POSTGRESQL_PORT=${ports[0]}`));
   });
 
-  test('validate of a valid file whose ${VAR} is unset names the variable and leaks no other secret', async () => {
+  test('validate of a valid file whose ${VAR} is unset: a warning naming the variable where it is used, exit 0, no other secret', async () => {
     const file = write(VALID);
     const env = baseEnv();
     delete env.SSH_KNOWN_HOSTS;
     const r = await run(['validate', '-c', file], env);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toContain('SSH_KNOWN_HOSTS');
-    expect(issuesIn(r.stderr, file).map((i) => i.key)).toEqual(['applications.shop.servers.pg-main.ssh.known_hosts']);
+    expect(r.code).toBe(0);
+    expect(issuesIn(r.stderr, file, 'warning')).toEqual([expect.objectContaining({ key: 'applications.shop.servers.pg-main.ssh.known_hosts', message: expect.stringContaining('SSH_KNOWN_HOSTS is not set') })]);
+    expect(r.stdout).toContain('1 variable(s) not set');
+    const j = await run(['validate', '-c', file, '--json'], env);
+    expect(j.code).toBe(0);
+    expect(JSON.parse(j.stdout)).toMatchObject({ valid: true, pairs: 4, warnings: [expect.stringContaining('SSH_KNOWN_HOSTS')] });
+  });
+
+  test('validate and env need no password exported; env refuses an unset value it is computed from', async () => {
+    const file = write(VALID);
+    const bare: NodeJS.ProcessEnv = { PATH: process.env.PATH };
+    const v = await run(['validate', '-c', file], bare);
+    expect(v.code).toBe(0);
+    expect(issuesIn(v.stderr, file, 'warning').length).toBeGreaterThan(1);
+    const e = await run(['env', '-c', file, '--format', 'json'], bare);
+    expect(e.code).toBe(0);
+    expect(Object.keys(JSON.parse(e.stdout))).toEqual(['shop', 'shop-dr']);
+    // A host from a variable: env cannot print the address without it.
+    const hosted = write(VALID.replace(/host: 127\.0\.0\.1/, 'host: ${PG_MAIN_HOST}'));
+    const h = await run(['env', '-c', hosted], bare);
+    expect(h.code).toBe(1);
+    expect(issuesIn(h.stderr, hosted)).toEqual([expect.objectContaining({ key: expect.stringMatching(/^applications\.shop\.servers\.[a-z-]+\.host$/), message: expect.stringContaining('PG_MAIN_HOST is not set') })]);
+    // plan needs every value: an unset one is an error there, before any connection.
+    const p = await run(['plan', '-c', file], bare);
+    expect(p.code).toBe(1);
+    expect(issuesIn(p.stderr, file).length).toBeGreaterThan(0);
   });
 });
 

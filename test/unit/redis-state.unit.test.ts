@@ -12,7 +12,7 @@ const GiB = 2 ** 30;
 
 function facts(over: Partial<RedisFacts> = {}): RedisFacts {
   return {
-    version: '7.0.15', role: 'master', masterHost: null, masterPort: null, linkUp: false, syncInProgress: false, linkDownSeconds: null,
+    version: '7.0.15', role: 'master', masterHost: null, masterPort: null, linkUp: false, syncInProgress: false, syncBytes: null, linkDownSeconds: null,
     lastIoSecondsAgo: null, masterOffset: 1000, replicaOffset: null, dir: '/var/lib/redis', dbfilename: 'dump.rdb', replicas: [],
     usedMemory: 10 * 1024 * 1024, replBacklogSize: 1024 * 1024, replicaBufferLimit: { hard: 256 * 1024 * 1024, soft: 64 * 1024 * 1024, seconds: 60 },
     configFile: '/etc/redis/redis.conf', processId: 1, syncFull: 0, runId: 'a'.repeat(40), tlsReplication: false, tlsCertFile: '', tlsCaCertFile: '', ...over,

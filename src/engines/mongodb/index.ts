@@ -15,6 +15,7 @@ export const mongodb: Engine<never> = {
   capabilities: mongodbCapabilities,
   inspect: async () => unavailable(),
   identity: unavailable,
+  copies: unavailable,
   pairState: (_pair, master, slave) => {
     const sides = bothSides(master, slave);
     return 'live' in sides ? sides.live : unavailable();

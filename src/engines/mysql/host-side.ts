@@ -1,5 +1,6 @@
 import { DbreplError } from '../../errors';
 import { readFile, runChecked, runScript } from '../../hosts/commands';
+import { CopyProgress } from '../../util/progress';
 import type { Host, RunAs } from '../../hosts/host';
 import type { Server } from '../../model';
 import type { Dialect } from './dialect';
@@ -65,16 +66,25 @@ ln -- "$tmp" "$out"`,
  * slave's binary log; `trailer` runs last in the same session (it restores the slave's
  * admin account, which the master's `mysql` schema would otherwise replace).
  */
-export async function streamCopy(host: Host, d: Dialect, md: Dialect, master: Login, slave: Login, trailer: string, timeoutMs: number): Promise<void> {
+export async function streamCopy(host: Host, d: Dialect, md: Dialect, master: Login, slave: Login, trailer: string, timeoutMs: number, meter?: CopyProgress): Promise<void> {
   await runScript(
     host,
-    // A failed dump must fail the pipeline (and must not be followed by the trailer).
+    // A failed dump must fail the pipeline (and must not be followed by the trailer). dd counts
+    // the bytes through the pipe: its meter (`N bytes ... copied`, every second) goes to stderr.
     `dump=$1; client=$2; shift 2
-{ printf 'SET SESSION sql_log_bin=0;\\n'; "$dump" --defaults-file=<(printf %s "$src") "$@" || exit 1; printf '%s\\n' "$trailer"; } | "$client" --defaults-file=<(printf %s "$dst") --binary-mode`,
+{ printf 'SET SESSION sql_log_bin=0;\\n'; "$dump" --defaults-file=<(printf %s "$src") "$@" || exit 1; printf '%s\\n' "$trailer"; } | dd bs=1M status=progress | "$client" --defaults-file=<(printf %s "$dst") --binary-mode`,
     [md.dumpProgram, d.clientProgram, ...md.dumpArgs],
     `copying ${master.server.ref} into ${slave.server.ref}`,
-    { secrets: { src: adminOptions(master), dst: adminOptions(slave), trailer }, timeoutMs },
+    {
+      secrets: { src: adminOptions(master), dst: adminOptions(slave), trailer },
+      timeoutMs,
+      progress: (line) => {
+        const m = /^(\d+) bytes/.exec(line);
+        if (m) meter?.update(Number(m[1]));
+      },
+    },
   );
+  meter?.finish();
 }
 
 /** Loads the slave's own dump back (after a failed copy). */

@@ -2,13 +2,14 @@ import type { Engine } from '../engine';
 import { mysqlCapabilities } from './capabilities';
 import { inspectMysql, MyFacts } from './inspect';
 import { preflight } from './preflight';
-import { identity, liveLinks, pairState } from './state';
+import { copies, identity, liveLinks, pairState } from './state';
 import { plan } from './steps';
 
 export const mysql: Engine<MyFacts> = {
   capabilities: mysqlCapabilities,
   inspect: inspectMysql,
   identity,
+  copies,
   pairState,
   liveLinks,
   plan,

@@ -53,7 +53,7 @@ export async function preflight(pair: Pair, { m, s }: Sides<MyFacts>, planned: {
   if (slaveHost) {
     // The kept dump, the copy and the option file belong on the slave's own machine.
     out.push(...(await finding('error', () => verifyHost(slaveHost, pair.slave, s))));
-    out.push(...(await finding('error', () => checkPrograms(slaveHost, [d.dumpProgram, d.clientProgram, md.dumpProgram, 'gzip']))));
+    out.push(...(await finding('error', () => checkPrograms(slaveHost, [d.dumpProgram, d.clientProgram, md.dumpProgram, 'gzip', 'dd']))));
     if (d.needsOptionsFile) out.push(...(await finding('error', () => checkOptionsFile(slaveHost, pair.slave, s))));
     out.push(...(await finding('error', async () => checkFreeSpace(slaveHost, s.datadir, await dataBytes(session, pair.master), pair.master.ref))));
   }

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Pair, Server } from '../../model';
+import { copyPath, CopyPattern } from '../../hosts/copies';
 import { bothSides, Identity, Inspection, LiveLink, PairLive } from '../engine';
 import { atLeast } from './dialect';
 import type { MyFacts, ReplicaStatus } from './inspect';
@@ -13,8 +14,13 @@ export function serverIdFor(server: Server, avoid: number[]): number {
   return id;
 }
 
+/** A compressed dump of every database, next to the data directory. */
+export function copies(facts: Pick<MyFacts, 'datadir'>): CopyPattern {
+  return { base: facts.datadir.replace(/\/+$/, ''), suffix: '.sql.gz', kind: 'file' };
+}
+
 export function preservedPath(datadir: string, stamp: string): string {
-  return `${datadir.replace(/\/+$/, '')}.dbrepl-${stamp}.sql.gz`;
+  return copyPath(copies({ datadir }), stamp);
 }
 
 function follows(r: ReplicaStatus, master: Server): boolean {

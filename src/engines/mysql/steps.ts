@@ -4,6 +4,7 @@ import type { Host, RunAs } from '../../hosts/host';
 import { copyTimeoutMs, SERVICE_TIMEOUT_MS } from '../../hosts/limits';
 import type { Pair, Server } from '../../model';
 import { pollUntil, PollAbort } from '../../util/poll';
+import { CopyProgress } from '../../util/progress';
 import type { ActionPlan, ChangeAction, Session, Sides, Step } from '../engine';
 import { serviceArgv } from '../service';
 import { withClient, Sql } from './client';
@@ -259,7 +260,9 @@ function enableSteps(pair: Pair, { m, s }: Sides<MyFacts>, stamp: string): Actio
     text: `slave host: ${md.dumpProgram} ${md.dumpArgs.join(' ')} on the master, piped straight into ${d.clientProgram} on the slave with sql_log_bin=0 (full online copy; the slave's admin account is put back at the end)`,
     run: async (session) => {
       const bytes = await dataBytes(session, pair.master);
-      await streamCopy(await slaveHost(session), d, md, login(pair.master, md, masterFiles, masterTls), login(pair.slave, d, slaveFiles, slaveTls), st.trailer, copyTimeoutMs(bytes, pair.copyTimeoutSeconds));
+      // The dump's size is not the data's: the total is an estimate.
+      const meter = new CopyProgress(`${pair.name}: copy`, (l) => session.log.info(l), { total: bytes, estimated: true, everyMs: session.progressEveryMs });
+      await streamCopy(await slaveHost(session), d, md, login(pair.master, md, masterFiles, masterTls), login(pair.slave, d, slaveFiles, slaveTls), st.trailer, copyTimeoutMs(bytes, pair.copyTimeoutSeconds), meter);
     },
   });
   const follow = [...(d.superReadOnly ? [d.superReadOnly] : []), change.sql, d.startReplica];

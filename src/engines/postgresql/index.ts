@@ -2,13 +2,14 @@ import type { Engine } from '../engine';
 import { postgresqlCapabilities } from './capabilities';
 import { inspectPostgres, PgFacts } from './inspect';
 import { preflight } from './preflight';
-import { identity, liveLinks, pairState } from './state';
+import { copies, identity, liveLinks, pairState } from './state';
 import { plan } from './steps';
 
 export const postgresql: Engine<PgFacts> = {
   capabilities: postgresqlCapabilities,
   inspect: inspectPostgres,
   identity,
+  copies,
   pairState,
   liveLinks,
   plan,

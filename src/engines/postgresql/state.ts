@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Pair, Server } from '../../model';
+import { copyPath, CopyPattern } from '../../hosts/copies';
 import { bothSides, Identity, Inspection, LiveLink, PairLive } from '../engine';
 import { lsnDistance } from './lsn';
 import type { PgFacts } from './inspect';
@@ -96,8 +97,13 @@ export function pairState(pair: Pair, master: Inspection<PgFacts>, slave: Inspec
   return { state: 'replicating', lagSeconds, lagBytes, error: null, masterKeepsSlave };
 }
 
+/** The data directory moved aside, next to it. */
+export function copies(facts: Pick<PgFacts, 'dataDirectory'>): CopyPattern {
+  return { base: facts.dataDirectory.replace(/\/+$/, ''), suffix: '', kind: 'directory' };
+}
+
 export function preservedPath(dataDir: string, stamp: string): string {
-  return `${dataDir.replace(/\/+$/, '')}.dbrepl-${stamp}`;
+  return copyPath(copies({ dataDirectory: dataDir }), stamp);
 }
 
 export const DEFAULT_SERVICE = { stop: 'systemctl stop postgresql', start: 'systemctl start postgresql' };

@@ -5,6 +5,7 @@ import type { RunAs } from '../../hosts/host';
 import { copyTimeoutMs, SERVICE_TIMEOUT_MS } from '../../hosts/limits';
 import type { Pair } from '../../model';
 import { pollUntil } from '../../util/poll';
+import { CopyProgress } from '../../util/progress';
 import type { ActionPlan, ChangeAction, Session, Sides, Step } from '../engine';
 import { serviceArgv } from '../service';
 import { withClient } from './client';
@@ -17,7 +18,6 @@ import { forgetTlsSteps, removeTlsFiles, replicationTls, tlsFilesFor, writeTlsFi
 import { preservedPath, restartSettings, service, slotName, START_TIMEOUT_MS, STOP_TIMEOUT_MS } from './state';
 
 export const major = (f: PgFacts): number => Math.floor(f.versionNum / 10000);
-const PROGRESS_EVERY_MS = 5_000;
 
 export function plan(pair: Pair, action: ChangeAction, sides: Sides<PgFacts>, stamp: string): ActionPlan {
   return action === 'disable' ? disableSteps(pair, sides) : enableSteps(pair, sides, stamp);
@@ -207,12 +207,14 @@ function enableSteps(pair: Pair, { m, s }: Sides<PgFacts>, stamp: string): Actio
       const bin = await findBasebackup(host, major(s));
       const bytes = await withClient(session, pair.master, databaseBytes);
       // The password reaches pg_basebackup alone, through stdin: not in argv, not in the runner's environment.
-      // Its progress meter, every few seconds, in the log (a copy of hours must show it is moving).
-      let said = 0;
+      // Its progress meter (`123/4567 kB (2%), 0/1 tablespace`), every few seconds in the log: a copy of hours must show it is moving.
+      const meter = new CopyProgress(`${pair.name}: copy`, (l) => session.log.info(l), { total: bytes, estimated: true, everyMs: session.progressEveryMs });
       const progress = (line: string): void => {
-        if (!/kB \(\d+%\)/.test(line) || Date.now() - said < PROGRESS_EVERY_MS) return;
-        said = Date.now();
-        session.log.info(`${pair.name}: pg_basebackup ${line.replace(/\s+/g, ' ')}`);
+        const m = /^(\d+)\/(\d+) kB \(\d+%\)/.exec(line);
+        if (!m) return;
+        // pg_basebackup's own total (what the master reported at the start): near exact.
+        meter.setTotal(Number(m[2]) * 1024);
+        meter.update(Number(m[1]) * 1024);
       };
       await runScript(host, 'PGPASSWORD="$pgpassword" exec "$@"', [bin, '-D', dataDir, '-X', 'stream', '-R', '-S', slot, '-c', 'fast', '--no-password', '--progress'], 'pg_basebackup', {
         progress,
@@ -221,6 +223,7 @@ function enableSteps(pair: Pair, { m, s }: Sides<PgFacts>, stamp: string): Actio
         timeoutMs: copyTimeoutMs(bytes, pair.copyTimeoutSeconds),
         as,
       });
+      meter.finish();
     },
   });
   steps.push({

@@ -18,6 +18,8 @@ export interface RedisFacts {
   masterPort: number | null;
   linkUp: boolean;
   syncInProgress: boolean;
+  /** During a full sync: the RDB bytes received, of how many (null when the master streams it diskless, size unknown). */
+  syncBytes: { read: number; total: number | null } | null;
   linkDownSeconds: number | null;
   lastIoSecondsAgo: number | null;
   /** What it has produced or passed on (master_repl_offset; a replica reports one too). */
@@ -76,6 +78,10 @@ export async function readFacts(redis: Cmd): Promise<RedisFacts> {
     masterPort: role === 'slave' ? num('master_port') : null,
     linkUp: info.master_link_status === 'up',
     syncInProgress: info.master_sync_in_progress === '1',
+    syncBytes:
+      info.master_sync_in_progress === '1' && info.master_sync_read_bytes !== undefined
+        ? { read: Number(info.master_sync_read_bytes), total: Number(info.master_sync_total_bytes) > 0 ? Number(info.master_sync_total_bytes) : null }
+        : null,
     linkDownSeconds: num('master_link_down_since_seconds'),
     lastIoSecondsAgo: num('master_last_io_seconds_ago'),
     masterOffset: Number(info.master_repl_offset ?? 0),

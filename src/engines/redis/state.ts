@@ -1,5 +1,6 @@
 import type { Pair, Server } from '../../model';
 import { humanBytes } from '../../util/bytes';
+import { copyPath, CopyPattern } from '../../hosts/copies';
 import { bothSides, Identity, Inspection, LiveLink, PairLive } from '../engine';
 import type { RedisFacts } from './inspect';
 
@@ -11,8 +12,13 @@ export function ownBase(dir: string, dbfilename: string): string {
   return `${dir.replace(/\/+$/, '')}/${dbfilename.replace(/\.rdb$/, '')}`;
 }
 
+/** A copy of its RDB file, next to it. */
+export function copies(facts: Pick<RedisFacts, 'dir' | 'dbfilename'>): CopyPattern {
+  return { base: ownBase(facts.dir, facts.dbfilename), suffix: '.rdb', kind: 'file' };
+}
+
 export function preservedPath(dir: string, dbfilename: string, stamp: string): string {
-  return `${ownBase(dir, dbfilename)}.dbrepl-${stamp}.rdb`;
+  return copyPath(copies({ dir, dbfilename }), stamp);
 }
 
 function follows(s: RedisFacts, slave: Server, master: Server, m: RedisFacts | null): boolean {

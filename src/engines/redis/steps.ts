@@ -2,6 +2,7 @@ import { DbreplError } from '../../errors';
 import { runScript, statOwner } from '../../hosts/commands';
 import { copyTimeoutMs } from '../../hosts/limits';
 import type { Pair, Server } from '../../model';
+import { CopyProgress } from '../../util/progress';
 import { pollUntil, PollAbort } from '../../util/poll';
 import type { ActionPlan, ChangeAction, Logger, Session, Sides, Step } from '../engine';
 import { Cmd, withClient } from './client';
@@ -203,12 +204,19 @@ ln -- "$tmp" "$out"`,
       title: 'wait until the initial sync has finished and the link is up',
       text: 'slave: wait until the full sync has finished and the link is up',
       run: async (session) => {
+        // The master's dataset in memory is the estimate until the slave learns the RDB's size.
+        const meter = new CopyProgress(`${pair.name}: full sync`, (l) => session.log.info(l), { total: m.usedMemory, estimated: true, everyMs: session.progressEveryMs });
         await pollUntil(`${pair.slave.ref} to finish its sync from ${pair.master.ref} (its previous dataset is at ${preserved})`, syncTimeoutMs(m.usedMemory, pair.copyTimeoutSeconds), () =>
           withClient(session, pair.slave, async (r) => {
             const f = await readFacts(r);
+            if (f.syncBytes) {
+              if (f.syncBytes.total) meter.setTotal(f.syncBytes.total);
+              meter.update(f.syncBytes.read);
+            }
             return f.role === 'slave' && f.linkUp && !f.syncInProgress ? true : undefined;
           }),
         );
+        meter.finish();
       },
     },
   ];
