@@ -162,7 +162,13 @@ async function publish(rt: ActionRuntime, inputs: ActionInputs, result: RunResul
     }
   }
 
-  const environments = Object.entries(result.environments).filter((e): e is [string, string] => !!e[1]);
+  // An application with a pair that could not be inspected after the run has variables nobody verified: not written.
+  const unverified = new Set(result.status.pairs.filter((p) => p.state === 'unreachable').flatMap((p) => [p.master, p.slave].map((ref) => ref.split('/')[0]!)));
+  const environments = Object.entries(result.environments).filter((e): e is [string, string] => !!e[1] && !unverified.has(e[0]));
+  if (applied && unverified.size > 0) {
+    const held = Object.entries(result.environments).filter(([app, env]) => env && unverified.has(app)).map(([app]) => app);
+    if (held.length > 0) rt.warning(`the variables of ${held.join(', ')} were not written: a pair of theirs could not be inspected after the run, so their values are not verified`);
+  }
   if (!applied || environments.length === 0) return;
   if (!inputs.secretsToken) {
     rt.notice(`the variables of ${environments.map(([a]) => a).join(', ')} were not written to GitHub: set secrets-token to write them into their environments`);

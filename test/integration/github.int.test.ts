@@ -28,7 +28,7 @@ let dr: PgCluster;
 let redisPort: number;
 let redisPw: string;
 
-function config(opts: { drState?: 'enabled' | 'disabled'; withRedis?: boolean } = {}): void {
+function config(opts: { drState?: 'enabled' | 'disabled'; withRedis?: boolean; withLegacy?: boolean } = {}): void {
   const pg = (c: PgCluster) => ({ engine: 'postgresql', host: c.host, port: c.port, password: '${PG_PW}', service: c.service });
   writeYaml(dir(), {
     version: 1,
@@ -39,8 +39,16 @@ function config(opts: { drState?: 'enabled' | 'disabled'; withRedis?: boolean } 
         servers: { 'pg-main': pg(master), 'pg-replica': pg(replica), ...(opts.withRedis ? { cache: { engine: 'redis', host: '127.0.0.1', port: redisPort, password: '${REDIS_PW}' } } : {}) },
       },
       'shop-dr': { environment: 'dr', servers: { pg: pg(dr) } },
+      // MongoDB is not available in this version: its pair cannot be inspected, so nothing about it is verified.
+      ...(opts.withLegacy
+        ? { legacy: { environment: 'legacy', servers: { a: { engine: 'mongodb', host: '127.0.0.1', port: 1 }, b: { engine: 'mongodb', host: '127.0.0.1', port: 2 } } } }
+        : {}),
     },
-    replications: [{ master: 'shop/pg-main', slave: 'shop/pg-replica' }, { master: 'shop/pg-main', slave: 'shop-dr/pg', state: opts.drState ?? 'enabled' }],
+    replications: [
+      { master: 'shop/pg-main', slave: 'shop/pg-replica' },
+      { master: 'shop/pg-main', slave: 'shop-dr/pg', state: opts.drState ?? 'enabled' },
+      ...(opts.withLegacy ? [{ master: 'legacy/a', slave: 'legacy/b' }] : []),
+    ],
   });
 }
 
@@ -177,6 +185,17 @@ describe('after an apply', () => {
     expect((await action({ command: 'apply', 'secrets-token': SECRETS_TOKEN, 'env-target': 'variables' })).code).toBe(0);
     expect(vars.get('POSTGRESQL_SLAVE_ADDRESSES')).toBe(`127.0.0.1:${dr.port},127.0.0.1:${replica.port}`);
     expect(gh.requests.some((q) => q.method === 'PATCH' && q.path.endsWith('/variables/POSTGRESQL_SLAVE_ADDRESSES'))).toBe(true);
+  });
+
+  test('an application whose pair could not be inspected after the run gets nothing written; the others do', async () => {
+    config({ drState: 'disabled', withLegacy: true });
+    const r = await action({ command: 'apply', 'secrets-token': SECRETS_TOKEN });
+    expect(r.code).toBe(1);
+    expect(r.log).toContain('::warning::the variables of legacy were not written: a pair of theirs could not be inspected after the run');
+    expect(gh.environments.has('legacy')).toBe(false);
+    expect(gh.requests.some((q) => q.path.includes('/environments/legacy'))).toBe(false);
+    // shop's own change (dr disabled) is verified and written.
+    expect(secretsOf('production').POSTGRESQL_SLAVE_ADDRESSES).toBe(`127.0.0.1:${replica.port}`);
   });
 
   test('a token without the permission fails naming it, and pointing away from GITHUB_TOKEN', async () => {

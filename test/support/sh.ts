@@ -28,11 +28,15 @@ export function freePort(): Promise<number> {
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** Polls until fn returns a truthy value or the time is up (then throws with the last error). */
-export async function eventually<T>(fn: () => Promise<T | undefined | false>, timeoutMs = 30_000, what = 'condition'): Promise<T> {
+/**
+ * Polls until fn returns a truthy value or the time is up (then throws with the last error).
+ * `checkpoint` runs before each try and may throw to stop the wait (the demo's Ctrl-C).
+ */
+export async function eventually<T>(fn: () => Promise<T | undefined | false>, timeoutMs = 30_000, what = 'condition', checkpoint?: () => void): Promise<T> {
   const end = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
+    checkpoint?.();
     try {
       const v = await fn();
       if (v) return v;
