@@ -85203,7 +85203,8 @@ var mongodb = {
   },
   liveLinks: () => [],
   plan: unavailable,
-  preflight: async () => []
+  preflight: async () => [],
+  verifyHost: async () => unavailable()
 };
 
 // src/engines/mysql/client.ts
@@ -86371,7 +86372,8 @@ var mysql = {
   pairState,
   liveLinks,
   plan,
-  preflight
+  preflight,
+  verifyHost
 };
 
 // src/engines/postgresql/conninfo.ts
@@ -87323,7 +87325,8 @@ var postgresql = {
   pairState: pairState2,
   liveLinks: liveLinks2,
   plan: plan2,
-  preflight: preflight2
+  preflight: preflight2,
+  verifyHost: verifyHost2
 };
 
 // src/engines/redis/client.ts
@@ -87781,7 +87784,8 @@ var redis = {
   pairState: pairState3,
   liveLinks: liveLinks3,
   plan: plan3,
-  preflight: preflight3
+  preflight: preflight3,
+  verifyHost: verifyHost3
 };
 
 // src/engines/index.ts
@@ -89310,6 +89314,11 @@ async function findCopies(servers, inspections, session, now, each) {
         server.ref,
         found.map((f, i) => ({
           host,
+          // The right machine, and no rebuild under way or interrupted there (its lock names a copy it may still need).
+          verify: async () => {
+            await engineFor(server.engine).verifyHost(host, server, facts);
+            await checkNoRebuildLock(host, server, engineFor(server.engine).copies(facts).base);
+          },
           found: f,
           copy: {
             server: server.ref,
@@ -89348,6 +89357,7 @@ async function removeCopies(chosen, each) {
   const out = /* @__PURE__ */ new Map();
   await each(chosen, async (c) => {
     try {
+      await c.verify();
       await removeCopy(c.host, c.found);
       out.set(`${c.copy.server}\0${c.copy.path}`, null);
     } catch (err) {

@@ -3,6 +3,7 @@ import type { Inspection, Session } from './engines/engine';
 import { messageOf } from './errors';
 import { FoundCopy, listCopies, removeCopy } from './hosts/copies';
 import type { Host } from './hosts/host';
+import { checkNoRebuildLock } from './hosts/rebuild';
 import type { Server } from './model';
 import type { PreservedCopy } from './plan/types';
 
@@ -11,6 +12,8 @@ export interface CopyOnHost {
   copy: PreservedCopy;
   found: FoundCopy;
   host: Host;
+  /** Proves, before a removal, that `host` runs this server (not another machine with the same layout). */
+  verify: () => Promise<void>;
 }
 
 export interface CopyListing {
@@ -49,6 +52,11 @@ export async function findCopies(servers: Server[], inspections: ReadonlyMap<str
         server.ref,
         found.map((f, i) => ({
           host,
+          // The right machine, and no rebuild under way or interrupted there (its lock names a copy it may still need).
+          verify: async () => {
+            await engineFor(server.engine).verifyHost(host, server, facts);
+            await checkNoRebuildLock(host, server, engineFor(server.engine).copies(facts).base);
+          },
           found: f,
           copy: {
             server: server.ref,
@@ -103,11 +111,15 @@ export function chooseRemovals(listing: CopyListing, request: RemovalRequest): R
   return { chosen: listing.copies.filter((c) => !c.copy.newest && c.copy.age_seconds >= limit), refused: [] };
 }
 
-/** Removes the chosen copies; returns, per path, null or why it failed. */
+/**
+ * Removes the chosen copies; returns, per path, null or why it failed. Before removing
+ * anything on a host, it proves that host runs the server the copy was listed for.
+ */
 export async function removeCopies(chosen: CopyOnHost[], each: <T>(items: T[], fn: (item: T) => Promise<void>) => Promise<void>): Promise<Map<string, string | null>> {
   const out = new Map<string, string | null>();
   await each(chosen, async (c) => {
     try {
+      await c.verify();
       await removeCopy(c.host, c.found);
       out.set(`${c.copy.server}\0${c.copy.path}`, null);
     } catch (err) {

@@ -115,6 +115,8 @@ export interface Engine<F = unknown> {
    * still get warnings (a setting that would not survive a restart).
    */
   preflight(pair: Pair, sides: Sides<F>, planned: { action: ChangeAction; plan: ActionPlan } | null, session: Session): Promise<Finding[]>;
+  /** Throws unless host commands on `host` reach the machine that runs this server (its pid file, its process). */
+  verifyHost(host: Host, server: Server, facts: F): Promise<void>;
 }
 
 /**

@@ -208,6 +208,21 @@ describe('preserved copies', () => {
     expect(fs.existsSync(pgCopies[1]!)).toBe(true);
   });
 
+  test('a rebuild lock on the server (a run under way or interrupted) stops the removal there', async () => {
+    const lock = `${pgReplica.dataDir}.dbrepl-lock`;
+    fs.mkdirSync(lock);
+    try {
+      const r = await run('preserved', 'remove', '--older-than', '0s', '--yes', '--json');
+      expect(r.code).toBe(1);
+      const doc = oneDocument(r.stdout);
+      expect(doc.removed).toEqual([]);
+      expect(doc.failed).toEqual([expect.objectContaining({ path: pgCopies[0], error: expect.stringContaining(`${lock} exists`) })]);
+      expect(fs.existsSync(pgCopies[0]!)).toBe(true);
+    } finally {
+      fs.rmdirSync(lock);
+    }
+  });
+
   test('remove --older-than --yes removes the old copy; the newest stays; the slave still replicates', async () => {
     const r = await run('preserved', 'remove', '--older-than', '0s', '--yes', '--json');
     expect(r.code).toBe(0);

@@ -23,4 +23,5 @@ export const mongodb: Engine<never> = {
   liveLinks: () => [],
   plan: unavailable,
   preflight: async () => [],
+  verifyHost: async () => unavailable(),
 };

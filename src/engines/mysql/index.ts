@@ -1,6 +1,7 @@
 import type { Engine } from '../engine';
 import { mysqlCapabilities } from './capabilities';
 import { inspectMysql, MyFacts } from './inspect';
+import { verifyHost } from './host-side';
 import { preflight } from './preflight';
 import { copies, identity, liveLinks, pairState } from './state';
 import { plan } from './steps';
@@ -14,4 +15,5 @@ export const mysql: Engine<MyFacts> = {
   liveLinks,
   plan,
   preflight,
+  verifyHost,
 };

@@ -2,6 +2,7 @@ import type { Engine } from '../engine';
 import { postgresqlCapabilities } from './capabilities';
 import { inspectPostgres, PgFacts } from './inspect';
 import { preflight } from './preflight';
+import { verifyHost } from './slave';
 import { copies, identity, liveLinks, pairState } from './state';
 import { plan } from './steps';
 
@@ -14,4 +15,5 @@ export const postgresql: Engine<PgFacts> = {
   liveLinks,
   plan,
   preflight,
+  verifyHost,
 };

@@ -1,7 +1,7 @@
 import type { Engine } from '../engine';
 import { redisCapabilities } from './capabilities';
 import { inspectRedis, RedisFacts } from './inspect';
-import { preflight } from './preflight';
+import { preflight, verifyHost } from './preflight';
 import { copies, identity, liveLinks, pairState } from './state';
 import { plan } from './steps';
 
@@ -14,4 +14,5 @@ export const redis: Engine<RedisFacts> = {
   liveLinks,
   plan,
   preflight,
+  verifyHost,
 };

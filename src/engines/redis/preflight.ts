@@ -10,7 +10,7 @@ import { masterLogin } from './steps';
 import { replicationTls } from '../tls';
 
 /** The preserved file is written where host commands run: that must be the slave's machine. */
-async function verifyHost(host: Host, server: Server, facts: RedisFacts): Promise<void> {
+export async function verifyHost(host: Host, server: Server, facts: RedisFacts): Promise<void> {
   const comm = (await readFile(host, `/proc/${facts.processId}/comm`))?.trim();
   if (!(await pathExists(host, facts.dir)) || !comm?.startsWith('redis')) {
     throw new DbreplError('STEP', `host commands for ${server.ref} would run on ${host.label}, which does not run this server (no redis process ${facts.processId}, or no ${facts.dir}); run dbrepl on the server's own host`);
