@@ -246,5 +246,5 @@ async function checkPlan(plan: Plan, topology: Topology, inspections: ReadonlyMa
 function inEffect(pair: Pair, selected: boolean, inspections: ReadonlyMap<string, Inspection>): boolean {
   if (!selected) return pair.desired === 'enabled';
   const state = livePair(pair, inspections).state;
-  return state === 'replicating' || state === 'lagging';
+  return state === 'replicating' || state === 'lagging' || state === 'reconnecting';
 }

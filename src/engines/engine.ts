@@ -4,7 +4,7 @@ import type { Pair, Server } from '../model';
 import type { EngineCapabilities } from './capabilities';
 
 /** Live states of SPEC section 3. */
-export const LIVE_STATES = ['replicating', 'lagging', 'broken', 'other-master', 'standalone', 'unreachable'] as const;
+export const LIVE_STATES = ['replicating', 'lagging', 'reconnecting', 'broken', 'other-master', 'standalone', 'unreachable'] as const;
 export type LiveState = (typeof LIVE_STATES)[number];
 
 export type Action = 'none' | 'enable' | 'disable' | 'resync';

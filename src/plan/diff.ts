@@ -59,7 +59,7 @@ export function decide(pair: Pair, live: PairLive, mode: Mode): { action: Action
   if (mode.kind === 'resync-broken' && pair.desired === 'disabled') {
     return { action: 'none', reason: 'pair is disabled in the file; resync --broken does not disable (use apply)' };
   }
-  const following = live.state === 'replicating' || live.state === 'lagging' || live.state === 'broken';
+  const following = live.state === 'replicating' || live.state === 'lagging' || live.state === 'reconnecting' || live.state === 'broken';
   if (pair.desired === 'disabled') {
     if (following) return { action: 'disable', reason: `slave is ${live.state} but the pair is disabled in the file` };
     if (live.state === 'standalone' && live.masterKeepsSlave) {
@@ -68,7 +68,7 @@ export function decide(pair: Pair, live: PairLive, mode: Mode): { action: Action
     if (live.state === 'other-master') return { action: 'none', reason: 'slave follows another server; this disabled pair leaves it alone' };
     return { action: 'none', reason: 'slave is standalone, as the file wants' };
   }
-  if (mode.kind === 'resync-broken' && (live.state === 'replicating' || live.state === 'lagging')) {
+  if (mode.kind === 'resync-broken' && (live.state === 'replicating' || live.state === 'lagging' || live.state === 'reconnecting')) {
     return { action: 'none', reason: `slave is ${live.state}` };
   }
   switch (live.state) {
@@ -76,6 +76,9 @@ export function decide(pair: Pair, live: PairLive, mode: Mode): { action: Action
       return { action: 'none', reason: 'slave is replicating from the declared master' };
     case 'lagging':
       return { action: 'none', reason: `slave follows the declared master but is lagging (${live.error ?? 'over max_lag'})` };
+    case 'reconnecting':
+      // A blip (master restarting, network): a rebuild would not help and costs a full copy.
+      return { action: 'none', reason: `slave follows the declared master but its link is down (${live.error ?? 'reconnecting'}); it counts as broken only after resync_after` };
     case 'standalone':
       if (!live.masterKeepsSlave) {
         return mode.kind === 'resync-broken'

@@ -9,7 +9,7 @@ import { decide, Mode } from '../../src/plan/diff';
 import type { Action, LiveState, PairLive } from '../../src/plan/types';
 import { pair, server } from './helpers/build';
 
-const LIVE = ['replicating', 'lagging', 'broken', 'other-master', 'standalone', 'standalone+kept', 'unreachable'] as const;
+const LIVE = ['replicating', 'lagging', 'reconnecting', 'broken', 'other-master', 'standalone', 'standalone+kept', 'unreachable'] as const;
 type LiveCase = (typeof LIVE)[number];
 
 function live(c: LiveCase): PairLive {
@@ -17,12 +17,13 @@ function live(c: LiveCase): PairLive {
   const error: Record<LiveState, string | null> = {
     replicating: null,
     lagging: 'replay lag 400s is over max_lag 300s',
+    reconnecting: 'link to the master down for 12s (connection refused)',
     broken: 'WAL receiver is stopping',
     'other-master': 'slave follows 10.0.0.9:5432',
     standalone: null,
     unreachable: 'shop/pg-main unreachable: connection refused',
   };
-  const following = state === 'replicating' || state === 'lagging' || state === 'broken';
+  const following = state === 'replicating' || state === 'lagging' || state === 'reconnecting' || state === 'broken';
   return {
     state,
     lagSeconds: following ? 1 : null,
@@ -44,26 +45,26 @@ const MODES: Record<ModeCase, Mode> = {
 };
 
 type Row = [desired: 'enabled' | 'disabled', resync: 'auto' | 'manual', mode: ModeCase, actions: Action[]];
-//                                                          replicating lagging   broken    other-master standalone standalone+kept unreachable
+//                                                          replicating lagging reconnecting broken    other-master standalone standalone+kept unreachable
 const TABLE: Row[] = [
-  ['enabled', 'auto', 'converge', /*                     */ ['none', 'none', 'resync', 'resync', 'enable', 'resync', 'none']],
-  ['enabled', 'manual', 'converge', /*                   */ ['none', 'none', 'none', 'none', 'enable', 'none', 'none']],
-  ['disabled', 'auto', 'converge', /*                    */ ['disable', 'disable', 'disable', 'none', 'none', 'disable', 'none']],
-  ['disabled', 'manual', 'converge', /*                  */ ['disable', 'disable', 'disable', 'none', 'none', 'disable', 'none']],
-  ['enabled', 'auto', 'resync (this pair named)', /*     */ ['resync', 'resync', 'resync', 'resync', 'resync', 'resync', 'none']],
-  ['enabled', 'manual', 'resync (this pair named)', /*   */ ['resync', 'resync', 'resync', 'resync', 'resync', 'resync', 'none']],
-  ['disabled', 'auto', 'resync (this pair named)', /*    */ ['none', 'none', 'none', 'none', 'none', 'none', 'none']],
-  ['disabled', 'manual', 'resync (this pair named)', /*  */ ['none', 'none', 'none', 'none', 'none', 'none', 'none']],
-  ['enabled', 'auto', 'resync (another pair named)', /*  */ ['none', 'none', 'none', 'none', 'none', 'none', 'none']],
-  ['enabled', 'manual', 'resync (another pair named)', /**/ ['none', 'none', 'none', 'none', 'none', 'none', 'none']],
-  ['disabled', 'auto', 'resync (another pair named)', /* */ ['none', 'none', 'none', 'none', 'none', 'none', 'none']],
-  ['disabled', 'manual', 'resync (another pair named)', /**/ ['none', 'none', 'none', 'none', 'none', 'none', 'none']],
+  ['enabled', 'auto', 'converge', /*                     */ ['none', 'none', 'none', 'resync', 'resync', 'enable', 'resync', 'none']],
+  ['enabled', 'manual', 'converge', /*                   */ ['none', 'none', 'none', 'none', 'none', 'enable', 'none', 'none']],
+  ['disabled', 'auto', 'converge', /*                    */ ['disable', 'disable', 'disable', 'disable', 'none', 'none', 'disable', 'none']],
+  ['disabled', 'manual', 'converge', /*                  */ ['disable', 'disable', 'disable', 'disable', 'none', 'none', 'disable', 'none']],
+  ['enabled', 'auto', 'resync (this pair named)', /*     */ ['resync', 'resync', 'resync', 'resync', 'resync', 'resync', 'resync', 'none']],
+  ['enabled', 'manual', 'resync (this pair named)', /*   */ ['resync', 'resync', 'resync', 'resync', 'resync', 'resync', 'resync', 'none']],
+  ['disabled', 'auto', 'resync (this pair named)', /*    */ ['none', 'none', 'none', 'none', 'none', 'none', 'none', 'none']],
+  ['disabled', 'manual', 'resync (this pair named)', /*  */ ['none', 'none', 'none', 'none', 'none', 'none', 'none', 'none']],
+  ['enabled', 'auto', 'resync (another pair named)', /*  */ ['none', 'none', 'none', 'none', 'none', 'none', 'none', 'none']],
+  ['enabled', 'manual', 'resync (another pair named)', /**/ ['none', 'none', 'none', 'none', 'none', 'none', 'none', 'none']],
+  ['disabled', 'auto', 'resync (another pair named)', /* */ ['none', 'none', 'none', 'none', 'none', 'none', 'none', 'none']],
+  ['disabled', 'manual', 'resync (another pair named)', /**/ ['none', 'none', 'none', 'none', 'none', 'none', 'none', 'none']],
   // A slave promoted by hand is not broken: it may be taking writes, so a scheduled --broken run leaves it (apply or --pair rebuild it).
-  ['enabled', 'auto', 'resync --broken', /*              */ ['none', 'none', 'resync', 'resync', 'none', 'none', 'none']],
-  ['enabled', 'manual', 'resync --broken', /*            */ ['none', 'none', 'none', 'none', 'none', 'none', 'none']],
+  ['enabled', 'auto', 'resync --broken', /*              */ ['none', 'none', 'none', 'resync', 'resync', 'none', 'none', 'none']],
+  ['enabled', 'manual', 'resync --broken', /*            */ ['none', 'none', 'none', 'none', 'none', 'none', 'none', 'none']],
   // `resync --broken` rebuilds broken slaves; it is not apply and must not disable (promote) anything.
-  ['disabled', 'auto', 'resync --broken', /*             */ ['none', 'none', 'none', 'none', 'none', 'none', 'none']],
-  ['disabled', 'manual', 'resync --broken', /*           */ ['none', 'none', 'none', 'none', 'none', 'none', 'none']],
+  ['disabled', 'auto', 'resync --broken', /*             */ ['none', 'none', 'none', 'none', 'none', 'none', 'none', 'none']],
+  ['disabled', 'manual', 'resync --broken', /*           */ ['none', 'none', 'none', 'none', 'none', 'none', 'none', 'none']],
 ];
 
 describe('decision table', () => {
