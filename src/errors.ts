@@ -9,6 +9,8 @@ export type ErrorCode =
   | 'STEP'
   | 'TIMEOUT'
   | 'USAGE'
+  | 'LOCKED'
+  | 'CANCELLED'
   | 'INTERNAL';
 
 export class DbreplError extends Error {
@@ -62,6 +64,20 @@ export class StepError extends DbreplError {
   constructor(step: string, message: string, options?: { cause?: unknown }) {
     super('STEP', `step "${step}" failed: ${message}`, options);
     this.step = step;
+  }
+}
+
+/** The run was cancelled (SIGINT/SIGTERM): what was running was stopped. */
+export class CancelledError extends DbreplError {
+  constructor(message: string) {
+    super('CANCELLED', message);
+  }
+}
+
+/** Another run holds a lock this one needs (after waiting --lock-timeout). */
+export class LockedError extends DbreplError {
+  constructor(message: string) {
+    super('LOCKED', message);
   }
 }
 

@@ -1,5 +1,5 @@
 import { redactProgramOutput } from '../engines/capabilities';
-import { DbreplError, TimeoutError } from '../errors';
+import { CancelledError, DbreplError, TimeoutError } from '../errors';
 import type { Host, RunAs, RunOptions } from './host';
 import { COMMAND_TIMEOUT_MS } from './limits';
 import { commandSummary } from './quote';
@@ -10,6 +10,7 @@ import { commandSummary } from './quote';
  */
 export async function runChecked(host: Host, argv: string[], what: string, options?: RunOptions, shown: string[] = argv): Promise<string> {
   const r = await host.run(argv, options);
+  if (r.cancelled) throw new CancelledError(`${what} on ${host.label} was stopped: the run was cancelled`);
   if (r.timedOut) {
     const ms = options?.timeoutMs ?? COMMAND_TIMEOUT_MS;
     const seconds = ms >= 10_000 ? Math.round(ms / 1000) : Math.round(ms / 100) / 10;

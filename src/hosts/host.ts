@@ -6,6 +6,8 @@ export interface CommandResult {
   stderr: string;
   /** The command hit its time limit and was stopped (with its children). */
   timedOut: boolean;
+  /** The run was cancelled (its signal fired) and the command was stopped (with its children). */
+  cancelled?: boolean;
 }
 
 /** A numeric user and group on a host. */
@@ -28,6 +30,11 @@ export interface RunOptions {
   as?: RunAs;
   /** Called with each line of stderr as it arrives (progress of a long copy), besides collecting it. */
   progress?: (line: string) => void;
+  /**
+   * When it fires, the command is stopped with its children and the result says `cancelled`.
+   * Default: the signal of the work in progress (util/cancel.ts); undo runs without one.
+   */
+  signal?: AbortSignal;
 }
 
 export interface HostFacts {
@@ -66,3 +73,4 @@ export interface HostProvider {
   endpoint(server: Server): Promise<Endpoint>;
   closeAll(): Promise<void>;
 }
+

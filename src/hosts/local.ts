@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import { currentSignal } from '../util/cancel';
 import type { CommandResult, Host, HostFacts, RunOptions } from './host';
 import { COMMAND_TIMEOUT_MS } from './limits';
 
@@ -11,6 +12,7 @@ const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
 const MAX_OUTPUT = 8 * 1024 * 1024;
 /** After SIGTERM on a time-out, how long the command's process group has before SIGKILL. */
 const KILL_GRACE_MS = 5_000;
+export const CANCEL_GRACE_MS = 2_000;
 
 /** Calls `each` per line of a stream's chunks (a line ends at \n or \r, as progress meters redraw). */
 export function lineSplitter(each: (line: string) => void): (chunk: Buffer) => void {
@@ -55,6 +57,8 @@ export class LocalHost implements Host {
     const [cmd, ...args] = full;
     if (!cmd) return Promise.resolve({ code: 127, stdout: '', stderr: 'empty command', timedOut: false });
     const timeoutMs = options.timeoutMs ?? COMMAND_TIMEOUT_MS;
+    const signal = options.signal ?? currentSignal();
+    if (signal?.aborted) return Promise.resolve({ code: 130, stdout: '', stderr: 'not started: the run was cancelled', timedOut: false, cancelled: true });
 
     return new Promise((resolve) => {
       const child = spawn(cmd, args, {
@@ -68,6 +72,7 @@ export class LocalHost implements Host {
       let outBytes = 0;
       let errBytes = 0;
       let timedOut = false;
+      let cancelled = false;
       let settled = false;
       const keep = (chunks: Buffer[], n: number, chunk: Buffer): number => {
         if (n < MAX_OUTPUT) chunks.push(chunk);
@@ -86,16 +91,26 @@ export class LocalHost implements Host {
           // already gone
         }
       };
+      const stop = (graceMs: number): void => {
+        killGroup('SIGTERM');
+        setTimeout(() => killGroup('SIGKILL'), graceMs).unref();
+      };
       const timer = setTimeout(() => {
         timedOut = true;
-        killGroup('SIGTERM');
-        setTimeout(() => killGroup('SIGKILL'), KILL_GRACE_MS).unref();
+        stop(KILL_GRACE_MS);
       }, timeoutMs);
+      // A cancelled run has seconds before the runner kills it: a short grace.
+      const onAbort = (): void => {
+        cancelled = true;
+        stop(CANCEL_GRACE_MS);
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
       const finish = (code: number): void => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), timedOut });
+        signal?.removeEventListener('abort', onAbort);
+        resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), timedOut, ...(cancelled ? { cancelled } : {}) });
       };
       // The program could not be started (not found, not executable).
       child.on('error', (e) => {

@@ -1,6 +1,7 @@
 import * as net from 'node:net';
 import { Client, ClientChannel, ConnectConfig } from 'ssh2';
 import { ConnectionError, DbreplError } from '../errors';
+import { currentSignal } from '../util/cancel';
 import type { CommandResult, Host, HostFacts, RunOptions } from './host';
 import { preferredKeyTypes, verifyHostKey } from './known-hosts';
 import { COMMAND_TIMEOUT_MS } from './limits';
@@ -24,6 +25,7 @@ const KEEPALIVE_MS = 10_000;
 const READY_TIMEOUT_MS = 20_000;
 /** After a command's own limit (enforced on the host by `timeout`), how long before the channel is closed from here. */
 const CLOSE_GRACE_MS = 10_000;
+const CANCEL_CLOSE_MS = 3_000;
 /** Output kept per stream, as on the runner. */
 const MAX_OUTPUT = 8 * 1024 * 1024;
 
@@ -194,8 +196,13 @@ export class SshHost implements Host {
   async run(argv: string[], options: RunOptions = {}): Promise<CommandResult> {
     const timeoutMs = options.timeoutMs ?? COMMAND_TIMEOUT_MS;
     const { sudo } = this.conn.target;
+    const signal = options.signal ?? currentSignal();
+    if (signal?.aborted) return { code: 130, stdout: '', stderr: 'not started: the run was cancelled', timedOut: false, cancelled: true };
     const parts: string[] = [];
     if (sudo) parts.push('sudo', '-n', '--');
+    // `timeout` leads the command's process group and passes a TERM on to all of it: its pid
+    // (said first on stderr, then stripped) is what a cancelled run kills, from another exec.
+    parts.push('sh', '-c', 'echo "@@dbrepl-pid $$" >&2; exec "$@"', 'sh');
     parts.push('timeout', '-k', '5', `${Math.ceil(timeoutMs / 1000)}`);
     if (options.as) {
       const me = (await this.facts()).uid;
@@ -224,18 +231,44 @@ export class SshHost implements Host {
         const errs: Buffer[] = [];
         let code: number | null = null;
         let killedHere = false;
+        let cancelled = false;
         let outBytes = 0;
         let errBytes = 0;
+        let remotePid: number | null = null;
+        let head: Buffer | null = Buffer.alloc(0);
         channel.on('data', (c: Buffer) => {
           if (outBytes < MAX_OUTPUT) out.push(c);
           outBytes += c.length;
         });
         const lines = options.progress ? lineSplitter(options.progress) : null;
-        channel.stderr.on('data', (c: Buffer) => {
+        const onErr = (c: Buffer): void => {
           if (errBytes < MAX_OUTPUT) errs.push(c);
           errBytes += c.length;
           lines?.(c);
+        };
+        channel.stderr.on('data', (c: Buffer) => {
+          if (head === null) return onErr(c);
+          head = Buffer.concat([head, c]);
+          const nl = head.indexOf(10);
+          if (nl < 0 && head.length < 64) return;
+          const first = head.subarray(0, nl < 0 ? head.length : nl).toString('utf8');
+          const m = /^@@dbrepl-pid (\d+)$/.exec(first);
+          const rest = m ? head.subarray(nl + 1) : head;
+          if (m) remotePid = Number(m[1]);
+          head = null;
+          if (rest.length > 0) onErr(rest);
         });
+        const onAbort = (): void => {
+          cancelled = true;
+          if (remotePid) {
+            void client.exec(shellLine([...(sudo ? ['sudo', '-n', '--'] : []), 'kill', '-TERM', String(remotePid)]), (e, ch) => {
+              if (!e) ch.on('close', () => undefined).resume();
+            });
+          }
+          // And the channel itself, after a moment: the command's pipes close with it.
+          setTimeout(() => channel.close(), CANCEL_CLOSE_MS).unref();
+        };
+        signal?.addEventListener('abort', onAbort, { once: true });
         channel.on('exit', (c: number | null, signal?: string) => {
           code = c ?? (signal ? 128 : 255);
         });
@@ -245,6 +278,11 @@ export class SshHost implements Host {
         }, timeoutMs + CLOSE_GRACE_MS);
         channel.on('close', () => {
           clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
+          if (cancelled) {
+            resolve({ code: code ?? 130, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(errs).toString('utf8'), timedOut: false, cancelled: true });
+            return;
+          }
           const elapsed = Date.now() - started;
           const stderr = Buffer.concat(errs).toString('utf8');
           if (code === null) {

@@ -1,4 +1,5 @@
-import { TimeoutError } from '../errors';
+import { CancelledError, TimeoutError } from '../errors';
+import { currentSignal } from './cancel';
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -10,10 +11,11 @@ export class PollAbort extends Error {}
  * Errors from the probe count as "not yet" (a server restarting refuses connections);
  * the last one is named in the timeout message; a PollAbort ends the wait at once.
  */
-export async function pollUntil<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>, intervalMs = 250): Promise<T> {
+export async function pollUntil<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>, intervalMs = 250, signal?: AbortSignal): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
   for (;;) {
+    if ((signal ?? currentSignal())?.aborted) throw new CancelledError(`stopped waiting for ${what}: the run was cancelled`);
     try {
       const v = await probe();
       if (v !== undefined) return v;

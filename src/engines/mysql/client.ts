@@ -1,6 +1,7 @@
 import * as net from 'node:net';
 import { createConnection, RowDataPacket } from 'mysql2/promise';
 import { ConnectionError } from '../../errors';
+import { onCancel } from '../../util/cancel';
 import type { Server } from '../../model';
 import type { Session } from '../engine';
 import { nodeTls } from '../tls';
@@ -53,12 +54,19 @@ export async function withClient<T>(session: Session, server: Server, fn: (sql: 
       }
     },
   };
+  // A cancelled run cuts the connection: a statement waiting on the server ends at once.
+  let cut = false;
+  const off = onCancel(() => {
+    cut = true;
+    conn.destroy();
+  });
   try {
     return await fn(sql);
   } finally {
+    off();
     // After a client time-out the statement may still run on the server, and end() would
     // queue behind it: close the socket instead (the server then ends the session).
-    if (timedOut) conn.destroy();
+    if (timedOut || cut) conn.destroy();
     else await conn.end().catch(() => conn.destroy());
   }
 }

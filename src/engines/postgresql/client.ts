@@ -1,5 +1,6 @@
 import { Client } from 'pg';
 import { ConnectionError } from '../../errors';
+import { onCancel } from '../../util/cancel';
 import type { Server } from '../../model';
 import type { Session } from '../engine';
 import { nodeTls } from '../tls';
@@ -44,9 +45,12 @@ export async function withClient<T>(session: Session, server: Server, fn: (sql: 
     await client.end().catch(() => undefined);
     throw new ConnectionError(server.ref, `cannot connect to PostgreSQL at ${server.host}:${server.port}: ${(err as Error).message}`, { cause: err });
   }
+  // A cancelled run cuts the connection: a query waiting on the server ends at once.
+  const off = onCancel(() => (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy());
   try {
     return await fn(client);
   } finally {
+    off();
     await client.end().catch(() => undefined);
   }
 }

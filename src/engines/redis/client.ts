@@ -1,5 +1,6 @@
 import Redis from 'ioredis';
 import { ConnectionError } from '../../errors';
+import { onCancel } from '../../util/cancel';
 import type { Server } from '../../model';
 import type { Session } from '../engine';
 import { nodeTls } from '../tls';
@@ -36,6 +37,8 @@ export async function withClient<T>(session: Session, server: Server, fn: (redis
     redis.disconnect();
     throw new ConnectionError(server.ref, `cannot connect to Redis at ${server.host}:${server.port}: ${(reason ?? (err as Error)).message}`, { cause: err });
   }
+  // A cancelled run cuts the connection: a command waiting on the server ends at once.
+  const off = onCancel(() => redis.disconnect());
   try {
     // Without a ready check, a refused AUTH shows as the next command failing: name the reason.
     return await fn({
@@ -45,6 +48,7 @@ export async function withClient<T>(session: Session, server: Server, fn: (redis
         }),
     });
   } finally {
+    off();
     redis.disconnect();
   }
 }
