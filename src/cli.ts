@@ -12,6 +12,7 @@ import type { Mode } from './plan/diff';
 import { asDesired, EnvMap } from './plan/types';
 import { COLOR, copiesText, humanAge, PLAIN, planText, statusText } from './report/render';
 import { SecretRegistry } from './secrets';
+import { cancellation } from './signals';
 import { loadTopology, onlyError, selectApplications, unsetForEnv } from './topology';
 import { humanBytes } from './util/bytes';
 
@@ -37,6 +38,7 @@ const CONFIG: Flag = { type: 'string', short: 'c', arg: 'FILE', help: 'the repli
 const ONLY: Flag = { type: 'string', arg: 'NAMES', help: 'comma-separated pair or application names: only those pairs (an application: every pair with a side in it)' };
 const JSON_FLAG: Flag = { type: 'boolean', help: 'print exactly one JSON document on stdout, errors included; logs and progress go to stderr' };
 const PARALLEL: Flag = { type: 'string', arg: 'N', help: 'servers inspected and pairs changed at once (default 4)' };
+const LOCK_TIMEOUT: Flag = { type: 'string', arg: 'DURATION', help: "how long to wait for another run's lock on a slave or a master, e.g. 5m (default 0: fail at once, naming the holder)" };
 
 const COMMANDS: Record<string, CommandSpec> = {
   plan: {
@@ -45,9 +47,11 @@ const COMMANDS: Record<string, CommandSpec> = {
     flags: { config: CONFIG, only: ONLY, json: JSON_FLAG, 'detailed-exitcode': { type: 'boolean', help: 'exit 2 when the plan has changes (0: nothing to do)' }, 'max-parallel': PARALLEL },
   },
   apply: {
-    usage: 'apply [-c FILE] [--only NAMES] [--json] [--max-parallel N]',
-    about: 'Plan, then enable, disable or resync each pair that needs it; verify by inspecting again; print what was done.',
-    flags: { config: CONFIG, only: ONLY, json: JSON_FLAG, 'max-parallel': PARALLEL },
+    usage: 'apply [-c FILE] [--only NAMES] [--json] [--lock-timeout DURATION] [--max-parallel N]',
+    about:
+      'Plan, then enable, disable or resync each pair that needs it; verify by inspecting again; print what was done. ' +
+      'SIGINT/SIGTERM stop the running step and roll back what it started; an action a killed run left half-done is rolled back first.',
+    flags: { config: CONFIG, only: ONLY, json: JSON_FLAG, 'lock-timeout': LOCK_TIMEOUT, 'max-parallel': PARALLEL },
   },
   status: {
     usage: 'status [-c FILE] [--only NAMES] [--json] [--detailed-exitcode] [--max-parallel N]',
@@ -61,13 +65,14 @@ const COMMANDS: Record<string, CommandSpec> = {
     },
   },
   resync: {
-    usage: 'resync [-c FILE] (--pair NAME... | --broken) [--json] [--max-parallel N]',
+    usage: 'resync [-c FILE] (--pair NAME... | --broken) [--json] [--lock-timeout DURATION] [--max-parallel N]',
     about: 'Rebuild slaves from a fresh backup of their master: the pairs named, or every pair whose slave is broken.',
     flags: {
       config: CONFIG,
       pair: { type: 'string', multiple: true, arg: 'NAME...', help: 'pairs to rebuild: --pair a b, --pair a,b or --pair a --pair b' },
       broken: { type: 'boolean', help: 'rebuild every enabled pair whose slave is broken' },
       json: JSON_FLAG,
+      'lock-timeout': LOCK_TIMEOUT,
       'max-parallel': PARALLEL,
     },
     positionals: 'more pair names after --pair',
@@ -128,6 +133,8 @@ export interface CliIo {
   stderr: (s: string) => void;
   /** stdout is a terminal that takes colour (and NO_COLOR is not set). */
   color?: boolean;
+  /** Fires on SIGINT/SIGTERM: the run stops its steps and rolls back. */
+  signal?: AbortSignal;
 }
 
 type Values = Record<string, string | boolean | string[] | undefined>;
@@ -223,7 +230,8 @@ async function dispatch(command: string, sub: string | undefined, values: Values
         else if (named.length > 0) mode = { kind: 'resync', pairs: new Set(named) };
         else throw new UsageError('resync needs --pair NAME... or --broken');
       }
-      const result = await run(command as Command, { configPath, only, maxParallel, env: io.env, secrets, log }, mode);
+      const lockTimeoutMs = typeof values['lock-timeout'] === 'string' ? durationFlag(values['lock-timeout'], '--lock-timeout') * 1000 : 0;
+      const result = await run(command as Command, { configPath, only, maxParallel, env: io.env, secrets, log, lockTimeoutMs, signal: io.signal }, mode);
       if (command === 'status') {
         if (json) outJson(result.status);
         else out(statusText(result.status));
@@ -282,7 +290,7 @@ async function preservedCommand(
   json: boolean,
 ): Promise<number> {
   if (sub !== 'list' && sub !== 'remove') throw new UsageError(`preserved takes list or remove${sub ? `, not "${sub}"` : ''}: dbrepl ${COMMANDS.preserved!.usage}`);
-  const olderThan = typeof values['older-than'] === 'string' ? durationFlag(values['older-than']) : undefined;
+  const olderThan = typeof values['older-than'] === 'string' ? durationFlag(values['older-than'], '--older-than') : undefined;
   if (sub === 'list' && positionals.length > 0) throw new UsageError(`preserved list takes no paths ("${positionals[0]}")`);
   if (sub === 'list' && values.yes) throw new UsageError('--yes is for preserved remove');
   if (sub === 'remove' && positionals.length === 0 && olderThan === undefined) throw new UsageError('preserved remove needs --older-than DURATION or the PATHs of copies to remove');
@@ -297,11 +305,11 @@ async function preservedCommand(
   return result.exitCode;
 }
 
-function durationFlag(text: string): number {
+function durationFlag(text: string, flag: string): number {
   try {
     return parseDuration(text);
   } catch {
-    throw new UsageError(`--older-than takes a duration such as 7d, 12h or 30m, not "${text}"`);
+    throw new UsageError(`${flag} takes a duration such as 7d, 12h or 30m, not "${text}"`);
   }
 }
 
@@ -344,6 +352,7 @@ function preservedText(sub: 'list' | 'remove', r: PreservedResult): string {
 
 if (require.main === module) {
   void cli({
+    signal: cancellation((s) => process.stderr.write(s)),
     argv: process.argv.slice(2),
     env: process.env,
     cwd: process.cwd(),

@@ -10,6 +10,7 @@ export const Inputs = {
   Comment: 'comment',
   MaxParallel: 'max-parallel',
   FailOnDrift: 'fail-on-drift',
+  LockTimeout: 'lock-timeout',
 } as const;
 
 export const Outputs = {

@@ -1,4 +1,6 @@
 import { checkAction } from './apply/checks';
+import { describeInterrupted } from './apply/journal';
+import { lockState } from './apply/locks';
 import { parseDuration } from './config/schema';
 import { applyPlan } from './apply/run';
 import { engineFor } from './engines';
@@ -7,6 +9,7 @@ import { computeEnv, desiredEnv } from './env/compute';
 import { UsageError, messageOf } from './errors';
 import type { HostProvider } from './hosts/host';
 import { DefaultHostProvider } from './hosts/provider';
+import { localOwner, Owner } from './hosts/run-state';
 import type { Pair, Server, Topology } from './model';
 import { buildPlan, buildStatus, identityOf, livePair, Mode, prunePair, sidesOf } from './plan/diff';
 import type { EnvMap, Plan, PreservedCopy, Status } from './plan/types';
@@ -24,6 +27,10 @@ export interface CoreOptions {
   log: Logger;
   hosts?: HostProvider;
   now?: Date;
+  /** How long apply waits for another run's lock on a slave or a master (--lock-timeout; default 0: fail at once). */
+  lockTimeoutMs?: number;
+  /** The run's cancellation (SIGINT/SIGTERM): running actions are rolled back, others not started. */
+  signal?: AbortSignal;
 }
 
 /** `DBREPL_PROGRESS_INTERVAL` (a duration, default 5s): how often long copies say how far they are. */
@@ -108,7 +115,7 @@ export async function preserved(kind: 'list' | 'remove', options: CoreOptions, r
   const session: Session = { hosts, log: options.log };
   try {
     const inspections = await inspectServers(servers, options.maxParallel, session);
-    const listing = await findCopies(servers, inspections, session, options.now ?? new Date(), limited(options.maxParallel));
+    const listing = await findCopies(servers, inspections, session, options.now ?? new Date(), localOwner(options.env), limited(options.maxParallel));
     if (kind === 'list') {
       if (request.olderThanSeconds !== undefined) listing.copies = listing.copies.filter((c) => c.copy.age_seconds >= request.olderThanSeconds!);
       return { listing, chosen: [], refused: [], dryRun: false, exitCode: listing.errors.length > 0 ? 1 : 0 };
@@ -165,19 +172,32 @@ export async function run(command: Command, options: CoreOptions, mode: Mode = {
     };
     if (command === 'status') {
       const plan = buildPlan({ topology, selected, inspections, stamp: '', mode, env: desiredEnv(topology) }, servers);
-      const listing = await findCopies(servers, inspections, session, options.now ?? new Date(), limited(options.maxParallel));
+      const listing = await findCopies(servers, inspections, session, options.now ?? new Date(), localOwner(options.env), limited(options.maxParallel));
       // Listing copies is a courtesy of status: a host it cannot list on is said, and does not fail the status.
       for (const e of listing.errors) if (!e.error.startsWith('cannot inspect')) options.log.warn(`${e.server}: cannot list its preserved copies: ${e.error}`);
       before.preserved = listing.copies.map((c) => c.copy);
       return { plan, status: before, env: plan.env, ...known, exitCode: before.pairs.some((p) => p.state === 'unreachable') ? 1 : 0 };
     }
     const stamp = stampOf(options.now ?? new Date());
+    const owner = localOwner(options.env);
     const plan = buildPlan({ topology, selected, inspections, stamp, mode, env: desiredEnv(topology) }, servers);
-    const lockDirs = await checkPlan(plan, topology, inspections, session, options.maxParallel, stamp);
+    await checkPlan(plan, topology, inspections, session, options.maxParallel, stamp);
+    await checkLocks(plan, topology, session, owner, options.maxParallel, options.lockTimeoutMs ?? 0);
+    plan.changes = plan.pairs.filter((p) => p.action !== 'none' || p.interrupted).length + plan.drift.filter((d) => d.action !== 'none').length;
     const blocked = plan.pairs.some((p) => p.error !== null) || plan.drift.some((d) => d.error !== null);
     if (command === 'plan') return { plan, status: before, env: plan.env, ...known, exitCode: blocked ? 1 : 0 };
 
-    await applyPlan(plan, { topology, session, maxParallel: options.maxParallel, mode, stamp, lockDirs, identityOf: (s) => identityOf(s, inspections) });
+    await applyPlan(plan, {
+      topology,
+      session,
+      maxParallel: options.maxParallel,
+      mode,
+      stamp,
+      identityOf: (s) => identityOf(s, inspections),
+      owner,
+      lockTimeoutMs: options.lockTimeoutMs ?? 0,
+      signal: options.signal,
+    });
     // Verify: inspect again; the status and the variables come from what is live now.
     const after = await inspectServers(servers, options.maxParallel, session);
     const status = buildStatus(selected, after);
@@ -191,12 +211,48 @@ export async function run(command: Command, options: CoreOptions, mode: Mode = {
 }
 
 /**
- * Every check that changes nothing, at plan time, so a plan that looks fine does not fail
- * half-way: a refusal becomes the pair's error, a warning joins its warnings. Returns the
- * slave directory each rebuild locks on.
+ * Each pair's slave lock, read (plan changes nothing): another run at work is said (apply
+ * waits for it up to the lock timeout); an action a killed run left half-done is named, and
+ * apply will roll it back first, also when that run left the slave down (unreachable).
  */
-async function checkPlan(plan: Plan, topology: Topology, inspections: ReadonlyMap<string, Inspection>, session: Session, maxParallel: number, stamp: string): Promise<Map<string, string | null>> {
-  const lockDirs = new Map<string, string | null>();
+async function checkLocks(plan: Plan, topology: Topology, session: Session, me: Owner, maxParallel: number, lockTimeoutMs: number): Promise<void> {
+  const byName = new Map(topology.pairs.map((p) => [p.name, p]));
+  await eachLimited(plan.pairs, maxParallel, async (planned) => {
+    planned.interrupted = null;
+    const pair = byName.get(planned.name)!;
+    let state;
+    try {
+      state = await lockState(await session.hosts.forServer(pair.slave), pair.slave, me);
+    } catch {
+      return; // its host cannot be reached: the inspection has said so
+    }
+    if (!state) return;
+    if (!state.gone) {
+      planned.warnings.push(`${pair.slave.ref} is locked by ${state.holder}${state.interrupted ? ` (${describeInterrupted(state.interrupted).replace(/^interrupted /, 'doing: ')})` : ''}; apply waits up to --lock-timeout (${Math.round(lockTimeoutMs / 1000)} s) for it`);
+      return;
+    }
+    if (!state.interrupted) {
+      planned.warnings.push(`${pair.slave.ref} has a lock left by ${state.holder}, which is gone (${state.gone}); apply takes it over`);
+      return;
+    }
+    const i = state.interrupted;
+    planned.interrupted = describeInterrupted(i);
+    planned.warnings.push(`${planned.interrupted}; its run is gone (${state.gone}): apply rolls it back first${i.complete ? ' (every step had finished: nothing to undo)' : ''}, then decides again`);
+    if (planned.live === 'unreachable') {
+      // Most likely the slave that run stopped: the rollback starts it again, then the pair is decided afresh.
+      const again = pair.desired === 'enabled' ? (i.action === 'disable' ? null : i.action) : i.action === 'disable' ? 'disable' : null;
+      planned.action = again ?? 'none';
+      planned.reason = `${planned.interrupted}; after the rollback: ${again ?? 'decided again'}`;
+      planned.error = null;
+    }
+  });
+}
+
+/**
+ * Every check that changes nothing, at plan time, so a plan that looks fine does not fail
+ * half-way: a refusal becomes the pair's error, a warning joins its warnings.
+ */
+async function checkPlan(plan: Plan, topology: Topology, inspections: ReadonlyMap<string, Inspection>, session: Session, maxParallel: number, stamp: string): Promise<void> {
   const byName = new Map(topology.pairs.map((p) => [p.name, p]));
   const apply = (row: { error: string | null; warnings?: string[] }, findings: Finding[]): void => {
     const errors = findings.filter((f) => f.level === 'error').map((f) => f.message);
@@ -220,8 +276,7 @@ async function checkPlan(plan: Plan, topology: Topology, inspections: ReadonlyMa
       const engine = engineFor(pair.engine);
       const action = planned.action === 'none' ? null : (planned.action as ChangeAction);
       const actionPlan = action ? engine.plan(pair, action, sides, stamp) : null;
-      lockDirs.set(pair.name, actionPlan?.lockDir ?? null);
-      apply(planned, await checkAction(engine, pair, sides, action && actionPlan ? { action, plan: actionPlan } : null, session, 'plan'));
+      apply(planned, await checkAction(engine, pair, sides, action && actionPlan ? { action, plan: actionPlan } : null, session));
     });
   }
   for (const entry of plan.drift) {
@@ -231,11 +286,10 @@ async function checkPlan(plan: Plan, topology: Topology, inspections: ReadonlyMa
     if (!sides) continue;
     rows.push(async () => {
       const engine = engineFor(pair.engine);
-      apply(entry, await checkAction(engine, pair, sides, { action: 'disable', plan: engine.plan(pair, 'disable', sides, stamp) }, session, 'plan'));
+      apply(entry, await checkAction(engine, pair, sides, { action: 'disable', plan: engine.plan(pair, 'disable', sides, stamp) }, session));
     });
   }
   await eachLimited(rows, maxParallel, (row) => row());
-  return lockDirs;
 }
 
 /**

@@ -1,5 +1,6 @@
 import * as core from '@actions/core';
 import { run, ActionRuntime } from './main';
+import { cancellation } from './signals';
 
 /** The runner's @actions/core behind the ActionRuntime interface. */
 function actionRuntime(): ActionRuntime {
@@ -17,6 +18,7 @@ function actionRuntime(): ActionRuntime {
       if (process.env.GITHUB_STEP_SUMMARY) await core.summary.addRaw(md).write();
     },
     env: process.env,
+    signal: cancellation((s) => process.stdout.write(s)),
   };
 }
 

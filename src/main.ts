@@ -1,5 +1,6 @@
 import * as path from 'node:path';
 import { run as runCore, Command, RunResult } from './core';
+import { parseDuration } from './config/schema';
 import { Inputs, Outputs } from './constants';
 import { ConfigError, DbreplError, UsageError, messageOf } from './errors';
 import type { Mode } from './plan/diff';
@@ -23,6 +24,8 @@ export interface ActionRuntime {
   group<T>(name: string, fn: () => Promise<T>): Promise<T>;
   writeSummary(markdown: string): Promise<void>;
   env: NodeJS.ProcessEnv;
+  /** Fires when the workflow run is cancelled (SIGINT/SIGTERM). */
+  signal?: AbortSignal;
 }
 
 export interface ActionInputs {
@@ -36,6 +39,7 @@ export interface ActionInputs {
   comment: boolean;
   maxParallel: number;
   failOnDrift: boolean;
+  lockTimeoutMs: number;
 }
 
 const COMMANDS: readonly Command[] = ['plan', 'apply', 'status', 'resync'];
@@ -49,6 +53,14 @@ function bool(name: string, value: string, fallback: boolean): boolean {
   if (/^(true|yes|1)$/i.test(value)) return true;
   if (/^(false|no|0)$/i.test(value)) return false;
   throw new UsageError(`input ${name} takes true or false, not "${value}"`);
+}
+
+function duration(name: string, value: string): number {
+  try {
+    return parseDuration(value);
+  } catch {
+    throw new UsageError(`input ${name} takes a duration such as 30s or 5m, not "${value}"`);
+  }
 }
 
 /** Every input read once, here, into a typed object. */
@@ -71,6 +83,7 @@ export function readInputs(rt: Pick<ActionRuntime, 'getInput'>): ActionInputs {
     comment: bool(Inputs.Comment, rt.getInput(Inputs.Comment), true),
     maxParallel,
     failOnDrift: bool(Inputs.FailOnDrift, rt.getInput(Inputs.FailOnDrift), false),
+    lockTimeoutMs: duration(Inputs.LockTimeout, rt.getInput(Inputs.LockTimeout) || '0') * 1000,
   };
 }
 
@@ -93,7 +106,7 @@ export async function run(rt: ActionRuntime): Promise<void> {
     const log = { info: (m: string) => rt.info(secrets.redact(m)), warn: (m: string) => rt.warning(secrets.redact(m)) };
 
     const result = await rt.group(`dbrepl ${inputs.command}`, () =>
-      runCore(inputs.command, { configPath, only: inputs.only, maxParallel: inputs.maxParallel, env: rt.env, secrets, log }, mode),
+      runCore(inputs.command, { configPath, only: inputs.only, maxParallel: inputs.maxParallel, env: rt.env, secrets, log, lockTimeoutMs: inputs.lockTimeoutMs, signal: rt.signal }, mode),
     );
 
     rt.setOutput(Outputs.Plan, secrets.json(result.plan));

@@ -1,9 +1,11 @@
 import { engineFor } from './engines';
 import type { Inspection, Session } from './engines/engine';
-import { messageOf } from './errors';
+import { DbreplError, messageOf } from './errors';
+import { describeInterrupted } from './apply/journal';
 import { FoundCopy, listCopies, removeCopy } from './hosts/copies';
 import type { Host } from './hosts/host';
-import { checkNoRebuildLock } from './hosts/rebuild';
+import { lockState } from './apply/locks';
+import type { Owner } from './hosts/run-state';
 import type { Server } from './model';
 import type { PreservedCopy } from './plan/types';
 
@@ -27,7 +29,7 @@ export interface CopyListing {
  * server; `newest` marks each server's latest. One server under two names is listed once
  * (under the first reference), by identity.
  */
-export async function findCopies(servers: Server[], inspections: ReadonlyMap<string, Inspection>, session: Session, now: Date, each: <T>(items: T[], fn: (item: T) => Promise<void>) => Promise<void>): Promise<CopyListing> {
+export async function findCopies(servers: Server[], inspections: ReadonlyMap<string, Inspection>, session: Session, now: Date, me: Owner, each: <T>(items: T[], fn: (item: T) => Promise<void>) => Promise<void>): Promise<CopyListing> {
   const errors: CopyListing['errors'] = [];
   const seen = new Set<string>();
   const jobs: Array<{ server: Server; facts: unknown }> = [];
@@ -55,7 +57,8 @@ export async function findCopies(servers: Server[], inspections: ReadonlyMap<str
           // The right machine, and no rebuild under way or interrupted there (its lock names a copy it may still need).
           verify: async () => {
             await engineFor(server.engine).verifyHost(host, server, facts);
-            await checkNoRebuildLock(host, server, engineFor(server.engine).copies(facts).base);
+            const held = await lockState(host, server, me);
+            if (held) throw new DbreplError('LOCKED', `${server.ref} is locked by ${held.holder}${held.interrupted ? ` (${describeInterrupted(held.interrupted)})` : ''}: its copies are left alone while a run works on it or has work to finish`);
           },
           found: f,
           copy: {

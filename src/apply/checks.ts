@@ -2,14 +2,13 @@ import { checkHostCanWork, isLoopback, sharedNetwork } from '../engines/engine';
 import type { ActionPlan, ChangeAction, Engine, Finding, Session, Sides } from '../engines/engine';
 import { messageOf } from '../errors';
 import { pathExists } from '../hosts/commands';
-import { checkNoRebuildLock } from '../hosts/rebuild';
 import type { Pair } from '../model';
 
 /**
  * The checks of one pair's action that change nothing, shared by plan (so a plan that
  * looks fine does not fail half-way) and apply (again, after its lock, before the first
  * change): the two sides are two servers by identity; nothing is at the preserved path;
- * (at plan time) no other run holds the rebuild lock; then the engine's own checks.
+ * then the engine's own checks (the locks are the protocol's: see apply/locks.ts).
  */
 export async function checkAction(
   engine: Engine,
@@ -17,7 +16,6 @@ export async function checkAction(
   sides: Sides<unknown>,
   planned: { action: ChangeAction; plan: ActionPlan } | null,
   session: Session,
-  phase: 'plan' | 'apply',
 ): Promise<Finding[]> {
   const out: Finding[] = [];
   // A socket path reaches a server from its own host only: slaves reach their master by address,
@@ -32,7 +30,6 @@ export async function checkAction(
   if (planned && (planned.plan.lockDir || planned.plan.preserved)) {
     try {
       const host = await session.hosts.forServer(pair.slave);
-      if (phase === 'plan' && planned.plan.lockDir) await checkNoRebuildLock(host, pair.slave, planned.plan.lockDir);
       if (planned.plan.preserved && (await pathExists(host, planned.plan.preserved))) {
         out.push({ level: 'error', message: `${planned.plan.preserved} already exists on ${host.label}; refusing to overwrite kept data` });
       }

@@ -1,89 +1,128 @@
 import type { ActionPlan, ChangeAction, Engine, Session, Sides, Step } from '../engines/engine';
 import { stepText } from '../engines/engine';
-import { DbreplError, StepError, messageOf } from '../errors';
-import { keepRebuildLock, releaseRebuildLock, takeRebuildLock } from '../hosts/rebuild';
-import type { Pair } from '../model';
-import { decide, Mode } from '../plan/diff';
+import { CancelledError, DbreplError, StepError, messageOf } from '../errors';
+import type { Owner } from '../hosts/run-state';
+import type { Pair, Topology } from '../model';
+import { decide, Mode, prunePair } from '../plan/diff';
+import { underSignal, unstoppable } from '../util/cancel';
 import type { KeyedLock } from '../util/poll';
 import { checkAction } from './checks';
+import { describeInterrupted, Interrupted } from './journal';
+import { MasterLocks, SlaveLock } from './locks';
 
 export interface ProtocolContext {
   session: Session;
+  topology: Topology;
   mode: Mode;
   /** The plan's stamp: the preserved path apply uses is the one the plan named. */
   stamp: string;
-  /** Serialises work on one master (two slaves configuring it at once). */
+  /** Serialises this run's work on one master (two slaves configuring it at once). */
   locks: KeyedLock;
+  /** Other runs: the lock on each master, held on the master itself. */
+  masterLocks: MasterLocks;
+  owner: Owner;
+  lockTimeoutMs: number;
+  /** The run's cancellation (SIGINT/SIGTERM). */
+  signal?: AbortSignal;
   /** The master's identity (one key for one server under several names); default its reference. */
   masterKey?: string;
 }
 
 export interface Planned {
-  action: ChangeAction;
+  /** What the plan said; null: only the rollback of an interrupted action (the pair is otherwise as desired). */
+  action: ChangeAction | null;
   preserved: string | null;
-  /** The slave's directory the plan locked on (the rebuild lock sits next to it). */
-  lockDir: string | null;
 }
 
 export const PREFLIGHT_STEP = 'preflight: checks before any change';
 
 /**
- * Runs one pair's action under the one protocol every engine shares: the rebuild lock
- * first (enable/resync); then both sides inspected again and the action decided again,
- * so nothing acts on a plan made before the lock; every check again; then the steps, each
- * timed, master-side ones under the master's lock; on a failure, the undo of every step
- * that started, newest first, and an error naming the step, its cause and what was undone.
+ * Runs one pair's action under the one protocol every engine shares:
+ * 1. the slave's lock on its host (waiting up to the lock timeout; a gone holder's lock is
+ *    taken over), then the master's lock on the master;
+ * 2. an action a killed run left half-done (its journal) is rolled back first;
+ * 3. both sides inspected again and the action decided again, so nothing acts on a plan
+ *    made before the locks; every check again;
+ * 4. the steps, each journalled on the slave's host as it starts and ends (with the state
+ *    its undo needs), master-side ones under this run's lock on the master;
+ * 5. on a failure, a cancellation or a lost lock: the undo of every step that started,
+ *    newest first, journalled too; an undo that fails leaves the lock and journal for the
+ *    next run, which tries the rollback again.
  */
-export async function runAction(engine: Engine, pair: Pair, planned: Planned, ctx: ProtocolContext): Promise<{ preserved: string | null; skipped?: string }> {
+export async function runAction(engine: Engine, pair: Pair, planned: Planned, ctx: ProtocolContext): Promise<{ preserved: string | null; skipped?: string; recovered?: string }> {
   const { session } = ctx;
   const log = (m: string): void => session.log.info(`${pair.name}: ${m}`);
-  // Where its commands will run, said once (the runner itself, or which SSH host).
-  const [mh, sh] = await Promise.all([session.hosts.forServer(pair.master), session.hosts.forServer(pair.slave)]).catch(() => [null, null]);
-  if (mh && sh) log(`master ${pair.master.ref} on ${mh.label}; slave ${pair.slave.ref} on ${sh.label}`);
-  let lock: string | null = null;
-  let masterKey: string | undefined;
-  const slaveHost = planned.lockDir ? await session.hosts.forServer(pair.slave) : null;
-  if (slaveHost && planned.lockDir) {
-    lock = await run(log, 'slave host: take the rebuild lock', () =>
-      takeRebuildLock(slaveHost, pair.slave, planned.lockDir!, { pair: pair.name, action: planned.action, preserved: planned.preserved ?? '', pid: String(process.pid) }),
-    );
-  }
+  const [mh, sh] = await Promise.all([session.hosts.forServer(pair.master), session.hosts.forServer(pair.slave)]);
+  log(`master ${pair.master.ref} on ${mh.label}; slave ${pair.slave.ref} on ${sh.label}`);
+
+  const { lock, interrupted } = await run(log, 'slave host: take the lock of the slave', () => underSignal(ctx.signal, () => SlaveLock.take(sh, pair.slave, ctx.owner, ctx.lockTimeoutMs, log)));
+  let keep = false;
+  let releaseMaster: (() => Promise<void>) | undefined;
   try {
-    const { plan, skipped } = await run(log, PREFLIGHT_STEP, async () => {
-      const sides = await inspectBoth(engine, pair, session);
+    releaseMaster = await run(log, 'master: take the lock of the master', () => underSignal(ctx.signal, () => ctx.masterLocks.take(engine, pair.master, ctx.masterKey ?? pair.master.ref, session)));
+    let recovered: string | undefined;
+    if (interrupted) {
+      const outcome = await recover(engine, pair, interrupted, lock, ctx, log);
+      if (outcome.failed) {
+        keep = true;
+        throw new DbreplError('STEP', outcome.said);
+      }
+      recovered = outcome.said;
+    }
+    if (planned.action === null && !recovered) return { preserved: null, skipped: 'not attempted: nothing to do' };
+    if (ctx.signal?.aborted) throw new CancelledError('not started: the run was cancelled');
+
+    const state: Record<string, unknown> = {};
+    const { plan, sides, action, skipped } = await run(log, PREFLIGHT_STEP, async () => {
+      const sides = await underSignal(ctx.signal, () => inspectBoth(engine, pair, session));
       const live = engine.pairState(pair, { ok: true, server: pair.master, facts: sides.m }, { ok: true, server: pair.slave, facts: sides.s });
       const now = decide(pair, live, ctx.mode);
-      // Already as the file wants it (another run, or the link came back): nothing to do.
-      if (now.action === 'none') return { plan: null, skipped: `not attempted: when the lock was taken the pair was already as desired (${now.reason})` };
-      if (now.action !== planned.action) {
+      // Already as the file wants it (another run, the link came back, or the rollback above): nothing to do.
+      if (now.action === 'none') return { plan: null, sides, action: null, skipped: `not attempted: when the lock was taken the pair was already as desired (${now.reason})` };
+      // After a rollback the pair is what it was before the killed run: its action is decided afresh.
+      if (planned.action !== null && now.action !== planned.action && !recovered) {
         throw new DbreplError('STEP', `the pair changed since the plan (now ${live.state}: ${now.action}, ${now.reason}); nothing was changed: plan again`);
       }
-      masterKey = engine.identity(sides.m).key;
-      const fresh = engine.plan(pair, planned.action, sides, ctx.stamp);
-      if (fresh.preserved !== planned.preserved || fresh.lockDir !== planned.lockDir) {
-        throw new DbreplError('STEP', `the slave's data directory changed since the plan (${fresh.lockDir} instead of ${planned.lockDir}); nothing was changed: plan again`);
+      const fresh = engine.plan(pair, now.action, sides, ctx.stamp, state);
+      if (planned.action === now.action && fresh.preserved !== planned.preserved) {
+        throw new DbreplError('STEP', `the slave's data directory changed since the plan (${fresh.preserved} instead of ${planned.preserved}); nothing was changed: plan again`);
       }
-      const findings = await checkAction(engine, pair, sides, { action: planned.action, plan: fresh }, session, 'apply');
+      const findings = await checkAction(engine, pair, sides, { action: now.action, plan: fresh }, session);
       for (const w of findings.filter((f) => f.level === 'warning')) session.log.warn(`${pair.name}: ${w.message}`);
       const errors = findings.filter((f) => f.level === 'error').map((f) => f.message);
       if (errors.length > 0) throw new DbreplError('STEP', errors.join('; '));
-      return { plan: fresh, skipped: undefined };
+      return { plan: fresh, sides, action: now.action, skipped: undefined };
     });
-    if (!plan) return { preserved: null, skipped };
-    const outcome = await runSteps(plan, pair, { ...ctx, masterKey }, log);
+    if (!plan || !action) return { preserved: null, skipped, recovered };
+    await lock.append({
+      t: 'begin',
+      pair: pair.name,
+      action,
+      stamp: ctx.stamp,
+      master: pair.master.ref,
+      slave: pair.slave.ref,
+      sides,
+      steps: plan.steps.map((s) => ({ id: s.id, text: stepText(s) })),
+      run: ctx.owner.run,
+      at: new Date().toISOString(),
+    });
+    const journalled: Session = { ...session, checkpoint: () => lock.append({ t: 'state', state }) };
+    const outcome = await runSteps(plan, pair, { ...ctx, session: journalled }, lock, state, log);
     if (outcome.failed) {
-      if (outcome.undoFailed && slaveHost && lock) {
-        // The lock is the marker of a slave left half-done: it stays, saying why, and stops every later rebuild.
-        const kept = `${outcome.failed.message}; the rebuild lock ${lock} is kept: check ${pair.slave.ref}${plan.preserved ? ` (its previous data is at ${plan.preserved})` : ''}, then remove the lock`;
-        await keepRebuildLock(slaveHost, lock, outcome.failed.message).catch(() => undefined);
-        lock = null;
-        throw new StepError(outcome.failed.step, kept.replace(/^step "[^"]*" failed: /, ''), { cause: outcome.failed });
+      if (outcome.undoFailed) {
+        keep = true;
+        throw new StepError(outcome.failed.step, `${outcome.failed.message.replace(/^step "[^"]*" failed: /, '')}; the lock and journal of ${pair.slave.ref} stay in ${lock.dir} on ${lock.host.label}: the next run tries the rollback again${plan.preserved ? ` (the slave's previous data is at ${plan.preserved})` : ''}`, { cause: outcome.failed });
       }
       throw outcome.failed;
     }
-    return { preserved: plan.preserved };
+    await lock.append({ t: 'end', outcome: 'done', at: new Date().toISOString() });
+    return { preserved: plan.preserved, recovered };
   } finally {
-    if (slaveHost && lock) await releaseRebuildLock(slaveHost, lock);
+    await unstoppable(async () => {
+      if (releaseMaster) await releaseMaster();
+      if (keep) await lock.abandon('an undo failed');
+      else await lock.release();
+    });
   }
 }
 
@@ -92,37 +131,80 @@ async function inspectBoth(engine: Engine, pair: Pair, session: Session): Promis
   return { m, s };
 }
 
-/** Runs the steps; on a failure, undoes what started and returns the error (and whether an undo failed too). */
-async function runSteps(plan: ActionPlan, pair: Pair, ctx: ProtocolContext, log: (m: string) => void): Promise<{ failed: StepError | null; undoFailed: boolean }> {
+/**
+ * Rolls back an action a killed run left half-done, from its journal: the same step list
+ * built again from the facts it was planned on and the state its steps journalled, and the
+ * undo of every step that started (and was not undone yet), newest first. An action whose
+ * every step finished is left as it is.
+ */
+async function recover(engine: Engine, pair: Pair, i: Interrupted, lock: SlaveLock, ctx: ProtocolContext, log: (m: string) => void): Promise<{ said: string; failed: boolean }> {
+  const what = describeInterrupted(i);
+  log(`found ${what}`);
+  if (i.complete) {
+    await lock.append({ t: 'end', outcome: 'done', at: new Date().toISOString() });
+    await lock.clearJournal();
+    return { said: `${what}: every step had finished; nothing to roll back`, failed: false };
+  }
+  const master = ctx.topology.servers.get(i.master);
+  const slave = ctx.topology.servers.get(i.slave);
+  if (!master || !slave) {
+    return { said: `${what}; its master ${i.master} or slave ${i.slave} is no longer in the file, so it cannot be rolled back from here: restore the file, or roll it back by hand and remove ${lock.dir}/lock on ${lock.host.label}`, failed: true };
+  }
+  const journalPair = pair.master.ref === i.master && pair.slave.ref === i.slave ? pair : prunePair(master, slave);
+  const plan = engine.plan(journalPair, i.action, i.sides, i.stamp, i.state);
+  const byId = new Map(plan.steps.map((s) => [s.id, s]));
+  const started = i.started.filter((id) => !i.undone.has(id)).map((id) => byId.get(id)).filter((s): s is Step => !!s);
+  const session: Session = { ...ctx.session, checkpoint: () => lock.append({ t: 'state', state: i.state }) };
+  const undo = await rollback(started, session, lock, (m) => log(`rollback of the interrupted ${i.action}: ${m}`));
+  await lock.append({ t: 'end', outcome: undo.failed ? 'undo-failed' : 'rolled-back', at: new Date().toISOString() });
+  if (undo.failed) return { said: `${what}; rolling it back failed: ${undo.said.join('; ')}; the lock and journal stay in ${lock.dir} on ${lock.host.label} and the next run tries again`, failed: true };
+  await lock.clearJournal();
+  return { said: `rolled back the ${what}${undo.said.length > 0 ? `: ${undo.said.join('; ')}` : ''}`, failed: false };
+}
+
+/** Runs the steps; on a failure, a cancellation or a lost lock, undoes what started and returns the error (and whether an undo failed too). */
+async function runSteps(plan: ActionPlan, pair: Pair, ctx: ProtocolContext, lock: SlaveLock, state: Record<string, unknown>, log: (m: string) => void): Promise<{ failed: StepError | null; undoFailed: boolean }> {
   const started: Step[] = [];
-  // Work on one master is serialised under its identity, whatever name each pair gives it.
   const masterKey = ctx.masterKey ?? pair.master.ref;
+  // The run's cancellation, and this lock lost to another run: either stops the steps.
+  const stop = ctx.signal ? AbortSignal.any([ctx.signal, lock.lostSignal]) : lock.lostSignal;
   for (const step of plan.steps) {
-    started.push(step);
     try {
-      await run(log, stepText(step), () => (step.side.startsWith('master') ? ctx.locks.run(masterKey, () => step.run(ctx.session)) : step.run(ctx.session)));
+      if (stop.aborted) throw new CancelledError(lock.lost ? `lost the lock: ${lock.lost}` : 'the run was cancelled');
+      started.push(step);
+      await lock.append({ t: 'step', id: step.id, phase: 'start', at: new Date().toISOString() });
+      await run(log, stepText(step), () =>
+        underSignal(stop, () => (step.side.startsWith('master') ? ctx.locks.run(masterKey, () => step.run(ctx.session)) : step.run(ctx.session))),
+      );
+      await lock.append({ t: 'state', state });
+      await lock.append({ t: 'step', id: step.id, phase: 'done', at: new Date().toISOString() });
     } catch (err) {
-      const undo = await rollback(started, ctx.session, log);
-      const cause = err instanceof StepError ? messageOf(err.cause ?? err) : messageOf(err);
+      const cancelled = stop.aborted;
+      const undo = await unstoppable(() => rollback(started, ctx.session, lock, log));
+      const cause = cancelled ? `${lock.lost ? `lost the lock: ${lock.lost}` : 'cancelled'} (${messageOf(err instanceof StepError ? (err.cause ?? err) : err)})` : err instanceof StepError ? messageOf(err.cause ?? err) : messageOf(err);
+      await unstoppable(() => lock.append({ t: 'end', outcome: undo.failed ? 'undo-failed' : 'rolled-back', at: new Date().toISOString() })).catch(() => undefined);
       return { failed: new StepError(`${step.side}: ${step.title}`, [cause, ...undo.said].join('; '), { cause: err }), undoFailed: undo.failed };
     }
   }
   return { failed: null, undoFailed: false };
 }
 
-/** Undoes every step that started, newest first; each undo on its own, so one failing does not stop the others. */
-async function rollback(started: Step[], session: Session, log: (m: string) => void): Promise<{ said: string[]; failed: boolean }> {
+/** Undoes every step that started, newest first; each undo on its own (journalled), so one failing does not stop the others. */
+async function rollback(started: Step[], session: Session, lock: SlaveLock, log: (m: string) => void): Promise<{ said: string[]; failed: boolean }> {
   const said: string[] = [];
   let failed = false;
   for (const step of [...started].reverse()) {
     if (!step.undo) continue;
     log(`undo: ${step.undo.text}`);
     try {
-      const what = await step.undo.run(session);
+      await lock.append({ t: 'undo', id: step.id, phase: 'start', at: new Date().toISOString() });
+      const what = await unstoppable(() => step.undo!.run(session));
       if (what) said.push(what);
+      await lock.append({ t: 'undo', id: step.id, phase: 'done', at: new Date().toISOString() });
     } catch (err) {
       failed = true;
       said.push(`undoing "${step.side}: ${step.title}" failed (${messageOf(err)})`);
+      await lock.append({ t: 'undo', id: step.id, phase: 'failed', error: messageOf(err).slice(0, 500), at: new Date().toISOString() }).catch(() => undefined);
     }
   }
   return { said, failed };

@@ -1,11 +1,13 @@
 import { engineFor } from '../engines';
-import type { ChangeAction, Session } from '../engines/engine';
+import type { ChangeAction, Logger, Session } from '../engines/engine';
+import type { Owner } from '../hosts/run-state';
 import { messageOf } from '../errors';
 import type { Pair, Topology } from '../model';
 import { Mode, prunePair } from '../plan/diff';
 import type { DriftEntry, Plan, PlannedPair } from '../plan/types';
 import { KeyedLock } from '../util/poll';
-import { PREFLIGHT_STEP, runAction } from './protocol';
+import { MasterLocks } from './locks';
+import { PREFLIGHT_STEP, ProtocolContext, runAction } from './protocol';
 
 export interface ApplyOptions {
   topology: Topology;
@@ -13,10 +15,13 @@ export interface ApplyOptions {
   maxParallel: number;
   mode: Mode;
   stamp: string;
-  /** The slave directory each pair's plan locks on (by pair name). */
-  lockDirs: ReadonlyMap<string, string | null>;
   /** Who a server is (one key for one server under several names). */
   identityOf: (server: Pair['master']) => string;
+  owner: Owner;
+  /** How long to wait for another run's lock (--lock-timeout). */
+  lockTimeoutMs: number;
+  /** The run's cancellation: pairs not started are not attempted, running ones are rolled back. */
+  signal?: AbortSignal;
 }
 
 interface Job {
@@ -36,12 +41,26 @@ interface Job {
  */
 export async function applyPlan(plan: Plan, options: ApplyOptions): Promise<Plan> {
   const locks = new KeyedLock();
+  const masterLocks = new MasterLocks(options.owner, options.lockTimeoutMs, options.session.log);
+  const ctx = (pair: Pair): ProtocolContext => ({
+    session: options.session,
+    topology: options.topology,
+    mode: options.mode,
+    stamp: options.stamp,
+    locks,
+    masterLocks,
+    owner: options.owner,
+    lockTimeoutMs: options.lockTimeoutMs,
+    signal: options.signal,
+    masterKey: options.identityOf(pair.master),
+  });
   const jobs: Job[] = [];
   const byName = new Map(options.topology.pairs.map((p) => [p.name, p]));
 
   for (const planned of plan.pairs) {
     const pair = byName.get(planned.name)!;
-    if (planned.action === 'none') {
+    // Nothing to do, unless a killed run left this slave half-done: then its rollback runs.
+    if (planned.action === 'none' && !planned.interrupted) {
       planned.result = 'skipped';
       continue;
     }
@@ -54,7 +73,7 @@ export async function applyPlan(plan: Plan, options: ApplyOptions): Promise<Plan
       key: pair.slave.ref,
       pair,
       after: [],
-      run: () => runPair(pair, planned, planned.action as ChangeAction, options, locks),
+      run: () => runPair(pair, planned, ctx(pair), options.session.log),
       skip: (why) => {
         planned.result = 'skipped';
         planned.error = why;
@@ -73,7 +92,7 @@ export async function applyPlan(plan: Plan, options: ApplyOptions): Promise<Plan
       key: slave.ref,
       pair,
       after: [],
-      run: () => runDrift(pair, entry, options, locks),
+      run: () => runDrift(pair, entry, ctx(pair), options.session.log),
       skip: (why) => {
         entry.result = 'skipped';
         entry.error = why;
@@ -112,6 +131,10 @@ export async function applyPlan(plan: Plan, options: ApplyOptions): Promise<Plan
       }
       await slot();
       try {
+        if (options.signal?.aborted) {
+          job.skip('not attempted: the run was cancelled');
+          return false;
+        }
         await job.run();
         return true;
       } catch {
@@ -127,19 +150,16 @@ export async function applyPlan(plan: Plan, options: ApplyOptions): Promise<Plan
   return plan;
 }
 
-async function runPair(pair: Pair, planned: PlannedPair, action: ChangeAction, options: ApplyOptions, locks: KeyedLock): Promise<void> {
-  const log = options.session.log;
+async function runPair(pair: Pair, planned: PlannedPair, ctx: ProtocolContext, log: Logger): Promise<void> {
   log.info(`${pair.name}: ${planned.action} (${planned.reason})`);
   try {
-    const { preserved, skipped } = await runAction(engineFor(pair.engine), pair, { action, preserved: planned.preserved, lockDir: options.lockDirs.get(pair.name) ?? null }, {
-      session: options.session,
-      mode: options.mode,
-      stamp: options.stamp,
-      locks,
-    });
+    const action = planned.action === 'none' ? null : (planned.action as ChangeAction);
+    const { preserved, skipped, recovered } = await runAction(engineFor(pair.engine), pair, { action, preserved: planned.preserved }, ctx);
+    if (recovered) planned.warnings.push(recovered);
     if (skipped) {
-      planned.result = 'skipped';
-      planned.error = skipped;
+      // A rollback of a killed run's action, and nothing else to do: that rollback is what was done.
+      planned.result = recovered ? 'done' : 'skipped';
+      planned.error = recovered ? null : skipped;
       planned.preserved = null;
       log.info(`${pair.name}: ${skipped}`);
       return;
@@ -156,20 +176,15 @@ async function runPair(pair: Pair, planned: PlannedPair, action: ChangeAction, o
   }
 }
 
-async function runDrift(pair: Pair, entry: DriftEntry, options: ApplyOptions, locks: KeyedLock): Promise<void> {
+async function runDrift(pair: Pair, entry: DriftEntry, ctx: ProtocolContext, log: Logger): Promise<void> {
   try {
-    const { skipped } = await runAction(engineFor(pair.engine), pair, { action: 'disable', preserved: null, lockDir: null }, {
-      session: options.session,
-      mode: { kind: 'converge' },
-      stamp: options.stamp,
-      locks,
-    });
+    const { skipped } = await runAction(engineFor(pair.engine), pair, { action: 'disable', preserved: null }, { ...ctx, mode: { kind: 'converge' } });
     entry.result = skipped ? 'skipped' : 'done';
     if (skipped) entry.error = skipped;
   } catch (err) {
     entry.result = 'failed';
     entry.error = messageOf(err);
-    options.session.log.warn(`${entry.name}: prune failed: ${entry.error}`);
+    log.warn(`${entry.name}: prune failed: ${entry.error}`);
     throw err;
   }
 }

@@ -31,6 +31,23 @@ export interface Session {
   log: Logger;
   /** How often long copies say how far they are (default PROGRESS_EVERY_MS). */
   progressEveryMs?: number;
+  /**
+   * Writes the action's step state to its journal now: a step calls it right after it
+   * changed something its undo must know about (a slot it created, data it moved), so a
+   * run killed a moment later leaves that in the journal for the next run's rollback.
+   */
+  checkpoint?: () => Promise<void>;
+}
+
+/**
+ * The state an action's steps keep for their undos: `saved` (the object the protocol
+ * journals; filled from the journal when a killed run is rolled back) with the defaults
+ * for what it does not hold yet. The same object is returned, so the protocol sees every change.
+ */
+export function stepState<T extends object>(saved: Record<string, unknown> | undefined, defaults: T): T {
+  const target = saved ?? {};
+  for (const [k, v] of Object.entries(defaults)) if (!(k in target)) target[k] = v;
+  return target as T;
 }
 
 /** Outcome of inspecting one server: engine-specific facts, or why it could not be reached. */
@@ -88,6 +105,11 @@ export interface ActionPlan {
   warnings: string[];
 }
 
+/** A lock held on a master for a run (released when the run's last action on it ends). */
+export interface MasterLock {
+  release(): Promise<void>;
+}
+
 /** Who a server is, whatever name reached it: equal keys are one server. */
 export interface Identity {
   key: string;
@@ -108,7 +130,8 @@ export interface Engine<F = unknown> {
   pairState(pair: Pair, master: Inspection<F>, slave: Inspection<F>): PairLive;
   /** Replication links live on declared servers (for drift). */
   liveLinks(inspections: Array<Inspection<F>>, servers: Server[]): LiveLink[];
-  plan(pair: Pair, action: ChangeAction, sides: Sides<F>, stamp: string): ActionPlan;
+  /** `state`: the steps' journalled state (see stepState); a fresh object for a new action. */
+  plan(pair: Pair, action: ChangeAction, sides: Sides<F>, stamp: string, state?: Record<string, unknown>): ActionPlan;
   /**
    * Checks that change nothing but need a server or a host (logins, files, disk, the host
    * really runs the server). `planned` is null for a pair with nothing to do, which may
@@ -117,6 +140,11 @@ export interface Engine<F = unknown> {
   preflight(pair: Pair, sides: Sides<F>, planned: { action: ChangeAction; plan: ActionPlan } | null, session: Session): Promise<Finding[]>;
   /** Throws unless host commands on `host` reach the machine that runs this server (its pid file, its process). */
   verifyHost(host: Host, server: Server, facts: F): Promise<void>;
+  /**
+   * Takes the run's lock on a master, on the master itself (released if the run dies with
+   * its connection); waits up to `waitMs` for another run's, then fails naming its holder.
+   */
+  lockMaster(server: Server, session: Session, owner: string, waitMs: number, log: (m: string) => void): Promise<MasterLock>;
 }
 
 /**
@@ -177,7 +205,7 @@ export async function checkHostCanWork(host: Host, server: Server): Promise<void
   if (facts.uid !== 0) {
     throw new Error(`host commands for ${server.ref} run as uid ${facts.uid} on ${host.label}; dbrepl needs root there to act as the server's own user: log in as root or set ssh.sudo: true`);
   }
-  const r = await host.run(['sh', '-c', 'for p in "$@"; do command -v "$p" >/dev/null 2>&1 || printf "%s " "$p"; done', 'sh', 'bash', 'setpriv', 'timeout', 'stat', 'mktemp']);
+  const r = await host.run(['sh', '-c', 'for p in "$@"; do command -v "$p" >/dev/null 2>&1 || printf "%s " "$p"; done', 'sh', 'bash', 'setpriv', 'timeout', 'stat', 'mktemp', 'flock']);
   const missing = r.stdout.trim();
   if (missing) throw new Error(`${host.label} lacks ${missing.split(' ').join(', ')} (needed by dbrepl for ${server.ref}); install coreutils, util-linux and bash there`);
 }

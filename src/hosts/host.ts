@@ -74,3 +74,24 @@ export interface HostProvider {
   closeAll(): Promise<void>;
 }
 
+
+/**
+ * Runs "$@" as a child and stops it when dbrepl is gone: a killed dbrepl (a cancelled or
+ * lost runner) must not leave a copy writing into a data directory that the next run is
+ * rolling back. A watchdog notices that the script's parent (dbrepl itself, or the sshd
+ * session of its connection) has changed, i.e. died, and stops the command; `stop` is how
+ * (the local process group, or the remote `timeout` that leads the command's group).
+ * Signals the script receives (a cancellation) are passed to the command; its exit status
+ * is the command's. Stdin is handed to the command through fd 3 (an asynchronous command's
+ * stdin is /dev/null before any redirection of its own).
+ */
+export function orphanWatch(stop: string, announce = ''): string {
+  // The shell exports a PWD of its own: not part of the command's environment.
+  return `${announce}unset PWD; p=$PPID
+exec 3<&0
+"$@" <&3 3<&- & c=$!
+exec 3<&-
+trap 'kill -TERM $c 2>/dev/null' TERM INT HUP
+( while kill -0 $c 2>/dev/null; do sleep 1; [ "$(cut -d' ' -f4 /proc/$$/stat 2>/dev/null)" = "$p" ] || { ${stop}; exit 0; }; done ) >/dev/null 2>&1 </dev/null &
+while :; do wait $c; r=$?; kill -0 $c 2>/dev/null || exit $r; done`;
+}

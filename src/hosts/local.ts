@@ -2,7 +2,11 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { currentSignal } from '../util/cancel';
+import { orphanWatch } from './host';
 import type { CommandResult, Host, HostFacts, RunOptions } from './host';
+
+// The wrapper leads the command's process group here (spawned detached); dash's kill takes -PGID, not `--`.
+const WATCH = orphanWatch('kill -TERM -$$; sleep 5; kill -KILL -$$');
 import { COMMAND_TIMEOUT_MS } from './limits';
 
 /** What a host command inherits from the runner: enough to find programs and speak a language, nothing else. */
@@ -54,7 +58,8 @@ export class LocalHost implements Host {
       const env = Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${v}`);
       full = ['setpriv', `--reuid=${options.as.uid}`, `--regid=${options.as.gid}`, '--init-groups', '--reset-env', '--', 'env', ...env, ...argv];
     }
-    const [cmd, ...args] = full;
+    // In its own process group (detached below): the watchdog stops the whole group if dbrepl dies.
+    const [cmd, ...args] = ['sh', '-c', WATCH, 'sh', ...full];
     if (!cmd) return Promise.resolve({ code: 127, stdout: '', stderr: 'empty command', timedOut: false });
     const timeoutMs = options.timeoutMs ?? COMMAND_TIMEOUT_MS;
     const signal = options.signal ?? currentSignal();

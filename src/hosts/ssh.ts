@@ -2,6 +2,7 @@ import * as net from 'node:net';
 import { Client, ClientChannel, ConnectConfig } from 'ssh2';
 import { ConnectionError, DbreplError } from '../errors';
 import { currentSignal } from '../util/cancel';
+import { orphanWatch } from './host';
 import type { CommandResult, Host, HostFacts, RunOptions } from './host';
 import { preferredKeyTypes, verifyHostKey } from './known-hosts';
 import { COMMAND_TIMEOUT_MS } from './limits';
@@ -26,6 +27,7 @@ const READY_TIMEOUT_MS = 20_000;
 /** After a command's own limit (enforced on the host by `timeout`), how long before the channel is closed from here. */
 const CLOSE_GRACE_MS = 10_000;
 const CANCEL_CLOSE_MS = 3_000;
+const REMOTE_WATCH = orphanWatch('kill -TERM $c', 'echo "@@dbrepl-pid $$" >&2\n');
 /** Output kept per stream, as on the runner. */
 const MAX_OUTPUT = 8 * 1024 * 1024;
 
@@ -200,9 +202,10 @@ export class SshHost implements Host {
     if (signal?.aborted) return { code: 130, stdout: '', stderr: 'not started: the run was cancelled', timedOut: false, cancelled: true };
     const parts: string[] = [];
     if (sudo) parts.push('sudo', '-n', '--');
-    // `timeout` leads the command's process group and passes a TERM on to all of it: its pid
-    // (said first on stderr, then stripped) is what a cancelled run kills, from another exec.
-    parts.push('sh', '-c', 'echo "@@dbrepl-pid $$" >&2; exec "$@"', 'sh');
+    // `timeout` leads the command's process group and passes a TERM on to all of it. The
+    // wrapper's pid (said first on stderr, then stripped) is what a cancelled run signals,
+    // from another exec; and it stops the command when this connection's sshd session dies.
+    parts.push('sh', '-c', REMOTE_WATCH, 'sh');
     parts.push('timeout', '-k', '5', `${Math.ceil(timeoutMs / 1000)}`);
     if (options.as) {
       const me = (await this.facts()).uid;

@@ -25,6 +25,8 @@ export interface PlannedPair {
   replication_tls: 'verify-full' | 'require' | 'none';
   lag_seconds: number | null;
   lag_bytes: number | null;
+  /** An action a killed run left half-done on the slave (its journal): apply rolls it back first (null: none; set by plan and apply). */
+  interrupted?: string | null;
   result?: Result;
   error: string | null;
 }

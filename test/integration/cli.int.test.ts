@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { MariaServer, startMariaDB } from '../support/mariadb';
 import { PgCluster, startPostgres } from '../support/postgres';
 import { RedisServer, startRedis } from '../support/redis';
-import { dbrepl, scratch, writeYaml } from '../support/dbrepl';
+import { dbrepl, scratch, stateDirOf, writeYaml } from '../support/dbrepl';
 import { eventually } from '../support/sh';
 
 const REPL = `repl-${randomBytes(10).toString('hex')}`;
@@ -208,18 +208,26 @@ describe('preserved copies', () => {
     expect(fs.existsSync(pgCopies[1]!)).toBe(true);
   });
 
-  test('a rebuild lock on the server (a run under way or interrupted) stops the removal there', async () => {
-    const lock = `${pgReplica.dataDir}.dbrepl-lock`;
-    fs.mkdirSync(lock);
+  test('a lock on the server (a run under way, or one that left work to finish) stops the removal there', async () => {
+    // Another run's lock, held by a live process of this machine (this test's own).
+    const dir = stateDirOf('postgresql', pgReplica.port);
+    fs.mkdirSync(`${dir}/lock`, { recursive: true, mode: 0o700 });
+    const stat = fs.readFileSync('/proc/self/stat', 'utf8');
+    const pidStart = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    fs.writeFileSync(
+      `${dir}/lock/owner`,
+      JSON.stringify({ run: 'other-run', token: 'x', host: 'here', machine: fs.readFileSync('/etc/machine-id', 'utf8').trim(), boot: fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(), pid: process.pid, pidStart, since: new Date().toISOString() }),
+    );
+    fs.writeFileSync(`${dir}/lock/heartbeat`, '');
     try {
       const r = await run('preserved', 'remove', '--older-than', '0s', '--yes', '--json');
       expect(r.code).toBe(1);
       const doc = oneDocument(r.stdout);
       expect(doc.removed).toEqual([]);
-      expect(doc.failed).toEqual([expect.objectContaining({ path: pgCopies[0], error: expect.stringContaining(`${lock} exists`) })]);
+      expect(doc.failed).toEqual([expect.objectContaining({ path: pgCopies[0], error: expect.stringContaining(`shop/pg-replica is locked by run other-run (pid ${process.pid}`) })]);
       expect(fs.existsSync(pgCopies[0]!)).toBe(true);
     } finally {
-      fs.rmdirSync(lock);
+      fs.rmSync(`${dir}/lock`, { recursive: true, force: true });
     }
   });
 

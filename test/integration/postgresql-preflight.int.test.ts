@@ -146,22 +146,3 @@ test('a slave with lower max_connections than its master is refused before it st
   expect((await slave.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r'))[0]!.r).toBe(false);
   expect(await master.query('SELECT * FROM pg_replication_slots')).toEqual([]);
 });
-
-test('a rebuild lock left by an interrupted run stops a second rebuild and says where to look', async () => {
-  const password = randomBytes(8).toString('hex');
-  const master = await pg({ password });
-  const slave = await pg({ password });
-  const lock = `${slave.dataDir}.dbrepl-lock`;
-  fs.mkdirSync(lock);
-  fs.writeFileSync(`${lock}/info`, '{"pair":"app/replica","preserved":"/somewhere/kept"}\n');
-  const { file, env } = pairConfig('lock', master, slave);
-  const r = await dbrepl(['apply', '--json', '-c', file], env);
-  expect(r.code).toBe(1);
-  const error: string = r.json().pairs[0].error;
-  expect(error).toContain(`${lock} exists: another dbrepl run is rebuilding app/replica, or one was interrupted`);
-  expect(error).toContain('/somewhere/kept');
-  // The lock belongs to the other run: still there; the slave untouched; no slot left behind.
-  expect(fs.existsSync(lock)).toBe(true);
-  expect((await slave.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r'))[0]!.r).toBe(false);
-  expect(await master.query('SELECT * FROM pg_replication_slots')).toEqual([]);
-});

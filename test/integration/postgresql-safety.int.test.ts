@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { PgCluster, startPostgres, withLocalTablespace } from '../support/postgres';
-import { dbrepl, scratch, writeYaml } from '../support/dbrepl';
+import { dbrepl, stateDirOf, scratch, writeYaml } from '../support/dbrepl';
 import { eventually, sh } from '../support/sh';
 
 const REPL_PASSWORD = `repl-${randomBytes(10).toString('hex')}`;
@@ -161,28 +161,39 @@ test('no service commands for a slave on its master\'s host: refused by plan, be
   expect(await inRecovery(slave)).toBe(false);
 });
 
-test('an undo that fails keeps the rebuild lock, saying why, and the next plan refuses the pair naming it', async () => {
+test('an undo that fails keeps the lock and journal; the next plan names it, and the next apply retries the rollback', async () => {
   const password = randomBytes(8).toString('hex');
   const master = await pg({ password });
   const slave = await pg({ password });
   // A tablespace outside the data directory: on the same host its path is taken, so the copy fails.
   await withLocalTablespace(master);
   // ... and the slave's start command fails, so the undo cannot finish.
-  const { file, env } = pairConfig('undo-fails', master, slave, { slave: { service: { stop: slave.service.stop, start: 'echo "start refused" >&2; exit 4' } } });
-  const r = await dbrepl(['apply', '--json', '-c', file], env);
+  const broken = pairConfig('undo-fails', master, slave, { slave: { service: { stop: slave.service.stop, start: 'echo "start refused" >&2; exit 4' } } });
+  const r = await dbrepl(['apply', '--json', '-c', broken.file], broken.env);
   expect(r.code).toBe(1);
-  const lock = `${slave.dataDir}.dbrepl-lock`;
-  expect(r.json().pairs[0].error).toMatch(new RegExp(`step "slave: pg_basebackup from the master" failed: .*undoing "slave: move the data directory aside" failed .*start refused.*; the rebuild lock ${lock} is kept: check other/replica \\(its previous data is at .*\\), then remove the lock`));
-  expect(fs.existsSync(lock)).toBe(true);
-  expect(JSON.parse(fs.readFileSync(`${lock}/info`, 'utf8')).failed).toMatch(/pg_basebackup/);
+  const dir = stateDirOf('postgresql', slave.port);
+  expect(r.json().pairs[0].error).toMatch(
+    new RegExp(`step "slave: pg_basebackup from the master" failed: .*undoing "slave: move the data directory aside" failed .*start refused.*; the lock and journal of other/replica stay in ${dir} on the runner \\(local\\): the next run tries the rollback again \\(the slave's previous data is at .*\\)`),
+  );
+  const journal = fs.readFileSync(`${dir}/lock/journal`, 'utf8');
+  expect(journal).toContain('"phase":"failed"');
+  expect(journal).toContain('"outcome":"undo-failed"');
   // The data was put back before the start failed.
   expect(fs.existsSync(path.join(slave.dataDir, 'PG_VERSION'))).toBe(true);
-  // The operator starts the slave; until the lock is removed, no run rebuilds it again.
+  // The operator starts the slave; the next plan names what is left to finish (its run is gone: this process ended).
   await slave.start();
-  const next = await dbrepl(['plan', '--json', '-c', file], env);
-  expect(next.code).toBe(1);
-  expect(next.json().pairs[0].error).toContain(`${lock} exists: another dbrepl run is rebuilding other/replica, or one was interrupted (pair: other/replica`);
-  expect(next.json().pairs[0].error).toContain('failed: step "slave: pg_basebackup from the master" failed');
+  const next = await dbrepl(['plan', '--json', '-c', broken.file], broken.env);
+  expect(next.json().pairs[0].interrupted).toMatch(/^interrupted enable of other\/replica at step \d+ of \d+ \(slave: pg_basebackup .*undoing it failed before: .*start refused/);
+  expect(next.json().pairs[0].warnings.join('\n')).toContain('apply rolls it back first');
+  // With the start command fixed, apply finishes the rollback by itself (then tries the enable again,
+  // which fails on the tablespace as before and is rolled back cleanly): nothing is left locked.
+  const fixed = pairConfig('undo-fixed', master, slave);
+  const again = await dbrepl(['apply', '--json', '-c', fixed.file], fixed.env);
+  expect(again.stderr).toContain('rollback of the interrupted enable');
+  expect(again.json().pairs[0].result).toBe('failed');
+  expect(again.json().pairs[0].error).toContain('pg_basebackup');
+  expect(fs.existsSync(`${dir}/lock`)).toBe(false);
+  expect(await inRecovery(slave)).toBe(false);
 });
 
 test('prune never takes a declared slave for drift because a second name reaches it', async () => {

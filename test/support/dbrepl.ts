@@ -95,6 +95,15 @@ export async function runBundledAction(workspace: string, env: NodeJS.ProcessEnv
   return { code: r.code, log, outputs: parseOutputs(outputs), summary };
 }
 
+/**
+ * Where dbrepl keeps a server's lock and journal on this host (hosts/run-state.ts): the same
+ * key, worked out independently (engine, port, network namespace of this process).
+ */
+export function stateDirOf(engine: string, port: number): string {
+  const netns = /\[(\d+)\]/.exec(fs.readlinkSync('/proc/self/ns/net'))![1];
+  return `/var/lib/dbrepl/${engine}-${port}-${netns}`;
+}
+
 /** Servers a test file starts: their passwords join SECRETS, and all are stopped and removed at the end. */
 export class ServerPool {
   private readonly all: Array<{ destroy(): Promise<void> }> = [];

@@ -24,4 +24,5 @@ export const mongodb: Engine<never> = {
   plan: unavailable,
   preflight: async () => [],
   verifyHost: async () => unavailable(),
+  lockMaster: async () => unavailable(),
 };

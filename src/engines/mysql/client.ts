@@ -1,5 +1,5 @@
 import * as net from 'node:net';
-import { createConnection, RowDataPacket } from 'mysql2/promise';
+import { Connection, createConnection, RowDataPacket } from 'mysql2/promise';
 import { ConnectionError } from '../../errors';
 import { onCancel } from '../../util/cancel';
 import type { Server } from '../../model';
@@ -14,12 +14,12 @@ export interface Sql {
 
 const LOCK_WAIT_S = 90;
 
-/** Opens an admin connection at the endpoint the host layer gives, runs fn, always closes. */
-export async function withClient<T>(session: Session, server: Server, fn: (sql: Sql) => Promise<T>): Promise<T> {
+/** A connected admin session, for a connection held longer than one call (a master's lock). */
+export async function openConnection(session: Session, server: Server): Promise<Connection> {
   const at = await session.hosts.endpoint(server);
   const tunneled = at.host !== server.host || at.port !== server.port;
   const t = nodeTls(server);
-  let conn;
+  let conn: Connection;
   try {
     conn = await createConnection({
       // mysql2 checks the certificate against `host`: the file's host, also when a tunnel carries the bytes.
@@ -39,6 +39,12 @@ export async function withClient<T>(session: Session, server: Server, fn: (sql: 
   }
   // A connection dropped by the server must not crash the process.
   conn.on('error', () => undefined);
+  return conn;
+}
+
+/** Opens an admin connection at the endpoint the host layer gives, runs fn, always closes. */
+export async function withClient<T>(session: Session, server: Server, fn: (sql: Sql) => Promise<T>): Promise<T> {
+  const conn = await openConnection(session, server);
   // A statement waiting on a metadata lock (a DROP behind a long transaction) waits up to
   // lock_wait_timeout, a day or a year by default: bound it below the client's own limit.
   await conn.query(`SET SESSION lock_wait_timeout = ${LOCK_WAIT_S}`).catch(() => undefined);

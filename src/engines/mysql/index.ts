@@ -2,6 +2,7 @@ import type { Engine } from '../engine';
 import { mysqlCapabilities } from './capabilities';
 import { inspectMysql, MyFacts } from './inspect';
 import { verifyHost } from './host-side';
+import { lockMaster } from './lock';
 import { preflight } from './preflight';
 import { copies, identity, liveLinks, pairState } from './state';
 import { plan } from './steps';
@@ -16,4 +17,5 @@ export const mysql: Engine<MyFacts> = {
   plan,
   preflight,
   verifyHost,
+  lockMaster,
 };

@@ -5,6 +5,7 @@ import { copyTimeoutMs, SERVICE_TIMEOUT_MS } from '../../hosts/limits';
 import type { Pair, Server } from '../../model';
 import { pollUntil, PollAbort } from '../../util/poll';
 import { CopyProgress } from '../../util/progress';
+import { stepState } from '../engine';
 import type { ActionPlan, ChangeAction, Session, Sides, Step } from '../engine';
 import { serviceArgv } from '../service';
 import { withClient, Sql } from './client';
@@ -23,8 +24,8 @@ export function service(server: Server, d: Dialect): { stop: string; start: stri
   return server.service ?? { stop: `systemctl stop ${unit}`, start: `systemctl start ${unit}` };
 }
 
-export function plan(pair: Pair, action: ChangeAction, sides: Sides<MyFacts>, stamp: string): ActionPlan {
-  return action === 'disable' ? disableSteps(pair, sides) : enableSteps(pair, sides, stamp);
+export function plan(pair: Pair, action: ChangeAction, sides: Sides<MyFacts>, stamp: string, state?: Record<string, unknown>): ActionPlan {
+  return action === 'disable' ? disableSteps(pair, sides) : enableSteps(pair, sides, stamp, state);
 }
 
 /**
@@ -72,7 +73,7 @@ async function dirOwner(host: Host, file: string): Promise<RunAs | undefined> {
  * master streamed on its own host, pointed at the master by GTID. Each step that changes
  * the slave says how it is undone: the dump is loaded back, the settings put back.
  */
-function enableSteps(pair: Pair, { m, s }: Sides<MyFacts>, stamp: string): ActionPlan {
+function enableSteps(pair: Pair, { m, s }: Sides<MyFacts>, stamp: string, state?: Record<string, unknown>): ActionPlan {
   const d = dialectFor(s.version);
   const md = dialectFor(m.version);
   const mariadb = d.version.flavour === 'mariadb';
@@ -95,7 +96,8 @@ function enableSteps(pair: Pair, { m, s }: Sides<MyFacts>, stamp: string): Actio
   ];
   const change = d.changeSource({ host: pair.master.host, port: pair.master.port, user, password, tls: paths(masterFiles, masterTls) });
   const slaveSettings: Record<string, number> = { server_id: serverId, read_only: 1 };
-  const st = { trailer: '', optionsBefore: undefined as string | null | undefined, settingsTouched: false, emptied: false, ownBytes: 0, tlsCreated: [] as string[] };
+  // Journalled (the trailer holds the slave's admin account as SHOW CREATE USER gives it: a hash, on the slave's own host).
+  const st = stepState(state, { trailer: '', optionsBefore: undefined as string | null | undefined, settingsTouched: false, emptied: false, ownBytes: 0, tlsCreated: [] as string[] });
   const slaveHost = (session: Session): Promise<Host> => session.hosts.forServer(pair.slave);
   const slaveSql = <T>(session: Session, fn: (sql: Sql) => Promise<T>): Promise<T> => withClient(session, pair.slave, fn);
   const steps: Step[] = [];
@@ -117,6 +119,17 @@ function enableSteps(pair: Pair, { m, s }: Sides<MyFacts>, stamp: string): Actio
         await pollUntil(`${pair.master.ref} to come back with binary logging on`, 180_000, () =>
           withClient(session, pair.master, async (sql) => ((await readFacts(sql)).logBin ? true : undefined)),
         );
+      },
+      // A run stopped between the stop and the start leaves the master down: whoever rolls back starts it.
+      undo: {
+        text: 'start the master again if it is down (binary logging stays on)',
+        run: async (session) => {
+          if (await withClient(session, pair.master, async () => true).catch(() => false)) return '';
+          const host = await session.hosts.forServer(pair.master);
+          await runChecked(host, serviceArgv(svc.start), `start command of ${pair.master.ref}`, { timeoutMs: SERVICE_TIMEOUT_MS });
+          await pollUntil(`${pair.master.ref} to come back`, 180_000, () => withClient(session, pair.master, async () => true));
+          return `${pair.master.ref} was started again`;
+        },
       },
     });
   }
@@ -141,6 +154,7 @@ function enableSteps(pair: Pair, { m, s }: Sides<MyFacts>, stamp: string): Actio
         const owner = await statOwner(host, s.datadir);
         if (masterFiles) st.tlsCreated.push(...(await writeTlsFiles(host, masterFiles, pair.master, owner)));
         if (slaveFiles) st.tlsCreated.push(...(await writeTlsFiles(host, slaveFiles, pair.slave, owner)));
+        await session.checkpoint?.();
       },
       undo: {
         text: 'remove the TLS files this run wrote',
@@ -165,6 +179,7 @@ function enableSteps(pair: Pair, { m, s }: Sides<MyFacts>, stamp: string): Actio
     text: 'slave: SHOW CREATE USER CURRENT_USER(); SHOW GRANTS (its admin account, put back after the copy)',
     run: async (session) => {
       st.trailer = await slaveSql(session, (sql) => adminAccount(sql, d));
+      await session.checkpoint?.();
     },
   });
   steps.push({
@@ -175,8 +190,9 @@ function enableSteps(pair: Pair, { m, s }: Sides<MyFacts>, stamp: string): Actio
       d.needsOptionsFile ? `; server_id = ${serverId} and read_only = 1 persisted in ${optionsFile(pair.slave)} (owner of ${s.datadir}, mode 644), checked to be what the server reads at its next start` : ''
     }`,
     run: async (session) => {
-      st.settingsTouched = true;
       if (d.needsOptionsFile) st.optionsBefore = await readFile(await slaveHost(session), optionsFile(pair.slave));
+      st.settingsTouched = true;
+      await session.checkpoint?.();
       await slaveSql(session, async (sql) => {
         if (serverId !== s.serverId) await sql.query(d.setServerId, [serverId]);
         for (const q of d.readOnly(true)) await sql.query(q);
@@ -214,6 +230,7 @@ function enableSteps(pair: Pair, { m, s }: Sides<MyFacts>, stamp: string): Actio
     run: async (session) => {
       const host = await slaveHost(session);
       st.ownBytes = await dataBytes(session, pair.slave);
+      await session.checkpoint?.();
       await dumpToFile(host, d, login(pair.slave, d, slaveFiles, slaveTls), preserved, copyTimeoutMs(st.ownBytes, pair.copyTimeoutSeconds), await dirOwner(host, preserved));
     },
   });
@@ -227,8 +244,9 @@ function enableSteps(pair: Pair, { m, s }: Sides<MyFacts>, stamp: string): Actio
     }`,
     run: (session) =>
       slaveSql(session, async (sql) => {
-        for (const q of reset) await sql.query(q);
         st.emptied = true;
+        await session.checkpoint?.();
+        for (const q of reset) await sql.query(q);
         await dropUserSchemas(sql);
         if (s.logBin) await sql.query(d.resetBinlogs);
       }),

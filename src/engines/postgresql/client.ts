@@ -19,6 +19,19 @@ const CONNECT_TIMEOUT_MS = 10_000;
  * a tunnel), runs fn, always closes. `login` replaces the file's admin login (a probe).
  */
 export async function withClient<T>(session: Session, server: Server, fn: (sql: Sql) => Promise<T>, login?: { user?: string; password?: string }): Promise<T> {
+  const client = await openClient(session, server, login);
+  // A cancelled run cuts the connection: a query waiting on the server ends at once.
+  const off = onCancel(() => (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy());
+  try {
+    return await fn(client);
+  } finally {
+    off();
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** A connected client, for a connection held longer than one call (a master's lock). */
+export async function openClient(session: Session, server: Server, login?: { user?: string; password?: string }, applicationName = 'dbrepl'): Promise<Client> {
   const at = await session.hosts.endpoint(server);
   const client = new Client({
     host: at.host,
@@ -27,7 +40,7 @@ export async function withClient<T>(session: Session, server: Server, fn: (sql: 
     // Never the runner's PGPASSWORD: only what the file gives.
     password: (login ? login.password : server.password) ?? '',
     database: 'postgres',
-    application_name: 'dbrepl',
+    application_name: applicationName,
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     statement_timeout: 60_000,
     // The server enforces statement_timeout; these bound a wait on a partitioned network.
@@ -45,12 +58,5 @@ export async function withClient<T>(session: Session, server: Server, fn: (sql: 
     await client.end().catch(() => undefined);
     throw new ConnectionError(server.ref, `cannot connect to PostgreSQL at ${server.host}:${server.port}: ${(err as Error).message}`, { cause: err });
   }
-  // A cancelled run cuts the connection: a query waiting on the server ends at once.
-  const off = onCancel(() => (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy());
-  try {
-    return await fn(client);
-  } finally {
-    off();
-    await client.end().catch(() => undefined);
-  }
+  return client;
 }

@@ -1,6 +1,7 @@
 import type { Engine } from '../engine';
 import { postgresqlCapabilities } from './capabilities';
 import { inspectPostgres, PgFacts } from './inspect';
+import { lockMaster } from './lock';
 import { preflight } from './preflight';
 import { verifyHost } from './slave';
 import { copies, identity, liveLinks, pairState } from './state';
@@ -16,4 +17,5 @@ export const postgresql: Engine<PgFacts> = {
   plan,
   preflight,
   verifyHost,
+  lockMaster,
 };

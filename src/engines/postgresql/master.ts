@@ -93,9 +93,9 @@ export function hbaRefusal(pair: Pair, user: string, file: string, d: { line: nu
  * ALTER SYSTEM the restart-only settings, restart with the master's service commands, and
  * check they took. `keep` receives postgresql.auto.conf as it was, for the undo.
  */
-export async function restartMaster(session: Session, master: Server, host: Host, settings: Record<string, string>, keep: (autoConf: { file: string; text: string | null }) => void): Promise<void> {
+export async function restartMaster(session: Session, master: Server, host: Host, settings: Record<string, string>, keep: (autoConf: { file: string; text: string | null }) => void | Promise<void>): Promise<void> {
   const file = `${(await withClient(session, master, readFacts)).dataDirectory}/postgresql.auto.conf`;
-  keep({ file, text: await readServerFile(host, file) });
+  await keep({ file, text: await readServerFile(host, file) });
   const before = await withClient(session, master, async (sql) => {
     for (const [k, v] of Object.entries(settings)) await sql.query(`ALTER SYSTEM SET ${sql.escapeIdentifier(k)} = ${sql.escapeLiteral(v)}`);
     return (await readFacts(sql)).startEpoch;

@@ -6,6 +6,7 @@ import { copyTimeoutMs, SERVICE_TIMEOUT_MS } from '../../hosts/limits';
 import type { Pair } from '../../model';
 import { pollUntil } from '../../util/poll';
 import { CopyProgress } from '../../util/progress';
+import { stepState } from '../engine';
 import type { ActionPlan, ChangeAction, Session, Sides, Step } from '../engine';
 import { serviceArgv } from '../service';
 import { withClient } from './client';
@@ -19,8 +20,8 @@ import { preservedPath, restartSettings, service, slotName, START_TIMEOUT_MS, ST
 
 export const major = (f: PgFacts): number => Math.floor(f.versionNum / 10000);
 
-export function plan(pair: Pair, action: ChangeAction, sides: Sides<PgFacts>, stamp: string): ActionPlan {
-  return action === 'disable' ? disableSteps(pair, sides) : enableSteps(pair, sides, stamp);
+export function plan(pair: Pair, action: ChangeAction, sides: Sides<PgFacts>, stamp: string, state?: Record<string, unknown>): ActionPlan {
+  return action === 'disable' ? disableSteps(pair, sides) : enableSteps(pair, sides, stamp, state);
 }
 
 /**
@@ -28,7 +29,7 @@ export function plan(pair: Pair, action: ChangeAction, sides: Sides<PgFacts>, st
  * is stopped and rebuilt from a fresh base backup. Each step that changes something says
  * how it is undone; the protocol undoes them, newest first, when a later step fails.
  */
-function enableSteps(pair: Pair, { m, s }: Sides<PgFacts>, stamp: string): ActionPlan {
+function enableSteps(pair: Pair, { m, s }: Sides<PgFacts>, stamp: string, state?: Record<string, unknown>): ActionPlan {
   const slot = slotName(pair);
   const user = pair.replication.user ?? '';
   const password = pair.replication.password ?? '';
@@ -42,7 +43,7 @@ function enableSteps(pair: Pair, { m, s }: Sides<PgFacts>, stamp: string): Actio
   const ssl = tlsMode !== 'none' || m.ssl;
   const hba = m.hbaRules ? hbaDecision(m.hbaRules, user, pair.slave.host, ssl) : { kind: 'add' as const, why: 'the rules cannot be read' };
   const method = m.passwordEncryption === 'md5' ? 'md5' : 'scram-sha-256';
-  const st = { createdSlot: false, moved: false, autoConf: null as { file: string; text: string | null } | null, tlsCreated: [] as string[] };
+  const st = stepState(state, { createdSlot: false, moved: false, autoConf: null as { file: string; text: string | null } | null, tlsCreated: [] as string[] });
   let owner: Promise<RunAs> | undefined;
   const ownerOf = (session: Session): Promise<RunAs> =>
     (owner ??= session.hosts.forServer(pair.slave).then((h) => statOwner(h, dataDir)));
@@ -65,7 +66,10 @@ function enableSteps(pair: Pair, { m, s }: Sides<PgFacts>, stamp: string): Actio
       side: 'master',
       title: 'change WAL settings and restart',
       text: `master: ALTER SYSTEM SET ${restartKeys.map(([k, v]) => `${k}=${v}`).join(', ')} and restart the master`,
-      run: async (session) => restartMaster(session, pair.master, await session.hosts.forServer(pair.master), restart, (auto) => (st.autoConf = auto)),
+      run: async (session) => restartMaster(session, pair.master, await session.hosts.forServer(pair.master), restart, async (auto) => {
+        st.autoConf = auto;
+        await session.checkpoint?.();
+      }),
       undo: {
         text: "if the master does not come back: its postgresql.auto.conf as before, and start it",
         run: async (session) => (st.autoConf ? restoreMaster(session, pair.master, await session.hosts.forServer(pair.master), st.autoConf) : ''),
@@ -99,11 +103,15 @@ function enableSteps(pair: Pair, { m, s }: Sides<PgFacts>, stamp: string): Actio
     text: `master: create physical replication slot ${slot} (pg_create_physical_replication_slot), unless it exists`,
     run: async (session) => {
       st.createdSlot = await withClient(session, pair.master, (sql) => ensureSlot(sql, slot));
+      await session.checkpoint?.();
     },
     undo: {
       text: `drop slot ${slot} if this run created it`,
       run: async (session) => {
-        if (!st.createdSlot) return '';
+        // Created by this run: the journal says so, or the master had no such slot when planned
+        // (a run killed between creating it and journalling that leaves only the second).
+        if (!st.createdSlot && m.slots.some((x) => x.name === slot)) return '';
+        if (!st.createdSlot && !(await withClient(session, pair.master, async (sql) => (await sql.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [slot])).rows.length > 0))) return '';
         await withClient(session, pair.master, (sql) => dropSlotWhenFree(sql, slot, pair.master.ref));
         return `slot ${slot}, created by this run, was dropped`;
       },
@@ -120,7 +128,9 @@ function enableSteps(pair: Pair, { m, s }: Sides<PgFacts>, stamp: string): Actio
       run: async (session) => {
         // After a move, the move's undo restarts the server on the data it put back; a server
         // whose stop failed is still running and needs nothing.
-        if (st.moved || (await pathExists(await slaveHost(session), `${dataDir}/postmaster.pid`))) return '';
+        // Moved is what the disk says (the kept path is new to this run), not what a killed run journalled.
+        const host = await slaveHost(session);
+        if ((await pathExists(host, preserved)) || (await pathExists(host, `${dataDir}/postmaster.pid`))) return '';
         await startSlave(session);
         return 'the slave was started again on its own data';
       },
@@ -153,21 +163,28 @@ function enableSteps(pair: Pair, { m, s }: Sides<PgFacts>, stamp: string): Actio
       const parent = await ownerOfDirectory(host, dataDir);
       await runChecked(host, ['mv', '--no-target-directory', '--', dataDir, preserved], `moving ${dataDir} to ${preserved}`, { as: parent });
       st.moved = true;
+      await session.checkpoint?.();
       await runChecked(host, ['mkdir', '-m', '700', '--', dataDir], `creating ${dataDir}`, { as: parent });
       if (!parent) await runChecked(host, ['chown', '-h', `${as.uid}:${as.gid}`, '--', dataDir], `giving ${dataDir} to its owner`);
     },
     undo: {
       text: `put ${preserved} back at ${dataDir} and start the slave`,
       run: async (session) => {
-        if (!st.moved) return '';
         const host = await slaveHost(session);
-        if (!(await pathExists(host, preserved))) throw new DbreplError('STEP', `${preserved} is missing; ${dataDir} was left as it is`);
+        // The kept path is new to this run: it exists exactly when the move happened (and was not put back).
+        if (!(await pathExists(host, preserved))) {
+          if (!st.moved) return '';
+          // Put back already, by an undo that then failed (or was killed) before the start: start it.
+          if (!(await pathExists(host, `${dataDir}/PG_VERSION`))) throw new DbreplError('STEP', `${preserved} is missing and ${dataDir} holds no data directory; both were left as they are`);
+          if (await pathExists(host, `${dataDir}/postmaster.pid`)) return '';
+          await startSlave(session);
+          return `the slave's previous data was back at ${dataDir}; the server was started`;
+        }
         // Whatever runs on the partial copy stops first; its failure (nothing running) is expected.
         await host.run(serviceArgv(service(pair.slave).stop), { timeoutMs: SERVICE_TIMEOUT_MS });
         const parent = await ownerOfDirectory(host, dataDir);
         await runChecked(host, ['rm', '-rf', '--', dataDir], `removing the partial ${dataDir}`, { as: parent });
         await runChecked(host, ['mv', '--no-target-directory', '--', preserved, dataDir], `moving ${preserved} back`, { as: parent });
-        st.moved = false;
         await startSlave(session);
         return `the slave's previous data was put back at ${dataDir} and the server restarted`;
       },
@@ -181,6 +198,7 @@ function enableSteps(pair: Pair, { m, s }: Sides<PgFacts>, stamp: string): Actio
       text: `slave host: write ${[tlsFiles.ca, tlsFiles.cert, tlsFiles.key].filter(Boolean).join(', ')} (the master's CA${tlsFiles.cert ? ' and client certificate' : ''}, readable by the slave's server only)`,
       run: async (session) => {
         st.tlsCreated = await writeTlsFiles(await slaveHost(session), tlsFiles, pair.master, await ownerOf(session));
+        await session.checkpoint?.();
       },
       undo: {
         text: 'remove the TLS files this run wrote',

@@ -1,6 +1,7 @@
 import type { Engine } from '../engine';
 import { redisCapabilities } from './capabilities';
 import { inspectRedis, RedisFacts } from './inspect';
+import { lockMaster } from './lock';
 import { preflight, verifyHost } from './preflight';
 import { copies, identity, liveLinks, pairState } from './state';
 import { plan } from './steps';
@@ -15,4 +16,5 @@ export const redis: Engine<RedisFacts> = {
   plan,
   preflight,
   verifyHost,
+  lockMaster,
 };

@@ -4,9 +4,11 @@ import { copyTimeoutMs } from '../../hosts/limits';
 import type { Pair, Server } from '../../model';
 import { CopyProgress } from '../../util/progress';
 import { pollUntil, PollAbort } from '../../util/poll';
+import { stepState } from '../engine';
 import type { ActionPlan, ChangeAction, Logger, Session, Sides, Step } from '../engine';
 import { Cmd, withClient } from './client';
 import { readFacts, RedisFacts } from './inspect';
+import { FORGET_COPY, LOCK_KEY } from './lock';
 import { bufferWarnings, ownBase, preservedPath } from './state';
 import { replicationTls, tlsFilesFor, writeTlsFiles } from '../tls';
 
@@ -21,8 +23,8 @@ async function settings(r: Cmd): Promise<Record<string, string>> {
   return out;
 }
 
-export function plan(pair: Pair, action: ChangeAction, sides: Sides<RedisFacts>, stamp: string): ActionPlan {
-  return action === 'disable' ? disableSteps(pair) : enableSteps(pair, action, sides, stamp);
+export function plan(pair: Pair, action: ChangeAction, sides: Sides<RedisFacts>, stamp: string, state?: Record<string, unknown>): ActionPlan {
+  return action === 'disable' ? disableSteps(pair) : enableSteps(pair, action, sides, stamp, state);
 }
 
 /** Full syncs are bounded by the dataset (at least 5 minutes, plus a minute per 1 GiB), or by the pair's copy_timeout. */
@@ -92,9 +94,9 @@ async function snapshot(session: Session, server: Server): Promise<void> {
  * the sync. Until the sync completes the slave keeps serving its own dataset; a failure
  * puts its replication settings back as they were (its dataset from before is at `preserved`).
  */
-function enableSteps(pair: Pair, action: ChangeAction, { m, s }: Sides<RedisFacts>, stamp: string): ActionPlan {
+function enableSteps(pair: Pair, action: ChangeAction, { m, s }: Sides<RedisFacts>, stamp: string, state?: Record<string, unknown>): ActionPlan {
   const preserved = preservedPath(s.dir, s.dbfilename, stamp);
-  const st = { auth: null as Record<string, string> | null, replicaofSet: false };
+  const st = stepState(state, { auth: null as Record<string, string> | null, replicaofSet: false });
   // Over TLS: the slave's own TLS context (Redis has one) must trust the master; the master's CA
   // is installed for it unless it already has a CA of its own.
   const masterTls = replicationTls(pair.master);
@@ -138,6 +140,7 @@ ln -- "$tmp" "$out"`,
         await withClient(session, pair.slave, async (r) => {
           // As they are now, for the undo (masterauth stays in this closure, never in a report).
           st.auth = await settings(r);
+          await session.checkpoint?.();
           await r.call('CONFIG', 'SET', 'masterauth', login.password ?? '');
           await r.call('CONFIG', 'SET', 'masteruser', login.user && login.user !== 'default' ? login.user : '');
           await r.call('CONFIG', 'SET', 'replica-read-only', 'yes');
@@ -181,6 +184,7 @@ ln -- "$tmp" "$out"`,
       run: (session) =>
         withClient(session, pair.slave, async (r) => {
           st.replicaofSet = true;
+          await session.checkpoint?.();
           if (action === 'resync') await r.call('REPLICAOF', 'NO', 'ONE');
           await r.call('REPLICAOF', pair.master.host, String(pair.master.port));
           await rewrite(r, s, session.log, pair.slave);
@@ -269,12 +273,13 @@ function disableSteps(pair: Pair): ActionPlan {
       id: 'detach',
       side: 'slave',
       title: 'REPLICAOF NO ONE and persist',
-      text: 'slave: REPLICAOF NO ONE; CONFIG REWRITE',
+      text: `slave: REPLICAOF NO ONE; CONFIG REWRITE; DEL ${LOCK_KEY} (the replicated copy of the master's lock)`,
       run: (session) =>
         withClient(session, pair.slave, async (r) => {
           const f = await readFacts(r);
           await r.call('REPLICAOF', 'NO', 'ONE');
           await rewrite(r, f, session.log, pair.slave);
+          await r.call('EVAL', FORGET_COPY, 1, LOCK_KEY);
         }),
     },
   ];
