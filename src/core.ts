@@ -219,6 +219,7 @@ async function checkLocks(plan: Plan, topology: Topology, session: Session, me: 
   const byName = new Map(topology.pairs.map((p) => [p.name, p]));
   await eachLimited(plan.pairs, maxParallel, async (planned) => {
     planned.interrupted = null;
+    planned.locked_by = null;
     const pair = byName.get(planned.name)!;
     let state;
     try {
@@ -228,7 +229,14 @@ async function checkLocks(plan: Plan, topology: Topology, session: Session, me: 
     }
     if (!state) return;
     if (!state.gone) {
+      planned.locked_by = state.holder;
       planned.warnings.push(`${pair.slave.ref} is locked by ${state.holder}${state.interrupted ? ` (${describeInterrupted(state.interrupted).replace(/^interrupted /, 'doing: ')})` : ''}; apply waits up to --lock-timeout (${Math.round(lockTimeoutMs / 1000)} s) for it`);
+      if (planned.live === 'unreachable') {
+        // Most likely stopped by that run (a rebuild under way): decided again once its lock is free.
+        planned.action = pair.desired === 'disabled' ? 'disable' : 'none';
+        planned.reason = `${pair.slave.ref} cannot be inspected while ${state.holder} works on it; apply waits for its lock, then decides again`;
+        planned.error = null;
+      }
       return;
     }
     if (!state.interrupted) {

@@ -143,8 +143,7 @@ export class MasterLocks {
   async take(engine: Engine, server: Server, key: string, session: Session): Promise<() => Promise<void>> {
     let entry = this.held.get(key);
     if (!entry) {
-      const text = `dbrepl ${this.owner.run} pid ${this.owner.pid} on ${this.owner.host}`;
-      entry = { count: 0, lock: engine.lockMaster(server, session, text, this.waitMs, (m) => this.log.info(`${server.ref}: ${m}`)) };
+      entry = { count: 0, lock: engine.lockMaster(server, session, this.owner, this.waitMs, (m) => this.log.info(`${server.ref}: ${m}`)) };
       this.held.set(key, entry);
       entry.lock.catch(() => this.held.delete(key));
     }

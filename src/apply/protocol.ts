@@ -32,6 +32,8 @@ export interface Planned {
   /** What the plan said; null: only the rollback of an interrupted action (the pair is otherwise as desired). */
   action: ChangeAction | null;
   preserved: string | null;
+  /** The plan could not see the pair (another run held it): the action is decided once the lock is taken. */
+  afresh?: boolean;
 }
 
 export const PREFLIGHT_STEP = 'preflight: checks before any change';
@@ -80,7 +82,7 @@ export async function runAction(engine: Engine, pair: Pair, planned: Planned, ct
       // Already as the file wants it (another run, the link came back, or the rollback above): nothing to do.
       if (now.action === 'none') return { plan: null, sides, action: null, skipped: `not attempted: when the lock was taken the pair was already as desired (${now.reason})` };
       // After a rollback the pair is what it was before the killed run: its action is decided afresh.
-      if (planned.action !== null && now.action !== planned.action && !recovered) {
+      if (planned.action !== null && now.action !== planned.action && !recovered && !planned.afresh) {
         throw new DbreplError('STEP', `the pair changed since the plan (now ${live.state}: ${now.action}, ${now.reason}); nothing was changed: plan again`);
       }
       const fresh = engine.plan(pair, now.action, sides, ctx.stamp, state);

@@ -154,7 +154,7 @@ async function runPair(pair: Pair, planned: PlannedPair, ctx: ProtocolContext, l
   log.info(`${pair.name}: ${planned.action} (${planned.reason})`);
   try {
     const action = planned.action === 'none' ? null : (planned.action as ChangeAction);
-    const { preserved, skipped, recovered } = await runAction(engineFor(pair.engine), pair, { action, preserved: planned.preserved }, ctx);
+    const { preserved, skipped, recovered } = await runAction(engineFor(pair.engine), pair, { action, preserved: planned.preserved, afresh: !!planned.locked_by }, ctx);
     if (recovered) planned.warnings.push(recovered);
     if (skipped) {
       // A rollback of a killed run's action, and nothing else to do: that rollback is what was done.

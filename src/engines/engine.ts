@@ -1,5 +1,6 @@
 import type { CopyPattern } from '../hosts/copies';
 import type { Host, HostProvider } from '../hosts/host';
+import type { Owner } from '../hosts/run-state';
 import type { Pair, Server } from '../model';
 import type { EngineCapabilities } from './capabilities';
 
@@ -144,7 +145,7 @@ export interface Engine<F = unknown> {
    * Takes the run's lock on a master, on the master itself (released if the run dies with
    * its connection); waits up to `waitMs` for another run's, then fails naming its holder.
    */
-  lockMaster(server: Server, session: Session, owner: string, waitMs: number, log: (m: string) => void): Promise<MasterLock>;
+  lockMaster(server: Server, session: Session, owner: Owner, waitMs: number, log: (m: string) => void): Promise<MasterLock>;
 }
 
 /**

@@ -27,6 +27,8 @@ export interface PlannedPair {
   lag_bytes: number | null;
   /** An action a killed run left half-done on the slave (its journal): apply rolls it back first (null: none; set by plan and apply). */
   interrupted?: string | null;
+  /** Another run held the slave's lock when this plan was made (apply waits for it, then decides again). */
+  locked_by?: string | null;
   result?: Result;
   error: string | null;
 }

@@ -1,8 +1,9 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import * as path from 'node:path';
-import { expectNoSecrets } from './dbrepl';
+import { expectNoSecrets } from './common';
 
-const CLI = path.resolve(__dirname, '../../dist/cli.js');
+// The fault suite's script is bundled elsewhere: it names the bundle (npm run faults runs from the repository).
+const CLI = process.env.DBREPL_CLI ?? path.resolve(__dirname, '../../dist/cli.js');
 
 export interface CliExit {
   code: number | null;

@@ -1,9 +1,10 @@
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { stringify } from 'yaml';
 import { cli } from '../../src/cli';
+import { expectNoSecrets, SECRETS, tempDir } from './common';
 import { sh } from './sh';
+
+export { expectNoSecrets, SECRETS, stateDirOf, tempDir, writeYaml } from './common';
 
 const ROOT = path.resolve(__dirname, '../..');
 
@@ -12,18 +13,6 @@ export interface CliRun {
   stdout: string;
   stderr: string;
   json<T = any>(): T;
-}
-
-/**
- * Every secret any test hands to the tool. Each run of the CLI (and of the bundled action)
- * checks its whole output against this list, so a leak fails the test that caused it.
- */
-export const SECRETS = new Set<string>();
-
-export function expectNoSecrets(text: string, where: string): void {
-  for (const s of SECRETS) {
-    if (s && text.includes(s)) throw new Error(`a secret leaked into ${where}: ${text.slice(Math.max(0, text.indexOf(s) - 80), text.indexOf(s) + 20).replace(s, '<SECRET>')}`);
-  }
 }
 
 /** Runs dbrepl in-process, as `node dist/cli.js` would, and checks the output for secrets. */
@@ -45,16 +34,6 @@ export async function dbrepl(args: string[], env: NodeJS.ProcessEnv, cwd = proce
       }
     },
   };
-}
-
-export function tempDir(prefix: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-}
-
-export function writeYaml(dir: string, doc: unknown, name = 'replication.yml'): string {
-  const file = path.join(dir, name);
-  fs.writeFileSync(file, stringify(doc));
-  return file;
 }
 
 /** GITHUB_OUTPUT holds `name<<delimiter\nvalue\ndelimiter` blocks. */
@@ -93,15 +72,6 @@ export async function runBundledAction(workspace: string, env: NodeJS.ProcessEnv
   expectNoSecrets(outputs, 'action outputs');
   expectNoSecrets(summary, 'job summary');
   return { code: r.code, log, outputs: parseOutputs(outputs), summary };
-}
-
-/**
- * Where dbrepl keeps a server's lock and journal on this host (hosts/run-state.ts): the same
- * key, worked out independently (engine, port, network namespace of this process).
- */
-export function stateDirOf(engine: string, port: number): string {
-  const netns = /\[(\d+)\]/.exec(fs.readlinkSync('/proc/self/ns/net'))![1];
-  return `/var/lib/dbrepl/${engine}-${port}-${netns}`;
 }
 
 /** Servers a test file starts: their passwords join SECRETS, and all are stopped and removed at the end. */

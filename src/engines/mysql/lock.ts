@@ -1,5 +1,6 @@
 import type { RowDataPacket } from 'mysql2/promise';
 import { CancelledError, LockedError } from '../../errors';
+import type { Owner } from '../../hosts/run-state';
 import type { Server } from '../../model';
 import { currentSignal } from '../../util/cancel';
 import { sleep } from '../../util/poll';
@@ -15,7 +16,7 @@ const PING_MS = 20_000;
  * The run's lock on a MySQL/MariaDB master: GET_LOCK on a connection of its own. It goes
  * with the session, which the server ends IDLE_S after the run stops pinging it.
  */
-export async function lockMaster(server: Server, session: Session, _owner: string, waitMs: number, log: (m: string) => void): Promise<MasterLock> {
+export async function lockMaster(server: Server, session: Session, _owner: Owner, waitMs: number, log: (m: string) => void): Promise<MasterLock> {
   const conn = await openConnection(session, server);
   let ping: NodeJS.Timeout | undefined;
   try {

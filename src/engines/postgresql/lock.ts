@@ -1,5 +1,6 @@
 import { CancelledError, LockedError } from '../../errors';
 import { currentSignal } from '../../util/cancel';
+import type { Owner } from '../../hosts/run-state';
 import type { Server } from '../../model';
 import { sleep } from '../../util/poll';
 import type { MasterLock, Session } from '../engine';
@@ -14,9 +15,9 @@ const KEYS = [0x64627270, 1] as const;
  * it as soon as the server sees the connection gone, which the keepalives below bound to
  * about a minute even when the runner vanished without closing it.
  */
-export async function lockMaster(server: Server, session: Session, owner: string, waitMs: number, log: (m: string) => void): Promise<MasterLock> {
+export async function lockMaster(server: Server, session: Session, owner: Owner, waitMs: number, log: (m: string) => void): Promise<MasterLock> {
   // application_name is cut at 63 bytes by the server.
-  const client = await openClient(session, server, undefined, owner.slice(0, 63));
+  const client = await openClient(session, server, undefined, `dbrepl ${owner.run} pid ${owner.pid} on ${owner.host}`.slice(0, 63));
   client.on('error', () => undefined);
   try {
     for (const setting of ['tcp_keepalives_idle = 20', 'tcp_keepalives_interval = 5', 'tcp_keepalives_count = 4']) await client.query(`SET ${setting}`).catch(() => undefined);

@@ -1,4 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { CancelledError, LockedError } from '../../errors';
+import { describeOwner, goneHere, Owner } from '../../hosts/run-state';
 import type { Server } from '../../model';
 import { currentSignal, unstoppable } from '../../util/cancel';
 import { sleep } from '../../util/poll';
@@ -20,8 +22,9 @@ const RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call
  * deleted only by its holder. A master that is itself a replica is read-only: it cannot hold
  * the key, and the slave's lock on its host is then the only one (said in the log).
  */
-export async function lockMaster(server: Server, session: Session, owner: string, waitMs: number, log: (m: string) => void): Promise<MasterLock> {
-  const value = `${owner} token ${Math.random().toString(36).slice(2)}`;
+export async function lockMaster(server: Server, session: Session, owner: Owner, waitMs: number, log: (m: string) => void): Promise<MasterLock> {
+  // Who holds it, so that a run on the same machine can prove the holder gone (as with the slave's lock).
+  const value = `dbrepl ${JSON.stringify({ ...owner, token: randomBytes(8).toString('hex') })}`;
   const deadline = Date.now() + waitMs;
   let said = false;
   for (;;) {
@@ -39,7 +42,15 @@ export async function lockMaster(server: Server, session: Session, owner: string
       return { release: async () => undefined };
     }
     if (got === 'ok') break;
-    const who = `"${got.replace(/ token \w+$/, '')}" (key ${KEY})`;
+    const holder = parseOwner(got);
+    const gone = holder ? goneHere(holder, owner) : null;
+    if (holder && gone) {
+      // Deleted only if it is still that holder's: a run taking it meanwhile keeps it.
+      await withClient(session, server, (r) => r.call('EVAL', RELEASE, 1, KEY, got));
+      log(`took over the master lock from ${describeOwner(holder)}: ${gone}`);
+      continue;
+    }
+    const who = `${holder ? describeOwner(holder) : `"${got}"`} (key ${KEY})`;
     if (Date.now() >= deadline) throw new LockedError(`${server.ref} is locked by ${who}; waited ${Math.round(waitMs / 1000)} s (--lock-timeout); the key expires ${TTL_MS / 1000} s after its holder stops renewing it`);
     if (!said) log(`waiting for the master lock, held by ${who}`);
     said = true;
@@ -53,4 +64,12 @@ export async function lockMaster(server: Server, session: Session, owner: string
       await unstoppable(() => withClient(session, server, (r) => r.call('EVAL', RELEASE, 1, KEY, value))).catch(() => undefined);
     },
   };
+}
+
+function parseOwner(value: string): Owner | null {
+  try {
+    return value.startsWith('dbrepl {') ? (JSON.parse(value.slice(7)) as Owner) : null;
+  } catch {
+    return null;
+  }
 }

@@ -1,0 +1,36 @@
+/**
+ * The CI part of the fault suite (`npm run faults` runs all of it): on live PostgreSQL,
+ * MariaDB and Redis servers, the bundle SIGKILLed in the middle of a copy and re-run until
+ * it converges, with the master's data intact, the slave equal to it and its previous data
+ * on disk; two applies at once; a disable started during a resync.
+ */
+import { disableDuringResync, FaultLab, killScenarios, Row, twoApplies } from '../support/faults';
+
+jest.setTimeout(300_000);
+
+const expectPass = (r: Row): void => {
+  if (r.result !== 'pass') throw new Error(`${r.scenario}: ${r.detail}`);
+  expect(r.runs).toBeGreaterThanOrEqual(1);
+};
+
+describe.each(['postgresql', 'mysql', 'redis'] as const)('%s', (engine) => {
+  const lab = new FaultLab(engine);
+  beforeAll(() => lab.start());
+  afterAll(() => lab.stop());
+
+  test('SIGKILL in the middle of the enable, of a resync and of a disable: re-runs converge, nothing lost', async () => {
+    const rows: Row[] = [];
+    const steps = (await lab.planSteps()).length;
+    await killScenarios(lab, { enable: [Math.floor(steps / 2)], disable: [99] }, (r) => rows.push(r));
+    expect(rows.map((r) => r.scenario)).toHaveLength(3);
+    rows.forEach(expectPass);
+  });
+
+  test('two applies at once: one enables, the other waits and finds nothing to do', async () => {
+    expectPass(await twoApplies(lab));
+  });
+
+  test('a disable started during a resync waits for it, then promotes', async () => {
+    expectPass(await disableDuringResync(lab));
+  });
+});
