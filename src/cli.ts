@@ -38,6 +38,7 @@ const CONFIG: Flag = { type: 'string', short: 'c', arg: 'FILE', help: 'the repli
 const ONLY: Flag = { type: 'string', arg: 'NAMES', help: 'comma-separated pair or application names: only those pairs (an application: every pair with a side in it)' };
 const JSON_FLAG: Flag = { type: 'boolean', help: 'print exactly one JSON document on stdout, errors included; logs and progress go to stderr' };
 const PARALLEL: Flag = { type: 'string', arg: 'N', help: 'servers inspected and pairs changed at once (default 4)' };
+const FORCE: Flag = { type: 'boolean', help: 'go ahead where a check refuses only what this flag may override (each such refusal says what could be lost)' };
 const LOCK_TIMEOUT: Flag = { type: 'string', arg: 'DURATION', help: "how long to wait for another run's lock on a slave or a master, e.g. 5m (default 0: fail at once, naming the holder)" };
 
 const COMMANDS: Record<string, CommandSpec> = {
@@ -47,11 +48,11 @@ const COMMANDS: Record<string, CommandSpec> = {
     flags: { config: CONFIG, only: ONLY, json: JSON_FLAG, 'detailed-exitcode': { type: 'boolean', help: 'exit 2 when the plan has changes (0: nothing to do)' }, 'max-parallel': PARALLEL },
   },
   apply: {
-    usage: 'apply [-c FILE] [--only NAMES] [--json] [--lock-timeout DURATION] [--max-parallel N]',
+    usage: 'apply [-c FILE] [--only NAMES] [--json] [--lock-timeout DURATION] [--force] [--max-parallel N]',
     about:
       'Plan, then enable, disable or resync each pair that needs it; verify by inspecting again; print what was done. ' +
       'SIGINT/SIGTERM stop the running step and roll back what it started; an action a killed run left half-done is rolled back first.',
-    flags: { config: CONFIG, only: ONLY, json: JSON_FLAG, 'lock-timeout': LOCK_TIMEOUT, 'max-parallel': PARALLEL },
+    flags: { config: CONFIG, only: ONLY, json: JSON_FLAG, 'lock-timeout': LOCK_TIMEOUT, force: FORCE, 'max-parallel': PARALLEL },
   },
   status: {
     usage: 'status [-c FILE] [--only NAMES] [--json] [--detailed-exitcode] [--max-parallel N]',
@@ -65,7 +66,7 @@ const COMMANDS: Record<string, CommandSpec> = {
     },
   },
   resync: {
-    usage: 'resync [-c FILE] (--pair NAME... | --broken) [--json] [--lock-timeout DURATION] [--max-parallel N]',
+    usage: 'resync [-c FILE] (--pair NAME... | --broken) [--json] [--lock-timeout DURATION] [--force] [--max-parallel N]',
     about: 'Rebuild slaves from a fresh backup of their master: the pairs named, or every pair whose slave is broken.',
     flags: {
       config: CONFIG,
@@ -73,6 +74,7 @@ const COMMANDS: Record<string, CommandSpec> = {
       broken: { type: 'boolean', help: 'rebuild every enabled pair whose slave is broken' },
       json: JSON_FLAG,
       'lock-timeout': LOCK_TIMEOUT,
+      force: FORCE,
       'max-parallel': PARALLEL,
     },
     positionals: 'more pair names after --pair',
@@ -231,7 +233,7 @@ async function dispatch(command: string, sub: string | undefined, values: Values
         else throw new UsageError('resync needs --pair NAME... or --broken');
       }
       const lockTimeoutMs = typeof values['lock-timeout'] === 'string' ? durationFlag(values['lock-timeout'], '--lock-timeout') * 1000 : 0;
-      const result = await run(command as Command, { configPath, only, maxParallel, env: io.env, secrets, log, lockTimeoutMs, signal: io.signal }, mode);
+      const result = await run(command as Command, { configPath, only, maxParallel, env: io.env, secrets, log, lockTimeoutMs, signal: io.signal, force: values.force === true }, mode);
       if (command === 'status') {
         if (json) outJson(result.status);
         else out(statusText(result.status));

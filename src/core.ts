@@ -1,4 +1,4 @@
-import { checkAction } from './apply/checks';
+import { checkAction, settle } from './apply/checks';
 import { describeInterrupted } from './apply/journal';
 import { lockState } from './apply/locks';
 import { parseDuration } from './config/schema';
@@ -31,6 +31,8 @@ export interface CoreOptions {
   lockTimeoutMs?: number;
   /** The run's cancellation (SIGINT/SIGTERM): running actions are rolled back, others not started. */
   signal?: AbortSignal;
+  /** Go ahead where a check refuses only what --force may override (Finding.forceable). */
+  force?: boolean;
 }
 
 /** `DBREPL_PROGRESS_INTERVAL` (a duration, default 5s): how often long copies say how far they are. */
@@ -181,7 +183,7 @@ export async function run(command: Command, options: CoreOptions, mode: Mode = {
     const stamp = stampOf(options.now ?? new Date());
     const owner = localOwner(options.env);
     const plan = buildPlan({ topology, selected, inspections, stamp, mode, env: desiredEnv(topology) }, servers);
-    await checkPlan(plan, topology, inspections, session, options.maxParallel, stamp);
+    await checkPlan(plan, topology, inspections, session, options.maxParallel, stamp, options.force ?? false);
     await checkLocks(plan, topology, session, owner, options.maxParallel, options.lockTimeoutMs ?? 0);
     plan.changes = plan.pairs.filter((p) => p.action !== 'none' || p.interrupted).length + plan.drift.filter((d) => d.action !== 'none').length;
     const blocked = plan.pairs.some((p) => p.error !== null) || plan.drift.some((d) => d.error !== null);
@@ -197,6 +199,7 @@ export async function run(command: Command, options: CoreOptions, mode: Mode = {
       owner,
       lockTimeoutMs: options.lockTimeoutMs ?? 0,
       signal: options.signal,
+      force: options.force ?? false,
     });
     // Verify: inspect again; the status and the variables come from what is live now.
     const after = await inspectServers(servers, options.maxParallel, session);
@@ -260,9 +263,10 @@ async function checkLocks(plan: Plan, topology: Topology, session: Session, me: 
  * Every check that changes nothing, at plan time, so a plan that looks fine does not fail
  * half-way: a refusal becomes the pair's error, a warning joins its warnings.
  */
-async function checkPlan(plan: Plan, topology: Topology, inspections: ReadonlyMap<string, Inspection>, session: Session, maxParallel: number, stamp: string): Promise<void> {
+async function checkPlan(plan: Plan, topology: Topology, inspections: ReadonlyMap<string, Inspection>, session: Session, maxParallel: number, stamp: string, force: boolean): Promise<void> {
   const byName = new Map(topology.pairs.map((p) => [p.name, p]));
-  const apply = (row: { error: string | null; warnings?: string[] }, findings: Finding[]): void => {
+  const apply = (row: { error: string | null; warnings?: string[] }, found: Finding[]): void => {
+    const findings = settle(found, force);
     const errors = findings.filter((f) => f.level === 'error').map((f) => f.message);
     if (errors.length > 0) row.error = errors.join('; ');
     if (row.warnings) for (const w of findings.filter((f) => f.level === 'warning')) if (!row.warnings.includes(w.message)) row.warnings.push(w.message);

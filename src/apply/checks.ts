@@ -81,3 +81,11 @@ async function hostChecks(engine: Engine, pair: Pair, plan: ActionPlan, session:
   }
   return out;
 }
+
+/** With --force, refusals that may be overridden become warnings (said as forced); without, they stay errors naming --force. */
+export function settle(findings: Finding[], force: boolean): Finding[] {
+  return findings.map((f) => {
+    if (f.level !== 'error' || !f.forceable) return f;
+    return force ? { level: 'warning', message: `forced (--force): ${f.message}` } : { level: 'error', message: `${f.message} (--force goes ahead anyway)` };
+  });
+}

@@ -6,7 +6,7 @@ import type { Pair, Topology } from '../model';
 import { decide, Mode, prunePair } from '../plan/diff';
 import { underSignal, unstoppable } from '../util/cancel';
 import type { KeyedLock } from '../util/poll';
-import { checkAction } from './checks';
+import { checkAction, settle } from './checks';
 import { describeInterrupted, Interrupted } from './journal';
 import { MasterLocks, SlaveLock } from './locks';
 
@@ -24,6 +24,8 @@ export interface ProtocolContext {
   lockTimeoutMs: number;
   /** The run's cancellation (SIGINT/SIGTERM). */
   signal?: AbortSignal;
+  /** --force: refusals that may be overridden are warnings. */
+  force: boolean;
   /** The master's identity (one key for one server under several names); default its reference. */
   masterKey?: string;
 }
@@ -89,7 +91,7 @@ export async function runAction(engine: Engine, pair: Pair, planned: Planned, ct
       if (planned.action === now.action && fresh.preserved !== planned.preserved) {
         throw new DbreplError('STEP', `the slave's data directory changed since the plan (${fresh.preserved} instead of ${planned.preserved}); nothing was changed: plan again`);
       }
-      const findings = await checkAction(engine, pair, sides, { action: now.action, plan: fresh }, session);
+      const findings = settle(await checkAction(engine, pair, sides, { action: now.action, plan: fresh }, session), ctx.force);
       for (const w of findings.filter((f) => f.level === 'warning')) session.log.warn(`${pair.name}: ${w.message}`);
       const errors = findings.filter((f) => f.level === 'error').map((f) => f.message);
       if (errors.length > 0) throw new DbreplError('STEP', errors.join('; '));

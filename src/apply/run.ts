@@ -22,6 +22,7 @@ export interface ApplyOptions {
   lockTimeoutMs: number;
   /** The run's cancellation: pairs not started are not attempted, running ones are rolled back. */
   signal?: AbortSignal;
+  force: boolean;
 }
 
 interface Job {
@@ -52,6 +53,7 @@ export async function applyPlan(plan: Plan, options: ApplyOptions): Promise<Plan
     owner: options.owner,
     lockTimeoutMs: options.lockTimeoutMs,
     signal: options.signal,
+    force: options.force,
     masterKey: options.identityOf(pair.master),
   });
   const jobs: Job[] = [];

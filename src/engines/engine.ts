@@ -73,6 +73,11 @@ export interface LiveLink {
 export interface Finding {
   level: 'error' | 'warning';
   message: string;
+  /**
+   * A refusal the operator may override with --force (what the message says could be lost):
+   * with it the finding is a warning, without it an error that says so.
+   */
+  forceable?: boolean;
 }
 
 export type StepSide = 'master' | 'master host' | 'slave' | 'slave host';

@@ -114,3 +114,39 @@ test('two servers sharing one directory (as /var/lib/redis) keep separate locks 
   expect(r.json().pairs.map((p: any) => [p.result, p.error])).toEqual([['done', null], ['done', null]]);
   expect(fs.readdirSync(a.base).filter((f) => f.includes('.dbrepl-')).sort()).toEqual([expect.stringMatching(/^dump-b\.dbrepl-.*\.rdb$/), expect.stringMatching(/^dump\.dbrepl-.*\.rdb$/)]);
 });
+
+test('a full sync the master keeps cutting (its replica buffer too small under writes) fails after a few restarts: the slave detached, the forks stopped', async () => {
+  const m = await redis();
+  const s = await redis();
+  await m.call('EVAL', "for i=1,20000 do redis.call('SET', 'k:' .. i, string.rep('v', 500)) end", 0);
+  await s.call('SET', 'own', 'kept');
+  // A buffer far below what a sync under writes needs; each sync slowed (Redis's own testing knob) so writes pile up.
+  await m.call('CONFIG', 'SET', 'client-output-buffer-limit', 'replica 64kb 32kb 5');
+  await m.call('CONFIG', 'SET', 'rdb-key-save-delay', '50');
+  await m.call('CONFIG', 'SET', 'repl-diskless-sync-delay', '0');
+  const writer = m.client();
+  writer.on('error', () => undefined);
+  let writing = true;
+  const writes = (async () => {
+    for (let i = 0; writing; i++) await writer.set(`w:${i % 1000}`, 'x'.repeat(4096)).catch(() => undefined);
+  })();
+  try {
+    const { file, env } = pairConfig('sync-loop', m, s);
+    const plan = await dbrepl(['plan', '--json', '-c', file], env);
+    expect(plan.code).toBe(1);
+    expect(plan.json().pairs[0].error).toMatch(/client-output-buffer-limit replica hard limit 64\.0 KiB is below the dataset .*--force/);
+    const r = await dbrepl(['apply', '--json', '--force', '-c', file], env);
+    expect(r.code).toBe(1);
+    expect(r.json().pairs[0].error).toMatch(/the full sync of other\/replica started over \d+ times .*client-output-buffer-limit replica \(64\.0 KiB hard/);
+    // Detached: standalone with its own data; the master forks no more.
+    expect((await s.info()).role).toBe('master');
+    expect(await s.call('GET', 'own')).toBe('kept');
+    const syncs = Number(/sync_full:(\d+)/.exec(String(await m.call('INFO', 'stats')))![1]);
+    await new Promise((res) => setTimeout(res, 3000));
+    expect(Number(/sync_full:(\d+)/.exec(String(await m.call('INFO', 'stats')))![1])).toBe(syncs);
+  } finally {
+    writing = false;
+    await writes;
+    writer.disconnect();
+  }
+});

@@ -3,6 +3,7 @@ import { runScript, statOwner } from '../../hosts/commands';
 import { copyTimeoutMs } from '../../hosts/limits';
 import type { Pair, Server } from '../../model';
 import { CopyProgress } from '../../util/progress';
+import { humanBytes } from '../../util/bytes';
 import { pollUntil, PollAbort } from '../../util/poll';
 import { stepState } from '../engine';
 import type { ActionPlan, ChangeAction, Logger, Session, Sides, Step } from '../engine';
@@ -28,6 +29,9 @@ export function plan(pair: Pair, action: ChangeAction, sides: Sides<RedisFacts>,
 }
 
 /** Full syncs are bounded by the dataset (at least 5 minutes, plus a minute per 1 GiB), or by the pair's copy_timeout. */
+/** Full syncs cut and started over before the sync counts as failed. */
+const MAX_SYNC_RESTARTS = 3;
+
 function syncTimeoutMs(bytes: number, overrideSeconds?: number): number {
   if (overrideSeconds !== undefined) return Math.max(1, overrideSeconds) * 1000;
   return 300_000 + Math.ceil(bytes / 2 ** 30) * 60_000;
@@ -210,16 +214,30 @@ ln -- "$tmp" "$out"`,
       run: async (session) => {
         // The master's dataset in memory is the estimate until the slave learns the RDB's size.
         const meter = new CopyProgress(`${pair.name}: full sync`, (l) => session.log.info(l), { total: m.usedMemory, estimated: true, everyMs: session.progressEveryMs });
-        await pollUntil(`${pair.slave.ref} to finish its sync from ${pair.master.ref} (its previous dataset is at ${preserved})`, syncTimeoutMs(m.usedMemory, pair.copyTimeoutSeconds), () =>
-          withClient(session, pair.slave, async (r) => {
-            const f = await readFacts(r);
-            if (f.syncBytes) {
-              if (f.syncBytes.total) meter.setTotal(f.syncBytes.total);
-              meter.update(f.syncBytes.read);
-            }
-            return f.role === 'slave' && f.linkUp && !f.syncInProgress ? true : undefined;
-          }),
-        );
+        // A sync the master keeps cutting (its replica output buffer overflows under writes)
+        // starts over, each time with a fork of the master: after a few, it is a failure, and
+        // the undo detaches the slave, which stops the forks.
+        const syncsAtStart = await withClient(session, pair.master, async (r) => (await readFacts(r)).syncFull);
+        let restarts = 0;
+        await pollUntil(`${pair.slave.ref} to finish its sync from ${pair.master.ref} (its previous dataset is at ${preserved})`, syncTimeoutMs(m.usedMemory, pair.copyTimeoutSeconds), async () => {
+          const f = await withClient(session, pair.slave, readFacts);
+          if (f.syncBytes) {
+            if (f.syncBytes.total) meter.setTotal(f.syncBytes.total);
+            meter.update(f.syncBytes.read);
+          }
+          if (f.role === 'slave' && f.linkUp && !f.syncInProgress) return true;
+          const mf = await withClient(session, pair.master, readFacts);
+          restarts = mf.syncFull - syncsAtStart - 1;
+          if (restarts >= MAX_SYNC_RESTARTS) {
+            const { hard, soft, seconds } = mf.replicaBufferLimit;
+            throw new PollAbort(
+              `the full sync of ${pair.slave.ref} started over ${restarts} times (${mf.syncFull - syncsAtStart} full syncs on ${pair.master.ref} since this one began, each a fork of the master): ` +
+                `the master drops the replica when its output buffer passes client-output-buffer-limit replica (${hard ? humanBytes(hard) : 'no'} hard, ${soft ? `${humanBytes(soft)} for ${seconds} s` : 'no'} soft) under the writes of a ${humanBytes(mf.usedMemory)} sync; ` +
+                `raise the limit on the master (CONFIG SET client-output-buffer-limit "replica <hard> <soft> <seconds>", and in its config file), then apply again`,
+            );
+          }
+          return undefined;
+        });
         meter.finish();
       },
     },
