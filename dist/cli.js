@@ -10558,12 +10558,12 @@ var require_packet = __commonJS({
     var Types = require_types();
     var ZERO_DATE = "0000-00-00";
     var pad = "000000000000";
-    function leftPad(num, value) {
+    function leftPad(num2, value) {
       const s = value.toString();
-      if (s.length >= num) {
+      if (s.length >= num2) {
         return s;
       }
-      return (pad + s).slice(-num);
+      return (pad + s).slice(-num2);
     }
     var minus = "-".charCodeAt(0);
     var plus = "+".charCodeAt(0);
@@ -10633,8 +10633,8 @@ var require_packet = __commonJS({
       haveMoreData() {
         return this.end > this.offset;
       }
-      skip(num) {
-        this.offset += num;
+      skip(num2) {
+        this.offset += num2;
       }
       readInt8() {
         return this.buffer[this.offset++];
@@ -10983,12 +10983,12 @@ var require_packet = __commonJS({
           result += this.buffer[this.offset] - 48;
           this.offset++;
         }
-        const num = result * sign;
+        const num2 = result * sign;
         if (!supportBigNumbers) {
-          return num;
+          return num2;
         }
-        if (Number.isSafeInteger(num)) {
-          return num;
+        if (Number.isSafeInteger(num2)) {
+          return num2;
         }
         return this.buffer.toString("ascii", start, end);
       }
@@ -11029,7 +11029,7 @@ var require_packet = __commonJS({
         }
         const bufferLength = buffer.length;
         function parseGeometry() {
-          let x, y, i, j, numPoints, numRings, num, line;
+          let x, y, i, j, numPoints, numRings, num2, line;
           let result = null;
           if (offset + 5 > bufferLength) {
             return null;
@@ -11110,13 +11110,13 @@ var require_packet = __commonJS({
               if (offset + 4 > bufferLength) {
                 return null;
               }
-              num = byteOrder ? buffer.readUInt32LE(offset) : buffer.readUInt32BE(offset);
+              num2 = byteOrder ? buffer.readUInt32LE(offset) : buffer.readUInt32BE(offset);
               offset += 4;
-              if (num > (bufferLength - offset) / 9) {
+              if (num2 > (bufferLength - offset) / 9) {
                 return null;
               }
               result = [];
-              for (i = num; i > 0; i--) {
+              for (i = num2; i > 0; i--) {
                 result.push(parseGeometry());
               }
               break;
@@ -15832,17 +15832,17 @@ var require_generate_function = __commonJS({
       line.toString = function() {
         return lines.join("\n");
       };
-      line.toFunction = function(scope) {
-        if (!scope) scope = {};
+      line.toFunction = function(scope2) {
+        if (!scope2) scope2 = {};
         var src = "return (" + line.toString() + ")";
         Object.keys(line.scope).forEach(function(key) {
-          if (!scope[key]) scope[key] = line.scope[key];
+          if (!scope2[key]) scope2[key] = line.scope[key];
         });
-        var keys = Object.keys(scope).map(function(key) {
+        var keys = Object.keys(scope2).map(function(key) {
           return key;
         });
         var vals = keys.map(function(key) {
-          return scope[key];
+          return scope2[key];
         });
         return Function.apply(null, keys.concat(src)).apply(null, vals);
       };
@@ -16732,11 +16732,11 @@ var require_connection_config = __commonJS({
         return defaultFlags;
       }
       static getCharsetNumber(charset) {
-        const num = Charsets[charset.toUpperCase()];
-        if (num === void 0) {
+        const num2 = Charsets[charset.toUpperCase()];
+        if (num2 === void 0) {
           throw new TypeError(`Unknown charset '${charset}'`);
         }
-        return num;
+        return num2;
       }
       static getSSLProfile(name) {
         if (!SSLProfiles) {
@@ -16750,10 +16750,10 @@ var require_connection_config = __commonJS({
       }
       static parseUrl(url2) {
         const parsedUrl = new URL2(url2);
-        const { hostname: hostname4 } = parsedUrl;
+        const { hostname: hostname5 } = parsedUrl;
         const options = {
           host: decodeURIComponent(
-            hostname4.startsWith("[") ? hostname4.slice(1, -1) : hostname4
+            hostname5.startsWith("[") ? hostname5.slice(1, -1) : hostname5
           ),
           port: parseInt(parsedUrl.port, 10),
           database: decodeURIComponent(parsedUrl.pathname.slice(1)),
@@ -17714,8 +17714,8 @@ var require_prepare = __commonJS({
         this.options = options;
       }
       start(packet, connection) {
-        const Connection2 = connection.constructor;
-        this.key = Connection2.statementKey(this.options);
+        const Connection3 = connection.constructor;
+        this.key = Connection3.statementKey(this.options);
         const statement = connection._statements.get(this.key);
         if (statement) {
           if (this.onResult) {
@@ -19826,13 +19826,13 @@ var require_connection3 = __commonJS({
   "node_modules/mysql2/lib/connection.js"(exports2, module2) {
     "use strict";
     var BaseConnection = require_connection();
-    var Connection2 = class extends BaseConnection {
+    var Connection3 = class extends BaseConnection {
       promise(promiseImpl) {
         const PromiseConnection = require_connection2();
         return new PromiseConnection(this, promiseImpl);
       }
     };
-    module2.exports = Connection2;
+    module2.exports = Connection3;
   }
 });
 
@@ -19860,8 +19860,8 @@ var require_pool_connection = __commonJS({
 var require_pool_connection2 = __commonJS({
   "node_modules/mysql2/lib/pool_connection.js"(exports2, module2) {
     "use strict";
-    var Connection2 = require_connection3();
-    var PoolConnection = class extends Connection2 {
+    var Connection3 = require_connection3();
+    var PoolConnection = class extends Connection3 {
       constructor(pool, options) {
         super(options);
         this._pool = pool;
@@ -19921,9 +19921,9 @@ var require_pool_connection2 = __commonJS({
         return new PromisePoolConnection(this, promiseImpl);
       }
     };
-    PoolConnection.statementKey = Connection2.statementKey;
+    PoolConnection.statementKey = Connection3.statementKey;
     module2.exports = PoolConnection;
-    PoolConnection.prototype._realEnd = Connection2.prototype.end;
+    PoolConnection.prototype._realEnd = Connection3.prototype.end;
   }
 });
 
@@ -20401,7 +20401,7 @@ var require_pool_cluster = __commonJS({
     var process2 = require("process");
     var Pool2 = require_pool3();
     var PoolConfig = require_pool_config();
-    var Connection2 = require_connection3();
+    var Connection3 = require_connection3();
     var EventEmitter = require("events").EventEmitter;
     var makeSelector = {
       RR() {
@@ -20468,7 +20468,7 @@ var require_pool_cluster = __commonJS({
        * @returns query
        */
       query(sql, values, cb) {
-        const query = Connection2.createQuery(sql, values, cb, {});
+        const query = Connection3.createQuery(sql, values, cb, {});
         this.getConnection((err, conn) => {
           if (err) {
             if (typeof query.onResult === "function") {
@@ -20718,10 +20718,10 @@ var require_pool_cluster = __commonJS({
 var require_create_connection = __commonJS({
   "node_modules/mysql2/lib/create_connection.js"(exports2, module2) {
     "use strict";
-    var Connection2 = require_connection3();
+    var Connection3 = require_connection3();
     var ConnectionConfig = require_connection_config();
     function createConnection2(opts) {
-      return new Connection2({ config: new ConnectionConfig(opts) });
+      return new Connection3({ config: new ConnectionConfig(opts) });
     }
     module2.exports = createConnection2;
   }
@@ -21184,8 +21184,8 @@ var require_postgres_date = __commonJS({
     function bcYearToNegativeYear(year) {
       return -(year - 1);
     }
-    function is0To99(num) {
-      return num >= 0 && num < 100;
+    function is0To99(num2) {
+      return num2 >= 0 && num2 < 100;
     }
   }
 });
@@ -22164,7 +22164,7 @@ var require_utils2 = __commonJS({
     var nodeCrypto = require("crypto");
     module2.exports = {
       postgresMd5PasswordHash,
-      randomBytes: randomBytes2,
+      randomBytes: randomBytes4,
       deriveKey,
       sha256,
       hashByName,
@@ -22174,7 +22174,7 @@ var require_utils2 = __commonJS({
     var webCrypto = nodeCrypto.webcrypto || globalThis.crypto;
     var subtleCrypto = webCrypto.subtle;
     var textEncoder = new TextEncoder();
-    function randomBytes2(length) {
+    function randomBytes4(length) {
       return webCrypto.getRandomValues(Buffer.alloc(length));
     }
     async function md5(string4) {
@@ -22579,11 +22579,11 @@ var require_pg_connection_string = __commonJS({
         config2.client_encoding = result.searchParams.get("encoding");
         return config2;
       }
-      const hostname4 = (dummyHost ? "" : result.hostname).replace(/^\[(.+)\]$/, "$1");
+      const hostname5 = (dummyHost ? "" : result.hostname).replace(/^\[(.+)\]$/, "$1");
       if (!config2.host) {
-        config2.host = decodeURIComponent(hostname4);
-      } else if (hostname4 && /^%2f/i.test(hostname4)) {
-        result.pathname = hostname4 + result.pathname;
+        config2.host = decodeURIComponent(hostname5);
+      } else if (hostname5 && /^%2f/i.test(hostname5)) {
+        result.pathname = hostname5 + result.pathname;
       }
       if (!config2.port) {
         config2.port = result.port;
@@ -22602,15 +22602,15 @@ var require_pg_connection_string = __commonJS({
       if (config2.sslnegotiation === "direct" && config2.ssl === void 0) {
         config2.ssl = true;
       }
-      const fs4 = config2.sslcert || config2.sslkey || config2.sslrootcert ? require("fs") : null;
+      const fs5 = config2.sslcert || config2.sslkey || config2.sslrootcert ? require("fs") : null;
       if (config2.sslcert) {
-        config2.ssl.cert = fs4.readFileSync(config2.sslcert).toString();
+        config2.ssl.cert = fs5.readFileSync(config2.sslcert).toString();
       }
       if (config2.sslkey) {
-        config2.ssl.key = fs4.readFileSync(config2.sslkey).toString();
+        config2.ssl.key = fs5.readFileSync(config2.sslkey).toString();
       }
       if (config2.sslrootcert) {
-        config2.ssl.ca = fs4.readFileSync(config2.sslrootcert).toString();
+        config2.ssl.ca = fs5.readFileSync(config2.sslrootcert).toString();
       }
       if (options.useLibpqCompat && config2.uselibpqcompat) {
         throw new Error("Both useLibpqCompat and uselibpqcompat are set. Please use only one of them.");
@@ -23361,18 +23361,18 @@ var require_buffer_writer = __commonJS({
           oldBuffer.copy(this.buffer, 0, 0, this.offset);
         }
       }
-      addInt32(num) {
+      addInt32(num2) {
         this.ensure(4);
-        this.buffer[this.offset++] = num >>> 24 & 255;
-        this.buffer[this.offset++] = num >>> 16 & 255;
-        this.buffer[this.offset++] = num >>> 8 & 255;
-        this.buffer[this.offset++] = num >>> 0 & 255;
+        this.buffer[this.offset++] = num2 >>> 24 & 255;
+        this.buffer[this.offset++] = num2 >>> 16 & 255;
+        this.buffer[this.offset++] = num2 >>> 8 & 255;
+        this.buffer[this.offset++] = num2 >>> 0 & 255;
         return this;
       }
-      addInt16(num) {
+      addInt16(num2) {
         this.ensure(2);
-        this.buffer[this.offset++] = num >>> 8 & 255;
-        this.buffer[this.offset++] = num >>> 0 & 255;
+        this.buffer[this.offset++] = num2 >>> 8 & 255;
+        this.buffer[this.offset++] = num2 >>> 0 & 255;
         return this;
       }
       addCString(string4) {
@@ -24142,7 +24142,7 @@ var require_connection4 = __commonJS({
     var flushBuffer = serialize.flush();
     var syncBuffer = serialize.sync();
     var endBuffer = serialize.end();
-    var Connection2 = class extends EventEmitter {
+    var Connection3 = class extends EventEmitter {
       constructor(config2) {
         super();
         config2 = config2 || {};
@@ -24329,7 +24329,7 @@ var require_connection4 = __commonJS({
         this._send(serialize.copyFail(msg));
       }
     };
-    module2.exports = Connection2;
+    module2.exports = Connection3;
   }
 });
 
@@ -24610,15 +24610,15 @@ var require_lib5 = __commonJS({
   "node_modules/pgpass/lib/index.js"(exports2, module2) {
     "use strict";
     var path7 = require("path");
-    var fs4 = require("fs");
+    var fs5 = require("fs");
     var helper = require_helper();
     module2.exports = function(connInfo, cb) {
       var file2 = helper.getFileName();
-      fs4.stat(file2, function(err, stat) {
+      fs5.stat(file2, function(err, stat) {
         if (err || !helper.usePgPass(stat, file2)) {
           return cb(void 0);
         }
-        var st = fs4.createReadStream(file2);
+        var st = fs5.createReadStream(file2);
         helper.getPassword(connInfo, st, cb);
       });
     };
@@ -24637,7 +24637,7 @@ var require_client2 = __commonJS({
     var ConnectionParameters = require_connection_parameters();
     var Query2 = require_query3();
     var defaults2 = require_defaults2();
-    var Connection2 = require_connection4();
+    var Connection3 = require_connection4();
     var crypto = require_utils2();
     var activeQueryDeprecationNotice = nodeUtils.deprecate(
       () => {
@@ -24705,7 +24705,7 @@ var require_client2 = __commonJS({
         this._txStatus = null;
         this.enableChannelBinding = Boolean(c.enableChannelBinding);
         this.scramMaxIterations = coerceNumberOrDefault(c.scramMaxIterations, sasl.DEFAULT_MAX_SCRAM_ITERATIONS);
-        this.connection = c.connection || new Connection2({
+        this.connection = c.connection || new Connection3({
           stream: c.stream,
           ssl: this.connectionParameters.ssl,
           sslNegotiation: this.connectionParameters.sslnegotiation,
@@ -25827,7 +25827,7 @@ var require_query4 = __commonJS({
       const self2 = this;
       this.native = client.native;
       client.native.arrayMode = this._arrayMode;
-      let after = function(err, rows, results) {
+      let after2 = function(err, rows, results) {
         client.native.arrayMode = false;
         setImmediate(function() {
           self2.emit("_done");
@@ -25855,7 +25855,7 @@ var require_query4 = __commonJS({
         }
       };
       if (process.domain) {
-        after = process.domain.bind(after);
+        after2 = process.domain.bind(after2);
       }
       if (this.name) {
         if (this.name.length > 63) {
@@ -25867,26 +25867,26 @@ var require_query4 = __commonJS({
         if (client.namedQueries[this.name] !== void 0) {
           if (this.text && client.namedQueries[this.name] !== this.text) {
             const err = new Error(`Prepared statements must be unique - '${this.name}' was used for a different statement`);
-            return after(err);
+            return after2(err);
           }
-          return client.native.execute(this.name, values, after);
+          return client.native.execute(this.name, values, after2);
         }
         return client.native.prepare(this.name, this.text, values.length, function(err) {
-          if (err) return after(err);
+          if (err) return after2(err);
           client.namedQueries[self2.name] = self2.text;
-          return self2.native.execute(self2.name, values, after);
+          return self2.native.execute(self2.name, values, after2);
         });
       } else if (this.values) {
         if (!Array.isArray(this.values)) {
           const err = new Error("Query values must be an array");
-          return after(err);
+          return after2(err);
         }
         const vals = this.values.map(utils.prepareValue);
-        client.native.query(this.text, vals, after);
+        client.native.query(this.text, vals, after2);
       } else if (this.queryMode === "extended") {
-        client.native.query(this.text, [], after);
+        client.native.query(this.text, [], after2);
       } else {
-        client.native.query(this.text, after);
+        client.native.query(this.text, after2);
       }
     };
   }
@@ -26244,7 +26244,7 @@ var require_lib6 = __commonJS({
     "use strict";
     var Client3 = require_client2();
     var defaults2 = require_defaults2();
-    var Connection2 = require_connection4();
+    var Connection3 = require_connection4();
     var Result2 = require_result();
     var utils = require_utils();
     var Pool2 = require_pg_pool();
@@ -26264,7 +26264,7 @@ var require_lib6 = __commonJS({
       this.Query = this.Client.Query;
       this.Pool = poolFactory(this.Client);
       this._pools = [];
-      this.Connection = Connection2;
+      this.Connection = Connection3;
       this.types = require_pg_types();
       this.DatabaseError = DatabaseError2;
       this.TypeOverrides = TypeOverrides2;
@@ -30913,7 +30913,7 @@ var require_has_flag = __commonJS({
 var require_supports_color = __commonJS({
   "node_modules/supports-color/index.js"(exports2, module2) {
     "use strict";
-    var os2 = require("os");
+    var os3 = require("os");
     var tty = require("tty");
     var hasFlag = require_has_flag();
     var { env } = process;
@@ -30961,7 +30961,7 @@ var require_supports_color = __commonJS({
         return min;
       }
       if (process.platform === "win32") {
-        const osRelease = os2.release().split(".");
+        const osRelease = os3.release().split(".");
         if (Number(osRelease[0]) >= 10 && Number(osRelease[2]) >= 10586) {
           return Number(osRelease[2]) >= 14931 ? 3 : 2;
         }
@@ -33830,8 +33830,8 @@ var require_denque = __commonJS({
       this._list.length >>>= 1;
       this._capacityMask >>>= 1;
     };
-    Denque.prototype._nextPowerOf2 = function _nextPowerOf2(num) {
-      var log2 = Math.log(num) / Math.log(2);
+    Denque.prototype._nextPowerOf2 = function _nextPowerOf2(num2) {
+      var log2 = Math.log(num2) / Math.log(2);
       var nextPow2 = 1 << log2 + 1;
       return Math.max(nextPow2, 4);
     };
@@ -35090,9 +35090,9 @@ var require_cluster = __commonJS({
           }
         });
       }
-      resolveSrv(hostname4) {
+      resolveSrv(hostname5) {
         return new Promise((resolve2, reject) => {
-          this.options.resolveSrv(hostname4, (err, records) => {
+          this.options.resolveSrv(hostname5, (err, records) => {
             if (err) {
               return reject(err);
             }
@@ -35114,14 +35114,14 @@ var require_cluster = __commonJS({
           });
         });
       }
-      dnsLookup(hostname4) {
+      dnsLookup(hostname5) {
         return new Promise((resolve2, reject) => {
-          this.options.dnsLookup(hostname4, (err, address) => {
+          this.options.dnsLookup(hostname5, (err, address) => {
             if (err) {
-              debug("failed to resolve hostname %s to IP: %s", hostname4, err.message);
+              debug("failed to resolve hostname %s to IP: %s", hostname5, err.message);
               reject(err);
             } else {
-              debug("resolved hostname %s to IP %s", hostname4, address);
+              debug("resolved hostname %s to IP %s", hostname5, address);
               resolve2(address);
             }
           });
@@ -39808,9 +39808,9 @@ var require_stringifyNumber = __commonJS({
     function stringifyNumber({ format, minFractionDigits, tag, value }) {
       if (typeof value === "bigint")
         return String(value);
-      const num = typeof value === "number" ? value : Number(value);
-      if (!isFinite(num))
-        return isNaN(num) ? ".nan" : num < 0 ? "-.inf" : ".inf";
+      const num2 = typeof value === "number" ? value : Number(value);
+      if (!isFinite(num2))
+        return isNaN(num2) ? ".nan" : num2 < 0 ? "-.inf" : ".inf";
       let n = Object.is(value, -0) ? "-0" : JSON.stringify(value);
       if (!format && minFractionDigits && (!tag || tag === "tag:yaml.org,2002:float") && /^-?\d/.test(n) && !n.includes("e")) {
         let i = n.indexOf(".");
@@ -39850,8 +39850,8 @@ var require_float = __commonJS({
       test: /^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$/,
       resolve: (str2) => parseFloat(str2),
       stringify(node2) {
-        const num = Number(node2.value);
-        return isFinite(num) ? num.toExponential() : stringifyNumber.stringifyNumber(node2);
+        const num2 = Number(node2.value);
+        return isFinite(num2) ? num2.toExponential() : stringifyNumber.stringifyNumber(node2);
       }
     };
     var float = {
@@ -40290,8 +40290,8 @@ var require_float2 = __commonJS({
       test: /^[-+]?(?:[0-9][0-9_]*)?(?:\.[0-9_]*)?[eE][-+]?[0-9]+$/,
       resolve: (str2) => parseFloat(str2.replace(/_/g, "")),
       stringify(node2) {
-        const num = Number(node2.value);
-        return isFinite(num) ? num.toExponential() : stringifyNumber.stringifyNumber(node2);
+        const num2 = Number(node2.value);
+        return isFinite(num2) ? num2.toExponential() : stringifyNumber.stringifyNumber(node2);
       }
     };
     var float = {
@@ -40493,23 +40493,23 @@ var require_timestamp = __commonJS({
     function parseSexagesimal(str2, asBigInt) {
       const sign = str2[0];
       const parts = sign === "-" || sign === "+" ? str2.substring(1) : str2;
-      const num = (n) => asBigInt ? BigInt(n) : Number(n);
-      const res = parts.replace(/_/g, "").split(":").reduce((res2, p) => res2 * num(60) + num(p), num(0));
-      return sign === "-" ? num(-1) * res : res;
+      const num2 = (n) => asBigInt ? BigInt(n) : Number(n);
+      const res = parts.replace(/_/g, "").split(":").reduce((res2, p) => res2 * num2(60) + num2(p), num2(0));
+      return sign === "-" ? num2(-1) * res : res;
     }
     function stringifySexagesimal(node2) {
       let { value } = node2;
-      let num = (n) => n;
+      let num2 = (n) => n;
       if (typeof value === "bigint")
-        num = (n) => BigInt(n);
+        num2 = (n) => BigInt(n);
       else if (isNaN(value) || !isFinite(value))
         return stringifyNumber.stringifyNumber(node2);
       let sign = "";
       if (value < 0) {
         sign = "-";
-        value *= num(-1);
+        value *= num2(-1);
       }
-      const _60 = num(60);
+      const _60 = num2(60);
       const parts = [value % _60];
       if (value < 60) {
         parts.unshift(0);
@@ -44344,14 +44344,14 @@ var require_parser3 = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs4 = this.flowScalar(this.type);
+              const fs5 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map2.items.push({ start, key: fs4, sep: [] });
+                map2.items.push({ start, key: fs5, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs4);
+                this.stack.push(fs5);
               } else {
-                Object.assign(it, { key: fs4, sep: [] });
+                Object.assign(it, { key: fs5, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -44479,13 +44479,13 @@ var require_parser3 = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs4 = this.flowScalar(this.type);
+              const fs5 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs4, sep: [] });
+                fc.items.push({ start: [], key: fs5, sep: [] });
               else if (it.sep)
-                this.stack.push(fs4);
+                this.stack.push(fs5);
               else
-                Object.assign(it, { key: fs4, sep: [] });
+                Object.assign(it, { key: fs5, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -47203,29 +47203,29 @@ var require_nacl_fast = __commonJS({
         return smlen;
       }
       function unpackneg(r, p) {
-        var t = gf(), chk = gf(), num = gf(), den = gf(), den2 = gf(), den4 = gf(), den6 = gf();
+        var t = gf(), chk = gf(), num2 = gf(), den = gf(), den2 = gf(), den4 = gf(), den6 = gf();
         set25519(r[2], gf1);
         unpack25519(r[1], p);
-        S(num, r[1]);
-        M(den, num, D);
-        Z(num, num, r[2]);
+        S(num2, r[1]);
+        M(den, num2, D);
+        Z(num2, num2, r[2]);
         A(den, r[2], den);
         S(den2, den);
         S(den4, den2);
         M(den6, den4, den2);
-        M(t, den6, num);
+        M(t, den6, num2);
         M(t, t, den);
         pow2523(t, t);
-        M(t, t, num);
+        M(t, t, num2);
         M(t, t, den);
         M(t, t, den);
         M(r[0], t, den);
         S(chk, r[0]);
         M(chk, chk, den);
-        if (neq25519(chk, num)) M(r[0], r[0], I);
+        if (neq25519(chk, num2)) M(r[0], r[0], I);
         S(chk, r[0]);
         M(chk, chk, den);
-        if (neq25519(chk, num)) return -1;
+        if (neq25519(chk, num2)) return -1;
         if (par25519(r[0]) === p[31] >> 7) Z(r[0], gf0, r[0]);
         M(r[3], r[0], r[1]);
         return 0;
@@ -51232,7 +51232,7 @@ var require_keyParser = __commonJS({
     var {
       createDecipheriv,
       createECDH,
-      createHash: createHash7,
+      createHash: createHash8,
       createHmac: createHmac3,
       createSign,
       createVerify,
@@ -51920,11 +51920,11 @@ ${formatted}-----END ${type} KEY-----`;
                 );
               }
               const ivSlice = bufferSlice(cipherIV, 0, 8);
-              let cipherKey = createHash7("md5").update(passphrase).update(ivSlice).digest();
+              let cipherKey = createHash8("md5").update(passphrase).update(ivSlice).digest();
               while (cipherKey.length < encInfo.keyLen) {
                 cipherKey = combineBuffers(
                   cipherKey,
-                  createHash7("md5").update(cipherKey).update(passphrase).update(ivSlice).digest()
+                  createHash8("md5").update(cipherKey).update(passphrase).update(ivSlice).digest()
                 );
               }
               if (cipherKey.length > encInfo.keyLen)
@@ -52089,8 +52089,8 @@ ${formatted}-----END ${type} KEY-----`;
         if (encrypted) {
           const encInfo = CIPHER_INFO[cipherName];
           let cipherKey = combineBuffers(
-            createHash7("sha1").update(PPK_PP1).update(passphrase).digest(),
-            createHash7("sha1").update(PPK_PP2).update(passphrase).digest()
+            createHash8("sha1").update(PPK_PP1).update(passphrase).digest(),
+            createHash8("sha1").update(PPK_PP2).update(passphrase).digest()
           );
           if (cipherKey.length > encInfo.keyLen)
             cipherKey = bufferSlice(cipherKey, 0, encInfo.keyLen);
@@ -52130,7 +52130,7 @@ ${formatted}-----END ${type} KEY-----`;
           passphrase = EMPTY_PASSPHRASE;
         const calcMAC = createHmac3(
           "sha1",
-          createHash7("sha1").update("putty-private-key-file-mac-key").update(passphrase).digest()
+          createHash8("sha1").update("putty-private-key-file-mac-key").update(passphrase).digest()
         ).update(macData).digest("hex");
         if (calcMAC !== mac3) {
           if (encrypted) {
@@ -54231,8 +54231,8 @@ var require_handlers_misc = __commonJS({
               let signal;
               let coreDumped;
               if (self2._compatFlags & COMPAT.OLD_EXIT) {
-                const num = bufferParser.readUInt32BE();
-                switch (num) {
+                const num2 = bufferParser.readUInt32BE();
+                switch (num2) {
                   case 1:
                     signal = "HUP";
                     break;
@@ -54255,8 +54255,8 @@ var require_handlers_misc = __commonJS({
                     signal = "TERM";
                     break;
                   default:
-                    if (num !== void 0) {
-                      signal = `UNKNOWN (${num})`;
+                    if (num2 !== void 0) {
+                      signal = `UNKNOWN (${num2})`;
                     }
                 }
                 coreDumped = false;
@@ -54452,7 +54452,7 @@ var require_kex = __commonJS({
       createDiffieHellman,
       createDiffieHellmanGroup,
       createECDH,
-      createHash: createHash7,
+      createHash: createHash8,
       createPublicKey,
       diffieHellman,
       generateKeyPairSync,
@@ -54878,7 +54878,7 @@ var require_kex = __commonJS({
               DISCONNECT_REASON.KEY_EXCHANGE_FAILED
             );
           }
-          const hash2 = createHash7(this.hashName);
+          const hash2 = createHash8(this.hashName);
           hashString(hash2, isServer ? this._remoteIdentRaw : this._identRaw);
           hashString(hash2, isServer ? this._identRaw : this._remoteIdentRaw);
           hashString(hash2, isServer ? this._remoteKexinit : this._kexinit);
@@ -54887,13 +54887,13 @@ var require_kex = __commonJS({
           hashString(hash2, serverPublicHostKey);
           if (this.type === "groupex") {
             const params = this.getDHParams();
-            const num = Buffer.allocUnsafe(4);
-            writeUInt32BE(num, this._minBits, 0);
-            hash2.update(num);
-            writeUInt32BE(num, this._prefBits, 0);
-            hash2.update(num);
-            writeUInt32BE(num, this._maxBits, 0);
-            hash2.update(num);
+            const num2 = Buffer.allocUnsafe(4);
+            writeUInt32BE(num2, this._minBits, 0);
+            hash2.update(num2);
+            writeUInt32BE(num2, this._prefBits, 0);
+            hash2.update(num2);
+            writeUInt32BE(num2, this._maxBits, 0);
+            hash2.update(num2);
             hashString(hash2, params.prime);
             hashString(hash2, params.generator);
           }
@@ -55886,9 +55886,9 @@ var require_kex = __commonJS({
     function generateKEXVal(len, hashName, secret, exchangeHash, sessionID, char) {
       let ret;
       if (len) {
-        let digest = createHash7(hashName).update(secret).update(exchangeHash).update(char).update(sessionID).digest();
+        let digest = createHash8(hashName).update(secret).update(exchangeHash).update(char).update(sessionID).digest();
         while (digest.length < len) {
-          const chunk = createHash7(hashName).update(secret).update(exchangeHash).update(digest).digest();
+          const chunk = createHash8(hashName).update(secret).update(exchangeHash).update(digest).digest();
           const extended2 = Buffer.allocUnsafe(digest.length + chunk.length);
           extended2.set(digest, 0);
           extended2.set(chunk, digest.length);
@@ -56653,7 +56653,7 @@ var require_Protocol = __commonJS({
           sendPacket(this, this._packetRW.write.finalize(packet));
         });
       }
-      authHostbased(username, pubKey, hostname4, userlocal, keyAlgo, cbSign) {
+      authHostbased(username, pubKey, hostname5, userlocal, keyAlgo, cbSign) {
         if (this._server)
           throw new Error("Client-only method called in server mode");
         pubKey = parseKey(pubKey);
@@ -56672,7 +56672,7 @@ var require_Protocol = __commonJS({
         const pubKeyLen = pubKey.length;
         const sessionID = this._kex.sessionID;
         const sesLen = sessionID.length;
-        const hostnameLen = Buffer.byteLength(hostname4);
+        const hostnameLen = Buffer.byteLength(hostname5);
         const userlocalLen = Buffer.byteLength(userlocal);
         const data = Buffer.allocUnsafe(
           4 + sesLen + 1 + 4 + userLen + 4 + 14 + 4 + 9 + 4 + algoLen + 4 + pubKeyLen + 4 + hostnameLen + 4 + userlocalLen
@@ -56692,7 +56692,7 @@ var require_Protocol = __commonJS({
         writeUInt32BE(data, pubKeyLen, p += algoLen);
         data.set(pubKey, p += 4);
         writeUInt32BE(data, hostnameLen, p += pubKeyLen);
-        data.utf8Write(hostname4, p += 4, hostnameLen);
+        data.utf8Write(hostname5, p += 4, hostnameLen);
         writeUInt32BE(data, userlocalLen, p += hostnameLen);
         data.utf8Write(userlocal, p += 4, userlocalLen);
         cbSign(data, (signature) => {
@@ -57753,8 +57753,8 @@ var require_SFTP = __commonJS({
   "node_modules/ssh2/lib/protocol/SFTP.js"(exports2, module2) {
     "use strict";
     var EventEmitter = require("events");
-    var fs4 = require("fs");
-    var { constants } = fs4;
+    var fs5 = require("fs");
+    var { constants } = fs5;
     var {
       Readable: ReadableStream,
       Writable: WritableStream
@@ -58183,12 +58183,12 @@ var require_SFTP = __commonJS({
       fastGet(remotePath, localPath, opts, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        fastXfer(this, fs4, remotePath, localPath, opts, cb);
+        fastXfer(this, fs5, remotePath, localPath, opts, cb);
       }
       fastPut(localPath, remotePath, opts, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        fastXfer(fs4, this, localPath, remotePath, opts, cb);
+        fastXfer(fs5, this, localPath, remotePath, opts, cb);
       }
       readFile(path7, options, callback_) {
         if (this.server)
@@ -59449,13 +59449,13 @@ var require_SFTP = __commonJS({
             if (--left === 0)
               cb(err);
           };
-          if (srcHandle && (src === fs4 || src.outgoing.state === "open"))
+          if (srcHandle && (src === fs5 || src.outgoing.state === "open"))
             ++left;
-          if (dstHandle && (dst === fs4 || dst.outgoing.state === "open"))
+          if (dstHandle && (dst === fs5 || dst.outgoing.state === "open"))
             ++left;
-          if (srcHandle && (src === fs4 || src.outgoing.state === "open"))
+          if (srcHandle && (src === fs5 || src.outgoing.state === "open"))
             src.close(srcHandle, cbfinal);
-          if (dstHandle && (dst === fs4 || dst.outgoing.state === "open"))
+          if (dstHandle && (dst === fs5 || dst.outgoing.state === "open"))
             dst.close(dstHandle, cbfinal);
         } else {
           cb(err);
@@ -59471,7 +59471,7 @@ var require_SFTP = __commonJS({
           tryStat(null, { size: fileSize });
         function tryStat(err2, attrs) {
           if (err2) {
-            if (src !== fs4) {
+            if (src !== fs5) {
               src.stat(srcPath, (err_, attrs_) => {
                 if (err_)
                   return onerror(err2);
@@ -61323,7 +61323,7 @@ var require_client4 = __commonJS({
   "node_modules/ssh2/lib/client.js"(exports2, module2) {
     "use strict";
     var {
-      createHash: createHash7,
+      createHash: createHash8,
       getHashes,
       randomFillSync
     } = require("crypto");
@@ -61545,7 +61545,7 @@ var require_client4 = __commonJS({
           }
           hostVerifier = (key, verify) => {
             if (hashAlgo)
-              key = createHash7(hashAlgo).update(key).digest("hex");
+              key = createHash8(hashAlgo).update(key).digest("hex");
             const ret = hashCb(key, verify);
             if (ret !== void 0)
               verify(ret);
@@ -64384,7 +64384,7 @@ var require_keygen = __commonJS({
       generateKeyPair: generateKeyPair_,
       generateKeyPairSync: generateKeyPairSync_,
       getCurves,
-      randomBytes: randomBytes2
+      randomBytes: randomBytes4
     } = require("crypto");
     var { Ber } = require_lib8();
     var bcrypt_pbkdf = require_bcrypt_pbkdf().pbkdf;
@@ -64648,7 +64648,7 @@ var require_keygen = __commonJS({
                 rounds = opts.rounds;
             }
             const gen = Buffer.allocUnsafe(cipher.keyLen + cipher.ivLen);
-            const salt = randomBytes2(SALT_LEN);
+            const salt = randomBytes4(SALT_LEN);
             const r = bcrypt_pbkdf(
               passphrase,
               passphrase.length,
@@ -64687,7 +64687,7 @@ var require_keygen = __commonJS({
           const kdfOptions = encrypted ? encrypted.kdfOptions : Buffer.alloc(0);
           const blockLen = encrypted ? encrypted.cipher.blockLen : 8;
           const parsed = parseDERs(keyType2, pub, priv);
-          const checkInt = randomBytes2(4);
+          const checkInt = randomBytes4(4);
           const commentBin = Buffer.from(comment);
           const privBlobLen = 4 + 4 + parsed.priv.length + 4 + commentBin.length;
           let padding = [];
@@ -64851,7 +64851,7 @@ __export(cli_exports, {
   cli: () => cli
 });
 module.exports = __toCommonJS(cli_exports);
-var fs3 = __toESM(require("node:fs"));
+var fs4 = __toESM(require("node:fs"));
 var path6 = __toESM(require("node:path"));
 var import_node_util = require("node:util");
 
@@ -67684,9 +67684,9 @@ var asciiTabOrNewline = /[\t\n\r]/g;
 function stripTabAndNewline(value) {
   return value.replace(asciiTabOrNewline, "");
 }
-function urlHostnameOk(url2, hostname4) {
-  hostname4.lastIndex = 0;
-  return hostname4.test(url2.hostname);
+function urlHostnameOk(url2, hostname5) {
+  hostname5.lastIndex = 0;
+  return hostname5.test(url2.hostname);
 }
 function urlProtocolOk(url2, protocol) {
   protocol.lastIndex = 0;
@@ -69718,9 +69718,9 @@ function partPattern(schema) {
   const inner = def.innerType ?? schema._zod.innerType;
   if (inner) {
     const before = inner._zod.pattern?.source;
-    const after = partPattern(inner);
-    if (own2 && before && after && after !== before) {
-      return own2.replace(cleanRegex(before), () => cleanRegex(after));
+    const after2 = partPattern(inner);
+    if (own2 && before && after2 && after2 !== before) {
+      return own2.replace(cleanRegex(before), () => cleanRegex(after2));
     }
     return own2;
   }
@@ -84589,6 +84589,20 @@ function parseDuration(value) {
   if (!m) throw new Error(`not a duration: ${value}`);
   return Number(m[1]) * (UNIT_SECONDS[m[2] ?? "s"] ?? 1);
 }
+function formatDuration(seconds) {
+  if (!Number.isFinite(seconds) || seconds < 0) return `${seconds}s`;
+  if (seconds > 0 && seconds < 1) return `${Math.round(seconds * 1e3)}ms`;
+  let rest = Math.round(seconds);
+  if (rest === 0) return "0s";
+  const parts = [];
+  for (const [unit, size] of [["d", 86400], ["h", 3600], ["m", 60], ["s", 1]]) {
+    if (rest >= size) {
+      parts.push(`${Math.floor(rest / size)}${unit}`);
+      rest %= size;
+    }
+  }
+  return parts.join("");
+}
 var port = external_exports.union([external_exports.number().int(), external_exports.string().regex(/^\d+$/, "expected a port number (1-65535)")]).transform(Number).pipe(external_exports.number().int().min(1, "expected a port number (1-65535)").max(65535, "expected a port number (1-65535)"));
 var duration3 = external_exports.union([
   external_exports.number().nonnegative("expected a duration such as 30s, 5m or 1h"),
@@ -84657,6 +84671,8 @@ var pairSchema = external_exports.strictObject({
   state: external_exports.enum(["enabled", "disabled"]).default("enabled"),
   resync: external_exports.enum(["auto", "manual"]).default("auto"),
   max_lag: duration3.default(300),
+  /** How long a slave whose link to the master is down for a connection reason stays `reconnecting` before it counts as broken. */
+  resync_after: duration3.default(120),
   catchup_timeout: duration3.default(600),
   replication: replicationLoginSchema.optional(),
   /** Bound on the copy of the master (default: derived from the data size). */
@@ -84702,6 +84718,11 @@ function unwrap(schema) {
 }
 
 // src/engines/engine.ts
+function stepState(saved, defaults2) {
+  const target = saved ?? {};
+  for (const [k, v] of Object.entries(defaults2)) if (!(k in target)) target[k] = v;
+  return target;
+}
 function bothSides(master, slave) {
   if (master.ok && slave.ok) return { m: master.facts, s: slave.facts };
   const down = [master, slave].filter((i) => !i.ok);
@@ -84743,7 +84764,7 @@ async function checkHostCanWork(host, server) {
   if (facts.uid !== 0) {
     throw new Error(`host commands for ${server.ref} run as uid ${facts.uid} on ${host.label}; dbrepl needs root there to act as the server's own user: log in as root or set ssh.sudo: true`);
   }
-  const r = await host.run(["sh", "-c", 'for p in "$@"; do command -v "$p" >/dev/null 2>&1 || printf "%s " "$p"; done', "sh", "bash", "setpriv", "timeout", "stat", "mktemp"]);
+  const r = await host.run(["sh", "-c", 'for p in "$@"; do command -v "$p" >/dev/null 2>&1 || printf "%s " "$p"; done', "sh", "bash", "setpriv", "timeout", "stat", "mktemp", "flock"]);
   const missing = r.stdout.trim();
   if (missing) throw new Error(`${host.label} lacks ${missing.split(" ").join(", ")} (needed by dbrepl for ${server.ref}); install coreutils, util-linux and bash there`);
 }
@@ -84792,6 +84813,16 @@ var StepError = class extends DbreplError {
   constructor(step, message, options) {
     super("STEP", `step "${step}" failed: ${message}`, options);
     this.step = step;
+  }
+};
+var CancelledError = class extends DbreplError {
+  constructor(message) {
+    super("CANCELLED", message);
+  }
+};
+var LockedError = class extends DbreplError {
+  constructor(message) {
+    super("LOCKED", message);
   }
 };
 var TimeoutError = class extends DbreplError {
@@ -84911,6 +84942,7 @@ function commandSummary(argv, max = 160) {
 // src/hosts/commands.ts
 async function runChecked(host, argv, what, options, shown = argv) {
   const r = await host.run(argv, options);
+  if (r.cancelled) throw new CancelledError(`${what} on ${host.label} was stopped: the run was cancelled`);
   if (r.timedOut) {
     const ms = options?.timeoutMs ?? COMMAND_TIMEOUT_MS;
     const seconds = ms >= 1e4 ? Math.round(ms / 1e3) : Math.round(ms / 100) / 10;
@@ -84959,28 +84991,464 @@ async function statOwner(host, file2) {
   if (!uid || !gid || !mode) throw new DbreplError("STEP", `unexpected stat output for ${file2}`);
   return { uid: Number(uid), gid: Number(gid), mode };
 }
-var METER = /^(\d+ bytes \(.*copied|\d+\+\d+ records (in|out)$|\d+\/\d+ kB \(\d+%\))/;
+var METER = /^(\d+ bytes \(.*copied|\d+\+\d+ records (in|out)$|\d+\/\d+ kB \(\d+%\)|Terminated$|Killed$)/;
 function tail(text, lines = 5) {
   const kept = text.trim().split(/[\r\n]+/).filter((l) => !METER.test(l.trim()));
   const t = redactProgramOutput(kept.slice(-lines).join(" | "));
   return t.length > 600 ? t.slice(-600) : t || "(no output)";
 }
 
-// src/hosts/rebuild.ts
-var path2 = __toESM(require("node:path"));
-
-// src/util/bytes.ts
-function humanBytes(n) {
-  if (n < 1024) return `${n} B`;
-  const units = ["KiB", "MiB", "GiB", "TiB"];
-  let v = n;
-  let u = -1;
-  do {
-    v /= 1024;
-    u++;
-  } while (v >= 1024 && u < units.length - 1);
-  return `${v.toFixed(1)} ${units[u]}`;
+// src/apply/checks.ts
+async function checkAction(engine, pair, sides, planned, session) {
+  const out = [];
+  if (pair.master.host.startsWith("/")) out.push({ level: "error", message: `${pair.master.ref}'s host is a socket path (${pair.master.host}); a master needs a network address its slaves reach` });
+  if (pair.slave.host.startsWith("/") && engine.capabilities.needsReplicationLogin) {
+    out.push({ level: "error", message: `${pair.slave.ref}'s host is a socket path (${pair.slave.host}); ${engine.capabilities.label} admits a slave by its network address: give the address it connects from` });
+  }
+  if (planned) out.push(...await hostChecks(engine, pair, planned.plan, session));
+  const same = sameServer(engine, pair, sides);
+  if (same) out.push({ level: "error", message: same });
+  if (planned && (planned.plan.lockDir || planned.plan.preserved)) {
+    try {
+      const host = await session.hosts.forServer(pair.slave);
+      if (planned.plan.preserved && await pathExists(host, planned.plan.preserved)) {
+        out.push({ level: "error", message: `${planned.plan.preserved} already exists on ${host.label}; refusing to overwrite kept data` });
+      }
+    } catch (err) {
+      out.push({ level: "error", message: messageOf(err) });
+    }
+  }
+  if (same) return out;
+  try {
+    out.push(...await engine.preflight(pair, sides, planned, session));
+  } catch (err) {
+    out.push({ level: "error", message: messageOf(err) });
+  }
+  return out;
 }
+function sameServer(engine, pair, { m, s }) {
+  const a = engine.identity(m);
+  const b = engine.identity(s);
+  if (a.key !== b.key) return null;
+  return `${pair.master.ref} (${pair.master.host}:${pair.master.port}) and ${pair.slave.ref} (${pair.slave.host}:${pair.slave.port}) are the same server (${a.text}): a server cannot be its own slave; fix the host or port of one of them`;
+}
+async function hostChecks(engine, pair, plan4, session) {
+  const out = [];
+  const both = await Promise.all([session.hosts.forServer(pair.master), session.hosts.forServer(pair.slave)]).catch(() => null);
+  if (!both) return out;
+  const [mh, sh] = both;
+  const apart = !await sharedNetwork(mh, sh).catch(() => true);
+  if (apart && isLoopback(pair.master.host)) {
+    out.push({ level: "error", message: `${pair.master.ref}'s host ${pair.master.host} is a loopback address, but ${pair.slave.ref} runs on another host (${sh.label}): the copy and the replication channel would reach that machine's own loopback; give ${pair.master.ref} the address its slaves reach` });
+  }
+  if (apart && isLoopback(pair.slave.host) && engine.capabilities.needsReplicationLogin) {
+    out.push({ level: "error", message: `${pair.slave.ref}'s host ${pair.slave.host} is a loopback address, but its master runs on another host: ${engine.capabilities.label} admits a slave by the address it connects from; give ${pair.slave.ref} that address` });
+  }
+  if (plan4.lockDir) {
+    try {
+      await checkHostCanWork(sh, pair.slave);
+    } catch (err) {
+      out.push({ level: "error", message: messageOf(err) });
+    }
+  }
+  return out;
+}
+function settle2(findings, force) {
+  return findings.map((f) => {
+    if (f.level !== "error" || !f.forceable) return f;
+    return force ? { level: "warning", message: `forced (--force): ${f.message}` } : { level: "error", message: `${f.message} (--force goes ahead anyway)` };
+  });
+}
+
+// src/apply/journal.ts
+function parseJournal(text) {
+  const out = [];
+  for (const line of text.split("\n")) {
+    if (!line.trim()) continue;
+    try {
+      const r = JSON.parse(line);
+      if (r && typeof r === "object" && typeof r.t === "string") out.push(r);
+    } catch {
+    }
+  }
+  return out;
+}
+function interruptedOf(records) {
+  let begin = -1;
+  for (let i = records.length - 1; i >= 0; i--) {
+    if (records[i].t === "begin") {
+      begin = i;
+      break;
+    }
+  }
+  if (begin < 0) return null;
+  const b = records[begin];
+  const out = {
+    pair: b.pair,
+    action: b.action,
+    stamp: b.stamp,
+    master: b.master,
+    slave: b.slave,
+    sides: b.sides,
+    steps: b.steps,
+    run: b.run,
+    began: b.at,
+    started: [],
+    done: /* @__PURE__ */ new Set(),
+    undone: /* @__PURE__ */ new Set(),
+    undoFailed: /* @__PURE__ */ new Map(),
+    state: {},
+    complete: false
+  };
+  for (const r of records.slice(begin + 1)) {
+    if (r.t === "end" && r.outcome !== "undo-failed") return null;
+    if (r.t === "state") out.state = r.state;
+    if (r.t === "step" && r.phase === "start" && !out.started.includes(r.id)) out.started.push(r.id);
+    if (r.t === "step" && r.phase === "done") out.done.add(r.id);
+    if (r.t === "undo" && r.phase === "done") {
+      out.undone.add(r.id);
+      out.undoFailed.delete(r.id);
+    }
+    if (r.t === "undo" && r.phase === "failed") out.undoFailed.set(r.id, r.error ?? "failed");
+  }
+  out.complete = out.steps.length > 0 && out.steps.every((s) => out.done.has(s.id));
+  return out;
+}
+function describeInterrupted(i) {
+  const last = i.started[i.started.length - 1];
+  const index = last ? i.steps.findIndex((s) => s.id === last) : -1;
+  const where = i.complete ? "after its last step" : last ? `at step ${index + 1} of ${i.steps.length} (${i.steps[index]?.text ?? last})${i.done.has(last) ? ", which had finished" : ""}` : "before its first step";
+  const undo = i.undoFailed.size > 0 ? `; undoing it failed before: ${[...i.undoFailed.values()].join("; ")}` : i.undone.size > 0 ? `; ${i.undone.size} step(s) already undone` : "";
+  return `interrupted ${i.action} of ${i.pair} ${where}, started ${i.began} by run ${i.run}${undo}`;
+}
+
+// src/hosts/run-state.ts
+var import_node_crypto = require("node:crypto");
+var fs = __toESM(require("node:fs"));
+var os = __toESM(require("node:os"));
+
+// src/util/cancel.ts
+var import_node_async_hooks = require("node:async_hooks");
+var scope = new import_node_async_hooks.AsyncLocalStorage();
+function underSignal(signal, fn) {
+  return signal ? scope.run(signal, fn) : fn();
+}
+function unstoppable(fn) {
+  return scope.run(null, fn);
+}
+function currentSignal() {
+  return scope.getStore() ?? void 0;
+}
+function onCancel(stop) {
+  const signal = currentSignal();
+  if (!signal) return () => void 0;
+  if (signal.aborted) {
+    stop();
+    return () => void 0;
+  }
+  signal.addEventListener("abort", stop, { once: true });
+  return () => signal.removeEventListener("abort", stop);
+}
+
+// src/hosts/run-state.ts
+var STATE_DIR = "/var/lib/dbrepl";
+function readOr(file2, fallback) {
+  try {
+    return fs.readFileSync(file2, "utf8").trim();
+  } catch {
+    return fallback;
+  }
+}
+function processStart(pid) {
+  const stat = readOr(`/proc/${pid}/stat`, "");
+  if (!stat) return null;
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? null;
+}
+function localOwner(env) {
+  const run3 = env.GITHUB_RUN_ID ? `github-${env.GITHUB_RUN_ID}-${env.GITHUB_RUN_ATTEMPT ?? "1"}` : `cli-${(0, import_node_crypto.randomBytes)(4).toString("hex")}`;
+  return {
+    run: run3,
+    token: (0, import_node_crypto.randomBytes)(12).toString("hex"),
+    host: os.hostname(),
+    machine: readOr("/etc/machine-id", ""),
+    boot: readOr("/proc/sys/kernel/random/boot_id", ""),
+    pid: process.pid,
+    pidStart: processStart(process.pid) ?? "",
+    since: (/* @__PURE__ */ new Date()).toISOString()
+  };
+}
+function goneHere(holder, me) {
+  if (!holder.machine || holder.machine !== me.machine) return null;
+  if (holder.boot !== me.boot) return "its machine has rebooted since";
+  if (holder.pid === me.pid && holder.pidStart === me.pidStart) return null;
+  const start = processStart(holder.pid);
+  if (start === null) return `its process ${holder.pid} has ended`;
+  if (holder.pidStart && start !== holder.pidStart) return `its process ${holder.pid} has ended (the pid now belongs to another process)`;
+  return null;
+}
+function describeOwner(o) {
+  return `run ${o.run} (pid ${o.pid} on ${o.host}, since ${o.since})`;
+}
+async function stateDirOf(host, server) {
+  const netns = /\[(\d+)\]/.exec((await host.facts()).netns)?.[1] ?? "0";
+  const where = server.host.startsWith("/") ? `socket-${(0, import_node_crypto.createHash)("sha256").update(server.host).digest("hex").slice(0, 12)}` : String(server.port);
+  return `${STATE_DIR}/${server.engine}-${where}-${netns}`;
+}
+var PRELUDE2 = `set -u
+base=${STATE_DIR}; d=$1
+if [ -L "$base" ] || { [ -e "$base" ] && [ "$(stat -c %u -- "$base")" != 0 ]; }; then echo "$base is a link or not owned by root" >&2; exit 6; fi
+mkdir -p -m 700 -- "$base" "$d" || exit 2
+exec 9>"$d/.mutex"; flock -w 30 9 || { echo "timed out waiting for $d/.mutex" >&2; exit 5; }
+`;
+var SCRIPTS = {
+  acquire: `${PRELUDE2}mkdir -m 700 -- "$d/lock" 2>/dev/null || exit 3
+cat > "$d/lock/owner" && touch "$d/lock/heartbeat" || { rm -rf -- "$d/lock"; exit 1; }`,
+  // Reading changes nothing (plan and status read): no directory made, no mutex taken; the
+  // owner file is replaced by rename, and a journal line half-written is skipped by the parser.
+  read: `d=$1; [ -d "$d/lock" ] || exit 4
+now=$(date +%s); hb=$(stat -c %Y -- "$d/lock/heartbeat" 2>/dev/null || echo 0)
+printf '%s\\n' "$((now - hb))"; cat -- "$d/lock/owner" 2>/dev/null; printf '\\n@@journal\\n'; cat -- "$d/lock/journal" 2>/dev/null; exit 0`,
+  takeover: `${PRELUDE2}[ -d "$d/lock" ] || exit 4
+grep -qF -- "$2" "$d/lock/owner" || exit 3
+cat > "$d/lock/owner.new" && mv -f -- "$d/lock/owner.new" "$d/lock/owner" && touch "$d/lock/heartbeat"`,
+  heartbeat: `${PRELUDE2}grep -qF -- "$2" "$d/lock/owner" 2>/dev/null || exit 3
+touch "$d/lock/heartbeat"`,
+  journal: `${PRELUDE2}grep -qF -- "$2" "$d/lock/owner" 2>/dev/null || exit 3
+cat >> "$d/lock/journal"`,
+  clearJournal: `${PRELUDE2}grep -qF -- "$2" "$d/lock/owner" 2>/dev/null || exit 3
+rm -f -- "$d/lock/journal"`,
+  release: `${PRELUDE2}grep -qF -- "$2" "$d/lock/owner" 2>/dev/null || exit 3
+rm -rf -- "$d/lock"`
+};
+async function lockOp(host, dir, op, token = "", input2) {
+  const r = await unstoppable(() => host.run(["sh", "-c", SCRIPTS[op], "dbrepl-lock", dir, token], { input: input2 ?? "", timeoutMs: 6e4 }));
+  if (r.cancelled) return { code: 130, stdout: "" };
+  if (r.code === 0 || r.code === 3 || r.code === 4) return { code: r.code, stdout: r.stdout };
+  throw new DbreplError("STEP", `the lock in ${dir} on ${host.label} (${op}) failed (exit ${r.code}): ${r.stderr.trim().split("\n").slice(-2).join(" ") || "no output"}`);
+}
+async function readLock(host, dir) {
+  const r = await lockOp(host, dir, "read");
+  if (r.code === 4) return null;
+  const [age, rest = ""] = splitOnce(r.stdout, "\n");
+  const [ownerText, journal = ""] = splitOnce(rest, "\n@@journal\n");
+  let owner = null;
+  try {
+    owner = JSON.parse(ownerText);
+  } catch {
+    owner = null;
+  }
+  return { heartbeatAge: Number(age) || 0, owner, journal };
+}
+function splitOnce(s, sep) {
+  const i = s.indexOf(sep);
+  return i < 0 ? [s] : [s.slice(0, i), s.slice(i + sep.length)];
+}
+
+// src/util/poll.ts
+var sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+var PollAbort = class extends Error {
+};
+async function pollUntil(what, timeoutMs, probe, intervalMs = 250, signal) {
+  const deadline = Date.now() + timeoutMs;
+  let last = "";
+  for (; ; ) {
+    if ((signal ?? currentSignal())?.aborted) throw new CancelledError(`stopped waiting for ${what}: the run was cancelled`);
+    try {
+      const v = await probe();
+      if (v !== void 0) return v;
+      last = "";
+    } catch (err) {
+      if (err instanceof PollAbort) throw err;
+      last = err.message;
+    }
+    if (Date.now() >= deadline) {
+      throw new TimeoutError(`timed out after ${Math.round(timeoutMs / 1e3)}s waiting for ${what}${last ? ` (last error: ${last})` : ""}`);
+    }
+    await sleep(intervalMs);
+  }
+}
+var KeyedLock = class {
+  tails = /* @__PURE__ */ new Map();
+  async run(key, fn) {
+    const prev = this.tails.get(key) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const settled = next.catch(() => void 0);
+    this.tails.set(key, settled);
+    try {
+      return await next;
+    } finally {
+      if (this.tails.get(key) === settled) this.tails.delete(key);
+    }
+  }
+};
+
+// src/apply/locks.ts
+var HEARTBEAT_MS = 1e4;
+var LEASE_SECONDS = 60;
+function holderGone(holder, heartbeatAge, me) {
+  if (!holder) return "the lock names no owner (left half-made)";
+  if (holder.abandoned) return `its run ended leaving this for the next one (${holder.abandoned})`;
+  return goneHere(holder, me) ?? (heartbeatAge > LEASE_SECONDS ? `it has not renewed the lock for ${heartbeatAge} s (lease ${LEASE_SECONDS} s)` : null);
+}
+var SlaveLock = class _SlaveLock {
+  constructor(host, dir, owner) {
+    this.host = host;
+    this.dir = dir;
+    this.owner = owner;
+  }
+  host;
+  dir;
+  owner;
+  timer;
+  lostWhy = null;
+  lostCtl = new AbortController();
+  static async take(host, server, owner, waitMs, log) {
+    const dir = await stateDirOf(host, server);
+    const lock = new _SlaveLock(host, dir, owner);
+    const deadline = Date.now() + waitMs;
+    let said = false;
+    for (; ; ) {
+      if (currentSignal()?.aborted) throw new CancelledError(`not started: the run was cancelled while waiting for the lock of ${server.ref}`);
+      const ownerJson = JSON.stringify(owner);
+      const got = await lockOp(host, dir, "acquire", "", ownerJson);
+      if (got.code === 0) {
+        lock.startHeartbeat();
+        return { lock, interrupted: null };
+      }
+      const held = await readLock(host, dir);
+      if (!held) continue;
+      const interrupted = interruptedOf(parseJournal(held.journal));
+      const gone = holderGone(held.owner, held.heartbeatAge, owner);
+      if (gone) {
+        const taken = await lockOp(host, dir, "takeover", held.owner?.token ?? "", ownerJson);
+        if (taken.code !== 0) continue;
+        log(`took over the lock of ${server.ref} from ${held.owner ? describeOwner(held.owner) : "an unknown run"}: ${gone}${interrupted ? `; its journal: ${describeInterrupted(interrupted)}` : ""}`);
+        lock.startHeartbeat();
+        return { lock, interrupted };
+      }
+      const who = `${describeOwner(held.owner)}, renewed ${held.heartbeatAge} s ago${interrupted ? `, doing: ${describeInterrupted(interrupted).replace(/^interrupted /, "")}` : ""}`;
+      if (Date.now() >= deadline) {
+        throw new LockedError(`${server.ref} is locked by ${who}; waited ${Math.round(waitMs / 1e3)} s (--lock-timeout); it is released when that run ends, or taken over ${LEASE_SECONDS} s after its last renewal`);
+      }
+      if (!said) log(`waiting for the lock of ${server.ref}, held by ${who}`);
+      said = true;
+      await sleep(Math.min(1e3, Math.max(0, deadline - Date.now())));
+    }
+  }
+  startHeartbeat() {
+    this.timer = setInterval(() => {
+      lockOp(this.host, this.dir, "heartbeat", this.owner.token).then((r) => {
+        if (r.code === 3) this.lose("another run took the lock over (this run did not renew it in time)");
+      }).catch(() => void 0);
+    }, HEARTBEAT_MS);
+    this.timer.unref();
+  }
+  lose(why) {
+    if (this.lostWhy) return;
+    this.lostWhy = why;
+    this.lostCtl.abort();
+  }
+  /** Fires when the lock was lost: the action must stop. */
+  get lostSignal() {
+    return this.lostCtl.signal;
+  }
+  get lost() {
+    return this.lostWhy;
+  }
+  async append(record2) {
+    const r = await lockOp(this.host, this.dir, "journal", this.owner.token, JSON.stringify(record2) + "\n");
+    if (r.code === 3) {
+      this.lose("another run took the lock over");
+      throw new DbreplError("STEP", `lost the lock of ${this.dir} on ${this.host.label}: another run took it over`);
+    }
+  }
+  async clearJournal() {
+    await lockOp(this.host, this.dir, "clearJournal", this.owner.token);
+  }
+  /** Releases the lock (and its journal); a lock already taken over is left to its new holder. */
+  async release() {
+    this.stop();
+    await lockOp(this.host, this.dir, "release", this.owner.token).catch(() => void 0);
+  }
+  /** Stops renewing and leaves the lock and its journal for the next run, which may take it over at once (an undo failed). */
+  async abandon(why) {
+    this.stop();
+    await lockOp(this.host, this.dir, "takeover", this.owner.token, JSON.stringify({ ...this.owner, abandoned: why.slice(0, 300) })).catch(() => void 0);
+  }
+  stop() {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = void 0;
+  }
+};
+var MasterLocks = class {
+  constructor(owner, waitMs, log) {
+    this.owner = owner;
+    this.waitMs = waitMs;
+    this.log = log;
+  }
+  owner;
+  waitMs;
+  log;
+  held = /* @__PURE__ */ new Map();
+  async take(engine, server, key, session) {
+    let entry2 = this.held.get(key);
+    if (!entry2) {
+      entry2 = { count: 0, lock: engine.lockMaster(server, session, this.owner, this.waitMs, (m) => this.log.info(`${server.ref}: ${m}`)) };
+      this.held.set(key, entry2);
+      entry2.lock.catch(() => this.held.delete(key));
+    }
+    entry2.count++;
+    const lock = await entry2.lock.catch((err) => {
+      entry2.count--;
+      throw err;
+    });
+    let released = false;
+    return async () => {
+      if (released) return;
+      released = true;
+      if (--entry2.count === 0) {
+        this.held.delete(key);
+        await lock.release().catch(() => void 0);
+      }
+    };
+  }
+};
+async function lockState(host, server, me) {
+  const held = await readLock(host, await stateDirOf(host, server));
+  if (!held) return null;
+  return {
+    holder: held.owner ? `${describeOwner(held.owner)}, renewed ${held.heartbeatAge} s ago` : "an unknown run",
+    gone: holderGone(held.owner, held.heartbeatAge, me),
+    interrupted: interruptedOf(parseJournal(held.journal))
+  };
+}
+
+// src/engines/mongodb/index.ts
+var unavailable = () => {
+  throw new DbreplError("USAGE", "the mongodb engine is not available in this version of dbrepl yet");
+};
+var mongodb = {
+  capabilities: mongodbCapabilities,
+  inspect: async () => unavailable(),
+  identity: unavailable,
+  copies: unavailable,
+  pairState: (_pair, master, slave) => {
+    const sides = bothSides(master, slave);
+    return "live" in sides ? sides.live : unavailable();
+  },
+  liveLinks: () => [],
+  plan: unavailable,
+  preflight: async () => [],
+  verifyHost: async () => unavailable(),
+  lockMaster: async () => unavailable()
+};
+
+// src/engines/mysql/client.ts
+var net = __toESM(require("node:net"));
+var import_promise = __toESM(require_promise());
+
+// src/engines/tls.ts
+var tls = __toESM(require("node:tls"));
 
 // src/hosts/files.ts
 var path = __toESM(require("node:path"));
@@ -85068,151 +85536,7 @@ case "$o" in 0:*) exec cat -- "$1";; *) exec setpriv --reuid="\${o%:*}" --regid=
   return r.code === 0 ? r.stdout : null;
 }
 
-// src/hosts/rebuild.ts
-function lockPath(dataDir) {
-  return `${dataDir.replace(/\/+$/, "")}.dbrepl-lock`;
-}
-var INFO_FIELDS = ["pair", "action", "preserved", "started", "host", "pid", "failed"];
-async function lockInfo(host, lock) {
-  const text = await readServerFile(host, `${lock}/info`).catch(() => null);
-  try {
-    const info = JSON.parse(text ?? "");
-    const said = INFO_FIELDS.filter((k) => typeof info[k] === "string" && info[k]).map((k) => `${k}: ${String(info[k]).slice(0, 300)}`);
-    return said.length > 0 ? said.join(", ") : "no info";
-  } catch {
-    return "no readable info";
-  }
-}
-async function lockHeld(host, lock, server) {
-  return new DbreplError(
-    "STEP",
-    `${lock} exists: another dbrepl run is rebuilding ${server.ref}, or one was interrupted (${await lockInfo(host, lock)}); if none is running, check that the server is as it should be (its previous data may be at the path named there), then remove ${lock}`
-  );
-}
-async function checkNoRebuildLock(host, server, dataDir) {
-  const lock = lockPath(dataDir);
-  if (await pathExists(host, lock)) throw await lockHeld(host, lock, server);
-}
-async function takeRebuildLock(host, server, dataDir, info) {
-  const lock = lockPath(dataDir);
-  const as = await ownerOfDirectory(host, lock);
-  const text = JSON.stringify({ ...info, host: (await host.facts()).hostname, started: (/* @__PURE__ */ new Date()).toISOString() }) + "\n";
-  const r = await host.run(["sh", "-c", 'mkdir -m 700 -- "$1" || exit 3; cat > "$1/info" || { rm -rf -- "$1"; exit 1; }', "sh", lock], { as, input: text });
-  if (r.code === 3) throw await lockHeld(host, lock, server);
-  if (r.code !== 0) throw new DbreplError("STEP", `cannot take the rebuild lock ${lock} on ${host.label}: ${r.stderr.trim()}`);
-  return lock;
-}
-async function writeLockInfo(host, lock, info) {
-  await writeFile(host, `${lock}/info`, JSON.stringify(info) + "\n");
-}
-async function keepRebuildLock(host, lock, failed) {
-  const text = await readServerFile(host, `${lock}/info`).catch(() => null);
-  let info = {};
-  try {
-    info = JSON.parse(text ?? "{}");
-  } catch {
-  }
-  await writeLockInfo(host, lock, { ...info, failed: failed.slice(0, 1e3) });
-}
-async function releaseRebuildLock(host, lock) {
-  await host.run(["rm", "-rf", "--", lock], { as: await ownerOfDirectory(host, lock).catch(() => void 0) });
-}
-async function freeBytes(host, dir) {
-  const out = await runChecked(host, ["df", "-Pk", "--", dir], `df ${dir}`);
-  const kb = Number(out.trim().split("\n").pop().split(/\s+/)[3]);
-  if (!Number.isFinite(kb)) throw new DbreplError("STEP", `cannot read the free space of ${dir} from df`);
-  return kb * 1024;
-}
-async function checkFreeSpace(host, dataDir, needBytes, masterRef) {
-  const dir = path2.dirname(dataDir);
-  const free = await freeBytes(host, dir);
-  if (free < needBytes * 1.1 + 64 * 1024 * 1024) {
-    throw new DbreplError("STEP", `${dir} on ${host.label} has ${humanBytes(free)} free; the copy of ${masterRef} needs about ${humanBytes(needBytes)} while the previous data is kept; free some space first`);
-  }
-}
-
-// src/apply/checks.ts
-async function checkAction(engine, pair, sides, planned, session, phase) {
-  const out = [];
-  if (pair.master.host.startsWith("/")) out.push({ level: "error", message: `${pair.master.ref}'s host is a socket path (${pair.master.host}); a master needs a network address its slaves reach` });
-  if (pair.slave.host.startsWith("/") && engine.capabilities.needsReplicationLogin) {
-    out.push({ level: "error", message: `${pair.slave.ref}'s host is a socket path (${pair.slave.host}); ${engine.capabilities.label} admits a slave by its network address: give the address it connects from` });
-  }
-  if (planned) out.push(...await hostChecks(engine, pair, planned.plan, session));
-  const same = sameServer(engine, pair, sides);
-  if (same) out.push({ level: "error", message: same });
-  if (planned && (planned.plan.lockDir || planned.plan.preserved)) {
-    try {
-      const host = await session.hosts.forServer(pair.slave);
-      if (phase === "plan" && planned.plan.lockDir) await checkNoRebuildLock(host, pair.slave, planned.plan.lockDir);
-      if (planned.plan.preserved && await pathExists(host, planned.plan.preserved)) {
-        out.push({ level: "error", message: `${planned.plan.preserved} already exists on ${host.label}; refusing to overwrite kept data` });
-      }
-    } catch (err) {
-      out.push({ level: "error", message: messageOf(err) });
-    }
-  }
-  if (same) return out;
-  try {
-    out.push(...await engine.preflight(pair, sides, planned, session));
-  } catch (err) {
-    out.push({ level: "error", message: messageOf(err) });
-  }
-  return out;
-}
-function sameServer(engine, pair, { m, s }) {
-  const a = engine.identity(m);
-  const b = engine.identity(s);
-  if (a.key !== b.key) return null;
-  return `${pair.master.ref} (${pair.master.host}:${pair.master.port}) and ${pair.slave.ref} (${pair.slave.host}:${pair.slave.port}) are the same server (${a.text}): a server cannot be its own slave; fix the host or port of one of them`;
-}
-async function hostChecks(engine, pair, plan4, session) {
-  const out = [];
-  const both = await Promise.all([session.hosts.forServer(pair.master), session.hosts.forServer(pair.slave)]).catch(() => null);
-  if (!both) return out;
-  const [mh, sh] = both;
-  const apart = !await sharedNetwork(mh, sh).catch(() => true);
-  if (apart && isLoopback(pair.master.host)) {
-    out.push({ level: "error", message: `${pair.master.ref}'s host ${pair.master.host} is a loopback address, but ${pair.slave.ref} runs on another host (${sh.label}): the copy and the replication channel would reach that machine's own loopback; give ${pair.master.ref} the address its slaves reach` });
-  }
-  if (apart && isLoopback(pair.slave.host) && engine.capabilities.needsReplicationLogin) {
-    out.push({ level: "error", message: `${pair.slave.ref}'s host ${pair.slave.host} is a loopback address, but its master runs on another host: ${engine.capabilities.label} admits a slave by the address it connects from; give ${pair.slave.ref} that address` });
-  }
-  if (plan4.lockDir) {
-    try {
-      await checkHostCanWork(sh, pair.slave);
-    } catch (err) {
-      out.push({ level: "error", message: messageOf(err) });
-    }
-  }
-  return out;
-}
-
-// src/engines/mongodb/index.ts
-var unavailable = () => {
-  throw new DbreplError("USAGE", "the mongodb engine is not available in this version of dbrepl yet");
-};
-var mongodb = {
-  capabilities: mongodbCapabilities,
-  inspect: async () => unavailable(),
-  identity: unavailable,
-  copies: unavailable,
-  pairState: (_pair, master, slave) => {
-    const sides = bothSides(master, slave);
-    return "live" in sides ? sides.live : unavailable();
-  },
-  liveLinks: () => [],
-  plan: unavailable,
-  preflight: async () => [],
-  verifyHost: async () => unavailable()
-};
-
-// src/engines/mysql/client.ts
-var net = __toESM(require("node:net"));
-var import_promise = __toESM(require_promise());
-
 // src/engines/tls.ts
-var tls = __toESM(require("node:tls"));
 function nodeTls(server) {
   const t = server.tls;
   if (!t || t.mode === "disable") return null;
@@ -85284,7 +85608,7 @@ function forgetTlsSteps(pair, base) {
 
 // src/engines/mysql/client.ts
 var LOCK_WAIT_S = 90;
-async function withClient(session, server, fn) {
+async function openConnection(session, server) {
   const at = await session.hosts.endpoint(server);
   const tunneled = at.host !== server.host || at.port !== server.port;
   const t = nodeTls(server);
@@ -85307,6 +85631,10 @@ async function withClient(session, server, fn) {
     throw new ConnectionError(server.ref, `cannot connect to MySQL at ${server.host}:${server.port}: ${err.message}`, { cause: err });
   }
   conn.on("error", () => void 0);
+  return conn;
+}
+async function withClient(session, server, fn) {
+  const conn = await openConnection(session, server);
   await conn.query(`SET SESSION lock_wait_timeout = ${LOCK_WAIT_S}`).catch(() => void 0);
   let timedOut = false;
   const sql = {
@@ -85320,10 +85648,16 @@ async function withClient(session, server, fn) {
       }
     }
   };
+  let cut = false;
+  const off = onCancel(() => {
+    cut = true;
+    conn.destroy();
+  });
   try {
     return await fn(sql);
   } finally {
-    if (timedOut) conn.destroy();
+    off();
+    if (timedOut || cut) conn.destroy();
     else await conn.end().catch(() => conn.destroy());
   }
 }
@@ -85334,7 +85668,7 @@ function tunnelSocket(host, port2, serverHost) {
 }
 
 // src/engines/mysql/dialect.ts
-var import_node_crypto = require("node:crypto");
+var import_node_crypto2 = require("node:crypto");
 function parseVersion(text) {
   const m = /^(\d+)\.(\d+)\.(\d+)/.exec(text);
   if (!m) throw new Error(`cannot read a server version from "${text}"`);
@@ -85451,7 +85785,7 @@ function dialectFor(version3) {
   return Object.assign({ version: version3 }, ...rows.map((r) => r.set));
 }
 function nativePasswordHash(password) {
-  const sha1 = (b) => (0, import_node_crypto.createHash)("sha1").update(b).digest();
+  const sha1 = (b) => (0, import_node_crypto2.createHash)("sha1").update(b).digest();
   return `*${sha1(sha1(Buffer.from(password, "utf8"))).toString("hex").toUpperCase()}`;
 }
 function renderStatement(sql, values = [], secret = []) {
@@ -85463,6 +85797,59 @@ function renderStatement(sql, values = [], secret = []) {
     return typeof v === "number" ? String(v) : `'${String(v).replace(/'/g, "''")}'`;
   });
   return filled.replace(/(\w+) = /g, "$1=");
+}
+function gtidsCover(flavour, have, want) {
+  return flavour === "mariadb" ? mariadbCovers(have, want) : mysqlCovers(have, want);
+}
+function mariadbCovers(have, want) {
+  const read = (text) => {
+    const out = /* @__PURE__ */ new Map();
+    for (const part of text.split(",").map((p) => p.trim()).filter(Boolean)) {
+      const m = /^(\d+)-(\d+)-(\d+)$/.exec(part);
+      if (!m) return null;
+      const domain2 = Number(m[1]);
+      const seq = BigInt(m[3]);
+      if ((out.get(domain2) ?? -1n) < seq) out.set(domain2, seq);
+    }
+    return out;
+  };
+  const h = read(have);
+  const w = read(want);
+  if (!h || !w) return null;
+  return [...w].every(([domain2, seq]) => (h.get(domain2) ?? -1n) >= seq);
+}
+function readMysqlSet(text) {
+  const out = /* @__PURE__ */ new Map();
+  for (const part of text.replace(/\s+/g, "").split(",").filter(Boolean)) {
+    const [uuid3, ...ranges] = part.split(":");
+    if (!uuid3 || ranges.length === 0) return null;
+    const list = out.get(uuid3.toLowerCase()) ?? [];
+    for (const r of ranges) {
+      const m = /^(\d+)(?:-(\d+))?$/.exec(r);
+      if (!m) return null;
+      list.push([BigInt(m[1]), BigInt(m[2] ?? m[1])]);
+    }
+    out.set(uuid3.toLowerCase(), list);
+  }
+  return out;
+}
+function mysqlCovers(have, want) {
+  const h = readMysqlSet(have);
+  const w = readMysqlSet(want);
+  if (!h || !w) return null;
+  for (const [uuid3, ranges] of w) {
+    const mine = [...h.get(uuid3) ?? []].sort((a, b) => a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
+    for (const [from, to] of ranges) {
+      let next = from;
+      for (const [a, b] of mine) {
+        if (a > next) break;
+        if (b >= next) next = b + 1n;
+        if (next > to) break;
+      }
+      if (next <= to) return false;
+    }
+  }
+  return true;
 }
 
 // src/engines/mysql/inspect.ts
@@ -85492,7 +85879,8 @@ function readReplicaStatus(row) {
     execSourceLogFile: str(col(row, "Relay_Source_Log_File", "Relay_Master_Log_File")),
     execSourceLogPos: Number(col(row, "Exec_Source_Log_Pos", "Exec_Master_Log_Pos") ?? 0),
     usingGtid: str(col(row, "Using_Gtid", "Auto_Position")),
-    gtidPosition: str(col(row, "Gtid_IO_Pos", "Executed_Gtid_Set"))
+    gtidPosition: str(col(row, "Gtid_IO_Pos", "Executed_Gtid_Set")),
+    retrievedGtids: str(col(row, "Retrieved_Gtid_Set")).replace(/\s+/g, "")
   };
 }
 async function inspectMysql(server, session) {
@@ -85513,6 +85901,7 @@ async function readFacts(sql) {
   );
   const [status] = await sql.query(d.replicaStatus);
   const binlog = v.log_bin == 1 ? (await sql.query(d.binlogStatus))[0] : void 0;
+  const replica = readReplicaStatus(status);
   const dumps = await sql.query(
     `SELECT HOST AS host FROM information_schema.PROCESSLIST WHERE COMMAND IN ('Binlog Dump', 'Binlog Dump GTID')`
   );
@@ -85528,14 +85917,40 @@ async function readFacts(sql) {
     executedGtids: String(v.executed ?? "").replace(/\s+/g, ""),
     binlogFile: binlog ? str(col(binlog, "File")) : null,
     binlogPos: binlog ? Number(col(binlog, "Position")) : null,
-    replica: readReplicaStatus(status),
+    replica,
     dumpClients: dumps.map((r) => String(r.host).replace(/:\d+$/, "")),
     currentUser: String(v.current_user_),
     hostname: String(v.hostname),
     port: Number(v.port),
     serverUuid: v.server_uuid ? String(v.server_uuid) : null,
-    gtidSlavePos: v.gtid_slave_pos === null || v.gtid_slave_pos === void 0 ? null : String(v.gtid_slave_pos)
+    gtidSlavePos: v.gtid_slave_pos === null || v.gtid_slave_pos === void 0 ? null : String(v.gtid_slave_pos),
+    linkTiming: replica ? await linkTiming(sql, mysql2) : null
   };
+}
+var num = (v) => v === null || v === void 0 || v === "" || !Number.isFinite(Number(v)) ? null : Number(v);
+async function linkTiming(sql, mysql2) {
+  const out = { contactAgeSeconds: null, heartbeatPeriodSeconds: null, sqlThreadEventAgeSeconds: null };
+  if (mysql2) {
+    const [c] = await sql.query(
+      `SELECT UNIX_TIMESTAMP(NOW(6)) AS now_, UNIX_TIMESTAMP(s.LAST_HEARTBEAT_TIMESTAMP) AS hb,
+                UNIX_TIMESTAMP(s.LAST_QUEUED_TRANSACTION_END_QUEUE_TIMESTAMP) AS queued, c.HEARTBEAT_INTERVAL AS period
+           FROM performance_schema.replication_connection_status s
+           JOIN performance_schema.replication_connection_configuration c ON c.CHANNEL_NAME = s.CHANNEL_NAME
+          WHERE s.CHANNEL_NAME = ''`
+    ).catch(() => [void 0]);
+    if (c) {
+      const last = Math.max(num(c.hb) ?? 0, num(c.queued) ?? 0);
+      const now = num(c.now_);
+      out.contactAgeSeconds = last > 0 && now !== null ? Math.max(0, now - last) : null;
+      out.heartbeatPeriodSeconds = num(c.period);
+    }
+  } else {
+    const [t] = await sql.query(`SELECT TIME AS t FROM information_schema.PROCESSLIST WHERE COMMAND = 'Slave_SQL' LIMIT 1`).catch(() => [void 0]);
+    out.sqlThreadEventAgeSeconds = t ? num(t.t) : null;
+    const [p] = await sql.query(`SHOW GLOBAL STATUS LIKE 'Slave_heartbeat_period'`).catch(() => [void 0]);
+    out.heartbeatPeriodSeconds = p ? num(p.Value) : null;
+  }
+  return out;
 }
 
 // src/engines/mysql/host-side.ts
@@ -85619,11 +86034,106 @@ async function verifyHost(host, server, facts) {
   }
 }
 
+// src/engines/mysql/lock.ts
+var NAME = "dbrepl-master";
+var IDLE_S = 90;
+var PING_MS = 2e4;
+async function lockMaster(server, session, _owner, waitMs, log) {
+  const conn = await openConnection(session, server);
+  let ping;
+  try {
+    await conn.query(`SET SESSION wait_timeout = ${IDLE_S}`);
+    const deadline = Date.now() + waitMs;
+    let said = false;
+    for (; ; ) {
+      if (currentSignal()?.aborted) throw new CancelledError(`stopped waiting for the lock of ${server.ref}: the run was cancelled`);
+      const [rows] = await conn.query("SELECT GET_LOCK(?, 0) AS ok", [NAME]);
+      if (Number(rows[0]?.ok) === 1) break;
+      const [held] = await conn.query(
+        "SELECT p.ID AS id, p.USER AS user, p.HOST AS host, p.TIME AS time FROM information_schema.PROCESSLIST p WHERE p.ID = IS_USED_LOCK(?)",
+        [NAME]
+      );
+      const h = held[0];
+      const who = h ? `connection ${h.id} of ${h.user}@${h.host} (idle ${h.time} s; see SHOW PROCESSLIST)` : "another session";
+      if (Date.now() >= deadline) throw new LockedError(`${server.ref} is locked by ${who}; waited ${Math.round(waitMs / 1e3)} s (--lock-timeout)`);
+      if (!said) log(`waiting for the master lock, held by ${who}`);
+      said = true;
+      await sleep(Math.min(1e3, Math.max(0, deadline - Date.now())));
+    }
+    ping = setInterval(() => void conn.query("SELECT 1").catch(() => void 0), PING_MS);
+    ping.unref();
+  } catch (err) {
+    conn.destroy();
+    throw err;
+  }
+  return {
+    release: async () => {
+      clearInterval(ping);
+      await conn.query("SELECT RELEASE_LOCK(?)", [NAME]).catch(() => void 0);
+      await conn.end().catch(() => conn.destroy());
+    }
+  };
+}
+
+// src/hosts/rebuild.ts
+var path2 = __toESM(require("node:path"));
+
+// src/util/bytes.ts
+function humanBytes(n) {
+  if (n < 1024) return `${n} B`;
+  const units = ["KiB", "MiB", "GiB", "TiB"];
+  let v = n;
+  let u = -1;
+  do {
+    v /= 1024;
+    u++;
+  } while (v >= 1024 && u < units.length - 1);
+  return `${v.toFixed(1)} ${units[u]}`;
+}
+
+// src/hosts/rebuild.ts
+async function freeBytes(host, dir) {
+  const out = await runChecked(host, ["df", "-Pk", "--", dir], `df ${dir}`);
+  const kb = Number(out.trim().split("\n").pop().split(/\s+/)[3]);
+  if (!Number.isFinite(kb)) throw new DbreplError("STEP", `cannot read the free space of ${dir} from df`);
+  return kb * 1024;
+}
+async function checkFreeSpace(host, dataDir, needBytes, masterRef) {
+  const dir = path2.dirname(dataDir);
+  const free = await freeBytes(host, dir);
+  if (free < needBytes * 1.1 + 64 * 1024 * 1024) {
+    throw new DbreplError("STEP", `${dir} on ${host.label} has ${humanBytes(free)} free; the copy of ${masterRef} needs about ${humanBytes(needBytes)} while the previous data is kept; free some space first`);
+  }
+}
+
+// src/engines/retention.ts
+var COPY_ESTIMATE_BYTES_PER_SECOND = 50 * 1024 * 1024;
+function copySecondsEstimate(bytes) {
+  return Math.max(1, Math.ceil(Math.max(0, bytes) / COPY_ESTIMATE_BYTES_PER_SECOND));
+}
+async function sampleRate(read, ms = 1e3) {
+  const t0 = Date.now();
+  const a = await read();
+  if (a === null) return null;
+  await new Promise((resolve2) => setTimeout(resolve2, ms));
+  const b = await read();
+  const seconds = (Date.now() - t0) / 1e3;
+  if (b === null || b < a || seconds <= 0) return null;
+  return (b - a) / seconds;
+}
+function highestRate(...rates) {
+  const known = rates.filter((r) => r !== null && r !== void 0 && Number.isFinite(r) && r >= 0);
+  return known.length === 0 ? null : Math.max(...known);
+}
+function during(bytesPerSecond, seconds) {
+  return `~${humanBytes(Math.round(bytesPerSecond * seconds))} (${humanBytes(Math.round(bytesPerSecond))}/s for ~${formatDuration(seconds)})`;
+}
+
 // src/engines/mysql/options.ts
 var path4 = __toESM(require("node:path"));
 
 // src/engines/mysql/state.ts
-var import_node_crypto2 = require("node:crypto");
+var import_node_crypto3 = require("node:crypto");
 
 // src/hosts/copies.ts
 var path3 = __toESM(require("node:path"));
@@ -85673,10 +86183,33 @@ async function removeCopy(host, copy) {
   if (r.code !== 0 || r.timedOut) throw new DbreplError("STEP", `removing ${copy.path} on ${host.label} failed (exit ${r.code}): ${r.stderr.trim().split("\n").slice(-3).join(" ")}`);
 }
 
+// src/engines/link.ts
+function downFor(o) {
+  if (o.basis === "nothing-missed") return `down (counted as 0s: ${o.note ?? "the slave has everything the master has"})`;
+  if (o.seconds === null) return `down for an unknown time${o.note ? ` (${o.note})` : ""}`;
+  const qualifier = o.basis === "at-most" ? "at most " : o.basis === "at-least" ? "at least " : "";
+  return `down for ${qualifier}${formatDuration(o.seconds)}${o.note ? ` (${o.note})` : ""}`;
+}
+function outageSeconds(o) {
+  return o.basis === "nothing-missed" ? 0 : o.seconds;
+}
+function linkDown(pair, outage, reason, extras) {
+  const seconds = outageSeconds(outage);
+  const limit = formatDuration(pair.resyncAfterSeconds);
+  const base = { lagSeconds: null, lagBytes: extras.lagBytes ?? null, masterKeepsSlave: extras.masterKeepsSlave };
+  if (seconds !== null && seconds > pair.resyncAfterSeconds) {
+    return { state: "broken", ...base, error: `link to the master ${downFor(outage)}, longer than resync_after ${limit}: ${reason}` };
+  }
+  return { state: "reconnecting", ...base, error: `link to the master ${downFor(outage)}: ${reason}; broken after resync_after ${limit}` };
+}
+function diverged(reason, extras) {
+  return { state: "broken", lagSeconds: null, lagBytes: extras.lagBytes ?? null, masterKeepsSlave: extras.masterKeepsSlave, error: reason };
+}
+
 // src/engines/mysql/state.ts
 var DEFAULT_OPTIONS_FILE = "/etc/mysql/mariadb.conf.d/90-dbrepl.cnf";
 function serverIdFor(server, avoid) {
-  let id = (0, import_node_crypto2.createHash)("sha256").update(server.ref).digest().readUInt32BE(0) % 4e9 + 1;
+  let id = (0, import_node_crypto3.createHash)("sha256").update(server.ref).digest().readUInt32BE(0) % 4e9 + 1;
   while (avoid.includes(id)) id = id % 4e9 + 1;
   return id;
 }
@@ -85696,21 +86229,71 @@ function lagBytes(m, r) {
 function pairState(pair, master, slave) {
   const none = { lagSeconds: null, lagBytes: null, masterKeepsSlave: false };
   const sides = bothSides(master, slave);
-  if ("live" in sides) return sides.live;
+  if ("live" in sides) {
+    if (!master.ok && slave.ok && slave.facts.replica && follows(slave.facts.replica, pair.master)) {
+      return notReplicating(pair, slave.facts.replica, slave.facts, null, `${pair.master.ref} unreachable: ${master.error}`) ?? sides.live;
+    }
+    return sides.live;
+  }
   const r = sides.s.replica;
   if (!r) return { state: "standalone", ...none, error: null };
   if (!follows(r, pair.master)) {
     return { state: "other-master", ...none, error: `slave follows ${r.sourceHost}:${r.sourcePort}, not ${pair.master.ref} (${pair.master.host}:${pair.master.port})` };
   }
-  if (r.ioRunning !== "Yes" || r.sqlRunning !== "Yes" || r.secondsBehind === null) {
-    const why = r.lastSqlErrno ? `SQL thread stopped on error ${r.lastSqlErrno}: ${r.lastSqlError}` : r.lastIoErrno ? `IO thread error ${r.lastIoErrno}: ${r.lastIoError}` : `replication threads: IO ${r.ioRunning || "No"}, SQL ${r.sqlRunning || "No"}`;
-    return { state: "broken", ...none, error: why };
+  const down = notReplicating(pair, r, sides.s, sides.m, null);
+  if (down) return down;
+  if (r.secondsBehind === null) {
+    return { state: "broken", ...none, error: `replication threads: IO ${r.ioRunning || "No"}, SQL ${r.sqlRunning || "No"}, but no Seconds_Behind_Master` };
   }
   const lag2 = { lagSeconds: r.secondsBehind, lagBytes: lagBytes(sides.m, r), masterKeepsSlave: false };
   if (r.secondsBehind > pair.maxLagSeconds) {
     return { state: "lagging", ...lag2, error: `replication lag ${r.secondsBehind}s is over max_lag ${pair.maxLagSeconds}s` };
   }
   return { state: "replicating", ...lag2, error: null };
+}
+var CONNECTION_ERRORS = /* @__PURE__ */ new Set([2002, 2003, 2004, 2005, 2006, 2012, 2013, 2055, 5013, 5014, 1040, 1053, 1158, 1159, 1160, 1161, 1927]);
+function binlogRefused(r) {
+  return r.lastIoErrno === 1236 || r.lastIoErrno === 13114 || /fatal error 1236/i.test(r.lastIoError);
+}
+function notReplicating(pair, r, s, m, masterError) {
+  const extras = { masterKeepsSlave: false };
+  if (r.sqlRunning !== "Yes") {
+    if (r.lastSqlErrno) return diverged(`SQL thread stopped on error ${r.lastSqlErrno}: ${r.lastSqlError}`, extras);
+    return diverged(`the SQL thread is stopped (no error; STOP SLAVE?) and the IO thread is ${r.ioRunning || "No"}${r.lastIoErrno ? ` (error ${r.lastIoErrno}: ${r.lastIoError})` : ""}`, extras);
+  }
+  if (r.ioRunning === "Yes") return null;
+  if (binlogRefused(r)) {
+    return diverged(`IO thread stopped on error ${r.lastIoErrno}: the master cannot serve the slave's position (binary logs purged, or the slave has transactions the master lacks): ${r.lastIoError}`, extras);
+  }
+  if (r.lastIoErrno && !CONNECTION_ERRORS.has(r.lastIoErrno)) {
+    return diverged(`IO thread error ${r.lastIoErrno}: ${r.lastIoError}`, extras);
+  }
+  if (r.ioRunning !== "Connecting") {
+    return diverged(`the IO thread is stopped and does not reconnect by itself${r.lastIoErrno ? ` (last error ${r.lastIoErrno}: ${r.lastIoError})` : " (STOP SLAVE?)"}`, extras);
+  }
+  const why = r.lastIoErrno ? `IO thread reconnecting after error ${r.lastIoErrno}: ${r.lastIoError}` : "IO thread connecting to the master";
+  return linkDown(pair, outageOf(s, m), masterError ? `${why}; ${masterError}` : why, extras);
+}
+function outageOf(s, m) {
+  const r = s.replica;
+  if (m && r) {
+    const received2 = s.version.flavour === "mariadb" ? r.gtidPosition : [r.retrievedGtids, s.executedGtids].filter(Boolean).join(",");
+    if (received2 && gtidsCover(s.version.flavour, received2, m.executedGtids) === true) {
+      return { seconds: 0, basis: "nothing-missed", note: "the slave has received every GTID the master has" };
+    }
+  }
+  const t = s.linkTiming;
+  if (t?.contactAgeSeconds != null && t.heartbeatPeriodSeconds != null && t.heartbeatPeriodSeconds > 0) {
+    return {
+      seconds: Math.max(0, Math.round(t.contactAgeSeconds - t.heartbeatPeriodSeconds)),
+      basis: "at-least",
+      note: `last heard from the master ${Math.round(t.contactAgeSeconds)}s ago; it sends a heartbeat every ${t.heartbeatPeriodSeconds}s when quiet`
+    };
+  }
+  if (t?.sqlThreadEventAgeSeconds != null) {
+    return { seconds: t.sqlThreadEventAgeSeconds, basis: "at-most", note: "since the master's last event the slave applied" };
+  }
+  return { seconds: null, basis: "at-most", note: "the server records no time of its last contact with the master" };
 }
 function blockers(m, s) {
   const out = [];
@@ -85858,43 +86441,6 @@ async function verifyServerReads(host, server, facts, settings2) {
   }
 }
 
-// src/util/poll.ts
-var sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-var PollAbort = class extends Error {
-};
-async function pollUntil(what, timeoutMs, probe, intervalMs = 250) {
-  const deadline = Date.now() + timeoutMs;
-  let last = "";
-  for (; ; ) {
-    try {
-      const v = await probe();
-      if (v !== void 0) return v;
-      last = "";
-    } catch (err) {
-      if (err instanceof PollAbort) throw err;
-      last = err.message;
-    }
-    if (Date.now() >= deadline) {
-      throw new TimeoutError(`timed out after ${Math.round(timeoutMs / 1e3)}s waiting for ${what}${last ? ` (last error: ${last})` : ""}`);
-    }
-    await sleep(intervalMs);
-  }
-}
-var KeyedLock = class {
-  tails = /* @__PURE__ */ new Map();
-  async run(key, fn) {
-    const prev = this.tails.get(key) ?? Promise.resolve();
-    const next = prev.then(fn, fn);
-    const settled = next.catch(() => void 0);
-    this.tails.set(key, settled);
-    try {
-      return await next;
-    } finally {
-      if (this.tails.get(key) === settled) this.tails.delete(key);
-    }
-  }
-};
-
 // src/util/progress.ts
 var PROGRESS_EVERY_MS = 5e3;
 function duration4(seconds) {
@@ -85969,8 +86515,8 @@ function service(server, d) {
   const unit = d.version.flavour === "mariadb" ? "mariadb" : "mysql";
   return server.service ?? { stop: `systemctl stop ${unit}`, start: `systemctl start ${unit}` };
 }
-function plan(pair, action, sides, stamp) {
-  return action === "disable" ? disableSteps(pair, sides) : enableSteps(pair, sides, stamp);
+function plan(pair, action, sides, stamp, state) {
+  return action === "disable" ? disableSteps(pair, sides) : enableSteps(pair, sides, stamp, state);
 }
 async function adminAccount(sql, d) {
   if (d.version.flavour === "mysql") await sql.query("SET SESSION print_identified_with_as_hex = ON");
@@ -85999,7 +86545,7 @@ async function dirOwner(host, file2) {
   const o = await statOwner(host, file2.replace(/\/[^/]*$/, "") || "/");
   return o.uid === 0 ? void 0 : { uid: o.uid, gid: o.gid };
 }
-function enableSteps(pair, { m, s }, stamp) {
+function enableSteps(pair, { m, s }, stamp, state) {
   const d = dialectFor(s.version);
   const md = dialectFor(m.version);
   const mariadb = d.version.flavour === "mariadb";
@@ -86020,7 +86566,7 @@ function enableSteps(pair, { m, s }, stamp) {
   ];
   const change = d.changeSource({ host: pair.master.host, port: pair.master.port, user, password, tls: paths(masterFiles, masterTls) });
   const slaveSettings = { server_id: serverId, read_only: 1 };
-  const st = { trailer: "", optionsBefore: void 0, settingsTouched: false, emptied: false, ownBytes: 0, tlsCreated: [] };
+  const st = stepState(state, { trailer: "", optionsBefore: void 0, settingsTouched: false, emptied: false, ownBytes: 0, tlsCreated: [] });
   const slaveHost = (session) => session.hosts.forServer(pair.slave);
   const slaveSql = (session, fn) => withClient(session, pair.slave, fn);
   const steps = [];
@@ -86043,6 +86589,17 @@ function enableSteps(pair, { m, s }, stamp) {
           18e4,
           () => withClient(session, pair.master, async (sql) => (await readFacts(sql)).logBin ? true : void 0)
         );
+      },
+      // A run stopped between the stop and the start leaves the master down: whoever rolls back starts it.
+      undo: {
+        text: "start the master again if it is down (binary logging stays on)",
+        run: async (session) => {
+          if (await withClient(session, pair.master, async () => true).catch(() => false)) return "";
+          const host = await session.hosts.forServer(pair.master);
+          await runChecked(host, serviceArgv(svc.start), `start command of ${pair.master.ref}`, { timeoutMs: SERVICE_TIMEOUT_MS });
+          await pollUntil(`${pair.master.ref} to come back`, 18e4, () => withClient(session, pair.master, async () => true));
+          return `${pair.master.ref} was started again`;
+        }
       }
     });
   }
@@ -86066,6 +86623,7 @@ function enableSteps(pair, { m, s }, stamp) {
         const owner = await statOwner(host, s.datadir);
         if (masterFiles) st.tlsCreated.push(...await writeTlsFiles(host, masterFiles, pair.master, owner));
         if (slaveFiles) st.tlsCreated.push(...await writeTlsFiles(host, slaveFiles, pair.slave, owner));
+        await session.checkpoint?.();
       },
       undo: {
         text: "remove the TLS files this run wrote",
@@ -86090,6 +86648,7 @@ function enableSteps(pair, { m, s }, stamp) {
     text: "slave: SHOW CREATE USER CURRENT_USER(); SHOW GRANTS (its admin account, put back after the copy)",
     run: async (session) => {
       st.trailer = await slaveSql(session, (sql) => adminAccount(sql, d));
+      await session.checkpoint?.();
     }
   });
   steps.push({
@@ -86098,8 +86657,9 @@ function enableSteps(pair, { m, s }, stamp) {
     title: "server_id and read_only",
     text: `slave: ${serverId !== s.serverId ? `${renderStatement(d.setServerId, [serverId])}; ` : ""}${d.readOnly(true).join("; ")}${d.needsOptionsFile ? `; server_id = ${serverId} and read_only = 1 persisted in ${optionsFile(pair.slave)} (owner of ${s.datadir}, mode 644), checked to be what the server reads at its next start` : ""}`,
     run: async (session) => {
-      st.settingsTouched = true;
       if (d.needsOptionsFile) st.optionsBefore = await readFile(await slaveHost(session), optionsFile(pair.slave));
+      st.settingsTouched = true;
+      await session.checkpoint?.();
       await slaveSql(session, async (sql) => {
         if (serverId !== s.serverId) await sql.query(d.setServerId, [serverId]);
         for (const q of d.readOnly(true)) await sql.query(q);
@@ -86136,6 +86696,7 @@ function enableSteps(pair, { m, s }, stamp) {
     run: async (session) => {
       const host = await slaveHost(session);
       st.ownBytes = await dataBytes(session, pair.slave);
+      await session.checkpoint?.();
       await dumpToFile(host, d, login(pair.slave, d, slaveFiles, slaveTls), preserved2, copyTimeoutMs(st.ownBytes, pair.copyTimeoutSeconds), await dirOwner(host, preserved2));
     }
   });
@@ -86146,8 +86707,9 @@ function enableSteps(pair, { m, s }, stamp) {
     title: s.logBin ? "reset replication, drop its databases, reset its binary logs" : "reset replication, drop its databases",
     text: `slave: ${reset.join("; ")}; DROP DATABASE for each database of its own (all are in ${preserved2})${s.logBin ? `; ${d.resetBinlogs}` : "; its binary logging is off, so no binary logs are reset"}`,
     run: (session) => slaveSql(session, async (sql) => {
-      for (const q of reset) await sql.query(q);
       st.emptied = true;
+      await session.checkpoint?.();
+      for (const q of reset) await sql.query(q);
       await dropUserSchemas(sql);
       if (s.logBin) await sql.query(d.resetBinlogs);
     }),
@@ -86331,6 +86893,71 @@ async function preflight(pair, { m, s }, planned, session) {
       }
     }
   }
+  out.push(...await binlogRetention(session, pair, m, md));
+  return out;
+}
+async function binlogRetention(session, pair, m, md) {
+  if (!m.logBin) return [];
+  try {
+    const copySeconds = copySecondsEstimate(await dataBytes(session, pair.master));
+    const { vars, rate } = await withClient(session, pair.master, async (sql) => {
+      const rows = await sql.query(
+        `SHOW GLOBAL VARIABLES WHERE Variable_name IN ('binlog_expire_logs_seconds', 'expire_logs_days', 'binlog_expire_logs_auto_purge', 'log_bin_basename')`
+      );
+      return { vars: Object.fromEntries(rows.map((r) => [String(col(r, "Variable_name")), String(col(r, "Value"))])), rate: await binlogRate(sql, md) };
+    });
+    let free = null;
+    const dir = vars.log_bin_basename ? vars.log_bin_basename.replace(/\/[^/]*$/, "") || "/" : null;
+    if (dir && rate) {
+      try {
+        const host = await session.hosts.forServer(pair.master);
+        await verifyHost(host, pair.master, m);
+        free = await freeBytes(host, dir);
+      } catch {
+        free = null;
+      }
+    }
+    return binlogRetentionWarnings(pair, { expireSeconds: binlogExpirySeconds(vars), copySeconds, binlogBytesPerSecond: rate, freeBytes: free, dir }).map((message) => ({ level: "warning", message }));
+  } catch (err) {
+    return [{ level: "warning", message: `cannot estimate whether ${pair.master.ref} keeps its binary logs through the copy: ${messageOf(err)}` }];
+  }
+}
+function binlogExpirySeconds(vars) {
+  if ((vars.binlog_expire_logs_auto_purge ?? "").toUpperCase() === "OFF") return null;
+  const seconds = Number(vars.binlog_expire_logs_seconds ?? 0);
+  const days = Number(vars.expire_logs_days ?? 0);
+  if (seconds > 0) return seconds;
+  if (days > 0) return Math.round(days * 86400);
+  return null;
+}
+async function binlogRate(sql, md) {
+  const read = async () => {
+    const [r] = await sql.query(md.binlogStatus);
+    return r ? { file: String(col(r, "File")), pos: Number(col(r, "Position")) } : null;
+  };
+  const t0 = Date.now();
+  const a = await read();
+  await new Promise((resolve2) => setTimeout(resolve2, 1e3));
+  const b = await read();
+  const seconds = (Date.now() - t0) / 1e3;
+  const sampled = a && b && a.file === b.file && b.pos >= a.pos ? (b.pos - a.pos) / seconds : null;
+  let average = null;
+  if (md.version.flavour === "mariadb") {
+    const rows = await sql.query(`SHOW GLOBAL STATUS WHERE Variable_name IN ('Binlog_bytes_written', 'Uptime')`).catch(() => []);
+    const status = Object.fromEntries(rows.map((r) => [String(col(r, "Variable_name")), Number(col(r, "Value"))]));
+    if (status.Binlog_bytes_written !== void 0 && (status.Uptime ?? 0) > 60) average = status.Binlog_bytes_written / status.Uptime;
+  }
+  return highestRate(sampled, average);
+}
+function binlogRetentionWarnings(pair, o) {
+  const out = [];
+  if (o.expireSeconds !== null && o.expireSeconds < o.copySeconds) {
+    out.push(`${pair.master.ref} expires its binary logs after ${formatDuration(o.expireSeconds)} (binlog_expire_logs_seconds / expire_logs_days), less than the estimated copy (~${formatDuration(o.copySeconds)}): the logs from the dump's position can be purged before ${pair.slave.ref} starts replicating, which would then stop on error 1236; raise it first`);
+  }
+  const written = (o.binlogBytesPerSecond ?? 0) * o.copySeconds;
+  if (o.freeBytes !== null && written > o.freeBytes) {
+    out.push(`${pair.master.ref} has ${humanBytes(o.freeBytes)} free in ${o.dir ?? "its binary log directory"}, less than the binary logs it writes during the estimated copy (${during(o.binlogBytesPerSecond, o.copySeconds)}): free space there first`);
+  }
   return out;
 }
 async function noLongQueries(session, pair) {
@@ -86373,7 +87000,8 @@ var mysql = {
   liveLinks,
   plan,
   preflight,
-  verifyHost
+  verifyHost,
+  lockMaster
 };
 
 // src/engines/postgresql/conninfo.ts
@@ -86416,7 +87044,7 @@ function parseConninfo(text) {
 var import_lib = __toESM(require_lib6(), 1);
 var Client = import_lib.default.Client;
 var Pool = import_lib.default.Pool;
-var Connection = import_lib.default.Connection;
+var Connection2 = import_lib.default.Connection;
 var types = import_lib.default.types;
 var Query = import_lib.default.Query;
 var DatabaseError = import_lib.default.DatabaseError;
@@ -86429,6 +87057,16 @@ var defaults = import_lib.default.defaults;
 // src/engines/postgresql/client.ts
 var CONNECT_TIMEOUT_MS = 1e4;
 async function withClient2(session, server, fn, login) {
+  const client = await openClient(session, server, login);
+  const off = onCancel(() => client.connection?.stream?.destroy());
+  try {
+    return await fn(client);
+  } finally {
+    off();
+    await client.end().catch(() => void 0);
+  }
+}
+async function openClient(session, server, login, applicationName = "dbrepl") {
   const at = await session.hosts.endpoint(server);
   const client = new Client({
     host: at.host,
@@ -86437,7 +87075,7 @@ async function withClient2(session, server, fn, login) {
     // Never the runner's PGPASSWORD: only what the file gives.
     password: (login ? login.password : server.password) ?? "",
     database: "postgres",
-    application_name: "dbrepl",
+    application_name: applicationName,
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     statement_timeout: 6e4,
     // The server enforces statement_timeout; these bound a wait on a partitioned network.
@@ -86454,11 +87092,7 @@ async function withClient2(session, server, fn, login) {
     await client.end().catch(() => void 0);
     throw new ConnectionError(server.ref, `cannot connect to PostgreSQL at ${server.host}:${server.port}: ${err.message}`, { cause: err });
   }
-  try {
-    return await fn(client);
-  } finally {
-    await client.end().catch(() => void 0);
-  }
+  return client;
 }
 
 // src/engines/postgresql/inspect.ts
@@ -86486,7 +87120,13 @@ async function readFacts2(sql) {
             current_setting('primary_conninfo') AS primary_conninfo,
             current_setting('primary_slot_name') AS primary_slot_name,
             (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text AS lsn,
-            extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 AS replay_age`
+            pg_last_wal_receive_lsn()::text AS receive_lsn,
+            extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 AS replay_age,
+            (CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_walfile_name(pg_current_wal_lsn()) END) AS wal_file,
+            (SELECT timeline_id FROM pg_control_checkpoint()) AS checkpoint_tli,
+            (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size')::text AS wal_segment_size,
+            (SELECT setting::bigint FROM pg_settings WHERE name = 'max_slot_wal_keep_size')::text AS max_slot_wal_keep_mb,
+            coalesce((SELECT setting FROM pg_settings WHERE name = 'restore_command'), '') <> '' AS has_restore_command`
   );
   const r = rows[0];
   const receiver = await sql.query(
@@ -86497,8 +87137,16 @@ async function readFacts2(sql) {
        FROM pg_stat_replication`
   );
   const slots = await sql.query(
-    "SELECT slot_name, slot_type, active, active_pid FROM pg_replication_slots"
-  );
+    "SELECT slot_name, slot_type, active, active_pid, restart_lsn::text AS restart_lsn, wal_status FROM pg_replication_slots"
+  ).catch(() => sql.query(
+    "SELECT slot_name, slot_type, active, active_pid, restart_lsn::text AS restart_lsn, NULL::text AS wal_status FROM pg_replication_slots"
+  ));
+  const waldir = await walDir(sql).catch(() => null);
+  const inRecovery = Boolean(r.in_recovery);
+  const walFileTli = r.wal_file ? parseInt(String(r.wal_file).slice(0, 8), 16) : null;
+  const timeline = inRecovery ? maxOf(Number(r.checkpoint_tli) || null, waldir?.newestHistoryTli ?? null) : walFileTli;
+  const history = !inRecovery && timeline !== null ? await timelineHistory(sql, timeline).catch(() => null) : null;
+  const keepMb = r.max_slot_wal_keep_mb === null ? -1 : Number(r.max_slot_wal_keep_mb);
   const minimums = await sql.query(
     `SELECT name, setting FROM pg_settings WHERE name = ANY($1)`,
     [STANDBY_MINIMUMS]
@@ -86513,7 +87161,7 @@ async function readFacts2(sql) {
     startEpoch: Number(r.start_epoch),
     startTime: String(r.start_time),
     standbyMinimums: Object.fromEntries(minimums.rows.map((m) => [m.name, Number(m.setting)])),
-    inRecovery: Boolean(r.in_recovery),
+    inRecovery,
     systemId: String(r.system_id),
     dataDirectory: String(r.data_directory),
     configFile: String(r.config_file),
@@ -86525,6 +87173,14 @@ async function readFacts2(sql) {
     ssl: Boolean(r.ssl),
     passwordEncryption: String(r.password_encryption),
     lsn: r.lsn === null ? null : String(r.lsn),
+    receiveLsn: r.receive_lsn === null ? null : String(r.receive_lsn),
+    walWriteAgeSeconds: waldir?.newestAgeSeconds ?? null,
+    timeline,
+    timelineHistory: history,
+    oldestWalSegment: waldir?.oldestSegment ?? null,
+    walSegmentSize: Number(r.wal_segment_size) || 16 * 1024 * 1024,
+    hasRestoreCommand: Boolean(r.has_restore_command),
+    maxSlotWalKeepBytes: keepMb >= 0 ? keepMb * 1024 * 1024 : null,
     replayAgeSeconds: r.replay_age === null ? null : Number(r.replay_age),
     upstream: ci ? { host: ci.host ?? ci.hostaddr ?? null, port: ci.port ? Number(ci.port) : null, applicationName: ci.application_name ?? null } : null,
     primarySlotName: r.primary_slot_name ? String(r.primary_slot_name) : null,
@@ -86535,9 +87191,40 @@ async function readFacts2(sql) {
       state: c.state,
       replayLagSeconds: c.replay_lag
     })),
-    slots: slots.rows.map((s) => ({ name: s.slot_name, type: s.slot_type, active: s.active, activePid: s.active_pid })),
+    slots: slots.rows.map((s) => ({ name: s.slot_name, type: s.slot_type, active: s.active, activePid: s.active_pid, restartLsn: s.restart_lsn, walStatus: s.wal_status })),
     hbaRules: rules
   };
+}
+function maxOf(a, b) {
+  return a === null ? b : b === null ? a : Math.max(a, b);
+}
+async function walDir(sql) {
+  const { rows } = await sql.query(
+    `SELECT extract(epoch FROM now() - max(modification) FILTER (WHERE name ~ '^[0-9A-F]{24}$'))::float8 AS newest_age,
+            min(substring(name FROM 9)) FILTER (WHERE name ~ '^[0-9A-F]{24}$') AS oldest_segment,
+            max(name) FILTER (WHERE name ~ '^[0-9A-F]{8}[.]history$') AS newest_history
+       FROM pg_ls_waldir()`
+  );
+  const w = rows[0];
+  return {
+    newestAgeSeconds: w?.newest_age === null || w?.newest_age === void 0 ? null : Math.max(0, Number(w.newest_age)),
+    oldestSegment: w?.oldest_segment ?? null,
+    newestHistoryTli: w?.newest_history ? parseInt(w.newest_history.slice(0, 8), 16) : null
+  };
+}
+async function timelineHistory(sql, tli) {
+  if (tli <= 1) return [];
+  const name = `pg_wal/${tli.toString(16).toUpperCase().padStart(8, "0")}.history`;
+  const { rows } = await sql.query("SELECT pg_read_file($1) AS text", [name]);
+  return parseTimelineHistory(rows[0]?.text ?? "");
+}
+function parseTimelineHistory(text) {
+  const out = [];
+  for (const line of text.split("\n")) {
+    const m = /^\s*(\d+)\s+([0-9A-Fa-f]+\/[0-9A-Fa-f]+)/.exec(line);
+    if (m) out.push({ tli: Number(m[1]), switchpoint: m[2].toUpperCase() });
+  }
+  return out;
 }
 async function hbaRules(sql) {
   const { rows } = await sql.query(
@@ -86548,6 +87235,55 @@ async function hbaRules(sql) {
 async function databaseBytes(sql) {
   const { rows } = await sql.query("SELECT sum(pg_database_size(datname))::text AS bytes FROM pg_database");
   return Number(rows[0].bytes);
+}
+
+// src/engines/postgresql/lock.ts
+var KEYS = [1684173424, 1];
+async function lockMaster2(server, session, owner, waitMs, log) {
+  const client = await openClient(session, server, void 0, `dbrepl ${owner.run} pid ${owner.pid} on ${owner.host}`.slice(0, 63));
+  client.on("error", () => void 0);
+  try {
+    for (const setting of ["tcp_keepalives_idle = 20", "tcp_keepalives_interval = 5", "tcp_keepalives_count = 4"]) await client.query(`SET ${setting}`).catch(() => void 0);
+    const deadline = Date.now() + waitMs;
+    let said = false;
+    for (; ; ) {
+      if (currentSignal()?.aborted) throw new CancelledError(`stopped waiting for the lock of ${server.ref}: the run was cancelled`);
+      const { rows } = await client.query("SELECT pg_try_advisory_lock($1, $2) AS ok", [...KEYS]);
+      if (rows[0]?.ok) break;
+      const holder = await client.query(
+        `SELECT a.application_name, host(a.client_addr) AS client_addr, a.backend_start::text AS backend_start
+             FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+            WHERE l.locktype = 'advisory' AND l.classid = $1 AND l.objid = $2 AND l.granted`,
+        [...KEYS]
+      ).then((r) => r.rows[0]);
+      const who = holder ? `"${holder.application_name}" (from ${holder.client_addr ?? "a local socket"}, connected ${holder.backend_start})` : "another session";
+      if (Date.now() >= deadline) throw new LockedError(`${server.ref} is locked by ${who}; waited ${Math.round(waitMs / 1e3)} s (--lock-timeout)`);
+      if (!said) log(`waiting for the master lock, held by ${who}`);
+      said = true;
+      await sleep(Math.min(1e3, Math.max(0, deadline - Date.now())));
+    }
+  } catch (err) {
+    await client.end().catch(() => void 0);
+    throw err;
+  }
+  return {
+    release: async () => {
+      await client.query("SELECT pg_advisory_unlock($1, $2)", [...KEYS]).catch(() => void 0);
+      await client.end().catch(() => void 0);
+    }
+  };
+}
+
+// src/engines/postgresql/lsn.ts
+function lsnToBigInt(lsn) {
+  const m = /^([0-9A-Fa-f]+)\/([0-9A-Fa-f]+)$/.exec(lsn.trim());
+  if (!m) throw new Error(`not an LSN: ${lsn}`);
+  return (BigInt(`0x${m[1]}`) << 32n) + BigInt(`0x${m[2]}`);
+}
+function lsnDistance(ahead, behind) {
+  if (!ahead || !behind) return null;
+  const d = lsnToBigInt(ahead) - lsnToBigInt(behind);
+  return d > 0n ? Number(d) : 0;
 }
 
 // src/engines/postgresql/hba.ts
@@ -86629,7 +87365,7 @@ function hbaDecision(rules, user, address, ssl) {
 }
 
 // src/engines/postgresql/scram.ts
-var import_node_crypto3 = require("node:crypto");
+var import_node_crypto4 = require("node:crypto");
 
 // node_modules/@mongodb-js/saslprep/dist/.esm-wrapper.mjs
 var import_node = __toESM(require_node(), 1);
@@ -86637,11 +87373,11 @@ var esm_wrapper_default = import_node.default;
 var saslprep = import_node.default.saslprep;
 
 // src/engines/postgresql/scram.ts
-function scramVerifier(password, iterations = 4096, salt = (0, import_node_crypto3.randomBytes)(16)) {
-  const salted = (0, import_node_crypto3.pbkdf2Sync)(prepare(password), salt, iterations, 32, "sha256");
-  const clientKey = (0, import_node_crypto3.createHmac)("sha256", salted).update("Client Key").digest();
-  const storedKey = (0, import_node_crypto3.createHash)("sha256").update(clientKey).digest();
-  const serverKey = (0, import_node_crypto3.createHmac)("sha256", salted).update("Server Key").digest();
+function scramVerifier(password, iterations = 4096, salt = (0, import_node_crypto4.randomBytes)(16)) {
+  const salted = (0, import_node_crypto4.pbkdf2Sync)(prepare(password), salt, iterations, 32, "sha256");
+  const clientKey = (0, import_node_crypto4.createHmac)("sha256", salted).update("Client Key").digest();
+  const storedKey = (0, import_node_crypto4.createHash)("sha256").update(clientKey).digest();
+  const serverKey = (0, import_node_crypto4.createHmac)("sha256", salted).update("Server Key").digest();
   return `SCRAM-SHA-256$${iterations}:${salt.toString("base64")}$${storedKey.toString("base64")}:${serverKey.toString("base64")}`;
 }
 function prepare(password) {
@@ -86653,27 +87389,13 @@ function prepare(password) {
 }
 
 // src/engines/postgresql/state.ts
-var import_node_crypto4 = require("node:crypto");
-
-// src/engines/postgresql/lsn.ts
-function lsnToBigInt(lsn) {
-  const m = /^([0-9A-Fa-f]+)\/([0-9A-Fa-f]+)$/.exec(lsn.trim());
-  if (!m) throw new Error(`not an LSN: ${lsn}`);
-  return (BigInt(`0x${m[1]}`) << 32n) + BigInt(`0x${m[2]}`);
-}
-function lsnDistance(ahead, behind) {
-  if (!ahead || !behind) return null;
-  const d = lsnToBigInt(ahead) - lsnToBigInt(behind);
-  return d > 0n ? Number(d) : 0;
-}
-
-// src/engines/postgresql/state.ts
+var import_node_crypto5 = require("node:crypto");
 var MAX_IDENTIFIER = 63;
 function slotName(pair) {
   const slug = (s) => s.toLowerCase().replace(/[^a-z0-9]/g, "_");
   const base = `dbrepl_${slug(pair.slave.app)}__${slug(pair.slave.name)}`;
   if (base.length <= MAX_IDENTIFIER && !pair.slave.app.includes("--") && !pair.slave.name.includes("--")) return base;
-  const hash2 = (0, import_node_crypto4.createHash)("sha256").update(pair.slave.ref).digest("hex").slice(0, 8);
+  const hash2 = (0, import_node_crypto5.createHash)("sha256").update(pair.slave.ref).digest("hex").slice(0, 8);
   return `${base.slice(0, MAX_IDENTIFIER - hash2.length - 1)}_${hash2}`;
 }
 function restartSettings(m, slot) {
@@ -86709,7 +87431,10 @@ function pairState2(pair, master, slave) {
   const slot = slotName(pair);
   const none = { lagSeconds: null, lagBytes: null };
   const sides = bothSides(master, slave);
-  if ("live" in sides) return sides.live;
+  if ("live" in sides) {
+    if (!master.ok && slave.ok) return slaveOnly(pair, slave.facts, master.error) ?? sides.live;
+    return sides.live;
+  }
   const { m, s } = sides;
   const masterKeepsSlave = m.slots.some((x) => x.name === slot);
   if (!s.inRecovery) return { state: "standalone", ...none, error: null, masterKeepsSlave };
@@ -86720,10 +87445,7 @@ function pairState2(pair, master, slave) {
   if (!follows2(up, pair.master, m)) {
     return { state: "other-master", ...none, error: `slave follows ${endpoint(up.host, up.port)}, not ${pair.master.ref} (${pair.master.host}:${pair.master.port})`, masterKeepsSlave };
   }
-  if (!s.receiver || s.receiver.status !== "streaming") {
-    const why = s.receiver ? `WAL receiver is ${s.receiver.status}` : "no WAL receiver is running";
-    return { state: "broken", ...none, error: `slave is not streaming from ${pair.master.ref}: ${why}`, masterKeepsSlave };
-  }
+  if (!s.receiver || s.receiver.status !== "streaming") return notStreaming(pair, s, m, null, masterKeepsSlave);
   const lagBytes2 = lsnDistance(m.lsn, s.lsn);
   const slotRow = m.slots.find((x) => x.name === slot);
   const client = m.clients.find((c) => c.applicationName === slot || slotRow?.activePid != null && c.pid === slotRow.activePid);
@@ -86734,6 +87456,108 @@ function pairState2(pair, master, slave) {
     return { state: "lagging", lagSeconds, lagBytes: lagBytes2, error: `replay lag ${lagSeconds}s is over max_lag ${pair.maxLagSeconds}s`, masterKeepsSlave };
   }
   return { state: "replicating", lagSeconds, lagBytes: lagBytes2, error: null, masterKeepsSlave };
+}
+function slaveOnly(pair, s, masterError) {
+  if (!s.inRecovery) return null;
+  const up = upstreamOf(s);
+  if (!up || !follows2(up, pair.master, null)) return null;
+  if (s.receiver && s.receiver.status === "streaming") return null;
+  return notStreaming(pair, s, null, `${pair.master.ref} unreachable: ${masterError}`, false);
+}
+function notStreaming(pair, s, m, masterError, masterKeepsSlave) {
+  const extras = { masterKeepsSlave };
+  if (m) {
+    const why = divergence(m, s);
+    if (why) return diverged(`slave cannot follow ${pair.master.ref} again: ${why}`, extras);
+  }
+  const receiver = s.receiver ? `the WAL receiver is ${s.receiver.status}` : "no WAL receiver is running (the standby retries every wal_retrieve_retry_interval)";
+  return linkDown(pair, outageOf2(m, s), masterError ? `${receiver}; ${masterError}` : receiver, extras);
+}
+function slavePosition(s) {
+  return s.receiveLsn ?? s.lsn;
+}
+function after(a, b) {
+  return lsnToBigInt(a) > lsnToBigInt(b);
+}
+function segmentNumber(logSeg, segmentSize) {
+  const perLog = 0x100000000n / BigInt(segmentSize);
+  return BigInt(`0x${logSeg.slice(0, 8)}`) * perLog + BigInt(`0x${logSeg.slice(8, 16)}`);
+}
+function divergence(m, s) {
+  const used = s.primarySlotName ?? s.receiver?.slotName ?? null;
+  const slotRow = used ? m.slots.find((x) => x.name === used) : void 0;
+  if (slotRow?.walStatus === "lost") {
+    return `its replication slot ${used} on the master is lost (wal_status lost): WAL it still needed was removed (max_slot_wal_keep_size)`;
+  }
+  if (used && !slotRow) {
+    return `it streams through the replication slot ${used}, which the master does not have (dropped?); the WAL it needs may be gone`;
+  }
+  const pos = slavePosition(s);
+  if (!m.inRecovery && pos && m.lsn && m.timeline !== null && s.timeline !== null) {
+    if (s.timeline > m.timeline) {
+      return `timeline fork: the slave is on timeline ${s.timeline}, newer than the master's ${m.timeline} (was it promoted?)`;
+    }
+    if (s.timeline < m.timeline && m.timelineHistory) {
+      const left = m.timelineHistory.find((h) => h.tli === s.timeline);
+      if (!left) return `timeline fork: the slave's timeline ${s.timeline} is not in the master's history (timeline ${m.timeline})`;
+      if (after(pos, left.switchpoint)) {
+        return `timeline fork: the slave is at ${pos} on timeline ${s.timeline}, past ${left.switchpoint} where the master's history left that timeline`;
+      }
+    }
+    if (s.timeline === m.timeline && after(pos, m.lsn)) {
+      return `the slave is ahead of the master's WAL on timeline ${s.timeline} (slave at ${pos}, master at ${m.lsn}): the master's WAL went back (restored from a backup?)`;
+    }
+  }
+  if (!used && !s.hasRestoreCommand && pos && m.oldestWalSegment) {
+    const needed = lsnToBigInt(pos) / BigInt(m.walSegmentSize);
+    if (needed < segmentNumber(m.oldestWalSegment, m.walSegmentSize)) {
+      return `the WAL it needs (from ${pos}) has been removed from the master ("requested WAL segment ... has already been removed"): it uses no slot there and has no restore_command`;
+    }
+  }
+  return null;
+}
+function outageOf2(m, s) {
+  const pos = slavePosition(s);
+  if (m && m.lsn && pos && !after(m.lsn, pos)) {
+    return { seconds: 0, basis: "nothing-missed", note: `the slave has all the WAL the master has (${m.lsn})` };
+  }
+  const bounds = [s.walWriteAgeSeconds, s.replayAgeSeconds].filter((x) => x !== null && Number.isFinite(x));
+  if (bounds.length === 0) return { seconds: null, basis: "at-most", note: "the slave shows no time it last received WAL" };
+  return { seconds: Math.max(0, Math.min(...bounds)), basis: "at-most", note: "since the slave last received WAL" };
+}
+function slotWarnings(declared, selected, factsOf, identityOf2) {
+  const out = /* @__PURE__ */ new Map();
+  const say = (pair, text) => void (out.get(pair.name) ?? out.set(pair.name, []).get(pair.name)).push(text);
+  const pg2 = selected.filter((p) => p.engine === "postgresql");
+  const holders = /* @__PURE__ */ new Map();
+  for (const p of pg2) for (const sv of [p.master, p.slave]) if (!holders.has(identityOf2(sv))) holders.set(identityOf2(sv), sv);
+  for (const [id, holder] of holders) {
+    const f = factsOf(holder);
+    if (!f) continue;
+    for (const slot of f.slots) {
+      if (!slot.name.startsWith("dbrepl_") || slot.active) continue;
+      const held = describeHeld(f, slot);
+      const owner = declared.find((p) => p.engine === "postgresql" && identityOf2(p.master) === id && slotName(p) === slot.name);
+      if (owner) {
+        if (selected.includes(owner)) {
+          say(owner, `replication slot ${slot.name} on ${holder.ref} (this pair's) is inactive and ${held}: the master keeps that WAL until ${owner.slave.ref} streams again`);
+        }
+        continue;
+      }
+      const target = pg2.find((p) => identityOf2(p.master) === id) ?? pg2.find((p) => identityOf2(p.slave) === id);
+      if (target) {
+        say(target, `replication slot ${slot.name} on ${holder.ref} is inactive, ${held}, and no pair of the file owns it (its slave is no longer declared?): if nothing uses it, drop it there with SELECT pg_drop_replication_slot('${slot.name}')`);
+      }
+    }
+  }
+  return out;
+}
+function describeHeld(f, slot) {
+  if (slot.walStatus === "lost") return "is lost (wal_status lost: the WAL its slave needed is gone; it holds none)";
+  const bytes = slot.restartLsn && f.lsn ? lsnDistance(f.lsn, slot.restartLsn) : null;
+  const size = bytes === null ? "holds WAL (how much cannot be told: no restart_lsn)" : `holds ${humanBytes(bytes)} of WAL`;
+  const limit = f.maxSlotWalKeepBytes === null ? ", without limit (max_slot_wal_keep_size -1)" : `, up to max_slot_wal_keep_size ${humanBytes(f.maxSlotWalKeepBytes)}`;
+  return `${size} there${slot.walStatus === "unreserved" ? " (wal_status unreserved: some of it goes at the next checkpoint)" : limit}`;
 }
 function copies2(facts) {
   return { base: facts.dataDirectory.replace(/\/+$/, ""), suffix: "", kind: "directory" };
@@ -86830,7 +87654,7 @@ function hbaRefusal(pair, user, file2, d) {
 }
 async function restartMaster(session, master, host, settings2, keep) {
   const file2 = `${(await withClient2(session, master, readFacts2)).dataDirectory}/postgresql.auto.conf`;
-  keep({ file: file2, text: await readServerFile(host, file2) });
+  await keep({ file: file2, text: await readServerFile(host, file2) });
   const before = await withClient2(session, master, async (sql) => {
     for (const [k, v] of Object.entries(settings2)) await sql.query(`ALTER SYSTEM SET ${sql.escapeIdentifier(k)} = ${sql.escapeLiteral(v)}`);
     return (await readFacts2(sql)).startEpoch;
@@ -86901,10 +87725,10 @@ async function restoreOwnConfig(host, slave, dataDir, preserved2, owner) {
 
 // src/engines/postgresql/steps.ts
 var major = (f) => Math.floor(f.versionNum / 1e4);
-function plan2(pair, action, sides, stamp) {
-  return action === "disable" ? disableSteps2(pair, sides) : enableSteps2(pair, sides, stamp);
+function plan2(pair, action, sides, stamp, state) {
+  return action === "disable" ? disableSteps2(pair, sides) : enableSteps2(pair, sides, stamp, state);
 }
-function enableSteps2(pair, { m, s }, stamp) {
+function enableSteps2(pair, { m, s }, stamp, state) {
   const slot = slotName(pair);
   const user = pair.replication.user ?? "";
   const password = pair.replication.password ?? "";
@@ -86917,7 +87741,7 @@ function enableSteps2(pair, { m, s }, stamp) {
   const ssl = tlsMode !== "none" || m.ssl;
   const hba = m.hbaRules ? hbaDecision(m.hbaRules, user, pair.slave.host, ssl) : { kind: "add", why: "the rules cannot be read" };
   const method = m.passwordEncryption === "md5" ? "md5" : "scram-sha-256";
-  const st = { createdSlot: false, moved: false, autoConf: null, tlsCreated: [] };
+  const st = stepState(state, { createdSlot: false, moved: false, autoConf: null, tlsCreated: [] });
   let owner;
   const ownerOf = (session) => owner ??= session.hosts.forServer(pair.slave).then((h) => statOwner(h, dataDir));
   const slaveHost = (session) => session.hosts.forServer(pair.slave);
@@ -86940,7 +87764,10 @@ function enableSteps2(pair, { m, s }, stamp) {
       side: "master",
       title: "change WAL settings and restart",
       text: `master: ALTER SYSTEM SET ${restartKeys.map(([k, v]) => `${k}=${v}`).join(", ")} and restart the master`,
-      run: async (session) => restartMaster(session, pair.master, await session.hosts.forServer(pair.master), restart, (auto) => st.autoConf = auto),
+      run: async (session) => restartMaster(session, pair.master, await session.hosts.forServer(pair.master), restart, async (auto) => {
+        st.autoConf = auto;
+        await session.checkpoint?.();
+      }),
       undo: {
         text: "if the master does not come back: its postgresql.auto.conf as before, and start it",
         run: async (session) => st.autoConf ? restoreMaster(session, pair.master, await session.hosts.forServer(pair.master), st.autoConf) : ""
@@ -86969,11 +87796,13 @@ function enableSteps2(pair, { m, s }, stamp) {
     text: `master: create physical replication slot ${slot} (pg_create_physical_replication_slot), unless it exists`,
     run: async (session) => {
       st.createdSlot = await withClient2(session, pair.master, (sql) => ensureSlot(sql, slot));
+      await session.checkpoint?.();
     },
     undo: {
       text: `drop slot ${slot} if this run created it`,
       run: async (session) => {
-        if (!st.createdSlot) return "";
+        if (!st.createdSlot && m.slots.some((x) => x.name === slot)) return "";
+        if (!st.createdSlot && !await withClient2(session, pair.master, async (sql) => (await sql.query("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", [slot])).rows.length > 0)) return "";
         await withClient2(session, pair.master, (sql) => dropSlotWhenFree(sql, slot, pair.master.ref));
         return `slot ${slot}, created by this run, was dropped`;
       }
@@ -86988,7 +87817,8 @@ function enableSteps2(pair, { m, s }, stamp) {
     undo: {
       text: "start the slave again if its data was not moved",
       run: async (session) => {
-        if (st.moved || await pathExists(await slaveHost(session), `${dataDir}/postmaster.pid`)) return "";
+        const host = await slaveHost(session);
+        if (await pathExists(host, preserved2) || await pathExists(host, `${dataDir}/postmaster.pid`)) return "";
         await startSlave(session);
         return "the slave was started again on its own data";
       }
@@ -87023,20 +87853,25 @@ function enableSteps2(pair, { m, s }, stamp) {
       const parent = await ownerOfDirectory(host, dataDir);
       await runChecked(host, ["mv", "--no-target-directory", "--", dataDir, preserved2], `moving ${dataDir} to ${preserved2}`, { as: parent });
       st.moved = true;
+      await session.checkpoint?.();
       await runChecked(host, ["mkdir", "-m", "700", "--", dataDir], `creating ${dataDir}`, { as: parent });
       if (!parent) await runChecked(host, ["chown", "-h", `${as.uid}:${as.gid}`, "--", dataDir], `giving ${dataDir} to its owner`);
     },
     undo: {
       text: `put ${preserved2} back at ${dataDir} and start the slave`,
       run: async (session) => {
-        if (!st.moved) return "";
         const host = await slaveHost(session);
-        if (!await pathExists(host, preserved2)) throw new DbreplError("STEP", `${preserved2} is missing; ${dataDir} was left as it is`);
+        if (!await pathExists(host, preserved2)) {
+          if (!st.moved) return "";
+          if (!await pathExists(host, `${dataDir}/PG_VERSION`)) throw new DbreplError("STEP", `${preserved2} is missing and ${dataDir} holds no data directory; both were left as they are`);
+          if (await pathExists(host, `${dataDir}/postmaster.pid`)) return "";
+          await startSlave(session);
+          return `the slave's previous data was back at ${dataDir}; the server was started`;
+        }
         await host.run(serviceArgv(service2(pair.slave).stop), { timeoutMs: SERVICE_TIMEOUT_MS });
         const parent = await ownerOfDirectory(host, dataDir);
         await runChecked(host, ["rm", "-rf", "--", dataDir], `removing the partial ${dataDir}`, { as: parent });
         await runChecked(host, ["mv", "--no-target-directory", "--", preserved2, dataDir], `moving ${preserved2} back`, { as: parent });
-        st.moved = false;
         await startSlave(session);
         return `the slave's previous data was put back at ${dataDir} and the server restarted`;
       }
@@ -87050,6 +87885,7 @@ function enableSteps2(pair, { m, s }, stamp) {
       text: `slave host: write ${[tlsFiles2.ca, tlsFiles2.cert, tlsFiles2.key].filter(Boolean).join(", ")} (the master's CA${tlsFiles2.cert ? " and client certificate" : ""}, readable by the slave's server only)`,
       run: async (session) => {
         st.tlsCreated = await writeTlsFiles(await slaveHost(session), tlsFiles2, pair.master, await ownerOf(session));
+        await session.checkpoint?.();
       },
       undo: {
         text: "remove the TLS files this run wrote",
@@ -87281,6 +88117,49 @@ async function preflight2(pair, { m, s }, planned, session) {
   if (!m.hbaRules) {
     out.push({ level: "warning", message: `the login for ${pair.master.ref} may not read pg_hba_file_rules (not a superuser?): whether a rule admits the slave is decided during apply` });
   }
+  out.push(...await walRetention(session, pair, m));
+  return out;
+}
+async function walRetention(session, pair, m) {
+  try {
+    const bytes = await withClient2(session, pair.master, databaseBytes);
+    const rate = await withClient2(session, pair.master, (sql) => walRate(sql, m.inRecovery));
+    if (rate === null) return [];
+    let free = null;
+    try {
+      const host = await session.hosts.forServer(pair.master);
+      await verifyHost2(host, pair.master, m);
+      free = await freeBytes(host, `${m.dataDirectory}/pg_wal`);
+    } catch {
+      free = null;
+    }
+    return walRetentionWarnings(pair, m, { copySeconds: copySecondsEstimate(bytes), walBytesPerSecond: rate, freeBytes: free }).map((message) => ({ level: "warning", message }));
+  } catch (err) {
+    return [{ level: "warning", message: `cannot estimate the WAL ${pair.master.ref} writes during the copy: ${messageOf(err)}` }];
+  }
+}
+async function walRate(sql, inRecovery) {
+  const position = inRecovery ? "pg_last_wal_replay_lsn()" : "pg_current_wal_lsn()";
+  const read = async () => {
+    const { rows } = await sql.query(`SELECT ${position}::text AS lsn`);
+    return rows[0]?.lsn ? Number(lsnToBigInt(rows[0].lsn)) : null;
+  };
+  const sampled = await sampleRate(read);
+  const average = await sql.query("SELECT wal_bytes::float8 AS bytes, extract(epoch FROM now() - stats_reset)::float8 AS seconds FROM pg_stat_wal").then(({ rows }) => rows[0]?.bytes != null && rows[0].seconds != null && rows[0].seconds > 60 ? rows[0].bytes / rows[0].seconds : null).catch(() => null);
+  return highestRate(sampled, average);
+}
+function walRetentionWarnings(pair, m, o) {
+  const wal = o.walBytesPerSecond * o.copySeconds;
+  if (wal <= 0) return [];
+  const slot = slotName(pair);
+  const what = during(o.walBytesPerSecond, o.copySeconds);
+  const out = [];
+  if (m.maxSlotWalKeepBytes !== null && wal > m.maxSlotWalKeepBytes) {
+    out.push(`${pair.master.ref} writes ${what} of WAL during the estimated copy, more than its max_slot_wal_keep_size (${humanBytes(m.maxSlotWalKeepBytes)}): the slot ${slot} can be invalidated before ${pair.slave.ref} streams from it, and the new slave would be broken at once; raise max_slot_wal_keep_size first`);
+  }
+  if (o.freeBytes !== null && wal > o.freeBytes) {
+    out.push(`${pair.master.ref} has ${humanBytes(o.freeBytes)} free for pg_wal, less than the WAL it writes during the estimated copy (${what}), which the slot ${slot} keeps: free space there first`);
+  }
   return out;
 }
 async function checkLoginSurvives(session, pair) {
@@ -87326,7 +88205,8 @@ var postgresql = {
   liveLinks: liveLinks2,
   plan: plan2,
   preflight: preflight2,
-  verifyHost: verifyHost2
+  verifyHost: verifyHost2,
+  lockMaster: lockMaster2
 };
 
 // src/engines/redis/client.ts
@@ -87356,6 +88236,7 @@ async function withClient3(session, server, fn) {
     redis2.disconnect();
     throw new ConnectionError(server.ref, `cannot connect to Redis at ${server.host}:${server.port}: ${(reason ?? err).message}`, { cause: err });
   }
+  const off = onCancel(() => redis2.disconnect());
   try {
     return await fn({
       call: (command, ...args) => redis2.call(command, ...args).catch((err) => {
@@ -87363,6 +88244,7 @@ async function withClient3(session, server, fn) {
       })
     });
   } finally {
+    off();
     redis2.disconnect();
   }
 }
@@ -87401,19 +88283,20 @@ async function readFacts3(redis2) {
   const limits = (conf["client-output-buffer-limit"] ?? "").split(/\s+/);
   const i = limits.indexOf("slave") >= 0 ? limits.indexOf("slave") : limits.indexOf("replica");
   const role = info.role === "slave" ? "slave" : "master";
-  const num = (k) => info[k] === void 0 || info[k] === "" ? null : Number(info[k]);
+  const num2 = (k) => info[k] === void 0 || info[k] === "" ? null : Number(info[k]);
   return {
     version: info.redis_version ?? "",
     role,
     masterHost: role === "slave" ? info.master_host ?? null : null,
-    masterPort: role === "slave" ? num("master_port") : null,
+    masterPort: role === "slave" ? num2("master_port") : null,
     linkUp: info.master_link_status === "up",
     syncInProgress: info.master_sync_in_progress === "1",
     syncBytes: info.master_sync_in_progress === "1" && info.master_sync_read_bytes !== void 0 ? { read: Number(info.master_sync_read_bytes), total: Number(info.master_sync_total_bytes) > 0 ? Number(info.master_sync_total_bytes) : null } : null,
-    linkDownSeconds: num("master_link_down_since_seconds"),
-    lastIoSecondsAgo: num("master_last_io_seconds_ago"),
+    linkDownSeconds: num2("master_link_down_since_seconds"),
+    lastIoSecondsAgo: num2("master_last_io_seconds_ago"),
+    uptimeSeconds: num2("uptime_in_seconds"),
     masterOffset: Number(info.master_repl_offset ?? 0),
-    replicaOffset: role === "slave" ? num("slave_repl_offset") : null,
+    replicaOffset: role === "slave" ? num2("slave_repl_offset") : null,
     dir: conf.dir ?? "",
     dbfilename: conf.dbfilename ?? "",
     replicas,
@@ -87428,6 +88311,64 @@ async function readFacts3(redis2) {
     tlsCertFile: conf["tls-cert-file"] ?? "",
     tlsCaCertFile: conf["tls-ca-cert-file"] ?? ""
   };
+}
+
+// src/engines/redis/lock.ts
+var import_node_crypto6 = require("node:crypto");
+var LOCK_KEY = "dbrepl:master-lock";
+var KEY = LOCK_KEY;
+var TTL_MS = 6e4;
+var RENEW_MS = 2e4;
+var RENEW = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
+var FORGET_COPY = "local v = redis.call('GET', KEYS[1]); if v and string.sub(v, 1, 7) == 'dbrepl ' then return redis.call('DEL', KEYS[1]) end return 0";
+var RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+async function lockMaster3(server, session, owner, waitMs, log) {
+  const value = `dbrepl ${JSON.stringify({ ...owner, token: (0, import_node_crypto6.randomBytes)(8).toString("hex") })}`;
+  const deadline = Date.now() + waitMs;
+  let said = false;
+  for (; ; ) {
+    if (currentSignal()?.aborted) throw new CancelledError(`stopped waiting for the lock of ${server.ref}: the run was cancelled`);
+    const got = await withClient3(session, server, async (r) => {
+      try {
+        return await r.call("SET", KEY, value, "NX", "PX", TTL_MS) === "OK" ? "ok" : String(await r.call("GET", KEY));
+      } catch (err) {
+        if (/READONLY/.test(err.message)) return "replica";
+        throw err;
+      }
+    });
+    if (got === "replica") {
+      log("is a read-only replica: no master lock key there; the slave lock alone orders runs");
+      return { release: async () => void 0 };
+    }
+    if (got === "ok") break;
+    const holder = parseOwner(got);
+    const gone = holder ? goneHere(holder, owner) : null;
+    if (holder && gone) {
+      await withClient3(session, server, (r) => r.call("EVAL", RELEASE, 1, KEY, got));
+      log(`took over the master lock from ${describeOwner(holder)}: ${gone}`);
+      continue;
+    }
+    const who = `${holder ? describeOwner(holder) : `"${got}"`} (key ${KEY})`;
+    if (Date.now() >= deadline) throw new LockedError(`${server.ref} is locked by ${who}; waited ${Math.round(waitMs / 1e3)} s (--lock-timeout); the key expires ${TTL_MS / 1e3} s after its holder stops renewing it`);
+    if (!said) log(`waiting for the master lock, held by ${who}`);
+    said = true;
+    await sleep(Math.min(1e3, Math.max(0, deadline - Date.now())));
+  }
+  const renew = setInterval(() => void unstoppable(() => withClient3(session, server, (r) => r.call("EVAL", RENEW, 1, KEY, value, TTL_MS))).catch(() => void 0), RENEW_MS);
+  renew.unref();
+  return {
+    release: async () => {
+      clearInterval(renew);
+      await unstoppable(() => withClient3(session, server, (r) => r.call("EVAL", RELEASE, 1, KEY, value))).catch(() => void 0);
+    }
+  };
+}
+function parseOwner(value) {
+  try {
+    return value.startsWith("dbrepl {") ? JSON.parse(value.slice(7)) : null;
+  } catch {
+    return null;
+  }
 }
 
 // src/engines/redis/state.ts
@@ -87447,19 +88388,24 @@ function follows3(s, slave, master, m) {
 function pairState3(pair, master, slave) {
   const none = { lagSeconds: null, lagBytes: null, masterKeepsSlave: false };
   const sides = bothSides(master, slave);
-  if ("live" in sides) return sides.live;
+  if ("live" in sides) {
+    if (!master.ok && slave.ok && slave.facts.role === "slave" && !slave.facts.linkUp && !slave.facts.syncInProgress && follows3(slave.facts, pair.slave, pair.master, null)) {
+      return linkDown(pair, outageOf3(slave.facts), `the replica is reconnecting (Redis retries every second); ${pair.master.ref} unreachable: ${master.error}`, none);
+    }
+    return sides.live;
+  }
   const { m, s } = sides;
   if (s.role === "master") return { state: "standalone", ...none, error: null };
   if (!follows3(s, pair.slave, pair.master, m)) {
     return { state: "other-master", ...none, error: `slave follows ${s.masterHost}:${s.masterPort}, not ${pair.master.ref} (${pair.master.host}:${pair.master.port})` };
   }
   if (!s.linkUp) {
-    const down = s.linkDownSeconds ?? 0;
+    const down = Math.max(0, s.linkDownSeconds ?? 0);
     if (s.syncInProgress && down <= pair.maxLagSeconds) {
       return { state: "lagging", ...none, error: `initial sync from the master in progress (${down}s)` };
     }
-    const why = s.syncInProgress ? `full sync not finishing (link down for ${down}s; restarted syncs?)` : `link to the master is down${s.linkDownSeconds !== null ? ` for ${down}s` : ""}`;
-    return { state: "broken", ...none, error: why };
+    if (s.syncInProgress) return { state: "broken", ...none, error: `full sync not finishing (link down for ${down}s; restarted syncs?)` };
+    return linkDown(pair, outageOf3(s), "the replica is reconnecting (Redis retries every second and gives no reason: a master it cannot reach and a refused masterauth look the same)", none);
   }
   const lagBytes2 = Math.max(0, m.masterOffset - (s.replicaOffset ?? 0));
   const entry2 = m.replicas.find((r) => r.port === pair.slave.port && (r.ip === pair.slave.host || m.replicas.filter((x) => x.port === r.port).length === 1));
@@ -87469,6 +88415,11 @@ function pairState3(pair, master, slave) {
     return { state: "lagging", ...lag2, error: `replica ${lagBytes2} bytes and ${lagSeconds}s behind (over max_lag ${pair.maxLagSeconds}s)` };
   }
   return { state: "replicating", ...lag2, error: null };
+}
+function outageOf3(s) {
+  if (s.linkDownSeconds !== null && s.linkDownSeconds >= 0) return { seconds: s.linkDownSeconds, basis: "measured" };
+  if (s.uptimeSeconds !== null) return { seconds: s.uptimeSeconds, basis: "at-least", note: "not linked since the replica started" };
+  return { seconds: null, basis: "measured", note: "not linked since the replica started" };
 }
 function bufferWarnings(master, m) {
   const out = [];
@@ -87482,6 +88433,23 @@ function bufferWarnings(master, m) {
   const backlogFloor = Math.max(1024 * 1024, Math.floor(size / 100));
   if (m.replBacklogSize < backlogFloor) {
     out.push(`${master.ref}: repl-backlog-size ${humanBytes(m.replBacklogSize)} is small for a ${humanBytes(size)} dataset: after a short disconnect the replica will need a full sync`);
+  }
+  return out;
+}
+function syncWarnings(pair, m, bytesPerSecond) {
+  if (!bytesPerSecond || bytesPerSecond <= 0) return [];
+  const seconds = copySecondsEstimate(m.usedMemory);
+  const buffered = bytesPerSecond * seconds;
+  const { hard, soft, seconds: softSeconds } = m.replicaBufferLimit;
+  const out = [];
+  if (hard > 0 && buffered > hard) {
+    out.push(`${pair.master.ref}: the writes buffered for ${pair.slave.ref} during the estimated full sync (${during(bytesPerSecond, seconds)}) exceed client-output-buffer-limit replica hard limit ${humanBytes(hard)}: the master would drop the replica and the sync start over; raise it first`);
+  } else if (soft > 0 && softSeconds > 0 && buffered > soft && seconds > softSeconds) {
+    out.push(`${pair.master.ref}: the writes buffered for ${pair.slave.ref} during the estimated full sync (${during(bytesPerSecond, seconds)}) stay over client-output-buffer-limit replica soft limit ${humanBytes(soft)} for more than ${softSeconds}s: the master would drop the replica and the sync start over; raise it first`);
+  }
+  const outage = bytesPerSecond * pair.resyncAfterSeconds;
+  if (m.replBacklogSize > 0 && outage > m.replBacklogSize) {
+    out.push(`${pair.master.ref}: repl-backlog-size ${humanBytes(m.replBacklogSize)} holds ~${formatDuration(m.replBacklogSize / bytesPerSecond)} of writes at ${humanBytes(Math.round(bytesPerSecond))}/s, less than resync_after ${formatDuration(pair.resyncAfterSeconds)}: a link down for longer resumes only with a full sync; raise it to ~${humanBytes(Math.ceil(outage))}`);
   }
   return out;
 }
@@ -87507,9 +88475,10 @@ async function settings(r) {
   for (let i = 0; i + 1 < flat.length; i += 2) out[flat[i]] = flat[i + 1];
   return out;
 }
-function plan3(pair, action, sides, stamp) {
-  return action === "disable" ? disableSteps3(pair) : enableSteps3(pair, action, sides, stamp);
+function plan3(pair, action, sides, stamp, state) {
+  return action === "disable" ? disableSteps3(pair) : enableSteps3(pair, action, sides, stamp, state);
 }
+var MAX_SYNC_RESTARTS = 3;
 function syncTimeoutMs(bytes, overrideSeconds) {
   if (overrideSeconds !== void 0) return Math.max(1, overrideSeconds) * 1e3;
   return 3e5 + Math.ceil(bytes / 2 ** 30) * 6e4;
@@ -87557,9 +88526,9 @@ async function snapshot(session, server) {
     });
   });
 }
-function enableSteps3(pair, action, { m, s }, stamp) {
+function enableSteps3(pair, action, { m, s }, stamp, state) {
   const preserved2 = preservedPath3(s.dir, s.dbfilename, stamp);
-  const st = { auth: null, replicaofSet: false };
+  const st = stepState(state, { auth: null, replicaofSet: false });
   const masterTls = replicationTls(pair.master);
   const caFile = masterTls !== "none" && pair.master.tls?.ca && !s.tlsCaCertFile ? { ...tlsFilesFor(ownBase(s.dir, s.dbfilename), pair.master), cert: void 0, key: void 0 } : null;
   const tlsText = masterTls === "none" ? "" : `; ${caFile ? `CONFIG SET tls-ca-cert-file ${caFile.ca}; ` : ""}CONFIG SET tls-replication yes (Redis checks the master's certificate chain, not its name)`;
@@ -87597,6 +88566,7 @@ ln -- "$tmp" "$out"`,
         const login = await masterLogin(session, pair);
         await withClient3(session, pair.slave, async (r) => {
           st.auth = await settings(r);
+          await session.checkpoint?.();
           await r.call("CONFIG", "SET", "masterauth", login.password ?? "");
           await r.call("CONFIG", "SET", "masteruser", login.user && login.user !== "default" ? login.user : "");
           await r.call("CONFIG", "SET", "replica-read-only", "yes");
@@ -87637,6 +88607,7 @@ ln -- "$tmp" "$out"`,
       text: `slave: ${action === "resync" ? "REPLICAOF NO ONE, then " : ""}REPLICAOF ${pair.master.host} ${pair.master.port}; ${rewriteText}`,
       run: (session) => withClient3(session, pair.slave, async (r) => {
         st.replicaofSet = true;
+        await session.checkpoint?.();
         if (action === "resync") await r.call("REPLICAOF", "NO", "ONE");
         await r.call("REPLICAOF", pair.master.host, String(pair.master.port));
         await rewrite(r, s, session.log, pair.slave);
@@ -87661,18 +88632,25 @@ ln -- "$tmp" "$out"`,
       text: "slave: wait until the full sync has finished and the link is up",
       run: async (session) => {
         const meter = new CopyProgress(`${pair.name}: full sync`, (l) => session.log.info(l), { total: m.usedMemory, estimated: true, everyMs: session.progressEveryMs });
-        await pollUntil(
-          `${pair.slave.ref} to finish its sync from ${pair.master.ref} (its previous dataset is at ${preserved2})`,
-          syncTimeoutMs(m.usedMemory, pair.copyTimeoutSeconds),
-          () => withClient3(session, pair.slave, async (r) => {
-            const f = await readFacts3(r);
-            if (f.syncBytes) {
-              if (f.syncBytes.total) meter.setTotal(f.syncBytes.total);
-              meter.update(f.syncBytes.read);
-            }
-            return f.role === "slave" && f.linkUp && !f.syncInProgress ? true : void 0;
-          })
-        );
+        const syncsAtStart = await withClient3(session, pair.master, async (r) => (await readFacts3(r)).syncFull);
+        let restarts = 0;
+        await pollUntil(`${pair.slave.ref} to finish its sync from ${pair.master.ref} (its previous dataset is at ${preserved2})`, syncTimeoutMs(m.usedMemory, pair.copyTimeoutSeconds), async () => {
+          const f = await withClient3(session, pair.slave, readFacts3);
+          if (f.syncBytes) {
+            if (f.syncBytes.total) meter.setTotal(f.syncBytes.total);
+            meter.update(f.syncBytes.read);
+          }
+          if (f.role === "slave" && f.linkUp && !f.syncInProgress) return true;
+          const mf = await withClient3(session, pair.master, readFacts3);
+          restarts = mf.syncFull - syncsAtStart - 1;
+          if (restarts >= MAX_SYNC_RESTARTS) {
+            const { hard, soft, seconds } = mf.replicaBufferLimit;
+            throw new PollAbort(
+              `the full sync of ${pair.slave.ref} started over ${restarts} times (${mf.syncFull - syncsAtStart} full syncs on ${pair.master.ref} since this one began, each a fork of the master): the master drops the replica when its output buffer passes client-output-buffer-limit replica (${hard ? humanBytes(hard) : "no"} hard, ${soft ? `${humanBytes(soft)} for ${seconds} s` : "no"} soft) under the writes of a ${humanBytes(mf.usedMemory)} sync; raise the limit on the master (CONFIG SET client-output-buffer-limit "replica <hard> <soft> <seconds>", and in its config file), then apply again`
+            );
+          }
+          return void 0;
+        });
         meter.finish();
       }
     }
@@ -87726,11 +88704,12 @@ function disableSteps3(pair) {
       id: "detach",
       side: "slave",
       title: "REPLICAOF NO ONE and persist",
-      text: "slave: REPLICAOF NO ONE; CONFIG REWRITE",
+      text: `slave: REPLICAOF NO ONE; CONFIG REWRITE; DEL ${LOCK_KEY} (the replicated copy of the master's lock)`,
       run: (session) => withClient3(session, pair.slave, async (r) => {
         const f = await readFacts3(r);
         await r.call("REPLICAOF", "NO", "ONE");
         await rewrite(r, f, session.log, pair.slave);
+        await r.call("EVAL", FORGET_COPY, 1, LOCK_KEY);
       })
     }
   ];
@@ -87744,7 +88723,7 @@ async function verifyHost3(host, server, facts) {
     throw new DbreplError("STEP", `host commands for ${server.ref} would run on ${host.label}, which does not run this server (no redis process ${facts.processId}, or no ${facts.dir}); run dbrepl on the server's own host`);
   }
 }
-async function preflight3(pair, { s }, planned, session) {
+async function preflight3(pair, { m, s }, planned, session) {
   if (!planned || planned.action === "disable") return [];
   const out = [];
   const error62 = (message) => void out.push({ level: "error", message });
@@ -87764,7 +88743,20 @@ async function preflight3(pair, { s }, planned, session) {
   const host = await hostOrError(session, pair.slave, error62);
   if (host) out.push(...await finding("error", () => verifyHost3(host, pair.slave, s)));
   out.push(...await finding("error", () => checkLogin(session, pair)));
+  const rate = await replicationRate(session, pair).catch(() => null);
+  out.push(...syncWarnings(pair, m, rate).map((message) => ({ level: "warning", message })));
   return out;
+}
+async function replicationRate(session, pair) {
+  return withClient3(session, pair.master, async (redis2) => {
+    const read = async () => parseInfo(String(await redis2.call("INFO", "replication")));
+    const first = await read();
+    if (first.repl_backlog_active === "1") {
+      return sampleRate(async () => Number((await read()).master_repl_offset ?? NaN) || null);
+    }
+    const stats = parseInfo(String(await redis2.call("INFO", "stats")));
+    return highestRate(stats.instantaneous_input_kbps === void 0 ? null : Number(stats.instantaneous_input_kbps) * 1024);
+  });
 }
 async function checkLogin(session, pair) {
   const login = await masterLogin(session, pair);
@@ -87785,7 +88777,8 @@ var redis = {
   liveLinks: liveLinks3,
   plan: plan3,
   preflight: preflight3,
-  verifyHost: verifyHost3
+  verifyHost: verifyHost3,
+  lockMaster: lockMaster3
 };
 
 // src/engines/index.ts
@@ -87800,15 +88793,15 @@ function engineFor(name) {
 }
 
 // src/config/load.ts
-var fs = __toESM(require("node:fs"));
+var fs2 = __toESM(require("node:fs"));
 var path5 = __toESM(require("node:path"));
 var import_yaml = __toESM(require_dist3());
-var STAND_INS = { port: "1", max_lag: "0", catchup_timeout: "0", copy_timeout: "0" };
+var STAND_INS = { port: "1", max_lag: "0", resync_after: "0", catchup_timeout: "0", copy_timeout: "0" };
 var VAR = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 function readConfig(file2, env, secrets, text, options = {}) {
   if (text === void 0) {
     try {
-      text = fs.readFileSync(file2, "utf8");
+      text = fs2.readFileSync(file2, "utf8");
     } catch (err) {
       const reason = err.code === "ENOENT" ? "file not found" : err.message;
       throw new ConfigError([{ file: display(file2), line: 1, column: 1, key: "(file)", message: `${reason}; pass the file with -c/config` }]);
@@ -88159,6 +89152,7 @@ function resolveTopology(config2) {
       desired: raw.state,
       resync: raw.resync,
       maxLagSeconds: raw.max_lag,
+      resyncAfterSeconds: raw.resync_after,
       catchupTimeoutSeconds: raw.catchup_timeout,
       copyTimeoutSeconds: raw.copy_timeout,
       replication
@@ -88318,7 +89312,7 @@ function decide(pair, live, mode) {
   if (mode.kind === "resync-broken" && pair.desired === "disabled") {
     return { action: "none", reason: "pair is disabled in the file; resync --broken does not disable (use apply)" };
   }
-  const following = live.state === "replicating" || live.state === "lagging" || live.state === "broken";
+  const following = live.state === "replicating" || live.state === "lagging" || live.state === "reconnecting" || live.state === "broken";
   if (pair.desired === "disabled") {
     if (following) return { action: "disable", reason: `slave is ${live.state} but the pair is disabled in the file` };
     if (live.state === "standalone" && live.masterKeepsSlave) {
@@ -88327,7 +89321,7 @@ function decide(pair, live, mode) {
     if (live.state === "other-master") return { action: "none", reason: "slave follows another server; this disabled pair leaves it alone" };
     return { action: "none", reason: "slave is standalone, as the file wants" };
   }
-  if (mode.kind === "resync-broken" && (live.state === "replicating" || live.state === "lagging")) {
+  if (mode.kind === "resync-broken" && (live.state === "replicating" || live.state === "lagging" || live.state === "reconnecting")) {
     return { action: "none", reason: `slave is ${live.state}` };
   }
   switch (live.state) {
@@ -88335,6 +89329,8 @@ function decide(pair, live, mode) {
       return { action: "none", reason: "slave is replicating from the declared master" };
     case "lagging":
       return { action: "none", reason: `slave follows the declared master but is lagging (${live.error ?? "over max_lag"})` };
+    case "reconnecting":
+      return { action: "none", reason: `slave follows the declared master but its link is down (${live.error ?? "reconnecting"}); it counts as broken only after resync_after` };
     case "standalone":
       if (!live.masterKeepsSlave) {
         return mode.kind === "resync-broken" ? { action: "none", reason: "slave is standalone and was never enabled; use apply to enable it" } : { action: "enable", reason: "slave is standalone" };
@@ -88353,7 +89349,19 @@ function needsResync(pair, why) {
   if (pair.resync === "manual") return { action: "none", reason: `${why}; resync: manual, so it is left alone (run dbrepl resync --pair ${pair.name})` };
   return { action: "resync", reason: why };
 }
+function holdingWarnings(input2) {
+  const facts = (server) => {
+    const i = input2.inspections.get(server.ref);
+    return i?.ok && server.engine === "postgresql" ? i.facts : null;
+  };
+  return slotWarnings(input2.topology.pairs, input2.selected, facts, (s) => identityOf(s, input2.inspections));
+}
+function uninspected(pair, action, inspections) {
+  const down = [pair.master, pair.slave].map((s) => inspectionOf(inspections, s)).filter((i) => !i.ok).map((i) => `${i.server.ref} unreachable: ${i.error}`);
+  return `cannot ${action} while a side cannot be inspected (${down.join("; ")}); plan again once it answers`;
+}
 function planPairs(input2) {
+  const holding = holdingWarnings(input2);
   return input2.selected.map((pair) => {
     const live = livePair(pair, input2.inspections);
     const { action, reason } = decide(pair, live, input2.mode);
@@ -88371,11 +89379,12 @@ function planPairs(input2) {
       steps: action === "none" ? [] : stepLines(details),
       disruption: details.disruption,
       preserved: details.preserved,
-      warnings: [...details.warnings, ...encryptionWarnings(pair)],
+      warnings: [...details.warnings, ...encryptionWarnings(pair), ...holding.get(pair.name) ?? []],
       replication_tls: replicationTls(pair.master),
       lag_seconds: live.lagSeconds,
       lag_bytes: live.lagBytes,
-      error: live.state === "unreachable" ? live.error : null
+      // A slave judged from its own side (its master down) may need a rebuild, which needs the master.
+      error: live.state === "unreachable" ? live.error : action !== "none" && !sides ? uninspected(pair, action, input2.inspections) : null
     };
   });
 }
@@ -88434,6 +89443,7 @@ function prunePair(master, slave) {
     desired: "disabled",
     resync: "manual",
     maxLagSeconds: 300,
+    resyncAfterSeconds: 120,
     catchupTimeoutSeconds: 600,
     replication: {}
   };
@@ -88468,85 +89478,144 @@ var PREFLIGHT_STEP = "preflight: checks before any change";
 async function runAction(engine, pair, planned, ctx) {
   const { session } = ctx;
   const log = (m) => session.log.info(`${pair.name}: ${m}`);
-  const [mh, sh] = await Promise.all([session.hosts.forServer(pair.master), session.hosts.forServer(pair.slave)]).catch(() => [null, null]);
-  if (mh && sh) log(`master ${pair.master.ref} on ${mh.label}; slave ${pair.slave.ref} on ${sh.label}`);
-  let lock = null;
-  let masterKey;
-  const slaveHost = planned.lockDir ? await session.hosts.forServer(pair.slave) : null;
-  if (slaveHost && planned.lockDir) {
-    lock = await run(
-      log,
-      "slave host: take the rebuild lock",
-      () => takeRebuildLock(slaveHost, pair.slave, planned.lockDir, { pair: pair.name, action: planned.action, preserved: planned.preserved ?? "", pid: String(process.pid) })
-    );
-  }
+  const [mh, sh] = await Promise.all([session.hosts.forServer(pair.master), session.hosts.forServer(pair.slave)]);
+  log(`master ${pair.master.ref} on ${mh.label}; slave ${pair.slave.ref} on ${sh.label}`);
+  const { lock, interrupted } = await run(log, "slave host: take the lock of the slave", () => underSignal(ctx.signal, () => SlaveLock.take(sh, pair.slave, ctx.owner, ctx.lockTimeoutMs, log)));
+  let keep = false;
+  let releaseMaster;
   try {
-    const { plan: plan4, skipped } = await run(log, PREFLIGHT_STEP, async () => {
-      const sides = await inspectBoth(engine, pair, session);
-      const live = engine.pairState(pair, { ok: true, server: pair.master, facts: sides.m }, { ok: true, server: pair.slave, facts: sides.s });
+    releaseMaster = await run(log, "master: take the lock of the master", () => underSignal(ctx.signal, () => ctx.masterLocks.take(engine, pair.master, ctx.masterKey ?? pair.master.ref, session)));
+    let recovered;
+    if (interrupted) {
+      const outcome2 = await recover(engine, pair, interrupted, lock, ctx, log);
+      if (outcome2.failed) {
+        keep = true;
+        throw new DbreplError("STEP", outcome2.said);
+      }
+      recovered = outcome2.said;
+    }
+    if (planned.action === null && !recovered) return { preserved: null, skipped: "not attempted: nothing to do" };
+    if (ctx.signal?.aborted) throw new CancelledError("not started: the run was cancelled");
+    const state = {};
+    const { plan: plan4, sides, action, skipped } = await run(log, PREFLIGHT_STEP, async () => {
+      const sides2 = await underSignal(ctx.signal, () => inspectBoth(engine, pair, session));
+      const live = engine.pairState(pair, { ok: true, server: pair.master, facts: sides2.m }, { ok: true, server: pair.slave, facts: sides2.s });
       const now = decide(pair, live, ctx.mode);
-      if (now.action === "none") return { plan: null, skipped: `not attempted: when the lock was taken the pair was already as desired (${now.reason})` };
-      if (now.action !== planned.action) {
+      if (now.action === "none") return { plan: null, sides: sides2, action: null, skipped: `not attempted: when the lock was taken the pair was already as desired (${now.reason})` };
+      if (planned.action !== null && now.action !== planned.action && !recovered && !planned.afresh) {
         throw new DbreplError("STEP", `the pair changed since the plan (now ${live.state}: ${now.action}, ${now.reason}); nothing was changed: plan again`);
       }
-      masterKey = engine.identity(sides.m).key;
-      const fresh = engine.plan(pair, planned.action, sides, ctx.stamp);
-      if (fresh.preserved !== planned.preserved || fresh.lockDir !== planned.lockDir) {
-        throw new DbreplError("STEP", `the slave's data directory changed since the plan (${fresh.lockDir} instead of ${planned.lockDir}); nothing was changed: plan again`);
+      const fresh = engine.plan(pair, now.action, sides2, ctx.stamp, state);
+      if (planned.action === now.action && fresh.preserved !== planned.preserved) {
+        throw new DbreplError("STEP", `the slave's data directory changed since the plan (${fresh.preserved} instead of ${planned.preserved}); nothing was changed: plan again`);
       }
-      const findings = await checkAction(engine, pair, sides, { action: planned.action, plan: fresh }, session, "apply");
+      const findings = settle2(await checkAction(engine, pair, sides2, { action: now.action, plan: fresh }, session), ctx.force);
       for (const w of findings.filter((f) => f.level === "warning")) session.log.warn(`${pair.name}: ${w.message}`);
       const errors = findings.filter((f) => f.level === "error").map((f) => f.message);
       if (errors.length > 0) throw new DbreplError("STEP", errors.join("; "));
-      return { plan: fresh, skipped: void 0 };
+      return { plan: fresh, sides: sides2, action: now.action, skipped: void 0 };
     });
-    if (!plan4) return { preserved: null, skipped };
-    const outcome = await runSteps(plan4, pair, { ...ctx, masterKey }, log);
+    if (!plan4 || !action) return { preserved: null, skipped, recovered };
+    await lock.append({
+      t: "begin",
+      pair: pair.name,
+      action,
+      stamp: ctx.stamp,
+      master: pair.master.ref,
+      slave: pair.slave.ref,
+      sides,
+      steps: plan4.steps.map((s) => ({ id: s.id, text: stepText(s) })),
+      run: ctx.owner.run,
+      at: (/* @__PURE__ */ new Date()).toISOString()
+    });
+    const journalled = { ...session, checkpoint: () => lock.append({ t: "state", state }) };
+    const outcome = await runSteps(plan4, pair, { ...ctx, session: journalled }, lock, state, log);
     if (outcome.failed) {
-      if (outcome.undoFailed && slaveHost && lock) {
-        const kept = `${outcome.failed.message}; the rebuild lock ${lock} is kept: check ${pair.slave.ref}${plan4.preserved ? ` (its previous data is at ${plan4.preserved})` : ""}, then remove the lock`;
-        await keepRebuildLock(slaveHost, lock, outcome.failed.message).catch(() => void 0);
-        lock = null;
-        throw new StepError(outcome.failed.step, kept.replace(/^step "[^"]*" failed: /, ""), { cause: outcome.failed });
+      if (outcome.undoFailed) {
+        keep = true;
+        throw new StepError(outcome.failed.step, `${outcome.failed.message.replace(/^step "[^"]*" failed: /, "")}; the lock and journal of ${pair.slave.ref} stay in ${lock.dir} on ${lock.host.label}: the next run tries the rollback again${plan4.preserved ? ` (the slave's previous data is at ${plan4.preserved})` : ""}`, { cause: outcome.failed });
       }
       throw outcome.failed;
     }
-    return { preserved: plan4.preserved };
+    await lock.append({ t: "end", outcome: "done", at: (/* @__PURE__ */ new Date()).toISOString() });
+    return { preserved: plan4.preserved, recovered };
   } finally {
-    if (slaveHost && lock) await releaseRebuildLock(slaveHost, lock);
+    await unstoppable(async () => {
+      if (releaseMaster) await releaseMaster();
+      if (keep) await lock.abandon("an undo failed");
+      else await lock.release();
+    });
   }
 }
 async function inspectBoth(engine, pair, session) {
   const [m, s] = await Promise.all([engine.inspect(pair.master, session), engine.inspect(pair.slave, session)]);
   return { m, s };
 }
-async function runSteps(plan4, pair, ctx, log) {
+async function recover(engine, pair, i, lock, ctx, log) {
+  const what = describeInterrupted(i);
+  log(`found ${what}`);
+  if (i.complete) {
+    await lock.append({ t: "end", outcome: "done", at: (/* @__PURE__ */ new Date()).toISOString() });
+    await lock.clearJournal();
+    return { said: `${what}: every step had finished; nothing to roll back`, failed: false };
+  }
+  const master = ctx.topology.servers.get(i.master);
+  const slave = ctx.topology.servers.get(i.slave);
+  if (!master || !slave) {
+    return { said: `${what}; its master ${i.master} or slave ${i.slave} is no longer in the file, so it cannot be rolled back from here: restore the file, or roll it back by hand and remove ${lock.dir}/lock on ${lock.host.label}`, failed: true };
+  }
+  const journalPair = pair.master.ref === i.master && pair.slave.ref === i.slave ? pair : prunePair(master, slave);
+  const plan4 = engine.plan(journalPair, i.action, i.sides, i.stamp, i.state);
+  const byId = new Map(plan4.steps.map((s) => [s.id, s]));
+  const started = i.started.filter((id) => !i.undone.has(id)).map((id) => byId.get(id)).filter((s) => !!s);
+  const session = { ...ctx.session, checkpoint: () => lock.append({ t: "state", state: i.state }) };
+  const undo = await rollback(started, session, lock, (m) => log(`rollback of the interrupted ${i.action}: ${m}`));
+  await lock.append({ t: "end", outcome: undo.failed ? "undo-failed" : "rolled-back", at: (/* @__PURE__ */ new Date()).toISOString() });
+  if (undo.failed) return { said: `${what}; rolling it back failed: ${undo.said.join("; ")}; the lock and journal stay in ${lock.dir} on ${lock.host.label} and the next run tries again`, failed: true };
+  await lock.clearJournal();
+  return { said: `rolled back the ${what}${undo.said.length > 0 ? `: ${undo.said.join("; ")}` : ""}`, failed: false };
+}
+async function runSteps(plan4, pair, ctx, lock, state, log) {
   const started = [];
   const masterKey = ctx.masterKey ?? pair.master.ref;
+  const stop = ctx.signal ? AbortSignal.any([ctx.signal, lock.lostSignal]) : lock.lostSignal;
   for (const step of plan4.steps) {
-    started.push(step);
     try {
-      await run(log, stepText(step), () => step.side.startsWith("master") ? ctx.locks.run(masterKey, () => step.run(ctx.session)) : step.run(ctx.session));
+      if (stop.aborted) throw new CancelledError(lock.lost ? `lost the lock: ${lock.lost}` : "the run was cancelled");
+      started.push(step);
+      await lock.append({ t: "step", id: step.id, phase: "start", at: (/* @__PURE__ */ new Date()).toISOString() });
+      await run(
+        log,
+        stepText(step),
+        () => underSignal(stop, () => step.side.startsWith("master") ? ctx.locks.run(masterKey, () => step.run(ctx.session)) : step.run(ctx.session))
+      );
+      await lock.append({ t: "state", state });
+      await lock.append({ t: "step", id: step.id, phase: "done", at: (/* @__PURE__ */ new Date()).toISOString() });
     } catch (err) {
-      const undo = await rollback(started, ctx.session, log);
-      const cause = err instanceof StepError ? messageOf(err.cause ?? err) : messageOf(err);
+      const cancelled = stop.aborted;
+      const undo = await unstoppable(() => rollback(started, ctx.session, lock, log));
+      const cause = cancelled ? `${lock.lost ? `lost the lock: ${lock.lost}` : "cancelled"} (${messageOf(err instanceof StepError ? err.cause ?? err : err)})` : err instanceof StepError ? messageOf(err.cause ?? err) : messageOf(err);
+      await unstoppable(() => lock.append({ t: "end", outcome: undo.failed ? "undo-failed" : "rolled-back", at: (/* @__PURE__ */ new Date()).toISOString() })).catch(() => void 0);
       return { failed: new StepError(`${step.side}: ${step.title}`, [cause, ...undo.said].join("; "), { cause: err }), undoFailed: undo.failed };
     }
   }
   return { failed: null, undoFailed: false };
 }
-async function rollback(started, session, log) {
+async function rollback(started, session, lock, log) {
   const said = [];
   let failed = false;
   for (const step of [...started].reverse()) {
     if (!step.undo) continue;
     log(`undo: ${step.undo.text}`);
     try {
-      const what = await step.undo.run(session);
+      await lock.append({ t: "undo", id: step.id, phase: "start", at: (/* @__PURE__ */ new Date()).toISOString() });
+      const what = await unstoppable(() => step.undo.run(session));
       if (what) said.push(what);
+      await lock.append({ t: "undo", id: step.id, phase: "done", at: (/* @__PURE__ */ new Date()).toISOString() });
     } catch (err) {
       failed = true;
       said.push(`undoing "${step.side}: ${step.title}" failed (${messageOf(err)})`);
+      await lock.append({ t: "undo", id: step.id, phase: "failed", error: messageOf(err).slice(0, 500), at: (/* @__PURE__ */ new Date()).toISOString() }).catch(() => void 0);
     }
   }
   return { said, failed };
@@ -88567,11 +89636,25 @@ async function run(log, name, fn) {
 // src/apply/run.ts
 async function applyPlan(plan4, options) {
   const locks = new KeyedLock();
+  const masterLocks = new MasterLocks(options.owner, options.lockTimeoutMs, options.session.log);
+  const ctx = (pair) => ({
+    session: options.session,
+    topology: options.topology,
+    mode: options.mode,
+    stamp: options.stamp,
+    locks,
+    masterLocks,
+    owner: options.owner,
+    lockTimeoutMs: options.lockTimeoutMs,
+    signal: options.signal,
+    force: options.force,
+    masterKey: options.identityOf(pair.master)
+  });
   const jobs = [];
   const byName = new Map(options.topology.pairs.map((p) => [p.name, p]));
   for (const planned of plan4.pairs) {
     const pair = byName.get(planned.name);
-    if (planned.action === "none") {
+    if (planned.action === "none" && !planned.interrupted) {
       planned.result = "skipped";
       continue;
     }
@@ -88584,7 +89667,7 @@ async function applyPlan(plan4, options) {
       key: pair.slave.ref,
       pair,
       after: [],
-      run: () => runPair(pair, planned, planned.action, options, locks),
+      run: () => runPair(pair, planned, ctx(pair), options.session.log),
       skip: (why) => {
         planned.result = "skipped";
         planned.error = why;
@@ -88603,7 +89686,7 @@ async function applyPlan(plan4, options) {
       key: slave.ref,
       pair,
       after: [],
-      run: () => runDrift(pair, entry2, options, locks),
+      run: () => runDrift(pair, entry2, ctx(pair), options.session.log),
       skip: (why) => {
         entry2.result = "skipped";
         entry2.error = why;
@@ -88639,6 +89722,10 @@ async function applyPlan(plan4, options) {
       }
       await slot();
       try {
+        if (options.signal?.aborted) {
+          job.skip("not attempted: the run was cancelled");
+          return false;
+        }
         await job.run();
         return true;
       } catch {
@@ -88653,19 +89740,15 @@ async function applyPlan(plan4, options) {
   await Promise.all(jobs.map(start));
   return plan4;
 }
-async function runPair(pair, planned, action, options, locks) {
-  const log = options.session.log;
+async function runPair(pair, planned, ctx, log) {
   log.info(`${pair.name}: ${planned.action} (${planned.reason})`);
   try {
-    const { preserved: preserved2, skipped } = await runAction(engineFor(pair.engine), pair, { action, preserved: planned.preserved, lockDir: options.lockDirs.get(pair.name) ?? null }, {
-      session: options.session,
-      mode: options.mode,
-      stamp: options.stamp,
-      locks
-    });
+    const action = planned.action === "none" ? null : planned.action;
+    const { preserved: preserved2, skipped, recovered } = await runAction(engineFor(pair.engine), pair, { action, preserved: planned.preserved, afresh: !!planned.locked_by }, ctx);
+    if (recovered) planned.warnings.push(recovered);
     if (skipped) {
-      planned.result = "skipped";
-      planned.error = skipped;
+      planned.result = recovered ? "done" : "skipped";
+      planned.error = recovered ? null : skipped;
       planned.preserved = null;
       log.info(`${pair.name}: ${skipped}`);
       return;
@@ -88681,20 +89764,15 @@ async function runPair(pair, planned, action, options, locks) {
     throw err;
   }
 }
-async function runDrift(pair, entry2, options, locks) {
+async function runDrift(pair, entry2, ctx, log) {
   try {
-    const { skipped } = await runAction(engineFor(pair.engine), pair, { action: "disable", preserved: null, lockDir: null }, {
-      session: options.session,
-      mode: { kind: "converge" },
-      stamp: options.stamp,
-      locks
-    });
+    const { skipped } = await runAction(engineFor(pair.engine), pair, { action: "disable", preserved: null }, { ...ctx, mode: { kind: "converge" } });
     entry2.result = skipped ? "skipped" : "done";
     if (skipped) entry2.error = skipped;
   } catch (err) {
     entry2.result = "failed";
     entry2.error = messageOf(err);
-    options.session.log.warn(`${entry2.name}: prune failed: ${entry2.error}`);
+    log.warn(`${entry2.name}: prune failed: ${entry2.error}`);
     throw err;
   }
 }
@@ -88760,16 +89838,31 @@ function toDotenv(env) {
 }
 
 // src/hosts/provider.ts
-var import_node_crypto6 = require("node:crypto");
+var import_node_crypto8 = require("node:crypto");
 
 // src/hosts/local.ts
 var import_node_child_process = require("node:child_process");
-var fs2 = __toESM(require("node:fs"));
-var os = __toESM(require("node:os"));
+var fs3 = __toESM(require("node:fs"));
+var os2 = __toESM(require("node:os"));
+
+// src/hosts/host.ts
+function orphanWatch(stop, announce = "") {
+  return `${announce}unset PWD; p=$PPID
+exec 3<&0
+"$@" <&3 3<&- & c=$!
+exec 3<&-
+trap 'kill -TERM $c 2>/dev/null' TERM INT HUP
+( while kill -0 $c 2>/dev/null; do sleep 1; [ "$(cut -d' ' -f4 /proc/$$/stat 2>/dev/null)" = "$p" ] || { ${stop}; exit 0; }; done ) >/dev/null 2>&1 </dev/null &
+while :; do wait $c; r=$?; kill -0 $c 2>/dev/null || exit $r; done`;
+}
+
+// src/hosts/local.ts
+var WATCH = orphanWatch("kill -TERM -$$; sleep 5; kill -KILL -$$");
 var INHERITED = ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR"];
 var DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 var MAX_OUTPUT = 8 * 1024 * 1024;
 var KILL_GRACE_MS = 5e3;
+var CANCEL_GRACE_MS = 2e3;
 function lineSplitter(each) {
   let rest = "";
   return (chunk) => {
@@ -88801,9 +89894,11 @@ var LocalHost = class {
       const env = Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${v}`);
       full = ["setpriv", `--reuid=${options.as.uid}`, `--regid=${options.as.gid}`, "--init-groups", "--reset-env", "--", "env", ...env, ...argv];
     }
-    const [cmd, ...args] = full;
+    const [cmd, ...args] = ["sh", "-c", WATCH, "sh", ...full];
     if (!cmd) return Promise.resolve({ code: 127, stdout: "", stderr: "empty command", timedOut: false });
     const timeoutMs = options.timeoutMs ?? COMMAND_TIMEOUT_MS;
+    const signal = options.signal ?? currentSignal();
+    if (signal?.aborted) return Promise.resolve({ code: 130, stdout: "", stderr: "not started: the run was cancelled", timedOut: false, cancelled: true });
     return new Promise((resolve2) => {
       const child = (0, import_node_child_process.spawn)(cmd, args, {
         env: { ...this.baseEnv, ...options.env },
@@ -88816,6 +89911,7 @@ var LocalHost = class {
       let outBytes = 0;
       let errBytes = 0;
       let timedOut = false;
+      let cancelled = false;
       let settled = false;
       const keep = (chunks, n, chunk) => {
         if (n < MAX_OUTPUT) chunks.push(chunk);
@@ -88827,29 +89923,38 @@ var LocalHost = class {
         errBytes = keep(err, errBytes, c);
         lines?.(c);
       });
-      const killGroup = (signal) => {
+      const killGroup = (signal2) => {
         try {
-          if (child.pid) process.kill(-child.pid, signal);
+          if (child.pid) process.kill(-child.pid, signal2);
         } catch {
         }
       };
+      const stop = (graceMs) => {
+        killGroup("SIGTERM");
+        setTimeout(() => killGroup("SIGKILL"), graceMs).unref();
+      };
       const timer = setTimeout(() => {
         timedOut = true;
-        killGroup("SIGTERM");
-        setTimeout(() => killGroup("SIGKILL"), KILL_GRACE_MS).unref();
+        stop(KILL_GRACE_MS);
       }, timeoutMs);
+      const onAbort = () => {
+        cancelled = true;
+        stop(CANCEL_GRACE_MS);
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
       const finish = (code) => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        resolve2({ code, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8"), timedOut });
+        signal?.removeEventListener("abort", onAbort);
+        resolve2({ code, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8"), timedOut, ...cancelled ? { cancelled } : {} });
       };
       child.on("error", (e) => {
         err.push(Buffer.from(e.message));
         finish(127);
       });
-      child.on("exit", (code, signal) => {
-        const done = () => finish(code ?? (signal ? 128 : 1));
+      child.on("exit", (code, signal2) => {
+        const done = () => finish(code ?? (signal2 ? 128 : 1));
         if (child.stdout.readableEnded && child.stderr.readableEnded) return done();
         const t = setTimeout(() => {
           child.stdout.destroy();
@@ -88869,9 +89974,9 @@ var LocalHost = class {
   async facts() {
     this.cachedFacts ??= {
       uid: process.getuid?.() ?? 0,
-      hostname: os.hostname(),
-      bootId: fs2.readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim(),
-      netns: fs2.readlinkSync("/proc/self/ns/net")
+      hostname: os2.hostname(),
+      bootId: fs3.readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim(),
+      netns: fs3.readlinkSync("/proc/self/ns/net")
     };
     return this.cachedFacts;
   }
@@ -88884,10 +89989,10 @@ var net2 = __toESM(require("node:net"));
 var import_ssh2 = __toESM(require_lib9());
 
 // src/hosts/known-hosts.ts
-var import_node_crypto5 = require("node:crypto");
+var import_node_crypto7 = require("node:crypto");
 function fingerprint(blob) {
   const bytes = typeof blob === "string" ? Buffer.from(blob, "base64") : blob;
-  return `SHA256:${(0, import_node_crypto5.createHash)("sha256").update(bytes).digest("base64").replace(/=+$/, "")}`;
+  return `SHA256:${(0, import_node_crypto7.createHash)("sha256").update(bytes).digest("base64").replace(/=+$/, "")}`;
 }
 function keyType(blob) {
   if (blob.length < 4) return "unknown";
@@ -88904,7 +90009,7 @@ function globMatch(pattern, name) {
 function hashedMatch(pattern, name) {
   const [, kind, salt, hash2] = pattern.split("|");
   if (kind !== "1" || !salt || !hash2) return false;
-  return (0, import_node_crypto5.createHmac)("sha1", Buffer.from(salt, "base64")).update(name).digest("base64") === hash2;
+  return (0, import_node_crypto7.createHmac)("sha1", Buffer.from(salt, "base64")).update(name).digest("base64") === hash2;
 }
 function patternsMatch(list, name) {
   if (list.startsWith("|")) return hashedMatch(list, name);
@@ -88974,6 +90079,8 @@ function preferredKeyTypes(where, trust) {
 var KEEPALIVE_MS = 1e4;
 var READY_TIMEOUT_MS = 2e4;
 var CLOSE_GRACE_MS = 1e4;
+var CANCEL_CLOSE_MS = 3e3;
+var REMOTE_WATCH = orphanWatch("kill -TERM $c", 'echo "@@dbrepl-pid $$" >&2\n');
 var MAX_OUTPUT2 = 8 * 1024 * 1024;
 function targetLabel(t) {
   return `ssh ${t.user}@${t.host}${t.port === 22 ? "" : `:${t.port}`}${t.via ? ` via ${t.via.host}` : ""}`;
@@ -89113,8 +90220,11 @@ var SshHost = class {
   async run(argv, options = {}) {
     const timeoutMs = options.timeoutMs ?? COMMAND_TIMEOUT_MS;
     const { sudo } = this.conn.target;
+    const signal = options.signal ?? currentSignal();
+    if (signal?.aborted) return { code: 130, stdout: "", stderr: "not started: the run was cancelled", timedOut: false, cancelled: true };
     const parts = [];
     if (sudo) parts.push("sudo", "-n", "--");
+    parts.push("sh", "-c", REMOTE_WATCH, "sh");
     parts.push("timeout", "-k", "5", `${Math.ceil(timeoutMs / 1e3)}`);
     if (options.as) {
       const me = (await this.facts()).uid;
@@ -89143,20 +90253,45 @@ var SshHost = class {
         const errs = [];
         let code = null;
         let killedHere = false;
+        let cancelled = false;
         let outBytes = 0;
         let errBytes = 0;
+        let remotePid = null;
+        let head = Buffer.alloc(0);
         channel.on("data", (c) => {
           if (outBytes < MAX_OUTPUT2) out.push(c);
           outBytes += c.length;
         });
         const lines = options.progress ? lineSplitter(options.progress) : null;
-        channel.stderr.on("data", (c) => {
+        const onErr = (c) => {
           if (errBytes < MAX_OUTPUT2) errs.push(c);
           errBytes += c.length;
           lines?.(c);
+        };
+        channel.stderr.on("data", (c) => {
+          if (head === null) return onErr(c);
+          head = Buffer.concat([head, c]);
+          const nl = head.indexOf(10);
+          if (nl < 0 && head.length < 64) return;
+          const first = head.subarray(0, nl < 0 ? head.length : nl).toString("utf8");
+          const m = /^@@dbrepl-pid (\d+)$/.exec(first);
+          const rest = m ? head.subarray(nl + 1) : head;
+          if (m) remotePid = Number(m[1]);
+          head = null;
+          if (rest.length > 0) onErr(rest);
         });
-        channel.on("exit", (c, signal) => {
-          code = c ?? (signal ? 128 : 255);
+        const onAbort = () => {
+          cancelled = true;
+          if (remotePid) {
+            void client.exec(shellLine([...sudo ? ["sudo", "-n", "--"] : [], "kill", "-TERM", String(remotePid)]), (e, ch) => {
+              if (!e) ch.on("close", () => void 0).resume();
+            });
+          }
+          setTimeout(() => channel.close(), CANCEL_CLOSE_MS).unref();
+        };
+        signal?.addEventListener("abort", onAbort, { once: true });
+        channel.on("exit", (c, signal2) => {
+          code = c ?? (signal2 ? 128 : 255);
         });
         const timer = setTimeout(() => {
           killedHere = true;
@@ -89164,6 +90299,11 @@ var SshHost = class {
         }, timeoutMs + CLOSE_GRACE_MS);
         channel.on("close", () => {
           clearTimeout(timer);
+          signal?.removeEventListener("abort", onAbort);
+          if (cancelled) {
+            resolve2({ code: code ?? 130, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(errs).toString("utf8"), timedOut: false, cancelled: true });
+            return;
+          }
           const elapsed = Date.now() - started;
           const stderr = Buffer.concat(errs).toString("utf8");
           if (code === null) {
@@ -89187,9 +90327,9 @@ var SshHost = class {
   async facts() {
     if (this.cachedFacts) return this.cachedFacts;
     const r = await this.run(["sh", "-c", "id -u; uname -n; cat /proc/sys/kernel/random/boot_id; readlink /proc/self/ns/net"]);
-    const [uid, hostname4, bootId, netns] = r.stdout.trim().split("\n");
-    if (r.code !== 0 || !uid || !hostname4 || !bootId) throw new DbreplError("STEP", `cannot read the host facts over ${this.label}: ${r.stderr.trim() || `exit ${r.code}`}`);
-    this.cachedFacts = { uid: this.conn.target.sudo ? 0 : Number(uid), hostname: hostname4.trim(), bootId: bootId.trim(), netns: (netns ?? "").trim() };
+    const [uid, hostname5, bootId, netns] = r.stdout.trim().split("\n");
+    if (r.code !== 0 || !uid || !hostname5 || !bootId) throw new DbreplError("STEP", `cannot read the host facts over ${this.label}: ${r.stderr.trim() || `exit ${r.code}`}`);
+    this.cachedFacts = { uid: this.conn.target.sudo ? 0 : Number(uid), hostname: hostname5.trim(), bootId: bootId.trim(), netns: (netns ?? "").trim() };
     return this.cachedFacts;
   }
   async close() {
@@ -89235,7 +90375,7 @@ var DefaultHostProvider = class {
   tunnels = /* @__PURE__ */ new Map();
   sshHost(server) {
     const target = sshTarget(server, this.env);
-    const key = (0, import_node_crypto6.createHash)("sha256").update(JSON.stringify([target.user, target.host, target.port, target.via, target.sudo, target.hostKey, target.knownHosts, target.privateKey, target.passphrase])).digest("hex");
+    const key = (0, import_node_crypto8.createHash)("sha256").update(JSON.stringify([target.user, target.host, target.port, target.via, target.sudo, target.hostKey, target.knownHosts, target.privateKey, target.passphrase])).digest("hex");
     let host = this.sshHosts.get(key);
     if (!host) {
       host = new SshHost(new SshConnection(target));
@@ -89289,7 +90429,7 @@ function sshTarget(server, env) {
 }
 
 // src/preserved.ts
-async function findCopies(servers, inspections, session, now, each) {
+async function findCopies(servers, inspections, session, now, me, each) {
   const errors = [];
   const seen = /* @__PURE__ */ new Set();
   const jobs = [];
@@ -89317,7 +90457,8 @@ async function findCopies(servers, inspections, session, now, each) {
           // The right machine, and no rebuild under way or interrupted there (its lock names a copy it may still need).
           verify: async () => {
             await engineFor(server.engine).verifyHost(host, server, facts);
-            await checkNoRebuildLock(host, server, engineFor(server.engine).copies(facts).base);
+            const held = await lockState(host, server, me);
+            if (held) throw new DbreplError("LOCKED", `${server.ref} is locked by ${held.holder}${held.interrupted ? ` (${describeInterrupted(held.interrupted)})` : ""}: its copies are left alone while a run works on it or has work to finish`);
           },
           found: f,
           copy: {
@@ -89410,7 +90551,7 @@ async function preserved(kind, options, request = {}) {
   const session = { hosts, log: options.log };
   try {
     const inspections = await inspectServers(servers, options.maxParallel, session);
-    const listing = await findCopies(servers, inspections, session, options.now ?? /* @__PURE__ */ new Date(), limited(options.maxParallel));
+    const listing = await findCopies(servers, inspections, session, options.now ?? /* @__PURE__ */ new Date(), localOwner(options.env), limited(options.maxParallel));
     if (kind === "list") {
       if (request.olderThanSeconds !== void 0) listing.copies = listing.copies.filter((c) => c.copy.age_seconds >= request.olderThanSeconds);
       return { listing, chosen: [], refused: [], dryRun: false, exitCode: listing.errors.length > 0 ? 1 : 0 };
@@ -89461,20 +90602,34 @@ async function run2(command, options, mode = { kind: "converge" }) {
     };
     if (command === "status") {
       const plan5 = buildPlan({ topology, selected, inspections, stamp: "", mode, env: desiredEnv(topology) }, servers);
-      const listing = await findCopies(servers, inspections, session, options.now ?? /* @__PURE__ */ new Date(), limited(options.maxParallel));
+      const listing = await findCopies(servers, inspections, session, options.now ?? /* @__PURE__ */ new Date(), localOwner(options.env), limited(options.maxParallel));
       for (const e of listing.errors) if (!e.error.startsWith("cannot inspect")) options.log.warn(`${e.server}: cannot list its preserved copies: ${e.error}`);
       before.preserved = listing.copies.map((c) => c.copy);
       return { plan: plan5, status: before, env: plan5.env, ...known, exitCode: before.pairs.some((p) => p.state === "unreachable") ? 1 : 0 };
     }
     const stamp = stampOf(options.now ?? /* @__PURE__ */ new Date());
+    const owner = localOwner(options.env);
     const plan4 = buildPlan({ topology, selected, inspections, stamp, mode, env: desiredEnv(topology) }, servers);
-    const lockDirs = await checkPlan(plan4, topology, inspections, session, options.maxParallel, stamp);
+    await checkPlan(plan4, topology, inspections, session, options.maxParallel, stamp, options.force ?? false);
+    await checkLocks(plan4, topology, session, owner, options.maxParallel, options.lockTimeoutMs ?? 0);
+    plan4.changes = plan4.pairs.filter((p) => p.action !== "none" || p.interrupted).length + plan4.drift.filter((d) => d.action !== "none").length;
     const blocked = plan4.pairs.some((p) => p.error !== null) || plan4.drift.some((d) => d.error !== null);
     if (command === "plan") return { plan: plan4, status: before, env: plan4.env, ...known, exitCode: blocked ? 1 : 0 };
-    await applyPlan(plan4, { topology, session, maxParallel: options.maxParallel, mode, stamp, lockDirs, identityOf: (s) => identityOf(s, inspections) });
-    const after = await inspectServers(servers, options.maxParallel, session);
-    const status = buildStatus(selected, after);
-    const env = computeEnv(topology, (pair) => inEffect(pair, plan4.pairs.some((p) => p.name === pair.name), after));
+    await applyPlan(plan4, {
+      topology,
+      session,
+      maxParallel: options.maxParallel,
+      mode,
+      stamp,
+      identityOf: (s) => identityOf(s, inspections),
+      owner,
+      lockTimeoutMs: options.lockTimeoutMs ?? 0,
+      signal: options.signal,
+      force: options.force ?? false
+    });
+    const after2 = await inspectServers(servers, options.maxParallel, session);
+    const status = buildStatus(selected, after2);
+    const env = computeEnv(topology, (pair) => inEffect(pair, plan4.pairs.some((p) => p.name === pair.name), after2));
     plan4.env = env;
     const failed = plan4.pairs.some((p) => p.result === "failed" || p.error !== null && p.live === "unreachable") || plan4.drift.some((d) => d.result === "failed");
     return { plan: plan4, status, env, ...known, exitCode: failed ? 1 : 0 };
@@ -89482,10 +90637,48 @@ async function run2(command, options, mode = { kind: "converge" }) {
     await hosts.closeAll();
   }
 }
-async function checkPlan(plan4, topology, inspections, session, maxParallel, stamp) {
-  const lockDirs = /* @__PURE__ */ new Map();
+async function checkLocks(plan4, topology, session, me, maxParallel, lockTimeoutMs) {
   const byName = new Map(topology.pairs.map((p) => [p.name, p]));
-  const apply = (row, findings) => {
+  await eachLimited(plan4.pairs, maxParallel, async (planned) => {
+    planned.interrupted = null;
+    planned.locked_by = null;
+    const pair = byName.get(planned.name);
+    let state;
+    try {
+      state = await lockState(await session.hosts.forServer(pair.slave), pair.slave, me);
+    } catch {
+      return;
+    }
+    if (!state) return;
+    if (!state.gone) {
+      planned.locked_by = state.holder;
+      planned.warnings.push(`${pair.slave.ref} is locked by ${state.holder}${state.interrupted ? ` (${describeInterrupted(state.interrupted).replace(/^interrupted /, "doing: ")})` : ""}; apply waits up to --lock-timeout (${Math.round(lockTimeoutMs / 1e3)} s) for it`);
+      if (planned.live === "unreachable") {
+        planned.action = pair.desired === "disabled" ? "disable" : "none";
+        planned.reason = `${pair.slave.ref} cannot be inspected while ${state.holder} works on it; apply waits for its lock, then decides again`;
+        planned.error = null;
+      }
+      return;
+    }
+    if (!state.interrupted) {
+      planned.warnings.push(`${pair.slave.ref} has a lock left by ${state.holder}, which is gone (${state.gone}); apply takes it over`);
+      return;
+    }
+    const i = state.interrupted;
+    planned.interrupted = describeInterrupted(i);
+    planned.warnings.push(`${planned.interrupted}; its run is gone (${state.gone}): apply rolls it back first${i.complete ? " (every step had finished: nothing to undo)" : ""}, then decides again`);
+    if (planned.live === "unreachable") {
+      const again = pair.desired === "enabled" ? i.action === "disable" ? null : i.action : i.action === "disable" ? "disable" : null;
+      planned.action = again ?? "none";
+      planned.reason = `${planned.interrupted}; after the rollback: ${again ?? "decided again"}`;
+      planned.error = null;
+    }
+  });
+}
+async function checkPlan(plan4, topology, inspections, session, maxParallel, stamp, force) {
+  const byName = new Map(topology.pairs.map((p) => [p.name, p]));
+  const apply = (row, found) => {
+    const findings = settle2(found, force);
     const errors = findings.filter((f) => f.level === "error").map((f) => f.message);
     if (errors.length > 0) row.error = errors.join("; ");
     if (row.warnings) {
@@ -89508,8 +90701,7 @@ async function checkPlan(plan4, topology, inspections, session, maxParallel, sta
       const engine = engineFor(pair.engine);
       const action = planned.action === "none" ? null : planned.action;
       const actionPlan = action ? engine.plan(pair, action, sides, stamp) : null;
-      lockDirs.set(pair.name, actionPlan?.lockDir ?? null);
-      apply(planned, await checkAction(engine, pair, sides, action && actionPlan ? { action, plan: actionPlan } : null, session, "plan"));
+      apply(planned, await checkAction(engine, pair, sides, action && actionPlan ? { action, plan: actionPlan } : null, session));
     });
   }
   for (const entry2 of plan4.drift) {
@@ -89519,16 +90711,15 @@ async function checkPlan(plan4, topology, inspections, session, maxParallel, sta
     if (!sides) continue;
     rows.push(async () => {
       const engine = engineFor(pair.engine);
-      apply(entry2, await checkAction(engine, pair, sides, { action: "disable", plan: engine.plan(pair, "disable", sides, stamp) }, session, "plan"));
+      apply(entry2, await checkAction(engine, pair, sides, { action: "disable", plan: engine.plan(pair, "disable", sides, stamp) }, session));
     });
   }
   await eachLimited(rows, maxParallel, (row) => row());
-  return lockDirs;
 }
 function inEffect(pair, selected, inspections) {
   if (!selected) return pair.desired === "enabled";
   const state = livePair(pair, inspections).state;
-  return state === "replicating" || state === "lagging";
+  return state === "replicating" || state === "lagging" || state === "reconnecting";
 }
 
 // src/log.ts
@@ -89666,11 +90857,28 @@ var SecretRegistry = class {
   }
 };
 
+// src/signals.ts
+function cancellation(write) {
+  const ctl = new AbortController();
+  const on = (sig) => {
+    if (!ctl.signal.aborted) write(`dbrepl: ${sig}: stopping the running steps and rolling back what they started; locks are released, the report follows
+`);
+    else write(`dbrepl: ${sig}: still rolling back; what is not undone stays in the slave's journal for the next run
+`);
+    ctl.abort();
+  };
+  process.on("SIGINT", on);
+  process.on("SIGTERM", on);
+  return ctl.signal;
+}
+
 // src/cli.ts
 var CONFIG = { type: "string", short: "c", arg: "FILE", help: "the replication.yml to read (default: ./replication.yml)" };
 var ONLY = { type: "string", arg: "NAMES", help: "comma-separated pair or application names: only those pairs (an application: every pair with a side in it)" };
 var JSON_FLAG = { type: "boolean", help: "print exactly one JSON document on stdout, errors included; logs and progress go to stderr" };
 var PARALLEL = { type: "string", arg: "N", help: "servers inspected and pairs changed at once (default 4)" };
+var FORCE = { type: "boolean", help: "go ahead where a check refuses only what this flag may override (each such refusal says what could be lost)" };
+var LOCK_TIMEOUT = { type: "string", arg: "DURATION", help: "how long to wait for another run's lock on a slave or a master, e.g. 5m (default 0: fail at once, naming the holder)" };
 var COMMANDS = {
   plan: {
     usage: "plan [-c FILE] [--only NAMES] [--json] [--detailed-exitcode] [--max-parallel N]",
@@ -89678,9 +90886,9 @@ var COMMANDS = {
     flags: { config: CONFIG, only: ONLY, json: JSON_FLAG, "detailed-exitcode": { type: "boolean", help: "exit 2 when the plan has changes (0: nothing to do)" }, "max-parallel": PARALLEL }
   },
   apply: {
-    usage: "apply [-c FILE] [--only NAMES] [--json] [--max-parallel N]",
-    about: "Plan, then enable, disable or resync each pair that needs it; verify by inspecting again; print what was done.",
-    flags: { config: CONFIG, only: ONLY, json: JSON_FLAG, "max-parallel": PARALLEL }
+    usage: "apply [-c FILE] [--only NAMES] [--json] [--lock-timeout DURATION] [--force] [--max-parallel N]",
+    about: "Plan, then enable, disable or resync each pair that needs it; verify by inspecting again; print what was done. SIGINT/SIGTERM stop the running step and roll back what it started; an action a killed run left half-done is rolled back first.",
+    flags: { config: CONFIG, only: ONLY, json: JSON_FLAG, "lock-timeout": LOCK_TIMEOUT, force: FORCE, "max-parallel": PARALLEL }
   },
   status: {
     usage: "status [-c FILE] [--only NAMES] [--json] [--detailed-exitcode] [--max-parallel N]",
@@ -89694,13 +90902,15 @@ var COMMANDS = {
     }
   },
   resync: {
-    usage: "resync [-c FILE] (--pair NAME... | --broken) [--json] [--max-parallel N]",
+    usage: "resync [-c FILE] (--pair NAME... | --broken) [--json] [--lock-timeout DURATION] [--force] [--max-parallel N]",
     about: "Rebuild slaves from a fresh backup of their master: the pairs named, or every pair whose slave is broken.",
     flags: {
       config: CONFIG,
       pair: { type: "string", multiple: true, arg: "NAME...", help: "pairs to rebuild: --pair a b, --pair a,b or --pair a --pair b" },
       broken: { type: "boolean", help: "rebuild every enabled pair whose slave is broken" },
       json: JSON_FLAG,
+      "lock-timeout": LOCK_TIMEOUT,
+      force: FORCE,
       "max-parallel": PARALLEL
     },
     positionals: "more pair names after --pair"
@@ -89852,7 +91062,8 @@ async function dispatch(command, sub, values, positionals, io, secrets, json2) {
         else if (named.length > 0) mode = { kind: "resync", pairs: new Set(named) };
         else throw new UsageError("resync needs --pair NAME... or --broken");
       }
-      const result = await run2(command, { configPath, only, maxParallel, env: io.env, secrets, log }, mode);
+      const lockTimeoutMs = typeof values["lock-timeout"] === "string" ? durationFlag(values["lock-timeout"], "--lock-timeout") * 1e3 : 0;
+      const result = await run2(command, { configPath, only, maxParallel, env: io.env, secrets, log, lockTimeoutMs, signal: io.signal, force: values.force === true }, mode);
       if (command === "status") {
         if (json2) outJson(result.status);
         else out(statusText(result.status));
@@ -89888,12 +91099,12 @@ function envCommand(values, io, secrets, configPath, only) {
     return 0;
   }
   const dir = path6.resolve(io.cwd, values.out);
-  fs3.mkdirSync(dir, { recursive: true, mode: 448 });
+  fs4.mkdirSync(dir, { recursive: true, mode: 448 });
   for (const app of apps) {
     const file2 = path6.join(dir, `${app}.${format === "json" ? "json" : "env"}`);
     const tmp = `${file2}.tmp-${process.pid}`;
-    fs3.writeFileSync(tmp, render({ [app]: env[app] }), { mode: 384 });
-    fs3.renameSync(tmp, file2);
+    fs4.writeFileSync(tmp, render({ [app]: env[app] }), { mode: 384 });
+    fs4.renameSync(tmp, file2);
     io.stderr(`wrote ${file2}
 `);
   }
@@ -89901,7 +91112,7 @@ function envCommand(values, io, secrets, configPath, only) {
 }
 async function preservedCommand(sub, values, positionals, io, secrets, base, json2) {
   if (sub !== "list" && sub !== "remove") throw new UsageError(`preserved takes list or remove${sub ? `, not "${sub}"` : ""}: dbrepl ${COMMANDS.preserved.usage}`);
-  const olderThan = typeof values["older-than"] === "string" ? durationFlag(values["older-than"]) : void 0;
+  const olderThan = typeof values["older-than"] === "string" ? durationFlag(values["older-than"], "--older-than") : void 0;
   if (sub === "list" && positionals.length > 0) throw new UsageError(`preserved list takes no paths ("${positionals[0]}")`);
   if (sub === "list" && values.yes) throw new UsageError("--yes is for preserved remove");
   if (sub === "remove" && positionals.length === 0 && olderThan === void 0) throw new UsageError("preserved remove needs --older-than DURATION or the PATHs of copies to remove");
@@ -89915,11 +91126,11 @@ async function preservedCommand(sub, values, positionals, io, secrets, base, jso
   for (const e of result.listing.errors) base.log.warn(`${e.server}: cannot list its copies: ${e.error}`);
   return result.exitCode;
 }
-function durationFlag(text) {
+function durationFlag(text, flag) {
   try {
     return parseDuration(text);
   } catch {
-    throw new UsageError(`--older-than takes a duration such as 7d, 12h or 30m, not "${text}"`);
+    throw new UsageError(`${flag} takes a duration such as 7d, 12h or 30m, not "${text}"`);
   }
 }
 function preservedJson(sub, r) {
@@ -89959,6 +91170,7 @@ function preservedText(sub, r) {
 }
 if (require.main === module) {
   void cli({
+    signal: cancellation((s) => process.stderr.write(s)),
     argv: process.argv.slice(2),
     env: process.env,
     cwd: process.cwd(),

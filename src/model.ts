@@ -47,6 +47,11 @@ export interface Pair {
   desired: 'enabled' | 'disabled';
   resync: 'auto' | 'manual';
   maxLagSeconds: number;
+  /**
+   * How long a slave that follows the master but whose link is down for a connection reason
+   * (the master restarting or unreachable, the network) counts as `reconnecting`; after it, broken.
+   */
+  resyncAfterSeconds: number;
   catchupTimeoutSeconds: number;
   /** Bound on the copy of the master; undefined: derived from the data size. */
   copyTimeoutSeconds?: number;

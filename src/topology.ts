@@ -159,6 +159,7 @@ export function resolveTopology(config: RawConfig): Resolved {
       desired: raw.state,
       resync: raw.resync,
       maxLagSeconds: raw.max_lag,
+      resyncAfterSeconds: raw.resync_after,
       catchupTimeoutSeconds: raw.catchup_timeout,
       copyTimeoutSeconds: raw.copy_timeout,
       replication,

@@ -42,7 +42,7 @@ export interface ReadOptions {
 }
 
 /** Keys whose values are numbers or durations: an unset variable there gets a stand-in that parses. */
-const STAND_INS: Record<string, string> = { port: '1', max_lag: '0', catchup_timeout: '0', copy_timeout: '0' };
+const STAND_INS: Record<string, string> = { port: '1', max_lag: '0', resync_after: '0', catchup_timeout: '0', copy_timeout: '0' };
 
 const VAR = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 

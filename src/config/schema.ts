@@ -16,6 +16,25 @@ export function parseDuration(value: string | number): number {
   return Number(m[1]) * (UNIT_SECONDS[m[2] ?? 's'] ?? 1);
 }
 
+/**
+ * Seconds as the file would write them: `2m`, `90s` -> `1m30s`, `1h`, `250ms`; whole
+ * seconds below a minute as `12s`. The inverse of parseDuration for messages.
+ */
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return `${seconds}s`;
+  if (seconds > 0 && seconds < 1) return `${Math.round(seconds * 1000)}ms`;
+  let rest = Math.round(seconds);
+  if (rest === 0) return '0s';
+  const parts: string[] = [];
+  for (const [unit, size] of [['d', 86400], ['h', 3600], ['m', 60], ['s', 1]] as const) {
+    if (rest >= size) {
+      parts.push(`${Math.floor(rest / size)}${unit}`);
+      rest %= size;
+    }
+  }
+  return parts.join('');
+}
+
 // Values substituted from ${VAR} are strings, so numeric keys also take digit strings.
 const port = z
   .union([z.number().int(), z.string().regex(/^\d+$/, 'expected a port number (1-65535)')])
@@ -102,6 +121,8 @@ export const pairSchema = z.strictObject({
   state: z.enum(['enabled', 'disabled']).default('enabled'),
   resync: z.enum(['auto', 'manual']).default('auto'),
   max_lag: duration.default(300),
+  /** How long a slave whose link to the master is down for a connection reason stays `reconnecting` before it counts as broken. */
+  resync_after: duration.default(120),
   catchup_timeout: duration.default(600),
   replication: replicationLoginSchema.optional(),
   /** Bound on the copy of the master (default: derived from the data size). */

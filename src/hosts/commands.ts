@@ -84,8 +84,11 @@ export async function statOwner(host: Host, file: string): Promise<{ uid: number
   return { uid: Number(uid), gid: Number(gid), mode };
 }
 
-/** Progress meters (dd, pg_basebackup): they tell how far a copy got, not why it failed. */
-const METER = /^(\d+ bytes \(.*copied|\d+\+\d+ records (in|out)$|\d+\/\d+ kB \(\d+%\))/;
+/**
+ * Progress meters (dd, pg_basebackup) tell how far a copy got, not why it failed; nor does
+ * the shell's own note of a command stopped by a signal (the time limit says that).
+ */
+const METER = /^(\d+ bytes \(.*copied|\d+\+\d+ records (in|out)$|\d+\/\d+ kB \(\d+%\)|Terminated$|Killed$)/;
 
 /** The last lines of a program's output for a message: redacted of what programs echo back, without progress meters. */
 export function tail(text: string, lines = 5): string {

@@ -3,6 +3,8 @@ import { ActionPlan, Inspection, Sides, stepText } from '../engines/engine';
 import type { Pair, Server, Topology } from '../model';
 import { plainOverNetwork, replicationTls } from '../engines/tls';
 import { endpointKey } from '../topology';
+import type { PgFacts } from '../engines/postgresql/inspect';
+import { slotWarnings } from '../engines/postgresql/state';
 import type { Action, DriftEntry, EnvMap, PairLive, Plan, PlannedPair, Status } from './types';
 
 /** What the run asks for beyond converging on the file. */
@@ -102,7 +104,30 @@ function needsResync(pair: Pair, why: string): { action: Action; reason: string 
   return { action: 'resync', reason: why };
 }
 
+/**
+ * Warnings that come from what a server holds rather than from a pair's action: PostgreSQL's
+ * inactive dbrepl_ slots and the WAL they keep. Read from the inspections alone, so they are
+ * said even when the pair's slave is down (then no check of the pair runs).
+ */
+function holdingWarnings(input: PlanInput): Map<string, string[]> {
+  const facts = (server: Server): PgFacts | null => {
+    const i = input.inspections.get(server.ref);
+    return i?.ok && server.engine === 'postgresql' ? (i.facts as PgFacts) : null;
+  };
+  return slotWarnings(input.topology.pairs, input.selected, facts, (s) => identityOf(s, input.inspections));
+}
+
+/** A change needs both sides' facts: said as the pair's error when one side could not be inspected. */
+function uninspected(pair: Pair, action: Action, inspections: ReadonlyMap<string, Inspection>): string {
+  const down = [pair.master, pair.slave]
+    .map((s) => inspectionOf(inspections, s))
+    .filter((i): i is Extract<Inspection, { ok: false }> => !i.ok)
+    .map((i) => `${i.server.ref} unreachable: ${i.error}`);
+  return `cannot ${action} while a side cannot be inspected (${down.join('; ')}); plan again once it answers`;
+}
+
 export function planPairs(input: PlanInput): PlannedPair[] {
+  const holding = holdingWarnings(input);
   return input.selected.map((pair) => {
     const live = livePair(pair, input.inspections);
     const { action, reason } = decide(pair, live, input.mode);
@@ -122,11 +147,12 @@ export function planPairs(input: PlanInput): PlannedPair[] {
       steps: action === 'none' ? [] : stepLines(details),
       disruption: details.disruption,
       preserved: details.preserved,
-      warnings: [...details.warnings, ...encryptionWarnings(pair)],
+      warnings: [...details.warnings, ...encryptionWarnings(pair), ...(holding.get(pair.name) ?? [])],
       replication_tls: replicationTls(pair.master),
       lag_seconds: live.lagSeconds,
       lag_bytes: live.lagBytes,
-      error: live.state === 'unreachable' ? live.error : null,
+      // A slave judged from its own side (its master down) may need a rebuild, which needs the master.
+      error: live.state === 'unreachable' ? live.error : action !== 'none' && !sides ? uninspected(pair, action, input.inspections) : null,
     };
   });
 }
@@ -197,6 +223,7 @@ export function prunePair(master: Server, slave: Server): Pair {
     desired: 'disabled',
     resync: 'manual',
     maxLagSeconds: 300,
+    resyncAfterSeconds: 120,
     catchupTimeoutSeconds: 600,
     replication: {},
   };

@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { MariaServer, startMariaDB } from '../support/mariadb';
 import { PgCluster, startPostgres } from '../support/postgres';
 import { RedisServer, startRedis } from '../support/redis';
+import { mariaServer, pgServer, redisServer } from '../support/servers-yaml';
 import { dbrepl, scratch, stateDirOf, writeYaml } from '../support/dbrepl';
 import { eventually } from '../support/sh';
 
@@ -26,9 +27,9 @@ let reportsCache: RedisServer;
 let env: NodeJS.ProcessEnv;
 
 function config(opts: { pgState?: 'enabled' | 'disabled' } = {}): void {
-  const pg = (c: PgCluster) => ({ engine: 'postgresql', host: c.host, port: c.port, password: '${PG_PW}', service: c.service });
-  const my = (s: MariaServer, v: string) => ({ engine: 'mysql', host: s.host, port: s.port, user: 'admin', password: `\${${v}}`, service: s.service, options_file: s.dbreplOptionsFile });
-  const rd = (s: RedisServer, v: string) => ({ engine: 'redis', host: s.host, port: s.port, password: `\${${v}}`, service: s.service });
+  const pg = (c: PgCluster) => pgServer(c, 'PG_PW');
+  const my = mariaServer;
+  const rd = redisServer;
   writeYaml(dir(), {
     version: 1,
     defaults: { replication: { user: 'replicator', password: '${REPL_PW}' } },

@@ -13,6 +13,7 @@ import { SECRETS, stateDirOf, tempDir, writeYaml } from './common';
 import { MariaServer, startMariaDB } from './mariadb';
 import { PgCluster, startPostgres } from './postgres';
 import { RedisServer, startRedis } from './redis';
+import { mariaServer, pgServer, redisServer } from './servers-yaml';
 import { eventually, sh, sleep } from './sh';
 
 export interface Row {
@@ -65,7 +66,7 @@ const ADAPTERS: Record<EngineName, (password: string) => Adapter> = {
   postgresql: (password) => ({
     engine: 'postgresql',
     start: async () => [await startPostgres({ password }), await startPostgres({ password })],
-    serverYaml: (s, v) => ({ engine: 'postgresql', host: s.host, port: s.port, password: `\${${v}}`, service: s.service }),
+    serverYaml: (s, v) => pgServer(s as PgCluster, v),
     seed: async (m, s) => {
       await pgQ(m, `CREATE TABLE big AS SELECT g AS id, repeat(md5(g::text), 30) AS v FROM generate_series(1, 80000) g`);
       await pgQ(m, 'CREATE TABLE marks (id serial PRIMARY KEY)');
@@ -90,7 +91,7 @@ const ADAPTERS: Record<EngineName, (password: string) => Adapter> = {
   mysql: () => ({
     engine: 'mysql',
     start: async () => [await startMariaDB(), await startMariaDB()],
-    serverYaml: (s, v) => ({ engine: 'mysql', host: s.host, port: s.port, user: 'admin', password: `\${${v}}`, service: s.service, options_file: (s as MariaServer).dbreplOptionsFile }),
+    serverYaml: (s, v) => mariaServer(s as MariaServer, v),
     seed: async (m, s) => {
       await myQ(m, 'CREATE DATABASE shop');
       await myQ(m, 'CREATE TABLE shop.big (id INT PRIMARY KEY, v TEXT) ENGINE=InnoDB');
@@ -123,7 +124,7 @@ const ADAPTERS: Record<EngineName, (password: string) => Adapter> = {
   redis: () => ({
     engine: 'redis',
     start: async () => [await startRedis(), await startRedis()],
-    serverYaml: (s, v) => ({ engine: 'redis', host: s.host, port: s.port, password: `\${${v}}`, service: s.service }),
+    serverYaml: (s, v) => redisServer(s as RedisServer, v),
     seed: async (m, s) => {
       await rd(m).call('EVAL', "for i=1,30000 do redis.call('SET', 'big:' .. i, string.rep('x', 200)) end", 0);
       await rd(s).call('SET', 'own_data', 'kept by the slave');

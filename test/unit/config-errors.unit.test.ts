@@ -145,7 +145,7 @@ interface Case {
 }
 
 const SERVER_KEYS = 'valid keys here: engine, host, port, user, password, ssh, data_dir, service, replica_set';
-const PAIR_KEYS = 'valid keys here: master, slave, primary, replica, name, state, resync, max_lag, catchup_timeout, replication';
+const PAIR_KEYS = 'valid keys here: master, slave, primary, replica, name, state, resync, max_lag, resync_after, catchup_timeout, replication';
 const PORT_HINT = 'expected a port number (1-65535)';
 const DURATION_HINT = 'expected a duration such as 30s, 5m or 1h';
 const NAME_HINT = 'expected [a-z0-9][a-z0-9-]*';
@@ -267,6 +267,28 @@ const CASES: Case[] = [
     line: PAIRS + 3,
     key: 'replications[0].max_lag',
     message: [DURATION_HINT],
+  },
+  {
+    name: 'bad duration for resync_after',
+    yaml: withPairs(`
+      - master: shop/pg-main
+        slave: shop/pg-replica
+        resync_after: two minutes
+    `),
+    line: PAIRS + 3,
+    key: 'replications[0].resync_after',
+    message: [DURATION_HINT],
+  },
+  {
+    name: 'resync_after misspelt: the closest key is suggested',
+    yaml: withPairs(`
+      - master: shop/pg-main
+        slave: shop/pg-replica
+        resync_afer: 5m
+    `),
+    line: PAIRS + 3,
+    key: 'replications[0].resync_afer',
+    message: ['unknown key "resync_afer"', 'did you mean "resync_after"?', PAIR_KEYS],
   },
   {
     name: 'bad duration for catchup_timeout',
@@ -786,6 +808,16 @@ describe('a valid file: validate and env read the file alone', () => {
     const j = await run(['validate', '-c', file, '--json'], env);
     expect(j.code).toBe(0);
     expect(JSON.parse(j.stdout)).toMatchObject({ valid: true, pairs: 4, warnings: [expect.stringContaining('SSH_KNOWN_HOSTS')] });
+  });
+
+  test('resync_after from an unset ${VAR}: validate warns (a stand-in parses); set, it is valid', async () => {
+    const file = write(VALID.replace(/max_lag: 5m/, 'max_lag: 5m\n      resync_after: "${RESYNC_AFTER}"'));
+    expect(fs.readFileSync(file, 'utf8')).toMatch(/\n( +)max_lag: 5m\n\1resync_after: "\$\{RESYNC_AFTER\}"/);
+    const v = await run(['validate', '-c', file], baseEnv());
+    expect(v.code).toBe(0);
+    expect(issuesIn(v.stderr, file, 'warning')).toEqual([expect.objectContaining({ key: 'replications[1].resync_after', message: expect.stringContaining('RESYNC_AFTER is not set') })]);
+    const ok = await run(['validate', '-c', file, '--json'], { ...baseEnv(), RESYNC_AFTER: '30s' });
+    expect(JSON.parse(ok.stdout)).toMatchObject({ valid: true, warnings: [] });
   });
 
   test('validate and env need no password exported; env refuses an unset value it is computed from', async () => {

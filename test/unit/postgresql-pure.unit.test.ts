@@ -327,6 +327,14 @@ describe('pairState', () => {
       ssl: false,
       passwordEncryption: 'scram-sha-256',
       lsn: '0/3000060',
+      receiveLsn: null,
+      walWriteAgeSeconds: null,
+      timeline: 1,
+      timelineHistory: [],
+      oldestWalSegment: null,
+      walSegmentSize: 16 * 1024 * 1024,
+      hasRestoreCommand: false,
+      maxSlotWalKeepBytes: null,
       replayAgeSeconds: null,
       upstream: null,
       primarySlotName: null,
@@ -345,7 +353,7 @@ describe('pairState', () => {
     facts({
       lsn,
       clients: [{ pid: 4242, applicationName: 'walreceiver', state: 'streaming', replayLagSeconds }],
-      slots: [{ name: SLOT, type: 'physical', active: true, activePid: 4242 }],
+      slots: [{ name: SLOT, type: 'physical', active: true, activePid: 4242, restartLsn: lsn, walStatus: 'reserved' }],
     });
   /** A standby pulling from host:port. */
   const standby = (host: string, port: number, status = 'streaming', over: Partial<PgFacts> = {}): PgFacts =>
@@ -370,7 +378,7 @@ describe('pairState', () => {
   });
 
   test('standalone slave whose slot is still on the master (promoted by hand)', () => {
-    const m = facts({ slots: [{ name: SLOT, type: 'physical', active: false, activePid: null }] });
+    const m = facts({ slots: [{ name: SLOT, type: 'physical', active: false, activePid: null, restartLsn: '0/3000000', walStatus: 'reserved' }] });
     expect(pairState(P, ok(MASTER, m), ok(SLAVE, facts()))).toMatchObject({ state: 'standalone', masterKeepsSlave: true });
   });
 
@@ -410,16 +418,20 @@ describe('pairState', () => {
     expect(r).toMatchObject({ state: 'lagging', lagSeconds: 900, lagBytes: 0x1000000 });
   });
 
-  test('the receiver is not streaming: broken, saying the receiver\'s status', () => {
-    const r = pairState(P, ok(MASTER, facts()), ok(SLAVE, standby('10.0.1.5', 5432, 'waiting')));
-    expect(r.state).toBe('broken');
+  /** The master still holding the slave's slot, nobody streaming from it. */
+  const keepingSlot = (over: Partial<PgFacts> = {}): PgFacts =>
+    facts({ slots: [{ name: SLOT, type: 'physical', active: false, activePid: null, restartLsn: '0/3000000', walStatus: 'reserved' }], ...over });
+
+  test('the receiver is not streaming: reconnecting, saying the receiver\'s status and until when', () => {
+    const r = pairState(P, ok(MASTER, keepingSlot()), ok(SLAVE, standby('10.0.1.5', 5432, 'waiting')));
+    expect(r.state).toBe('reconnecting');
     expect(r.error).toContain('waiting');
-    expect(r.error).toContain('shop/pg-main');
+    expect(r.error).toMatch(/broken after resync_after 2m$/);
   });
 
-  test('primary_conninfo points at the master but no WAL receiver runs: broken', () => {
-    const r = pairState(P, ok(MASTER, facts()), ok(SLAVE, standby('10.0.1.5', 5432, 'streaming', { receiver: null })));
-    expect(r.state).toBe('broken');
+  test('primary_conninfo points at the master but no WAL receiver runs: reconnecting (a connection problem leaves no other trace)', () => {
+    const r = pairState(P, ok(MASTER, keepingSlot()), ok(SLAVE, standby('10.0.1.5', 5432, 'streaming', { receiver: null })));
+    expect(r.state).toBe('reconnecting');
     expect(r.error).toMatch(/no WAL receiver/);
   });
 

@@ -122,13 +122,13 @@ describe('pairs', () => {
     expect(t.pairs.map((p) => p.name)).toEqual(['shop/pg-replica', 'dr-copy']);
   });
 
-  test('pair defaults: enabled, resync auto, max_lag 5m, catchup_timeout 10m', () => {
+  test('pair defaults: enabled, resync auto, max_lag 5m, resync_after 2m, catchup_timeout 10m', () => {
     const t = topologyOf({
       version: 1,
       applications: apps,
       replications: [{ master: 'shop/cache', slave: 'shop/cache-replica' }],
     });
-    expect(t.pairs[0]).toMatchObject({ desired: 'enabled', resync: 'auto', maxLagSeconds: 300, catchupTimeoutSeconds: 600, engine: 'redis', index: 0 });
+    expect(t.pairs[0]).toMatchObject({ desired: 'enabled', resync: 'auto', maxLagSeconds: 300, resyncAfterSeconds: 120, catchupTimeoutSeconds: 600, engine: 'redis', index: 0 });
   });
 
   test.each([
@@ -142,9 +142,10 @@ describe('pairs', () => {
     const t = topologyOf({
       version: 1,
       applications: apps,
-      replications: [{ master: 'shop/cache', slave: 'shop/cache-replica', max_lag: value, catchup_timeout: value }],
+      replications: [{ master: 'shop/cache', slave: 'shop/cache-replica', max_lag: value, resync_after: value, catchup_timeout: value }],
     });
     expect(t.pairs[0]!.maxLagSeconds).toBe(seconds);
+    expect(t.pairs[0]!.resyncAfterSeconds).toBe(seconds);
     expect(t.pairs[0]!.catchupTimeoutSeconds).toBe(seconds);
   });
 

@@ -217,3 +217,70 @@ export function renderStatement(sql: string, values: readonly unknown[] = [], se
   });
   return filled.replace(/(\w+) = /g, '$1=');
 }
+
+/**
+ * Whether a GTID position `have` holds every transaction of `want`.
+ * MariaDB: `domain-server-seq` per domain (sequence numbers grow within a domain), e.g.
+ * `0-1-7,1-2-5`. MySQL: GTID sets, `uuid:1-5:7,uuid2:1-3` (case-insensitive uuids).
+ * Null when either cannot be read.
+ */
+export function gtidsCover(flavour: Flavour, have: string, want: string): boolean | null {
+  return flavour === 'mariadb' ? mariadbCovers(have, want) : mysqlCovers(have, want);
+}
+
+function mariadbCovers(have: string, want: string): boolean | null {
+  const read = (text: string): Map<number, bigint> | null => {
+    const out = new Map<number, bigint>();
+    for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+      const m = /^(\d+)-(\d+)-(\d+)$/.exec(part);
+      if (!m) return null;
+      const domain = Number(m[1]);
+      const seq = BigInt(m[3]!);
+      if ((out.get(domain) ?? -1n) < seq) out.set(domain, seq);
+    }
+    return out;
+  };
+  const h = read(have);
+  const w = read(want);
+  if (!h || !w) return null;
+  return [...w].every(([domain, seq]) => (h.get(domain) ?? -1n) >= seq);
+}
+
+type Intervals = Array<[bigint, bigint]>;
+
+function readMysqlSet(text: string): Map<string, Intervals> | null {
+  const out = new Map<string, Intervals>();
+  for (const part of text.replace(/\s+/g, '').split(',').filter(Boolean)) {
+    const [uuid, ...ranges] = part.split(':');
+    if (!uuid || ranges.length === 0) return null;
+    const list = out.get(uuid.toLowerCase()) ?? [];
+    for (const r of ranges) {
+      // MySQL 8.3+ tagged GTIDs (uuid:tag:1-5) are not read: the answer is then "cannot tell".
+      const m = /^(\d+)(?:-(\d+))?$/.exec(r);
+      if (!m) return null;
+      list.push([BigInt(m[1]!), BigInt(m[2] ?? m[1]!)]);
+    }
+    out.set(uuid.toLowerCase(), list);
+  }
+  return out;
+}
+
+function mysqlCovers(have: string, want: string): boolean | null {
+  const h = readMysqlSet(have);
+  const w = readMysqlSet(want);
+  if (!h || !w) return null;
+  for (const [uuid, ranges] of w) {
+    const mine = [...(h.get(uuid) ?? [])].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    for (const [from, to] of ranges) {
+      // Walk the sorted intervals of `have`, extending coverage from `from` until `to` is reached.
+      let next = from;
+      for (const [a, b] of mine) {
+        if (a > next) break;
+        if (b >= next) next = b + 1n;
+        if (next > to) break;
+      }
+      if (next <= to) return false;
+    }
+  }
+  return true;
+}

@@ -21,6 +21,23 @@ export interface ReplicaStatus {
   execSourceLogPos: number;
   usingGtid: string;
   gtidPosition: string;
+  /** MySQL: Retrieved_Gtid_Set, what the IO thread has received (MariaDB's Gtid_IO_Pos is gtidPosition). */
+  retrievedGtids: string;
+}
+
+/**
+ * When the slave last heard from its master, where the server can tell (JSON-safe numbers).
+ * - MySQL 8: performance_schema.replication_connection_status, seconds since the later of
+ *   LAST_HEARTBEAT_TIMESTAMP and LAST_QUEUED_TRANSACTION_END_QUEUE_TIMESTAMP, and the
+ *   heartbeat period (replication_connection_configuration.HEARTBEAT_INTERVAL).
+ * - MariaDB 10.11 records no such time (no Slave_last_heartbeat status, performance_schema off by
+ *   default and without replication_connection_status): the age of the last event its SQL
+ *   thread applied (processlist TIME of Slave_SQL: seconds since that event's timestamp).
+ */
+export interface LinkTiming {
+  contactAgeSeconds: number | null;
+  heartbeatPeriodSeconds: number | null;
+  sqlThreadEventAgeSeconds: number | null;
 }
 
 /** Read-only facts about one MySQL/MariaDB server. Nothing here holds a password. */
@@ -46,6 +63,8 @@ export interface MyFacts {
   serverUuid: string | null;
   /** MariaDB's @@gtid_slave_pos: where its replication stood (put back after a failed rebuild). */
   gtidSlavePos: string | null;
+  /** A slave's: when it last heard from its master (null on a server that replicates from nobody). */
+  linkTiming: LinkTiming | null;
 }
 
 export function col(row: RowDataPacket, ...names: string[]): unknown {
@@ -77,6 +96,7 @@ export function readReplicaStatus(row: RowDataPacket | undefined): ReplicaStatus
     execSourceLogPos: Number(col(row, 'Exec_Source_Log_Pos', 'Exec_Master_Log_Pos') ?? 0),
     usingGtid: str(col(row, 'Using_Gtid', 'Auto_Position')),
     gtidPosition: str(col(row, 'Gtid_IO_Pos', 'Executed_Gtid_Set')),
+    retrievedGtids: str(col(row, 'Retrieved_Gtid_Set')).replace(/\s+/g, ''),
   };
 }
 
@@ -100,6 +120,7 @@ export async function readFacts(sql: Sql): Promise<MyFacts> {
   );
   const [status] = await sql.query(d.replicaStatus);
   const binlog = v!.log_bin == 1 ? (await sql.query(d.binlogStatus))[0] : undefined;
+  const replica = readReplicaStatus(status);
   const dumps = await sql.query(
     `SELECT HOST AS host FROM information_schema.PROCESSLIST WHERE COMMAND IN ('Binlog Dump', 'Binlog Dump GTID')`,
   );
@@ -115,12 +136,44 @@ export async function readFacts(sql: Sql): Promise<MyFacts> {
     executedGtids: String(v!.executed ?? '').replace(/\s+/g, ''),
     binlogFile: binlog ? str(col(binlog, 'File')) : null,
     binlogPos: binlog ? Number(col(binlog, 'Position')) : null,
-    replica: readReplicaStatus(status),
+    replica,
     dumpClients: dumps.map((r) => String(r.host).replace(/:\d+$/, '')),
     currentUser: String(v!.current_user_),
     hostname: String(v!.hostname),
     port: Number(v!.port),
     serverUuid: v!.server_uuid ? String(v!.server_uuid) : null,
     gtidSlavePos: v!.gtid_slave_pos === null || v!.gtid_slave_pos === undefined ? null : String(v!.gtid_slave_pos),
+    linkTiming: replica ? await linkTiming(sql, mysql) : null,
   };
+}
+
+const num = (v: unknown): number | null => (v === null || v === undefined || v === '' || !Number.isFinite(Number(v)) ? null : Number(v));
+
+/** Each read on its own: a table the login may not read, or performance_schema off, leaves that value null. */
+async function linkTiming(sql: Sql, mysql: boolean): Promise<LinkTiming> {
+  const out: LinkTiming = { contactAgeSeconds: null, heartbeatPeriodSeconds: null, sqlThreadEventAgeSeconds: null };
+  if (mysql) {
+    const [c] = await sql
+      .query(
+        `SELECT UNIX_TIMESTAMP(NOW(6)) AS now_, UNIX_TIMESTAMP(s.LAST_HEARTBEAT_TIMESTAMP) AS hb,
+                UNIX_TIMESTAMP(s.LAST_QUEUED_TRANSACTION_END_QUEUE_TIMESTAMP) AS queued, c.HEARTBEAT_INTERVAL AS period
+           FROM performance_schema.replication_connection_status s
+           JOIN performance_schema.replication_connection_configuration c ON c.CHANNEL_NAME = s.CHANNEL_NAME
+          WHERE s.CHANNEL_NAME = ''`,
+      )
+      .catch(() => [undefined]);
+    if (c) {
+      // A timestamp never set reads 0000-00-00, UNIX_TIMESTAMP 0.
+      const last = Math.max(num(c.hb) ?? 0, num(c.queued) ?? 0);
+      const now = num(c.now_);
+      out.contactAgeSeconds = last > 0 && now !== null ? Math.max(0, now - last) : null;
+      out.heartbeatPeriodSeconds = num(c.period);
+    }
+  } else {
+    const [t] = await sql.query(`SELECT TIME AS t FROM information_schema.PROCESSLIST WHERE COMMAND = 'Slave_SQL' LIMIT 1`).catch(() => [undefined]);
+    out.sqlThreadEventAgeSeconds = t ? num(t.t) : null;
+    const [p] = await sql.query(`SHOW GLOBAL STATUS LIKE 'Slave_heartbeat_period'`).catch(() => [undefined]);
+    out.heartbeatPeriodSeconds = p ? num(p.Value) : null;
+  }
+  return out;
 }

@@ -1,13 +1,16 @@
 import { messageOf } from '../../errors';
 import type { Host } from '../../hosts/host';
-import { checkFreeSpace } from '../../hosts/rebuild';
+import { checkFreeSpace, freeBytes } from '../../hosts/rebuild';
+import { formatDuration } from '../../config/schema';
+import { humanBytes } from '../../util/bytes';
+import { copySecondsEstimate, during, highestRate } from '../retention';
 import type { Pair } from '../../model';
 import { checkHostCanWork, finding, Finding, hostOrError, Session, sharedMachine, Sides } from '../engine';
 import type { ActionPlan, ChangeAction } from '../engine';
-import { withClient } from './client';
-import { dialectFor } from './dialect';
+import { Sql, withClient } from './client';
+import { Dialect, dialectFor } from './dialect';
 import { checkPrograms, verifyHost } from './host-side';
-import type { MyFacts } from './inspect';
+import { col, MyFacts } from './inspect';
 import { checkOptionsFile, optionsAsServerReads, optionsFile } from './options';
 import { blockers } from './state';
 import { replicationTls } from '../tls';
@@ -67,6 +70,96 @@ export async function preflight(pair: Pair, { m, s }: Sides<MyFacts>, planned: {
         error(`${pair.master.ref} must restart and has no service commands; the default (${service(pair.master, md).stop}) would stop every server of that host, ${pair.slave.ref} included: set service.stop and service.start for ${pair.master.ref}`);
       }
     }
+  }
+  out.push(...(await binlogRetention(session, pair, m, md)));
+  return out;
+}
+
+/**
+ * The slave starts replicating from the GTID position of the dump, so the master's binary
+ * logs from the start of the copy must still be there when it ends: not expired
+ * (binlog_expire_logs_seconds / expire_logs_days), and with room on the master's disk for
+ * what is written meanwhile. Warnings only: durations and rates are estimates.
+ */
+async function binlogRetention(session: Session, pair: Pair, m: MyFacts, md: Dialect): Promise<Finding[]> {
+  if (!m.logBin) return [];
+  try {
+    const copySeconds = copySecondsEstimate(await dataBytes(session, pair.master));
+    const { vars, rate } = await withClient(session, pair.master, async (sql) => {
+      const rows = await sql.query(
+        `SHOW GLOBAL VARIABLES WHERE Variable_name IN ('binlog_expire_logs_seconds', 'expire_logs_days', 'binlog_expire_logs_auto_purge', 'log_bin_basename')`,
+      );
+      return { vars: Object.fromEntries(rows.map((r) => [String(col(r, 'Variable_name')), String(col(r, 'Value'))])), rate: await binlogRate(sql, md) };
+    });
+    let free: number | null = null;
+    const dir = vars.log_bin_basename ? vars.log_bin_basename.replace(/\/[^/]*$/, '') || '/' : null;
+    if (dir && rate) {
+      try {
+        // Only on the machine that runs the master (the same proof apply asks for).
+        const host = await session.hosts.forServer(pair.master);
+        await verifyHost(host, pair.master, m);
+        free = await freeBytes(host, dir);
+      } catch {
+        free = null;
+      }
+    }
+    return binlogRetentionWarnings(pair, { expireSeconds: binlogExpirySeconds(vars), copySeconds, binlogBytesPerSecond: rate, freeBytes: free, dir }).map((message) => ({ level: 'warning' as const, message }));
+  } catch (err) {
+    return [{ level: 'warning', message: `cannot estimate whether ${pair.master.ref} keeps its binary logs through the copy: ${messageOf(err)}` }];
+  }
+}
+
+/**
+ * When binary logs expire, in seconds; null: never. MySQL 8.0.29+ binlog_expire_logs_auto_purge
+ * OFF turns expiry off; binlog_expire_logs_seconds wins over expire_logs_days (MariaDB keeps
+ * the two in step; MySQL 8.4 has only the first).
+ */
+export function binlogExpirySeconds(vars: Record<string, string | undefined>): number | null {
+  if ((vars.binlog_expire_logs_auto_purge ?? '').toUpperCase() === 'OFF') return null;
+  const seconds = Number(vars.binlog_expire_logs_seconds ?? 0);
+  const days = Number(vars.expire_logs_days ?? 0);
+  if (seconds > 0) return seconds;
+  if (days > 0) return Math.round(days * 86400);
+  return null;
+}
+
+/**
+ * The master's binary log rate, bytes/s: two readings of its binlog position a second apart
+ * (when it did not rotate between them), and MariaDB's average since start
+ * (Binlog_bytes_written / Uptime).
+ */
+async function binlogRate(sql: Sql, md: Dialect): Promise<number | null> {
+  const read = async (): Promise<{ file: string; pos: number } | null> => {
+    const [r] = await sql.query(md.binlogStatus);
+    return r ? { file: String(col(r, 'File')), pos: Number(col(r, 'Position')) } : null;
+  };
+  const t0 = Date.now();
+  const a = await read();
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  const b = await read();
+  const seconds = (Date.now() - t0) / 1000;
+  const sampled = a && b && a.file === b.file && b.pos >= a.pos ? (b.pos - a.pos) / seconds : null;
+  let average: number | null = null;
+  if (md.version.flavour === 'mariadb') {
+    const rows = await sql.query(`SHOW GLOBAL STATUS WHERE Variable_name IN ('Binlog_bytes_written', 'Uptime')`).catch(() => []);
+    const status = Object.fromEntries(rows.map((r) => [String(col(r, 'Variable_name')), Number(col(r, 'Value'))]));
+    if (status.Binlog_bytes_written !== undefined && (status.Uptime ?? 0) > 60) average = status.Binlog_bytes_written / status.Uptime!;
+  }
+  return highestRate(sampled, average);
+}
+
+/** Pure: the warnings for the estimated copy. */
+export function binlogRetentionWarnings(
+  pair: Pair,
+  o: { expireSeconds: number | null; copySeconds: number; binlogBytesPerSecond: number | null; freeBytes: number | null; dir: string | null },
+): string[] {
+  const out: string[] = [];
+  if (o.expireSeconds !== null && o.expireSeconds < o.copySeconds) {
+    out.push(`${pair.master.ref} expires its binary logs after ${formatDuration(o.expireSeconds)} (binlog_expire_logs_seconds / expire_logs_days), less than the estimated copy (~${formatDuration(o.copySeconds)}): the logs from the dump's position can be purged before ${pair.slave.ref} starts replicating, which would then stop on error 1236; raise it first`);
+  }
+  const written = (o.binlogBytesPerSecond ?? 0) * o.copySeconds;
+  if (o.freeBytes !== null && written > o.freeBytes) {
+    out.push(`${pair.master.ref} has ${humanBytes(o.freeBytes)} free in ${o.dir ?? 'its binary log directory'}, less than the binary logs it writes during the estimated copy (${during(o.binlogBytesPerSecond!, o.copySeconds)}): free space there first`);
   }
   return out;
 }

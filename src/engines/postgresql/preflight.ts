@@ -1,10 +1,13 @@
 import { DbreplError, messageOf } from '../../errors';
 import { writableTarget } from '../../hosts/files';
-import { checkFreeSpace } from '../../hosts/rebuild';
+import { checkFreeSpace, freeBytes } from '../../hosts/rebuild';
+import { humanBytes } from '../../util/bytes';
 import type { Pair } from '../../model';
 import { checkHostCanWork, finding, Finding, hostOrError, Session, sharedMachine, Sides } from '../engine';
 import type { ActionPlan, ChangeAction } from '../engine';
-import { withClient } from './client';
+import { copySecondsEstimate, during, highestRate, sampleRate } from '../retention';
+import { Sql, withClient } from './client';
+import { lsnToBigInt } from './lsn';
 import { hbaDecision } from './hba';
 import { databaseBytes, PgFacts } from './inspect';
 import { hbaRefusal } from './master';
@@ -67,6 +70,67 @@ export async function preflight(pair: Pair, { m, s }: Sides<PgFacts>, planned: {
   }
   if (!m.hbaRules) {
     out.push({ level: 'warning', message: `the login for ${pair.master.ref} may not read pg_hba_file_rules (not a superuser?): whether a rule admits the slave is decided during apply` });
+  }
+  out.push(...(await walRetention(session, pair, m)));
+  return out;
+}
+
+/**
+ * The WAL the master writes while the slave is copied, against what can hold it: the slot
+ * keeps it all (up to max_slot_wal_keep_size), on the master's disk. Warnings only: the rate
+ * is an estimate.
+ */
+async function walRetention(session: Session, pair: Pair, m: PgFacts): Promise<Finding[]> {
+  try {
+    const bytes = await withClient(session, pair.master, databaseBytes);
+    const rate = await withClient(session, pair.master, (sql) => walRate(sql, m.inRecovery));
+    if (rate === null) return [];
+    let free: number | null = null;
+    try {
+      // Only on the machine that runs the master (the same proof apply asks for before it works there).
+      const host = await session.hosts.forServer(pair.master);
+      await verifyHost(host, pair.master, m);
+      free = await freeBytes(host, `${m.dataDirectory}/pg_wal`);
+    } catch {
+      free = null;
+    }
+    return walRetentionWarnings(pair, m, { copySeconds: copySecondsEstimate(bytes), walBytesPerSecond: rate, freeBytes: free }).map((message) => ({ level: 'warning' as const, message }));
+  } catch (err) {
+    return [{ level: 'warning', message: `cannot estimate the WAL ${pair.master.ref} writes during the copy: ${messageOf(err)}` }];
+  }
+}
+
+/**
+ * The master's WAL rate, bytes/s: the larger of two readings of its WAL position a second
+ * apart and the average since pg_stat_wal was last reset (PostgreSQL 14+; a busy second and a
+ * busy day both count).
+ */
+async function walRate(sql: Sql, inRecovery: boolean): Promise<number | null> {
+  const position = inRecovery ? 'pg_last_wal_replay_lsn()' : 'pg_current_wal_lsn()';
+  const read = async (): Promise<number | null> => {
+    const { rows } = await sql.query<{ lsn: string | null }>(`SELECT ${position}::text AS lsn`);
+    return rows[0]?.lsn ? Number(lsnToBigInt(rows[0].lsn)) : null;
+  };
+  const sampled = await sampleRate(read);
+  const average = await sql
+    .query<{ bytes: number | null; seconds: number | null }>('SELECT wal_bytes::float8 AS bytes, extract(epoch FROM now() - stats_reset)::float8 AS seconds FROM pg_stat_wal')
+    .then(({ rows }) => (rows[0]?.bytes != null && rows[0].seconds != null && rows[0].seconds > 60 ? rows[0].bytes / rows[0].seconds : null))
+    .catch(() => null);
+  return highestRate(sampled, average);
+}
+
+/** Pure: the warnings for `walBytesPerSecond` over the estimated copy. */
+export function walRetentionWarnings(pair: Pair, m: Pick<PgFacts, 'maxSlotWalKeepBytes'>, o: { copySeconds: number; walBytesPerSecond: number; freeBytes: number | null }): string[] {
+  const wal = o.walBytesPerSecond * o.copySeconds;
+  if (wal <= 0) return [];
+  const slot = slotName(pair);
+  const what = during(o.walBytesPerSecond, o.copySeconds);
+  const out: string[] = [];
+  if (m.maxSlotWalKeepBytes !== null && wal > m.maxSlotWalKeepBytes) {
+    out.push(`${pair.master.ref} writes ${what} of WAL during the estimated copy, more than its max_slot_wal_keep_size (${humanBytes(m.maxSlotWalKeepBytes)}): the slot ${slot} can be invalidated before ${pair.slave.ref} streams from it, and the new slave would be broken at once; raise max_slot_wal_keep_size first`);
+  }
+  if (o.freeBytes !== null && wal > o.freeBytes) {
+    out.push(`${pair.master.ref} has ${humanBytes(o.freeBytes)} free for pg_wal, less than the WAL it writes during the estimated copy (${what}), which the slot ${slot} keeps: free space there first`);
   }
   return out;
 }

@@ -20,8 +20,11 @@ export interface RedisFacts {
   syncInProgress: boolean;
   /** During a full sync: the RDB bytes received, of how many (null when the master streams it diskless, size unknown). */
   syncBytes: { read: number; total: number | null } | null;
+  /** master_link_down_since_seconds: how long the replica's link has been down (-1: not up since it started). */
   linkDownSeconds: number | null;
   lastIoSecondsAgo: number | null;
+  /** uptime_in_seconds. */
+  uptimeSeconds: number | null;
   /** What it has produced or passed on (master_repl_offset; a replica reports one too). */
   masterOffset: number;
   /** What it has received from its master (slave_repl_offset), replicas only. */
@@ -84,6 +87,7 @@ export async function readFacts(redis: Cmd): Promise<RedisFacts> {
         : null,
     linkDownSeconds: num('master_link_down_since_seconds'),
     lastIoSecondsAgo: num('master_last_io_seconds_ago'),
+    uptimeSeconds: num('uptime_in_seconds'),
     masterOffset: Number(info.master_repl_offset ?? 0),
     replicaOffset: role === 'slave' ? num('slave_repl_offset') : null,
     dir: conf.dir ?? '',

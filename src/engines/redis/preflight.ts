@@ -4,10 +4,12 @@ import type { Host } from '../../hosts/host';
 import type { Pair, Server } from '../../model';
 import { finding, Finding, hostOrError, Session, Sides } from '../engine';
 import type { ActionPlan, ChangeAction } from '../engine';
-import { withClient } from './client';
+import { parseInfo, withClient } from './client';
 import type { RedisFacts } from './inspect';
 import { masterLogin } from './steps';
 import { replicationTls } from '../tls';
+import { highestRate, sampleRate } from '../retention';
+import { syncWarnings } from './state';
 
 /** The preserved file is written where host commands run: that must be the slave's machine. */
 export async function verifyHost(host: Host, server: Server, facts: RedisFacts): Promise<void> {
@@ -18,7 +20,7 @@ export async function verifyHost(host: Host, server: Server, facts: RedisFacts):
 }
 
 /** Checks that change nothing: run by plan, and again by apply before the first change. */
-export async function preflight(pair: Pair, { s }: Sides<RedisFacts>, planned: { action: ChangeAction; plan: ActionPlan } | null, session: Session): Promise<Finding[]> {
+export async function preflight(pair: Pair, { m, s }: Sides<RedisFacts>, planned: { action: ChangeAction; plan: ActionPlan } | null, session: Session): Promise<Finding[]> {
   if (!planned || planned.action === 'disable') return [];
   const out: Finding[] = [];
   const error = (message: string): void => void out.push({ level: 'error', message });
@@ -38,7 +40,26 @@ export async function preflight(pair: Pair, { s }: Sides<RedisFacts>, planned: {
   const host = await hostOrError(session, pair.slave, error);
   if (host) out.push(...(await finding('error', () => verifyHost(host, pair.slave, s))));
   out.push(...(await finding('error', () => checkLogin(session, pair))));
+  const rate = await replicationRate(session, pair).catch(() => null);
+  out.push(...syncWarnings(pair, m, rate).map((message) => ({ level: 'warning' as const, message })));
   return out;
+}
+
+/**
+ * The master's replication stream, bytes/s: master_repl_offset read twice a second apart (it
+ * moves with every write once the master has a backlog), or else Redis's own input rate
+ * (instantaneous_input_kbps: reads included, so it overstates).
+ */
+async function replicationRate(session: Session, pair: Pair): Promise<number | null> {
+  return withClient(session, pair.master, async (redis) => {
+    const read = async (): Promise<Record<string, string>> => parseInfo(String(await redis.call('INFO', 'replication')));
+    const first = await read();
+    if (first.repl_backlog_active === '1') {
+      return sampleRate(async () => Number((await read()).master_repl_offset ?? NaN) || null);
+    }
+    const stats = parseInfo(String(await redis.call('INFO', 'stats')));
+    return highestRate(stats.instantaneous_input_kbps === undefined ? null : Number(stats.instantaneous_input_kbps) * 1024);
+  });
 }
 
 /** The login the slave will use at the master works (a wrong replication password is found now, not after REPLICAOF). */

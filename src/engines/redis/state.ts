@@ -1,7 +1,10 @@
 import type { Pair, Server } from '../../model';
 import { humanBytes } from '../../util/bytes';
+import { formatDuration } from '../../config/schema';
+import { copySecondsEstimate, during } from '../retention';
 import { copyPath, CopyPattern } from '../../hosts/copies';
 import { bothSides, Identity, Inspection, LiveLink, PairLive } from '../engine';
+import { linkDown, Outage } from '../link';
 import type { RedisFacts } from './inspect';
 
 /**
@@ -30,19 +33,28 @@ function follows(s: RedisFacts, slave: Server, master: Server, m: RedisFacts | n
 export function pairState(pair: Pair, master: Inspection<RedisFacts>, slave: Inspection<RedisFacts>): PairLive {
   const none = { lagSeconds: null, lagBytes: null, masterKeepsSlave: false };
   const sides = bothSides(master, slave);
-  if ('live' in sides) return sides.live;
+  if ('live' in sides) {
+    // The master cannot be inspected (stopped, restarting, out of reach): a replica of it whose
+    // link is down and that is not in a sync is reconnecting (broken after resync_after).
+    if (!master.ok && slave.ok && slave.facts.role === 'slave' && !slave.facts.linkUp && !slave.facts.syncInProgress && follows(slave.facts, pair.slave, pair.master, null)) {
+      return linkDown(pair, outageOf(slave.facts), `the replica is reconnecting (Redis retries every second); ${pair.master.ref} unreachable: ${master.error}`, none);
+    }
+    return sides.live;
+  }
   const { m, s } = sides;
   if (s.role === 'master') return { state: 'standalone', ...none, error: null };
   if (!follows(s, pair.slave, pair.master, m)) {
     return { state: 'other-master', ...none, error: `slave follows ${s.masterHost}:${s.masterPort}, not ${pair.master.ref} (${pair.master.host}:${pair.master.port})` };
   }
   if (!s.linkUp) {
-    const down = s.linkDownSeconds ?? 0;
+    const down = Math.max(0, s.linkDownSeconds ?? 0);
     if (s.syncInProgress && down <= pair.maxLagSeconds) {
       return { state: 'lagging', ...none, error: `initial sync from the master in progress (${down}s)` };
     }
-    const why = s.syncInProgress ? `full sync not finishing (link down for ${down}s; restarted syncs?)` : `link to the master is down${s.linkDownSeconds !== null ? ` for ${down}s` : ''}`;
-    return { state: 'broken', ...none, error: why };
+    if (s.syncInProgress) return { state: 'broken', ...none, error: `full sync not finishing (link down for ${down}s; restarted syncs?)` };
+    // Redis gives no reason for a link that is down (a refused login looks the same as a master
+    // restarting), only how long: reconnecting until resync_after, then broken.
+    return linkDown(pair, outageOf(s), 'the replica is reconnecting (Redis retries every second and gives no reason: a master it cannot reach and a refused masterauth look the same)', none);
   }
   const lagBytes = Math.max(0, m.masterOffset - (s.replicaOffset ?? 0));
   const entry = m.replicas.find((r) => r.port === pair.slave.port && (r.ip === pair.slave.host || m.replicas.filter((x) => x.port === r.port).length === 1));
@@ -52,6 +64,17 @@ export function pairState(pair: Pair, master: Inspection<RedisFacts>, slave: Ins
     return { state: 'lagging', ...lag, error: `replica ${lagBytes} bytes and ${lagSeconds}s behind (over max_lag ${pair.maxLagSeconds}s)` };
   }
   return { state: 'replicating', ...lag, error: null };
+}
+
+/**
+ * master_link_down_since_seconds: Redis records when the link went down. It is -1 when the
+ * link has not been up since the replica started: then it has been down at least as long as
+ * the replica has run (uptime_in_seconds).
+ */
+export function outageOf(s: RedisFacts): Outage {
+  if (s.linkDownSeconds !== null && s.linkDownSeconds >= 0) return { seconds: s.linkDownSeconds, basis: 'measured' };
+  if (s.uptimeSeconds !== null) return { seconds: s.uptimeSeconds, basis: 'at-least', note: 'not linked since the replica started' };
+  return { seconds: null, basis: 'measured', note: 'not linked since the replica started' };
 }
 
 /** Warnings when the master's buffers are small for its dataset: a full sync could loop. */
@@ -67,6 +90,34 @@ export function bufferWarnings(master: Server, m: RedisFacts): string[] {
   const backlogFloor = Math.max(1024 * 1024, Math.floor(size / 100));
   if (m.replBacklogSize < backlogFloor) {
     out.push(`${master.ref}: repl-backlog-size ${humanBytes(m.replBacklogSize)} is small for a ${humanBytes(size)} dataset: after a short disconnect the replica will need a full sync`);
+  }
+  return out;
+}
+
+/**
+ * What the master's replication stream (`bytesPerSecond`, its write rate) needs to be held
+ * (pure; the rate is measured by preflight):
+ * - during the full sync, the master buffers every write for the replica in its output buffer
+ *   until the RDB is loaded: past the hard limit (or the soft limit for its seconds) the
+ *   replica is dropped and the sync starts over;
+ * - a link down for up to resync_after resumes with a partial sync only if repl-backlog-size
+ *   holds that long's writes; otherwise the replica takes a full sync by itself.
+ * The sync's duration is estimated from the dataset at the copy rate of retention.ts.
+ */
+export function syncWarnings(pair: Pair, m: RedisFacts, bytesPerSecond: number | null): string[] {
+  if (!bytesPerSecond || bytesPerSecond <= 0) return [];
+  const seconds = copySecondsEstimate(m.usedMemory);
+  const buffered = bytesPerSecond * seconds;
+  const { hard, soft, seconds: softSeconds } = m.replicaBufferLimit;
+  const out: string[] = [];
+  if (hard > 0 && buffered > hard) {
+    out.push(`${pair.master.ref}: the writes buffered for ${pair.slave.ref} during the estimated full sync (${during(bytesPerSecond, seconds)}) exceed client-output-buffer-limit replica hard limit ${humanBytes(hard)}: the master would drop the replica and the sync start over; raise it first`);
+  } else if (soft > 0 && softSeconds > 0 && buffered > soft && seconds > softSeconds) {
+    out.push(`${pair.master.ref}: the writes buffered for ${pair.slave.ref} during the estimated full sync (${during(bytesPerSecond, seconds)}) stay over client-output-buffer-limit replica soft limit ${humanBytes(soft)} for more than ${softSeconds}s: the master would drop the replica and the sync start over; raise it first`);
+  }
+  const outage = bytesPerSecond * pair.resyncAfterSeconds;
+  if (m.replBacklogSize > 0 && outage > m.replBacklogSize) {
+    out.push(`${pair.master.ref}: repl-backlog-size ${humanBytes(m.replBacklogSize)} holds ~${formatDuration(m.replBacklogSize / bytesPerSecond)} of writes at ${humanBytes(Math.round(bytesPerSecond))}/s, less than resync_after ${formatDuration(pair.resyncAfterSeconds)}: a link down for longer resumes only with a full sync; raise it to ~${humanBytes(Math.ceil(outage))}`);
   }
   return out;
 }

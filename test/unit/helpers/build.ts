@@ -44,6 +44,7 @@ export function pair(master: Server, slave: Server, opts: Partial<Pair> = {}): P
     desired: 'enabled',
     resync: 'auto',
     maxLagSeconds: 300,
+    resyncAfterSeconds: 120,
     catchupTimeoutSeconds: 600,
     replication: { user: 'replicator', password: 'x' },
     ...opts,
