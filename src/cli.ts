@@ -48,11 +48,19 @@ const COMMANDS: Record<string, CommandSpec> = {
     flags: { config: CONFIG, only: ONLY, json: JSON_FLAG, 'detailed-exitcode': { type: 'boolean', help: 'exit 2 when the plan has changes (0: nothing to do)' }, 'max-parallel': PARALLEL },
   },
   apply: {
-    usage: 'apply [-c FILE] [--only NAMES] [--json] [--lock-timeout DURATION] [--force] [--max-parallel N]',
+    usage: 'apply [-c FILE] [--only NAMES] [--json] [--lock-timeout DURATION] [--force] [--fence] [--max-parallel N]',
     about:
       'Plan, then enable, disable or resync each pair that needs it; verify by inspecting again; print what was done. ' +
       'SIGINT/SIGTERM stop the running step and roll back what it started; an action a killed run left half-done is rolled back first.',
-    flags: { config: CONFIG, only: ONLY, json: JSON_FLAG, 'lock-timeout': LOCK_TIMEOUT, force: FORCE, 'max-parallel': PARALLEL },
+    flags: {
+      config: CONFIG,
+      only: ONLY,
+      json: JSON_FLAG,
+      'lock-timeout': LOCK_TIMEOUT,
+      force: FORCE,
+      fence: { type: 'boolean', help: 'every disable fences its master first: read-only before the slave is promoted, then one writer checked (as fence: true on each pair)' },
+      'max-parallel': PARALLEL,
+    },
   },
   status: {
     usage: 'status [-c FILE] [--only NAMES] [--json] [--detailed-exitcode] [--max-parallel N]',
@@ -61,7 +69,7 @@ const COMMANDS: Record<string, CommandSpec> = {
       config: CONFIG,
       only: ONLY,
       json: JSON_FLAG,
-      'detailed-exitcode': { type: 'boolean', help: 'exit 2 when some pair is not as the file wants it and healthy (broken, lagging, other-master, standalone while enabled, replicating while disabled)' },
+      'detailed-exitcode': { type: 'boolean', help: 'exit 2 when some pair is not as the file wants it and healthy (broken, lagging, reconnecting, other-master, standalone while enabled, replicating while disabled)' },
       'max-parallel': PARALLEL,
     },
   },
@@ -233,7 +241,7 @@ async function dispatch(command: string, sub: string | undefined, values: Values
         else throw new UsageError('resync needs --pair NAME... or --broken');
       }
       const lockTimeoutMs = typeof values['lock-timeout'] === 'string' ? durationFlag(values['lock-timeout'], '--lock-timeout') * 1000 : 0;
-      const result = await run(command as Command, { configPath, only, maxParallel, env: io.env, secrets, log, lockTimeoutMs, signal: io.signal, force: values.force === true }, mode);
+      const result = await run(command as Command, { configPath, only, maxParallel, env: io.env, secrets, log, lockTimeoutMs, signal: io.signal, force: values.force === true, fence: values.fence === true }, mode);
       if (command === 'status') {
         if (json) outJson(result.status);
         else out(statusText(result.status));

@@ -4,6 +4,7 @@ import { lockState } from './apply/locks';
 import { parseDuration } from './config/schema';
 import { applyPlan } from './apply/run';
 import { engineFor } from './engines';
+import { stepText } from './engines/engine';
 import type { ChangeAction, Finding, Inspection, Logger, Session } from './engines/engine';
 import { computeEnv, desiredEnv } from './env/compute';
 import { UsageError, messageOf } from './errors';
@@ -33,6 +34,8 @@ export interface CoreOptions {
   signal?: AbortSignal;
   /** Go ahead where a check refuses only what --force may override (Finding.forceable). */
   force?: boolean;
+  /** --fence: every disable of this run fences the master first (as fence: true on each pair). */
+  fence?: boolean;
 }
 
 /** `DBREPL_PROGRESS_INTERVAL` (a duration, default 5s): how often long copies say how far they are. */
@@ -62,6 +65,7 @@ export interface RunResult {
 
 export function load(options: CoreOptions): { topology: Topology; selected: Pair[] } {
   const { topology } = loadTopology(options.configPath, options.env, options.secrets);
+  if (options.fence) for (const p of topology.pairs) p.fence = true;
   const { pairs, unknown } = selectPairs(topology, options.only);
   if (unknown.length > 0) {
     throw onlyError(topology, unknown);
@@ -277,7 +281,10 @@ async function checkPlan(plan: Plan, topology: Topology, inspections: ReadonlyMa
   for (const planned of plan.pairs) {
     const pair = byName.get(planned.name)!;
     const sides = sidesOf(pair, inspections);
-    if (!sides) continue;
+    if (!sides) {
+      masterlessDisable(planned, pair, inspections, stamp, force);
+      continue;
+    }
     const first = slaves.get(identityOf(pair.slave, inspections));
     if (first && first !== pair) {
       planned.error = `${pair.slave.ref} is the same server as ${first.slave.ref}, the slave of ${first.name} (replications[${first.index}]); a slave has exactly one master: declare one pair for it`;
@@ -302,6 +309,33 @@ async function checkPlan(plan: Plan, topology: Topology, inspections: ReadonlyMa
     });
   }
   await eachLimited(rows, maxParallel, (row) => row());
+}
+
+/**
+ * A disable whose master cannot be reached: it cannot catch up first, so it is refused,
+ * saying what would be lost, unless --force (then the slave is promoted as it is).
+ */
+function masterlessDisable(planned: Plan['pairs'][number], pair: Pair, inspections: ReadonlyMap<string, Inspection>, stamp: string, force: boolean): void {
+  const m = inspections.get(pair.master.ref);
+  const s = inspections.get(pair.slave.ref);
+  if (planned.action !== 'disable' || !m || m.ok || !s?.ok) return;
+  const engine = engineFor(pair.engine);
+  const lag = planned.lag_seconds !== null || planned.lag_bytes !== null ? `last known lag ${planned.lag_seconds ?? '?'} s / ${planned.lag_bytes ?? '?'} bytes` : 'its lag is unknown';
+  const finding: Finding = {
+    level: 'error',
+    forceable: true,
+    message: `${pair.master.ref} cannot be reached (${m.error}): the disable cannot wait for ${pair.slave.ref} to catch up; promoting it now loses what ${pair.master.ref} took that ${pair.slave.ref} has not received (${lag}), and ${pair.master.ref} keeps its replication state for it`,
+  };
+  const [settled] = settle([finding], force);
+  if (settled!.level === 'error') {
+    planned.error = settled!.message;
+    return;
+  }
+  planned.error = null;
+  const plan = engine.plan(pair, 'disable', { m: null, s: s.facts }, stamp);
+  planned.steps = plan.steps.map(stepText);
+  planned.warnings.push(settled!.message, ...plan.warnings);
+  if (pair.fence) planned.warnings.push(`fence: ${pair.master.ref} cannot be reached, so it is not fenced: make sure it takes no writes (stop it) before the application is pointed at ${pair.slave.ref}`);
 }
 
 /**

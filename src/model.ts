@@ -55,6 +55,8 @@ export interface Pair {
   catchupTimeoutSeconds: number;
   /** Bound on the copy of the master; undefined: derived from the data size. */
   copyTimeoutSeconds?: number;
+  /** Disable fences the master first (read-only), then checks there is one writer. */
+  fence?: boolean;
   replication: ReplicationLogin;
 }
 

@@ -162,6 +162,7 @@ export function resolveTopology(config: RawConfig): Resolved {
       resyncAfterSeconds: raw.resync_after,
       catchupTimeoutSeconds: raw.catchup_timeout,
       copyTimeoutSeconds: raw.copy_timeout,
+      fence: raw.fence,
       replication,
     };
     names.set(name, index);

@@ -1,6 +1,6 @@
 import type { ActionPlan, ChangeAction, Engine, Session, Sides, Step } from '../engines/engine';
 import { stepText } from '../engines/engine';
-import { CancelledError, DbreplError, StepError, messageOf } from '../errors';
+import { CancelledError, ConnectionError, DbreplError, StepError, messageOf } from '../errors';
 import type { Owner } from '../hosts/run-state';
 import type { Pair, Topology } from '../model';
 import { decide, Mode, prunePair } from '../plan/diff';
@@ -63,7 +63,16 @@ export async function runAction(engine: Engine, pair: Pair, planned: Planned, ct
   let keep = false;
   let releaseMaster: (() => Promise<void>) | undefined;
   try {
-    releaseMaster = await run(log, 'master: take the lock of the master', () => underSignal(ctx.signal, () => ctx.masterLocks.take(engine, pair.master, ctx.masterKey ?? pair.master.ref, session)));
+    releaseMaster = await run(log, 'master: take the lock of the master', () =>
+      underSignal(ctx.signal, () =>
+        ctx.masterLocks.take(engine, pair.master, ctx.masterKey ?? pair.master.ref, session).catch((err: unknown) => {
+          // A forced disable goes ahead without its master: there is no lock to take on it.
+          if (!(ctx.force && planned.action === 'disable' && err instanceof ConnectionError)) throw err;
+          log(`master cannot be reached (${messageOf(err)}): no lock on it (forced disable)`);
+          return async () => undefined;
+        }),
+      ),
+    );
     let recovered: string | undefined;
     if (interrupted) {
       const outcome = await recover(engine, pair, interrupted, lock, ctx, log);
@@ -78,8 +87,13 @@ export async function runAction(engine: Engine, pair: Pair, planned: Planned, ct
 
     const state: Record<string, unknown> = {};
     const { plan, sides, action, skipped } = await run(log, PREFLIGHT_STEP, async () => {
-      const sides = await underSignal(ctx.signal, () => inspectBoth(engine, pair, session));
-      const live = engine.pairState(pair, { ok: true, server: pair.master, facts: sides.m }, { ok: true, server: pair.slave, facts: sides.s });
+      const sides = await underSignal(ctx.signal, () => inspectBoth(engine, pair, session, ctx.force && planned.action === 'disable'));
+      const masterless = sides.m === null;
+      const live = engine.pairState(
+        pair,
+        masterless ? { ok: false, server: pair.master, error: 'cannot be reached' } : { ok: true, server: pair.master, facts: sides.m },
+        { ok: true, server: pair.slave, facts: sides.s },
+      );
       const now = decide(pair, live, ctx.mode);
       // Already as the file wants it (another run, the link came back, or the rollback above): nothing to do.
       if (now.action === 'none') return { plan: null, sides, action: null, skipped: `not attempted: when the lock was taken the pair was already as desired (${now.reason})` };
@@ -91,7 +105,8 @@ export async function runAction(engine: Engine, pair: Pair, planned: Planned, ct
       if (planned.action === now.action && fresh.preserved !== planned.preserved) {
         throw new DbreplError('STEP', `the slave's data directory changed since the plan (${fresh.preserved} instead of ${planned.preserved}); nothing was changed: plan again`);
       }
-      const findings = settle(await checkAction(engine, pair, sides, { action: now.action, plan: fresh }, session), ctx.force);
+      // A forced disable without its master: the refusal it overrode was the check (nothing here compares the two sides).
+      const findings = masterless ? [] : settle(await checkAction(engine, pair, sides, { action: now.action, plan: fresh }, session), ctx.force);
       for (const w of findings.filter((f) => f.level === 'warning')) session.log.warn(`${pair.name}: ${w.message}`);
       const errors = findings.filter((f) => f.level === 'error').map((f) => f.message);
       if (errors.length > 0) throw new DbreplError('STEP', errors.join('; '));
@@ -130,8 +145,9 @@ export async function runAction(engine: Engine, pair: Pair, planned: Planned, ct
   }
 }
 
-async function inspectBoth(engine: Engine, pair: Pair, session: Session): Promise<Sides<unknown>> {
-  const [m, s] = await Promise.all([engine.inspect(pair.master, session), engine.inspect(pair.slave, session)]);
+/** Both sides; with `masterMayBeDown` (a forced disable), a master that cannot be reached is null. */
+async function inspectBoth(engine: Engine, pair: Pair, session: Session, masterMayBeDown = false): Promise<Sides<unknown>> {
+  const [m, s] = await Promise.all([engine.inspect(pair.master, session).catch((err: unknown) => (masterMayBeDown ? null : Promise.reject(err))), engine.inspect(pair.slave, session)]);
   return { m, s };
 }
 

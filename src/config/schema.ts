@@ -127,6 +127,8 @@ export const pairSchema = z.strictObject({
   replication: replicationLoginSchema.optional(),
   /** Bound on the copy of the master (default: derived from the data size). */
   copy_timeout: duration.optional(),
+  /** Disable makes the master read-only before promoting the slave, and checks that one writer is left. */
+  fence: z.boolean().default(false),
 });
 
 export const configSchema = z.strictObject({

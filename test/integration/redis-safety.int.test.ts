@@ -150,3 +150,31 @@ test('a full sync the master keeps cutting (its replica buffer too small under w
     writer.disconnect();
   }
 });
+
+test('a disable whose CONFIG REWRITE fails is a failure saying what a restart would do, nothing changed (still replicating); fixed, the disable survives a restart', async () => {
+  const m = await redis();
+  // Run as its own user (as systemd does), so a directory it may not write stops CONFIG REWRITE.
+  const s = await pool.add(startRedis({ user: 'redis' }));
+  await m.call('SET', 'k', 'v');
+  const { file, env } = pairConfig('rewrite-fails', m, s);
+  expect((await dbrepl(['apply', '--json', '-c', file], env)).json().pairs[0].result).toBe('done');
+  const { file: off } = pairConfig('rewrite-fails-off', m, s, { pair: { state: 'disabled' } });
+  fs.chmodSync(s.base, 0o555);
+  try {
+    const r = await dbrepl(['apply', '--json', '-c', off], env);
+    expect(r.code).toBe(1);
+    const error = r.json().pairs[0].error as string;
+    expect(error).toMatch(/CONFIG REWRITE failed \(.*Permission denied.*\); nothing was changed, it still replicates: .*a restart would make it a replica again.*Make .*redis\.conf and its directory writable/s);
+    // Still replicating, on the same link (no new full sync).
+    const info = await s.info();
+    expect([info.role, info.master_port, info.master_link_status]).toEqual(['slave', String(m.port), 'up']);
+    expect(fs.readFileSync(s.logFile, 'utf8').match(/Full resync from master/g)?.length).toBe(1);
+  } finally {
+    fs.chmodSync(s.base, 0o755);
+  }
+  expect((await dbrepl(['apply', '--json', '-c', off], env)).json().pairs[0].result).toBe('done');
+  await s.stop();
+  await s.start();
+  expect((await s.info()).role).toBe('master');
+  expect(await s.call('GET', 'k')).toBe('v');
+});

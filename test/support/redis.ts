@@ -17,6 +17,8 @@ export interface RedisOptions {
   netns?: string;
   address?: string;
   socketOnly?: boolean;
+  /** Run it as this system user (as systemd does), its directory owned by that user. */
+  user?: string;
 }
 
 export class RedisServer {
@@ -27,6 +29,7 @@ export class RedisServer {
     /** The address it listens on, or its socket path (replication.yml's host). */
     readonly host = '127.0.0.1',
     readonly netns?: string,
+    readonly user?: string,
   ) {}
 
   get socket(): string {
@@ -54,7 +57,7 @@ export class RedisServer {
   get service(): { stop: string; start: string } {
     return {
       stop: `kill $(cat ${this.pidFile}); i=0; while [ -e ${this.pidFile} ]; do i=$((i+1)); [ $i -gt 300 ] && exit 1; sleep 0.1; done`,
-      start: `redis-server ${this.configFile}; i=0; until redis-cli ${this.socketOnly ? `-s ${this.socket}` : `-h ${this.host} -p ${this.port}`} ping 2>/dev/null | grep -qE 'PONG|NOAUTH'; do i=$((i+1)); [ $i -gt 300 ] && exit 1; sleep 0.1; done`,
+      start: `${this.user ? `setpriv --reuid ${this.user} --regid ${this.user} --init-groups ` : ''}redis-server ${this.configFile}; i=0; until redis-cli ${this.socketOnly ? `-s ${this.socket}` : `-h ${this.host} -p ${this.port}`} ping 2>/dev/null | grep -qE 'PONG|NOAUTH'; do i=$((i+1)); [ $i -gt 300 ] && exit 1; sleep 0.1; done`,
     };
   }
 
@@ -99,7 +102,7 @@ export async function startRedis(options: RedisOptions = {}): Promise<RedisServe
   if (options.socketOnly) fs.chmodSync(base, 0o755);
   const port = await freePort();
   const password = options.password ?? randomBytes(12).toString('hex');
-  const server = new RedisServer(port, password, base, options.socketOnly ? path.join(base, 'redis.sock') : (options.address ?? '127.0.0.1'), options.netns);
+  const server = new RedisServer(port, password, base, options.socketOnly ? path.join(base, 'redis.sock') : (options.address ?? '127.0.0.1'), options.netns, options.user);
   const settings: Record<string, string> = {
     port: options.socketOnly ? '0' : String(port),
     bind: options.address ?? '127.0.0.1',
@@ -120,6 +123,7 @@ export async function startRedis(options: RedisOptions = {}): Promise<RedisServe
     ...options.settings,
   };
   fs.writeFileSync(server.configFile, Object.entries(settings).map(([k, v]) => `${k} ${v}`).join('\n') + '\n', { mode: 0o600 });
+  if (options.user) await sh('chown', ['-R', `${options.user}:`, base]);
   await server.start();
   await eventually(async () => (await server.call('PING')) === 'PONG', 10_000, 'redis to answer');
   return server;

@@ -43,7 +43,7 @@ afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 const COMMANDS: Array<[string[], string[]]> = [
   [['plan'], ['--config', '--only', '--json', '--detailed-exitcode', '--max-parallel']],
-  [['apply'], ['--config', '--only', '--json', '--lock-timeout', '--force', '--max-parallel']],
+  [['apply'], ['--config', '--only', '--json', '--lock-timeout', '--force', '--fence', '--max-parallel']],
   [['status'], ['--config', '--only', '--json', '--detailed-exitcode', '--max-parallel']],
   [['resync'], ['--config', '--pair', '--broken', '--json', '--lock-timeout', '--force', '--max-parallel']],
   [['env'], ['--config', '--only', '--format', '--app', '--out']],

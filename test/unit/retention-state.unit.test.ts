@@ -7,7 +7,7 @@
 import { binlogExpirySeconds, binlogRetentionWarnings } from '../../src/engines/mysql/preflight';
 import { walRetentionWarnings } from '../../src/engines/postgresql/preflight';
 import type { RedisFacts } from '../../src/engines/redis/inspect';
-import { syncWarnings } from '../../src/engines/redis/state';
+import { bufferRefusal, syncWarnings } from '../../src/engines/redis/state';
 import { copySecondsEstimate, during, highestRate, sampleRate } from '../../src/engines/retention';
 import { pair, server } from './helpers/build';
 
@@ -86,11 +86,17 @@ describe('Redis: the replica output buffer during the full sync, the backlog for
   const m = (over: Partial<RedisFacts> = {}): RedisFacts =>
     ({ usedMemory: 5 * GiB, replBacklogSize: 1 * GiB, replicaBufferLimit: { hard: 256 * MiB, soft: 64 * MiB, seconds: 60 }, ...over }) as RedisFacts;
 
-  test('writes during the sync over the hard limit', () => {
+  test('writes during the sync over the hard limit: a refusal (forceable), not a warning', () => {
     // 5 GiB at 50 MiB/s: ~103 s; 4 MiB/s of writes: ~412 MiB buffered.
-    expect(syncWarnings(P, m(), 4 * MiB)).toEqual([
-      'shop/cache: the writes buffered for shop/cache-replica during the estimated full sync (~412.0 MiB (4.0 MiB/s for ~1m43s)) exceed client-output-buffer-limit replica hard limit 256.0 MiB: the master would drop the replica and the sync start over; raise it first',
-    ]);
+    expect(syncWarnings(P, m(), 4 * MiB)).toEqual([]);
+    expect(bufferRefusal(P, m({ usedMemory: 100 * MiB }), 4 * MiB)).toBeNull();
+    // 200 MiB at 50 MiB/s: ~4 s; 100 MiB/s of writes: ~400 MiB buffered, over 256 MiB.
+    expect(bufferRefusal(P, m({ usedMemory: 200 * MiB }), 100 * MiB)).toMatch(
+      /^shop\/cache: the writes buffered for shop\/cache-replica during the estimated full sync \(~400\.0 MiB \(100\.0 MiB\/s for ~4s\)\) exceed client-output-buffer-limit replica hard limit 256\.0 MiB: .*raise it on shop\/cache/,
+    );
+    // A hard limit below the dataset: refused whatever the rate.
+    expect(bufferRefusal(P, m({ usedMemory: 300 * MiB, replicaBufferLimit: { hard: 256 * MiB, soft: 0, seconds: 0 } }), null)).toMatch(/hard limit 256\.0 MiB is below the dataset \(300\.0 MiB\)/);
+    expect(bufferRefusal(P, m({ replicaBufferLimit: { hard: 0, soft: 0, seconds: 0 } }), 4 * MiB)).toBeNull();
   });
 
   test('over the soft limit for longer than its seconds', () => {

@@ -345,11 +345,15 @@ async function waitCaughtUp(session: Session, pair: Pair, d: Dialect, md: Dialec
 
 /** Disable: catch up by GTID, stop and reset replication completely, writable again (and after a restart too). */
 function disableSteps(pair: Pair, { m, s }: Sides<MyFacts>): ActionPlan {
+  // A master that cannot be reached (a forced disable): no catch-up; the slave is detached as it is.
+  const masterless = !m;
   const d = dialectFor(s.version);
-  const md = dialectFor(m.version);
+  const md = dialectFor((m ?? s).version);
   let target = '';
   const detach = [d.stopReplica, d.resetReplicaAll, ...d.readOnly(false)];
-  const steps: Step[] = [
+  const fence = pair.fence && m ? fenceSteps(pair, m) : { before: [], after: [] };
+  const all: Step[] = [
+    ...fence.before,
     {
       id: 'note-gtids',
       side: 'master',
@@ -384,6 +388,7 @@ function disableSteps(pair: Pair, { m, s }: Sides<MyFacts>): ActionPlan {
         }),
     },
   ];
+  const steps = masterless ? all.filter((x) => !x.side.startsWith('master') && x.id !== 'catch-up') : all;
   if (d.needsOptionsFile) {
     steps.push({
       id: 'persist-writable',
@@ -397,6 +402,72 @@ function disableSteps(pair: Pair, { m, s }: Sides<MyFacts>): ActionPlan {
       },
     });
   }
+  steps.push(...fence.after);
   steps.push(...forgetTlsSteps(pair, s.datadir));
-  return { steps, disruption: 'slave becomes a standalone writable server; master keeps serving', preserved: null, lockDir: null, warnings: [] };
+  return {
+    steps,
+    disruption: pair.fence ? 'master becomes read-only (persisted); slave becomes the standalone writable server' : 'slave becomes a standalone writable server; master keeps serving',
+    preserved: null,
+    lockDir: null,
+    warnings: masterless ? [`${pair.master.ref} cannot be reached: the slave is detached without catching up`] : [],
+  };
+}
+
+/**
+ * fence: true: before the catch-up, the master is made read-only, in memory and for its next
+ * start (its option file, or SET PERSIST): the GTIDs the slave then executes are everything the
+ * master will take. After the slave is detached, one writer is checked. The fence is undone only
+ * while the slave still replicates; after that, a read-only master is the point.
+ */
+function fenceSteps(pair: Pair, m: MyFacts): { before: Step[]; after: Step[] } {
+  const md = dialectFor(m.version);
+  const on = [...md.readOnly(true), ...(md.superReadOnly ? [md.superReadOnly] : [])];
+  const st = { optionsBefore: undefined as string | null | undefined };
+  const readOnly = (session: Session, server: Server): Promise<boolean> =>
+    withClient(session, server, async (sql) => Number((await sql.query('SELECT @@global.read_only AS ro'))[0]!.ro) === 1);
+  return {
+    before: [
+      {
+        id: 'fence',
+        side: 'master',
+        title: 'make the master read-only',
+        text: `master: ${on.join('; ')}${md.needsOptionsFile ? `; read_only = 1 persisted in ${optionsFile(pair.master)}, checked to be what the server reads at its next start` : ''}`,
+        run: async (session) => {
+          const host = md.needsOptionsFile ? await session.hosts.forServer(pair.master) : null;
+          if (host) st.optionsBefore = await readFile(host, optionsFile(pair.master));
+          await withClient(session, pair.master, async (sql) => {
+            for (const q of on) await sql.query(q);
+          });
+          if (host) {
+            await writeOptions(host, pair.master, m, { read_only: 1 });
+            await verifyServerReads(host, pair.master, m, { read_only: 1 });
+          }
+        },
+        undo: {
+          text: 'make the master writable again, unless the slave was detached',
+          run: async (session) => {
+            const detached = await withClient(session, pair.slave, async (sql) => !(await readOnly(session, pair.slave)) && (await sql.query('SHOW SLAVE STATUS')).length === 0).catch(() => false);
+            if (detached) return `${pair.master.ref} stays read-only: ${pair.slave.ref} was detached, and one writer is what the fence is for`;
+            await withClient(session, pair.master, async (sql) => {
+              for (const q of md.readOnly(false)) await sql.query(q);
+            });
+            if (md.needsOptionsFile && st.optionsBefore !== undefined) await restoreOptions(await session.hosts.forServer(pair.master), pair.master, m, st.optionsBefore);
+            return `${pair.master.ref} is writable again`;
+          },
+        },
+      },
+    ],
+    after: [
+      {
+        id: 'one-writer',
+        side: 'slave',
+        title: 'check that one writer is left',
+        text: `slave and master: check that ${pair.slave.ref} takes writes and ${pair.master.ref} does not`,
+        run: async (session) => {
+          if (!(await readOnly(session, pair.master))) throw new DbreplError('STEP', `${pair.master.ref} still takes writes after the fence: two writers`);
+          if (await readOnly(session, pair.slave)) throw new DbreplError('STEP', `${pair.slave.ref} does not take writes after it was detached`);
+        },
+      },
+    ],
+  };
 }

@@ -9,7 +9,7 @@ import { CopyProgress } from '../../util/progress';
 import { stepState } from '../engine';
 import type { ActionPlan, ChangeAction, Session, Sides, Step } from '../engine';
 import { serviceArgv } from '../service';
-import { withClient } from './client';
+import { Sql, withClient } from './client';
 import { hbaDecision, hbaLine } from './hba';
 import { databaseBytes, PgFacts, readFacts } from './inspect';
 import { lsnToBigInt } from './lsn';
@@ -300,11 +300,16 @@ async function waitStreaming(session: Session, pair: Pair, slot: string): Promis
 }
 
 /** Disable: catch up, promote, forget the master, drop the slot the slave used. */
-function disableSteps(pair: Pair, { s }: Sides<PgFacts>): ActionPlan {
+function disableSteps(pair: Pair, { m, s }: Sides<PgFacts>): ActionPlan {
+  // A master that cannot be reached (a forced disable): no catch-up, no slot to drop; the slave is promoted as it is.
+  const masterless = !m;
   // The slot the slave really uses (a pair set up by hand may use its own name).
   const slot = s.receiver?.slotName ?? s.primarySlotName ?? slotName(pair);
   let target: string | null = null;
-  const steps: Step[] = [
+  // Without its master there is nothing to fence (core's refusal, overridden by --force, said so).
+  const fence = masterless ? { before: [], after: [] } : fenceSteps(pair);
+  const all: Step[] = [
+    ...fence.before,
     {
       id: 'note-position',
       side: 'master',
@@ -371,12 +376,9 @@ function disableSteps(pair: Pair, { s }: Sides<PgFacts>): ActionPlan {
       title: 'clear primary_conninfo and primary_slot_name',
       text: 'slave: ALTER SYSTEM RESET primary_conninfo, primary_slot_name; reload',
       run: (session) =>
-        withClient(session, pair.slave, async (sql) => {
-          await sql.query('ALTER SYSTEM RESET primary_conninfo');
-          await sql.query('ALTER SYSTEM RESET primary_slot_name');
-          await sql.query('SELECT pg_reload_conf()');
-        }),
+        withClient(session, pair.slave, (sql) => alterSystem(sql, 'RESET primary_conninfo', 'RESET primary_slot_name')),
     },
+    ...fence.after,
     {
       id: 'drop-slot',
       side: 'master',
@@ -385,6 +387,73 @@ function disableSteps(pair: Pair, { s }: Sides<PgFacts>): ActionPlan {
       run: (session) => withClient(session, pair.master, (sql) => dropSlotWhenFree(sql, slot, pair.master.ref)),
     },
   ];
+  const steps = masterless ? all.filter((x) => !x.side.startsWith('master') && x.id !== 'catch-up') : all;
   steps.push(...forgetTlsSteps(pair, s.dataDirectory));
-  return { steps, disruption: 'slave becomes a standalone writable server; master keeps serving', preserved: null, lockDir: null, warnings: [] };
+  const warnings = masterless ? [`${pair.master.ref} cannot be reached: the slave is promoted without catching up, and the master keeps its replication slot ${slot} (drop it there once it is back, or it holds WAL)`] : [];
+  return {
+    steps,
+    disruption: pair.fence ? 'master becomes read-only (its client sessions are ended); slave becomes the standalone writable server' : 'slave becomes a standalone writable server; master keeps serving',
+    preserved: null,
+    lockDir: null,
+    warnings,
+  };
+}
+
+/** ALTER SYSTEM each change, then a reload. */
+async function alterSystem(sql: Sql, ...changes: string[]): Promise<void> {
+  for (const c of changes) await sql.query(`ALTER SYSTEM ${c}`);
+  await sql.query('SELECT pg_reload_conf()');
+}
+
+/**
+ * fence: true: before the catch-up, the master is made read-only (default_transaction_read_only
+ * on, reloaded, and its client sessions ended so that every new one starts read-only): what the
+ * slave replays up to is then everything the master will take. After the promotion, one writer
+ * is checked: the master read-only, the slave writable. The fence is undone only while the
+ * slave has not been promoted; after that, a read-only master is the point.
+ */
+function fenceSteps(pair: Pair): { before: Step[]; after: Step[] } {
+  if (!pair.fence) return { before: [], after: [] };
+  const readOnly = async (session: Session, server: Pair['master']): Promise<boolean> =>
+    withClient(session, server, async (sql) => {
+      const { rows } = await sql.query<{ ro: string; rec: boolean }>("SELECT current_setting('default_transaction_read_only') AS ro, pg_is_in_recovery() AS rec");
+      return rows[0]!.ro === 'on' || rows[0]!.rec;
+    });
+  return {
+    before: [
+      {
+        id: 'fence',
+        side: 'master',
+        title: 'make the master read-only',
+        text: 'master: ALTER SYSTEM SET default_transaction_read_only = on; pg_reload_conf(); end its client sessions (pg_terminate_backend) so every new one is read-only',
+        run: (session) =>
+          withClient(session, pair.master, async (sql) => {
+            await alterSystem(sql, 'SET default_transaction_read_only = on');
+            // dbrepl's own sessions (this run's lock on the master) stay.
+            await sql.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND application_name NOT LIKE 'dbrepl%'`);
+          }),
+        undo: {
+          text: 'make the master writable again, unless the slave was promoted',
+          run: async (session) => {
+            const promoted = await withClient(session, pair.slave, async (sql) => !(await sql.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]!.r).catch(() => false);
+            if (promoted) return `${pair.master.ref} stays read-only: ${pair.slave.ref} was promoted, and one writer is what the fence is for`;
+            await withClient(session, pair.master, (sql) => alterSystem(sql, 'RESET default_transaction_read_only'));
+            return `${pair.master.ref} is writable again`;
+          },
+        },
+      },
+    ],
+    after: [
+      {
+        id: 'one-writer',
+        side: 'slave',
+        title: 'check that one writer is left',
+        text: `slave and master: check that ${pair.slave.ref} takes writes and ${pair.master.ref} does not (new sessions)`,
+        run: async (session) => {
+          if (!(await readOnly(session, pair.master))) throw new DbreplError('STEP', `${pair.master.ref} still takes writes after the fence: two writers`);
+          if (await readOnly(session, pair.slave)) throw new DbreplError('STEP', `${pair.slave.ref} does not take writes after its promotion`);
+        },
+      },
+    ],
+  };
 }

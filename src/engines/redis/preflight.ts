@@ -9,7 +9,7 @@ import type { RedisFacts } from './inspect';
 import { masterLogin } from './steps';
 import { replicationTls } from '../tls';
 import { highestRate, sampleRate } from '../retention';
-import { syncWarnings } from './state';
+import { bufferRefusal, syncWarnings } from './state';
 
 /** The preserved file is written where host commands run: that must be the slave's machine. */
 export async function verifyHost(host: Host, server: Server, facts: RedisFacts): Promise<void> {
@@ -21,6 +21,10 @@ export async function verifyHost(host: Host, server: Server, facts: RedisFacts):
 
 /** Checks that change nothing: run by plan, and again by apply before the first change. */
 export async function preflight(pair: Pair, { m, s }: Sides<RedisFacts>, planned: { action: ChangeAction; plan: ActionPlan } | null, session: Session): Promise<Finding[]> {
+  if (planned?.action === 'disable' && pair.fence) {
+    // A Redis master has no read-only mode that lasts: CLIENT PAUSE ends, an ACL change is the application's.
+    return [{ level: 'error', message: `fence is not available for Redis: a Redis master cannot be made read-only for good; stop the writers of ${pair.master.ref} (or take fence off the pair) and disable again` }];
+  }
   if (!planned || planned.action === 'disable') return [];
   const out: Finding[] = [];
   const error = (message: string): void => void out.push({ level: 'error', message });
@@ -41,6 +45,8 @@ export async function preflight(pair: Pair, { m, s }: Sides<RedisFacts>, planned
   if (host) out.push(...(await finding('error', () => verifyHost(host, pair.slave, s))));
   out.push(...(await finding('error', () => checkLogin(session, pair))));
   const rate = await replicationRate(session, pair).catch(() => null);
+  const refusal = bufferRefusal(pair, m, rate);
+  if (refusal) out.push({ level: 'error', message: refusal, forceable: true });
   out.push(...syncWarnings(pair, m, rate).map((message) => ({ level: 'warning' as const, message })));
   return out;
 }

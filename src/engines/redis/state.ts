@@ -7,6 +7,9 @@ import { bothSides, Identity, Inspection, LiveLink, PairLive } from '../engine';
 import { linkDown, Outage } from '../link';
 import type { RedisFacts } from './inspect';
 
+/** A full sync that the master cut and that started over this many times is given up (the slave detached). */
+export const MAX_SYNC_RESTARTS = 3;
+
 /**
  * Where a server's own files go: next to its RDB and named after it, so that servers
  * sharing a directory (Debian's /var/lib/redis) never share a lock or a kept copy.
@@ -82,9 +85,8 @@ export function bufferWarnings(master: Server, m: RedisFacts): string[] {
   const out: string[] = [];
   const size = m.usedMemory;
   const { hard, soft, seconds } = m.replicaBufferLimit;
-  if (hard > 0 && hard < size) {
-    out.push(`${master.ref}: client-output-buffer-limit replica hard limit ${humanBytes(hard)} is below the dataset (${humanBytes(size)}): writes during a full sync can overflow it, the master drops the replica and the sync starts over (a loop); raise it first`);
-  } else if (soft > 0 && soft < size && seconds > 0) {
+  // A hard limit below the dataset is a refusal (bufferRefusal), not a warning.
+  if (!(hard > 0 && hard < size) && soft > 0 && soft < size && seconds > 0) {
     out.push(`${master.ref}: client-output-buffer-limit replica soft limit ${humanBytes(soft)} for ${seconds}s is below the dataset (${humanBytes(size)}): a long full sync under writes can be cut and start over; raise it first`);
   }
   const backlogFloor = Math.max(1024 * 1024, Math.floor(size / 100));
@@ -92,6 +94,28 @@ export function bufferWarnings(master: Server, m: RedisFacts): string[] {
     out.push(`${master.ref}: repl-backlog-size ${humanBytes(m.replBacklogSize)} is small for a ${humanBytes(size)} dataset: after a short disconnect the replica will need a full sync`);
   }
   return out;
+}
+
+/**
+ * Why a full sync from this master would most likely start over and over (each time a fork
+ * of the master), so that enable and resync are refused unless --force: its replica output
+ * buffer's hard limit is below the dataset, or below the writes the sync would have to hold
+ * (`bytesPerSecond` measured by preflight). Null when it should hold.
+ */
+export function bufferRefusal(pair: Pair, m: RedisFacts, bytesPerSecond: number | null): string | null {
+  const size = m.usedMemory;
+  const { hard } = m.replicaBufferLimit;
+  const raise = `raise it on ${pair.master.ref} (CONFIG SET client-output-buffer-limit "replica <hard> <soft> <seconds>", and in its config file); a forced sync that keeps starting over is stopped after ${MAX_SYNC_RESTARTS} attempts and the slave detached`;
+  if (hard > 0 && hard < size) {
+    return `${pair.master.ref}: client-output-buffer-limit replica hard limit ${humanBytes(hard)} is below the dataset (${humanBytes(size)}): writes during a full sync can overflow it, the master drops the replica and the sync starts over (a loop of forks of the master); ${raise}`;
+  }
+  if (hard > 0 && bytesPerSecond && bytesPerSecond > 0) {
+    const seconds = copySecondsEstimate(size);
+    if (bytesPerSecond * seconds > hard) {
+      return `${pair.master.ref}: the writes buffered for ${pair.slave.ref} during the estimated full sync (${during(bytesPerSecond, seconds)}) exceed client-output-buffer-limit replica hard limit ${humanBytes(hard)}: the master would drop the replica and the sync start over; ${raise}`;
+    }
+  }
+  return null;
 }
 
 /**
@@ -110,9 +134,9 @@ export function syncWarnings(pair: Pair, m: RedisFacts, bytesPerSecond: number |
   const buffered = bytesPerSecond * seconds;
   const { hard, soft, seconds: softSeconds } = m.replicaBufferLimit;
   const out: string[] = [];
-  if (hard > 0 && buffered > hard) {
-    out.push(`${pair.master.ref}: the writes buffered for ${pair.slave.ref} during the estimated full sync (${during(bytesPerSecond, seconds)}) exceed client-output-buffer-limit replica hard limit ${humanBytes(hard)}: the master would drop the replica and the sync start over; raise it first`);
-  } else if (soft > 0 && softSeconds > 0 && buffered > soft && seconds > softSeconds) {
+  // Over the hard limit is a refusal (bufferRefusal), not a warning.
+  const overHard = hard > 0 && buffered > hard;
+  if (!overHard && soft > 0 && softSeconds > 0 && buffered > soft && seconds > softSeconds) {
     out.push(`${pair.master.ref}: the writes buffered for ${pair.slave.ref} during the estimated full sync (${during(bytesPerSecond, seconds)}) stay over client-output-buffer-limit replica soft limit ${humanBytes(soft)} for more than ${softSeconds}s: the master would drop the replica and the sync start over; raise it first`);
   }
   const outage = bytesPerSecond * pair.resyncAfterSeconds;

@@ -1,4 +1,4 @@
-import { DbreplError } from '../../errors';
+import { DbreplError, messageOf } from '../../errors';
 import { runScript, statOwner } from '../../hosts/commands';
 import { copyTimeoutMs } from '../../hosts/limits';
 import type { Pair, Server } from '../../model';
@@ -10,7 +10,7 @@ import type { ActionPlan, ChangeAction, Logger, Session, Sides, Step } from '../
 import { Cmd, withClient } from './client';
 import { readFacts, RedisFacts } from './inspect';
 import { FORGET_COPY, LOCK_KEY } from './lock';
-import { bufferWarnings, ownBase, preservedPath } from './state';
+import { bufferWarnings, MAX_SYNC_RESTARTS, ownBase, preservedPath } from './state';
 import { replicationTls, tlsFilesFor, writeTlsFiles } from '../tls';
 
 /** The slave's settings the auth step changes, put back as they were by its undo. */
@@ -25,12 +25,11 @@ async function settings(r: Cmd): Promise<Record<string, string>> {
 }
 
 export function plan(pair: Pair, action: ChangeAction, sides: Sides<RedisFacts>, stamp: string, state?: Record<string, unknown>): ActionPlan {
-  return action === 'disable' ? disableSteps(pair) : enableSteps(pair, action, sides, stamp, state);
+  return action === 'disable' ? disableSteps(pair, !sides.m) : enableSteps(pair, action, sides, stamp, state);
 }
 
 /** Full syncs are bounded by the dataset (at least 5 minutes, plus a minute per 1 GiB), or by the pair's copy_timeout. */
 /** Full syncs cut and started over before the sync counts as failed. */
-const MAX_SYNC_RESTARTS = 3;
 
 function syncTimeoutMs(bytes: number, overrideSeconds?: number): number {
   if (overrideSeconds !== undefined) return Math.max(1, overrideSeconds) * 1000;
@@ -253,10 +252,34 @@ ln -- "$tmp" "$out"`,
   };
 }
 
-/** Disable: catch up to the master's offset, REPLICAOF NO ONE, persist. */
-function disableSteps(pair: Pair): ActionPlan {
+/**
+ * REPLICAOF NO ONE took effect but CONFIG REWRITE failed: the config file still says replicaof,
+ * so a restart would make the server a replica again and a full sync would discard what it took
+ * meanwhile. The disable fails: the replica is pointed back at its master (a partial resync, the
+ * pair as it was) unless the master cannot be reached (a forced disable), and the error says what
+ * a restart would do and what to fix.
+ */
+async function unpersistedDetach(r: Cmd, pair: Pair, before: RedisFacts, err: unknown, masterless: boolean): Promise<DbreplError> {
+  const why = `${pair.slave.ref}: CONFIG REWRITE failed (${messageOf(err)}), so ${before.configFile} still makes it a replica of ${before.masterHost}:${before.masterPort}: a restart would make it one again and a full sync would discard every write it took meanwhile`;
+  const fix = rewriteFix(before);
+  if (masterless || !before.masterHost || !before.masterPort) {
+    return new DbreplError('STEP', `${why}. It stays a master (in memory only, its master cannot be reached). ${fix}`);
+  }
+  try {
+    await r.call('REPLICAOF', before.masterHost, String(before.masterPort));
+  } catch (back) {
+    return new DbreplError('STEP', `${why}; pointing it back at its master failed too (${messageOf(back)}): it is a master in memory only until it restarts. ${fix}`);
+  }
+  return new DbreplError('STEP', `${why}. The disable was not done: it replicates from ${pair.master.ref} again (a full sync); ${fix}`);
+}
+
+const rewriteFix = (f: RedisFacts): string =>
+  `Make ${f.configFile} and its directory writable by the server (CONFIG REWRITE writes a new file there and renames it), then apply again`;
+
+/** Disable: catch up to the master's offset, REPLICAOF NO ONE, persist (a master that cannot be reached: no catch-up). */
+function disableSteps(pair: Pair, masterless: boolean): ActionPlan {
   let target = 0;
-  const steps: Step[] = [
+  const all: Step[] = [
     {
       id: 'note-offset',
       side: 'master',
@@ -291,15 +314,27 @@ function disableSteps(pair: Pair): ActionPlan {
       id: 'detach',
       side: 'slave',
       title: 'REPLICAOF NO ONE and persist',
-      text: `slave: REPLICAOF NO ONE; CONFIG REWRITE; DEL ${LOCK_KEY} (the replicated copy of the master's lock)`,
+      text: `slave: CONFIG REWRITE (the file can be written); REPLICAOF NO ONE; CONFIG REWRITE; DEL ${LOCK_KEY} (the replicated copy of the master's lock)`,
       run: (session) =>
         withClient(session, pair.slave, async (r) => {
           const f = await readFacts(r);
+          // The file first, while it still says replicaof: a server that cannot write it stops here, nothing changed.
+          if (f.configFile) {
+            await r.call('CONFIG', 'REWRITE').catch((err: unknown) => {
+              throw new DbreplError('STEP', `${pair.slave.ref}: CONFIG REWRITE failed (${messageOf(err)}); nothing was changed, it still replicates: a disable must persist in ${f.configFile}, or a restart would make it a replica again and a full sync would discard every write it took meanwhile. ${rewriteFix(f)}`);
+            });
+          }
           await r.call('REPLICAOF', 'NO', 'ONE');
-          await rewrite(r, f, session.log, pair.slave);
+          try {
+            await rewrite(r, f, session.log, pair.slave);
+          } catch (err) {
+            throw await unpersistedDetach(r, pair, f, err, masterless);
+          }
           await r.call('EVAL', FORGET_COPY, 1, LOCK_KEY);
         }),
     },
   ];
-  return { steps, disruption: 'slave becomes a standalone writable server; master keeps serving', preserved: null, lockDir: null, warnings: [] };
+  const steps = masterless ? all.filter((x) => x.id === 'detach') : all;
+  const warnings = masterless ? [`${pair.master.ref} cannot be reached: the slave is detached without catching up`] : [];
+  return { steps, disruption: 'slave becomes a standalone writable server; master keeps serving', preserved: null, lockDir: null, warnings };
 }
