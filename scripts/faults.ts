@@ -23,6 +23,8 @@ function cutFor(user: string, port: number): { cut: () => Promise<void>; heal: (
   };
 }
 
+const SERVER_USER = { postgresql: 'postgres', mysql: 'mysql', redis: 'redis' } as const;
+
 async function main(): Promise<void> {
   const only = (process.env.FAULTS ?? 'postgresql,mysql,redis').split(',');
   const rows: Row[] = [];
@@ -41,10 +43,9 @@ async function main(): Promise<void> {
       say(await masterRestartMidCopy(lab));
       say(await twoApplies(lab));
       say(await disableDuringResync(lab));
-      if (engine === 'postgresql') {
-        const { cut, heal } = cutFor('postgres', lab.master.port);
-        say(await linkCut(lab, cut, heal, 8));
-      }
+      // Each server runs as its own user, as systemd runs it: the cut singles out the slave's own connections.
+      const { cut, heal } = cutFor(SERVER_USER[engine], lab.master.port);
+      say(await linkCut(lab, cut, heal, 8));
     } finally {
       await lab.stop();
     }

@@ -246,5 +246,8 @@ describe('divergence is broken at once, whatever resync_after says', () => {
     expect(byName(r.json(), 'pairs')['shop/pg-replica']).toMatchObject({ action: 'resync', result: 'done' });
     expect(byName(r.json(), 'pairs')['shop/db-replica']).toMatchObject({ action: 'resync', result: 'done' });
     await eventually(async () => (await status()).pairs.every((p: any) => p.state === 'replicating'), 60_000, 'all replicating after the rebuilds');
+    // The lost slot was not reused: a new one, reserving WAL, that the slave streams from.
+    const [again] = await pgMain.query<{ wal_status: string; active: boolean }>('SELECT wal_status, active FROM pg_replication_slots WHERE slot_name = $1', [slot]);
+    expect(again).toEqual({ wal_status: 'reserved', active: true });
   });
 });

@@ -123,7 +123,8 @@ const ADAPTERS: Record<EngineName, (password: string) => Adapter> = {
   }),
   redis: () => ({
     engine: 'redis',
-    start: async () => [await startRedis(), await startRedis()],
+    // As their own user (as systemd runs them): a link cut can then single out the replica's own connections.
+    start: async () => [await startRedis({ user: 'redis' }), await startRedis({ user: 'redis' })],
     serverYaml: (s, v) => redisServer(s as RedisServer, v),
     seed: async (m, s) => {
       await rd(m).call('EVAL', "for i=1,30000 do redis.call('SET', 'big:' .. i, string.rep('x', 200)) end", 0);
@@ -370,7 +371,11 @@ export async function disableDuringResync(lab: FaultLab): Promise<Row> {
   });
 }
 
-/** A short cut of the link (the slave's own connections to its master dropped): reconnecting, not rebuilt; healed when it returns. */
+/**
+ * A short cut of the link (the slave's own connections to its master dropped) while the master
+ * takes a write a second (an idle link is not noticed by MariaDB before slave_net_timeout):
+ * reconnecting, not rebuilt; healed when it returns, every write on the slave.
+ */
 export async function linkCut(lab: FaultLab, cut: () => Promise<void>, heal: () => Promise<void>, seconds: number): Promise<Row> {
   return row(`${lab.a.engine}: link cut for ${seconds} s`, async () => {
     lab.write('enabled');
@@ -379,7 +384,10 @@ export async function linkCut(lab: FaultLab, cut: () => Promise<void>, heal: () 
     await cut();
     let during = '';
     try {
-      await sleep(seconds * 1000);
+      for (let i = 0; i < seconds; i++) {
+        await lab.a.mark(lab.master);
+        await sleep(1000);
+      }
       during = await lab.state();
       const plan = JSON.parse((await lab.runCli('plan', '--json')).stdout).pairs[0];
       if (during !== 'reconnecting') throw new Error(`during the cut the pair is ${during}, not reconnecting`);

@@ -39,9 +39,15 @@ export async function ensureRole(sql: Sql, master: Server, user: string, passwor
 }
 
 /** One physical slot per slave; an existing one is kept (it already retains WAL from before the backup starts). Returns whether it was created now. */
-export async function ensureSlot(sql: Sql, slot: string): Promise<boolean> {
-  const { rows } = await sql.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [slot]);
-  if (rows.length > 0) return false;
+/**
+ * The slot, created when missing. A lost one (wal_status lost: WAL it needed was removed) is
+ * never reused: it is dropped and created again, reserving WAL from now. True when this call
+ * created it.
+ */
+export async function ensureSlot(sql: Sql, slot: string, where: string): Promise<boolean> {
+  const { rows } = await sql.query<{ lost: boolean }>("SELECT to_jsonb(s)->>'wal_status' = 'lost' AS lost FROM pg_replication_slots s WHERE slot_name = $1", [slot]);
+  if (rows.length > 0 && !rows[0]!.lost) return false;
+  if (rows.length > 0) await dropSlotWhenFree(sql, slot, where);
   await sql.query('SELECT pg_create_physical_replication_slot($1, true)', [slot]);
   return true;
 }

@@ -100,9 +100,9 @@ function enableSteps(pair: Pair, { m, s }: Sides<PgFacts>, stamp: string, state?
     id: 'slot',
     side: 'master',
     title: 'create replication slot',
-    text: `master: create physical replication slot ${slot} (pg_create_physical_replication_slot), unless it exists`,
+    text: `master: create physical replication slot ${slot} (pg_create_physical_replication_slot), unless it exists (a lost one is dropped and created again)`,
     run: async (session) => {
-      st.createdSlot = await withClient(session, pair.master, (sql) => ensureSlot(sql, slot));
+      st.createdSlot = await withClient(session, pair.master, (sql) => ensureSlot(sql, slot, pair.master.ref));
       await session.checkpoint?.();
     },
     undo: {
