@@ -41,11 +41,13 @@ const PARALLEL: Flag = { type: 'string', arg: 'N', help: 'servers inspected and 
 const FORCE: Flag = { type: 'boolean', help: 'go ahead where a check refuses only what this flag may override (each such refusal says what could be lost)' };
 const LOCK_TIMEOUT: Flag = { type: 'string', arg: 'DURATION', help: "how long to wait for another run's lock on a slave or a master, e.g. 5m (default 0: fail at once, naming the holder)" };
 
+const FENCE: Flag = { type: 'boolean', help: 'every disable fences its master first: read-only before the slave is promoted, then one writer checked (as fence: true on each pair)' };
+
 const COMMANDS: Record<string, CommandSpec> = {
   plan: {
-    usage: 'plan [-c FILE] [--only NAMES] [--json] [--detailed-exitcode] [--max-parallel N]',
+    usage: 'plan [-c FILE] [--only NAMES] [--json] [--detailed-exitcode] [--fence] [--max-parallel N]',
     about: 'Inspect every server, diff the live replication against the file, run every check that changes nothing, and print the plan. Changes nothing.',
-    flags: { config: CONFIG, only: ONLY, json: JSON_FLAG, 'detailed-exitcode': { type: 'boolean', help: 'exit 2 when the plan has changes (0: nothing to do)' }, 'max-parallel': PARALLEL },
+    flags: { config: CONFIG, only: ONLY, json: JSON_FLAG, 'detailed-exitcode': { type: 'boolean', help: 'exit 2 when the plan has changes (0: nothing to do)' }, fence: FENCE, 'max-parallel': PARALLEL },
   },
   apply: {
     usage: 'apply [-c FILE] [--only NAMES] [--json] [--lock-timeout DURATION] [--force] [--fence] [--max-parallel N]',
@@ -58,7 +60,7 @@ const COMMANDS: Record<string, CommandSpec> = {
       json: JSON_FLAG,
       'lock-timeout': LOCK_TIMEOUT,
       force: FORCE,
-      fence: { type: 'boolean', help: 'every disable fences its master first: read-only before the slave is promoted, then one writer checked (as fence: true on each pair)' },
+      fence: FENCE,
       'max-parallel': PARALLEL,
     },
   },

@@ -1,4 +1,4 @@
-import { checkAction, settle } from './apply/checks';
+import { checkAction, masterlessPlans, settle } from './apply/checks';
 import { describeInterrupted } from './apply/journal';
 import { lockState } from './apply/locks';
 import { parseDuration } from './config/schema';
@@ -312,8 +312,10 @@ async function checkPlan(plan: Plan, topology: Topology, inspections: ReadonlyMa
 }
 
 /**
- * A disable whose master cannot be reached: it cannot catch up first, so it is refused,
- * saying what would be lost, unless --force (then the slave is promoted as it is).
+ * A disable whose master cannot be reached: it cannot catch up first, so it is refused, saying
+ * what would be lost, unless --force (then the slave is promoted as it is). Not even --force
+ * goes ahead when the master evidently answers (a refused login, too many connections, starting
+ * up: it is alive and may take writes) or when the pair is fenced (nothing can fence it).
  */
 function masterlessDisable(planned: Plan['pairs'][number], pair: Pair, inspections: ReadonlyMap<string, Inspection>, stamp: string, force: boolean): void {
   const m = inspections.get(pair.master.ref);
@@ -321,10 +323,19 @@ function masterlessDisable(planned: Plan['pairs'][number], pair: Pair, inspectio
   if (planned.action !== 'disable' || !m || m.ok || !s?.ok) return;
   const engine = engineFor(pair.engine);
   const lag = planned.lag_seconds !== null || planned.lag_bytes !== null ? `last known lag ${planned.lag_seconds ?? '?'} s / ${planned.lag_bytes ?? '?'} bytes` : 'its lag is unknown';
+  const lost = `promoting ${pair.slave.ref} now loses what ${pair.master.ref} took that ${pair.slave.ref} has not received (${lag})`;
+  if (ALIVE.test(m.error)) {
+    planned.error = `${pair.master.ref} answers but cannot be inspected (${m.error}): it is alive and may be taking writes, so the disable cannot go ahead without it (${lost}); fix the login or wait until it accepts connections, then apply again`;
+    return;
+  }
+  if (pair.fence) {
+    planned.error = `${pair.master.ref} cannot be reached (${m.error}), so it cannot be fenced and the disable cannot wait for ${pair.slave.ref} to catch up (${lost}); make sure it takes no writes (stop it), then take fence off the pair (or drop --fence) and apply --force`;
+    return;
+  }
   const finding: Finding = {
     level: 'error',
     forceable: true,
-    message: `${pair.master.ref} cannot be reached (${m.error}): the disable cannot wait for ${pair.slave.ref} to catch up; promoting it now loses what ${pair.master.ref} took that ${pair.slave.ref} has not received (${lag}), and ${pair.master.ref} keeps its replication state for it`,
+    message: `${pair.master.ref} cannot be reached (${m.error}): the disable cannot wait for ${pair.slave.ref} to catch up; ${lost}. If it is only out of this runner's reach it may still be taking writes: stop it first. It keeps its replication state for ${pair.slave.ref}`,
   };
   const [settled] = settle([finding], force);
   if (settled!.level === 'error') {
@@ -332,11 +343,15 @@ function masterlessDisable(planned: Plan['pairs'][number], pair: Pair, inspectio
     return;
   }
   planned.error = null;
+  masterlessPlans.add(planned);
   const plan = engine.plan(pair, 'disable', { m: null, s: s.facts }, stamp);
   planned.steps = plan.steps.map(stepText);
+  planned.disruption = plan.disruption;
   planned.warnings.push(settled!.message, ...plan.warnings);
-  if (pair.fence) planned.warnings.push(`fence: ${pair.master.ref} cannot be reached, so it is not fenced: make sure it takes no writes (stop it) before the application is pointed at ${pair.slave.ref}`);
 }
+
+/** Errors of a server that answered: it is running. */
+const ALIVE = /password authentication failed|authentication failed|access denied|WRONGPASS|NOAUTH|too many (connections|clients)|max number of clients|starting up|shutting down|in recovery mode|LOADING/i;
 
 /**
  * Whether a pair counts in the environment variables (before the run, or after apply): a

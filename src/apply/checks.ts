@@ -89,3 +89,6 @@ export function settle(findings: Finding[], force: boolean): Finding[] {
     return force ? { level: 'warning', message: `forced (--force): ${f.message}` } : { level: 'error', message: `${f.message} (--force goes ahead anyway)` };
   });
 }
+
+/** Disables the plan made without their master (unreachable, --force): apply may go ahead without it for these only. */
+export const masterlessPlans = new WeakSet<object>();

@@ -8,7 +8,7 @@ import type { ChangeAction, Sides } from '../engines/engine';
  * A run killed at any point leaves a journal the next run reads to roll the action back.
  */
 export type JournalRecord =
-  | { t: 'begin'; pair: string; action: ChangeAction; stamp: string; master: string; slave: string; sides: Sides<unknown>; steps: Array<{ id: string; text: string }>; run: string; at: string }
+  | { t: 'begin'; pair: string; action: ChangeAction; stamp: string; master: string; slave: string; sides: Sides<unknown>; steps: Array<{ id: string; text: string }>; run: string; at: string; fence?: boolean }
   | { t: 'state'; state: Record<string, unknown> }
   | { t: 'step'; id: string; phase: 'start' | 'done'; at: string }
   | { t: 'undo'; id: string; phase: 'start' | 'done' | 'failed'; error?: string; at: string }
@@ -25,6 +25,8 @@ export interface Interrupted {
   steps: Array<{ id: string; text: string }>;
   run: string;
   began: string;
+  /** The pair was fenced (fence: true or --fence): its step list is built again with the fence. */
+  fence: boolean;
   /** Steps that started, in order; those that also finished. */
   started: string[];
   done: Set<string>;
@@ -71,6 +73,7 @@ export function interruptedOf(records: JournalRecord[]): Interrupted | null {
     steps: b.steps,
     run: b.run,
     began: b.at,
+    fence: b.fence === true,
     started: [],
     done: new Set(),
     undone: new Set(),

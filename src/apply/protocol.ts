@@ -36,6 +36,8 @@ export interface Planned {
   preserved: string | null;
   /** The plan could not see the pair (another run held it): the action is decided once the lock is taken. */
   afresh?: boolean;
+  /** A disable the plan made without its master (unreachable, --force): only then may apply go ahead without it. */
+  masterless?: boolean;
 }
 
 export const PREFLIGHT_STEP = 'preflight: checks before any change';
@@ -67,7 +69,7 @@ export async function runAction(engine: Engine, pair: Pair, planned: Planned, ct
       underSignal(ctx.signal, () =>
         ctx.masterLocks.take(engine, pair.master, ctx.masterKey ?? pair.master.ref, session).catch((err: unknown) => {
           // A forced disable goes ahead without its master: there is no lock to take on it.
-          if (!(ctx.force && planned.action === 'disable' && err instanceof ConnectionError)) throw err;
+          if (!(planned.masterless && err instanceof ConnectionError)) throw err;
           log(`master cannot be reached (${messageOf(err)}): no lock on it (forced disable)`);
           return async () => undefined;
         }),
@@ -87,7 +89,7 @@ export async function runAction(engine: Engine, pair: Pair, planned: Planned, ct
 
     const state: Record<string, unknown> = {};
     const { plan, sides, action, skipped } = await run(log, PREFLIGHT_STEP, async () => {
-      const sides = await underSignal(ctx.signal, () => inspectBoth(engine, pair, session, ctx.force && planned.action === 'disable'));
+      const sides = await underSignal(ctx.signal, () => inspectBoth(engine, pair, session, planned.masterless === true));
       const masterless = sides.m === null;
       const live = engine.pairState(
         pair,
@@ -96,6 +98,7 @@ export async function runAction(engine: Engine, pair: Pair, planned: Planned, ct
       );
       const now = decide(pair, live, ctx.mode);
       // Already as the file wants it (another run, the link came back, or the rollback above): nothing to do.
+      if (now.action === 'none' && live.state === 'unreachable') throw new DbreplError('STEP', `${live.error ?? 'a side cannot be inspected'}: nothing was changed`);
       if (now.action === 'none') return { plan: null, sides, action: null, skipped: `not attempted: when the lock was taken the pair was already as desired (${now.reason})` };
       // After a rollback the pair is what it was before the killed run: its action is decided afresh.
       if (planned.action !== null && now.action !== planned.action && !recovered && !planned.afresh) {
@@ -124,6 +127,7 @@ export async function runAction(engine: Engine, pair: Pair, planned: Planned, ct
       steps: plan.steps.map((s) => ({ id: s.id, text: stepText(s) })),
       run: ctx.owner.run,
       at: new Date().toISOString(),
+      fence: pair.fence,
     });
     const journalled: Session = { ...session, checkpoint: () => lock.append({ t: 'state', state }) };
     const outcome = await runSteps(plan, pair, { ...ctx, session: journalled }, lock, state, log);
@@ -145,9 +149,12 @@ export async function runAction(engine: Engine, pair: Pair, planned: Planned, ct
   }
 }
 
-/** Both sides; with `masterMayBeDown` (a forced disable), a master that cannot be reached is null. */
+/** Both sides; with `masterMayBeDown` (a disable planned without its master, forced), a master that cannot be reached is null. */
 async function inspectBoth(engine: Engine, pair: Pair, session: Session, masterMayBeDown = false): Promise<Sides<unknown>> {
-  const [m, s] = await Promise.all([engine.inspect(pair.master, session).catch((err: unknown) => (masterMayBeDown ? null : Promise.reject(err))), engine.inspect(pair.slave, session)]);
+  const [m, s] = await Promise.all([
+    engine.inspect(pair.master, session).catch((err: unknown) => (masterMayBeDown && err instanceof ConnectionError ? null : Promise.reject(err))),
+    engine.inspect(pair.slave, session),
+  ]);
   return { m, s };
 }
 
@@ -170,10 +177,16 @@ async function recover(engine: Engine, pair: Pair, i: Interrupted, lock: SlaveLo
   if (!master || !slave) {
     return { said: `${what}; its master ${i.master} or slave ${i.slave} is no longer in the file, so it cannot be rolled back from here: restore the file, or roll it back by hand and remove ${lock.dir}/lock on ${lock.host.label}`, failed: true };
   }
-  const journalPair = pair.master.ref === i.master && pair.slave.ref === i.slave ? pair : prunePair(master, slave);
+  // The step list as that run built it: its pair's fence from the journal, not from this run's file or flags.
+  const journalPair = { ...(pair.master.ref === i.master && pair.slave.ref === i.slave ? pair : prunePair(master, slave)), fence: i.fence };
   const plan = engine.plan(journalPair, i.action, i.sides, i.stamp, i.state);
   const byId = new Map(plan.steps.map((s) => [s.id, s]));
-  const started = i.started.filter((id) => !i.undone.has(id)).map((id) => byId.get(id)).filter((s): s is Step => !!s);
+  const pending = i.started.filter((id) => !i.undone.has(id));
+  const unknown = pending.filter((id) => !byId.has(id));
+  if (unknown.length > 0) {
+    return { said: `${what}; its steps ${unknown.join(', ')} are not in the step list this version builds, so it cannot be rolled back from here: roll it back by hand (the journal in ${lock.dir} on ${lock.host.label} says what ran) and remove ${lock.dir}/lock`, failed: true };
+  }
+  const started = pending.map((id) => byId.get(id)!);
   const session: Session = { ...ctx.session, checkpoint: () => lock.append({ t: 'state', state: i.state }) };
   const undo = await rollback(started, session, lock, (m) => log(`rollback of the interrupted ${i.action}: ${m}`));
   await lock.append({ t: 'end', outcome: undo.failed ? 'undo-failed' : 'rolled-back', at: new Date().toISOString() });

@@ -7,6 +7,7 @@ import { Mode, prunePair } from '../plan/diff';
 import type { DriftEntry, Plan, PlannedPair } from '../plan/types';
 import { KeyedLock } from '../util/poll';
 import { MasterLocks } from './locks';
+import { masterlessPlans } from './checks';
 import { PREFLIGHT_STEP, ProtocolContext, runAction } from './protocol';
 
 export interface ApplyOptions {
@@ -156,7 +157,7 @@ async function runPair(pair: Pair, planned: PlannedPair, ctx: ProtocolContext, l
   log.info(`${pair.name}: ${planned.action} (${planned.reason})`);
   try {
     const action = planned.action === 'none' ? null : (planned.action as ChangeAction);
-    const { preserved, skipped, recovered } = await runAction(engineFor(pair.engine), pair, { action, preserved: planned.preserved, afresh: !!planned.locked_by }, ctx);
+    const { preserved, skipped, recovered } = await runAction(engineFor(pair.engine), pair, { action, preserved: planned.preserved, afresh: !!planned.locked_by, masterless: masterlessPlans.has(planned) }, ctx);
     if (recovered) planned.warnings.push(recovered);
     if (skipped) {
       // A rollback of a killed run's action, and nothing else to do: that rollback is what was done.

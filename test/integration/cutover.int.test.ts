@@ -5,6 +5,7 @@
  * is refused, saying what could be lost, unless --force; Redis refuses fence.
  */
 import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
 import { Client } from 'pg';
 import { MariaServer, startMariaDB } from '../support/mariadb';
 import { PgCluster, startPostgres } from '../support/postgres';
@@ -68,6 +69,24 @@ describe('PostgreSQL', () => {
     await slave.query(`INSERT INTO orders (v) VALUES ('written on the new master')`);
     await app.end().catch(() => undefined);
   });
+
+  test('a fenced disable that fails before the promotion makes the master writable again', async () => {
+    const password = `pg-${randomBytes(8).toString('hex')}`;
+    const [m, s] = await Promise.all([pool.add(startPostgres({ password })), pool.add(startPostgres({ password }))]);
+    const e = { ...process.env, PG_PW: password, REPL_PW: REPL };
+    await m.query('CREATE TABLE t (v text)');
+    expect((await dbrepl(['apply', '--json', '-c', pairFile('pg-undo-on', pgServer(m, 'PG_PW'), pgServer(s, 'PG_PW'))], e)).json().pairs[0].result).toBe('done');
+    // The slave replays nothing: the catch-up after the fence cannot finish.
+    await s.query('SELECT pg_wal_replay_pause()');
+    const off = pairFile('pg-undo-off', pgServer(m, 'PG_PW'), pgServer(s, 'PG_PW'), { state: 'disabled', fence: true, catchup_timeout: '2s' });
+    const r = await dbrepl(['apply', '--json', '-c', off], e);
+    expect(r.code).toBe(1);
+    expect(r.json().pairs[0].error).toMatch(/nothing was changed.*old\/db is writable again/s);
+    await m.query(`INSERT INTO t VALUES ('the master takes writes again')`);
+    expect((await m.query<{ ro: string }>("SELECT current_setting('default_transaction_read_only') AS ro"))[0]!.ro).toBe('off');
+    expect(await inRecovery(s)).toBe(true);
+    await s.query('SELECT pg_wal_replay_resume()');
+  });
 });
 
 describe('MariaDB', () => {
@@ -89,13 +108,34 @@ describe('MariaDB', () => {
     const fenced = pairFile('my-fence', mariaServer(master, 'M_PW'), mariaServer(slave, 'S_PW'), { state: 'disabled' });
     const r = await dbrepl(['apply', '--json', '--fence', '-c', fenced], env);
     expect(r.code).toBe(0);
-    expect(r.json().pairs[0].steps.join('\n')).toMatch(/master: SET GLOBAL read_only = 1; read_only = 1 persisted in .*90-dbrepl\.cnf/);
+    expect(r.json().pairs[0].steps.join('\n')).toMatch(/master: SET GLOBAL read_only = 1 \(waiting at most 10s for running writes\); read_only = 1 persisted in .*90-dbrepl\.cnf/);
     expect(Number((await master.query<any>('SELECT @@global.read_only AS ro'))[0].ro)).toBe(1);
     await master.stop();
     await master.start();
     expect(Number((await master.query<any>('SELECT @@global.read_only AS ro'))[0].ro)).toBe(1);
     expect((await slave.query<any>('SELECT COUNT(*) AS n FROM shop.orders'))[0].n).toBe(2);
     await slave.query(`INSERT INTO shop.orders VALUES (3, 'on the new master')`);
+  });
+
+  test('a fenced disable that fails before the detach makes the master writable again, its option file as it was', async () => {
+    const [m, s] = await Promise.all([pool.add(startMariaDB()), pool.add(startMariaDB())]);
+    const e = { ...process.env, M_PW: m.password, S_PW: s.password, REPL_PW: REPL };
+    await m.query('CREATE DATABASE app');
+    await m.query('CREATE TABLE app.t (id INT PRIMARY KEY) ENGINE=InnoDB');
+    expect((await dbrepl(['apply', '--json', '-c', pairFile('my-undo-on', mariaServer(m, 'M_PW'), mariaServer(s, 'S_PW'))], e)).json().pairs[0].result).toBe('done');
+    const options = (): string | null => (fs.existsSync(m.dbreplOptionsFile) ? fs.readFileSync(m.dbreplOptionsFile, 'utf8') : null);
+    const optionsBefore = options();
+    // The slave executes nothing more: the GTIDs noted after the fence cannot be reached.
+    await s.query('STOP SLAVE SQL_THREAD');
+    await m.query('INSERT INTO app.t VALUES (1)');
+    const off = pairFile('my-undo-off', mariaServer(m, 'M_PW'), mariaServer(s, 'S_PW'), { state: 'disabled', fence: true, catchup_timeout: '2s' });
+    const r = await dbrepl(['apply', '--json', '-c', off], e);
+    expect(r.code).toBe(1);
+    expect(r.json().pairs[0].error).toMatch(/nothing was changed.*old\/db is writable again/s);
+    expect(Number((await m.query<any>('SELECT @@global.read_only AS ro'))[0].ro)).toBe(0);
+    expect(options()).toBe(optionsBefore);
+    await m.query('INSERT INTO app.t VALUES (2)');
+    await s.query('START SLAVE SQL_THREAD');
   });
 });
 
@@ -112,9 +152,14 @@ describe('a master that cannot be reached', () => {
     const off = pairFile('gone-off', pgServer(master, 'PG_PW'), pgServer(slave, 'PG_PW'), { state: 'disabled' });
     const plan = await dbrepl(['plan', '--json', '-c', off], env);
     expect(plan.code).toBe(1);
-    expect(plan.json().pairs[0].error).toMatch(/old\/db cannot be reached \(.*\): the disable cannot wait for new\/db to catch up; promoting it now loses what old\/db took that new\/db has not received .*\(--force goes ahead anyway\)/);
+    expect(plan.json().pairs[0].error).toMatch(/old\/db cannot be reached \(.*\): the disable cannot wait for new\/db to catch up; promoting new\/db now loses what old\/db took that new\/db has not received .*\(--force goes ahead anyway\)/);
     const refused = await dbrepl(['apply', '--json', '-c', off], env);
     expect(refused.code).toBe(1);
+    expect(await inRecovery(slave)).toBe(true);
+    // A fenced pair: nothing can fence a master out of reach, so not even --force goes ahead.
+    const unfenceable = await dbrepl(['apply', '--json', '--force', '--fence', '-c', off], env);
+    expect(unfenceable.code).toBe(1);
+    expect(unfenceable.json().pairs[0].error).toMatch(/old\/db cannot be reached \(.*\), so it cannot be fenced .*take fence off the pair \(or drop --fence\) and apply --force/);
     expect(await inRecovery(slave)).toBe(true);
     const forced = await dbrepl(['apply', '--json', '--force', '-c', off], env);
     expect(forced.code).toBe(0);

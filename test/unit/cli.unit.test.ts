@@ -42,7 +42,7 @@ beforeAll(() => {
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 const COMMANDS: Array<[string[], string[]]> = [
-  [['plan'], ['--config', '--only', '--json', '--detailed-exitcode', '--max-parallel']],
+  [['plan'], ['--config', '--only', '--json', '--detailed-exitcode', '--fence', '--max-parallel']],
   [['apply'], ['--config', '--only', '--json', '--lock-timeout', '--force', '--fence', '--max-parallel']],
   [['status'], ['--config', '--only', '--json', '--detailed-exitcode', '--max-parallel']],
   [['resync'], ['--config', '--pair', '--broken', '--json', '--lock-timeout', '--force', '--max-parallel']],

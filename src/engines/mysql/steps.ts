@@ -25,7 +25,7 @@ export function service(server: Server, d: Dialect): { stop: string; start: stri
 }
 
 export function plan(pair: Pair, action: ChangeAction, sides: Sides<MyFacts>, stamp: string, state?: Record<string, unknown>): ActionPlan {
-  return action === 'disable' ? disableSteps(pair, sides) : enableSteps(pair, sides, stamp, state);
+  return action === 'disable' ? disableSteps(pair, sides, state) : enableSteps(pair, sides, stamp, state);
 }
 
 /**
@@ -344,14 +344,16 @@ async function waitCaughtUp(session: Session, pair: Pair, d: Dialect, md: Dialec
 }
 
 /** Disable: catch up by GTID, stop and reset replication completely, writable again (and after a restart too). */
-function disableSteps(pair: Pair, { m, s }: Sides<MyFacts>): ActionPlan {
+function disableSteps(pair: Pair, { m, s }: Sides<MyFacts>, state?: Record<string, unknown>): ActionPlan {
   // A master that cannot be reached (a forced disable): no catch-up; the slave is detached as it is.
   const masterless = !m;
+  // detaching: the point of no return (journalled before RESET REPLICA ALL): from then on the fence stays.
+  const st = stepState(state, { detaching: false, fenced: false, optionsSaved: false, optionsBefore: null as string | null });
   const d = dialectFor(s.version);
   const md = dialectFor((m ?? s).version);
   let target = '';
   const detach = [d.stopReplica, d.resetReplicaAll, ...d.readOnly(false)];
-  const fence = pair.fence && m ? fenceSteps(pair, m) : { before: [], after: [] };
+  const fence = pair.fence && m ? fenceSteps(pair, m, st) : { before: [], after: [] };
   const all: Step[] = [
     ...fence.before,
     {
@@ -382,10 +384,24 @@ function disableSteps(pair: Pair, { m, s }: Sides<MyFacts>): ActionPlan {
       side: 'slave',
       title: 'stop and reset replication, make it writable',
       text: `slave: ${detach.join('; ')}`,
-      run: (session) =>
-        withClient(session, pair.slave, async (sql) => {
+      run: async (session) => {
+        st.detaching = true;
+        await session.checkpoint?.();
+        await withClient(session, pair.slave, async (sql) => {
           for (const q of detach) await sql.query(q);
-        }),
+        });
+      },
+      // Past the point of no return there is nothing to put back: a slave whose replication was
+      // reset is finished instead (writable), so no run leaves it read-only with no master.
+      undo: {
+        text: 'if its replication was reset: make it writable (finish the detach)',
+        run: (session) =>
+          withClient(session, pair.slave, async (sql) => {
+            if ((await sql.query(d.replicaStatus)).length > 0) return '';
+            for (const q of d.readOnly(false)) await sql.query(q);
+            return `${pair.slave.ref}'s replication had been reset: it was made writable (the detach finished)`;
+          }),
+      },
     },
   ];
   const steps = masterless ? all.filter((x) => !x.side.startsWith('master') && x.id !== 'catch-up') : all;
@@ -406,7 +422,7 @@ function disableSteps(pair: Pair, { m, s }: Sides<MyFacts>): ActionPlan {
   steps.push(...forgetTlsSteps(pair, s.datadir));
   return {
     steps,
-    disruption: pair.fence ? 'master becomes read-only (persisted); slave becomes the standalone writable server' : 'slave becomes a standalone writable server; master keeps serving',
+    disruption: pair.fence && !masterless ? 'master becomes read-only (persisted); slave becomes the standalone writable server' : 'slave becomes a standalone writable server; master keeps serving',
     preserved: null,
     lockDir: null,
     warnings: masterless ? [`${pair.master.ref} cannot be reached: the slave is detached without catching up`] : [],
@@ -416,13 +432,14 @@ function disableSteps(pair: Pair, { m, s }: Sides<MyFacts>): ActionPlan {
 /**
  * fence: true: before the catch-up, the master is made read-only, in memory and for its next
  * start (its option file, or SET PERSIST): the GTIDs the slave then executes are everything the
- * master will take. After the slave is detached, one writer is checked. The fence is undone only
- * while the slave still replicates; after that, a read-only master is the point.
+ * master will take. After the slave is detached, one writer is checked. The undo makes the master
+ * writable again (and puts its option file back) only if this step fenced it and the detach never
+ * began (the journal says so, not the slave, which may not answer); after that, a read-only
+ * master is the point. A master already read-only (a cascading one) is left as it is.
  */
-function fenceSteps(pair: Pair, m: MyFacts): { before: Step[]; after: Step[] } {
+function fenceSteps(pair: Pair, m: MyFacts, st: { detaching: boolean; fenced: boolean; optionsSaved: boolean; optionsBefore: string | null }): { before: Step[]; after: Step[] } {
   const md = dialectFor(m.version);
   const on = [...md.readOnly(true), ...(md.superReadOnly ? [md.superReadOnly] : [])];
-  const st = { optionsBefore: undefined as string | null | undefined };
   const readOnly = (session: Session, server: Server): Promise<boolean> =>
     withClient(session, server, async (sql) => Number((await sql.query('SELECT @@global.read_only AS ro'))[0]!.ro) === 1);
   return {
@@ -431,11 +448,19 @@ function fenceSteps(pair: Pair, m: MyFacts): { before: Step[]; after: Step[] } {
         id: 'fence',
         side: 'master',
         title: 'make the master read-only',
-        text: `master: ${on.join('; ')}${md.needsOptionsFile ? `; read_only = 1 persisted in ${optionsFile(pair.master)}, checked to be what the server reads at its next start` : ''}`,
+        text: `master: ${on.join('; ')} (waiting at most ${FENCE_LOCK_WAIT}s for running writes)${md.needsOptionsFile ? `; read_only = 1 persisted in ${optionsFile(pair.master)}, checked to be what the server reads at its next start` : ''}`,
         run: async (session) => {
+          if (await readOnly(session, pair.master)) return;
           const host = md.needsOptionsFile ? await session.hosts.forServer(pair.master) : null;
-          if (host) st.optionsBefore = await readFile(host, optionsFile(pair.master));
+          if (host && !st.optionsSaved) {
+            st.optionsBefore = await readFile(host, optionsFile(pair.master));
+            st.optionsSaved = true;
+          }
+          st.fenced = true;
+          await session.checkpoint?.();
           await withClient(session, pair.master, async (sql) => {
+            // read_only waits for running writes (and their locks): not for long, writers queue behind it.
+            await sql.query(`SET SESSION lock_wait_timeout = ${FENCE_LOCK_WAIT}`);
             for (const q of on) await sql.query(q);
           });
           if (host) {
@@ -444,14 +469,15 @@ function fenceSteps(pair: Pair, m: MyFacts): { before: Step[]; after: Step[] } {
           }
         },
         undo: {
-          text: 'make the master writable again, unless the slave was detached',
+          text: 'make the master writable again (and its option file as it was), unless the detach had begun',
           run: async (session) => {
-            const detached = await withClient(session, pair.slave, async (sql) => !(await readOnly(session, pair.slave)) && (await sql.query('SHOW SLAVE STATUS')).length === 0).catch(() => false);
-            if (detached) return `${pair.master.ref} stays read-only: ${pair.slave.ref} was detached, and one writer is what the fence is for`;
+            if (st.detaching) return `${pair.master.ref} stays read-only: the detach of ${pair.slave.ref} had begun, and one writer is what the fence is for`;
+            if (!st.fenced) return '';
             await withClient(session, pair.master, async (sql) => {
               for (const q of md.readOnly(false)) await sql.query(q);
             });
-            if (md.needsOptionsFile && st.optionsBefore !== undefined) await restoreOptions(await session.hosts.forServer(pair.master), pair.master, m, st.optionsBefore);
+            if (st.optionsSaved) await restoreOptions(await session.hosts.forServer(pair.master), pair.master, m, st.optionsBefore);
+            st.fenced = false;
             return `${pair.master.ref} is writable again`;
           },
         },
@@ -471,3 +497,6 @@ function fenceSteps(pair: Pair, m: MyFacts): { before: Step[]; after: Step[] } {
     ],
   };
 }
+
+/** Seconds the fence's read_only waits for running writes before it fails (and is undone). */
+const FENCE_LOCK_WAIT = 10;

@@ -41,12 +41,13 @@ export async function ensureRole(sql: Sql, master: Server, user: string, passwor
 /** One physical slot per slave; an existing one is kept (it already retains WAL from before the backup starts). Returns whether it was created now. */
 /**
  * The slot, created when missing. A lost one (wal_status lost: WAL it needed was removed) is
- * never reused: it is dropped and created again, reserving WAL from now. True when this call
- * created it.
+ * never reused: it is dropped and created again, reserving WAL from now. `creating` runs first
+ * (the caller journals that the slot is its own from then on). True when this call created it.
  */
-export async function ensureSlot(sql: Sql, slot: string, where: string): Promise<boolean> {
+export async function ensureSlot(sql: Sql, slot: string, where: string, creating: () => Promise<void>): Promise<boolean> {
   const { rows } = await sql.query<{ lost: boolean }>("SELECT to_jsonb(s)->>'wal_status' = 'lost' AS lost FROM pg_replication_slots s WHERE slot_name = $1", [slot]);
   if (rows.length > 0 && !rows[0]!.lost) return false;
+  await creating();
   if (rows.length > 0) await dropSlotWhenFree(sql, slot, where);
   await sql.query('SELECT pg_create_physical_replication_slot($1, true)', [slot]);
   return true;

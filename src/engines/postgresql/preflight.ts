@@ -14,17 +14,26 @@ import { hbaRefusal } from './master';
 import { findBasebackup, standbyShortfalls, verifyHost } from './slave';
 import { DEFAULT_SERVICE, restartSettings, slotName } from './state';
 import { replicationTls } from '../tls';
-import { major } from './steps';
+import { fenceOverrideMessage, fenceOverrides, major } from './steps';
 
 /**
  * Every check of an enable or resync that changes nothing, with the servers and hosts it
  * needs: run by plan, and again by apply after its lock, before the first change.
  */
 export async function preflight(pair: Pair, { m, s }: Sides<PgFacts>, planned: { action: ChangeAction; plan: ActionPlan } | null, session: Session): Promise<Finding[]> {
+  if (planned?.action === 'disable' && pair.fence && m) {
+    const overrides = await withClient(session, pair.master, fenceOverrides);
+    return overrides.length > 0 ? [{ level: 'error', message: fenceOverrideMessage(pair, overrides) }] : [];
+  }
   if (!planned || planned.action === 'disable') return [];
   const out: Finding[] = [];
   const error = (message: string): void => void out.push({ level: 'error', message });
   const user = pair.replication.user ?? '';
+  // A master whose new sessions are read-only (fenced by a disable, or by hand) refuses the role and the slot.
+  const masterReadOnly = await withClient(session, pair.master, async (sql) => (await sql.query<{ ro: string }>("SELECT current_setting('default_transaction_read_only') AS ro")).rows[0]!.ro === 'on');
+  if (masterReadOnly && !m.inRecovery) {
+    error(`${pair.master.ref} is read-only for new sessions (default_transaction_read_only = on: fenced by a disable, or set by hand), so the replication role and slot cannot be created there; make it writable first (ALTER SYSTEM RESET default_transaction_read_only; SELECT pg_reload_conf()) if it is still meant to be a master`);
+  }
 
   if (major(m) !== major(s)) {
     error(`major versions differ (master ${m.versionNum}, slave ${s.versionNum}); physical replication needs the same major version`);

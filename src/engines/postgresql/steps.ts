@@ -21,7 +21,7 @@ import { preservedPath, restartSettings, service, slotName, START_TIMEOUT_MS, ST
 export const major = (f: PgFacts): number => Math.floor(f.versionNum / 10000);
 
 export function plan(pair: Pair, action: ChangeAction, sides: Sides<PgFacts>, stamp: string, state?: Record<string, unknown>): ActionPlan {
-  return action === 'disable' ? disableSteps(pair, sides) : enableSteps(pair, sides, stamp, state);
+  return action === 'disable' ? disableSteps(pair, sides, state) : enableSteps(pair, sides, stamp, state);
 }
 
 /**
@@ -102,14 +102,19 @@ function enableSteps(pair: Pair, { m, s }: Sides<PgFacts>, stamp: string, state?
     title: 'create replication slot',
     text: `master: create physical replication slot ${slot} (pg_create_physical_replication_slot), unless it exists (a lost one is dropped and created again)`,
     run: async (session) => {
-      st.createdSlot = await withClient(session, pair.master, (sql) => ensureSlot(sql, slot, pair.master.ref));
-      await session.checkpoint?.();
+      // Journalled before it is created (or a lost one replaced): a run killed in between drops it on rollback.
+      await withClient(session, pair.master, (sql) =>
+        ensureSlot(sql, slot, pair.master.ref, async () => {
+          st.createdSlot = true;
+          await session.checkpoint?.();
+        }),
+      );
     },
     undo: {
       text: `drop slot ${slot} if this run created it`,
       run: async (session) => {
         // Created by this run: the journal says so, or the master had no such slot when planned
-        // (a run killed between creating it and journalling that leaves only the second).
+        // (journals written before the slot was journalled ahead of its creation hold only the second).
         if (!st.createdSlot && m.slots.some((x) => x.name === slot)) return '';
         if (!st.createdSlot && !(await withClient(session, pair.master, async (sql) => (await sql.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [slot])).rows.length > 0))) return '';
         await withClient(session, pair.master, (sql) => dropSlotWhenFree(sql, slot, pair.master.ref));
@@ -300,14 +305,16 @@ async function waitStreaming(session: Session, pair: Pair, slot: string): Promis
 }
 
 /** Disable: catch up, promote, forget the master, drop the slot the slave used. */
-function disableSteps(pair: Pair, { m, s }: Sides<PgFacts>): ActionPlan {
+function disableSteps(pair: Pair, { m, s }: Sides<PgFacts>, state?: Record<string, unknown>): ActionPlan {
   // A master that cannot be reached (a forced disable): no catch-up, no slot to drop; the slave is promoted as it is.
   const masterless = !m;
+  // promoting: the point of no return (journalled before pg_promote): from then on the fence stays.
+  const st = stepState(state, { promoting: false, fenced: false });
   // The slot the slave really uses (a pair set up by hand may use its own name).
   const slot = s.receiver?.slotName ?? s.primarySlotName ?? slotName(pair);
   let target: string | null = null;
   // Without its master there is nothing to fence (core's refusal, overridden by --force, said so).
-  const fence = masterless ? { before: [], after: [] } : fenceSteps(pair);
+  const fence = masterless ? { before: [], after: [] } : fenceSteps(pair, m, st);
   const all: Step[] = [
     ...fence.before,
     {
@@ -365,6 +372,9 @@ function disableSteps(pair: Pair, { m, s }: Sides<PgFacts>): ActionPlan {
         withClient(session, pair.slave, async (sql) => {
           const { rows } = await sql.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r');
           if (rows[0]!.r) {
+            // A promotion that times out or is cancelled goes on in the server: journalled first, it counts as done.
+            st.promoting = true;
+            await session.checkpoint?.();
             const p = await sql.query<{ ok: boolean }>('SELECT pg_promote(true, 60) AS ok');
             if (!p.rows[0]!.ok) throw new DbreplError('STEP', 'pg_promote did not finish within 60s');
           }
@@ -392,7 +402,7 @@ function disableSteps(pair: Pair, { m, s }: Sides<PgFacts>): ActionPlan {
   const warnings = masterless ? [`${pair.master.ref} cannot be reached: the slave is promoted without catching up, and the master keeps its replication slot ${slot} (drop it there once it is back, or it holds WAL)`] : [];
   return {
     steps,
-    disruption: pair.fence ? 'master becomes read-only (its client sessions are ended); slave becomes the standalone writable server' : 'slave becomes a standalone writable server; master keeps serving',
+    disruption: pair.fence && !masterless ? 'master becomes read-only (its client sessions are ended); slave becomes the standalone writable server' : 'slave becomes a standalone writable server; master keeps serving',
     preserved: null,
     lockDir: null,
     warnings,
@@ -407,37 +417,51 @@ async function alterSystem(sql: Sql, ...changes: string[]): Promise<void> {
 
 /**
  * fence: true: before the catch-up, the master is made read-only (default_transaction_read_only
- * on, reloaded, and its client sessions ended so that every new one starts read-only): what the
- * slave replays up to is then everything the master will take. After the promotion, one writer
- * is checked: the master read-only, the slave writable. The fence is undone only while the
- * slave has not been promoted; after that, a read-only master is the point.
+ * on, reloaded, and its client sessions ended, waiting for them to go, so that every new one
+ * starts read-only): what the slave replays up to is then everything the master will take. After
+ * the promotion, one writer is checked: the master read-only, the slave writable. The undo makes
+ * the master writable again only if this step fenced it and the promotion never began (the
+ * journal says so, not the slave, which may not answer); after that, a read-only master is the
+ * point. A master already read-only for new sessions is left as it is, and so is its undo.
  */
-function fenceSteps(pair: Pair): { before: Step[]; after: Step[] } {
+function fenceSteps(pair: Pair, m: PgFacts, st: { promoting: boolean; fenced: boolean }): { before: Step[]; after: Step[] } {
   if (!pair.fence) return { before: [], after: [] };
   const readOnly = async (session: Session, server: Pair['master']): Promise<boolean> =>
     withClient(session, server, async (sql) => {
       const { rows } = await sql.query<{ ro: string; rec: boolean }>("SELECT current_setting('default_transaction_read_only') AS ro, pg_is_in_recovery() AS rec");
       return rows[0]!.ro === 'on' || rows[0]!.rec;
     });
+  // PostgreSQL 14+ waits for each ended session to be gone (a commit in flight lands before the marker).
+  const terminate = major(m) >= 14 ? 'pg_terminate_backend(pid, 10000)' : 'pg_terminate_backend(pid)';
   return {
     before: [
       {
         id: 'fence',
         side: 'master',
         title: 'make the master read-only',
-        text: 'master: ALTER SYSTEM SET default_transaction_read_only = on; pg_reload_conf(); end its client sessions (pg_terminate_backend) so every new one is read-only',
+        text: 'master: ALTER SYSTEM SET default_transaction_read_only = on; pg_reload_conf(); end its client sessions (pg_terminate_backend, waiting for them to go) so every new one is read-only',
         run: (session) =>
           withClient(session, pair.master, async (sql) => {
-            await alterSystem(sql, 'SET default_transaction_read_only = on');
-            // dbrepl's own sessions (this run's lock on the master) stay.
-            await sql.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND application_name NOT LIKE 'dbrepl%'`);
+            const overrides = await fenceOverrides(sql);
+            if (overrides.length > 0) throw new DbreplError('STEP', fenceOverrideMessage(pair, overrides));
+            const { rows } = await sql.query<{ ro: string }>("SELECT setting AS ro FROM pg_settings WHERE name = 'default_transaction_read_only'");
+            if (rows[0]?.ro !== 'on') {
+              st.fenced = true;
+              await session.checkpoint?.();
+              await alterSystem(sql, 'SET default_transaction_read_only = on');
+            }
+            // dbrepl's own sessions (this run's lock on the master) stay: its login, its name.
+            await sql.query(
+              `SELECT ${terminate} FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND NOT (application_name LIKE 'dbrepl%' AND usename = current_user)`,
+            );
           }),
         undo: {
-          text: 'make the master writable again, unless the slave was promoted',
+          text: 'make the master writable again, unless the promotion had begun',
           run: async (session) => {
-            const promoted = await withClient(session, pair.slave, async (sql) => !(await sql.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]!.r).catch(() => false);
-            if (promoted) return `${pair.master.ref} stays read-only: ${pair.slave.ref} was promoted, and one writer is what the fence is for`;
+            if (st.promoting) return `${pair.master.ref} stays read-only: the promotion of ${pair.slave.ref} had begun, and one writer is what the fence is for`;
+            if (!st.fenced) return '';
             await withClient(session, pair.master, (sql) => alterSystem(sql, 'RESET default_transaction_read_only'));
+            st.fenced = false;
             return `${pair.master.ref} is writable again`;
           },
         },
@@ -457,3 +481,16 @@ function fenceSteps(pair: Pair): { before: Step[]; after: Step[] } {
     ],
   };
 }
+
+/** Per-role or per-database settings of default_transaction_read_only: they outrank ALTER SYSTEM, so a fence would not hold for those sessions. */
+export async function fenceOverrides(sql: Sql): Promise<string[]> {
+  const { rows } = await sql.query<{ who: string }>(
+    `SELECT coalesce('role ' || r.rolname, 'all roles') || ' in ' || coalesce('database ' || d.datname, 'every database') AS who
+       FROM pg_db_role_setting s LEFT JOIN pg_roles r ON r.oid = s.setrole LEFT JOIN pg_database d ON d.oid = s.setdatabase
+      WHERE EXISTS (SELECT 1 FROM unnest(s.setconfig) c WHERE c LIKE 'default_transaction_read_only=%')`,
+  );
+  return rows.map((r) => r.who);
+}
+
+export const fenceOverrideMessage = (pair: Pair, overrides: string[]): string =>
+  `fence: ${pair.master.ref} sets default_transaction_read_only per role or database (${overrides.join('; ')}), which outranks the fence: those sessions would stay writable. Remove it (ALTER ROLE/DATABASE ... RESET default_transaction_read_only) or take fence off the pair`;

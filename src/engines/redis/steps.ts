@@ -332,6 +332,18 @@ function disableSteps(pair: Pair, masterless: boolean): ActionPlan {
           }
           await r.call('EVAL', FORGET_COPY, 1, LOCK_KEY);
         }),
+      // Past REPLICAOF NO ONE there is nothing to put back: a server that is a master in memory
+      // but may still say replicaof in its file (killed before the second rewrite) is persisted.
+      undo: {
+        text: 'if it is a master now: CONFIG REWRITE (finish the detach)',
+        run: (session) =>
+          withClient(session, pair.slave, async (r) => {
+            const f = await readFacts(r);
+            if (f.role !== 'master' || !f.configFile) return '';
+            await r.call('CONFIG', 'REWRITE');
+            return `${pair.slave.ref} was a master already (REPLICAOF NO ONE done): its config file was rewritten to say so`;
+          }),
+      },
     },
   ];
   const steps = masterless ? all.filter((x) => x.id === 'detach') : all;
