@@ -167,7 +167,7 @@ export async function run(command: Command, options: CoreOptions, mode: Mode = {
   const servers = serversToInspect(topology, selected, options.only);
   // One provider from the first inspection to the verification after apply.
   const hosts = options.hosts ?? new DefaultHostProvider(options.env);
-  const session: Session = { hosts, log: options.log, progressEveryMs: progressEvery(options.env) };
+  const session: Session = { hosts, log: options.log, progressEveryMs: progressEvery(options.env), declared: [...topology.servers.values()] };
   try {
     options.log.info(`Inspecting ${servers.length} server(s) for ${selected.length} pair(s)`);
     const inspections = await inspectServers(servers, options.maxParallel, session);

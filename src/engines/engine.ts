@@ -38,6 +38,8 @@ export interface Session {
    * run killed a moment later leaves that in the journal for the next run's rollback.
    */
   checkpoint?: () => Promise<void>;
+  /** Every server the file declares (a check that tells declared members from others). */
+  declared?: readonly Server[];
 }
 
 /**

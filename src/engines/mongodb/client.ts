@@ -27,14 +27,15 @@ export class MongoCommandError extends DbreplError {
  * not initiated answers too), at the endpoint the host layer gives (an SSH tunnel included),
  * always closed. The driver is loaded only when a MongoDB server is inspected.
  */
-export async function withClient<T>(session: Session, server: Server, fn: (db: Cmd) => Promise<T>): Promise<T> {
+export async function withClient<T>(session: Session, server: Server, fn: (db: Cmd) => Promise<T>, options: { quick?: boolean } = {}): Promise<T> {
   const { MongoClient } = await import('mongodb');
   const at = await session.hosts.endpoint(server);
   const tls = nodeTls(server);
   const client: MongoClientType = new MongoClient(`mongodb://${at.host.includes(':') ? `[${at.host}]` : at.host}:${at.port}/`, {
     directConnection: true,
-    serverSelectionTimeoutMS: 10_000,
-    connectTimeoutMS: 10_000,
+    // quick: a poll while a server starts or stops (refused at once rather than retried for 10 s).
+    serverSelectionTimeoutMS: options.quick ? 1500 : 10_000,
+    connectTimeoutMS: options.quick ? 1500 : 10_000,
     socketTimeoutMS: 0,
     heartbeatFrequencyMS: 10_000,
     retryWrites: false,

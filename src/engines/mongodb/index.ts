@@ -1,28 +1,21 @@
-import { DbreplError } from '../../errors';
-import { bothSides, Engine } from '../engine';
+import type { Engine } from '../engine';
 import { mongodbCapabilities } from './capabilities';
+import { inspectMongo, MongoFacts } from './inspect';
+import { lockMaster } from './lock';
+import { preflight, verifyHost } from './preflight';
+import { copies, identity, liveLinks, pairState } from './state';
+import { plan } from './steps';
 
-/**
- * MongoDB is declared (its capabilities shape the file's rules and variables) but not
- * implemented in this version: every inspection reports that, so its pairs are
- * `unreachable` with the reason and apply leaves them alone.
- */
-const unavailable = (): never => {
-  throw new DbreplError('USAGE', 'the mongodb engine is not available in this version of dbrepl yet');
-};
-
-export const mongodb: Engine<never> = {
+/** MongoDB: a pair is replica-set membership within one application (the master is the set's primary). */
+export const mongodb: Engine<MongoFacts> = {
   capabilities: mongodbCapabilities,
-  inspect: async () => unavailable(),
-  identity: unavailable,
-  copies: unavailable,
-  pairState: (_pair, master, slave) => {
-    const sides = bothSides(master, slave);
-    return 'live' in sides ? sides.live : unavailable();
-  },
-  liveLinks: () => [],
-  plan: unavailable,
-  preflight: async () => [],
-  verifyHost: async () => unavailable(),
-  lockMaster: async () => unavailable(),
+  inspect: inspectMongo,
+  identity,
+  copies,
+  pairState,
+  liveLinks,
+  plan,
+  preflight,
+  verifyHost,
+  lockMaster,
 };

@@ -292,7 +292,9 @@ export class MongoSim {
     const injected = this.failNext.get(name);
     if (injected) {
       this.failNext.delete(name);
-      throw injected;
+      return this.record(node, cmd, () => {
+        throw injected;
+      });
     }
     const db = String(cmd.$db ?? 'admin');
     switch (name) {
