@@ -174,3 +174,53 @@ describe('a standalone master and a slave with data of its own', () => {
     expect((await run('plan', '--json')).json().pairs[0].action).toBe('none');
   });
 });
+
+describe('a failed enable is rolled back', () => {
+  let m: MongoNode;
+  let s: MongoNode;
+  let d: string;
+  const file = (extra: Record<string, unknown> = {}) =>
+    writeYaml(d, {
+      version: 1,
+      applications: { shop: { servers: { main: mongoServer(m), replica: mongoServer(s) } } },
+      replications: [{ master: 'shop/main', slave: 'shop/replica', ...extra }],
+    });
+
+  beforeAll(async () => {
+    d = tempDir('dbrepl-mongodb-undo-');
+    m = await lab.node();
+    s = await lab.node();
+    await m.insert('app', 'items', [{ _id: 1 }]);
+    await s.insert('own', 'things', [{ _id: 'kept' }]);
+  });
+  afterAll(() => fs.rmSync(d, { recursive: true, force: true }));
+
+  simOnly('an initial sync that does not finish within copy_timeout: member removed, slave and master back as they were', async () => {
+    const mConf = fs.readFileSync(m.configFile, 'utf8');
+    const sConf = fs.readFileSync(s.configFile, 'utf8');
+    // The simulator's initial sync takes longer than the pair allows.
+    (lab.sim as unknown as { initialSyncMs: number }).initialSyncMs = 60_000;
+    try {
+      const r = await dbrepl(['apply', '--json', '-c', file({ copy_timeout: '2s' })], env);
+      expect(r.code).toBe(1);
+      const p = r.json().pairs[0];
+      expect(p.result).toBe('failed');
+      expect(p.error).toMatch(/wait until its initial sync is over.*timed out/s);
+      expect(p.error).toMatch(/was removed from rs0 again/);
+      expect(p.error).toMatch(/runs standalone again, as before/);
+    } finally {
+      (lab.sim as unknown as { initialSyncMs: number }).initialSyncMs = 1200;
+    }
+    // Both standalone and writable, their files and data as before.
+    for (const n of [m, s]) {
+      const hello = await n.command({ hello: 1 });
+      expect([hello.isWritablePrimary, hello.setName, hello.isreplicaset]).toEqual([true, undefined, undefined]);
+    }
+    expect(fs.readFileSync(m.configFile, 'utf8')).toBe(mConf);
+    expect(fs.readFileSync(s.configFile, 'utf8')).toBe(sConf);
+    expect(await s.count('own', 'things')).toBe(1);
+    expect(await m.count('app', 'items')).toBe(1);
+    expect(fs.readdirSync(`${s.dbPath}/..`).filter((f) => f.includes('.dbrepl-'))).toEqual([]);
+    expect((await dbrepl(['status', '--json', '-c', file()], env)).json().pairs[0].state).toBe('standalone');
+  });
+});

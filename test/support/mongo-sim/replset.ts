@@ -52,6 +52,8 @@ interface Entry {
 }
 
 interface SetState {
+  /** replicaSetId as hex: the set's identity (its name is not). */
+  id: string;
   name: string;
   /** The stored config, newlyAdded flags included. */
   config: Document;
@@ -76,7 +78,8 @@ export class SimNode {
   replSetName: string | null = null;
   dbs: Dbs = {};
   /** The set this node holds a config of (initiated, synced or added), and the oplog index it applied. */
-  hasConfig = false;
+  /** The set (replicaSetId) whose config this node holds; null: none (never initiated, synced or added). */
+  setId: string | null = null;
   applied = 0;
   syncUntil = 0;
   wire: WireServer | null = null;
@@ -103,9 +106,9 @@ export class SimNode {
     this.dbPath = String(conf.storage?.dbPath ?? '');
     if (!this.dbPath || !fs.existsSync(this.dbPath)) throw new Error(`Data directory ${this.dbPath} not found`);
     this.replSetName = conf.replication?.replSetName ? String(conf.replication.replSetName) : null;
-    const saved = fs.existsSync(this.dataFile) ? (EJSON.parse(fs.readFileSync(this.dataFile, 'utf8')) as { dbs: Dbs; hasConfig: boolean; applied: number }) : null;
+    const saved = fs.existsSync(this.dataFile) ? (EJSON.parse(fs.readFileSync(this.dataFile, 'utf8')) as { dbs: Dbs; setId: string | null; applied: number }) : null;
     this.dbs = saved?.dbs ?? {};
-    this.hasConfig = saved?.hasConfig ?? false;
+    this.setId = saved?.setId ?? null;
     this.applied = saved?.applied ?? 0;
     this.syncUntil = 0;
     this.pid = this.sim.nextPid++;
@@ -128,7 +131,11 @@ export class SimNode {
   }
 
   persist(): void {
-    if (this.dbPath && fs.existsSync(this.dbPath)) fs.writeFileSync(this.dataFile, EJSON.stringify({ dbs: this.dbs, hasConfig: this.hasConfig, applied: this.applied }, { relaxed: false }));
+    if (this.dbPath && fs.existsSync(this.dbPath)) fs.writeFileSync(this.dataFile, EJSON.stringify({ dbs: this.dbs, setId: this.setId, applied: this.applied }, { relaxed: false }));
+  }
+
+  get hasConfig(): boolean {
+    return this.setId !== null;
   }
 
   userDbs(): string[] {
@@ -199,8 +206,15 @@ export class MongoSim {
 
   // ---- state ------------------------------------------------------------------------------
 
+  /**
+   * The set a node belongs to: the one whose config it holds, or (an empty node started with
+   * that set's name) the one whose config lists its address. Sets are told apart by their
+   * replicaSetId, as in the server: two sets may share a name.
+   */
   private setOf(node: SimNode): SetState | null {
-    return node.replSetName ? (this.sets.get(node.replSetName) ?? null) : null;
+    if (!node.replSetName) return null;
+    if (node.setId) return this.sets.get(node.setId) ?? null;
+    return [...this.sets.values()].find((x) => x.name === node.replSetName && this.memberOf(x, node.address)) ?? null;
   }
 
   private memberOf(set: SetState, address: string): Document | undefined {
@@ -220,7 +234,7 @@ export class MongoSim {
   /** Up as heartbeats see it: running, reachable, started with this set's name. */
   private up(set: SetState, address: string): boolean {
     const n = this.nodes.get(address);
-    return !!n && n.running && !n.unreachable && n.replSetName === set.name;
+    return !!n && n.running && !n.unreachable && n.replSetName === set.name && (n.setId === null || n.setId === set.id);
   }
 
   private voters(config: Document): Document[] {
@@ -243,7 +257,7 @@ export class MongoSim {
       }
       for (const m of set.config.members as Document[]) {
         const n = this.nodes.get(m.host);
-        if (!n?.running || n.replSetName !== set.name) continue;
+        if (!n?.running || n.replSetName !== set.name || (n.setId !== null && n.setId !== set.id)) continue;
         if (!n.hasConfig) {
           // Added while empty: initial sync from the primary, then SECONDARY.
           const source = set.primary ? this.nodes.get(set.primary) : undefined;
@@ -251,7 +265,7 @@ export class MongoSim {
           if (n.syncUntil && now >= n.syncUntil && source) {
             n.dbs = structuredClone(source.dbs);
             n.applied = set.oplog.length;
-            n.hasConfig = true;
+            n.setId = set.id;
             n.syncUntil = 0;
             n.persist();
           }
@@ -461,7 +475,7 @@ export class MongoSim {
     const others = members.filter((m) => m.host !== node.address);
     const silent = others.filter((m) => {
       const n = this.nodes.get(m.host);
-      return !n?.running || n.unreachable || n.replSetName !== node.replSetName;
+      return !n?.running || n.unreachable || n.replSetName !== node.replSetName || n.hasConfig;
     });
     if (silent.length > 0) {
       throw new ServerError(74, 'NodeNotFound', `replSetInitiate quorum check failed because not all proposed set members responded affirmatively: ${silent.map((m) => `${m.host} failed with Connection refused`).join(', ')}`);
@@ -478,8 +492,9 @@ export class MongoSim {
       writeConcernMajorityJournalDefault: true,
       settings: { chainingAllowed: true, heartbeatIntervalMillis: 2000, heartbeatTimeoutSecs: 10, electionTimeoutMillis: 10000, catchUpTimeoutMillis: -1, catchUpTakeoverDelayMillis: 30000, getLastErrorModes: {}, getLastErrorDefaults: { w: 1, wtimeout: 0 }, replicaSetId },
     };
-    this.sets.set(node.replSetName, { name: node.replSetName, config, term: 0, oplog: [], primary: null, leaderlessSince: Date.now(), replicaSetId });
-    node.hasConfig = true;
+    const id = replicaSetId.toHexString();
+    this.sets.set(id, { id, name: node.replSetName, config, term: 0, oplog: [], primary: null, leaderlessSince: Date.now(), replicaSetId });
+    node.setId = id;
     node.applied = 0;
     node.persist();
     return given ? { ok: 1 } : { info2: 'no configuration specified. Using a default configuration for the set', me: node.address, ok: 1 };
