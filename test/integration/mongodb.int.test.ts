@@ -224,3 +224,61 @@ describe('a failed enable is rolled back', () => {
     expect((await dbrepl(['status', '--json', '-c', file()], env)).json().pairs[0].state).toBe('standalone');
   });
 });
+
+describe('refused at plan time, nothing changed', () => {
+  let p: MongoNode;
+  let q: MongoNode;
+  let r: MongoNode;
+  let t: MongoNode;
+  let d: string;
+  const plan = async (servers: Record<string, MongoNode>, sets: Record<string, string>, pairs: Array<Record<string, unknown>>) => {
+    const doc = {
+      version: 1,
+      applications: { x: { servers: Object.fromEntries(Object.entries(servers).map(([k, n]) => [k, { ...mongoServer(n, sets[k] ?? 'rsx') }])) } },
+      replications: pairs,
+    };
+    return (await dbrepl(['plan', '--json', '-c', writeYaml(d, doc)], env)).json().pairs;
+  };
+
+  beforeAll(async () => {
+    d = tempDir('dbrepl-mongodb-refused-');
+    [p, q, r] = [await lab.node({ replSetName: 'rsx' }), await lab.node({ replSetName: 'rsx' }), await lab.node()];
+    t = await lab.node({ replSetName: 'rsy' });
+    await p.command({ replSetInitiate: { _id: 'rsx', version: 1, members: [{ _id: 0, host: `127.0.0.1:${p.port}` }, { _id: 1, host: `127.0.0.1:${q.port}`, priority: 0, votes: 0 }] } });
+    await t.command({ replSetInitiate: { _id: 'rsy', version: 1, members: [{ _id: 0, host: `127.0.0.1:${t.port}` }] } });
+    await eventually(async () => (await q.command({ hello: 1 })).secondary === true && (await t.command({ hello: 1 })).isWritablePrimary === true, 30_000, 'the sets up');
+  });
+  afterAll(() => fs.rmSync(d, { recursive: true, force: true }));
+
+  test('a member the file does not declare is named in a warning', async () => {
+    const [row] = await plan({ p, r }, {}, [{ master: 'x/p', slave: 'x/r' }]);
+    expect(row.action).toBe('enable');
+    expect(row.error).toBeNull();
+    expect(row.warnings).toContain(`replica set rsx of x/p has members the file does not declare: 127.0.0.1:${q.port} (dbrepl leaves them alone; declare them to manage them)`);
+  });
+
+  test('a master that is a secondary: members are added on the primary', async () => {
+    const [row] = await plan({ q, r, p }, {}, [{ master: 'x/q', slave: 'x/r' }]);
+    expect(row.error).toContain(`x/q is not the primary of rsx (the primary is 127.0.0.1:${p.port})`);
+  });
+
+  test('a slave that is a member of another set', async () => {
+    const [row] = await plan({ p, t }, { t: 'rsx' }, [{ master: 'x/p', slave: 'x/t' }]);
+    expect(row.error).toContain('x/t is a member of replica set rsy');
+  });
+
+  test('options_file that is not the file the server reads', async () => {
+    const other = `${r.base}/other.conf`;
+    fs.writeFileSync(other, 'net:\n  port: 1\n');
+    const doc = { version: 1, applications: { x: { servers: { p: mongoServer(p, 'rsx'), r: { ...mongoServer(r, 'rsx'), options_file: other } } } }, replications: [{ master: 'x/p', slave: 'x/r' }] };
+    const [row] = (await dbrepl(['plan', '--json', '-c', writeYaml(d, doc, 'opts.yml')], env)).json().pairs;
+    expect(row.error).toContain(`options_file of x/r is ${other} but its mongod reads ${r.configFile} (--config)`);
+  });
+
+  test('fence on a MongoDB disable', async () => {
+    const [row] = await plan({ p, q }, {}, [{ master: 'x/p', slave: 'x/q', state: 'disabled', fence: true }]);
+    expect(row.action).toBe('disable');
+    expect(row.error).toContain('fence is not available for MongoDB');
+    expect((await q.command({ hello: 1 })).secondary).toBe(true);
+  });
+});
