@@ -39,7 +39,7 @@ function config(opts: { drState?: 'enabled' | 'disabled'; withRedis?: boolean; w
         servers: { 'pg-main': pg(master), 'pg-replica': pg(replica), ...(opts.withRedis ? { cache: { engine: 'redis', host: '127.0.0.1', port: redisPort, password: '${REDIS_PW}' } } : {}) },
       },
       'shop-dr': { environment: 'dr', servers: { pg: pg(dr) } },
-      // MongoDB is not available in this version: its pair cannot be inspected, so nothing about it is verified.
+      // A MongoDB pair whose servers nobody runs: it cannot be inspected, so nothing about it is verified.
       ...(opts.withLegacy
         ? { legacy: { environment: 'legacy', servers: { a: { engine: 'mongodb', host: '127.0.0.1', port: 1 }, b: { engine: 'mongodb', host: '127.0.0.1', port: 2 } } } }
         : {}),

@@ -1,3 +1,4 @@
+import YAML from 'yaml';
 import { DbreplError } from '../../errors';
 import { readFile } from '../../hosts/commands';
 import type { Host } from '../../hosts/host';
@@ -64,7 +65,27 @@ export async function preflight(pair: Pair, { m, s }: Sides<MongoFacts>, planned
     }
   }
   await slaveChecks(pair, s, session, error, true, m.dataBytes);
+  out.push(...(await finding('error', () => checkInternalAuth(pair, m, s, session))));
   return out;
+}
+
+/**
+ * Members of a set with access control authenticate to each other with a key file
+ * (security.keyFile), which dbrepl does not write: a master that enforces authorization but
+ * has none cannot become a set, and a slave without the master's cannot join it.
+ */
+async function checkInternalAuth(pair: Pair, m: MongoFacts, s: MongoFacts, session: Session): Promise<void> {
+  const security = async (server: Server, f: MongoFacts): Promise<{ keyFile?: string; authorization?: string }> => {
+    const text = await readOptions(await session.hosts.forServer(server), server, f);
+    return ((YAML.parse(text) as { security?: { keyFile?: string; authorization?: string } } | null)?.security ?? {});
+  };
+  const [ms, ss] = [await security(pair.master, m), await security(pair.slave, s)];
+  if (ms.authorization === 'enabled' && !ms.keyFile) {
+    throw new DbreplError('STEP', `${pair.master.ref} enforces authorization without security.keyFile: replica-set members authenticate to each other with a key file; give both servers the same security.keyFile first`);
+  }
+  if (ms.keyFile && !ss.keyFile) {
+    throw new DbreplError('STEP', `${pair.master.ref} has security.keyFile and ${pair.slave.ref} has none: it could not authenticate to the set; give it the same key file first`);
+  }
 }
 
 async function slaveChecks(pair: Pair, s: MongoFacts, session: Session, error: (m: string) => void, rebuild: boolean, needBytes = 0): Promise<void> {
