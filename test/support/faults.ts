@@ -13,6 +13,7 @@ import { SECRETS, stateDirOf, tempDir, writeYaml } from './common';
 import { MariaServer, startMariaDB } from './mariadb';
 import { PgCluster, startPostgres } from './postgres';
 import { RedisServer, startRedis } from './redis';
+import { MongoLab, MongoNode, mongoServer } from './mongo';
 import { mariaServer, pgServer, redisServer } from './servers-yaml';
 import { eventually, sh, sleep } from './sh';
 
@@ -25,8 +26,10 @@ export interface Row {
   detail?: string;
 }
 
-type EngineName = 'postgresql' | 'mysql' | 'redis';
-type Server = PgCluster | MariaServer | RedisServer;
+type EngineName = 'postgresql' | 'mysql' | 'redis' | 'mongodb';
+/** A MongoDB node of the replica-set simulator, as the lab handles servers (no login: the simulator has no authentication). */
+type MongoServer = MongoNode & { password: string; destroy(): Promise<void> };
+type Server = PgCluster | MariaServer | RedisServer | MongoServer;
 
 /** What a scenario needs to know of an engine: its servers, some data, and how to check it. */
 interface Adapter {
@@ -55,6 +58,7 @@ interface Adapter {
 const pgQ = async (s: Server, q: string): Promise<string> => String(Object.values((await (s as PgCluster).query(q))[0] ?? {})[0]);
 const myQ = async (s: Server, q: string): Promise<string> => String(Object.values((await (s as MariaServer).query(q))[0] ?? {})[0]);
 const rd = (s: Server): RedisServer => s as RedisServer;
+const mg = (s: Server): MongoServer => s as MongoServer;
 
 function keptCopies(base: string, suffix: string): string[] {
   const dir = path.dirname(base);
@@ -141,6 +145,46 @@ const ADAPTERS: Record<EngineName, (password: string) => Adapter> = {
     // A sync in progress forks a BGSAVE: SAVE is refused until it is done.
     beforeRestart: async (m) => void (await eventually(async () => (await rd(m).call('SAVE')) === 'OK', 30_000, 'SAVE on the master')),
   }),
+  // The replica-set SIMULATOR (test/support/mongo-sim): its nodes live in this process, the CLI's
+  // service commands reach them through its control port.
+  mongodb: () => {
+    const lab = new MongoLab();
+    let open = 0;
+    const wrap = (n: MongoNode): MongoServer =>
+      Object.assign(n, {
+        password: randomBytes(8).toString('hex'),
+        destroy: async () => {
+          if (--open === 0) await lab.close();
+        },
+      });
+    return {
+      engine: 'mongodb',
+      start: async () => {
+        await lab.open();
+        open = 2;
+        return [wrap(await lab.node()), wrap(await lab.node())];
+      },
+      serverYaml: (s) => mongoServer(mg(s)),
+      seed: async (m, s) => {
+        await mg(m).insert('shop', 'big', Array.from({ length: 3000 }, (_, i) => ({ _id: i, v: 'x'.repeat(100) })));
+        await mg(s).insert('own_data', 'kept', [{ _id: 1, v: 'kept by the slave' }]);
+      },
+      mark: async (m) => {
+        const n = (await mg(m).count('shop', 'marks')) + 1;
+        await mg(m).insert('shop', 'marks', [{ _id: n }]);
+        return n;
+      },
+      marks: async (s) => mg(s).count('shop', 'marks').catch(() => -1),
+      fingerprint: async (m) => `${await mg(m).count('shop', 'big')} documents in shop.big`,
+      copies: (s) => keptCopies(mg(s).dbPath, ''),
+      ownDataKept: async (s) => keptCopies(mg(s).dbPath, '').some((d) => fs.existsSync(`${d}/sim-data.json`) && fs.readFileSync(`${d}/sim-data.json`, 'utf8').includes('kept by the slave')),
+      writable: async (s) => {
+        await mg(s).insert('shop', 'after_promotion', [{ v: 'written on the former member' }]);
+        return true;
+      },
+      copyStep: 'master: wait until ',
+    };
+  },
 };
 
 /** One engine's pair and everything a scenario does with it. */

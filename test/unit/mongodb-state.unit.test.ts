@@ -5,7 +5,7 @@
 import type { Inspection } from '../../src/engines/engine';
 import type { MongoFacts, StatusMember } from '../../src/engines/mongodb/inspect';
 import { replSetNameIn, withReplSetName } from '../../src/engines/mongodb/options';
-import { identity, pairState, undeclaredMembers } from '../../src/engines/mongodb/state';
+import { identity, liveLinks, pairState, undeclaredMembers } from '../../src/engines/mongodb/state';
 import { votersAfter } from '../../src/engines/mongodb/steps';
 import { pair, server } from './helpers/build';
 
@@ -87,4 +87,14 @@ test('the YAML edit sets or removes replication.replSetName only, keeping commen
   expect(off).not.toContain('replication');
   expect(withReplSetName('replication:\n  oplogSizeMB: 990\n', null)).toBe('replication:\n  oplogSizeMB: 990\n');
   expect(() => withReplSetName('a: [unclosed', 'rs0')).toThrow(/not valid YAML/);
+});
+
+test('a slave restarted standalone by hand while the set still lists it: standalone, the set keeping it (not broken: resync --broken leaves it alone)', () => {
+  const live = state(primary({ health: 0, state: 8, stateStr: '(not reachable/healthy)', lastHeardSeconds: 900 }), facts({ me: null }));
+  expect(live).toMatchObject({ state: 'standalone', masterKeepsSlave: true });
+  expect(live.error).toContain("rs0's config still lists it as 10.0.5.6:27017");
+});
+
+test('no drift for MongoDB: membership has no direction, so prune never disables a member', () => {
+  expect(liveLinks([ok(primary({}))], [M, S])).toEqual([]);
 });

@@ -8,9 +8,9 @@ import { sleep } from '../../util/poll';
 import type { MasterLock, Session } from '../engine';
 import { codeOf, withClient } from './client';
 
-const DB = 'dbrepl';
-const COLL = 'locks';
-const ID = 'master';
+export const DB = 'dbrepl';
+export const COLL = 'locks';
+export const ID = 'master';
 /** The lock is another run's to take this long after its holder stops renewing it (a runner that vanished). */
 const TTL_MS = 60_000;
 const RENEW_MS = 20_000;
@@ -24,6 +24,7 @@ const RENEW_MS = 20_000;
  */
 export async function lockMaster(server: Server, session: Session, owner: Owner, waitMs: number, log: (m: string) => void): Promise<MasterLock> {
   const token = randomBytes(8).toString('hex');
+  let now = Date.now();
   const deadline = Date.now() + waitMs;
   let said = false;
   for (;;) {
@@ -31,7 +32,9 @@ export async function lockMaster(server: Server, session: Session, owner: Owner,
     const got = await withClient(session, server, async (db) => {
       const hello = await db.command({ hello: 1 });
       if (hello.isWritablePrimary !== true) return 'read-only' as const;
-      const r = await db.command({ insert: COLL, documents: [{ _id: ID, owner, token, renewed: new Date() }] }, DB);
+      // The server's clock, not this runner's: expiry is judged by one clock whoever holds the lock.
+      now = new Date(hello.localTime as Date).getTime();
+      const r = await db.command({ insert: COLL, documents: [{ _id: ID, owner, token, renewed: new Date(now) }] }, DB);
       if (!(r.writeErrors as Document[] | undefined)?.length) return 'ok' as const;
       if ((r.writeErrors as Document[])[0]!.code !== 11000) throw new Error(String((r.writeErrors as Document[])[0]!.errmsg));
       const found = await db.command({ find: COLL, filter: { _id: ID }, limit: 1 }, DB);
@@ -47,7 +50,7 @@ export async function lockMaster(server: Server, session: Session, owner: Owner,
     if (got === 'ok') break;
     if (got === null) continue;
     const holder = got.owner as Owner;
-    const stale = Date.now() - new Date(got.renewed as Date).getTime() > TTL_MS;
+    const stale = now - new Date(got.renewed as Date).getTime() > TTL_MS;
     const gone = goneHere(holder, owner) ?? (stale ? `not renewed for over ${TTL_MS / 1000} s` : null);
     if (gone) {
       // Deleted only if it is still that holder's: a run taking it meanwhile keeps it.
@@ -62,7 +65,13 @@ export async function lockMaster(server: Server, session: Session, owner: Owner,
     await sleep(Math.min(1000, Math.max(0, deadline - Date.now())));
   }
   const renew = setInterval(
-    () => void unstoppable(() => withClient(session, server, (db) => db.command({ update: COLL, updates: [{ q: { _id: ID, token }, u: { $set: { renewed: new Date() } } }] }, DB))).catch(() => undefined),
+    () =>
+      void unstoppable(() =>
+        withClient(session, server, async (db) => {
+          const at = new Date((await db.command({ hello: 1 })).localTime as Date);
+          await db.command({ update: COLL, updates: [{ q: { _id: ID, token }, u: { $set: { renewed: at } } }] }, DB);
+        }),
+      ).catch(() => undefined),
     RENEW_MS,
   );
   renew.unref();

@@ -21,7 +21,7 @@ export function withReplSetName(text: string, name: string | null): string {
   const doc = YAML.parseDocument(text);
   if (doc.errors.length > 0) throw new DbreplError('STEP', `the mongod configuration is not valid YAML: ${doc.errors[0]!.message}`);
   if (name !== null) doc.setIn(['replication', 'replSetName'], name);
-  else {
+  else if (doc.hasIn(['replication', 'replSetName'])) {
     doc.deleteIn(['replication', 'replSetName']);
     const rest = doc.getIn(['replication']) as YAML.YAMLMap | undefined;
     if (rest && YAML.isMap(rest) && rest.items.length === 0) doc.deleteIn(['replication']);
@@ -45,11 +45,12 @@ export async function readOptions(host: Host, server: Server, f: MongoFacts): Pr
 
 /**
  * Sets (or removes) replication.replSetName in the file, keeping its owner and mode, then
- * reads it back as the server's user: what the next start will read. Returns the text before.
+ * reads it back as the server's user: what the next start will read. `before` is the text
+ * read (and journalled by the caller) before this write. Returns it.
  */
-export async function writeReplSetName(host: Host, server: Server, f: MongoFacts, name: string | null): Promise<string> {
+export async function writeReplSetName(host: Host, server: Server, f: MongoFacts, name: string | null, before?: string): Promise<string> {
   const file = optionsFile(server, f);
-  const before = await readOptions(host, server, f);
+  before ??= await readOptions(host, server, f);
   await writeFile(host, file, withReplSetName(before, name), { followSymlinks: server.followSymlinks });
   const after = await readServerFile(host, file);
   if (after === null || replSetNameIn(after) !== name) {

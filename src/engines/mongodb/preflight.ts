@@ -6,8 +6,8 @@ import { checkFreeSpace } from '../../hosts/rebuild';
 import type { Pair, Server } from '../../model';
 import { checkHostCanWork, finding, Finding, hostOrError, Session, Sides } from '../engine';
 import type { ActionPlan, ChangeAction } from '../engine';
-import { memberAddress, MongoFacts } from './inspect';
-import { optionsFile, readOptions } from './options';
+import type { MongoFacts } from './inspect';
+import { optionsFile, readOptions, replSetNameIn } from './options';
 import { configEntry, dataDirOf, undeclaredMembers } from './state';
 import { votersAfter } from './steps';
 
@@ -47,7 +47,6 @@ export async function preflight(pair: Pair, { m, s }: Sides<MongoFacts>, planned
   if (major(m.version) !== major(s.version)) error(`${pair.master.ref} runs MongoDB ${m.version} and ${pair.slave.ref} ${s.version}: an initial sync needs the same major version`);
   const entry = m.setName ? configEntry(m, pair.slave, s) : undefined;
   if (!entry && s.setName) error(`${pair.slave.ref} is a member of replica set ${s.setName}${s.primary ? ` (primary ${s.primary})` : ''}: remove it there first`);
-  if (!entry && m.configMembers.some((c) => c.host === memberAddress(pair.slave))) error(`${memberAddress(pair.slave)} is in ${m.setName}'s config already`);
   const voters = votersAfter(m, pair, s, entry ? entry.votes : 1);
   if (voters > 7) error(`replica set ${set} would have ${voters} voting members; MongoDB allows at most 7: add the slave as a non-voting member by hand, or remove a vote first`);
   // Every reconfig needs a majority of the voters to answer.
@@ -110,5 +109,8 @@ async function checkOptions(host: Host, server: Server, f: MongoFacts): Promise<
   if (f.configFile && file !== f.configFile) {
     throw new DbreplError('STEP', `options_file of ${server.ref} is ${file} but its mongod reads ${f.configFile} (--config): mongod has no include, so options_file must be that file`);
   }
-  await readOptions(host, server, f);
+  const text = await readOptions(host, server, f);
+  if (f.replSetName && replSetNameIn(text) !== f.replSetName) {
+    throw new DbreplError('STEP', `${server.ref} runs with replSetName ${f.replSetName} that ${file} does not carry (from its command line, --replSet?): dbrepl changes it only in that file; move it there first`);
+  }
 }

@@ -38,8 +38,6 @@ function statusEntry(m: MongoFacts, host: string): StatusMember | undefined {
   return m.members.find((x) => x.name === host);
 }
 
-/** Whether the master's set is the one the file names (replica_set). */
-const setOf = (f: MongoFacts): string | null => f.setName ?? f.replSetName;
 
 export function pairState(pair: Pair, master: Inspection<MongoFacts>, slave: Inspection<MongoFacts>): PairLive {
   const none = { lagSeconds: null, lagBytes: null, masterKeepsSlave: false };
@@ -55,6 +53,8 @@ export function pairState(pair: Pair, master: Inspection<MongoFacts>, slave: Ins
     const why = s.removed ? 'removed from its replica set (REMOVED)' : 'started with a replica-set name but not a member of any set (STARTUP)';
     return { state: 'broken', ...none, masterKeepsSlave: false, error: `slave is ${why}: it takes no writes and replicates nothing` };
   }
+  // Restarted standalone by hand while the set still lists it: a writable server, as for the other engines' promoted slaves.
+  if (!s.replSetName) return { state: 'standalone', ...none, masterKeepsSlave: true, error: `runs standalone although ${m.setName}'s config still lists it as ${entry.host}` };
   const keeps = { masterKeepsSlave: true };
   const st = statusEntry(m, entry.host);
   const primary = m.members.find((x) => x.self);
@@ -79,19 +79,12 @@ export function pairState(pair: Pair, master: Inspection<MongoFacts>, slave: Ins
 }
 
 /**
- * Membership, not sync sources: every member in a primary's config that the file declares is
- * a live link from that primary (a chained secondary still belongs to it).
+ * No drift for MongoDB: membership has no direction (after an election the declared slave
+ * is the primary and the declared master "its" member), so no undeclared link is ever
+ * disabled by `prune`. Members the file does not declare are named in plan warnings instead.
  */
-export function liveLinks(inspections: Array<Inspection<MongoFacts>>, servers: Server[]): LiveLink[] {
-  const links: LiveLink[] = [];
-  for (const insp of inspections) {
-    if (!insp.ok || !insp.facts.isWritablePrimary || !insp.facts.setName) continue;
-    for (const member of insp.facts.configMembers) {
-      const server = servers.find((sv) => sv.engine === 'mongodb' && sv.ref !== insp.server.ref && memberAddress(sv) === member.host);
-      if (server) links.push({ slave: server, master: insp.server, upstream: `${setOf(insp.facts)} member ${member.host}` });
-    }
-  }
-  return links;
+export function liveLinks(_inspections: Array<Inspection<MongoFacts>>, _servers: Server[]): LiveLink[] {
+  return [];
 }
 
 /** Members of the master's set that the file does not declare (a warning: the file does not own them). */

@@ -9,8 +9,9 @@ import { stepState } from '../engine';
 import type { ActionPlan, ChangeAction, Session, Sides, Step } from '../engine';
 import { serviceArgv } from '../service';
 import { codeOf, withClient } from './client';
+import * as LOCK from './lock';
 import { ConfigMember, memberAddress, MongoFacts } from './inspect';
-import { optionsFile, restoreOptionsText, writeReplSetName } from './options';
+import { optionsFile, readOptions, replSetNameIn, restoreOptionsText, writeReplSetName } from './options';
 import { configEntry, dataDirOf, preservedPath, service, ST } from './state';
 
 const START_TIMEOUT_MS = 120_000;
@@ -49,6 +50,8 @@ function enableSteps(pair: Pair, _action: ChangeAction, { m, s }: Sides<MongoFac
   const masterStandalone = !m.replSetName;
   const entry = m.setName ? configEntry(m, pair.slave, s) : undefined;
   const target = entry ? { priority: entry.priority, votes: entry.votes } : { priority: 1, votes: 1 };
+  // The name the set knows the slave by (its entry, found by address or by `me`), or the file's address for a new member.
+  const memberHost = entry?.host ?? slaveAddr;
   const dataDir = dataDirOf(pair.slave, s);
   const preserved = preservedPath(dataDir, stamp);
   const steps: Step[] = [];
@@ -61,15 +64,26 @@ function enableSteps(pair: Pair, _action: ChangeAction, { m, s }: Sides<MongoFac
       title: 'restart the master as a replica set member',
       text: `master: replication.replSetName: ${set} in ${optionsFile(pair.master, m)}; restart it (${service(pair.master).stop}; ${service(pair.master).start})`,
       run: async (session) => {
+        // A set member already (another pair of this run, or a run before): nothing to do here.
+        if (await answers(session, pair.master, (h) => !!h.setName || h.isreplicaset === true)) return;
         const host = await session.hosts.forServer(pair.master);
-        st.masterOptions = await writeReplSetName(host, pair.master, m, set);
-        await session.checkpoint?.();
+        const before = await readOptions(host, pair.master, m);
+        // Journalled before the write: a run killed in between still puts it back.
+        if (replSetNameIn(before) === null) {
+          st.masterOptions = before;
+          await session.checkpoint?.();
+        }
+        await writeReplSetName(host, pair.master, m, set, before);
         await restart(session, pair.master);
       },
       undo: {
-        text: 'put the master\'s options file back and restart it standalone',
+        text: 'put the master\'s options file back and restart it standalone (only while it is its set\'s only member)',
         run: async (session) => {
           if (st.masterOptions === null) return '';
+          const members = await withClient(session, pair.master, async (db) => ((await db.command({ replSetGetConfig: 1 })).config.members as Document[]).map((x) => String(x.host)), { quick: true }).catch(() => null);
+          if (members && members.length > 1) {
+            throw new DbreplError('STEP', `${pair.master.ref} has other members now (${members.join(', ')}): it is not restarted standalone, which would leave them without a primary; remove them first (or finish the enable)`);
+          }
           const host = await session.hosts.forServer(pair.master);
           await restoreOptionsText(host, pair.master, m, st.masterOptions);
           await restart(session, pair.master, (h) => h.isWritablePrimary === true && !h.setName);
@@ -101,15 +115,16 @@ function enableSteps(pair: Pair, _action: ChangeAction, { m, s }: Sides<MongoFac
       title: 'take the member\'s vote during its initial sync',
       text: `master: replSetReconfig (version + 1): member ${entry.host} priority 0, votes 0 (one voting change)`,
       run: async (session) => {
-        await reconfigure(session, pair, (ms) => ms.map((x) => (x.host === entry.host ? { ...x, priority: 0, votes: 0 } : x)), 'demote');
+        // Journalled before it is sent: a reply lost after the config was installed still gets the vote back on rollback.
         st.demoted = true;
         await session.checkpoint?.();
+        await reconfigure(session, pair, (ms) => patchMember(ms, entry.host, { priority: 0, votes: 0 }), 'demote');
       },
       undo: {
         text: `give ${entry.host} its vote back (priority ${entry.priority}, votes ${entry.votes})`,
         run: async (session) => {
           if (!st.demoted) return '';
-          await reconfigure(session, pair, (ms) => ms.map((x) => (x.host === entry.host ? { ...x, priority: entry.priority, votes: entry.votes } : x)), 'give the vote back');
+          await reconfigure(session, pair, (ms) => patchMember(ms, entry.host, { priority: entry.priority, votes: entry.votes }), 'give the vote back');
           return `${entry.host} votes again`;
         },
       },
@@ -151,6 +166,7 @@ function enableSteps(pair: Pair, _action: ChangeAction, { m, s }: Sides<MongoFac
       run: async (session) => {
         const host = await session.hosts.forServer(pair.slave);
         if (!(await pathExists(host, preserved))) return '';
+        await notVoting(session, pair, memberHost);
         // Whatever runs on the new directory stops first; its failure (nothing running) is expected.
         await host.run(serviceArgv(service(pair.slave).stop), { timeoutMs: SERVICE_TIMEOUT_MS });
         const parent = await ownerOfDirectory(host, dataDir);
@@ -167,8 +183,14 @@ function enableSteps(pair: Pair, _action: ChangeAction, { m, s }: Sides<MongoFac
       title: 'set the replica-set name in its options file',
       text: `slave: replication.replSetName: ${set} in ${optionsFile(pair.slave, s)}`,
       run: async (session) => {
-        st.slaveOptions = await writeReplSetName(await session.hosts.forServer(pair.slave), pair.slave, s, set);
-        await session.checkpoint?.();
+        const host = await session.hosts.forServer(pair.slave);
+        const before = await readOptions(host, pair.slave, s);
+        // Journalled before the write (the text as it was before any run touched it).
+        if (replSetNameIn(before) !== set) {
+          st.slaveOptions = before;
+          await session.checkpoint?.();
+        }
+        await writeReplSetName(host, pair.slave, s, set, before);
       },
       undo: {
         text: 'put its options file back',
@@ -187,8 +209,9 @@ function enableSteps(pair: Pair, _action: ChangeAction, { m, s }: Sides<MongoFac
     text: `slave: ${service(pair.slave).start} (empty, replica set ${set})`,
     run: (session) => startServer(session, pair.slave),
     undo: {
-      text: 'stop the slave',
+      text: 'stop the slave (unless it votes in the set)',
       run: async (session) => {
+        await notVoting(session, pair, memberHost);
         await stopServer(session, pair.slave);
         return '';
       },
@@ -203,13 +226,13 @@ function enableSteps(pair: Pair, _action: ChangeAction, { m, s }: Sides<MongoFac
       run: async (session) => {
         st.adding = true;
         await session.checkpoint?.();
-        await reconfigure(session, pair, (ms) => (ms.some((x) => x.host === slaveAddr) ? ms : [...ms, { _id: Math.max(-1, ...ms.map((x) => Number(x._id))) + 1, host: slaveAddr, priority: 0, votes: 0 }]), 'add');
+        await reconfigure(session, pair, (ms) => (ms.some((x) => sameHost(x.host, slaveAddr)) ? ms : [...ms, { _id: Math.max(-1, ...ms.map((x) => Number(x._id))) + 1, host: slaveAddr, priority: 0, votes: 0 }]), 'add');
       },
       undo: {
         text: `remove ${slaveAddr} from the set again`,
         run: async (session) => {
           if (!st.adding) return '';
-          const removed = await reconfigure(session, pair, (ms) => ms.filter((x) => x.host !== slaveAddr), 'remove again', true);
+          const removed = await reconfigure(session, pair, (ms) => ms.filter((x) => !sameHost(x.host, slaveAddr)), 'remove again', true);
           return removed ? `${slaveAddr} was removed from ${set} again` : '';
         },
       },
@@ -220,20 +243,21 @@ function enableSteps(pair: Pair, _action: ChangeAction, { m, s }: Sides<MongoFac
     id: 'wait-secondary',
     side: 'master',
     title: 'wait until its initial sync is over',
-    text: `master: wait until ${slaveAddr} is SECONDARY (initial sync; at most ${Math.round(timeout / 1000)}s)`,
+    text: `master: wait until ${memberHost} is SECONDARY (initial sync; at most ${Math.round(timeout / 1000)}s)`,
     run: async (session) => {
       let last = '';
-      await pollUntil(`${slaveAddr} to finish its initial sync`, timeout, () =>
-        withClient(session, pair.master, async (db) => {
+      await pollUntil(`${memberHost} to finish its initial sync`, timeout, async () => {
+        const seen = await withClient(session, pair.master, async (db) => {
           const rs = await db.command({ replSetGetStatus: 1 });
-          const me = (rs.members as Document[]).find((x) => String(x.name).toLowerCase() === slaveAddr);
+          const me = (rs.members as Document[]).find((x) => sameHost(String(x.name), memberHost));
           const now = me ? String(me.stateStr) : 'not in the set';
-          if (now !== last) session.log.info(`${pair.name}: ${slaveAddr} is ${now}`);
+          if (now !== last) session.log.info(`${pair.name}: ${memberHost} is ${now}`);
           last = now;
-          return me && Number(me.state) === ST.SECONDARY && Number(me.health) === 1 ? true : undefined;
-        }),
-        1000,
-      );
+          return !!me && Number(me.state) === ST.SECONDARY && Number(me.health) === 1;
+        });
+        // And as the member says itself: the primary's view may be a heartbeat old (from before its restart).
+        return seen && (await answers(session, pair.slave, (h) => h.secondary === true && !!h.setName)) ? true : undefined;
+      }, 1000);
     },
   });
   if (target.votes > 0 || target.priority > 0) {
@@ -241,17 +265,17 @@ function enableSteps(pair: Pair, _action: ChangeAction, { m, s }: Sides<MongoFac
       id: 'raise',
       side: 'master',
       title: 'give the slave its vote',
-      text: `master: replSetReconfig (version + 1): member ${slaveAddr} priority ${target.priority}, votes ${target.votes} (one voting change)`,
+      text: `master: replSetReconfig (version + 1): member ${memberHost} priority ${target.priority}, votes ${target.votes} (one voting change)`,
       run: async (session) => {
-        await reconfigure(session, pair, (ms) => ms.map((x) => (x.host === slaveAddr ? { ...x, priority: target.priority, votes: target.votes } : x)), 'raise');
         st.raised = true;
         await session.checkpoint?.();
+        await reconfigure(session, pair, (ms) => patchMember(ms, memberHost, { priority: target.priority, votes: target.votes }), 'raise');
       },
       undo: {
-        text: `take ${slaveAddr}'s vote again (priority 0, votes 0)`,
+        text: `take ${memberHost}'s vote again (priority 0, votes 0)`,
         run: async (session) => {
           if (!st.raised) return '';
-          await reconfigure(session, pair, (ms) => ms.map((x) => (x.host === slaveAddr ? { ...x, priority: 0, votes: 0 } : x)), 'take the vote again');
+          await reconfigure(session, pair, (ms) => patchMember(ms, memberHost, { priority: 0, votes: 0 }), 'take the vote again');
           return '';
         },
       },
@@ -283,7 +307,8 @@ function disableSteps(pair: Pair, { m, s }: Sides<MongoFacts>, _state?: Record<s
   const slaveAddr = memberAddress(pair.slave);
   const entry = m?.setName ? configEntry(m, pair.slave, s) : undefined;
   const steps: Step[] = [];
-  if (entry && !masterless) {
+  // An active member catches up first; one restarted standalone by hand (still listed) is only removed.
+  if (entry && !masterless && s.replSetName) {
     let goal: { t: number; i: number } | null = null;
     steps.push({
       id: 'catch-up',
@@ -310,12 +335,14 @@ function disableSteps(pair: Pair, { m, s }: Sides<MongoFacts>, _state?: Record<s
         }
       },
     });
+  }
+  if (entry && !masterless) {
     steps.push({
       id: 'remove-member',
       side: 'master',
       title: 'remove the member from the set',
       text: `master: replSetReconfig (version + 1) without ${entry.host}${entry.votes > 0 ? ' (one voting change)' : ''}`,
-      run: async (session) => void (await reconfigure(session, pair, (ms) => ms.filter((x) => x.host !== entry.host), 'remove')),
+      run: async (session) => void (await reconfigure(session, pair, (ms) => ms.filter((x) => !sameHost(x.host, entry.host)), 'remove')),
     });
   }
   if (s.replSetName) {
@@ -330,17 +357,54 @@ function disableSteps(pair: Pair, { m, s }: Sides<MongoFacts>, _state?: Record<s
       id: 'restart-standalone',
       side: 'slave host',
       title: 'restart it standalone',
-      text: `slave: ${service(pair.slave).stop}; ${service(pair.slave).start}; wait until it takes writes as a standalone server`,
-      run: (session) => restart(session, pair.slave, (h) => h.isWritablePrimary === true && !h.setName && !h.isreplicaset),
+      text: `slave: ${service(pair.slave).stop}; ${service(pair.slave).start}; wait until it takes writes as a standalone server; delete its replicated copy of the master's lock (${LOCK.DB}.${LOCK.COLL})`,
+      run: async (session) => {
+        await restart(session, pair.slave, (h) => h.isWritablePrimary === true && !h.setName && !h.isreplicaset);
+        // The set's lock document came with the data: as a master of its own it would look held by that run.
+        await withClient(session, pair.slave, (db) => db.command({ delete: LOCK.COLL, deletes: [{ q: { _id: LOCK.ID }, limit: 1 }] }, LOCK.DB));
+      },
+      // Killed or failed between the stop and the start: the server is started again (standalone, as its file now says).
+      undo: {
+        text: 'start the slave if it does not answer',
+        run: async (session) => {
+          if (await answers(session, pair.slave)) return '';
+          await startServer(session, pair.slave);
+          return `${pair.slave.ref} was started again`;
+        },
+      },
     });
   }
+  const left = m && entry ? m.configMembers.filter((c) => c !== entry && c.votes > 0).length : 0;
+  const evenLeft = left > 0 && left % 2 === 0 ? [`replica set ${pair.slave.replicaSet} keeps ${left} voting members, an even number: with half of them down it has no majority and no primary`] : [];
   return {
     steps,
     disruption: `slave leaves replica set ${pair.slave.replicaSet} and restarts as a standalone writable server (its clients are disconnected); the set keeps serving`,
     preserved: null,
     lockDir: null,
-    warnings: masterless ? [`${pair.master.ref} cannot be reached: ${slaveAddr} is restarted standalone without catching up or being removed from the set; remove it there (rs.remove) once the primary answers`] : [],
+    warnings: [...evenLeft, ...(masterless ? [`${pair.master.ref} cannot be reached: ${slaveAddr} is restarted standalone without catching up or being removed from the set; remove it there (rs.remove) once the primary answers`] : [])],
   };
+}
+
+/** Hosts as the set lists them: case does not matter. */
+const sameHost = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCase();
+
+/** The members with `patch` on `host`'s entry; a host the config does not list is an error, not a silent no-op. */
+function patchMember(ms: ConfigMember[], host: string, patch: Partial<ConfigMember>): Document[] {
+  if (!ms.some((x) => sameHost(x.host, host))) throw new DbreplError('STEP', `${host} is not in the set's config (it changed since the plan)`);
+  return ms.map((x) => (sameHost(x.host, host) ? { ...x, ...patch } : x));
+}
+
+/**
+ * Before an undo stops the slave or replaces its data: it must not be the primary, nor a
+ * voting member (an undo of its vote that failed): then it is left as it is, and the
+ * journal keeps the rollback for the next run.
+ */
+async function notVoting(session: Session, pair: Pair, host: string): Promise<void> {
+  const hello = await withClient(session, pair.slave, (db) => db.command({ hello: 1 }), { quick: true }).catch(() => null);
+  if (hello?.isWritablePrimary === true && hello.setName) throw new DbreplError('STEP', `${pair.slave.ref} is the primary of ${hello.setName}: it is not stopped nor its data replaced`);
+  const members = await withClient(session, pair.master, async (db) => (await db.command({ replSetGetConfig: 1 })).config.members as ConfigMember[], { quick: true }).catch(() => null);
+  const me = members?.find((x) => sameHost(x.host, host));
+  if (me && Number(me.votes) > 0) throw new DbreplError('STEP', `${host} votes in the set (votes ${me.votes}): it is not stopped nor its data replaced; take its vote first, then apply again`);
 }
 
 const tsOf = (ts: unknown): { t: number; i: number } => {

@@ -271,7 +271,7 @@ export class MongoSim {
           }
           continue;
         }
-        if (n.address !== set.primary && !n.paused && set.primary) this.catchUp(set, n);
+        if (n.address !== set.primary && !n.paused && !n.unreachable && set.primary) this.catchUp(set, n);
       }
       // The server's own reconfig: a newlyAdded member that is SECONDARY loses the flag.
       const grown = (set.config.members as Document[]).filter((m) => m.newlyAdded && this.nodes.get(m.host)?.hasConfig && this.up(set, m.host));
