@@ -17,7 +17,7 @@ const T0 = 1_764_000_000_000;
 function facts(over: Partial<MongoFacts> = {}): MongoFacts {
   return {
     version: '7.0.14', host: 'db:27017', pid: 10, uptimeSeconds: 100, configFile: '/etc/mongod.conf', dbPath: '/var/lib/mongodb', port: 27017,
-    replSetName: null, setName: null, isWritablePrimary: true, secondary: false, primary: null, me: null, myState: null, notInitiated: false, removed: false,
+    replSetName: null, replSetFromArgv: false, setName: null, isWritablePrimary: true, secondary: false, primary: null, me: null, myState: null, notInitiated: false, removed: false,
     members: [], configVersion: null, configMembers: [], userDatabases: [], dataBytes: 0, ...over,
   };
 }

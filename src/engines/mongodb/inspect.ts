@@ -39,6 +39,8 @@ export interface MongoFacts {
   dbPath: string;
   port: number;
   replSetName: string | null;
+  /** The set name came from the command line (--replSet), not the configuration file. */
+  replSetFromArgv: boolean;
   /** hello */
   setName: string | null;
   isWritablePrimary: boolean;
@@ -127,6 +129,7 @@ export async function readFacts(db: Cmd): Promise<MongoFacts> {
     dbPath: String(parsed.storage?.dbPath ?? ''),
     port: Number(parsed.net?.port ?? 27017),
     replSetName,
+    replSetFromArgv: ((opts.argv as string[] | undefined) ?? []).some((a) => a === '--replSet' || a.startsWith('--replSet=')),
     setName: (hello.setName as string | undefined) ?? null,
     isWritablePrimary: hello.isWritablePrimary === true,
     secondary: hello.secondary === true,

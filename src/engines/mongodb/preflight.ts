@@ -7,7 +7,7 @@ import type { Pair, Server } from '../../model';
 import { checkHostCanWork, finding, Finding, hostOrError, Session, Sides } from '../engine';
 import type { ActionPlan, ChangeAction } from '../engine';
 import type { MongoFacts } from './inspect';
-import { optionsFile, readOptions, replSetNameIn } from './options';
+import { optionsFile, readOptions } from './options';
 import { configEntry, dataDirOf, undeclaredMembers } from './state';
 import { votersAfter } from './steps';
 
@@ -109,8 +109,8 @@ async function checkOptions(host: Host, server: Server, f: MongoFacts): Promise<
   if (f.configFile && file !== f.configFile) {
     throw new DbreplError('STEP', `options_file of ${server.ref} is ${file} but its mongod reads ${f.configFile} (--config): mongod has no include, so options_file must be that file`);
   }
-  const text = await readOptions(host, server, f);
-  if (f.replSetName && replSetNameIn(text) !== f.replSetName) {
-    throw new DbreplError('STEP', `${server.ref} runs with replSetName ${f.replSetName} that ${file} does not carry (from its command line, --replSet?): dbrepl changes it only in that file; move it there first`);
+  await readOptions(host, server, f);
+  if (f.replSetFromArgv) {
+    throw new DbreplError('STEP', `${server.ref} was started with --replSet on its command line: dbrepl sets and removes replication.replSetName only in ${file}; move it there (and out of the service's command line) first`);
   }
 }

@@ -137,14 +137,7 @@ function enableSteps(pair: Pair, _action: ChangeAction, { m, s }: Sides<MongoFac
     title: 'stop the slave',
     text: `slave: ${service(pair.slave).stop}`,
     run: (session) => stopServer(session, pair.slave),
-    undo: {
-      text: 'start the slave again (if it is not running)',
-      run: async (session) => {
-        if (await answers(session, pair.slave)) return '';
-        await startServer(session, pair.slave);
-        return `${pair.slave.ref} was started again`;
-      },
-    },
+    undo: startIfDown(pair.slave),
   });
   steps.push({
     id: 'move-aside',
@@ -364,14 +357,7 @@ function disableSteps(pair: Pair, { m, s }: Sides<MongoFacts>, _state?: Record<s
         await withClient(session, pair.slave, (db) => db.command({ delete: LOCK.COLL, deletes: [{ q: { _id: LOCK.ID }, limit: 1 }] }, LOCK.DB));
       },
       // Killed or failed between the stop and the start: the server is started again (standalone, as its file now says).
-      undo: {
-        text: 'start the slave if it does not answer',
-        run: async (session) => {
-          if (await answers(session, pair.slave)) return '';
-          await startServer(session, pair.slave);
-          return `${pair.slave.ref} was started again`;
-        },
-      },
+      undo: startIfDown(pair.slave),
     });
   }
   const left = m && entry ? m.configMembers.filter((c) => c !== entry && c.votes > 0).length : 0;
@@ -452,6 +438,18 @@ async function startServer(session: Session, server: Server, pred?: (hello: Docu
   const host = await session.hosts.forServer(server);
   await runChecked(host, serviceArgv(service(server).start), `starting ${server.ref}`, { timeoutMs: SERVICE_TIMEOUT_MS });
   await pollUntil(`${server.ref} to answer`, START_TIMEOUT_MS, async () => ((await answers(session, server, pred)) ? true : undefined), 500);
+}
+
+/** An undo: the server started again if it does not answer (as its options file says now). */
+function startIfDown(server: Server): NonNullable<Step['undo']> {
+  return {
+    text: `start ${server.ref} if it does not answer`,
+    run: async (session) => {
+      if (await answers(session, server)) return '';
+      await startServer(session, server);
+      return `${server.ref} was started again`;
+    },
+  };
 }
 
 async function restart(session: Session, server: Server, pred?: (hello: Document) => boolean): Promise<void> {
