@@ -181,6 +181,9 @@ export function findDrift(input: PlanInput, servers: Server[]): DriftEntry[] {
   // By identity (else by address): a replica declared under a second name (for another
   // application's variables) is not drift, and a pruned "drift" must never be a declared slave.
   const declaredSlaves = new Set(input.topology.pairs.flatMap((p) => [endpointKey(p.slave), identityOf(p.slave, input.inspections)]));
+  // A declared pair seen the other way round (its slave now the primary, as after a MongoDB
+  // election or a failover): the pair's own state says so; it is never drift to prune.
+  const reversed = (link: { master: Server | null; slave: Server }): boolean => !!link.master && input.topology.pairs.some((p) => p.master.ref === link.slave.ref && p.slave.ref === link.master!.ref);
   const out: DriftEntry[] = [];
   const engines = [...new Set(servers.map((s) => s.engine))];
   for (const name of engines) {
@@ -188,7 +191,7 @@ export function findDrift(input: PlanInput, servers: Server[]): DriftEntry[] {
     const ofEngine = servers.filter((s) => s.engine === name);
     const inspections = ofEngine.map((s) => inspectionOf(input.inspections, s));
     for (const link of engine.liveLinks(inspections, [...input.topology.servers.values()])) {
-      if (declaredSlaves.has(endpointKey(link.slave)) || declaredSlaves.has(identityOf(link.slave, input.inspections))) continue;
+      if (declaredSlaves.has(endpointKey(link.slave)) || declaredSlaves.has(identityOf(link.slave, input.inspections)) || reversed(link)) continue;
       const master = link.master?.ref ?? link.upstream;
       const prune = input.topology.prune && link.master !== null;
       const pseudo = link.master ? prunePair(link.master, link.slave) : null;

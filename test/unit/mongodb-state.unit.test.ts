@@ -95,6 +95,6 @@ test('a slave restarted standalone by hand while the set still lists it: standal
   expect(live.error).toContain("rs0's config still lists it as 10.0.5.6:27017");
 });
 
-test('no drift for MongoDB: membership has no direction, so prune never disables a member', () => {
-  expect(liveLinks([ok(primary({}))], [M, S])).toEqual([]);
+test('drift is membership: a declared server in the primary\'s config is a link from that primary', () => {
+  expect(liveLinks([ok(primary({}))], [M, S])).toEqual([{ slave: S, master: M, upstream: 'rs0 member 10.0.5.6:27017' }]);
 });

@@ -79,12 +79,21 @@ export function pairState(pair: Pair, master: Inspection<MongoFacts>, slave: Ins
 }
 
 /**
- * No drift for MongoDB: membership has no direction (after an election the declared slave
- * is the primary and the declared master "its" member), so no undeclared link is ever
- * disabled by `prune`. Members the file does not declare are named in plan warnings instead.
+ * Membership, not sync sources: every declared server in a primary's config is a live link
+ * from that primary (a chained secondary still belongs to it). After an election the
+ * declared slave may be the primary: that link is its pair seen the other way round, which
+ * drift leaves alone. Members the file does not declare are named in plan warnings.
  */
-export function liveLinks(_inspections: Array<Inspection<MongoFacts>>, _servers: Server[]): LiveLink[] {
-  return [];
+export function liveLinks(inspections: Array<Inspection<MongoFacts>>, servers: Server[]): LiveLink[] {
+  const links: LiveLink[] = [];
+  for (const insp of inspections) {
+    if (!insp.ok || !insp.facts.isWritablePrimary || !insp.facts.setName) continue;
+    for (const member of insp.facts.configMembers) {
+      const server = servers.find((sv) => sv.engine === 'mongodb' && sv.ref !== insp.server.ref && memberAddress(sv) === member.host);
+      if (server) links.push({ slave: server, master: insp.server, upstream: `${insp.facts.setName} member ${member.host}` });
+    }
+  }
+  return links;
 }
 
 /** Members of the master's set that the file does not declare (a warning: the file does not own them). */
