@@ -1,6 +1,6 @@
 /**
  * The CI part of the fault suite (`npm run faults` runs all of it): on live PostgreSQL,
- * MariaDB and Redis servers, the bundle SIGKILLed in the middle of a copy and re-run until
+ * MariaDB and Redis servers and the MongoDB replica-set simulator, the bundle SIGKILLed in the middle of a copy and re-run until
  * it converges, with the master's data intact, the slave equal to it and its previous data
  * on disk; two applies at once; a disable started during a resync.
  */
@@ -13,7 +13,8 @@ const expectPass = (r: Row): void => {
   expect(r.runs).toBeGreaterThanOrEqual(1);
 };
 
-describe.each(['postgresql', 'mysql', 'redis'] as const)('%s', (engine) => {
+// MongoDB: on the replica-set simulator (test/support/mongo-sim), whose nodes live in this process.
+describe.each(['postgresql', 'mysql', 'redis', 'mongodb'] as const)('%s', (engine) => {
   const lab = new FaultLab(engine);
   beforeAll(() => lab.start());
   afterAll(() => lab.stop());
