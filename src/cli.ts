@@ -14,6 +14,7 @@ import { COLOR, copiesText, humanAge, PLAIN, planText, statusText } from './repo
 import { SecretRegistry } from './secrets';
 import { cancellation } from './signals';
 import { loadTopology, onlyError, selectApplications, unsetForEnv } from './topology';
+import type { Topology } from './model';
 import { humanBytes } from './util/bytes';
 
 interface Flag {
@@ -103,6 +104,13 @@ const COMMANDS: Record<string, CommandSpec> = {
   validate: {
     usage: 'validate [-c FILE] [--json]',
     about: 'Check the file: format, keys, references, the topology rules. Reads the file alone; connects to nothing; an unset ${VAR} is a warning.',
+    flags: { config: CONFIG, json: JSON_FLAG },
+  },
+  list: {
+    usage: 'list [-c FILE] [--json]',
+    about:
+      'The applications with their servers and the pairs that belong to them (a pair belongs to its slave\'s application), and, with --json, a GitHub Actions matrix: ' +
+      'one job per application, each running --only with that application\'s pairs. Reads the file alone; connects to nothing.',
     flags: { config: CONFIG, json: JSON_FLAG },
   },
   preserved: {
@@ -226,6 +234,14 @@ async function dispatch(command: string, sub: string | undefined, values: Values
       } else {
         out(`${configFile} is valid: ${topology.applications.length} application(s), ${topology.servers.size} server(s), ${topology.pairs.length} pair(s)${unset.length > 0 ? `; ${unset.length} variable(s) not set (see the warnings)` : ''}\n`);
       }
+      return 0;
+    }
+    case 'list': {
+      const { topology, unset } = loadTopology(configPath, io.env, secrets, { unset: 'warn' });
+      warnUnset(unset.map((u) => u.at));
+      const listing = listTopology(topology);
+      if (json) outJson(listing);
+      else out(listText(listing));
       return 0;
     }
     case 'env':
@@ -374,4 +390,45 @@ if (require.main === module) {
   }).then((code) => {
     process.exitCode = code;
   });
+}
+
+/**
+ * `dbrepl list`: what a fleet too large for one job is sharded by. Each pair belongs to its
+ * slave's application (a cross-application pair runs in the job of the application whose
+ * server it rebuilds); `matrix.include` has one entry per application with pairs, whose
+ * `only` is those pairs' names for `--only` (overlapping jobs on one master are ordered by
+ * the master's lock).
+ */
+export function listTopology(topology: Topology): ListResult {
+  const applications = topology.applications.map((a) => ({
+    name: a.name,
+    environment: a.environment ?? null,
+    servers: a.servers.map((s) => ({ name: s.ref, engine: s.engine, host: s.host, port: s.port })),
+    pairs: topology.pairs.filter((p) => p.slave.app === a.name).map((p) => p.name),
+  }));
+  return {
+    applications,
+    pairs: topology.pairs.map((p) => ({ name: p.name, engine: p.engine, master: p.master.ref, slave: p.slave.ref, desired: p.desired, application: p.slave.app })),
+    matrix: { include: applications.filter((a) => a.pairs.length > 0).map((a) => ({ application: a.name, only: a.pairs.join(',') })) },
+  };
+}
+
+export interface ListResult {
+  applications: Array<{ name: string; environment: string | null; servers: Array<{ name: string; engine: string; host: string; port: number }>; pairs: string[] }>;
+  pairs: Array<{ name: string; engine: string; master: string; slave: string; desired: string; application: string }>;
+  matrix: { include: Array<{ application: string; only: string }> };
+}
+
+function listText(l: ListResult): string {
+  const lines: string[] = [];
+  for (const a of l.applications) {
+    lines.push(`${a.name}${a.environment ? ` (environment ${a.environment})` : ''}`);
+    for (const s of a.servers) lines.push(`  server ${s.name}: ${s.engine} ${s.host}:${s.port}`);
+    for (const name of a.pairs) {
+      const p = l.pairs.find((x) => x.name === name)!;
+      lines.push(`  pair ${p.name}: ${p.master} -> ${p.slave} (${p.engine}, ${p.desired})`);
+    }
+  }
+  lines.push(`${l.applications.length} application(s), ${l.pairs.length} pair(s); dbrepl list --json gives a job matrix (one job per application, --only its pairs)`);
+  return lines.join('\n') + '\n';
 }

@@ -48,6 +48,7 @@ const COMMANDS: Array<[string[], string[]]> = [
   [['resync'], ['--config', '--pair', '--broken', '--json', '--lock-timeout', '--force', '--max-parallel']],
   [['env'], ['--config', '--only', '--format', '--app', '--out']],
   [['validate'], ['--config', '--json']],
+  [['list'], ['--config', '--json']],
   [['preserved', 'list'], ['--config', '--only', '--older-than', '--yes', '--json', '--max-parallel']],
 ];
 
