@@ -1,5 +1,5 @@
 import * as net from 'node:net';
-import { Client, ClientChannel, ConnectConfig } from 'ssh2';
+import type { Client, ClientChannel, ConnectConfig } from 'ssh2';
 import { ConnectionError, DbreplError } from '../errors';
 import { currentSignal } from '../util/cancel';
 import { orphanWatch } from './host';
@@ -130,9 +130,11 @@ function hostKeyAlgorithms(where: { host: string; port: number }, t: SshTarget):
   return types.length > 0 ? { algorithms: { serverHostKey: types as NonNullable<ConnectConfig['algorithms']>['serverHostKey'] } } : {};
 }
 
-function connectClient(where: { host: string; port: number; user: string }, t: SshTarget, sock: NodeJS.ReadableStream | undefined, label: string): Promise<Client> {
+async function connectClient(where: { host: string; port: number; user: string }, t: SshTarget, sock: NodeJS.ReadableStream | undefined, label: string): Promise<Client> {
+  // ssh2 is loaded when a server with ssh is first reached.
+  const ssh2 = await import('ssh2');
   return new Promise((resolve, reject) => {
-    const client = new Client();
+    const client = new ssh2.Client();
     let refusal: string | null = null;
     const config: ConnectConfig = {
       host: sock ? undefined : where.host,

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { CliProcess } from '../support/cli-process';
 import { dbrepl, scratch, writeYaml } from '../support/dbrepl';
-import { PgCluster, startPostgres } from '../support/postgres';
+import { startPostgres } from '../support/postgres';
 import { pgServer } from '../support/servers-yaml';
 import { eventually } from '../support/sh';
 

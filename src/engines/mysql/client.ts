@@ -1,5 +1,5 @@
 import * as net from 'node:net';
-import { Connection, createConnection, RowDataPacket } from 'mysql2/promise';
+import type { Connection, RowDataPacket } from 'mysql2/promise';
 import { ConnectionError } from '../../errors';
 import { onCancel } from '../../util/cancel';
 import type { Server } from '../../model';
@@ -20,6 +20,8 @@ export async function openConnection(session: Session, server: Server): Promise<
   const tunneled = at.host !== server.host || at.port !== server.port;
   const t = nodeTls(server);
   let conn: Connection;
+  // The driver is loaded when a MySQL server is first reached.
+  const { createConnection } = await import('mysql2/promise');
   try {
     conn = await createConnection({
       // mysql2 checks the certificate against `host`: the file's host, also when a tunnel carries the bytes.

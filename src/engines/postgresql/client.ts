@@ -1,4 +1,4 @@
-import { Client } from 'pg';
+import type { Client } from 'pg';
 import { ConnectionError } from '../../errors';
 import { onCancel } from '../../util/cancel';
 import type { Server } from '../../model';
@@ -33,7 +33,9 @@ export async function withClient<T>(session: Session, server: Server, fn: (sql: 
 /** A connected client, for a connection held longer than one call (a master's lock). */
 export async function openClient(session: Session, server: Server, login?: { user?: string; password?: string }, applicationName = 'dbrepl'): Promise<Client> {
   const at = await session.hosts.endpoint(server);
-  const client = new Client({
+  // The driver is loaded when a PostgreSQL server is first reached (start-up of the other commands stays light).
+  const pg = await import('pg');
+  const client = new pg.Client({
     host: at.host,
     port: at.port,
     user: (login ? login.user : server.user) ?? 'postgres',

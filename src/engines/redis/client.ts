@@ -1,4 +1,4 @@
-import Redis from 'ioredis';
+import type RedisClient from 'ioredis';
 import { ConnectionError } from '../../errors';
 import { onCancel } from '../../util/cancel';
 import type { Server } from '../../model';
@@ -13,7 +13,9 @@ export interface Cmd {
 /** One connection to a server at the endpoint the host layer gives (no reconnect loops, no offline queue), always closed. */
 export async function withClient<T>(session: Session, server: Server, fn: (redis: Cmd) => Promise<T>): Promise<T> {
   const at = await session.hosts.endpoint(server);
-  const redis = new Redis({
+  // The driver is loaded when a Redis server is first reached.
+  const { default: Redis } = await import('ioredis');
+  const redis: RedisClient = new Redis({
     // A Unix socket on this machine (a server whose host is a path, without ssh), else host and port.
     ...(at.host.startsWith('/') ? { path: at.host } : { host: at.host, port: at.port }),
     username: server.user,
