@@ -20,6 +20,8 @@ command -v sudo >/dev/null 2>&1 || need+=(sudo)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v nft >/dev/null 2>&1 || need+=(nftables)
+# The MongoDB replica-set simulator's nodes are started and stopped by `service` lines that call its control port.
+command -v curl >/dev/null 2>&1 || need+=(curl)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
