@@ -109,7 +109,7 @@ export async function runAction(engine: Engine, pair: Pair, planned: Planned, ct
         throw new DbreplError('STEP', `the slave's data directory changed since the plan (${fresh.preserved} instead of ${planned.preserved}); nothing was changed: plan again`);
       }
       // A forced disable without its master: the refusal it overrode was the check (nothing here compares the two sides).
-      const findings = masterless ? [] : settle(await checkAction(engine, pair, sides, { action: now.action, plan: fresh }, session), ctx.force);
+      const findings = masterless ? [] : settle(await checkAction(engine, pair, sides, { action: now.action, plan: fresh }, { ...session, recheck: true }), ctx.force);
       for (const w of findings.filter((f) => f.level === 'warning')) session.log.warn(`${pair.name}: ${w.message}`);
       const errors = findings.filter((f) => f.level === 'error').map((f) => f.message);
       if (errors.length > 0) throw new DbreplError('STEP', errors.join('; '));

@@ -40,6 +40,11 @@ export interface Session {
   checkpoint?: () => Promise<void>;
   /** Every server the file declares (a check that tells declared members from others). */
   declared?: readonly Server[];
+  /**
+   * Apply's second run of the checks, after its locks: the plan showed the warnings already,
+   * so checks that only warn and take time (a write rate sampled over a second) are skipped.
+   */
+  recheck?: boolean;
 }
 
 /**

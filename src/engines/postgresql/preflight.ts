@@ -90,6 +90,7 @@ export async function preflight(pair: Pair, { m, s }: Sides<PgFacts>, planned: {
  * is an estimate.
  */
 async function walRetention(session: Session, pair: Pair, m: PgFacts): Promise<Finding[]> {
+  if (session.recheck) return [];
   try {
     const bytes = await withClient(session, pair.master, databaseBytes);
     const rate = await withClient(session, pair.master, (sql) => walRate(sql, m.inRecovery));
