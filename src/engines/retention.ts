@@ -17,11 +17,13 @@ export function copySecondsEstimate(bytes: number): number {
 }
 
 /** A write rate: two readings of a position that only grows, `ms` apart (null when either could not be read or it went back). */
-export async function sampleRate(read: () => Promise<number | null>, ms = 1000): Promise<number | null> {
-  const t0 = Date.now();
-  const a = await read();
+export async function sampleRate(read: () => Promise<number | null>, ms = 1000, first?: { value: number; at: number }): Promise<number | null> {
+  // A reading taken earlier (at inspection) starts the interval: only what is left of it is waited for.
+  const t0 = first?.at ?? Date.now();
+  const a = first?.value ?? (await read());
   if (a === null) return null;
-  await new Promise((resolve) => setTimeout(resolve, ms));
+  const left = t0 + ms - Date.now();
+  if (left > 0) await new Promise((resolve) => setTimeout(resolve, left));
   const b = await read();
   const seconds = (Date.now() - t0) / 1000;
   if (b === null || b < a || seconds <= 0) return null;

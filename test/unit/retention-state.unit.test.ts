@@ -32,6 +32,18 @@ test('sampleRate: two readings apart, null when a reading is missing or goes bac
   expect(await sampleRate(async () => (w -= 5), 1)).toBeNull();
 });
 
+test('sampleRate from an earlier reading (the inspection\'s): only the rest of the interval is waited for', async () => {
+  const t0 = Date.now();
+  const rate = await sampleRate(async () => 3000, 2000, { value: 1000, at: t0 - 3000 });
+  // 2000 bytes over ~3 s, read at once: the 2 s interval had passed (a wait would take 2 s).
+  expect(Date.now() - t0).toBeLessThan(1000);
+  expect(rate).toBeGreaterThan(500);
+  expect(rate).toBeLessThan(700);
+  const t1 = Date.now();
+  await sampleRate(async () => 3000, 300, { value: 1000, at: t1 });
+  expect(Date.now() - t1).toBeGreaterThanOrEqual(290);
+});
+
 describe('PostgreSQL: the WAL written during the copy', () => {
   const P = pair(server('shop/pg-main'), server('shop/pg-replica'));
   const opts = { copySeconds: 200, walBytesPerSecond: 5 * MiB, freeBytes: null as number | null };

@@ -58,6 +58,8 @@ export interface PgFacts {
   passwordEncryption: string;
   /** Position written (primary) or replayed (standby). */
   lsn: string | null;
+  /** When `lsn` was read (ms since the epoch): the first reading of the WAL rate the plan estimates. */
+  readAtMs?: number;
   /** Standby: pg_last_wal_receive_lsn(), the WAL it has received (null before its receiver ran since it started). */
   receiveLsn: string | null;
   /**
@@ -178,6 +180,7 @@ export async function readFacts(sql: Sql): Promise<PgFacts> {
     ssl: Boolean(r.ssl),
     passwordEncryption: String(r.password_encryption),
     lsn: r.lsn === null ? null : String(r.lsn),
+    readAtMs: Date.now(),
     receiveLsn: r.receive_lsn === null ? null : String(r.receive_lsn),
     walWriteAgeSeconds: waldir?.newestAgeSeconds ?? null,
     timeline,

@@ -93,7 +93,7 @@ async function walRetention(session: Session, pair: Pair, m: PgFacts): Promise<F
   if (session.recheck) return [];
   try {
     const bytes = await withClient(session, pair.master, databaseBytes);
-    const rate = await withClient(session, pair.master, (sql) => walRate(sql, m.inRecovery));
+    const rate = await withClient(session, pair.master, (sql) => walRate(sql, m));
     if (rate === null) return [];
     let free: number | null = null;
     try {
@@ -111,17 +111,19 @@ async function walRetention(session: Session, pair: Pair, m: PgFacts): Promise<F
 }
 
 /**
- * The master's WAL rate, bytes/s: the larger of two readings of its WAL position a second
- * apart and the average since pg_stat_wal was last reset (PostgreSQL 14+; a busy second and a
+ * The master's WAL rate, bytes/s: the larger of two readings of its WAL position (the
+ * inspection's and one at least 250 ms later; without it, two a second apart) and the average since pg_stat_wal was last reset (PostgreSQL 14+; a busy second and a
  * busy day both count).
  */
-async function walRate(sql: Sql, inRecovery: boolean): Promise<number | null> {
-  const position = inRecovery ? 'pg_last_wal_replay_lsn()' : 'pg_current_wal_lsn()';
+async function walRate(sql: Sql, m: Pick<PgFacts, 'inRecovery' | 'lsn' | 'readAtMs'>): Promise<number | null> {
+  const position = m.inRecovery ? 'pg_last_wal_replay_lsn()' : 'pg_current_wal_lsn()';
   const read = async (): Promise<number | null> => {
     const { rows } = await sql.query<{ lsn: string | null }>(`SELECT ${position}::text AS lsn`);
     return rows[0]?.lsn ? Number(lsnToBigInt(rows[0].lsn)) : null;
   };
-  const sampled = await sampleRate(read);
+  // The inspection's reading is the first: the second is taken at least 250 ms later, not a second.
+  const first = m.lsn && m.readAtMs ? { value: Number(lsnToBigInt(m.lsn)), at: m.readAtMs } : undefined;
+  const sampled = await sampleRate(read, first ? 250 : 1000, first);
   const average = await sql
     .query<{ bytes: number | null; seconds: number | null }>('SELECT wal_bytes::float8 AS bytes, extract(epoch FROM now() - stats_reset)::float8 AS seconds FROM pg_stat_wal')
     .then(({ rows }) => (rows[0]?.bytes != null && rows[0].seconds != null && rows[0].seconds > 60 ? rows[0].bytes / rows[0].seconds : null))
