@@ -95,8 +95,9 @@ export class SlaveLock {
     return this.lostWhy;
   }
 
-  async append(record: JournalRecord): Promise<void> {
-    const r = await lockOp(this.host, this.dir, 'journal', this.owner.token, JSON.stringify(record) + '\n');
+  /** Appends records to the journal, in one write (one host command: a step boundary costs one). */
+  async append(...records: JournalRecord[]): Promise<void> {
+    const r = await lockOp(this.host, this.dir, 'journal', this.owner.token, records.map((x) => JSON.stringify(x) + '\n').join(''));
     if (r.code === 3) {
       this.lose('another run took the lock over');
       throw new DbreplError('STEP', `lost the lock of ${this.dir} on ${this.host.label}: another run took it over`);

@@ -7,7 +7,7 @@ import { decide, Mode, prunePair } from '../plan/diff';
 import { underSignal, unstoppable } from '../util/cancel';
 import type { KeyedLock } from '../util/poll';
 import { checkAction, settle } from './checks';
-import { describeInterrupted, Interrupted } from './journal';
+import { describeInterrupted, Interrupted, JournalRecord } from './journal';
 import { MasterLocks, SlaveLock } from './locks';
 
 export interface ProtocolContext {
@@ -201,16 +201,18 @@ async function runSteps(plan: ActionPlan, pair: Pair, ctx: ProtocolContext, lock
   const masterKey = ctx.masterKey ?? pair.master.ref;
   // The run's cancellation, and this lock lost to another run: either stops the steps.
   const stop = ctx.signal ? AbortSignal.any([ctx.signal, lock.lostSignal]) : lock.lostSignal;
+  // The previous step's state and end are written with the next step's start: one journal write per step.
+  let pending: JournalRecord[] = [];
   for (const step of plan.steps) {
     try {
       if (stop.aborted) throw new CancelledError(lock.lost ? `lost the lock: ${lock.lost}` : 'the run was cancelled');
       started.push(step);
-      await lock.append({ t: 'step', id: step.id, phase: 'start', at: new Date().toISOString() });
+      await lock.append(...pending, { t: 'step', id: step.id, phase: 'start', at: new Date().toISOString() });
+      pending = [];
       await run(log, stepText(step), () =>
         underSignal(stop, () => (step.side.startsWith('master') ? ctx.locks.run(masterKey, () => step.run(ctx.session)) : step.run(ctx.session))),
       );
-      await lock.append({ t: 'state', state });
-      await lock.append({ t: 'step', id: step.id, phase: 'done', at: new Date().toISOString() });
+      pending = [{ t: 'state', state: structuredClone(state) }, { t: 'step', id: step.id, phase: 'done', at: new Date().toISOString() }];
     } catch (err) {
       const cancelled = stop.aborted;
       const undo = await unstoppable(() => rollback(started, ctx.session, lock, log));
@@ -219,6 +221,7 @@ async function runSteps(plan: ActionPlan, pair: Pair, ctx: ProtocolContext, lock
       return { failed: new StepError(`${step.side}: ${step.title}`, [cause, ...undo.said].join('; '), { cause: err }), undoFailed: undo.failed };
     }
   }
+  if (pending.length > 0) await lock.append(...pending);
   return { failed: null, undoFailed: false };
 }
 
