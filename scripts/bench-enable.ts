@@ -4,7 +4,7 @@
  * pg_basebackup -X stream -R -S <slot>, its own configuration files back, start, wait until
  * it streams) and to pg_basebackup alone, measured side by side in one run, `sync` before
  * each (a copy that starts while the previous one is still being flushed is slower).
- * Usage: npm run bench:enable [-- ROUNDS]
+ * Usage: npm run bench:enable [-- ROUNDS [PGBENCH_SCALE]]
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -15,6 +15,8 @@ import { stringify } from 'yaml';
 import { PG_BIN, PgCluster, startPostgres } from '../test/support/postgres';
 
 const rounds = Number(process.argv[2] ?? 3);
+/** pgbench scale: 15 is ~230 MB, 40 ~600 MB (the size the issue measured). */
+const scale = Number(process.argv[3] ?? 15);
 
 function timed(label: string, cmd: string, args: string[], env: NodeJS.ProcessEnv, cwd = '/tmp', showSteps = false): number {
   const t0 = process.hrtime.bigint();
@@ -58,7 +60,7 @@ async function main(): Promise<void> {
     const [master, slave] = await Promise.all([startPostgres({ password }), startPostgres({ password })]);
     clusters.push(master, slave);
     const env = { ...process.env, PGPASSWORD: password, PG_PW: password, REPL_PW: randomBytes(12).toString('hex') };
-    timed('pgbench -i', `${PG_BIN}/pgbench`, ['-h', '127.0.0.1', '-p', String(master.port), '-U', 'postgres', '-i', '-s', '15', '-q', 'postgres'], env);
+    timed('pgbench -i', `${PG_BIN}/pgbench`, ['-h', '127.0.0.1', '-p', String(master.port), '-U', 'postgres', '-i', '-s', String(scale), '-q', 'postgres'], env);
     const size = (await master.query<{ s: string }>(`SELECT pg_size_pretty(pg_database_size('postgres')) AS s`))[0]!.s;
     const server = (c: PgCluster) => ({ engine: 'postgresql', host: c.host, port: c.port, user: 'postgres', password: '${PG_PW}', service: c.service });
     fs.writeFileSync(path.join(dir, 'replication.yml'), stringify({
