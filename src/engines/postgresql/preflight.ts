@@ -52,6 +52,8 @@ export async function preflight(pair: Pair, { m, s }: Sides<PgFacts>, planned: {
   }
   const hba = m.hbaRules ? hbaDecision(m.hbaRules, user, pair.slave.host, tlsMode !== 'none' || m.ssl) : null;
   if (hba?.kind === 'refused') error(hbaRefusal(pair, user, m.hbaFile, hba));
+  // The WAL rate is sampled while the other checks run (its second reading waits for time to pass).
+  const retention = walRetention(session, pair, m);
   out.push(...(await finding('error', () => checkLoginSurvives(session, pair))));
 
   const slaveHost = await hostOrError(session, pair.slave, error);
@@ -80,7 +82,7 @@ export async function preflight(pair: Pair, { m, s }: Sides<PgFacts>, planned: {
   if (!m.hbaRules) {
     out.push({ level: 'warning', message: `the login for ${pair.master.ref} may not read pg_hba_file_rules (not a superuser?): whether a rule admits the slave is decided during apply` });
   }
-  out.push(...(await walRetention(session, pair, m)));
+  out.push(...(await retention));
   return out;
 }
 
