@@ -12,6 +12,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { stringify } from 'yaml';
+import { cleanUp, runBench } from './bench-common';
 import { PG_BIN, PgCluster, startPostgres } from '../test/support/postgres';
 
 const rounds = Number(process.argv[2] ?? 3);
@@ -110,12 +111,8 @@ until [ "$(runuser -u postgres -- ${PG_BIN}/psql -h 127.0.0.1 -p ${slave.port} -
     console.log(`by hand (native tools):    ${byHand.map((s) => s.toFixed(2)).join(' ')} s (median ${median(byHand).toFixed(2)} s)`);
     console.log(`ratio dbrepl / by hand:    ${(median(enable.slice(1)) / median(byHand)).toFixed(2)} (resync rounds only)`);
   } finally {
-    await Promise.all(clusters.map((c) => c.destroy()));
-    fs.rmSync(dir, { recursive: true, force: true });
+    await cleanUp(clusters, dir);
   }
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exitCode = 1;
-});
+runBench(main);

@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { stringify } from 'yaml';
+import { cleanUp, runBench } from './bench-common';
 import { RedisServer, startRedis } from '../test/support/redis';
 
 const masters = Number(process.argv[2] ?? 20);
@@ -60,12 +61,8 @@ async function main(): Promise<void> {
     console.log('| run | seconds | peak MB | ratio to native | result |\n|---|---|---|---|---|');
     for (const [name, s, mb, what] of rows) console.log(`| ${name} | ${s.toFixed(2)} | ${mb === null ? '-' : mb.toFixed(0)} | ${(s / native).toFixed(2)} | ${what} |`);
   } finally {
-    await Promise.all(servers.map((s) => s.destroy()));
-    fs.rmSync(dir, { recursive: true, force: true });
+    await cleanUp(servers, dir);
   }
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exitCode = 1;
-});
+runBench(main);
