@@ -55,6 +55,11 @@ function config(resyncAfter?: string): void {
 
 const run = (...args: string[]) => dbrepl([...args, '-c', path.join(dir(), 'replication.yml')], env);
 const status = async (): Promise<any> => (await run('status', '--json')).json();
+/** The status once every pair is in `state`. */
+const everyPair = (state: string) => eventually(async () => {
+  const s = await status();
+  return s.pairs.every((p: any) => p.state === state) ? s : undefined;
+}, 30_000, `every pair ${state}`);
 const byName = (doc: any, key: 'pairs'): Record<string, any> => Object.fromEntries(doc[key].map((p: any) => [p.name, p]));
 const masters = () => [pgMain, myMain, cache];
 
@@ -128,10 +133,7 @@ describe('a master that restarts', () => {
     await eventually(() => onSlaves('before-stop'), 30_000, 'rows before the stop');
     await Promise.all(masters().map((m) => m.stop()));
     try {
-      const doc = await eventually(async () => {
-        const s = await status();
-        return s.pairs.every((p: any) => p.state === 'reconnecting') ? s : undefined;
-      }, 30_000, 'every pair reconnecting');
+      const doc = await everyPair('reconnecting');
       const pairs = byName(doc, 'pairs');
       expect(pairs['shop/pg-replica'].error).toMatch(/^link to the master down for at most \d+s \(since the slave last received WAL\): no WAL receiver is running .*; shop\/pg-main unreachable: .*ECONNREFUSED.*; broken after resync_after 2m$/);
       expect(pairs['shop/db-replica'].error).toMatch(/^link to the master down for at most \d+s \(since the master's last event the slave applied\): (IO thread reconnecting after error \d+: .*|IO thread connecting to the master); shop\/db unreachable: .*; broken after resync_after 2m$/);
@@ -166,10 +168,7 @@ describe('a master that restarts', () => {
       await eventually(() => onSlaves('before-long-stop'), 30_000, 'rows before the long stop');
       await Promise.all(masters().map((m) => m.stop()));
       try {
-        const doc = await eventually(async () => {
-          const s = await status();
-          return s.pairs.every((p: any) => p.state === 'broken') ? s : undefined;
-        }, 30_000, 'every pair broken');
+        const doc = await everyPair('broken');
         for (const p of doc.pairs) expect(p.error).toMatch(/^link to the master down for (at most )?\d+s.*, longer than resync_after 1s: /);
         const plan = await run('plan', '--json');
         expect(plan.code).toBe(1);

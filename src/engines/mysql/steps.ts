@@ -6,6 +6,7 @@ import type { Pair, Server } from '../../model';
 import { pollUntil, PollAbort } from '../../util/poll';
 import { CopyProgress } from '../../util/progress';
 import { stepState } from '../engine';
+import { oneWriterStep } from '../fence';
 import type { ActionPlan, ChangeAction, Session, Sides, Step } from '../engine';
 import { serviceArgv } from '../service';
 import { withClient, Sql } from './client';
@@ -483,18 +484,7 @@ function fenceSteps(pair: Pair, m: MyFacts, st: { detaching: boolean; fenced: bo
         },
       },
     ],
-    after: [
-      {
-        id: 'one-writer',
-        side: 'slave',
-        title: 'check that one writer is left',
-        text: `slave and master: check that ${pair.slave.ref} takes writes and ${pair.master.ref} does not`,
-        run: async (session) => {
-          if (!(await readOnly(session, pair.master))) throw new DbreplError('STEP', `${pair.master.ref} still takes writes after the fence: two writers`);
-          if (await readOnly(session, pair.slave)) throw new DbreplError('STEP', `${pair.slave.ref} does not take writes after it was detached`);
-        },
-      },
-    ],
+    after: [oneWriterStep(pair, readOnly, 'it was detached')],
   };
 }
 

@@ -7,6 +7,7 @@ import type { Pair } from '../../model';
 import { pollUntil } from '../../util/poll';
 import { CopyProgress } from '../../util/progress';
 import { stepState } from '../engine';
+import { oneWriterStep } from '../fence';
 import type { ActionPlan, ChangeAction, Session, Sides, Step } from '../engine';
 import { serviceArgv } from '../service';
 import { Sql, withClient } from './client';
@@ -467,18 +468,7 @@ function fenceSteps(pair: Pair, m: PgFacts, st: { promoting: boolean; fenced: bo
         },
       },
     ],
-    after: [
-      {
-        id: 'one-writer',
-        side: 'slave',
-        title: 'check that one writer is left',
-        text: `slave and master: check that ${pair.slave.ref} takes writes and ${pair.master.ref} does not (new sessions)`,
-        run: async (session) => {
-          if (!(await readOnly(session, pair.master))) throw new DbreplError('STEP', `${pair.master.ref} still takes writes after the fence: two writers`);
-          if (await readOnly(session, pair.slave)) throw new DbreplError('STEP', `${pair.slave.ref} does not take writes after its promotion`);
-        },
-      },
-    ],
+    after: [oneWriterStep(pair, readOnly, 'its promotion', ' (new sessions)')],
   };
 }
 
