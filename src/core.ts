@@ -167,7 +167,7 @@ export async function run(command: Command, options: CoreOptions, mode: Mode = {
   const servers = serversToInspect(topology, selected, options.only);
   // One provider from the first inspection to the verification after apply.
   const hosts = options.hosts ?? new DefaultHostProvider(options.env);
-  const session: Session = { hosts, log: options.log, progressEveryMs: progressEvery(options.env), declared: [...topology.servers.values()] };
+  const session: Session = { hosts, log: options.log, progressEveryMs: progressEvery(options.env), declared: [...topology.servers.values()], probeHosts: command !== 'status' };
   try {
     options.log.info(`Inspecting ${servers.length} server(s) for ${selected.length} pair(s)`);
     const inspections = await inspectServers(servers, options.maxParallel, session);
@@ -206,7 +206,7 @@ export async function run(command: Command, options: CoreOptions, mode: Mode = {
       force: options.force ?? false,
     });
     // Verify: inspect again; the status and the variables come from what is live now.
-    const after = await inspectServers(servers, options.maxParallel, session);
+    const after = await inspectServers(servers, options.maxParallel, { ...session, probeHosts: false });
     const status = buildStatus(selected, after);
     const env = computeEnv(topology, (pair) => inEffect(pair, plan.pairs.some((p) => p.name === pair.name), after));
     plan.env = env;

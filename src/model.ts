@@ -55,6 +55,8 @@ export interface Pair {
   catchupTimeoutSeconds: number;
   /** Bound on the copy of the master; undefined: derived from the data size. */
   copyTimeoutSeconds?: number;
+  /** mysql: physical (mariabackup), logical (a dump), or auto (physical where it can, else logical). */
+  copy?: 'auto' | 'physical' | 'logical';
   /** Disable fences the master first (read-only), then checks there is one writer. */
   fence?: boolean;
   replication: ReplicationLogin;

@@ -142,6 +142,10 @@ export function resolveTopology(config: RawConfig): Resolved {
       issues.push({ path: at(raw.name ? 'name' : slaveKey), message: `pair name "${name}" is already used by replications[${seen}]` });
       return;
     }
+    if (raw.copy !== 'auto' && master.engine !== 'mysql') {
+      issues.push({ path: at('copy'), message: `copy: ${raw.copy} is for mysql pairs (MariaDB's physical copy or a logical dump); a ${master.engine} pair copies one way only: remove the key` });
+      return;
+    }
     const replication: ReplicationLogin = { ...config.defaults?.replication, ...raw.replication };
     if (raw.state === 'enabled' && capabilitiesOf(master.engine).needsReplicationLogin && (!replication.user || !replication.password)) {
       issues.push({
@@ -162,6 +166,7 @@ export function resolveTopology(config: RawConfig): Resolved {
       resyncAfterSeconds: raw.resync_after,
       catchupTimeoutSeconds: raw.catchup_timeout,
       copyTimeoutSeconds: raw.copy_timeout,
+      copy: raw.copy,
       fence: raw.fence,
       replication,
     };

@@ -127,6 +127,8 @@ export const pairSchema = z.strictObject({
   replication: replicationLoginSchema.optional(),
   /** Bound on the copy of the master (default: derived from the data size). */
   copy_timeout: duration.optional(),
+  /** mysql only: how the master is copied onto the slave (auto: physical with mariabackup where it can, else a logical dump). */
+  copy: z.enum(['auto', 'physical', 'logical']).default('auto'),
   /** Disable makes the master read-only before promoting the slave, and checks that one writer is left. */
   fence: z.boolean().default(false),
 });

@@ -45,6 +45,11 @@ export interface Session {
    * so checks that only warn and take time (a write rate sampled over a second) are skipped.
    */
   recheck?: boolean;
+  /**
+   * The run may change servers (plan, apply, resync): inspection also reads what the hosts
+   * offer for a copy (the programs there, which machine they are). Status leaves hosts alone.
+   */
+  probeHosts?: boolean;
 }
 
 /**

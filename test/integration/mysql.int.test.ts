@@ -32,7 +32,8 @@ function config(drState: 'enabled' | 'disabled' = 'enabled'): void {
     },
     replications: [
       { master: 'shop/mysql-main', slave: 'shop/mysql-replica' },
-      { master: 'shop/mysql-main', slave: 'shop-dr/mysql', state: drState, catchup_timeout: '60s' },
+      // One pair each way: the replica gets mariabackup's physical copy (one host, service commands), the DR slave a logical dump.
+      { master: 'shop/mysql-main', slave: 'shop-dr/mysql', state: drState, catchup_timeout: '60s', copy: 'logical' },
     ],
   });
 }
@@ -77,6 +78,8 @@ describe('mysql (MariaDB) replication', () => {
     ]);
     expect(plan.pairs[0].preserved).toMatch(new RegExp(`^${replica.dataDir}\\.dbrepl-\\d{8}T\\d{9}Z\\.sql\\.gz$`));
     expect(plan.pairs[0].steps.join('\n')).toContain('MASTER_USE_GTID=slave_pos');
+    expect(plan.pairs[0].steps.join('\n')).toContain('mariabackup --backup --stream=mbstream');
+    expect(plan.pairs[1].steps.join('\n')).toMatch(/logical copy, full and online: the pair says copy: logical/);
     expect(await count(replica, 'legacy.kept')).toBe(1);
   });
 
@@ -230,7 +233,7 @@ describe('mysql (MariaDB) failures', () => {
       const file = writeYaml(dir, {
         version: 1,
         applications: { app: { servers: { main: server(m, 'M_PW'), replica: server(s, 'S_PW') } } },
-        replications: [{ master: 'app/main', slave: 'app/replica', replication: { user: 'replicator', password: '${REPLICATION_PASSWORD}' } }],
+        replications: [{ master: 'app/main', slave: 'app/replica', copy: 'logical', replication: { user: 'replicator', password: '${REPLICATION_PASSWORD}' } }],
       }, 'failing.yml');
       const r = await dbrepl(['apply', '--json', '-c', file], { ...env, M_PW: m.password, S_PW: s.password });
       expect(r.code).toBe(1);

@@ -37,7 +37,7 @@ function facts(version: string, over: Partial<MyFacts> = {}): MyFacts {
   return {
     version: v, serverId: 1, logBin: true, gtidMode: v.flavour === 'mysql' ? 'ON' : null, readOnly: false, superReadOnly: v.flavour === 'mysql' ? false : null,
     datadir: '/var/lib/mysql', pidFile: '/run/mysqld/mysqld.pid', executedGtids: '', binlogFile: 'mysql-bin.000001', binlogPos: 4, replica: null,
-    dumpClients: [], currentUser: 'admin@%', hostname: 'db', port: 3306, serverUuid: null, gtidSlavePos: '', linkTiming: null, ...over,
+    dumpClients: [], currentUser: 'admin@%', hostname: 'db', port: 3306, serverUuid: null, gtidSlavePos: '', linkTiming: null, userSchemas: 1, ...over,
   };
 }
 

@@ -5,6 +5,7 @@
  * link has been down: nothing missed counts as 0 s; MySQL 8 from performance_schema (a lower
  * bound); MariaDB 10.11 from the age of the last event applied (an upper bound).
  */
+import { copyChoice, CopyHost } from '../../src/engines/mysql/physical';
 import type { Inspection } from '../../src/engines/engine';
 import { gtidsCover, parseVersion } from '../../src/engines/mysql/dialect';
 import type { LinkTiming, MyFacts, ReplicaStatus } from '../../src/engines/mysql/inspect';
@@ -29,7 +30,7 @@ function facts(over: Partial<MyFacts> = {}): MyFacts {
   return {
     version: MARIADB, serverId: 1, logBin: true, gtidMode: null, readOnly: false, superReadOnly: null, datadir: '/var/lib/mysql', pidFile: '/run/mysqld/mysqld.pid',
     executedGtids: '0-1-7', binlogFile: 'mysql-bin.000001', binlogPos: 900, replica: null, dumpClients: [], currentUser: 'root@localhost', hostname: 'db',
-    port: 3306, serverUuid: null, gtidSlavePos: null, linkTiming: null, ...over,
+    port: 3306, serverUuid: null, gtidSlavePos: null, linkTiming: null, userSchemas: 1, ...over,
   };
 }
 const timing = (over: Partial<LinkTiming> = {}): LinkTiming => ({ contactAgeSeconds: null, heartbeatPeriodSeconds: null, sqlThreadEventAgeSeconds: null, ...over });
@@ -147,5 +148,31 @@ describe('gtidsCover', () => {
     expect(gtidsCover('mysql', `${A}:1-5`, `${B}:1`)).toBe(false);
     expect(gtidsCover('mysql', `${A}:1-5,\n${B}:1-2`, `${B}:2`)).toBe(true);
     expect(gtidsCover('mysql', `${A}:tag:1-5`, `${A}:1`)).toBeNull();
+  });
+});
+
+describe('copyChoice: physical (mariabackup) where both hosts can, else the dump, saying why', () => {
+  const host = (over: Partial<CopyHost> = {}): CopyHost => ({ error: null, label: 'db-host', bootId: 'b1', netns: 'n1', mariabackup: '10.11', mbstream: true, datadirMountPoint: false, ...over });
+  const withService = pair(M, { ...S, service: { stop: 'systemctl stop mariadb@replica', start: 'systemctl start mariadb@replica' } });
+  const why = (p: typeof P, m: Partial<MyFacts>, s: Partial<MyFacts>): string => {
+    const c = copyChoice(p, facts({ copyHost: host(), ...m }), facts({ copyHost: host(), ...s }));
+    return c.method === 'physical' ? 'physical' : c.why;
+  };
+  test('one host, one version, the programs, service commands: physical', () => {
+    expect(why(withService, {}, {})).toBe('physical');
+  });
+  test('each reason to fall back is named', () => {
+    expect(why({ ...withService, copy: 'logical' }, {}, {})).toMatch(/copy: logical/);
+    expect(why(withService, { version: MYSQL }, { version: MYSQL })).toMatch(/MySQL servers are copied by a dump/);
+    expect(why(withService, {}, { version: parseVersion('10.6.12-MariaDB') })).toMatch(/MariaDB 10.11 and the slave 10.6/);
+    expect(why(withService, { copyHost: undefined }, {})).toMatch(/not asked/);
+    expect(why(withService, { copyHost: host({ error: 'host commands for billing/db would run on the runner' }) }, {})).toMatch(/cannot work on billing\/db's machine/);
+    expect(why(withService, { copyHost: host({ mariabackup: null }) }, {})).toMatch(/has no mariabackup; the master runs 10.11/);
+    expect(why(withService, { copyHost: host({ mariabackup: '10.6' }) }, {})).toMatch(/has mariabackup 10.6/);
+    expect(why(withService, {}, { copyHost: host({ mbstream: false }) })).toMatch(/lacks mbstream and mariabackup 10.11/);
+    expect(why(withService, {}, { copyHost: host({ datadirMountPoint: true }) })).toMatch(/is a mount point/);
+    expect(why(withService, {}, { copyHost: host({ label: 'ssh deploy@db2:22', bootId: 'b2' }) })).toMatch(/on different hosts/);
+    expect(why(withService, {}, { copyHost: host({ netns: 'n2' }) })).toMatch(/on different hosts/);
+    expect(why(P, {}, {})).toMatch(/has no service commands/);
   });
 });

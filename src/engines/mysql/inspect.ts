@@ -3,6 +3,7 @@ import type { Server } from '../../model';
 import type { Session } from '../engine';
 import { withClient, Sql } from './client';
 import { Dialect, dialectFor, parseVersion, Version } from './dialect';
+import { CopyHost, probeCopyHost } from './physical';
 
 /** Replica status, read by column name in either spelling (Slave_/Master_ or Replica_/Source_). */
 export interface ReplicaStatus {
@@ -65,6 +66,10 @@ export interface MyFacts {
   gtidSlavePos: string | null;
   /** A slave's: when it last heard from its master (null on a server that replicates from nobody). */
   linkTiming: LinkTiming | null;
+  /** Databases other than the system ones (mysql, information_schema, performance_schema, sys). */
+  userSchemas: number;
+  /** What its host offers for a physical copy (plan, apply and resync read it; status does not). */
+  copyHost?: CopyHost;
 }
 
 export function col(row: RowDataPacket, ...names: string[]): unknown {
@@ -101,7 +106,9 @@ export function readReplicaStatus(row: RowDataPacket | undefined): ReplicaStatus
 }
 
 export async function inspectMysql(server: Server, session: Session): Promise<MyFacts> {
-  return withClient(session, server, readFacts);
+  const facts = await withClient(session, server, readFacts);
+  if (session.probeHosts && facts.version.flavour === 'mariadb') facts.copyHost = await probeCopyHost(server, facts, session);
+  return facts;
 }
 
 export async function dialectOf(sql: Sql): Promise<Dialect> {
@@ -121,6 +128,9 @@ export async function readFacts(sql: Sql): Promise<MyFacts> {
   const [status] = await sql.query(d.replicaStatus);
   const binlog = v!.log_bin == 1 ? (await sql.query(d.binlogStatus))[0] : undefined;
   const replica = readReplicaStatus(status);
+  const [schemas] = await sql.query(
+    `SELECT COUNT(*) AS n FROM information_schema.SCHEMATA WHERE LOWER(SCHEMA_NAME) NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')`,
+  );
   const dumps = await sql.query(
     `SELECT HOST AS host FROM information_schema.PROCESSLIST WHERE COMMAND IN ('Binlog Dump', 'Binlog Dump GTID')`,
   );
@@ -144,6 +154,7 @@ export async function readFacts(sql: Sql): Promise<MyFacts> {
     serverUuid: v!.server_uuid ? String(v!.server_uuid) : null,
     gtidSlavePos: v!.gtid_slave_pos === null || v!.gtid_slave_pos === undefined ? null : String(v!.gtid_slave_pos),
     linkTiming: replica ? await linkTiming(sql, mysql) : null,
+    userSchemas: Number(schemas!.n),
   };
 }
 

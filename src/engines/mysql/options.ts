@@ -22,13 +22,13 @@ export const OPTIONS_HEADER = '# Written by dbrepl';
 export const optionsFile = (server: Server): string => server.optionsFile ?? DEFAULT_OPTIONS_FILE;
 
 /** The running server as its host sees it: who it runs as and how it was told to read option files. */
-interface ServerProcess {
+export interface ServerProcess {
   user: RunAs;
   /** --no-defaults, --defaults-file, --defaults-extra-file, --defaults-group-suffix from its command line. */
   defaultsArgs: string[];
 }
 
-async function serverProcess(host: Host, server: Server, facts: MyFacts): Promise<ServerProcess> {
+export async function serverProcess(host: Host, server: Server, facts: MyFacts): Promise<ServerProcess> {
   const pid = (await readFile(host, facts.pidFile))?.trim();
   if (!pid || !/^\d+$/.test(pid)) throw new DbreplError('STEP', `cannot read the pid of ${server.ref} from ${facts.pidFile} on ${host.label}`);
   const [uid, gid] = (await runChecked(host, ['stat', '-c', '%u %g', '--', `/proc/${pid}`], `the user of ${server.ref}`)).trim().split(' ').map(Number);

@@ -15,6 +15,7 @@ import { checkOptionsFile, optionsAsServerReads, optionsFile } from './options';
 import { blockers } from './state';
 import { replicationTls } from '../tls';
 import { adminAccount, dataBytes, service } from './steps';
+import { copyChoice } from './physical';
 
 /**
  * Every check that changes nothing, with the servers and hosts it needs: run by plan, and
@@ -59,6 +60,13 @@ export async function preflight(pair: Pair, { m, s }: Sides<MyFacts>, planned: {
     out.push(...(await finding('error', () => checkPrograms(slaveHost, [d.dumpProgram, d.clientProgram, md.dumpProgram, 'gzip', 'dd']))));
     if (d.needsOptionsFile) out.push(...(await finding('error', () => checkOptionsFile(slaveHost, pair.slave, s))));
     out.push(...(await finding('error', async () => checkFreeSpace(slaveHost, s.datadir, await dataBytes(session, pair.master), pair.master.ref))));
+  }
+  const choice = copyChoice(pair, m, s);
+  if (choice.method === 'logical' && pair.copy === 'physical') error(`${pair.name} says copy: physical, but ${choice.why}`);
+  if (choice.method === 'physical' && slaveHost) {
+    out.push(...(await finding('error', () => checkPrograms(slaveHost, ['mariabackup', 'mbstream', 'setpriv']))));
+    const masterHost = await hostOrError(session, pair.master, error);
+    if (masterHost) out.push(...(await finding('error', () => checkHostCanWork(masterHost, pair.master))));
   }
   if (mariadb && !m.logBin) {
     const masterHost = await hostOrError(session, pair.master, error);

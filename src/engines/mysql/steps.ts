@@ -16,6 +16,7 @@ import { forgetTlsSteps, removeTlsFiles, replicationTls, TlsFiles, tlsFileList, 
 import { MyFacts, readFacts } from './inspect';
 import { optionsFile, restoreOptions, verifyServerReads, writeOptions } from './options';
 import { preservedPath, serverIdFor } from './state';
+import { copyChoice, discardOldStep, PhysicalState, physicalSteps } from './physical';
 
 const SYSTEM_SCHEMAS = ['mysql', 'information_schema', 'performance_schema', 'sys'];
 const CATCHUP_AFTER_COPY_S = 300;
@@ -98,7 +99,15 @@ function enableSteps(pair: Pair, { m, s }: Sides<MyFacts>, stamp: string, state?
   const change = d.changeSource({ host: pair.master.host, port: pair.master.port, user, password, tls: paths(masterFiles, masterTls) });
   const slaveSettings: Record<string, number> = { server_id: serverId, read_only: 1 };
   // Journalled (the trailer holds the slave's admin account as SHOW CREATE USER gives it: a hash, on the slave's own host).
-  const st = stepState(state, { trailer: '', optionsBefore: undefined as string | null | undefined, settingsTouched: false, emptied: false, ownBytes: 0, tlsCreated: [] as string[] });
+  const st = stepState(state, {
+    trailer: '',
+    optionsBefore: undefined as string | null | undefined,
+    settingsTouched: false,
+    emptied: false,
+    ownBytes: 0,
+    tlsCreated: [] as string[],
+    physical: { stageMade: false, gtid: '', optionsBeforeInit: undefined, initWritten: false, swapping: false } as PhysicalState,
+  });
   const slaveHost = (session: Session): Promise<Host> => session.hosts.forServer(pair.slave);
   const slaveSql = <T>(session: Session, fn: (sql: Sql) => Promise<T>): Promise<T> => withClient(session, pair.slave, fn);
   const steps: Step[] = [];
@@ -223,83 +232,96 @@ function enableSteps(pair: Pair, { m, s }: Sides<MyFacts>, stamp: string, state?
       },
     },
   });
-  steps.push({
-    id: 'dump-own',
-    side: 'slave host',
-    title: 'dump its current data (kept)',
-    text: `slave host: ${d.dumpProgram} ${ownDumpArgs(d).join(' ')} | gzip -1 > ${preserved} (the slave's current data, kept)`,
-    run: async (session) => {
-      const host = await slaveHost(session);
-      st.ownBytes = await dataBytes(session, pair.slave);
-      await session.checkpoint?.();
-      await dumpToFile(host, d, login(pair.slave, d, slaveFiles, slaveTls), preserved, copyTimeoutMs(st.ownBytes, pair.copyTimeoutSeconds), await dirOwner(host, preserved));
-    },
-  });
-  const reset = [d.stopReplica, d.resetReplicaAll];
-  steps.push({
-    id: 'empty',
-    side: 'slave',
-    title: s.logBin ? 'reset replication, drop its databases, reset its binary logs' : 'reset replication, drop its databases',
-    text: `slave: ${reset.join('; ')}; DROP DATABASE for each database of its own (all are in ${preserved})${
-      s.logBin ? `; ${d.resetBinlogs}` : '; its binary logging is off, so no binary logs are reset'
-    }`,
-    run: (session) =>
-      slaveSql(session, async (sql) => {
-        st.emptied = true;
-        await session.checkpoint?.();
-        for (const q of reset) await sql.query(q);
-        await dropUserSchemas(sql);
-        if (s.logBin) await sql.query(d.resetBinlogs);
-      }),
-    undo: {
-      text: `load ${preserved} back`,
+  const choice = copyChoice(pair, m, s);
+  const physical = choice.method === 'physical';
+  // The physical copy keeps the old data directory until the slave caught up (its undo puts it
+  // back): the slave's data is dumped only when it has databases of its own. The logical copy's
+  // undo loads the dump back (its accounts too), so it always dumps.
+  const dumpOwn = !physical || s.userSchemas > 0;
+  if (dumpOwn) {
+    steps.push({
+      id: 'dump-own',
+      side: 'slave host',
+      title: 'dump its current data (kept)',
+      text: `slave host: ${d.dumpProgram} ${ownDumpArgs(d).join(' ')} | gzip -1 > ${preserved} (the slave's current data, kept)`,
       run: async (session) => {
-        if (!st.emptied) return '';
-        // Nothing of the copy may remain, and nothing here depends on the statement that
-        // failed: each tidying statement on its own; the load goes ahead even if a database
-        // cannot be dropped (the dump recreates every table it holds). read_only stays on
-        // until the settings' own undo puts it back as it was.
-        const notes: string[] = [];
-        await slaveSql(session, async (sql) => {
-          for (const q of [d.stopReplica, d.resetReplicaAll, ...(d.superReadOnly ? ['SET PERSIST super_read_only = OFF'] : [])]) await sql.query(q).catch(() => undefined);
-          await dropUserSchemas(sql).catch((e: unknown) => notes.push(`not every database of the copy could be dropped (${messageOf(e)}): tables of the copy may remain next to the restored ones`));
-          if (s.gtidSlavePos !== null) await sql.query('SET GLOBAL gtid_slave_pos = ?', [s.gtidSlavePos]).catch(() => undefined);
-        }).catch((e: unknown) => notes.push(`tidying before the load failed (${messageOf(e)})`));
-        // The bound of the load is not the pair's copy_timeout: a rollback is not cut short.
-        await restoreFromFile(await slaveHost(session), d, login(pair.slave, d, slaveFiles, slaveTls), preserved, st.trailer, copyTimeoutMs(st.ownBytes));
-        const gone = s.replica ? `; its replication settings (it followed ${s.replica.sourceHost}:${s.replica.sourcePort}) were reset and are not restored` : '';
-        return [`the slave was restored from its dump ${preserved}${gone}`, ...notes].join('; ');
+        const host = await slaveHost(session);
+        st.ownBytes = await dataBytes(session, pair.slave);
+        await session.checkpoint?.();
+        await dumpToFile(host, d, login(pair.slave, d, slaveFiles, slaveTls), preserved, copyTimeoutMs(st.ownBytes, pair.copyTimeoutSeconds), await dirOwner(host, preserved));
       },
-    },
-  });
-  steps.push({
-    id: 'copy',
-    side: 'slave host',
-    title: 'stream the master into the slave',
-    text: `slave host: ${md.dumpProgram} ${md.dumpArgs.join(' ')} on the master, piped straight into ${d.clientProgram} on the slave with sql_log_bin=0 (full online copy; the slave's admin account is put back at the end)`,
-    run: async (session) => {
-      const bytes = await dataBytes(session, pair.master);
-      // The dump's size is not the data's: the total is an estimate.
-      const meter = new CopyProgress(`${pair.name}: copy`, (l) => session.log.info(l), { total: bytes, estimated: true, everyMs: session.progressEveryMs });
-      await streamCopy(await slaveHost(session), d, md, login(pair.master, md, masterFiles, masterTls), login(pair.slave, d, slaveFiles, slaveTls), st.trailer, copyTimeoutMs(bytes, pair.copyTimeoutSeconds), meter);
-    },
-  });
-  const follow = [...(d.superReadOnly ? [d.superReadOnly] : []), change.sql, d.startReplica];
-  steps.push({
-    id: 'follow',
-    side: 'slave',
-    title: 'keep copied events from running, read-only for every account, follow the master by GTID',
-    text: `slave: ALTER EVENT ... ${d.disableEventOnReplica} for every enabled event; ${[...(d.superReadOnly ? [d.superReadOnly] : []), renderStatement(change.sql, change.values, [3]), d.startReplica].join('; ')}${
-      masterTls === 'none' ? '' : ` (replication over TLS, ${masterTls})`
-    }`,
-    run: (session) =>
-      slaveSql(session, async (sql) => {
-        await sql.query('SET SESSION sql_log_bin = 0');
-        const events = await sql.query(`SELECT EVENT_SCHEMA AS s, EVENT_NAME AS n FROM information_schema.EVENTS WHERE STATUS = 'ENABLED'`);
-        for (const e of events) await sql.query(`ALTER EVENT \`${String(e.s).replace(/`/g, '``')}\`.\`${String(e.n).replace(/`/g, '``')}\` ${d.disableEventOnReplica}`);
-        for (const q of follow) await sql.query(q, q === change.sql ? change.values : undefined);
-      }),
-  });
+    });
+  }
+  if (physical) {
+    const masterLogin = login(pair.master, md, masterFiles, masterTls);
+    steps.push(...physicalSteps(pair, m, s, d, stamp, st.physical, () => st.trailer, change, renderStatement(change.sql, change.values, [3]), masterLogin.tls));
+  } else {
+    const reset = [d.stopReplica, d.resetReplicaAll];
+    steps.push({
+      id: 'empty',
+      side: 'slave',
+      title: s.logBin ? 'reset replication, drop its databases, reset its binary logs' : 'reset replication, drop its databases',
+      text: `slave: ${reset.join('; ')}; DROP DATABASE for each database of its own (all are in ${preserved})${
+        s.logBin ? `; ${d.resetBinlogs}` : '; its binary logging is off, so no binary logs are reset'
+      }`,
+      run: (session) =>
+        slaveSql(session, async (sql) => {
+          st.emptied = true;
+          await session.checkpoint?.();
+          for (const q of reset) await sql.query(q);
+          await dropUserSchemas(sql);
+          if (s.logBin) await sql.query(d.resetBinlogs);
+        }),
+      undo: {
+        text: `load ${preserved} back`,
+        run: async (session) => {
+          if (!st.emptied) return '';
+          // Nothing of the copy may remain, and nothing here depends on the statement that
+          // failed: each tidying statement on its own; the load goes ahead even if a database
+          // cannot be dropped (the dump recreates every table it holds). read_only stays on
+          // until the settings' own undo puts it back as it was.
+          const notes: string[] = [];
+          await slaveSql(session, async (sql) => {
+            for (const q of [d.stopReplica, d.resetReplicaAll, ...(d.superReadOnly ? ['SET PERSIST super_read_only = OFF'] : [])]) await sql.query(q).catch(() => undefined);
+            await dropUserSchemas(sql).catch((e: unknown) => notes.push(`not every database of the copy could be dropped (${messageOf(e)}): tables of the copy may remain next to the restored ones`));
+            if (s.gtidSlavePos !== null) await sql.query('SET GLOBAL gtid_slave_pos = ?', [s.gtidSlavePos]).catch(() => undefined);
+          }).catch((e: unknown) => notes.push(`tidying before the load failed (${messageOf(e)})`));
+          // The bound of the load is not the pair's copy_timeout: a rollback is not cut short.
+          await restoreFromFile(await slaveHost(session), d, login(pair.slave, d, slaveFiles, slaveTls), preserved, st.trailer, copyTimeoutMs(st.ownBytes));
+          const gone = s.replica ? `; its replication settings (it followed ${s.replica.sourceHost}:${s.replica.sourcePort}) were reset and are not restored` : '';
+          return [`the slave was restored from its dump ${preserved}${gone}`, ...notes].join('; ');
+        },
+      },
+    });
+    steps.push({
+      id: 'copy',
+      side: 'slave host',
+      title: 'stream the master into the slave',
+      text: `slave host: ${md.dumpProgram} ${md.dumpArgs.join(' ')} on the master, piped straight into ${d.clientProgram} on the slave with sql_log_bin=0 (logical copy, full and online: ${choice.method === 'logical' ? choice.why : ''}; the slave's admin account is put back at the end)`,
+      run: async (session) => {
+        const bytes = await dataBytes(session, pair.master);
+        // The dump's size is not the data's: the total is an estimate.
+        const meter = new CopyProgress(`${pair.name}: copy`, (l) => session.log.info(l), { total: bytes, estimated: true, everyMs: session.progressEveryMs });
+        await streamCopy(await slaveHost(session), d, md, login(pair.master, md, masterFiles, masterTls), login(pair.slave, d, slaveFiles, slaveTls), st.trailer, copyTimeoutMs(bytes, pair.copyTimeoutSeconds), meter);
+      },
+    });
+    const follow = [...(d.superReadOnly ? [d.superReadOnly] : []), change.sql, d.startReplica];
+    steps.push({
+      id: 'follow',
+      side: 'slave',
+      title: 'keep copied events from running, read-only for every account, follow the master by GTID',
+      text: `slave: ALTER EVENT ... ${d.disableEventOnReplica} for every enabled event; ${[...(d.superReadOnly ? [d.superReadOnly] : []), renderStatement(change.sql, change.values, [3]), d.startReplica].join('; ')}${
+        masterTls === 'none' ? '' : ` (replication over TLS, ${masterTls})`
+      }`,
+      run: (session) =>
+        slaveSql(session, async (sql) => {
+          await sql.query('SET SESSION sql_log_bin = 0');
+          const events = await sql.query(`SELECT EVENT_SCHEMA AS s, EVENT_NAME AS n FROM information_schema.EVENTS WHERE STATUS = 'ENABLED'`);
+          for (const e of events) await sql.query(`ALTER EVENT \`${String(e.s).replace(/`/g, '``')}\`.\`${String(e.n).replace(/`/g, '``')}\` ${d.disableEventOnReplica}`);
+          for (const q of follow) await sql.query(q, q === change.sql ? change.values : undefined);
+        }),
+    });
+  }
   steps.push({
     id: 'caught-up',
     side: 'slave',
@@ -318,14 +340,17 @@ function enableSteps(pair: Pair, { m, s }: Sides<MyFacts>, stamp: string, state?
       run: async (session) => removeTlsFiles(await slaveHost(session), tlsFileList(slaveFiles)),
     });
   }
+  if (physical) steps.push(discardOldStep(pair, s, stamp, dumpOwn ? preserved : null));
   const warnings: string[] = [];
-  let disruption = 'slave is rebuilt: its data is replaced by a copy of the master (reads of it see the copy fill in); master keeps serving';
+  let disruption = physical
+    ? 'slave is rebuilt: a physical copy of the master is prepared next to it while it serves, then it restarts onto it (a short outage of the slave); master keeps serving'
+    : 'slave is rebuilt: its data is replaced by a copy of the master (reads of it see the copy fill in); master keeps serving';
   disruption += md.version.flavour === 'mysql' ? ', with a global read lock for a moment when the dump starts' : '';
   if (mariadb && !m.logBin) {
     warnings.push(`the master ${pair.master.ref} must restart to turn on binary logging`);
     disruption = `master restarts (brief outage); ${disruption}`;
   }
-  return { steps, disruption, preserved, lockDir: s.datadir, warnings };
+  return { steps, disruption, preserved: dumpOwn ? preserved : null, lockDir: s.datadir, warnings };
 }
 
 async function waitCaughtUp(session: Session, pair: Pair, d: Dialect, md: Dialect): Promise<void> {

@@ -1,0 +1,359 @@
+import { DbreplError, messageOf } from '../../errors';
+import { readFile, runChecked, runScript, statOwner } from '../../hosts/commands';
+import { writeFile } from '../../hosts/files';
+import type { Host, RunAs } from '../../hosts/host';
+import { copyTimeoutMs, SERVICE_TIMEOUT_MS } from '../../hosts/limits';
+import type { Pair, Server } from '../../model';
+import { pollUntil } from '../../util/poll';
+import { CopyProgress } from '../../util/progress';
+import type { Session, Step } from '../engine';
+import { serviceArgv } from '../service';
+import { withClient } from './client';
+import type { Dialect } from './dialect';
+import { clientOptions, verifyHost } from './host-side';
+import type { MyFacts } from './inspect';
+import { optionsFile, restoreOptions, serverProcess, verifyServerReads, writeOptions } from './options';
+
+/**
+ * MariaDB's physical copy: `mariabackup --backup --stream=mbstream` of the running master,
+ * unpacked by `mbstream -x` next to the slave's data directory and prepared there while the
+ * slave keeps serving; then the slave is stopped, its data directory swapped for the copy
+ * (the old one kept until the slave has caught up), started, and pointed at the master from
+ * the GTID position the backup recorded.
+ */
+
+/** What a MariaDB server's host offers for a physical copy, read at inspection (plan, apply). */
+export interface CopyHost {
+  /** Why host commands cannot work on this server's machine; null when they can. */
+  error: string | null;
+  label: string;
+  bootId: string;
+  netns: string;
+  /** major.minor of the mariabackup there (it must be the server's own), null if absent. */
+  mariabackup: string | null;
+  mbstream: boolean;
+  /** The data directory is a mount point: it cannot be swapped by a rename. */
+  datadirMountPoint: boolean;
+}
+
+const majorMinor = (v: { major: number; minor: number }): string => `${v.major}.${v.minor}`;
+
+export async function probeCopyHost(server: Server, facts: MyFacts, session: Session): Promise<CopyHost> {
+  const none: CopyHost = { error: null, label: '', bootId: '', netns: '', mariabackup: null, mbstream: false, datadirMountPoint: false };
+  try {
+    const host = await session.hosts.forServer(server);
+    await verifyHost(host, server, facts);
+    const hf = await host.facts();
+    const out = await runChecked(
+      host,
+      [
+        'sh',
+        '-c',
+        `command -v mbstream >/dev/null 2>&1 && echo mbstream
+command -v mariabackup >/dev/null 2>&1 && mariabackup --version 2>&1 | head -n 1
+[ "$(stat -c %d -- "$1")" = "$(stat -c %d -- "$1/..")" ] || echo mountpoint`,
+        'sh',
+        facts.datadir,
+      ],
+      `the copy programs on ${host.label}`,
+    );
+    const version = /based on MariaDB server (\d+)\.(\d+)/.exec(out);
+    return {
+      ...none,
+      label: host.label,
+      bootId: hf.bootId,
+      netns: hf.netns,
+      mariabackup: version ? `${version[1]}.${version[2]}` : null,
+      mbstream: /^mbstream$/m.test(out),
+      datadirMountPoint: /^mountpoint$/m.test(out),
+    };
+  } catch (err) {
+    return { ...none, error: messageOf(err) };
+  }
+}
+
+export type CopyChoice = { method: 'physical' } | { method: 'logical'; why: string };
+
+/** Pure: which copy an enable or resync uses, and why not the physical one. */
+export function copyChoice(pair: Pair, m: MyFacts, s: MyFacts): CopyChoice {
+  const logical = (why: string): CopyChoice => ({ method: 'logical', why });
+  if (pair.copy === 'logical') return logical('the pair says copy: logical');
+  if (m.version.flavour !== 'mariadb' || s.version.flavour !== 'mariadb') return logical('mariabackup copies MariaDB only; MySQL servers are copied by a dump');
+  const mm = majorMinor(m.version);
+  if (majorMinor(s.version) !== mm) return logical(`the master runs MariaDB ${mm} and the slave ${majorMinor(s.version)}: a physical copy needs one version`);
+  const mh = m.copyHost;
+  const sh = s.copyHost;
+  if (!mh || !sh) return logical('the hosts were not asked (status only)');
+  if (mh.error) return logical(`host commands cannot work on ${pair.master.ref}'s machine (${mh.error})`);
+  if (sh.error) return logical(`host commands cannot work on ${pair.slave.ref}'s machine (${sh.error})`);
+  if (mh.mariabackup !== mm) return logical(`${mh.label} (${pair.master.ref}) has ${mh.mariabackup ? `mariabackup ${mh.mariabackup}` : 'no mariabackup'}; the master runs ${mm} (install mariadb-backup ${mm} there)`);
+  if (sh.mariabackup !== mm || !sh.mbstream) {
+    return logical(`${sh.label} (${pair.slave.ref}) lacks ${sh.mbstream ? '' : 'mbstream and '}mariabackup ${mm} for unpacking and preparing the copy (install mariadb-backup ${mm} there)`);
+  }
+  if (sh.datadirMountPoint) return logical(`${s.datadir} is a mount point: the slave's data directory cannot be swapped for the copy by a rename`);
+  if (mh.label !== sh.label || mh.bootId !== sh.bootId || mh.netns !== sh.netns) {
+    return logical(`${pair.master.ref} and ${pair.slave.ref} are on different hosts (${mh.label}, ${sh.label}); the physical copy streams within one host only`);
+  }
+  if (!pair.slave.service) {
+    return logical(`the slave must restart onto the copy and ${pair.slave.ref} has no service commands; the default (systemctl) would stop every MariaDB server of ${sh.label}, ${pair.master.ref} included: set service.stop and service.start`);
+  }
+  return { method: 'physical' };
+}
+
+export interface PhysicalState {
+  stageMade: boolean;
+  /** The backup's GTID position (mariabackup's xtrabackup_binlog_info). */
+  gtid: string;
+  optionsBeforeInit: string | null | undefined;
+  initWritten: boolean;
+  /** The swap began: the slave may be down, its data directory moved aside. */
+  swapping: boolean;
+}
+
+/** The slave's admin account, replayed at its first start on the copy (init_file), as the file's login needs it. */
+const INIT_FILE = 'dbrepl-init.sql';
+
+export function physicalPaths(datadir: string, stamp: string): { stage: string; old: string; init: string } {
+  return { stage: `${datadir}.dbrepl-${stamp}.new`, old: `${datadir}.dbrepl-${stamp}.old`, init: `${datadir}/${INIT_FILE}` };
+}
+
+const ownerOf = async (host: Host, path: string): Promise<RunAs> => {
+  const o = await statOwner(host, path);
+  return { uid: o.uid, gid: o.gid };
+};
+
+/** The [mariabackup] option file for the backup: the master server's own option files, then the admin login. */
+function backupOptions(defaultsArgs: string[], master: Server, tls: string[]): { file: string; first: 'defaults-file' | 'defaults-extra-file'; suffix: string[] } {
+  const arg = (name: string): string | undefined => defaultsArgs.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+  const includes = [arg('defaults-file'), arg('defaults-extra-file')].filter((f): f is string => !!f).map((f) => `!include ${f}\n`);
+  const login = clientOptions(master, master.user ?? 'root', master.password ?? '', tls).replace('[client]', '[mariabackup]').replace(/^protocol=.*\n/m, '');
+  const own = defaultsArgs.includes('--no-defaults') || arg('defaults-file');
+  return { file: `${includes.join('')}${login}`, first: own ? 'defaults-file' : 'defaults-extra-file', suffix: defaultsArgs.filter((a) => a.startsWith('--defaults-group-suffix=')) };
+}
+
+async function serverDown(host: Host, s: MyFacts): Promise<boolean> {
+  const pid = (await readFile(host, s.pidFile))?.trim();
+  if (!pid || !/^\d+$/.test(pid)) return true;
+  const comm = (await readFile(host, `/proc/${pid}/comm`))?.trim();
+  return !comm || !/^(mariadbd|mysqld)$/.test(comm);
+}
+
+/**
+ * The steps from the copy to the slave following the master; `before` are the steps both
+ * copies share (the master's login, the slave's settings), `trailer()` the slave's admin account.
+ */
+export function physicalSteps(
+  pair: Pair,
+  m: MyFacts,
+  s: MyFacts,
+  d: Dialect,
+  stamp: string,
+  st: PhysicalState,
+  trailer: () => string,
+  change: { sql: string; values: unknown[] },
+  changeText: string,
+  masterTlsLines: string[],
+): Step[] {
+  const { stage, old, init } = physicalPaths(s.datadir, stamp);
+  const svc = pair.slave.service!;
+  const slaveHost = (session: Session): Promise<Host> => session.hosts.forServer(pair.slave);
+  const start = async (session: Session, host: Host): Promise<void> => {
+    await runChecked(host, serviceArgv(svc.start), `start command of ${pair.slave.ref}`, { timeoutMs: SERVICE_TIMEOUT_MS });
+    await pollUntil(`${pair.slave.ref} to accept connections`, 180_000, () => withClient(session, pair.slave, async () => true));
+  };
+  const stop = async (host: Host): Promise<void> => {
+    await runChecked(host, serviceArgv(svc.stop), `stop command of ${pair.slave.ref}`, { timeoutMs: SERVICE_TIMEOUT_MS });
+    await pollUntil(`${pair.slave.ref} to stop (its pid file ${s.pidFile})`, 120_000, async () => ((await serverDown(host, s)) ? true : undefined));
+  };
+  return [
+    {
+      id: 'physical-copy',
+      side: 'master host',
+      title: 'stream a physical backup of the master into the slave host',
+      text: `master host: mariabackup --backup --stream=mbstream (online, of ${pair.master.ref}, with its own option files), piped into mbstream -x into ${stage} on the same host as the slave's data directory's owner (the slave keeps serving)`,
+      run: async (session) => {
+        const mhost = await session.hosts.forServer(pair.master);
+        const host = await slaveHost(session);
+        await verifyHost(mhost, pair.master, m);
+        const proc = await serverProcess(mhost, pair.master, m);
+        const opts = backupOptions(proc.defaultsArgs, pair.master, masterTlsLines);
+        const owner = await ownerOf(host, s.datadir);
+        const parent = await ownerOf(host, `${s.datadir}/..`);
+        st.stageMade = true;
+        await session.checkpoint?.();
+        // Made by the owner of the directory it is in, then given to the data directory's owner (never through a link).
+        await runChecked(host, ['mkdir', '-m', '700', '--', stage], `creating ${stage}`, { as: parent.uid === 0 ? undefined : parent });
+        await runChecked(host, ['chown', '-h', '--', `${owner.uid}:${owner.gid}`, stage], `chown ${stage}`);
+        const bytes = await withClient(session, pair.master, async (sql) => Number((await sql.query('SELECT COALESCE(SUM(data_length + index_length), 0) AS b FROM information_schema.TABLES'))[0]!.b));
+        const meter = new CopyProgress(`${pair.name}: copy`, (l) => session.log.info(l), { total: bytes, estimated: true, everyMs: session.progressEveryMs });
+        await runScript(
+          host,
+          `stage=$1; datadir=$2; owner=$3; first=$4; shift 4
+umask 077
+[ -d "$stage" ] && [ ! -L "$stage" ] || { echo "$stage is not a directory" >&2; exit 1; }
+tmp=$(mktemp -d)
+trap 'rm -rf -- "$tmp"' EXIT
+printf '%s' "$cnf" > "$tmp/backup.cnf"
+mariabackup --"$first"="$tmp/backup.cnf" "$@" --backup --stream=mbstream --target-dir="$tmp" --datadir="$datadir" \\
+  | dd bs=1M status=progress \\
+  | setpriv --reuid="\${owner%:*}" --regid="\${owner#*:}" --init-groups -- mbstream -x -C "$stage"`,
+          [stage, m.datadir, `${owner.uid}:${owner.gid}`, opts.first, ...opts.suffix],
+          `streaming a physical backup of ${pair.master.ref} into ${stage}`,
+          {
+            secrets: { cnf: opts.file },
+            timeoutMs: copyTimeoutMs(bytes, pair.copyTimeoutSeconds),
+            progress: (line) => {
+              const x = /^(\d+) bytes/.exec(line);
+              if (x) meter.update(Number(x[1]));
+            },
+          },
+        );
+        meter.finish();
+      },
+      undo: {
+        text: `remove ${stage}`,
+        run: async (session) => {
+          if (!st.stageMade) return '';
+          const host = await slaveHost(session);
+          const parent = await ownerOf(host, `${s.datadir}/..`);
+          await runScript(host, '[ -L "$1" ] && { echo "$1 is a link" >&2; exit 1; }; rm -rf -- "$1"', [stage], `removing ${stage}`, { as: parent.uid === 0 ? undefined : parent });
+          return '';
+        },
+      },
+    },
+    {
+      id: 'prepare',
+      side: 'slave host',
+      title: 'prepare the copy',
+      text: `slave host: mariabackup --prepare --target-dir=${stage} (as the data directory's owner); read the GTID position the backup recorded`,
+      run: async (session) => {
+        const host = await slaveHost(session);
+        const owner = await ownerOf(host, s.datadir);
+        await runChecked(host, ['mariabackup', `--defaults-file=${stage}/backup-my.cnf`, '--prepare', `--target-dir=${stage}`], `preparing ${stage}`, {
+          as: owner,
+          timeoutMs: copyTimeoutMs(0, pair.copyTimeoutSeconds),
+        });
+        const info = (await readFile(host, `${stage}/xtrabackup_binlog_info`, owner))?.trim() ?? '';
+        const gtid = info.split(/\s+/)[2] ?? '';
+        if (!/^\d+-\d+-\d+(,\d+-\d+-\d+)*$/.test(gtid)) {
+          throw new DbreplError('STEP', `the backup of ${pair.master.ref} records no GTID position (xtrabackup_binlog_info: "${info}"); is binary logging on there?`);
+        }
+        st.gtid = gtid;
+        await session.checkpoint?.();
+      },
+    },
+    {
+      id: 'init-file',
+      side: 'slave host',
+      title: "its admin account for the copy's first start",
+      text: `slave host: write ${stage}/${INIT_FILE} (the slave's admin account, mode 600) and init_file = ${init} in ${optionsFile(pair.slave)}, checked to be read at its next start (the copy holds the master's accounts)`,
+      run: async (session) => {
+        const host = await slaveHost(session);
+        const owner = await ownerOf(host, s.datadir);
+        await writeFile(host, `${stage}/${INIT_FILE}`, `${trailer()}\n`, { owner, mode: '600' });
+        if (st.optionsBeforeInit === undefined) st.optionsBeforeInit = await readFile(host, optionsFile(pair.slave));
+        st.initWritten = true;
+        await session.checkpoint?.();
+        await writeOptions(host, pair.slave, s, { init_file: init });
+        await verifyServerReads(host, pair.slave, s, { init_file: init });
+      },
+      undo: {
+        text: `take init_file out of ${optionsFile(pair.slave)}`,
+        run: async (session) => {
+          if (!st.initWritten || st.optionsBeforeInit === undefined) return '';
+          await restoreOptions(await slaveHost(session), pair.slave, s, st.optionsBeforeInit);
+          return '';
+        },
+      },
+    },
+    {
+      id: 'swap',
+      side: 'slave',
+      title: 'stop, swap its data directory for the copy, start',
+      text: `slave: ${svc.stop}; move ${s.datadir} to ${old} and ${stage} to ${s.datadir}; ${svc.start}; wait until it accepts connections`,
+      run: async (session) => {
+        const host = await slaveHost(session);
+        await verifyHost(host, pair.slave, s);
+        st.swapping = true;
+        await session.checkpoint?.();
+        await stop(host);
+        const parent = await ownerOf(host, `${s.datadir}/..`);
+        // Only a stopped server's directory moves; files of its own the backup does not carry
+        // (certificates, Debian's flag file) go with it.
+        await runScript(
+          host,
+          `dd=$1; old=$2; stage=$3
+for p in "$dd" "$stage"; do [ -d "$p" ] && [ ! -L "$p" ] || { echo "$p is not a directory" >&2; exit 1; }; done
+[ ! -e "$old" ] && [ ! -L "$old" ] || { echo "$old already exists" >&2; exit 1; }
+for f in "$dd"/*.pem "$dd"/debian-*.flag; do [ -f "$f" ] && [ ! -L "$f" ] && [ ! -e "$stage/\${f##*/}" ] && cp -p -- "$f" "$stage/"; done
+mv -T -- "$dd" "$old"
+mv -T -- "$stage" "$dd"`,
+          [s.datadir, old, stage],
+          `swapping ${s.datadir} for the copy`,
+          { as: parent.uid === 0 ? undefined : parent },
+        );
+        await start(session, host);
+      },
+      undo: {
+        text: `stop it, put ${old} back as ${s.datadir}, start it`,
+        run: async (session) => {
+          if (!st.swapping) return '';
+          const host = await slaveHost(session);
+          const parent = await ownerOf(host, `${s.datadir}/..`);
+          if (!(await serverDown(host, s))) await stop(host);
+          const moved = await runScript(
+            host,
+            `dd=$1; old=$2; stage=$3
+[ -d "$old" ] && [ ! -L "$old" ] || exit 0
+if [ -e "$dd" ]; then [ ! -e "$stage" ] || { echo "$stage exists" >&2; exit 1; }; mv -T -- "$dd" "$stage"; fi
+mv -T -- "$old" "$dd"
+echo moved`,
+            [s.datadir, old, stage],
+            `putting ${old} back`,
+            { as: parent.uid === 0 ? undefined : parent },
+          );
+          // Its own data directory has no init file: a server told to read one would not start.
+          if (st.initWritten && st.optionsBeforeInit !== undefined) await restoreOptions(host, pair.slave, s, st.optionsBeforeInit);
+          await start(session, host);
+          return moved.includes('moved') ? `${pair.slave.ref} runs on its own data directory again` : `${pair.slave.ref} was started again`;
+        },
+      },
+    },
+    {
+      id: 'follow',
+      side: 'slave',
+      title: 'follow the master from the backup position',
+      text: `slave: take init_file out of ${optionsFile(pair.slave)} and remove ${init}; ${d.stopReplica}; ${d.resetReplicaAll}${s.logBin ? `; ${d.resetBinlogs}` : ''}; SET GLOBAL gtid_slave_pos = '<the backup's GTID position>'; ALTER EVENT ... ${d.disableEventOnReplica} for every enabled event; ${changeText}; ${d.startReplica}`,
+      run: async (session) => {
+        const host = await slaveHost(session);
+        if (st.optionsBeforeInit !== undefined) await restoreOptions(host, pair.slave, s, st.optionsBeforeInit);
+        await runChecked(host, ['rm', '-f', '--', init], `removing ${init}`, { as: await ownerOf(host, s.datadir) });
+        await withClient(session, pair.slave, async (sql) => {
+          await sql.query('SET SESSION sql_log_bin = 0');
+          for (const q of [d.stopReplica, d.resetReplicaAll, ...(s.logBin ? [d.resetBinlogs] : [])]) await sql.query(q);
+          await sql.query('SET GLOBAL gtid_slave_pos = ?', [st.gtid]);
+          const events = await sql.query(`SELECT EVENT_SCHEMA AS s, EVENT_NAME AS n FROM information_schema.EVENTS WHERE STATUS = 'ENABLED'`);
+          for (const e of events) await sql.query(`ALTER EVENT \`${String(e.s).replace(/`/g, '``')}\`.\`${String(e.n).replace(/`/g, '``')}\` ${d.disableEventOnReplica}`);
+          await sql.query(change.sql, change.values);
+          await sql.query(d.startReplica);
+        });
+      },
+    },
+  ];
+}
+
+/** After the slave caught up: the old data directory goes (its databases are in the kept dump, if it had any). */
+export function discardOldStep(pair: Pair, s: MyFacts, stamp: string, kept: string | null): Step {
+  const { old } = physicalPaths(s.datadir, stamp);
+  return {
+    id: 'discard-old',
+    side: 'slave host',
+    title: 'remove its previous data directory',
+    text: `slave host: remove ${old}${kept ? ` (its databases are in ${kept})` : ' (it held no database of its own)'}`,
+    run: async (session) => {
+      const host = await session.hosts.forServer(pair.slave);
+      const parent = await ownerOf(host, `${s.datadir}/..`);
+      await runScript(host, '[ -L "$1" ] && { echo "$1 is a link" >&2; exit 1; }; rm -rf -- "$1"', [old], `removing ${old}`, { as: parent.uid === 0 ? undefined : parent });
+    },
+  };
+}
