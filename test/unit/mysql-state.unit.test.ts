@@ -5,10 +5,10 @@
  * link has been down: nothing missed counts as 0 s; MySQL 8 from performance_schema (a lower
  * bound); MariaDB 10.11 from the age of the last event applied (an upper bound).
  */
-import { copyChoice, CopyHost } from '../../src/engines/mysql/physical';
+import { copyChoice } from '../../src/engines/mysql/physical';
 import type { Inspection } from '../../src/engines/engine';
 import { gtidsCover, parseVersion } from '../../src/engines/mysql/dialect';
-import type { LinkTiming, MyFacts, ReplicaStatus } from '../../src/engines/mysql/inspect';
+import type { CopyHost, LinkTiming, MyFacts, ReplicaStatus } from '../../src/engines/mysql/inspect';
 import { CONNECTION_ERRORS, outageOf, pairState } from '../../src/engines/mysql/state';
 import type { Server } from '../../src/model';
 import { pair, server } from './helpers/build';

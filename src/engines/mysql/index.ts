@@ -1,6 +1,7 @@
 import type { Engine } from '../engine';
 import { mysqlCapabilities } from './capabilities';
-import { inspectMysql, MyFacts } from './inspect';
+import type { MyFacts } from './inspect';
+import { inspectWithHost } from './physical';
 import { verifyHost } from './host-side';
 import { lockMaster } from './lock';
 import { preflight } from './preflight';
@@ -9,7 +10,7 @@ import { plan } from './steps';
 
 export const mysql: Engine<MyFacts> = {
   capabilities: mysqlCapabilities,
-  inspect: inspectMysql,
+  inspect: inspectWithHost,
   identity,
   copies,
   pairState,

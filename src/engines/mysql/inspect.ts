@@ -3,7 +3,6 @@ import type { Server } from '../../model';
 import type { Session } from '../engine';
 import { withClient, Sql } from './client';
 import { Dialect, dialectFor, parseVersion, Version } from './dialect';
-import { CopyHost, probeCopyHost } from './physical';
 
 /** Replica status, read by column name in either spelling (Slave_/Master_ or Replica_/Source_). */
 export interface ReplicaStatus {
@@ -39,6 +38,20 @@ export interface LinkTiming {
   contactAgeSeconds: number | null;
   heartbeatPeriodSeconds: number | null;
   sqlThreadEventAgeSeconds: number | null;
+}
+
+/** What a MariaDB server's host offers for a physical copy (physical.ts reads it at inspection for plan and apply). */
+export interface CopyHost {
+  /** Why host commands cannot work on this server's machine; null when they can. */
+  error: string | null;
+  label: string;
+  bootId: string;
+  netns: string;
+  /** major.minor of the mariabackup there (it must be the server's own), null if absent. */
+  mariabackup: string | null;
+  mbstream: boolean;
+  /** The data directory is a mount point: it cannot be swapped by a rename. */
+  datadirMountPoint: boolean;
 }
 
 /** Read-only facts about one MySQL/MariaDB server. Nothing here holds a password. */
@@ -106,9 +119,7 @@ export function readReplicaStatus(row: RowDataPacket | undefined): ReplicaStatus
 }
 
 export async function inspectMysql(server: Server, session: Session): Promise<MyFacts> {
-  const facts = await withClient(session, server, readFacts);
-  if (session.probeHosts && facts.version.flavour === 'mariadb') facts.copyHost = await probeCopyHost(server, facts, session);
-  return facts;
+  return withClient(session, server, readFacts);
 }
 
 export async function dialectOf(sql: Sql): Promise<Dialect> {

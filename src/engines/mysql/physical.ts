@@ -11,7 +11,7 @@ import { serviceArgv } from '../service';
 import { withClient } from './client';
 import type { Dialect } from './dialect';
 import { clientOptions, verifyHost } from './host-side';
-import type { MyFacts } from './inspect';
+import { CopyHost, inspectMysql, MyFacts } from './inspect';
 import { optionsFile, restoreOptions, serverProcess, verifyServerReads, writeOptions } from './options';
 
 /**
@@ -22,23 +22,16 @@ import { optionsFile, restoreOptions, serverProcess, verifyServerReads, writeOpt
  * the GTID position the backup recorded.
  */
 
-/** What a MariaDB server's host offers for a physical copy, read at inspection (plan, apply). */
-export interface CopyHost {
-  /** Why host commands cannot work on this server's machine; null when they can. */
-  error: string | null;
-  label: string;
-  bootId: string;
-  netns: string;
-  /** major.minor of the mariabackup there (it must be the server's own), null if absent. */
-  mariabackup: string | null;
-  mbstream: boolean;
-  /** The data directory is a mount point: it cannot be swapped by a rename. */
-  datadirMountPoint: boolean;
-}
-
 const majorMinor = (v: { major: number; minor: number }): string => `${v.major}.${v.minor}`;
 
-export async function probeCopyHost(server: Server, facts: MyFacts, session: Session): Promise<CopyHost> {
+/** Inspection; for plan and apply (session.probeHosts), a MariaDB server's host is asked what it offers for a physical copy. */
+export async function inspectWithHost(server: Server, session: Session): Promise<MyFacts> {
+  const facts = await inspectMysql(server, session);
+  if (session.probeHosts && facts.version.flavour === 'mariadb') facts.copyHost = await probeCopyHost(server, facts, session);
+  return facts;
+}
+
+async function probeCopyHost(server: Server, facts: MyFacts, session: Session): Promise<CopyHost> {
   const none: CopyHost = { error: null, label: '', bootId: '', netns: '', mariabackup: null, mbstream: false, datadirMountPoint: false };
   try {
     const host = await session.hosts.forServer(server);
@@ -323,7 +316,7 @@ echo moved`,
       id: 'follow',
       side: 'slave',
       title: 'follow the master from the backup position',
-      text: `slave: take init_file out of ${optionsFile(pair.slave)} and remove ${init}; ${d.stopReplica}; ${d.resetReplicaAll}${s.logBin ? `; ${d.resetBinlogs}` : ''}; SET GLOBAL gtid_slave_pos = '<the backup's GTID position>'; ALTER EVENT ... ${d.disableEventOnReplica} for every enabled event; ${changeText}; ${d.startReplica}`,
+      text: `slave: take init_file out of ${optionsFile(pair.slave)} and remove ${init}; ${d.stopReplica}; ${d.resetReplicaAll}${s.logBin ? `; ${d.resetBinlogs}` : ' (its binary logging is off, so no binary logs are reset)'}; SET GLOBAL gtid_slave_pos = '<the backup's GTID position>'; ALTER EVENT ... ${d.disableEventOnReplica} for every enabled event; ${changeText}; ${d.startReplica}`,
       run: async (session) => {
         const host = await slaveHost(session);
         if (st.optionsBeforeInit !== undefined) await restoreOptions(host, pair.slave, s, st.optionsBeforeInit);
