@@ -260,10 +260,15 @@ suite('over SSH, in network namespaces', () => {
       myEnv = { ...env, MY_A: ma.password, MY_B: mb.password };
       await ma.query('CREATE DATABASE shop');
       await ma.query(`CREATE TABLE shop.t AS SELECT 'from the master' AS v`);
+      await mb.query('CREATE DATABASE mine');
+      await mb.query(`CREATE TABLE mine.t AS SELECT 'kept' AS v`);
     });
 
-    test('enable, a row replicates, resync, disable', async () => {
+    test('enable by a physical copy streamed from host to host over TLS, a row replicates, resync, disable', async () => {
       expect(await Lab.reachable(ma.host, ma.port)).toBe(false);
+      // Two hosts: mariabackup on a's, sent to an s_server on b's address (the runner has no route to either).
+      const plan = await dbrepl(['plan', '--json', '-c', config('enabled')], myEnv);
+      expect(plan.json().pairs[0].steps.join('\n')).toMatch(/mariabackup --backup --stream=mbstream .*sent over TLS \(openssl s_client to an openssl s_server listening on 10\./);
       const r = await dbrepl(['apply', '--json', '-c', config('enabled')], myEnv);
       expect(r.json().pairs[0]).toMatchObject({ result: 'done', error: null });
       await ma.query(`INSERT INTO shop.t VALUES ('after enable')`);

@@ -123,7 +123,8 @@ const ADAPTERS: Record<EngineName, (password: string) => Adapter> = {
       await myQ(s, `INSERT INTO shop.after_promotion VALUES ('written on the promoted slave')`);
       return true;
     },
-    copyStep: 'slave host: mariadb-dump --single-transaction --all-databases',
+    // MariaDB on one host with service commands: the physical copy (mariabackup streamed into mbstream).
+    copyStep: 'master host: mariabackup --backup --stream=mbstream',
   }),
   redis: () => ({
     engine: 'redis',

@@ -50,6 +50,8 @@ export interface CopyHost {
   /** major.minor of the mariabackup there (it must be the server's own), null if absent. */
   mariabackup: string | null;
   mbstream: boolean;
+  /** openssl (s_server/s_client carry the stream between two hosts, over TLS with one-time certificates). */
+  openssl: boolean;
   /** The data directory is a mount point: it cannot be swapped by a rename. */
   datadirMountPoint: boolean;
 }

@@ -4,10 +4,12 @@ import { writeFile } from '../../hosts/files';
 import type { Host, RunAs } from '../../hosts/host';
 import { copyTimeoutMs, SERVICE_TIMEOUT_MS } from '../../hosts/limits';
 import type { Pair, Server } from '../../model';
+import { currentSignal } from '../../util/cancel';
 import { pollUntil } from '../../util/poll';
 import { CopyProgress } from '../../util/progress';
 import type { Session, Step } from '../engine';
 import { serviceArgv } from '../service';
+import { replicationTls } from '../tls';
 import { withClient } from './client';
 import type { Dialect } from './dialect';
 import { clientOptions, verifyHost } from './host-side';
@@ -32,7 +34,7 @@ export async function inspectWithHost(server: Server, session: Session): Promise
 }
 
 async function probeCopyHost(server: Server, facts: MyFacts, session: Session): Promise<CopyHost> {
-  const none: CopyHost = { error: null, label: '', bootId: '', netns: '', mariabackup: null, mbstream: false, datadirMountPoint: false };
+  const none: CopyHost = { error: null, label: '', bootId: '', netns: '', mariabackup: null, mbstream: false, openssl: false, datadirMountPoint: false };
   try {
     const host = await session.hosts.forServer(server);
     await verifyHost(host, server, facts);
@@ -43,6 +45,7 @@ async function probeCopyHost(server: Server, facts: MyFacts, session: Session): 
         'sh',
         '-c',
         `command -v mbstream >/dev/null 2>&1 && echo mbstream
+command -v openssl >/dev/null 2>&1 && echo openssl
 command -v mariabackup >/dev/null 2>&1 && mariabackup --version 2>&1 | head -n 1
 [ "$(stat -c %d -- "$1")" = "$(stat -c %d -- "$1/..")" ] || echo mountpoint`,
         'sh',
@@ -58,12 +61,16 @@ command -v mariabackup >/dev/null 2>&1 && mariabackup --version 2>&1 | head -n 1
       netns: hf.netns,
       mariabackup: version ? `${version[1]}.${version[2]}` : null,
       mbstream: /^mbstream$/m.test(out),
+      openssl: /^openssl$/m.test(out),
       datadirMountPoint: /^mountpoint$/m.test(out),
     };
   } catch (err) {
     return { ...none, error: messageOf(err) };
   }
 }
+
+/** Master and slave on one host (one machine, one network namespace, one login): the stream is one pipeline there. */
+export const oneHost = (a: CopyHost, b: CopyHost): boolean => a.label === b.label && a.bootId === b.bootId && a.netns === b.netns;
 
 export type CopyChoice = { method: 'physical' } | { method: 'logical'; why: string };
 
@@ -84,10 +91,13 @@ export function copyChoice(pair: Pair, m: MyFacts, s: MyFacts): CopyChoice {
     return logical(`${sh.label} (${pair.slave.ref}) lacks ${sh.mbstream ? '' : 'mbstream and '}mariabackup ${mm} for unpacking and preparing the copy (install mariadb-backup ${mm} there)`);
   }
   if (sh.datadirMountPoint) return logical(`${s.datadir} is a mount point: the slave's data directory cannot be swapped for the copy by a rename`);
-  if (mh.label !== sh.label || mh.bootId !== sh.bootId || mh.netns !== sh.netns) {
-    return logical(`${pair.master.ref} and ${pair.slave.ref} are on different hosts (${mh.label}, ${sh.label}); the physical copy streams within one host only`);
+  if (!oneHost(mh, sh) && replicationTls(pair.master) !== 'none') {
+    return logical(`${pair.master.ref} and ${pair.slave.ref} are on different hosts and ${pair.master.ref} has tls: its CA and client files are written on the slave's host only, where mariabackup does not run`);
   }
-  if (!pair.slave.service) {
+  if (!oneHost(mh, sh) && (!mh.openssl || !sh.openssl)) {
+    return logical(`${pair.master.ref} and ${pair.slave.ref} are on different hosts and ${!mh.openssl ? mh.label : sh.label} has no openssl, which carries the stream from host to host`);
+  }
+  if (!pair.slave.service && mh.bootId === sh.bootId) {
     return logical(`the slave must restart onto the copy and ${pair.slave.ref} has no service commands; the default (systemctl) would stop every MariaDB server of ${sh.label}, ${pair.master.ref} included: set service.stop and service.start`);
   }
   return { method: 'physical' };
@@ -146,9 +156,10 @@ export function physicalSteps(
   change: { sql: string; values: unknown[] },
   changeText: string,
   masterTlsLines: string[],
+  svc: { stop: string; start: string },
 ): Step[] {
   const { stage, old, init } = physicalPaths(s.datadir, stamp);
-  const svc = pair.slave.service!;
+  const together = !!m.copyHost && !!s.copyHost && oneHost(m.copyHost, s.copyHost);
   const slaveHost = (session: Session): Promise<Host> => session.hosts.forServer(pair.slave);
   const start = async (session: Session, host: Host): Promise<void> => {
     await runChecked(host, serviceArgv(svc.start), `start command of ${pair.slave.ref}`, { timeoutMs: SERVICE_TIMEOUT_MS });
@@ -163,7 +174,11 @@ export function physicalSteps(
       id: 'physical-copy',
       side: 'master host',
       title: 'stream a physical backup of the master into the slave host',
-      text: `master host: mariabackup --backup --stream=mbstream (online, of ${pair.master.ref}, with its own option files), piped into mbstream -x into ${stage} on the same host as the slave's data directory's owner (the slave keeps serving)`,
+      text: `master host: mariabackup --backup --stream=mbstream (online, of ${pair.master.ref}, with its own option files), ${
+        together
+          ? 'piped'
+          : `sent over TLS (openssl s_client to an openssl s_server listening on ${pair.slave.host} for this copy only; one-time certificates, each side pinned to the other's; SHA-256 of the stream compared on both ends)`
+      } into mbstream -x into ${stage} on the slave's host, as the data directory's owner (the slave keeps serving)`,
       run: async (session) => {
         const mhost = await session.hosts.forServer(pair.master);
         const host = await slaveHost(session);
@@ -179,28 +194,9 @@ export function physicalSteps(
         await runChecked(host, ['chown', '-h', '--', `${owner.uid}:${owner.gid}`, stage], `chown ${stage}`);
         const bytes = await withClient(session, pair.master, async (sql) => Number((await sql.query('SELECT COALESCE(SUM(data_length + index_length), 0) AS b FROM information_schema.TABLES'))[0]!.b));
         const meter = new CopyProgress(`${pair.name}: copy`, (l) => session.log.info(l), { total: bytes, estimated: true, everyMs: session.progressEveryMs });
-        await runScript(
-          host,
-          `stage=$1; datadir=$2; owner=$3; first=$4; shift 4
-umask 077
-[ -d "$stage" ] && [ ! -L "$stage" ] || { echo "$stage is not a directory" >&2; exit 1; }
-tmp=$(mktemp -d)
-trap 'rm -rf -- "$tmp"' EXIT
-printf '%s' "$cnf" > "$tmp/backup.cnf"
-mariabackup --"$first"="$tmp/backup.cnf" "$@" --backup --stream=mbstream --target-dir="$tmp" --datadir="$datadir" \\
-  | dd bs=1M status=progress \\
-  | setpriv --reuid="\${owner%:*}" --regid="\${owner#*:}" --init-groups -- mbstream -x -C "$stage"`,
-          [stage, m.datadir, `${owner.uid}:${owner.gid}`, opts.first, ...opts.suffix],
-          `streaming a physical backup of ${pair.master.ref} into ${stage}`,
-          {
-            secrets: { cnf: opts.file },
-            timeoutMs: copyTimeoutMs(bytes, pair.copyTimeoutSeconds),
-            progress: (line) => {
-              const x = /^(\d+) bytes/.exec(line);
-              if (x) meter.update(Number(x[1]));
-            },
-          },
-        );
+        const stream = { stage, owner, opts, bytes, meter, timeoutMs: copyTimeoutMs(bytes, pair.copyTimeoutSeconds) };
+        if (together) await streamOnOneHost(host, pair, m, stream);
+        else await streamAcrossHosts(mhost, host, pair, m, stream);
         meter.finish();
       },
       undo: {
@@ -349,4 +345,165 @@ export function discardOldStep(pair: Pair, s: MyFacts, stamp: string, kept: stri
       await runScript(host, '[ -L "$1" ] && { echo "$1 is a link" >&2; exit 1; }; rm -rf -- "$1"', [old], `removing ${old}`, { as: parent.uid === 0 ? undefined : parent });
     },
   };
+}
+
+interface Stream {
+  stage: string;
+  owner: RunAs;
+  opts: ReturnType<typeof backupOptions>;
+  bytes: number;
+  meter: CopyProgress;
+  timeoutMs: number;
+}
+
+const BACKUP = `mariabackup --"$first"="$tmp/backup.cnf" "$@" --backup --stream=mbstream --target-dir="$tmp" --datadir="$datadir"`;
+const UNPACK = `setpriv --reuid="\${owner%:*}" --regid="\${owner#*:}" --init-groups -- mbstream -x -C "$stage"`;
+const meterLine = (meter: CopyProgress) => (line: string): void => {
+  const x = /^(\d+) bytes/.exec(line);
+  if (x) meter.update(Number(x[1]));
+};
+
+/** Master and slave on one host: one pipeline there. */
+async function streamOnOneHost(host: Host, pair: Pair, m: MyFacts, x: Stream): Promise<void> {
+  await runScript(
+    host,
+    `stage=$1; datadir=$2; owner=$3; first=$4; shift 4
+umask 077
+[ -d "$stage" ] && [ ! -L "$stage" ] || { echo "$stage is not a directory" >&2; exit 1; }
+tmp=$(mktemp -d)
+trap 'rm -rf -- "$tmp"' EXIT
+printf '%s' "$cnf" > "$tmp/backup.cnf"
+${BACKUP} | dd bs=1M status=progress | ${UNPACK}`,
+    [x.stage, m.datadir, `${x.owner.uid}:${x.owner.gid}`, x.opts.first, ...x.opts.suffix],
+    `streaming a physical backup of ${pair.master.ref} into ${x.stage}`,
+    { secrets: { cnf: x.opts.file }, timeoutMs: x.timeoutMs, progress: meterLine(x.meter) },
+  );
+}
+
+/** A one-time self-signed certificate and its key, made on `host` (the key never stays on its disk). */
+async function oneTimeCertificate(host: Host): Promise<{ cert: string; key: string }> {
+  const out = await runScript(
+    host,
+    `tmp=$(mktemp -d)
+trap 'rm -rf -- "$tmp"' EXIT
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=dbrepl-copy -days 1 -keyout "$tmp/key" -out "$tmp/crt" 2>/dev/null
+cat -- "$tmp/crt" "$tmp/key"`,
+    [],
+    `a one-time TLS certificate on ${host.label}`,
+  );
+  const cert = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n/.exec(out)?.[0];
+  const key = /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]+?-----END [A-Z ]*PRIVATE KEY-----\n/.exec(out)?.[0];
+  if (!cert || !key) throw new DbreplError('STEP', `openssl on ${host.label} made no certificate`);
+  return { cert, key };
+}
+
+/**
+ * Master and slave on two hosts: the slave's host listens (openssl s_server, one connection,
+ * on the slave's address and a free port) and unpacks what arrives; the master's host sends
+ * the backup to it (openssl s_client). Each side has a one-time certificate and accepts only
+ * the other's; the SHA-256 of the stream is compared on both ends. Nothing passes through
+ * the runner but the certificates and the port.
+ */
+async function streamAcrossHosts(mhost: Host, shost: Host, pair: Pair, m: MyFacts, x: Stream): Promise<void> {
+  const [mine, theirs] = await Promise.all([oneTimeCertificate(mhost), oneTimeCertificate(shost)]);
+  const stop = new AbortController();
+  const outer = currentSignal();
+  const signal = outer ? AbortSignal.any([outer, stop.signal]) : stop.signal;
+  let port = 0;
+  let slaveSum = '';
+  let masterSum = '';
+  let ready: () => void = () => undefined;
+  const listening = new Promise<void>((resolve) => (ready = resolve));
+  const bind = pair.slave.host.includes(':') ? `[${pair.slave.host}]` : pair.slave.host;
+  const receiver = runScript(
+    shost,
+    `stage=$1; owner=$2; bind=$3
+umask 077
+[ -d "$stage" ] && [ ! -L "$stage" ] || { echo "$stage is not a directory" >&2; exit 1; }
+tmp=$(mktemp -d)
+sp=''
+trap '[ -z "$sp" ] || kill "$sp" 2>/dev/null; rm -rf -- "$tmp"' EXIT
+printf '%s' "$crt" > "$tmp/crt"; printf '%s' "$key" > "$tmp/key"; printf '%s' "$peer" > "$tmp/peer.crt"
+port=''
+for p in $(shuf -i 20000-59999 -n 50); do
+  grep -qiE ":$(printf %04X "$p") [0-9A-F]+:[0-9A-F]{4} " /proc/net/tcp /proc/net/tcp6 2>/dev/null || { port=$p; break; }
+done
+[ -n "$port" ] || { echo "no free port on this host" >&2; exit 1; }
+hex=$(printf %04X "$port")
+( for i in $(seq 1 150); do
+    if grep -qiE ":$hex [0-9A-F]+:0000 0A" /proc/net/tcp /proc/net/tcp6 2>/dev/null; then echo "DBREPL-LISTENING $port" >&2; exit 0; fi
+    sleep 0.1
+  done ) &
+# s_server ends at EOF on its own input: give it one that never ends (stopped on exit).
+exec 3< <(exec sleep 2147483647)
+sp=$!
+openssl s_server -accept "$bind:$port" -naccept 1 -cert "$tmp/crt" -key "$tmp/key" -CAfile "$tmp/peer.crt" -Verify 1 -verify_return_error -quiet <&3 2>"$tmp/tls.err" \
+  | tee >(sha256sum > "$tmp/sum") | ${UNPACK} || { cat -- "$tmp/tls.err" >&2; exit 1; }
+for i in $(seq 1 100); do [ -s "$tmp/sum" ] && break; sleep 0.1; done
+echo "DBREPL-SUM $(cut -c1-64 -- "$tmp/sum")" >&2`,
+    [x.stage, `${x.owner.uid}:${x.owner.gid}`, bind],
+    `receiving the backup of ${pair.master.ref} into ${x.stage} on ${shost.label}`,
+    {
+      secrets: { crt: theirs.cert, key: theirs.key, peer: mine.cert },
+      timeoutMs: x.timeoutMs,
+      signal,
+      progress: (line) => {
+        const l = /^DBREPL-LISTENING (\d+)/.exec(line);
+        if (l) {
+          port = Number(l[1]);
+          ready();
+        }
+        const sum = /^DBREPL-SUM ([0-9a-f]{64})/.exec(line);
+        if (sum) slaveSum = sum[1]!;
+      },
+    },
+  );
+  // The receiver failing before it listens ends the wait too.
+  const early = receiver.then(() => {
+    throw new DbreplError('STEP', `the receiver on ${shost.label} ended before it listened`);
+  });
+  early.catch(() => undefined);
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new DbreplError('STEP', `the receiver on ${shost.label} did not listen within 20 s`)), 20_000);
+  });
+  late.catch(() => undefined);
+  try {
+    await Promise.race([listening, early, late]);
+    clearTimeout(timer);
+    await runScript(
+      mhost,
+      `first=$1; datadir=$2; connect=$3; shift 3
+umask 077
+tmp=$(mktemp -d)
+trap 'rm -rf -- "$tmp"' EXIT
+printf '%s' "$cnf" > "$tmp/backup.cnf"; printf '%s' "$crt" > "$tmp/crt"; printf '%s' "$key" > "$tmp/key"; printf '%s' "$peer" > "$tmp/peer.crt"
+${BACKUP} | dd bs=1M status=progress | tee >(sha256sum > "$tmp/sum") \
+  | openssl s_client -connect "$connect" -cert "$tmp/crt" -key "$tmp/key" -CAfile "$tmp/peer.crt" -verify_return_error -quiet -no_ign_eof -nocommands >/dev/null 2>"$tmp/tls.err" \
+  || { cat -- "$tmp/tls.err" >&2; exit 1; }
+for i in $(seq 1 100); do [ -s "$tmp/sum" ] && break; sleep 0.1; done
+echo "DBREPL-SUM $(cut -c1-64 -- "$tmp/sum")" >&2`,
+      [x.opts.first, m.datadir, `${bind}:${port}`, ...x.opts.suffix],
+      `streaming a physical backup of ${pair.master.ref} from ${mhost.label} to ${pair.slave.host}:${port}`,
+      {
+        secrets: { cnf: x.opts.file, crt: mine.cert, key: mine.key, peer: theirs.cert },
+        timeoutMs: x.timeoutMs,
+        progress: (line) => {
+          meterLine(x.meter)(line);
+          const sum = /^DBREPL-SUM ([0-9a-f]{64})/.exec(line);
+          if (sum) masterSum = sum[1]!;
+        },
+      },
+    );
+    await receiver;
+  } catch (err) {
+    stop.abort();
+    await receiver.catch(() => undefined);
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+  if (!masterSum || masterSum !== slaveSum) {
+    throw new DbreplError('STEP', `the backup of ${pair.master.ref} did not arrive whole on ${shost.label} (SHA-256 sent ${masterSum || 'unknown'}, received ${slaveSum || 'unknown'})`);
+  }
 }

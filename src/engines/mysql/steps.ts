@@ -254,7 +254,7 @@ function enableSteps(pair: Pair, { m, s }: Sides<MyFacts>, stamp: string, state?
   }
   if (physical) {
     const masterLogin = login(pair.master, md, masterFiles, masterTls);
-    steps.push(...physicalSteps(pair, m, s, d, stamp, st.physical, () => st.trailer, change, renderStatement(change.sql, change.values, [3]), masterLogin.tls));
+    steps.push(...physicalSteps(pair, m, s, d, stamp, st.physical, () => st.trailer, change, renderStatement(change.sql, change.values, [3]), masterLogin.tls, service(pair.slave, d)));
   } else {
     const reset = [d.stopReplica, d.resetReplicaAll];
     steps.push({
