@@ -111,6 +111,8 @@ export interface PhysicalState {
   initWritten: boolean;
   /** The swap began: the slave may be down, its data directory moved aside. */
   swapping: boolean;
+  /** The slave had caught up on the copy and its previous data directory was being removed: nothing goes back. */
+  discarding: boolean;
 }
 
 /** The slave's admin account, replayed at its first start on the copy (init_file), as the file's login needs it. */
@@ -287,6 +289,7 @@ mv -T -- "$stage" "$dd"`,
         text: `stop it, put ${old} back as ${s.datadir}, start it`,
         run: async (session) => {
           if (!st.swapping) return '';
+          if (st.discarding) return `${pair.slave.ref} had caught up on the copy and its previous data directory ${old} was being removed: it stays on the copy`;
           const host = await slaveHost(session);
           const parent = await ownerOf(host, `${s.datadir}/..`);
           if (!(await serverDown(host, s))) await stop(host);
@@ -331,8 +334,13 @@ echo moved`,
   ];
 }
 
-/** After the slave caught up: the old data directory goes (its databases are in the kept dump, if it had any). */
-export function discardOldStep(pair: Pair, s: MyFacts, stamp: string, kept: string | null): Step {
+/**
+ * After the slave caught up: the old data directory goes (its databases are in the kept dump,
+ * if it had any). From here nothing is rolled back (the journal says so before the removal
+ * begins): a half-removed directory must never be moved back. A removal that fails is said,
+ * not a failure of the enable.
+ */
+export function discardOldStep(pair: Pair, s: MyFacts, stamp: string, kept: string | null, st: PhysicalState): Step {
   const { old } = physicalPaths(s.datadir, stamp);
   return {
     id: 'discard-old',
@@ -340,9 +348,15 @@ export function discardOldStep(pair: Pair, s: MyFacts, stamp: string, kept: stri
     title: 'remove its previous data directory',
     text: `slave host: remove ${old}${kept ? ` (its databases are in ${kept})` : ' (it held no database of its own)'}`,
     run: async (session) => {
-      const host = await session.hosts.forServer(pair.slave);
-      const parent = await ownerOf(host, `${s.datadir}/..`);
-      await runScript(host, '[ -L "$1" ] && { echo "$1 is a link" >&2; exit 1; }; rm -rf -- "$1"', [old], `removing ${old}`, { as: parent.uid === 0 ? undefined : parent });
+      st.discarding = true;
+      await session.checkpoint?.();
+      try {
+        const host = await session.hosts.forServer(pair.slave);
+        const parent = await ownerOf(host, `${s.datadir}/..`);
+        await runScript(host, '[ -L "$1" ] && { echo "$1 is a link" >&2; exit 1; }; rm -rf -- "$1"', [old], `removing ${old}`, { as: parent.uid === 0 ? undefined : parent });
+      } catch (err) {
+        session.log.warn(`${pair.name}: the slave replicates, but its previous data directory ${old} could not be removed (${messageOf(err)}); remove it by hand`);
+      }
     },
   };
 }

@@ -106,7 +106,7 @@ function enableSteps(pair: Pair, { m, s }: Sides<MyFacts>, stamp: string, state?
     emptied: false,
     ownBytes: 0,
     tlsCreated: [] as string[],
-    physical: { stageMade: false, gtid: '', optionsBeforeInit: undefined, initWritten: false, swapping: false } as PhysicalState,
+    physical: { stageMade: false, gtid: '', optionsBeforeInit: undefined, initWritten: false, swapping: false, discarding: false } as PhysicalState,
   });
   const slaveHost = (session: Session): Promise<Host> => session.hosts.forServer(pair.slave);
   const slaveSql = <T>(session: Session, fn: (sql: Sql) => Promise<T>): Promise<T> => withClient(session, pair.slave, fn);
@@ -217,6 +217,8 @@ function enableSteps(pair: Pair, { m, s }: Sides<MyFacts>, stamp: string, state?
       text: 'put server_id, read_only and the option file back as they were',
       run: async (session) => {
         if (!st.settingsTouched) return '';
+        // A physical copy that had caught up is kept (its old data directory was going): its settings stay too.
+        if (st.physical.discarding) return '';
         const failed: string[] = [];
         // Each part on its own: one failing must not keep the others from running.
         await slaveSql(session, async (sql) => {
@@ -340,7 +342,7 @@ function enableSteps(pair: Pair, { m, s }: Sides<MyFacts>, stamp: string, state?
       run: async (session) => removeTlsFiles(await slaveHost(session), tlsFileList(slaveFiles)),
     });
   }
-  if (physical) steps.push(discardOldStep(pair, s, stamp, dumpOwn ? preserved : null));
+  if (physical) steps.push(discardOldStep(pair, s, stamp, dumpOwn ? preserved : null, st.physical));
   const warnings: string[] = [];
   let disruption = physical
     ? 'slave is rebuilt: a physical copy of the master is prepared next to it while it serves, then it restarts onto it (a short outage of the slave); master keeps serving'
