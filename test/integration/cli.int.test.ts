@@ -82,6 +82,8 @@ beforeAll(async () => {
   await myMain.query(`INSERT INTO shop.big SELECT seq, REPEAT(MD5(seq), 16) FROM mysql.seq_1_to_20000`);
   await cache.call('EVAL', "for i=1,20000 do redis.call('SET', 'key:' .. i, string.rep('x', 256)) end", 0);
   await reportsCache.call('SET', 'reports-own', 'kept in the copy');
+  // A database of its own: the MariaDB slave's data is dumped (and kept) before the copy replaces it.
+  await myReports.query('CREATE DATABASE reports_own');
   config();
 });
 
