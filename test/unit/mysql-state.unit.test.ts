@@ -152,7 +152,7 @@ describe('gtidsCover', () => {
 });
 
 describe('copyChoice: physical (mariabackup) where both hosts can, else the dump, saying why', () => {
-  const host = (over: Partial<CopyHost> = {}): CopyHost => ({ error: null, label: 'db-host', bootId: 'b1', netns: 'n1', mariabackup: '10.11', mbstream: true, openssl: true, datadirMountPoint: false, ...over });
+  const host = (over: Partial<CopyHost> = {}): CopyHost => ({ error: null, label: 'db-host', bootId: 'b1', netns: 'n1', mariabackup: '10.11', mbstream: true, openssl: true, datadirMountPoint: false, outside: [], ...over });
   const withService = pair(M, { ...S, service: { stop: 'systemctl stop mariadb@replica', start: 'systemctl start mariadb@replica' } });
   const why = (p: typeof P, m: Partial<MyFacts>, s: Partial<MyFacts>): string => {
     const c = copyChoice(p, facts({ copyHost: host(), ...m }), facts({ copyHost: host(), ...s }));
@@ -171,6 +171,7 @@ describe('copyChoice: physical (mariabackup) where both hosts can, else the dump
     expect(why(withService, { copyHost: host({ mariabackup: '10.6' }) }, {})).toMatch(/has mariabackup 10.6/);
     expect(why(withService, {}, { copyHost: host({ mbstream: false }) })).toMatch(/lacks mbstream and mariabackup 10.11/);
     expect(why(withService, {}, { copyHost: host({ datadirMountPoint: true }) })).toMatch(/is a mount point/);
+    expect(why(withService, {}, { copyHost: host({ outside: ['log_bin_basename = /var/log/mysql/mariadb-bin'] }) })).toMatch(/keeps files outside its data directory \(log_bin_basename = \/var\/log\/mysql\/mariadb-bin\)/);
     expect(why(withService, {}, { copyHost: host({ label: 'ssh deploy@db2:22', bootId: 'b2' }) })).toBe('physical');
     expect(why(withService, {}, { copyHost: host({ label: 'ssh deploy@db2:22', bootId: 'b2', openssl: false }) })).toMatch(/on different hosts and ssh deploy@db2:22 has no openssl/);
     expect(why(withService, { copyHost: host({ netns: 'n2', openssl: false }) }, {})).toMatch(/on different hosts and db-host has no openssl/);

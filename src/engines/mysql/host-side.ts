@@ -101,8 +101,9 @@ export async function restoreFromFile(host: Host, d: Dialect, slave: Login, file
 
 /** The client programs the copy needs are on the slave's host. */
 export async function checkPrograms(host: Host, programs: string[]): Promise<void> {
-  const missing: string[] = [];
-  for (const p of programs) if ((await host.run(['/bin/sh', '-c', 'command -v "$1" >/dev/null', 'sh', p])).code !== 0) missing.push(p);
+  // One command for all of them.
+  const r = await host.run(['/bin/sh', '-c', 'for p in "$@"; do command -v "$p" >/dev/null 2>&1 || printf "%s\n" "$p"; done', 'sh', ...programs]);
+  const missing = r.stdout.split('\n').filter(Boolean);
   if (missing.length > 0) throw new DbreplError('STEP', `${missing.join(', ')} not found on ${host.label}; install the ${missing.length > 1 ? 'clients' : 'client'} there`);
 }
 

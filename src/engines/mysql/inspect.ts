@@ -54,6 +54,8 @@ export interface CopyHost {
   openssl: boolean;
   /** The data directory is a mount point: it cannot be swapped by a rename. */
   datadirMountPoint: boolean;
+  /** Settings that put the server's files outside its data directory (`name = value`). */
+  outside: string[];
 }
 
 /** Read-only facts about one MySQL/MariaDB server. Nothing here holds a password. */

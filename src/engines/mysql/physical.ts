@@ -34,7 +34,7 @@ export async function inspectWithHost(server: Server, session: Session): Promise
 }
 
 async function probeCopyHost(server: Server, facts: MyFacts, session: Session): Promise<CopyHost> {
-  const none: CopyHost = { error: null, label: '', bootId: '', netns: '', mariabackup: null, mbstream: false, openssl: false, datadirMountPoint: false };
+  const none: CopyHost = { error: null, label: '', bootId: '', netns: '', mariabackup: null, mbstream: false, openssl: false, datadirMountPoint: false, outside: [] };
   try {
     const host = await session.hosts.forServer(server);
     await verifyHost(host, server, facts);
@@ -56,6 +56,7 @@ command -v mariabackup >/dev/null 2>&1 && mariabackup --version 2>&1 | head -n 1
     const version = /based on MariaDB server (\d+)\.(\d+)/.exec(out);
     return {
       ...none,
+      outside: await filesOutsideDatadir(server, facts, session),
       label: host.label,
       bootId: hf.bootId,
       netns: hf.netns,
@@ -71,6 +72,26 @@ command -v mariabackup >/dev/null 2>&1 && mariabackup --version 2>&1 | head -n 1
 
 /** Master and slave on one host (one machine, one network namespace, one login): the stream is one pipeline there. */
 export const oneHost = (a: CopyHost, b: CopyHost): boolean => a.label === b.label && a.bootId === b.bootId && a.netns === b.netns;
+
+/**
+ * Files the server keeps outside its data directory (redo and undo logs, system tablespace,
+ * binary and relay logs, Aria's log): a swap of the data directory would leave them behind,
+ * and the copy would start against them.
+ */
+async function filesOutsideDatadir(server: Server, facts: MyFacts, session: Session): Promise<string[]> {
+  const names = ['innodb_log_group_home_dir', 'innodb_data_home_dir', 'innodb_undo_directory', 'log_bin_basename', 'relay_log_basename', 'aria_log_dir_path'];
+  const rows = await withClient(session, server, (sql) => sql.query(`SHOW GLOBAL VARIABLES WHERE Variable_name IN (${names.map(() => '?').join(', ')})`, names));
+  const dd = facts.datadir.replace(/\/+$/, '');
+  const out: string[] = [];
+  for (const r of rows) {
+    const name = String(r.Variable_name ?? r.variable_name);
+    const value = String(r.Value ?? r.value ?? '').trim();
+    if (!value || value === '.' || value === './') continue;
+    const abs = value.startsWith('/') ? value.replace(/\/+$/, '') : `${dd}/${value.replace(/^\.\//, '')}`.replace(/\/+$/, '');
+    if (abs !== dd && !abs.startsWith(`${dd}/`)) out.push(`${name} = ${value}`);
+  }
+  return out;
+}
 
 export type CopyChoice = { method: 'physical' } | { method: 'logical'; why: string };
 
@@ -90,6 +111,7 @@ export function copyChoice(pair: Pair, m: MyFacts, s: MyFacts): CopyChoice {
   if (sh.mariabackup !== mm || !sh.mbstream) {
     return logical(`${sh.label} (${pair.slave.ref}) lacks ${sh.mbstream ? '' : 'mbstream and '}mariabackup ${mm} for unpacking and preparing the copy (install mariadb-backup ${mm} there)`);
   }
+  if (sh.outside.length > 0) return logical(`${pair.slave.ref} keeps files outside its data directory (${sh.outside.join(', ')}): a swap of the data directory would leave them behind`);
   if (sh.datadirMountPoint) return logical(`${s.datadir} is a mount point: the slave's data directory cannot be swapped for the copy by a rename`);
   if (!oneHost(mh, sh) && replicationTls(pair.master) !== 'none') {
     return logical(`${pair.master.ref} and ${pair.slave.ref} are on different hosts and ${pair.master.ref} has tls: its CA and client files are written on the slave's host only, where mariabackup does not run`);
@@ -105,10 +127,14 @@ export function copyChoice(pair: Pair, m: MyFacts, s: MyFacts): CopyChoice {
 
 export interface PhysicalState {
   stageMade: boolean;
+  /** The master's data size at the copy (bounds the prepare too). */
+  bytes: number;
   /** The backup's GTID position (mariabackup's xtrabackup_binlog_info). */
   gtid: string;
   optionsBeforeInit: string | null | undefined;
   initWritten: boolean;
+  /** The inode of the slave's data directory before the swap (proves `.old` is the one this run moved). */
+  inode: string;
   /** The swap began: the slave may be down, its data directory moved aside. */
   swapping: boolean;
   /** The slave had caught up on the copy and its previous data directory was being removed: nothing goes back. */
@@ -131,7 +157,9 @@ const ownerOf = async (host: Host, path: string): Promise<RunAs> => {
 function backupOptions(defaultsArgs: string[], master: Server, tls: string[]): { file: string; first: 'defaults-file' | 'defaults-extra-file'; suffix: string[] } {
   const arg = (name: string): string | undefined => defaultsArgs.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
   const includes = [arg('defaults-file'), arg('defaults-extra-file')].filter((f): f is string => !!f).map((f) => `!include ${f}\n`);
-  const login = clientOptions(master, master.user ?? 'root', master.password ?? '', tls).replace('[client]', '[mariabackup]').replace(/^protocol=.*\n/m, '');
+  // Over TCP, never a socket: `localhost` would take the default socket, which on a shared host may be another server's.
+  const at = /^localhost$/i.test(master.host) ? { host: '127.0.0.1', port: master.port } : master;
+  const login = clientOptions(at, master.user ?? 'root', master.password ?? '', tls).replace('[client]', '[mariabackup]').replace(/^protocol=.*\n/m, '');
   const own = defaultsArgs.includes('--no-defaults') || arg('defaults-file');
   return { file: `${includes.join('')}${login}`, first: own ? 'defaults-file' : 'defaults-extra-file', suffix: defaultsArgs.filter((a) => a.startsWith('--defaults-group-suffix=')) };
 }
@@ -185,6 +213,8 @@ export function physicalSteps(
         const mhost = await session.hosts.forServer(pair.master);
         const host = await slaveHost(session);
         await verifyHost(mhost, pair.master, m);
+        // The stage and the unpacking happen on the slave's machine: proven before anything is made there.
+        await verifyHost(host, pair.slave, s);
         const proc = await serverProcess(mhost, pair.master, m);
         const opts = backupOptions(proc.defaultsArgs, pair.master, masterTlsLines);
         const owner = await ownerOf(host, s.datadir);
@@ -195,6 +225,7 @@ export function physicalSteps(
         await runChecked(host, ['mkdir', '-m', '700', '--', stage], `creating ${stage}`, { as: parent.uid === 0 ? undefined : parent });
         await runChecked(host, ['chown', '-h', '--', `${owner.uid}:${owner.gid}`, stage], `chown ${stage}`);
         const bytes = await withClient(session, pair.master, async (sql) => Number((await sql.query('SELECT COALESCE(SUM(data_length + index_length), 0) AS b FROM information_schema.TABLES'))[0]!.b));
+        st.bytes = bytes;
         const meter = new CopyProgress(`${pair.name}: copy`, (l) => session.log.info(l), { total: bytes, estimated: true, everyMs: session.progressEveryMs });
         const stream = { stage, owner, opts, bytes, meter, timeoutMs: copyTimeoutMs(bytes, pair.copyTimeoutSeconds) };
         if (together) await streamOnOneHost(host, pair, m, stream);
@@ -222,7 +253,7 @@ export function physicalSteps(
         const owner = await ownerOf(host, s.datadir);
         await runChecked(host, ['mariabackup', `--defaults-file=${stage}/backup-my.cnf`, '--prepare', `--target-dir=${stage}`], `preparing ${stage}`, {
           as: owner,
-          timeoutMs: copyTimeoutMs(0, pair.copyTimeoutSeconds),
+          timeoutMs: copyTimeoutMs(st.bytes, pair.copyTimeoutSeconds),
         });
         const info = (await readFile(host, `${stage}/xtrabackup_binlog_info`, owner))?.trim() ?? '';
         const gtid = info.split(/\s+/)[2] ?? '';
@@ -265,10 +296,23 @@ export function physicalSteps(
       run: async (session) => {
         const host = await slaveHost(session);
         await verifyHost(host, pair.slave, s);
+        const parent = await ownerOf(host, `${s.datadir}/..`);
+        // Everything the move needs is checked while the slave still serves; the data directory's
+        // inode is journalled, so an undo moves back only the directory this run moved aside.
+        const inode = await runScript(
+          host,
+          `dd=$1; old=$2; stage=$3
+for p in "$dd" "$stage"; do [ -d "$p" ] && [ ! -L "$p" ] || { echo "$p is not a directory" >&2; exit 1; }; done
+[ ! -e "$old" ] && [ ! -L "$old" ] || { echo "$old already exists" >&2; exit 1; }
+stat -c %i -- "$dd"`,
+          [s.datadir, old, stage],
+          `checking ${s.datadir} before the swap`,
+          { as: parent.uid === 0 ? undefined : parent },
+        );
+        st.inode = inode.trim();
         st.swapping = true;
         await session.checkpoint?.();
         await stop(host);
-        const parent = await ownerOf(host, `${s.datadir}/..`);
         // Only a stopped server's directory moves; files of its own the backup does not carry
         // (certificates, Debian's flag file) go with it.
         await runScript(
@@ -292,15 +336,18 @@ mv -T -- "$stage" "$dd"`,
           if (st.discarding) return `${pair.slave.ref} had caught up on the copy and its previous data directory ${old} was being removed: it stays on the copy`;
           const host = await slaveHost(session);
           const parent = await ownerOf(host, `${s.datadir}/..`);
-          if (!(await serverDown(host, s))) await stop(host);
+          // A server still starting may have no pid file yet: one that answers is running too.
+          const answers = await withClient(session, pair.slave, async () => true).catch(() => false);
+          if (!(await serverDown(host, s)) || answers) await stop(host);
           const moved = await runScript(
             host,
-            `dd=$1; old=$2; stage=$3
+            `dd=$1; old=$2; stage=$3; ino=$4
 [ -d "$old" ] && [ ! -L "$old" ] || exit 0
+[ "$(stat -c %i -- "$old")" = "$ino" ] || { echo "$old is not the data directory this run moved aside (inode $ino); nothing was moved back" >&2; exit 1; }
 if [ -e "$dd" ]; then [ ! -e "$stage" ] || { echo "$stage exists" >&2; exit 1; }; mv -T -- "$dd" "$stage"; fi
 mv -T -- "$old" "$dd"
 echo moved`,
-            [s.datadir, old, stage],
+            [s.datadir, old, stage, st.inode],
             `putting ${old} back`,
             { as: parent.uid === 0 ? undefined : parent },
           );

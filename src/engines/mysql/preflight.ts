@@ -47,27 +47,31 @@ export async function preflight(pair: Pair, { m, s }: Sides<MyFacts>, planned: {
   if (s.dumpClients.length > 0) {
     error(`${pair.slave.ref} is serving ${s.dumpClients.length} replica connection(s) of its own (${s.dumpClients.join(', ')}); refusing to overwrite a master — fix the file or stop those replicas first`);
   }
+  // The checks are independent: they run at once (the binary log rate is sampled meanwhile).
+  const retention = binlogRetention(session, pair, m, md);
+  const checks: Array<Promise<Finding[]>> = [];
   if (md.version.flavour === 'mysql') {
     // mysqldump --source-data takes FLUSH TABLES WITH READ LOCK: behind a long query it would
     // hold off every write on the master until that query ends.
-    out.push(...(await finding('error', () => noLongQueries(session, pair))));
+    checks.push(finding('error', () => noLongQueries(session, pair)));
   }
   // Put back after the copy: it must be readable now, not after the slave was emptied.
-  out.push(...(await finding('error', () => withClient(session, pair.slave, (sql) => adminAccount(sql, d)))));
+  checks.push(finding('error', () => withClient(session, pair.slave, (sql) => adminAccount(sql, d))));
   if (slaveHost) {
     // The kept dump, the copy and the option file belong on the slave's own machine.
-    out.push(...(await finding('error', () => verifyHost(slaveHost, pair.slave, s))));
-    out.push(...(await finding('error', () => checkPrograms(slaveHost, [d.dumpProgram, d.clientProgram, md.dumpProgram, 'gzip', 'dd']))));
-    if (d.needsOptionsFile) out.push(...(await finding('error', () => checkOptionsFile(slaveHost, pair.slave, s))));
-    out.push(...(await finding('error', async () => checkFreeSpace(slaveHost, s.datadir, await dataBytes(session, pair.master), pair.master.ref))));
+    checks.push(finding('error', () => verifyHost(slaveHost, pair.slave, s)));
+    checks.push(finding('error', () => checkPrograms(slaveHost, [d.dumpProgram, d.clientProgram, md.dumpProgram, 'gzip', 'dd'])));
+    if (d.needsOptionsFile) checks.push(finding('error', () => checkOptionsFile(slaveHost, pair.slave, s)));
+    checks.push(finding('error', async () => checkFreeSpace(slaveHost, s.datadir, await dataBytes(session, pair.master), pair.master.ref)));
   }
   const choice = copyChoice(pair, m, s);
   if (choice.method === 'logical' && pair.copy === 'physical') error(`${pair.name} says copy: physical, but ${choice.why}`);
   if (choice.method === 'physical' && slaveHost) {
-    out.push(...(await finding('error', () => checkPrograms(slaveHost, ['mariabackup', 'mbstream', 'setpriv']))));
+    checks.push(finding('error', () => checkPrograms(slaveHost, ['mariabackup', 'mbstream', 'setpriv'])));
     const masterHost = await hostOrError(session, pair.master, error);
-    if (masterHost) out.push(...(await finding('error', () => checkHostCanWork(masterHost, pair.master))));
+    if (masterHost) checks.push(finding('error', () => checkHostCanWork(masterHost, pair.master)));
   }
+  for (const f of await Promise.all(checks)) out.push(...f);
   if (mariadb && !m.logBin) {
     const masterHost = await hostOrError(session, pair.master, error);
     if (masterHost) {
@@ -79,7 +83,7 @@ export async function preflight(pair: Pair, { m, s }: Sides<MyFacts>, planned: {
       }
     }
   }
-  out.push(...(await binlogRetention(session, pair, m, md)));
+  out.push(...(await retention));
   return out;
 }
 
@@ -90,7 +94,8 @@ export async function preflight(pair: Pair, { m, s }: Sides<MyFacts>, planned: {
  * what is written meanwhile. Warnings only: durations and rates are estimates.
  */
 async function binlogRetention(session: Session, pair: Pair, m: MyFacts, md: Dialect): Promise<Finding[]> {
-  if (!m.logBin) return [];
+  // Apply's second run of the checks: the plan showed these warnings already.
+  if (!m.logBin || session.recheck) return [];
   try {
     const copySeconds = copySecondsEstimate(await dataBytes(session, pair.master));
     const { vars, rate } = await withClient(session, pair.master, async (sql) => {

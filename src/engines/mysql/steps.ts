@@ -106,7 +106,7 @@ function enableSteps(pair: Pair, { m, s }: Sides<MyFacts>, stamp: string, state?
     emptied: false,
     ownBytes: 0,
     tlsCreated: [] as string[],
-    physical: { stageMade: false, gtid: '', optionsBeforeInit: undefined, initWritten: false, swapping: false, discarding: false } as PhysicalState,
+    physical: { stageMade: false, bytes: 0, gtid: '', optionsBeforeInit: undefined, initWritten: false, inode: '', swapping: false, discarding: false } as PhysicalState,
   });
   const slaveHost = (session: Session): Promise<Host> => session.hosts.forServer(pair.slave);
   const slaveSql = <T>(session: Session, fn: (sql: Sql) => Promise<T>): Promise<T> => withClient(session, pair.slave, fn);
@@ -169,6 +169,8 @@ function enableSteps(pair: Pair, { m, s }: Sides<MyFacts>, stamp: string, state?
       undo: {
         text: 'remove the TLS files this run wrote',
         run: async (session) => {
+          // A physical copy that had caught up is kept, and its replication channel uses these files.
+          if (st.physical.discarding) return '';
           await removeTlsFiles(await slaveHost(session), st.tlsCreated);
           return '';
         },
