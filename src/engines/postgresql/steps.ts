@@ -54,7 +54,6 @@ function enableSteps(pair: Pair, { m, s }: Sides<PgFacts>, stamp: string, state?
     await runChecked(host, serviceArgv(service(pair.slave).stop), `stop command of ${pair.slave.ref}`, { timeoutMs: SERVICE_TIMEOUT_MS });
     await pollUntil(`${pair.slave.ref} to stop (postmaster.pid gone)`, STOP_TIMEOUT_MS, async () =>
       (await pathExists(host, `${dataDir}/postmaster.pid`)) ? undefined : true,
-      POLL_MS,
     );
   };
   const startSlave = async (session: Session): Promise<void> => {
@@ -153,7 +152,7 @@ function enableSteps(pair: Pair, { m, s }: Sides<PgFacts>, stamp: string, state?
         pollUntil(`slot ${slot} on ${pair.master.ref} to be released by the stopped slave`, 60_000, async () => {
           const { rows } = await sql.query<{ active: boolean }>('SELECT active FROM pg_replication_slots WHERE slot_name = $1', [slot]);
           return rows[0]?.active ? undefined : true;
-        }, POLL_MS),
+        }),
       );
     },
   });
@@ -293,7 +292,6 @@ async function waitStreaming(session: Session, pair: Pair, slot: string): Promis
       const f = await readFacts(sql);
       return f.inRecovery && f.receiver?.status === 'streaming' ? true : undefined;
     }),
-    POLL_MS,
   );
   await pollUntil(`${pair.master.ref} to report the slave as streaming`, 60_000, () =>
     withClient(session, pair.master, async (sql) => {
@@ -304,12 +302,8 @@ async function waitStreaming(session: Session, pair: Pair, slot: string): Promis
       );
       return rows[0]!.n > 0 ? true : undefined;
     }),
-    POLL_MS,
   );
 }
-
-/** The waits of a rebuild (the slave stopped, the slot free, streaming) each take a fraction of a second: polled every 50 ms, not 250. */
-const POLL_MS = 50;
 
 /** Disable: catch up, promote, forget the master, drop the slot the slave used. */
 function disableSteps(pair: Pair, { m, s }: Sides<PgFacts>, state?: Record<string, unknown>): ActionPlan {
