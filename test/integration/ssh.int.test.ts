@@ -203,8 +203,14 @@ suite('over SSH, in network namespaces', () => {
     const p = r.json().pairs[0];
     expect(p.result).toBe('failed');
     expect(p.error).toMatch(new RegExp(`step "slave: stop the server" failed: .*the SSH connection \\(ssh ${SSH_USER}@${lab.host('b').front.replace(/\./g, '\\.')}\\) was lost while the command ran`));
-    // Recoverable: the next run (the connection is opened again) converges.
+    // The stop command already running on b is not stopped by the lost session (an exec channel
+    // has no terminal to hang up): after its `sleep 3` it stops the slave that the rollback had
+    // left running. Known gap (issue 13's note): SSH host commands outlive a lost session. Wait
+    // for it, and start the slave again as its operator would.
+    await new Promise((resolve) => setTimeout(resolve, 5000));
     await eventually(async () => !fs.existsSync(path.join(pgB.dataDir, 'postmaster.pid')) || (await pgB.isReady()), 20_000, 'the interrupted stop to finish');
+    if (!(await pgB.isReady())) await pgB.start();
+    // Recoverable: the next run (the connection is opened again) converges.
     const again = await dbrepl(['apply', '--json', '-c', file], env);
     expect(again.json().pairs[0].error).toBeNull();
     expect((await dbrepl(['status', '--json', '-c', file], env)).json().pairs[0].state).toBe('replicating');
