@@ -24,7 +24,8 @@ function pairFile(name: string, master: Record<string, unknown>, slave: Record<s
       version: 1,
       defaults: { replication: { user: 'replicator', password: '${REPL_PW}' } },
       applications: { old: { servers: { db: master } }, new: { servers: { db: slave } } },
-      replications: [{ master: 'old/db', slave: 'new/db', ...pair }],
+      // The cutover is the point here, not the copy: MariaDB pairs take the quick dump of their small data.
+      replications: [{ master: 'old/db', slave: 'new/db', ...(master.engine === 'mysql' ? { copy: 'logical' } : {}), ...pair }],
     },
     `${name}.yml`,
   );

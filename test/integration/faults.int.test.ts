@@ -1,6 +1,7 @@
 /**
- * The CI part of the fault suite (`npm run faults` runs all of it): on live PostgreSQL,
- * MariaDB and Redis servers and the MongoDB replica-set simulator, the bundle SIGKILLed in the middle of a copy and re-run until
+ * The CI part of the fault suite (`npm run faults` runs all of it, Redis and the MongoDB
+ * replica-set simulator too): on live PostgreSQL and MariaDB servers, the bundle SIGKILLed in the middle of a copy (MariaDB: at
+ * the swap of its data directory and at the removal of the old one) and re-run until
  * it converges, with the master's data intact, the slave equal to it and its previous data
  * on disk; two applies at once; a disable started during a resync.
  */
@@ -14,7 +15,8 @@ const expectPass = (r: Row): void => {
 };
 
 // MongoDB: on the replica-set simulator (test/support/mongo-sim), whose nodes live in this process.
-describe.each(['postgresql', 'mysql', 'redis', 'mongodb'] as const)('%s', (engine) => {
+// CI runs the engines whose rebuild moves data directories; `npm run faults` runs all four (Redis and MongoDB too).
+describe.each(['postgresql', 'mysql'] as const)('%s', (engine) => {
   const lab = new FaultLab(engine);
   beforeAll(() => lab.start());
   afterAll(() => lab.stop());
@@ -26,7 +28,7 @@ describe.each(['postgresql', 'mysql', 'redis', 'mongodb'] as const)('%s', (engin
     // and at the removal of its previous data directory (never moved back once that began).
     const swap = steps.findIndex((s) => /^slave: .*; move .* to .*\.old and /.test(s));
     const discard = steps.findIndex((s) => /^slave host: remove .*\.old /.test(s));
-    const enable = [Math.floor(steps.length / 2), ...(engine === 'mysql' ? [swap, discard] : [])];
+    const enable = engine === 'mysql' ? [swap, discard] : [Math.floor(steps.length / 2)];
     if (engine === 'mysql') expect(Math.min(swap, discard)).toBeGreaterThan(0);
     await killScenarios(lab, { enable, disable: [99] }, (r) => rows.push(r));
     expect(rows.map((r) => r.scenario)).toHaveLength(enable.length + 2);

@@ -47,7 +47,8 @@ function config(resyncAfter?: string): void {
     },
     replications: [
       { master: 'shop/pg-main', slave: 'shop/pg-replica', ...extra },
-      { master: 'shop/db', slave: 'shop/db-replica', ...extra },
+      // Reconnection is the point here, not the copy: the quick dump of small data.
+      { master: 'shop/db', slave: 'shop/db-replica', copy: 'logical', ...extra },
       { master: 'shop/cache', slave: 'shop/cache-replica', ...extra },
     ],
   });
