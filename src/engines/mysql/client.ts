@@ -89,3 +89,11 @@ function tunnelSocket(host: string, port: number, serverHost: string): net.Socke
   (socket as net.Socket & { _host?: string })._host = serverHost;
   return socket;
 }
+
+/** The data and index bytes of every table of a server (what a copy moves, roughly). */
+export async function dataBytes(session: Session, server: Server): Promise<number> {
+  return withClient(session, server, async (sql) => {
+    const [r] = await sql.query('SELECT COALESCE(SUM(data_length + index_length), 0) AS b FROM information_schema.TABLES');
+    return Number(r!.b);
+  });
+}

@@ -1,6 +1,6 @@
 import { DbreplError, messageOf } from '../../errors';
 import { readFile, runChecked, runScript, statOwner } from '../../hosts/commands';
-import { writeFile } from '../../hosts/files';
+import { ownerOfDirectory, writeFile } from '../../hosts/files';
 import type { Host, RunAs } from '../../hosts/host';
 import { copyTimeoutMs, SERVICE_TIMEOUT_MS } from '../../hosts/limits';
 import type { Pair, Server } from '../../model';
@@ -10,7 +10,7 @@ import { CopyProgress } from '../../util/progress';
 import type { Session, Step } from '../engine';
 import { serviceArgv } from '../service';
 import { replicationTls } from '../tls';
-import { withClient } from './client';
+import { dataBytes, withClient } from './client';
 import type { Dialect } from './dialect';
 import { clientOptions, verifyHost } from './host-side';
 import { CopyHost, inspectMysql, MyFacts } from './inspect';
@@ -164,6 +164,11 @@ function backupOptions(defaultsArgs: string[], master: Server, tls: string[]): {
   return { file: `${includes.join('')}${login}`, first: own ? 'defaults-file' : 'defaults-extra-file', suffix: defaultsArgs.filter((a) => a.startsWith('--defaults-group-suffix=')) };
 }
 
+/** Removes a directory dbrepl made next to the data directory, as the owner of the directory both are in, never through a link. */
+async function removeBeside(host: Host, datadir: string, dir: string): Promise<void> {
+  await runScript(host, '[ -L "$1" ] && { echo "$1 is a link" >&2; exit 1; }; rm -rf -- "$1"', [dir], `removing ${dir}`, { as: await ownerOfDirectory(host, datadir) });
+}
+
 async function serverDown(host: Host, s: MyFacts): Promise<boolean> {
   const pid = (await readFile(host, s.pidFile))?.trim();
   if (!pid || !/^\d+$/.test(pid)) return true;
@@ -218,13 +223,13 @@ export function physicalSteps(
         const proc = await serverProcess(mhost, pair.master, m);
         const opts = backupOptions(proc.defaultsArgs, pair.master, masterTlsLines);
         const owner = await ownerOf(host, s.datadir);
-        const parent = await ownerOf(host, `${s.datadir}/..`);
+        const parent = await ownerOfDirectory(host, s.datadir);
         st.stageMade = true;
         await session.checkpoint?.();
         // Made by the owner of the directory it is in, then given to the data directory's owner (never through a link).
-        await runChecked(host, ['mkdir', '-m', '700', '--', stage], `creating ${stage}`, { as: parent.uid === 0 ? undefined : parent });
+        await runChecked(host, ['mkdir', '-m', '700', '--', stage], `creating ${stage}`, { as: parent });
         await runChecked(host, ['chown', '-h', '--', `${owner.uid}:${owner.gid}`, stage], `chown ${stage}`);
-        const bytes = await withClient(session, pair.master, async (sql) => Number((await sql.query('SELECT COALESCE(SUM(data_length + index_length), 0) AS b FROM information_schema.TABLES'))[0]!.b));
+        const bytes = await dataBytes(session, pair.master);
         st.bytes = bytes;
         const meter = new CopyProgress(`${pair.name}: copy`, (l) => session.log.info(l), { total: bytes, estimated: true, everyMs: session.progressEveryMs });
         const stream = { stage, owner, opts, bytes, meter, timeoutMs: copyTimeoutMs(bytes, pair.copyTimeoutSeconds) };
@@ -237,8 +242,7 @@ export function physicalSteps(
         run: async (session) => {
           if (!st.stageMade) return '';
           const host = await slaveHost(session);
-          const parent = await ownerOf(host, `${s.datadir}/..`);
-          await runScript(host, '[ -L "$1" ] && { echo "$1 is a link" >&2; exit 1; }; rm -rf -- "$1"', [stage], `removing ${stage}`, { as: parent.uid === 0 ? undefined : parent });
+          await removeBeside(host, s.datadir, stage);
           return '';
         },
       },
@@ -296,7 +300,7 @@ export function physicalSteps(
       run: async (session) => {
         const host = await slaveHost(session);
         await verifyHost(host, pair.slave, s);
-        const parent = await ownerOf(host, `${s.datadir}/..`);
+        const parent = await ownerOfDirectory(host, s.datadir);
         // Everything the move needs is checked while the slave still serves; the data directory's
         // inode is journalled, so an undo moves back only the directory this run moved aside.
         const inode = await runScript(
@@ -307,7 +311,7 @@ for p in "$dd" "$stage"; do [ -d "$p" ] && [ ! -L "$p" ] || { echo "$p is not a 
 stat -c %i -- "$dd"`,
           [s.datadir, old, stage],
           `checking ${s.datadir} before the swap`,
-          { as: parent.uid === 0 ? undefined : parent },
+          { as: parent },
         );
         st.inode = inode.trim();
         st.swapping = true;
@@ -325,7 +329,7 @@ mv -T -- "$dd" "$old"
 mv -T -- "$stage" "$dd"`,
           [s.datadir, old, stage],
           `swapping ${s.datadir} for the copy`,
-          { as: parent.uid === 0 ? undefined : parent },
+          { as: parent },
         );
         await start(session, host);
       },
@@ -335,7 +339,7 @@ mv -T -- "$stage" "$dd"`,
           if (!st.swapping) return '';
           if (st.discarding) return `${pair.slave.ref} had caught up on the copy and its previous data directory ${old} was being removed: it stays on the copy`;
           const host = await slaveHost(session);
-          const parent = await ownerOf(host, `${s.datadir}/..`);
+          const parent = await ownerOfDirectory(host, s.datadir);
           // A server still starting may have no pid file yet: one that answers is running too.
           const answers = await withClient(session, pair.slave, async () => true).catch(() => false);
           if (!(await serverDown(host, s)) || answers) await stop(host);
@@ -349,7 +353,7 @@ mv -T -- "$old" "$dd"
 echo moved`,
             [s.datadir, old, stage, st.inode],
             `putting ${old} back`,
-            { as: parent.uid === 0 ? undefined : parent },
+            { as: parent },
           );
           // Its own data directory has no init file: a server told to read one would not start.
           if (st.initWritten && st.optionsBeforeInit !== undefined) await restoreOptions(host, pair.slave, s, st.optionsBeforeInit);
@@ -399,8 +403,7 @@ export function discardOldStep(pair: Pair, s: MyFacts, stamp: string, kept: stri
       await session.checkpoint?.();
       try {
         const host = await session.hosts.forServer(pair.slave);
-        const parent = await ownerOf(host, `${s.datadir}/..`);
-        await runScript(host, '[ -L "$1" ] && { echo "$1 is a link" >&2; exit 1; }; rm -rf -- "$1"', [old], `removing ${old}`, { as: parent.uid === 0 ? undefined : parent });
+        await removeBeside(host, s.datadir, old);
       } catch (err) {
         session.log.warn(`${pair.name}: the slave replicates, but its previous data directory ${old} could not be removed (${messageOf(err)}); remove it by hand`);
       }

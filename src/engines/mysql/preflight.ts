@@ -7,14 +7,14 @@ import { copySecondsEstimate, during, highestRate } from '../retention';
 import type { Pair } from '../../model';
 import { checkHostCanWork, finding, Finding, hostOrError, Session, sharedMachine, Sides } from '../engine';
 import type { ActionPlan, ChangeAction } from '../engine';
-import { Sql, withClient } from './client';
+import { dataBytes, Sql, withClient } from './client';
 import { Dialect, dialectFor } from './dialect';
 import { checkPrograms, verifyHost } from './host-side';
 import { col, MyFacts } from './inspect';
 import { checkOptionsFile, optionsAsServerReads, optionsFile } from './options';
 import { blockers } from './state';
 import { replicationTls } from '../tls';
-import { adminAccount, dataBytes, service } from './steps';
+import { adminAccount, service } from './steps';
 import { copyChoice } from './physical';
 
 /**

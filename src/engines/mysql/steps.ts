@@ -9,7 +9,7 @@ import { stepState } from '../engine';
 import { oneWriterStep } from '../fence';
 import type { ActionPlan, ChangeAction, Session, Sides, Step } from '../engine';
 import { serviceArgv } from '../service';
-import { withClient, Sql } from './client';
+import { dataBytes, withClient, Sql } from './client';
 import { Dialect, dialectFor, nativePasswordHash, renderStatement } from './dialect';
 import { checkLoginFromHost, dumpToFile, Login, ownDumpArgs, restoreFromFile, streamCopy } from './host-side';
 import { forgetTlsSteps, removeTlsFiles, replicationTls, TlsFiles, tlsFileList, tlsFilesFor, writeTlsFiles } from '../tls';
@@ -54,13 +54,6 @@ async function dropUserSchemas(sql: Sql): Promise<void> {
     const schema = String(r.s);
     if (!SYSTEM_SCHEMAS.includes(schema.toLowerCase())) await sql.query(`DROP DATABASE \`${schema.replace(/`/g, '``')}\``);
   }
-}
-
-export async function dataBytes(session: Session, server: Server): Promise<number> {
-  return withClient(session, server, async (sql) => {
-    const [r] = await sql.query('SELECT COALESCE(SUM(data_length + index_length), 0) AS b FROM information_schema.TABLES');
-    return Number(r!.b);
-  });
 }
 
 /** The owner of the directory a file goes to, when that is not root: files are made by whoever owns the place. */
